@@ -1,0 +1,287 @@
+//! Log settings, with Kafka's names and defaults.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::record::TimestampType;
+
+/// `segment.bytes` default: 1 GiB.
+pub const DEFAULT_SEGMENT_BYTES: i32 = 1 << 30;
+/// `segment.ms` default: 7 days.
+pub const DEFAULT_SEGMENT_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// `segment.index.bytes` default: 10 MiB.
+pub const DEFAULT_SEGMENT_INDEX_BYTES: i32 = 10 * 1024 * 1024;
+/// `index.interval.bytes` default: 4096.
+pub const DEFAULT_INDEX_INTERVAL_BYTES: i32 = 4096;
+/// `max.message.bytes` default: 1 MiB + 12 (Kafka's 1048588).
+pub const DEFAULT_MAX_MESSAGE_BYTES: i32 = 1024 * 1024 + 12;
+/// Default size of a partition's user-space write buffer: 256 KiB.
+pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Kafka's smallest `segment.bytes` (its legacy record overhead).
+const MIN_SEGMENT_BYTES: i32 = 14;
+/// Kafka's smallest `segment.index.bytes`.
+const MIN_SEGMENT_INDEX_BYTES: i32 = 4;
+
+/// Where a log gets the current time. Tests use their own to move time by hand.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            // A clock set before 1970: report it as negative milliseconds.
+            Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// Settings of one partition log. Build one with [`LogConfig::builder`]; each setter names the
+/// Kafka key it mirrors and its default.
+///
+/// ```
+/// use topiclog::LogConfig;
+/// let config = LogConfig::builder().segment_bytes(64 << 20).build()?;
+/// assert_eq!(config.segment_bytes(), 64 << 20);
+/// assert_eq!(config.index_interval_bytes(), 4096);
+/// # Ok::<(), topiclog::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    segment_bytes: i32,
+    segment_ms: i64,
+    segment_index_bytes: i32,
+    index_interval_bytes: i32,
+    max_message_bytes: i32,
+    message_timestamp_type: TimestampType,
+    write_buffer_bytes: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            segment_ms: DEFAULT_SEGMENT_MS,
+            segment_index_bytes: DEFAULT_SEGMENT_INDEX_BYTES,
+            index_interval_bytes: DEFAULT_INDEX_INTERVAL_BYTES,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            message_timestamp_type: TimestampType::CreateTime,
+            write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl LogConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> LogConfigBuilder {
+        LogConfigBuilder {
+            config: LogConfig::default(),
+        }
+    }
+
+    /// `segment.bytes`: a segment rolls before it would grow past this size.
+    pub fn segment_bytes(&self) -> i32 {
+        self.segment_bytes
+    }
+
+    /// `segment.ms`: a segment rolls once its records span this long.
+    pub fn segment_ms(&self) -> i64 {
+        self.segment_ms
+    }
+
+    /// `segment.index.bytes`: the size each index file is preallocated to.
+    pub fn segment_index_bytes(&self) -> i32 {
+        self.segment_index_bytes
+    }
+
+    /// `index.interval.bytes`: bytes of batches between index entries.
+    pub fn index_interval_bytes(&self) -> i32 {
+        self.index_interval_bytes
+    }
+
+    /// `max.message.bytes`: the largest batch an append may write.
+    pub fn max_message_bytes(&self) -> i32 {
+        self.max_message_bytes
+    }
+
+    /// `message.timestamp.type`: CreateTime or LogAppendTime.
+    pub fn message_timestamp_type(&self) -> TimestampType {
+        self.message_timestamp_type
+    }
+
+    /// Bytes an active segment buffers in memory before writing them to its file.
+    pub fn write_buffer_bytes(&self) -> usize {
+        self.write_buffer_bytes
+    }
+
+    /// The clock used for timestamps and time-based rolls.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+}
+
+/// Builds a [`LogConfig`], validating each value in [`build`](LogConfigBuilder::build).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct LogConfigBuilder {
+    config: LogConfig,
+}
+
+impl LogConfigBuilder {
+    /// `segment.bytes`, at least 14. Default [`DEFAULT_SEGMENT_BYTES`] (1 GiB).
+    pub fn segment_bytes(mut self, bytes: i32) -> Self {
+        self.config.segment_bytes = bytes;
+        self
+    }
+
+    /// `segment.ms`, at least 1. Default [`DEFAULT_SEGMENT_MS`] (7 days).
+    pub fn segment_ms(mut self, ms: i64) -> Self {
+        self.config.segment_ms = ms;
+        self
+    }
+
+    /// `segment.index.bytes`, at least 4. Default [`DEFAULT_SEGMENT_INDEX_BYTES`] (10 MiB).
+    pub fn segment_index_bytes(mut self, bytes: i32) -> Self {
+        self.config.segment_index_bytes = bytes;
+        self
+    }
+
+    /// `index.interval.bytes`, at least 0. Default [`DEFAULT_INDEX_INTERVAL_BYTES`] (4096).
+    pub fn index_interval_bytes(mut self, bytes: i32) -> Self {
+        self.config.index_interval_bytes = bytes;
+        self
+    }
+
+    /// `max.message.bytes`, at least 0. Default [`DEFAULT_MAX_MESSAGE_BYTES`] (1048588).
+    pub fn max_message_bytes(mut self, bytes: i32) -> Self {
+        self.config.max_message_bytes = bytes;
+        self
+    }
+
+    /// `message.timestamp.type`. Default CreateTime.
+    pub fn message_timestamp_type(mut self, timestamp_type: TimestampType) -> Self {
+        self.config.message_timestamp_type = timestamp_type;
+        self
+    }
+
+    /// Bytes buffered in memory before a write to the segment file; 0 writes every append
+    /// through at once. Default [`DEFAULT_WRITE_BUFFER_BYTES`] (256 KiB). Not a Kafka setting.
+    pub fn write_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.config.write_buffer_bytes = bytes;
+        self
+    }
+
+    /// The clock for record timestamps and time-based rolls. Default [`SystemClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.config.clock = clock;
+        self
+    }
+
+    /// The config, or [`Error::InvalidConfig`] naming the first value out of range.
+    pub fn build(self) -> Result<LogConfig> {
+        let c = &self.config;
+        check(
+            "segment.bytes",
+            c.segment_bytes,
+            c.segment_bytes >= MIN_SEGMENT_BYTES,
+            "must be at least 14",
+        )?;
+        check(
+            "segment.ms",
+            c.segment_ms,
+            c.segment_ms >= 1,
+            "must be at least 1",
+        )?;
+        check(
+            "segment.index.bytes",
+            c.segment_index_bytes,
+            c.segment_index_bytes >= MIN_SEGMENT_INDEX_BYTES,
+            "must be at least 4",
+        )?;
+        check(
+            "index.interval.bytes",
+            c.index_interval_bytes,
+            c.index_interval_bytes >= 0,
+            "must not be negative",
+        )?;
+        check(
+            "max.message.bytes",
+            c.max_message_bytes,
+            c.max_message_bytes >= 0,
+            "must not be negative",
+        )?;
+        Ok(self.config)
+    }
+}
+
+fn check(key: &'static str, value: impl ToString, ok: bool, reason: &'static str) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig {
+            key,
+            value: value.to_string(),
+            reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let c = LogConfig::default();
+        assert_eq!(c.segment_bytes(), 1_073_741_824);
+        assert_eq!(c.segment_ms(), 604_800_000);
+        assert_eq!(c.segment_index_bytes(), 10_485_760);
+        assert_eq!(c.index_interval_bytes(), 4096);
+        assert_eq!(c.max_message_bytes(), 1_048_588);
+        assert_eq!(c.message_timestamp_type(), TimestampType::CreateTime);
+    }
+
+    #[test]
+    fn out_of_range_values_are_typed_errors() {
+        let cases: [(LogConfigBuilder, &str); 5] = [
+            (LogConfig::builder().segment_bytes(13), "segment.bytes"),
+            (LogConfig::builder().segment_ms(0), "segment.ms"),
+            (
+                LogConfig::builder().segment_index_bytes(3),
+                "segment.index.bytes",
+            ),
+            (
+                LogConfig::builder().index_interval_bytes(-1),
+                "index.interval.bytes",
+            ),
+            (
+                LogConfig::builder().max_message_bytes(-1),
+                "max.message.bytes",
+            ),
+        ];
+        for (builder, key) in cases {
+            match builder.build() {
+                Err(Error::InvalidConfig { key: k, .. }) => assert_eq!(k, key),
+                other => panic!("{key}: expected InvalidConfig, got {other:?}"),
+            }
+        }
+        assert!(
+            LogConfig::builder()
+                .segment_bytes(14)
+                .segment_index_bytes(4)
+                .build()
+                .is_ok()
+        );
+    }
+}

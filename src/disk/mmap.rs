@@ -1,0 +1,36 @@
+//! The one module with `unsafe`: read-only memory mappings of segment and index files.
+#![allow(unsafe_code)]
+
+use std::fs;
+use std::io;
+use std::ops::Deref;
+
+/// A read-only view of the start of a file.
+///
+/// Invariants the crate keeps so that reading a mapping cannot fault (SIGBUS): a mapping is
+/// only read below the length its file had when the bytes were read from it or written to it;
+/// topiclog never shortens a file below bytes a reader may still read (recovery cuts a file
+/// before it is mapped; a failed append cuts only bytes never published); the store's lock
+/// keeps other topiclog writers out. Truncating the files by hand while a process holds them
+/// is outside what any of this can protect.
+#[derive(Debug)]
+pub(crate) struct Mapping(memmap2::Mmap);
+
+impl Mapping {
+    pub(super) fn map_file(file: &fs::File, len: usize) -> io::Result<Mapping> {
+        // SAFETY: the mapping is read-only and private to this crate. Undefined behaviour would
+        // need the file to change under it in a way Rust's `&[u8]` cannot describe: bytes that
+        // are read are never rewritten (segments and indexes are append-only below their
+        // published length) and never cut while readable (see the type's invariants).
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(file)? };
+        Ok(Mapping(map))
+    }
+}
+
+impl Deref for Mapping {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}

@@ -1,0 +1,115 @@
+//! The real filesystem.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Disk, DiskFile, Mapping, OpenMode};
+
+/// The operating system's filesystem, with `pread`/`pwrite` and read-only mappings.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OsDisk;
+
+#[derive(Debug)]
+struct OsFile(fs::File);
+
+impl Disk for OsDisk {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn DiskFile>> {
+        let mut options = fs::OpenOptions::new();
+        match mode {
+            OpenMode::Read => options.read(true),
+            OpenMode::Write => options.read(true).write(true),
+            OpenMode::Create => options.read(true).write(true).create(true),
+        };
+        Ok(Arc::new(OsFile(options.open(path)?)))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(path)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(fs::metadata(path)?.len())
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            fs::File::open(path)?.sync_all()
+        }
+        // Windows cannot open a directory as a file; NTFS journals its entries.
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            Ok(())
+        }
+    }
+}
+
+impl DiskFile for OsFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::FileExt::read_at(&self.0, buf, pos)
+        }
+        #[cfg(windows)]
+        {
+            std::os::windows::fs::FileExt::seek_read(&self.0, buf, pos)
+        }
+    }
+
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize> {
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::FileExt::write_at(&self.0, buf, pos)
+        }
+        #[cfg(windows)]
+        {
+            std::os::windows::fs::FileExt::seek_write(&self.0, buf, pos)
+        }
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn map(&self, len: usize) -> io::Result<Option<Mapping>> {
+        if !self.can_map_past_end() && (len as u64) > self.len()? {
+            return Ok(None);
+        }
+        Mapping::map_file(&self.0, len).map(Some)
+    }
+
+    fn can_map_past_end(&self) -> bool {
+        // POSIX allows a mapping longer than the file: pages past the end are not touched. On
+        // Windows a longer mapping would grow the file.
+        cfg!(unix)
+    }
+}

@@ -1,0 +1,176 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::record::{Compression, DecodeError};
+
+/// Result with topiclog's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in topiclog. Each variant carries what a caller can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A filesystem operation failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: IoOp,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Stored data breaks the format where it must be intact.
+    #[error("corrupt data in {} at byte {position}: {kind}", path.display())]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte position of the damage in that file.
+        position: u64,
+        /// What is wrong.
+        kind: Corruption,
+    },
+    /// A batch's records are compressed with a codec this build cannot decompress. The batch
+    /// itself is valid: its framing and CRC were checked.
+    #[error("batch in {} at byte {position} is compressed with {codec}, which this build does not support", path.display())]
+    UnsupportedCompression {
+        /// The codec.
+        codec: Compression,
+        /// The segment file.
+        path: PathBuf,
+        /// Byte position of the batch in the file.
+        position: u64,
+    },
+    /// An append was larger than a limit; nothing was written.
+    #[error("record batch of {size} bytes exceeds {setting} ({limit})")]
+    RecordTooLarge {
+        /// Encoded size of the batch, or a lower bound of it.
+        size: usize,
+        /// The limit.
+        limit: usize,
+        /// The setting that sets the limit (`max.message.bytes` or `segment.bytes`).
+        setting: &'static str,
+    },
+    /// A read asked for an offset outside `[log_start, log_end]`.
+    #[error("offset {requested} is out of range: the log holds [{log_start}, {log_end})")]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        requested: i64,
+        /// The log start offset at the time.
+        log_start: i64,
+        /// The log end offset (next offset) at the time.
+        log_end: i64,
+    },
+    /// A setting has a value outside its range.
+    #[error("invalid value {value} for {key}: {reason}")]
+    InvalidConfig {
+        /// The setting's Kafka name, such as `segment.bytes`.
+        key: &'static str,
+        /// The rejected value.
+        value: String,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+    /// An argument is unusable, such as an empty batch.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    /// The partition was closed; open it again to write.
+    #[error("the partition is closed")]
+    Closed,
+}
+
+impl Error {
+    pub(crate) fn io(op: IoOp, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, position: u64, kind: Corruption) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            position,
+            kind,
+        }
+    }
+}
+
+/// What is wrong with data found corrupt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// A batch fails to decode or its CRC does not match. The error's own position is relative
+    /// to the batch; [`Error::Corrupt`] carries the position in the file.
+    #[error("{0}")]
+    Batch(DecodeError),
+    /// A batch's offsets do not follow the previous batch's or fall outside its segment.
+    #[error(
+        "batch offsets {base_offset}..={last_offset} out of order (expected at least {expected_at_least})"
+    )]
+    OffsetOutOfOrder {
+        /// The batch's base offset.
+        base_offset: i64,
+        /// The batch's last offset.
+        last_offset: i64,
+        /// The smallest base offset it could have.
+        expected_at_least: i64,
+    },
+    /// A batch's offsets cannot be expressed relative to its segment's base (more than
+    /// `i32::MAX` apart).
+    #[error("batch last offset {last_offset} overflows segment base {segment_base}")]
+    RelativeOffsetOverflow {
+        /// The segment's base offset.
+        segment_base: i64,
+        /// The batch's last offset.
+        last_offset: i64,
+    },
+    /// A metadata file (marker or checkpoint) does not parse.
+    #[error("malformed metadata: {0}")]
+    Metadata(&'static str),
+}
+
+/// The filesystem operation an [`Error::Io`] comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IoOp {
+    /// Opening or creating a file.
+    Open,
+    /// Reading.
+    Read,
+    /// Writing.
+    Write,
+    /// fsync / fdatasync.
+    Sync,
+    /// Changing a file's length.
+    SetLen,
+    /// Renaming.
+    Rename,
+    /// Removing a file.
+    Remove,
+    /// Listing or creating a directory.
+    Directory,
+    /// Mapping a file into memory.
+    Map,
+}
+
+impl fmt::Display for IoOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IoOp::Open => "open",
+            IoOp::Read => "read",
+            IoOp::Write => "write",
+            IoOp::Sync => "sync",
+            IoOp::SetLen => "set length of",
+            IoOp::Rename => "rename",
+            IoOp::Remove => "remove",
+            IoOp::Directory => "directory",
+            IoOp::Map => "map",
+        })
+    }
+}

@@ -1,0 +1,387 @@
+//! A partition: an ordered list of segments in one directory, with offsets, appends, reads,
+//! rolling, flushing and recovery.
+//!
+//! Appends are serialized by one writer lock. An append encodes its batch straight into the
+//! active segment's write buffer and publishes the new end with a release store; the buffer goes
+//! to the file with one write when it fills, on [`flush`](Partition::flush), on roll and on
+//! close. Readers read below the published end without taking the writer lock, except for bytes
+//! still in the buffer, which they copy under it.
+
+mod checkpoint;
+mod marker;
+mod reader;
+mod recovery;
+mod writer;
+
+pub use reader::{LogRecord, OwnedHeader, OwnedRecord, Reader};
+pub use recovery::{RecoveryReport, RemovedSegment, Truncation};
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::LogConfig;
+use crate::disk::{Disk, OsDisk};
+use crate::error::{Error, Result};
+use crate::record::{Record, TimestampType};
+use crate::segment::{Chunk, READ_CHUNK, Segment};
+use writer::Writer;
+
+/// The offsets an append was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AppendInfo {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+}
+
+impl AppendInfo {
+    /// All the offsets, first to last.
+    pub fn offsets(&self) -> std::ops::RangeInclusive<i64> {
+        self.base_offset..=self.last_offset
+    }
+}
+
+/// A record's offset and timestamp, as a timestamp lookup answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimestampOffset {
+    /// The record's offset.
+    pub offset: i64,
+    /// Its effective timestamp.
+    pub timestamp: i64,
+}
+
+/// State shared by a partition's handle, its writer and its readers.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    dir: PathBuf,
+    config: LogConfig,
+    disk: Arc<dyn Disk>,
+    /// Ascending by base offset; the last is the active segment.
+    segments: RwLock<Vec<Arc<Segment>>>,
+    writer: Mutex<Writer>,
+    next_offset: AtomicI64,
+    log_start_offset: AtomicI64,
+}
+
+impl Shared {
+    fn next_offset(&self) -> i64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    /// The segment that holds `offset` if any does: the last one whose base is `<= offset`.
+    fn segment_for(&self, offset: i64) -> Option<Arc<Segment>> {
+        let segments = self.segments.read();
+        let i = segments.partition_point(|s| s.base_offset() <= offset);
+        i.checked_sub(1).and_then(|i| segments.get(i)).cloned()
+    }
+
+    /// The segment after the one based at `base_offset`.
+    fn segment_after(&self, base_offset: i64) -> Option<Arc<Segment>> {
+        let segments = self.segments.read();
+        let i = segments.partition_point(|s| s.base_offset() <= base_offset);
+        segments.get(i).cloned()
+    }
+
+    fn segments(&self) -> Vec<Arc<Segment>> {
+        self.segments.read().clone()
+    }
+
+    /// Published bytes of `segment` from `pos`: from its file (mapped or read), or copied from
+    /// the write buffer under the writer lock. Empty when `pos` is at the published end.
+    fn fetch(&self, segment: &Arc<Segment>, pos: u64, min_len: usize) -> Result<Chunk> {
+        let file_size = segment.file_size();
+        if pos < file_size {
+            return segment.read_file(pos, file_size, min_len);
+        }
+        let writer = self.writer.lock();
+        let file_size = segment.file_size();
+        if pos < file_size {
+            drop(writer);
+            return segment.read_file(pos, file_size, min_len);
+        }
+        let tail = writer.tail_of(segment);
+        let from = usize::try_from(pos - file_size).unwrap_or(usize::MAX);
+        let bytes = match tail.get(from..) {
+            Some(rest) => rest[..rest.len().min(min_len.max(READ_CHUNK / 4))].to_vec(),
+            None => Vec::new(),
+        };
+        Ok(Chunk::owned(bytes, pos))
+    }
+}
+
+/// One partition log in a directory: Kafka's segment files, appended to and read from.
+///
+/// Appends take `&self` and may come from many threads; they are serialized inside. Readers
+/// run concurrently with appends and see only whole batches. The handle is `Send + Sync`; share
+/// it with an `Arc`.
+///
+/// ```
+/// use topiclog::{Partition, LogConfig, record::Record};
+///
+/// let dir = tempfile::tempdir()?;
+/// let log = Partition::open(dir.path(), LogConfig::default())?;
+/// let first = log.append(Record::keyed(b"user-1", b"signed up"))?;
+/// log.append_batch(&[Record::new(b"a"), Record::new(b"b")])?;
+///
+/// let values: Vec<Vec<u8>> = log
+///     .read(first)?
+///     .map(|r| r.map(|r| r.value().unwrap_or_default().to_vec()))
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(values, [b"signed up".to_vec(), b"a".to_vec(), b"b".to_vec()]);
+/// log.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Partition {
+    shared: Arc<Shared>,
+    recovery: RecoveryReport,
+}
+
+impl Partition {
+    /// Opens the partition in `dir`, creating the directory if it is missing, and recovers it:
+    /// after a clean [`close`](Partition::close) nothing is rescanned; otherwise every segment
+    /// not known to be flushed is scanned and a torn tail is cut (see
+    /// [`recovery`](Partition::recovery)).
+    ///
+    /// # Errors
+    /// [`Error::Io`] for filesystem failures, [`Error::Corrupt`] when data recorded as flushed
+    /// fails its checks.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Partition> {
+        Partition::open_on(Arc::new(OsDisk), dir.as_ref(), config)
+    }
+
+    pub(crate) fn open_on(disk: Arc<dyn Disk>, dir: &Path, config: LogConfig) -> Result<Partition> {
+        let opened = recovery::open(&disk, dir, &config)?;
+        let log_start = opened.segments.first().map_or(0, |s| s.base_offset());
+        let active = opened
+            .segments
+            .last()
+            .cloned()
+            .ok_or(Error::InvalidArgument("recovery produced no segment"))?;
+        let next_offset = active.next_offset();
+        let writer = Writer::new(
+            &config,
+            active,
+            opened.active,
+            opened.marker_present,
+            opened.recovery_point,
+        );
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            config,
+            disk,
+            segments: RwLock::new(opened.segments),
+            writer: Mutex::new(writer),
+            next_offset: AtomicI64::new(next_offset),
+            log_start_offset: AtomicI64::new(log_start),
+        });
+        Ok(Partition {
+            shared,
+            recovery: opened.report,
+        })
+    }
+
+    /// Appends one record and returns its offset.
+    ///
+    /// # Errors
+    /// [`Error::RecordTooLarge`] (nothing is written), [`Error::Closed`], [`Error::Io`].
+    pub fn append(&self, record: Record<'_>) -> Result<i64> {
+        self.append_batch(std::slice::from_ref(&record))
+            .map(|info| info.base_offset)
+    }
+
+    /// Appends records as one batch with contiguous offsets, all or nothing.
+    ///
+    /// Records without a timestamp take the clock's time; under LogAppendTime every record
+    /// reads back with the append time. The append is in memory and the OS cache when this
+    /// returns, not on disk: [`flush`](Partition::flush) makes it durable.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for no records; [`Error::RecordTooLarge`] when the batch
+    /// exceeds `max.message.bytes` or `segment.bytes` (nothing is written); [`Error::Closed`];
+    /// [`Error::Io`].
+    pub fn append_batch(&self, records: &[Record<'_>]) -> Result<AppendInfo> {
+        if records.is_empty() {
+            return Err(Error::InvalidArgument(
+                "an append needs at least one record",
+            ));
+        }
+        let config = &self.shared.config;
+        let max = usize::try_from(config.max_message_bytes()).unwrap_or(0);
+        // Cheap lower bound first, so a huge value is refused before it is encoded.
+        let payload = records.iter().fold(0usize, |sum, r| {
+            let headers = r
+                .headers
+                .iter()
+                .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len));
+            sum.saturating_add(r.key.map_or(0, <[u8]>::len))
+                .saturating_add(r.value.map_or(0, <[u8]>::len))
+                .saturating_add(headers.fold(0, usize::saturating_add))
+        });
+        if payload > max {
+            return Err(Error::RecordTooLarge {
+                size: payload,
+                limit: max,
+                setting: "max.message.bytes",
+            });
+        }
+        let needs_clock = config.message_timestamp_type() == TimestampType::LogAppendTime
+            || records.iter().any(|r| r.timestamp.is_none());
+        let now = if needs_clock {
+            config.clock().now_ms()
+        } else {
+            0
+        };
+        self.shared.writer.lock().append(&self.shared, records, now)
+    }
+
+    /// Reads records from offset `from` to the current end of the log, across segments.
+    ///
+    /// `from` may be any offset in `[log_start_offset, next_offset]`; an offset in a gap
+    /// starts at the next record. Control records (transaction markers) are skipped.
+    ///
+    /// # Errors
+    /// [`Error::OffsetOutOfRange`] outside that range; the reader's items report damaged data.
+    pub fn read(&self, from: i64) -> Result<Reader> {
+        self.reader(from, None)
+    }
+
+    /// Like [`read`](Partition::read), but stops before the batch that would take the bytes
+    /// read past `max_bytes`. The first batch is always returned whole, however large, so a
+    /// reader always makes progress (Kafka's fetch rule).
+    pub fn read_bounded(&self, from: i64, max_bytes: usize) -> Result<Reader> {
+        self.reader(from, Some(max_bytes as u64))
+    }
+
+    fn reader(&self, from: i64, max_bytes: Option<u64>) -> Result<Reader> {
+        let (log_start, log_end) = (self.log_start_offset(), self.next_offset());
+        if from < log_start || from > log_end {
+            return Err(Error::OffsetOutOfRange {
+                requested: from,
+                log_start,
+                log_end,
+            });
+        }
+        let segment = self
+            .shared
+            .segment_for(from)
+            .ok_or(Error::OffsetOutOfRange {
+                requested: from,
+                log_start,
+                log_end,
+            })?;
+        Reader::new(
+            Arc::clone(&self.shared),
+            segment,
+            from,
+            max_bytes,
+            i64::MIN,
+            false,
+        )
+    }
+
+    /// The first record whose timestamp is `>= timestamp`: Kafka's ListOffsets by time
+    /// (`offsetsForTimes`). `None` when no record is that late. Use
+    /// [`log_start_offset`](Partition::log_start_offset) and
+    /// [`next_offset`](Partition::next_offset) for Kafka's EARLIEST and LATEST.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
+        let log_start = self.log_start_offset();
+        let segments = self.shared.segments();
+        let Some(segment) = segments
+            .into_iter()
+            .find(|s| s.max_timestamp() >= timestamp)
+        else {
+            return Ok(None);
+        };
+        let from = segment
+            .offset_for_time_lookup(timestamp)?
+            .max(log_start)
+            .max(segment.base_offset());
+        let reader = Reader::new(
+            Arc::clone(&self.shared),
+            segment,
+            from,
+            None,
+            timestamp,
+            true,
+        )?;
+        for record in reader {
+            let record = record?;
+            if record.timestamp() >= timestamp && record.offset() >= log_start {
+                return Ok(Some(TimestampOffset {
+                    offset: record.offset(),
+                    timestamp: record.timestamp(),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first offset of the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.shared.log_start_offset()
+    }
+
+    /// The offset the next append will get (Kafka's log end offset).
+    pub fn next_offset(&self) -> i64 {
+        self.shared.next_offset()
+    }
+
+    /// Writes buffered appends to the files and fsyncs every file written since the last flush
+    /// (segment data, indexes) and the directory entries of new segments. When it returns,
+    /// every append that returned before it survives a crash or power loss.
+    pub fn flush(&self) -> Result<()> {
+        self.shared.writer.lock().flush(&self.shared)
+    }
+
+    /// Flushes, finishes the active segment's indexes, and writes the clean-shutdown marker so
+    /// the next open trusts the files without scanning them. Appends after this fail with
+    /// [`Error::Closed`]; reads still work. Closing twice is a no-op.
+    pub fn close(&self) -> Result<()> {
+        self.shared.writer.lock().close(&self.shared)
+    }
+
+    /// What opening the partition found and repaired.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The partition's settings.
+    pub fn config(&self) -> &LogConfig {
+        &self.shared.config
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.shared
+            .segments
+            .read()
+            .iter()
+            .map(|s| s.base_offset())
+            .collect()
+    }
+}
+
+impl Drop for Partition {
+    /// Without [`close`](Partition::close), buffered appends are still written to the OS (no
+    /// fsync, no marker): the next open recovers the active segment by scanning it.
+    fn drop(&mut self) {
+        let mut writer = self.shared.writer.lock();
+        if !writer.is_closed() {
+            let _ = writer.write_buffer();
+        }
+    }
+}

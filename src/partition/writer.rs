@@ -1,0 +1,422 @@
+//! The append path: encoding into the active segment's write buffer, index entries, rolling,
+//! flushing and the clean close.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::config::LogConfig;
+use crate::disk::{self, File, OpenMode};
+use crate::error::{Error, Result};
+use crate::record::{BatchParams, EncodeError, Record, encode_batch};
+use crate::segment::file_name::FileKind;
+use crate::segment::{Entry, IndexBuilder, OffsetEntry, Segment, TimeEntry};
+
+use super::marker::{self, SegmentRecord};
+use super::{AppendInfo, Shared, checkpoint};
+
+/// Leader epoch stamped on every batch, so a Kafka broker adopting the files builds a
+/// leader-epoch cache from them.
+const PARTITION_LEADER_EPOCH: i32 = 0;
+
+/// What recovery hands the writer about the active segment.
+#[derive(Debug)]
+pub(crate) struct ActiveInit {
+    pub(crate) builder: IndexBuilder,
+    pub(crate) first_batch_timestamp: Option<i64>,
+    /// Index entries already in the index files (0 when they must be rewritten).
+    pub(crate) offsets_written: usize,
+    pub(crate) times_written: usize,
+}
+
+/// The writer's state, under the partition's writer lock.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    active: Arc<Segment>,
+    /// Published bytes of the active segment not yet written to its file.
+    tail: Vec<u8>,
+    builder: IndexBuilder,
+    first_batch_timestamp: Option<i64>,
+    created_ms: i64,
+    offset_entries: usize,
+    time_entries: usize,
+    offsets_written: usize,
+    times_written: usize,
+    index_files: Option<(File, File)>,
+    /// Sealed segments not fsynced yet.
+    unsynced: Vec<Arc<Segment>>,
+    /// Directory entries created since the last directory sync.
+    dir_dirty: bool,
+    marker_present: bool,
+    prepared: bool,
+    recovery_point: i64,
+    max_offset_entries: usize,
+    max_time_entries: usize,
+    closed: bool,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        config: &LogConfig,
+        active: Arc<Segment>,
+        init: ActiveInit,
+        marker_present: bool,
+        recovery_point: i64,
+    ) -> Writer {
+        let (offset_entries, time_entries) = active
+            .with_indexes(|ix| (ix.offsets.len(), ix.times.len()))
+            .unwrap_or((0, 0));
+        active.map_for_growth(u64::try_from(config.segment_bytes()).unwrap_or(0));
+        let index_bytes = usize::try_from(config.segment_index_bytes()).unwrap_or(0);
+        Writer {
+            active,
+            tail: Vec::with_capacity(config.write_buffer_bytes().min(64 << 20)),
+            builder: init.builder,
+            first_batch_timestamp: init.first_batch_timestamp,
+            created_ms: config.clock().now_ms(),
+            offset_entries,
+            time_entries,
+            offsets_written: init.offsets_written,
+            times_written: init.times_written,
+            index_files: None,
+            unsynced: Vec::new(),
+            dir_dirty: false,
+            marker_present,
+            prepared: false,
+            recovery_point,
+            max_offset_entries: index_bytes / OffsetEntry::SIZE,
+            max_time_entries: index_bytes / TimeEntry::SIZE,
+            closed: false,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The buffered bytes of `segment` if it is the active one (empty otherwise).
+    pub(crate) fn tail_of(&self, segment: &Arc<Segment>) -> &[u8] {
+        if Arc::ptr_eq(&self.active, segment) {
+            &self.tail
+        } else {
+            &[]
+        }
+    }
+
+    /// Before the first write after open: remove the clean-shutdown marker (so a crash from
+    /// here on is seen as unclean) and give the active indexes room to grow again.
+    fn prepare(&mut self, shared: &Shared) -> Result<()> {
+        if self.prepared {
+            return Ok(());
+        }
+        if self.marker_present {
+            marker::remove(&*shared.disk, &shared.dir)?;
+            self.marker_present = false;
+        }
+        let config = &shared.config;
+        let (index, times) = self.index_files(shared)?;
+        let preallocate = |file: &File, written: usize, size: usize| -> Result<()> {
+            let bytes = u64::try_from(config.segment_index_bytes()).unwrap_or(0);
+            let full = bytes / size as u64 * size as u64;
+            if written == 0 {
+                file.set_len(0)?; // stale entries from before a crash: start clean
+            }
+            file.set_len(full.max((written * size) as u64))
+        };
+        preallocate(&index, self.offsets_written, OffsetEntry::SIZE)?;
+        preallocate(&times, self.times_written, TimeEntry::SIZE)?;
+        self.prepared = true;
+        Ok(())
+    }
+
+    fn index_files(&mut self, shared: &Shared) -> Result<(File, File)> {
+        if let Some(files) = &self.index_files {
+            return Ok(files.clone());
+        }
+        let disk = &*shared.disk;
+        let index = File::open(disk, self.active.path(FileKind::Index), OpenMode::Create)?;
+        let times = File::open(
+            disk,
+            self.active.path(FileKind::TimeIndex),
+            OpenMode::Create,
+        )?;
+        self.index_files = Some((index.clone(), times.clone()));
+        Ok((index, times))
+    }
+
+    pub(crate) fn append(
+        &mut self,
+        shared: &Shared,
+        records: &[Record<'_>],
+        now: i64,
+    ) -> Result<AppendInfo> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.prepare(shared)?;
+        let config = &shared.config;
+        let base_offset = shared.next_offset();
+        let params = BatchParams {
+            base_offset,
+            partition_leader_epoch: PARTITION_LEADER_EPOCH,
+            timestamp_type: config.message_timestamp_type(),
+            ..BatchParams::default()
+        };
+        let start = self.tail.len();
+        let encoded = encode_batch(&mut self.tail, &params, records, now).map_err(|e| match e {
+            EncodeError::Empty => Error::InvalidArgument("an append needs at least one record"),
+            _ => Error::RecordTooLarge {
+                size: usize::MAX,
+                limit: i32::MAX as usize,
+                setting: "max.message.bytes",
+            },
+        })?;
+        let size = encoded.size;
+        let too_large = [
+            (config.max_message_bytes(), "max.message.bytes"),
+            (config.segment_bytes(), "segment.bytes"),
+        ]
+        .into_iter()
+        .find(|(limit, _)| size > usize::try_from(*limit).unwrap_or(0));
+        if let Some((limit, setting)) = too_large {
+            self.tail.truncate(start);
+            return Err(Error::RecordTooLarge {
+                size,
+                limit: limit as usize,
+                setting,
+            });
+        }
+        if self.should_roll(
+            config,
+            size as u64,
+            encoded.max_timestamp,
+            encoded.last_offset,
+        ) {
+            let batch = self.tail.split_off(start);
+            self.roll(shared)?;
+            self.tail.extend_from_slice(&batch);
+        }
+        let start = self.tail.len() - size;
+        if self.tail.len() >= config.write_buffer_bytes() {
+            if let Err(e) = self.write_buffer() {
+                // Earlier batches stay buffered (they are published); this one never was.
+                self.tail.truncate(start);
+                return Err(e);
+            }
+        }
+        let segment = Arc::clone(&self.active);
+        let position = segment.size();
+        let last_offset = encoded.last_offset;
+        self.builder.observe(last_offset, encoded.max_timestamp);
+        if self.builder.entry_due() {
+            let base = segment.base_offset();
+            let builder = &mut self.builder;
+            let counts = segment.with_indexes_mut(|ix| {
+                builder.add_entry(ix, base, position, last_offset);
+                (ix.offsets.len(), ix.times.len())
+            })?;
+            (self.offset_entries, self.time_entries) = counts;
+        }
+        self.builder.count(size as u64);
+        self.first_batch_timestamp
+            .get_or_insert(encoded.max_timestamp);
+        segment.publish(
+            position + size as u64,
+            last_offset + 1,
+            encoded.max_timestamp,
+            last_offset,
+        );
+        shared.next_offset.store(last_offset + 1, Ordering::Release);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+        })
+    }
+
+    /// Kafka's `LogSegment.shouldRoll`: size, time, a full index, or offsets the segment cannot
+    /// express. An empty segment never rolls.
+    fn should_roll(
+        &self,
+        config: &LogConfig,
+        size: u64,
+        max_timestamp: i64,
+        last_offset: i64,
+    ) -> bool {
+        let current = self.active.size();
+        if current == 0 {
+            return false;
+        }
+        let segment_bytes = u64::try_from(config.segment_bytes()).unwrap_or(0);
+        let waited = match self.first_batch_timestamp {
+            Some(first) if first >= 0 => max_timestamp.saturating_sub(first),
+            _ => config.clock().now_ms().saturating_sub(self.created_ms),
+        };
+        current + size > segment_bytes
+            || waited > config.segment_ms()
+            || self.offset_entries >= self.max_offset_entries
+            || self.time_entries + 1 >= self.max_time_entries
+            || last_offset - self.active.base_offset() > i64::from(i32::MAX)
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    fn roll(&mut self, shared: &Shared) -> Result<()> {
+        self.write_buffer()?;
+        self.finish_indexes()?;
+        let config = &shared.config;
+        let base = self.active.next_offset();
+        let segment = Segment::create(
+            &shared.disk,
+            &shared.dir,
+            base,
+            config.segment_index_bytes(),
+            config.index_interval_bytes(),
+        )?;
+        segment.map_for_growth(u64::try_from(config.segment_bytes()).unwrap_or(0));
+        let segment = Arc::new(segment);
+        // The new segment is listed before the old one reads as sealed, so a reader that finds
+        // the old one sealed always finds its successor.
+        shared.segments.write().push(Arc::clone(&segment));
+        let old = std::mem::replace(&mut self.active, segment);
+        old.seal();
+        self.unsynced.push(old);
+        self.dir_dirty = true;
+        self.builder = IndexBuilder::new(config.index_interval_bytes(), base);
+        self.first_batch_timestamp = None;
+        self.created_ms = config.clock().now_ms();
+        (self.offset_entries, self.time_entries) = (0, 0);
+        (self.offsets_written, self.times_written) = (0, 0);
+        self.index_files = None;
+        Ok(())
+    }
+
+    /// Writes the buffered bytes to the active segment's file, then its new index entries.
+    pub(crate) fn write_buffer(&mut self) -> Result<()> {
+        if !self.tail.is_empty() {
+            let segment = &self.active;
+            let pos = segment.file_size();
+            segment.log().write_all_at(&self.tail, pos)?;
+            segment.set_file_size(pos + self.tail.len() as u64);
+            self.tail.clear();
+        }
+        self.write_index_entries(false)
+    }
+
+    /// Writes index entries not yet in the files; with `trim`, cuts the files to their entries.
+    fn write_index_entries(&mut self, trim: bool) -> Result<()> {
+        let (index, times) = match self.index_files.clone() {
+            Some(files) => files,
+            // Not prepared: nothing was appended since open, and only a trim has work to do.
+            None if !trim => return Ok(()),
+            None => {
+                let disk = self.active.disk();
+                let index = File::open(disk, self.active.path(FileKind::Index), OpenMode::Create)?;
+                let times = File::open(
+                    disk,
+                    self.active.path(FileKind::TimeIndex),
+                    OpenMode::Create,
+                )?;
+                self.index_files = Some((index.clone(), times.clone()));
+                (index, times)
+            }
+        };
+        self.write_entries_to(&index, &times, trim)
+    }
+
+    fn write_entries_to(&mut self, index: &File, times: &File, trim: bool) -> Result<()> {
+        let (ow, tw) = (self.offsets_written, self.times_written);
+        let counts = self.active.with_indexes(|ix| -> Result<(usize, usize)> {
+            let offsets = ix.offsets.as_bytes();
+            if let Some(new) = offsets
+                .get(ow * OffsetEntry::SIZE..)
+                .filter(|b| !b.is_empty())
+            {
+                index.write_all_at(new, (ow * OffsetEntry::SIZE) as u64)?;
+            }
+            let stamps = ix.times.as_bytes();
+            if let Some(new) = stamps.get(tw * TimeEntry::SIZE..).filter(|b| !b.is_empty()) {
+                times.write_all_at(new, (tw * TimeEntry::SIZE) as u64)?;
+            }
+            if trim {
+                index.set_len(offsets.len() as u64)?;
+                times.set_len(stamps.len() as u64)?;
+            }
+            Ok((ix.offsets.len(), ix.times.len()))
+        })??;
+        (self.offsets_written, self.times_written) = counts;
+        if trim {
+            self.prepared = false; // the files must grow again before the next append
+        }
+        Ok(())
+    }
+
+    /// The final time-index entry and trimmed index files (on roll and close).
+    fn finish_indexes(&mut self) -> Result<()> {
+        let base = self.active.base_offset();
+        let builder = &self.builder;
+        let counts = self.active.with_indexes_mut(|ix| {
+            builder.finish(ix, base);
+            (ix.offsets.len(), ix.times.len())
+        })?;
+        (self.offset_entries, self.time_entries) = counts;
+        self.write_index_entries(true)
+    }
+
+    pub(crate) fn flush(&mut self, shared: &Shared) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.write_buffer()?;
+        let disk = &*shared.disk;
+        for segment in &self.unsynced {
+            segment.log().sync_data()?;
+            for kind in [FileKind::Index, FileKind::TimeIndex] {
+                File::open(disk, segment.path(kind), OpenMode::Write)?.sync_data()?;
+            }
+        }
+        self.unsynced.clear();
+        self.active.log().sync_data()?;
+        if let Some((index, times)) = &self.index_files {
+            index.sync_data()?;
+            times.sync_data()?;
+        }
+        if self.dir_dirty {
+            disk::sync_dir(disk, &shared.dir)?;
+            self.dir_dirty = false;
+        }
+        // Every segment below the active one is now durable.
+        let point = self.active.base_offset();
+        if point > self.recovery_point {
+            checkpoint::write_recovery_point(disk, &shared.dir, point)?;
+            self.recovery_point = point;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn close(&mut self, shared: &Shared) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.write_buffer()?;
+        self.finish_indexes()?;
+        self.flush(shared)?;
+        if let Some((index, times)) = &self.index_files {
+            index.sync_data()?;
+            times.sync_data()?;
+        }
+        let disk = &*shared.disk;
+        let mut records = Vec::new();
+        for segment in shared.segments.read().iter() {
+            let len =
+                |kind| disk::file_len(disk, &segment.path(kind)).map(Option::unwrap_or_default);
+            records.push(SegmentRecord {
+                base_offset: segment.base_offset(),
+                index_bytes: len(FileKind::Index)?,
+                time_index_bytes: len(FileKind::TimeIndex)?,
+                state: segment.state(),
+            });
+        }
+        marker::write(disk, &shared.dir, &records)?;
+        self.marker_present = true;
+        self.closed = true;
+        Ok(())
+    }
+}

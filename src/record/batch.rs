@@ -1,0 +1,866 @@
+//! RecordBatch v2: the 61-byte header, encoding, framing, CRC-32C and record iteration.
+//!
+//! Layout (big-endian; kafka-log-format.md §2.1):
+//!
+//! | pos | size | field                 | | pos | size | field          |
+//! |-----|------|-----------------------|-|-----|------|----------------|
+//! | 0   | 8    | baseOffset            | | 27  | 8    | baseTimestamp  |
+//! | 8   | 4    | batchLength (size-12) | | 35  | 8    | maxTimestamp   |
+//! | 12  | 4    | partitionLeaderEpoch  | | 43  | 8    | producerId     |
+//! | 16  | 1    | magic (2)             | | 51  | 2    | producerEpoch  |
+//! | 17  | 4    | crc (of 21..end)      | | 53  | 4    | baseSequence   |
+//! | 21  | 2    | attributes            | | 57  | 4    | recordsCount   |
+//! | 23  | 4    | lastOffsetDelta       | | 61  | ...  | records        |
+
+use super::error::{DecodeError, DecodeErrorKind};
+use super::varint::{
+    VarintError, put_varint, put_varlong, read_varint, read_varlong, varint_len, varlong_len,
+};
+use super::{Compression, Header, Record, TimestampType};
+
+/// Bytes before a batch's `partitionLeaderEpoch`: `baseOffset` and `batchLength`.
+pub const LOG_OVERHEAD: usize = 12;
+/// Size of a v2 batch header; a batch with no records is exactly this long.
+pub const BATCH_HEADER_LEN: usize = 61;
+/// The only magic byte supported: RecordBatch v2.
+pub const MAGIC: i8 = 2;
+/// `producerId` of a batch without an idempotent producer.
+pub const NO_PRODUCER_ID: i64 = -1;
+/// `producerEpoch` of a batch without an idempotent producer.
+pub const NO_PRODUCER_EPOCH: i16 = -1;
+/// `baseSequence` of a batch without an idempotent producer.
+pub const NO_SEQUENCE: i32 = -1;
+/// `partitionLeaderEpoch` when no leader stamped the batch.
+pub const NO_PARTITION_LEADER_EPOCH: i32 = -1;
+/// A missing timestamp.
+pub const NO_TIMESTAMP: i64 = -1;
+
+const MAGIC_POS: usize = 16;
+const CRC_POS: usize = 17;
+const CRC_START: usize = 21;
+const MIN_BATCH_LENGTH: i32 = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32;
+
+const COMPRESSION_MASK: i16 = 0x07;
+const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+const TRANSACTIONAL_BIT: i16 = 0x10;
+const CONTROL_BIT: i16 = 0x20;
+const DELETE_HORIZON_BIT: i16 = 0x40;
+
+const _: () = assert!(BATCH_HEADER_LEN == 57 + 4 && CRC_START == CRC_POS + 4);
+
+/// The decoded 61-byte header of a v2 batch, field for field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BatchHeader {
+    /// Offset of the first record slot.
+    pub base_offset: i64,
+    /// Bytes after this field to the end of the batch (the batch's size minus 12).
+    pub batch_length: i32,
+    /// Leader epoch stamped by the writer; -1 for none. Not covered by the CRC.
+    pub partition_leader_epoch: i32,
+    /// Format version; always 2 here.
+    pub magic: i8,
+    /// Stored CRC-32C of bytes 21..end.
+    pub crc: u32,
+    /// Codec, timestamp type, transactional, control and delete-horizon bits.
+    pub attributes: i16,
+    /// Last offset minus base offset.
+    pub last_offset_delta: i32,
+    /// Timestamp the record deltas are relative to (the delete horizon if that bit is set).
+    pub base_timestamp: i64,
+    /// Largest record timestamp (CreateTime) or the append time (LogAppendTime).
+    pub max_timestamp: i64,
+    /// Idempotent producer id, or -1.
+    pub producer_id: i64,
+    /// Producer epoch, or -1.
+    pub producer_epoch: i16,
+    /// Sequence number of the first record, or -1.
+    pub base_sequence: i32,
+    /// Number of records in the batch.
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    /// Decodes the header at the start of `buf` and checks what the header alone can show:
+    /// the magic byte, `batchLength >= 49`, and non-negative counts. It does not check that the
+    /// whole batch is present, nor its CRC (see [`Batch::parse`] and [`Batch::verify_crc`]).
+    pub fn parse(buf: &[u8]) -> Result<Self, DecodeError> {
+        // Magic first: a header of another version has another layout.
+        if buf.len() > MAGIC_POS && buf[MAGIC_POS] as i8 != MAGIC {
+            return Err(DecodeError::new(
+                DecodeErrorKind::UnsupportedMagic(buf[MAGIC_POS] as i8),
+                MAGIC_POS,
+            ));
+        }
+        let Some(h) = buf.get(..BATCH_HEADER_LEN) else {
+            return Err(DecodeError::new(
+                DecodeErrorKind::Truncated {
+                    needed: BATCH_HEADER_LEN,
+                    available: buf.len(),
+                },
+                0,
+            ));
+        };
+        let header = BatchHeader {
+            base_offset: be_i64(h, 0),
+            batch_length: be_i32(h, 8),
+            partition_leader_epoch: be_i32(h, 12),
+            magic: h[MAGIC_POS] as i8,
+            crc: be_i32(h, CRC_POS) as u32,
+            attributes: be_i16(h, 21),
+            last_offset_delta: be_i32(h, 23),
+            base_timestamp: be_i64(h, 27),
+            max_timestamp: be_i64(h, 35),
+            producer_id: be_i64(h, 43),
+            producer_epoch: be_i16(h, 51),
+            base_sequence: be_i32(h, 53),
+            records_count: be_i32(h, 57),
+        };
+        if header.batch_length < MIN_BATCH_LENGTH {
+            return Err(DecodeError::new(
+                DecodeErrorKind::BatchLengthTooSmall(header.batch_length),
+                8,
+            ));
+        }
+        if header.last_offset_delta < 0 {
+            return Err(DecodeError::new(
+                DecodeErrorKind::NegativeLastOffsetDelta(header.last_offset_delta),
+                23,
+            ));
+        }
+        if header.records_count < 0 {
+            return Err(DecodeError::new(
+                DecodeErrorKind::NegativeRecordCount(header.records_count),
+                57,
+            ));
+        }
+        Ok(header)
+    }
+
+    /// Writes the 61 header bytes into `dst[..61]`, exactly as stored (the CRC field included).
+    ///
+    /// # Panics
+    /// If `dst` is shorter than [`BATCH_HEADER_LEN`].
+    pub fn write_to(&self, dst: &mut [u8]) {
+        let h = &mut dst[..BATCH_HEADER_LEN];
+        h[0..8].copy_from_slice(&self.base_offset.to_be_bytes());
+        h[8..12].copy_from_slice(&self.batch_length.to_be_bytes());
+        h[12..16].copy_from_slice(&self.partition_leader_epoch.to_be_bytes());
+        h[MAGIC_POS] = self.magic as u8;
+        h[17..21].copy_from_slice(&self.crc.to_be_bytes());
+        h[21..23].copy_from_slice(&self.attributes.to_be_bytes());
+        h[23..27].copy_from_slice(&self.last_offset_delta.to_be_bytes());
+        h[27..35].copy_from_slice(&self.base_timestamp.to_be_bytes());
+        h[35..43].copy_from_slice(&self.max_timestamp.to_be_bytes());
+        h[43..51].copy_from_slice(&self.producer_id.to_be_bytes());
+        h[51..53].copy_from_slice(&self.producer_epoch.to_be_bytes());
+        h[53..57].copy_from_slice(&self.base_sequence.to_be_bytes());
+        h[57..61].copy_from_slice(&self.records_count.to_be_bytes());
+    }
+
+    /// The batch's total size in bytes (`batchLength + 12`).
+    pub fn size(&self) -> usize {
+        // batch_length >= 49 once parsed; a negative value can only come from a hand-made header.
+        usize::try_from(self.batch_length).unwrap_or(0) + LOG_OVERHEAD
+    }
+
+    /// Offset of the last record slot (`baseOffset + lastOffsetDelta`).
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
+    }
+
+    /// The offset after this batch.
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset().saturating_add(1)
+    }
+
+    /// The raw codec id in attribute bits 0-2.
+    pub fn compression_id(&self) -> u8 {
+        (self.attributes & COMPRESSION_MASK) as u8
+    }
+
+    /// The codec, or `None` for an unassigned id (5-7).
+    pub fn compression(&self) -> Option<Compression> {
+        Compression::from_id(self.compression_id())
+    }
+
+    /// CreateTime or LogAppendTime (attribute bit 3).
+    pub fn timestamp_type(&self) -> TimestampType {
+        if self.attributes & TIMESTAMP_TYPE_BIT != 0 {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        }
+    }
+
+    /// Part of a transaction (attribute bit 4).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
+    /// A control batch, such as a transaction marker (attribute bit 5). Its records are never data.
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_BIT != 0
+    }
+
+    /// `baseTimestamp` holds the compaction delete horizon (attribute bit 6).
+    pub fn has_delete_horizon(&self) -> bool {
+        self.attributes & DELETE_HORIZON_BIT != 0
+    }
+}
+
+/// One complete v2 batch inside a byte slice, its header decoded.
+///
+/// Parsing checks the framing; the CRC is checked separately by [`Batch::verify_crc`], so a
+/// scan can tell a torn batch (too short) from a damaged one (bad CRC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch<'a> {
+    header: BatchHeader,
+    bytes: &'a [u8],
+}
+
+impl<'a> Batch<'a> {
+    /// The first batch in `buf`. Errors: [`DecodeErrorKind::Truncated`] when `buf` ends before
+    /// the batch does, and the header errors of [`BatchHeader::parse`].
+    pub fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        let header = BatchHeader::parse(buf)?;
+        let size = header.size();
+        let Some(bytes) = buf.get(..size) else {
+            return Err(DecodeError::new(
+                DecodeErrorKind::Truncated {
+                    needed: size,
+                    available: buf.len(),
+                },
+                0,
+            ));
+        };
+        Ok(Batch { header, bytes })
+    }
+
+    /// The decoded header.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The batch's bytes, header included.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The batch's size in bytes.
+    pub fn size(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// CRC-32C of bytes 21..end, as it should be stored.
+    pub fn compute_crc(&self) -> u32 {
+        crc32c::crc32c(&self.bytes[CRC_START..])
+    }
+
+    /// Checks the stored CRC against the bytes.
+    pub fn verify_crc(&self) -> Result<(), DecodeError> {
+        let computed = self.compute_crc();
+        if computed == self.header.crc {
+            Ok(())
+        } else {
+            Err(DecodeError::new(
+                DecodeErrorKind::CrcMismatch {
+                    stored: self.header.crc,
+                    computed,
+                },
+                CRC_POS,
+            ))
+        }
+    }
+
+    /// The batch's records, decoded lazily and borrowing from its bytes.
+    ///
+    /// A compressed batch is [`DecodeErrorKind::UnsupportedCompression`] (its framing and CRC
+    /// are still valid data); codec ids 5-7 are [`DecodeErrorKind::UnknownCompression`].
+    pub fn records(&self) -> Result<Records<'a>, DecodeError> {
+        match self.header.compression() {
+            Some(Compression::None) => {}
+            Some(codec) => {
+                return Err(DecodeError::new(
+                    DecodeErrorKind::UnsupportedCompression(codec),
+                    21,
+                ));
+            }
+            None => {
+                return Err(DecodeError::new(
+                    DecodeErrorKind::UnknownCompression(self.header.compression_id()),
+                    21,
+                ));
+            }
+        }
+        Ok(Records {
+            buf: &self.bytes[BATCH_HEADER_LEN..],
+            pos: 0,
+            read: 0,
+            header: self.header,
+            prev_delta: -1,
+            done: false,
+        })
+    }
+}
+
+/// Iterates over the batches laid end to end in a byte slice (a `.log` file's contents),
+/// checking framing but not CRCs. It stops after the first error.
+#[derive(Debug, Clone)]
+pub struct Batches<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    failed: bool,
+}
+
+impl<'a> Batches<'a> {
+    /// Batches of `buf`, from its first byte.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Batches {
+            buf,
+            pos: 0,
+            failed: false,
+        }
+    }
+
+    /// Byte position of the next batch in the slice.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+}
+
+impl<'a> Iterator for Batches<'a> {
+    type Item = Result<Batch<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.pos >= self.buf.len() {
+            return None;
+        }
+        match Batch::parse(&self.buf[self.pos..]) {
+            Ok(batch) => {
+                self.pos += batch.size();
+                Some(Ok(batch))
+            }
+            Err(mut e) => {
+                self.failed = true;
+                e.position += self.pos;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// The records of an uncompressed batch, decoded one at a time. Each item borrows from the
+/// batch's bytes. After the last declared record, leftover bytes are an error, as in Kafka.
+#[derive(Debug, Clone)]
+pub struct Records<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    read: i32,
+    header: BatchHeader,
+    prev_delta: i64,
+    done: bool,
+}
+
+/// Where a [`Records`] iteration stands, so an owner of the batch bytes can resume it later
+/// without holding a borrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordCursor {
+    pos: usize,
+    read: i32,
+    prev_delta: i64,
+    done: bool,
+}
+
+impl RecordCursor {
+    /// Before the first record.
+    pub(crate) const START: RecordCursor = RecordCursor {
+        pos: 0,
+        read: 0,
+        prev_delta: -1,
+        done: false,
+    };
+}
+
+impl<'a> Records<'a> {
+    /// Resumes iterating the records of the batch whose bytes (header included) are `batch`
+    /// and whose decoded header is `header`. The caller checked the codec with
+    /// [`Batch::records`] when it started.
+    pub(crate) fn resume(
+        batch: &'a [u8],
+        header: BatchHeader,
+        cursor: RecordCursor,
+    ) -> Records<'a> {
+        Records {
+            buf: batch.get(BATCH_HEADER_LEN..).unwrap_or(&[]),
+            pos: cursor.pos,
+            read: cursor.read,
+            header,
+            prev_delta: cursor.prev_delta,
+            done: cursor.done,
+        }
+    }
+
+    /// The current position, for [`Records::resume`].
+    pub(crate) fn cursor(&self) -> RecordCursor {
+        RecordCursor {
+            pos: self.pos,
+            read: self.read,
+            prev_delta: self.prev_delta,
+            done: self.done,
+        }
+    }
+
+    fn fail(
+        &mut self,
+        kind: DecodeErrorKind,
+        pos: usize,
+    ) -> Option<Result<RecordView<'a>, DecodeError>> {
+        self.done = true;
+        Some(Err(DecodeError::new(kind, BATCH_HEADER_LEN + pos)))
+    }
+
+    fn decode(&mut self) -> Result<RecordView<'a>, (DecodeErrorKind, usize)> {
+        let start = self.pos;
+        let mut p = start;
+        let len =
+            read_varint(self.buf, &mut p).map_err(|_| (DecodeErrorKind::InvalidVarint, start))?;
+        let body_start = p;
+        let body_len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= self.buf.len() - body_start)
+            .ok_or((DecodeErrorKind::InvalidRecordLength(len), start))?;
+        let body = &self.buf[..body_start + body_len];
+        let bad_varint = |at: usize| move |_: VarintError| (DecodeErrorKind::InvalidVarint, at);
+
+        // attributes: one byte, unused.
+        if body.len() <= p {
+            return Err((DecodeErrorKind::InvalidVarint, p));
+        }
+        p += 1;
+        let ts_delta = read_varlong(body, &mut p).map_err(bad_varint(p))?;
+        let at = p;
+        let offset_delta = read_varint(body, &mut p).map_err(bad_varint(p))?;
+        if offset_delta < 0
+            || offset_delta > self.header.last_offset_delta
+            || i64::from(offset_delta) <= self.prev_delta
+        {
+            return Err((
+                DecodeErrorKind::OffsetDeltaOutOfRange {
+                    delta: offset_delta,
+                    last_offset_delta: self.header.last_offset_delta,
+                },
+                at,
+            ));
+        }
+        let key = read_bytes(body, &mut p, true)?;
+        let value = read_bytes(body, &mut p, true)?;
+        let at = p;
+        let count = read_varint(body, &mut p).map_err(bad_varint(p))?;
+        // Each header takes at least two bytes, so a count beyond that is a lie.
+        if count < 0 || count as usize > (body.len() - p) / 2 {
+            return Err((DecodeErrorKind::InvalidHeaderCount(count), at));
+        }
+        let headers_start = p;
+        for _ in 0..count {
+            read_bytes(body, &mut p, false)?;
+            read_bytes(body, &mut p, true)?;
+        }
+        let consumed = p - body_start;
+        if consumed != body_len {
+            return Err((
+                DecodeErrorKind::RecordLengthMismatch {
+                    declared: body_len,
+                    consumed,
+                },
+                start,
+            ));
+        }
+        self.pos = p;
+        self.prev_delta = i64::from(offset_delta);
+        let timestamp = match self.header.timestamp_type() {
+            TimestampType::LogAppendTime => self.header.max_timestamp,
+            TimestampType::CreateTime => self.header.base_timestamp.wrapping_add(ts_delta),
+        };
+        Ok(RecordView {
+            offset: self
+                .header
+                .base_offset
+                .wrapping_add(i64::from(offset_delta)),
+            timestamp,
+            key,
+            value,
+            headers: Headers {
+                buf: &body[headers_start..p],
+                remaining: count as u32,
+            },
+        })
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<RecordView<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.read == self.header.records_count {
+            self.done = true;
+            let left = self.buf.len() - self.pos;
+            if left > 0 {
+                return self.fail(DecodeErrorKind::TrailingBytes(left), self.pos);
+            }
+            return None;
+        }
+        if self.pos >= self.buf.len() {
+            let kind = DecodeErrorKind::MissingRecords {
+                declared: self.header.records_count,
+                found: self.read,
+            };
+            return self.fail(kind, self.pos);
+        }
+        match self.decode() {
+            Ok(record) => {
+                self.read += 1;
+                Some(Ok(record))
+            }
+            Err((kind, pos)) => self.fail(kind, pos),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            return (0, Some(0));
+        }
+        let left = (self.header.records_count - self.read).max(0) as usize;
+        (0, Some(left + 1))
+    }
+}
+
+/// Reads a length-prefixed byte field; -1 is null where `nullable`.
+#[inline]
+fn read_bytes<'a>(
+    body: &'a [u8],
+    p: &mut usize,
+    nullable: bool,
+) -> Result<Option<&'a [u8]>, (DecodeErrorKind, usize)> {
+    let at = *p;
+    let len = read_varint(body, p).map_err(|_| (DecodeErrorKind::InvalidVarint, at))?;
+    if len == -1 && nullable {
+        return Ok(None);
+    }
+    let n = usize::try_from(len)
+        .ok()
+        .filter(|&n| n <= body.len() - *p)
+        .ok_or((DecodeErrorKind::InvalidFieldLength(len), at))?;
+    let bytes = &body[*p..*p + n];
+    *p += n;
+    Ok(Some(bytes))
+}
+
+/// A record inside a batch, borrowing its key, value and headers from the batch's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    offset: i64,
+    timestamp: i64,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: Headers<'a>,
+}
+
+impl<'a> RecordView<'a> {
+    /// The record's offset.
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    /// The effective timestamp: the record's own (CreateTime) or the batch's append time
+    /// (LogAppendTime).
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+
+    /// The key, or `None` for null.
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.key
+    }
+
+    /// The value, or `None` for null (a tombstone).
+    pub fn value(&self) -> Option<&'a [u8]> {
+        self.value
+    }
+
+    /// The headers, in order.
+    pub fn headers(&self) -> Headers<'a> {
+        self.headers
+    }
+}
+
+/// The headers of one record, in stored order (repeated keys included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Headers<'a> {
+    buf: &'a [u8],
+    remaining: u32,
+}
+
+impl<'a> Headers<'a> {
+    /// No headers.
+    pub const EMPTY: Headers<'static> = Headers {
+        buf: &[],
+        remaining: 0,
+    };
+
+    pub(crate) fn from_raw(buf: &'a [u8], count: u32) -> Self {
+        Headers {
+            buf,
+            remaining: count,
+        }
+    }
+
+    /// The number of headers left in this iterator.
+    pub fn count_remaining(&self) -> usize {
+        self.remaining as usize
+    }
+
+    /// The raw header bytes and count, as stored (for owners that re-create the view).
+    pub(crate) fn raw(&self) -> (&'a [u8], u32) {
+        (self.buf, self.remaining)
+    }
+}
+
+impl<'a> Iterator for Headers<'a> {
+    type Item = Header<'a>;
+
+    fn next(&mut self) -> Option<Header<'a>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        // The record decoder validated these bytes; a failure here can only mean a hand-built
+        // view, and ends the iteration instead of panicking.
+        let mut p = 0;
+        let key = read_bytes(self.buf, &mut p, false).ok().flatten();
+        let value = read_bytes(self.buf, &mut p, true).ok();
+        match (key, value) {
+            (Some(key), Some(value)) => {
+                self.buf = &self.buf[p..];
+                self.remaining -= 1;
+                Some(Header { key, value })
+            }
+            _ => {
+                self.remaining = 0;
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining as usize, Some(self.remaining as usize))
+    }
+}
+
+/// The header fields of a batch to encode; everything but the records and derived values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchParams {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Leader epoch to stamp (not covered by the CRC); -1 for none.
+    pub partition_leader_epoch: i32,
+    /// CreateTime or LogAppendTime.
+    pub timestamp_type: TimestampType,
+    /// Idempotent producer id, or -1.
+    pub producer_id: i64,
+    /// Producer epoch, or -1.
+    pub producer_epoch: i16,
+    /// Sequence of the first record, or -1.
+    pub base_sequence: i32,
+    /// Set the transactional bit.
+    pub transactional: bool,
+    /// Set the control bit. Only for tools and tests: a log never accepts control batches as data.
+    pub control: bool,
+}
+
+impl Default for BatchParams {
+    fn default() -> Self {
+        BatchParams {
+            base_offset: 0,
+            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+            timestamp_type: TimestampType::CreateTime,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            base_sequence: NO_SEQUENCE,
+            transactional: false,
+            control: false,
+        }
+    }
+}
+
+/// What [`encode_batch`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodedBatch {
+    /// Bytes written.
+    pub size: usize,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// The batch's `maxTimestamp`.
+    pub max_timestamp: i64,
+    /// The batch's `baseTimestamp` (its first record's timestamp).
+    pub first_timestamp: i64,
+}
+
+/// Why a batch could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// A batch needs at least one record.
+    #[error("a batch needs at least one record")]
+    Empty,
+    /// A key, value, header or record is longer than Kafka's i32 length fields allow, or the
+    /// batch holds more records than its i32 count allows.
+    #[error("a field, record or batch exceeds Kafka's 2 GiB limits")]
+    TooLarge,
+}
+
+/// Appends one uncompressed v2 batch holding `records` to `out` and returns what it wrote.
+///
+/// Records without a timestamp take `now_ms`. With [`TimestampType::LogAppendTime`] the batch's
+/// `maxTimestamp` is `now_ms` (what every record then reads as), as a broker stamps it. On error
+/// `out` is left as it was.
+pub fn encode_batch(
+    out: &mut Vec<u8>,
+    params: &BatchParams,
+    records: &[Record<'_>],
+    now_ms: i64,
+) -> Result<EncodedBatch, EncodeError> {
+    let start = out.len();
+    let result = encode_into(out, params, records, now_ms);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+fn len_i32(len: usize) -> Result<i32, EncodeError> {
+    i32::try_from(len).map_err(|_| EncodeError::TooLarge)
+}
+
+fn encode_into(
+    out: &mut Vec<u8>,
+    params: &BatchParams,
+    records: &[Record<'_>],
+    now_ms: i64,
+) -> Result<EncodedBatch, EncodeError> {
+    let Some(first) = records.first() else {
+        return Err(EncodeError::Empty);
+    };
+    let last_offset_delta = len_i32(records.len() - 1)?;
+    let start = out.len();
+    out.extend_from_slice(&[0u8; BATCH_HEADER_LEN]);
+    let base_timestamp = first.timestamp.unwrap_or(now_ms);
+    let mut max_timestamp = i64::MIN;
+    for (delta, record) in records.iter().enumerate() {
+        let timestamp = record.timestamp.unwrap_or(now_ms);
+        max_timestamp = max_timestamp.max(timestamp);
+        let ts_delta = timestamp.wrapping_sub(base_timestamp);
+        let offset_delta = delta as i32; // <= last_offset_delta, checked above
+        let key_len = record.key.map_or(Ok(-1), |k| len_i32(k.len()))?;
+        let value_len = record.value.map_or(Ok(-1), |v| len_i32(v.len()))?;
+        let header_count = len_i32(record.headers.len())?;
+        let mut body = 1
+            + varlong_len(ts_delta)
+            + varint_len(offset_delta)
+            + varint_len(key_len)
+            + record.key.map_or(0, <[u8]>::len)
+            + varint_len(value_len)
+            + record.value.map_or(0, <[u8]>::len)
+            + varint_len(header_count);
+        for header in record.headers {
+            let k = len_i32(header.key.len())?;
+            let v = header.value.map_or(Ok(-1), |v| len_i32(v.len()))?;
+            body += varint_len(k) + header.key.len() + varint_len(v);
+            body += header.value.map_or(0, <[u8]>::len);
+        }
+        put_varint(out, len_i32(body)?);
+        out.push(0);
+        put_varlong(out, ts_delta);
+        put_varint(out, offset_delta);
+        put_varint(out, key_len);
+        if let Some(key) = record.key {
+            out.extend_from_slice(key);
+        }
+        put_varint(out, value_len);
+        if let Some(value) = record.value {
+            out.extend_from_slice(value);
+        }
+        put_varint(out, header_count);
+        for header in record.headers {
+            put_varint(out, header.key.len() as i32); // checked in the size pass
+            out.extend_from_slice(header.key);
+            match header.value {
+                Some(v) => {
+                    put_varint(out, v.len() as i32);
+                    out.extend_from_slice(v);
+                }
+                None => put_varint(out, -1),
+            }
+        }
+    }
+    let size = out.len() - start;
+    let mut attributes = 0i16;
+    if params.timestamp_type == TimestampType::LogAppendTime {
+        attributes |= TIMESTAMP_TYPE_BIT;
+        max_timestamp = now_ms;
+    }
+    if params.transactional {
+        attributes |= TRANSACTIONAL_BIT;
+    }
+    if params.control {
+        attributes |= CONTROL_BIT;
+    }
+    let header = BatchHeader {
+        base_offset: params.base_offset,
+        batch_length: len_i32(size - LOG_OVERHEAD)?,
+        partition_leader_epoch: params.partition_leader_epoch,
+        magic: MAGIC,
+        crc: 0,
+        attributes,
+        last_offset_delta,
+        base_timestamp,
+        max_timestamp,
+        producer_id: params.producer_id,
+        producer_epoch: params.producer_epoch,
+        base_sequence: params.base_sequence,
+        records_count: last_offset_delta + 1,
+    };
+    let batch = &mut out[start..];
+    header.write_to(batch);
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[CRC_POS..CRC_START].copy_from_slice(&crc.to_be_bytes());
+    Ok(EncodedBatch {
+        size,
+        last_offset: params
+            .base_offset
+            .wrapping_add(i64::from(last_offset_delta)),
+        max_timestamp,
+        first_timestamp: base_timestamp,
+    })
+}
+
+#[inline]
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+
+#[inline]
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    i32::from_be_bytes(a)
+}
+
+#[inline]
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}

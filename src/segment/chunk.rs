@@ -1,0 +1,71 @@
+//! A run of a segment's bytes handed to readers: a slice of the segment's mapping, or bytes
+//! read into memory (the write buffer's, or `pread` where there is no mapping). Shared by
+//! reference count so records can borrow from it without copying.
+
+use std::sync::Arc;
+
+use crate::disk::Mapping;
+
+#[derive(Debug)]
+enum Backing {
+    Mapped(Arc<Mapping>),
+    Owned(Vec<u8>),
+}
+
+/// Bytes `[start, start + len)` of one segment's `.log`.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    backing: Backing,
+    /// Where the bytes start inside the backing.
+    skip: usize,
+    len: usize,
+    /// Segment position of the first byte.
+    start: u64,
+}
+
+impl Chunk {
+    /// Bytes `[start, start + len)` of a mapping of the whole file (`len` checked by the caller
+    /// against what the file holds).
+    pub(crate) fn mapped(map: Arc<Mapping>, start: u64, len: usize) -> Option<Chunk> {
+        let skip = usize::try_from(start).ok()?;
+        if skip.checked_add(len)? > map.len() {
+            return None;
+        }
+        Some(Chunk {
+            backing: Backing::Mapped(map),
+            skip,
+            len,
+            start,
+        })
+    }
+
+    /// Bytes read into memory, which start at segment position `start`.
+    pub(crate) fn owned(bytes: Vec<u8>, start: u64) -> Chunk {
+        let len = bytes.len();
+        Chunk {
+            backing: Backing::Owned(bytes),
+            skip: 0,
+            len,
+            start,
+        }
+    }
+
+    /// The bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        let all: &[u8] = match &self.backing {
+            Backing::Mapped(m) => m,
+            Backing::Owned(v) => v,
+        };
+        all.get(self.skip..self.skip + self.len).unwrap_or(&[])
+    }
+
+    /// Segment position of the first byte.
+    pub(crate) fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Segment position just past the last byte.
+    pub(crate) fn end(&self) -> u64 {
+        self.start + self.len as u64
+    }
+}

@@ -1,0 +1,446 @@
+//! One segment: `<base>.log` with its `.index` and `.timeindex`.
+//!
+//! A segment's bytes below its published [`size`](Segment::size) are whole, valid batches and
+//! never change; the active segment's size grows as the partition appends. Readers take what
+//! lies below the published size and nothing else.
+
+pub(crate) mod chunk;
+pub(crate) mod file_name;
+mod index;
+mod offset_index;
+mod scan;
+mod time_index;
+
+pub(crate) use chunk::Chunk;
+pub(crate) use index::{Entry, Index};
+pub(crate) use offset_index::OffsetEntry;
+pub(crate) use offset_index::validate as validate_offsets;
+pub(crate) use scan::{IndexBuilder, scan};
+pub(crate) use time_index::TimeEntry;
+pub(crate) use time_index::validate as validate_times;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::disk::{self, Disk, File, Mapping, OpenMode};
+use crate::error::Result;
+use file_name::FileKind;
+
+/// Bytes read per `pread` when a segment cannot be mapped.
+pub(crate) const READ_CHUNK: usize = 256 * 1024;
+
+/// A segment's two indexes.
+#[derive(Debug)]
+pub(crate) struct Indexes {
+    pub(crate) offsets: Index<OffsetEntry>,
+    pub(crate) times: Index<TimeEntry>,
+}
+
+/// What is known of a segment's contents without reading them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentState {
+    /// Bytes of whole batches.
+    pub(crate) size: u64,
+    /// The offset after the last batch (the base offset when empty).
+    pub(crate) next_offset: i64,
+    /// The largest batch max timestamp, or -1.
+    pub(crate) max_timestamp: i64,
+    /// The last offset of the batch that first reached it.
+    pub(crate) offset_of_max_timestamp: i64,
+}
+
+#[derive(Debug)]
+enum MapState {
+    Untried,
+    Unavailable,
+    Mapped(Arc<Mapping>),
+}
+
+/// One segment of a partition.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base_offset: i64,
+    dir: PathBuf,
+    disk: Arc<dyn Disk>,
+    log: File,
+    map: Mutex<MapState>,
+    /// Published bytes: readers may read `[0, size)`.
+    size: AtomicU64,
+    /// Bytes in the file; `[file_size, size)` still sit in the partition's write buffer.
+    file_size: AtomicU64,
+    next_offset: AtomicI64,
+    max_timestamp: AtomicI64,
+    offset_of_max_timestamp: AtomicI64,
+    sealed: AtomicBool,
+    /// `None` until first used (sealed segments load lazily).
+    indexes: RwLock<Option<Indexes>>,
+    index_interval_bytes: i32,
+}
+
+impl Segment {
+    /// Creates the files of a new, empty segment, replacing any left at that base offset.
+    /// Index files are preallocated to `segment.index.bytes`, rounded down to whole entries.
+    pub(crate) fn create(
+        disk: &Arc<dyn Disk>,
+        dir: &Path,
+        base_offset: i64,
+        segment_index_bytes: i32,
+        index_interval_bytes: i32,
+    ) -> Result<Segment> {
+        let index_bytes = u64::try_from(segment_index_bytes).unwrap_or(0);
+        for (kind, entry_size) in [
+            (FileKind::Index, OffsetEntry::SIZE),
+            (FileKind::TimeIndex, TimeEntry::SIZE),
+        ] {
+            let path = file_name::file_path(dir, base_offset, kind);
+            let file = File::open(&**disk, path, OpenMode::Create)?;
+            file.set_len(0)?;
+            file.set_len(index_bytes / entry_size as u64 * entry_size as u64)?;
+        }
+        let log_path = file_name::file_path(dir, base_offset, FileKind::Log);
+        let log = File::open(&**disk, log_path, OpenMode::Create)?;
+        log.set_len(0)?;
+        let state = SegmentState {
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+        };
+        let indexes = Indexes {
+            offsets: Index::new(),
+            times: Index::new(),
+        };
+        Ok(Segment::with_state(
+            disk,
+            log,
+            dir,
+            base_offset,
+            state,
+            Some(indexes),
+            index_interval_bytes,
+        ))
+    }
+
+    /// Opens an existing segment whose state is known (from a scan or a clean-shutdown marker).
+    pub(crate) fn open(
+        disk: &Arc<dyn Disk>,
+        dir: &Path,
+        base_offset: i64,
+        state: SegmentState,
+        indexes: Option<Indexes>,
+        index_interval_bytes: i32,
+        writable: bool,
+    ) -> Result<Segment> {
+        let mode = if writable {
+            OpenMode::Write
+        } else {
+            OpenMode::Read
+        };
+        let log = File::open(
+            &**disk,
+            file_name::file_path(dir, base_offset, FileKind::Log),
+            mode,
+        )?;
+        Ok(Segment::with_state(
+            disk,
+            log,
+            dir,
+            base_offset,
+            state,
+            indexes,
+            index_interval_bytes,
+        ))
+    }
+
+    fn with_state(
+        disk: &Arc<dyn Disk>,
+        log: File,
+        dir: &Path,
+        base_offset: i64,
+        state: SegmentState,
+        indexes: Option<Indexes>,
+        index_interval_bytes: i32,
+    ) -> Segment {
+        Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            disk: Arc::clone(disk),
+            log,
+            map: Mutex::new(MapState::Untried),
+            size: AtomicU64::new(state.size),
+            file_size: AtomicU64::new(state.size),
+            next_offset: AtomicI64::new(state.next_offset),
+            max_timestamp: AtomicI64::new(state.max_timestamp),
+            offset_of_max_timestamp: AtomicI64::new(state.offset_of_max_timestamp),
+            sealed: AtomicBool::new(false),
+            indexes: RwLock::new(indexes),
+            index_interval_bytes,
+        }
+    }
+
+    /// The segment's base offset.
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// Path of one of the segment's files.
+    pub(crate) fn path(&self, kind: FileKind) -> PathBuf {
+        file_name::file_path(&self.dir, self.base_offset, kind)
+    }
+
+    pub(crate) fn log(&self) -> &File {
+        &self.log
+    }
+
+    /// Published bytes.
+    pub(crate) fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// Bytes that have reached the file.
+    pub(crate) fn file_size(&self) -> u64 {
+        self.file_size.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_file_size(&self, size: u64) {
+        self.file_size.store(size, Ordering::Release);
+    }
+
+    /// The offset after the last published batch.
+    pub(crate) fn next_offset(&self) -> i64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    /// The segment's state as published.
+    pub(crate) fn state(&self) -> SegmentState {
+        SegmentState {
+            size: self.size(),
+            next_offset: self.next_offset(),
+            max_timestamp: self.max_timestamp.load(Ordering::Acquire),
+            offset_of_max_timestamp: self.offset_of_max_timestamp.load(Ordering::Acquire),
+        }
+    }
+
+    /// The largest timestamp in the segment, or -1.
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.max_timestamp.load(Ordering::Acquire)
+    }
+
+    /// Makes a batch visible to readers: `size` bytes in all, ending before `next_offset`.
+    pub(crate) fn publish(
+        &self,
+        size: u64,
+        next_offset: i64,
+        max_timestamp: i64,
+        offset_of_max: i64,
+    ) {
+        if max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
+            self.offset_of_max_timestamp
+                .store(offset_of_max, Ordering::Release);
+            self.max_timestamp.store(max_timestamp, Ordering::Release);
+        }
+        self.next_offset.store(next_offset, Ordering::Release);
+        self.size.store(size, Ordering::Release);
+    }
+
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+
+    /// Marks the segment as no longer written to. Its size is final.
+    pub(crate) fn seal(&self) {
+        self.sealed.store(true, Ordering::Release);
+    }
+
+    /// Maps the active segment with room to grow to `capacity` bytes, where the disk allows a
+    /// mapping past the end of a file. Reads then need no system call.
+    pub(crate) fn map_for_growth(&self, capacity: u64) {
+        if !self.log.can_map_past_end() {
+            return;
+        }
+        let len = capacity.max(self.size());
+        if let Ok(Some(map)) = self.log.map(len) {
+            *self.map.lock() = MapState::Mapped(Arc::new(map));
+        }
+    }
+
+    /// The mapping readers use, mapping a sealed segment on first use. `None`: read with pread.
+    fn mapping(&self) -> Option<Arc<Mapping>> {
+        let mut state = self.map.lock();
+        match &*state {
+            MapState::Mapped(m) => Some(Arc::clone(m)),
+            MapState::Unavailable => None,
+            MapState::Untried if !self.is_sealed() => None,
+            MapState::Untried => match self.log.map(self.size()) {
+                Ok(Some(m)) => {
+                    let m = Arc::new(m);
+                    *state = MapState::Mapped(Arc::clone(&m));
+                    Some(m)
+                }
+                // Mapping is an optimisation: without it, reads use pread.
+                _ => {
+                    *state = MapState::Unavailable;
+                    None
+                }
+            },
+        }
+    }
+
+    /// Bytes `[pos, end)` from the file (`end <= file_size`), at least `min_len` of them if the
+    /// range holds that many: the mapping's if there is one, else up to a chunk read with pread.
+    pub(crate) fn read_file(&self, pos: u64, end: u64, min_len: usize) -> Result<Chunk> {
+        let available = end.saturating_sub(pos);
+        if let Some(map) = self.mapping() {
+            if let Some(chunk) = usize::try_from(available)
+                .ok()
+                .and_then(|len| Chunk::mapped(map, pos, len))
+            {
+                return Ok(chunk);
+            }
+        }
+        let len = (READ_CHUNK.max(min_len) as u64).min(available) as usize;
+        let mut buf = vec![0u8; len];
+        let n = self.log.read_at(&mut buf, pos)?;
+        buf.truncate(n);
+        Ok(Chunk::owned(buf, pos))
+    }
+
+    /// Runs `f` on the indexes, loading them first if needed.
+    pub(crate) fn with_indexes<R>(&self, f: impl FnOnce(&Indexes) -> R) -> Result<R> {
+        {
+            let guard = self.indexes.read();
+            if let Some(ix) = guard.as_ref() {
+                return Ok(f(ix));
+            }
+        }
+        let mut guard = self.indexes.write();
+        if guard.is_none() {
+            *guard = Some(self.load_indexes()?);
+        }
+        match guard.as_ref() {
+            Some(ix) => Ok(f(ix)),
+            None => unreachable_indexes(),
+        }
+    }
+
+    /// Runs `f` on the indexes for writing (the active segment's are always in memory).
+    pub(crate) fn with_indexes_mut<R>(&self, f: impl FnOnce(&mut Indexes) -> R) -> Result<R> {
+        let mut guard = self.indexes.write();
+        if guard.is_none() {
+            *guard = Some(self.load_indexes()?);
+        }
+        match guard.as_mut() {
+            Some(ix) => Ok(f(ix)),
+            None => unreachable_indexes(),
+        }
+    }
+
+    /// Replaces the indexes with ones rebuilt from the log, and writes them out.
+    pub(crate) fn rebuild_indexes(&self) -> Result<()> {
+        let rebuilt = self.rebuild()?;
+        *self.indexes.write() = Some(rebuilt);
+        Ok(())
+    }
+
+    /// Byte position to scan from for `offset` (0 if no index entry is at or below it).
+    pub(crate) fn position_for(&self, offset: i64) -> Result<u64> {
+        let size = self.size();
+        let pos =
+            self.with_indexes(|ix| offset_index::lookup(&ix.offsets, self.base_offset, offset))?;
+        Ok(if pos < size { pos } else { 0 })
+    }
+
+    /// Offset to start a search for `timestamp` from (the time index's largest entry <= it).
+    pub(crate) fn offset_for_time_lookup(&self, timestamp: i64) -> Result<i64> {
+        self.with_indexes(|ix| time_index::lookup(&ix.times, self.base_offset, timestamp))
+    }
+
+    /// Loads both index files and checks them; rebuilds both from the log if either fails.
+    fn load_indexes(&self) -> Result<Indexes> {
+        let state = self.state();
+        let offsets = self
+            .load_index::<OffsetEntry>(FileKind::Index)
+            .filter(|ix| {
+                offset_index::validate(ix, self.base_offset, state.next_offset, state.size).is_ok()
+            });
+        let times = self
+            .load_index::<TimeEntry>(FileKind::TimeIndex)
+            .filter(|ix| time_index::validate(ix, self.base_offset, state.next_offset).is_ok());
+        match (offsets, times) {
+            (Some(offsets), Some(times)) => Ok(Indexes { offsets, times }),
+            _ => self.rebuild(),
+        }
+    }
+
+    /// An index file's entries, or `None` if it is missing, unreadable or of a length that is
+    /// not a whole number of entries.
+    fn load_index<E: Entry>(&self, kind: FileKind) -> Option<Index<E>> {
+        let file = File::open(self.log_disk(), self.path(kind), OpenMode::Read).ok()?;
+        let len = file.len().ok()?;
+        if len % E::SIZE as u64 != 0 {
+            return None;
+        }
+        if len == 0 {
+            return Some(Index::new());
+        }
+        match file.map(len) {
+            Ok(Some(map)) => Some(Index::mapped(Arc::new(map), len as usize)),
+            _ => file.read_all().ok().map(Index::from_vec),
+        }
+    }
+
+    fn log_disk(&self) -> &dyn Disk {
+        &*self.disk
+    }
+
+    /// The disk the segment's files live on.
+    pub(crate) fn disk(&self) -> &dyn Disk {
+        &*self.disk
+    }
+
+    /// Scans the published bytes and writes fresh index files (temp file, then rename), trimmed
+    /// to their entries. Failing to write them is not an error: they are rebuilt again later.
+    fn rebuild(&self) -> Result<Indexes> {
+        let size = self.size();
+        let map = self.mapping();
+        let outcome = scan(
+            &self.log,
+            map.as_deref(),
+            self.base_offset,
+            0,
+            size,
+            self.index_interval_bytes,
+        )?;
+        let indexes = outcome.indexes;
+        if self.is_sealed() {
+            let _ = self.write_index_files(&indexes);
+        }
+        Ok(indexes)
+    }
+
+    /// Writes both index files whole, trimmed to their entries, through a temp file and rename.
+    pub(crate) fn write_index_files(&self, indexes: &Indexes) -> Result<()> {
+        let disk = self.log_disk();
+        disk::write_atomic_unsynced(
+            disk,
+            &self.path(FileKind::Index),
+            indexes.offsets.as_bytes(),
+        )?;
+        disk::write_atomic_unsynced(
+            disk,
+            &self.path(FileKind::TimeIndex),
+            indexes.times.as_bytes(),
+        )
+    }
+}
+
+#[cold]
+fn unreachable_indexes<R>() -> Result<R> {
+    // with_indexes sets the Option to Some under the same write guard before reading it.
+    Err(crate::error::Error::InvalidArgument(
+        "segment indexes vanished while locked",
+    ))
+}

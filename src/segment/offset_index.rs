@@ -1,0 +1,139 @@
+//! The offset index (`.index`): 8-byte entries of `i32 relative offset, i32 position`.
+//!
+//! Entry (O, P) says every batch before byte P ends before offset O, so a batch holding an
+//! offset >= O starts at or after P. Kafka writes one entry per `index.interval.bytes` of log,
+//! keyed by the last offset of the batch that starts at P. Relative offsets never leave this
+//! module's callers: [`OffsetEntry::offset`] adds the base back.
+
+use super::index::{Entry, Index};
+
+/// One offset-index entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OffsetEntry {
+    /// Offset minus the segment's base offset.
+    pub(crate) relative_offset: i32,
+    /// Byte position of a batch in the `.log` file.
+    pub(crate) position: i32,
+}
+
+const _: () = assert!(OffsetEntry::SIZE == 8);
+
+impl Entry for OffsetEntry {
+    const SIZE: usize = 8;
+
+    fn decode(b: &[u8]) -> Self {
+        OffsetEntry {
+            relative_offset: i32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            position: i32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.relative_offset.to_be_bytes());
+        out.extend_from_slice(&self.position.to_be_bytes());
+    }
+
+    fn key(&self) -> i64 {
+        i64::from(self.relative_offset)
+    }
+}
+
+impl OffsetEntry {
+    /// The entry's absolute offset.
+    pub(crate) fn offset(&self, base_offset: i64) -> i64 {
+        base_offset + i64::from(self.relative_offset)
+    }
+}
+
+/// Checks an offset index against its segment: relative offsets and positions strictly
+/// increase, offsets lie in `[base, next_offset)`, positions in `[0, log_size)`. Kafka's
+/// `sanityCheck` checks only the last entry; every entry is cheap enough to check here.
+pub(crate) fn validate(
+    index: &Index<OffsetEntry>,
+    base_offset: i64,
+    next_offset: i64,
+    log_size: u64,
+) -> Result<(), &'static str> {
+    let mut prev: Option<OffsetEntry> = None;
+    for e in index.iter() {
+        if e.relative_offset < 0 || e.position < 0 {
+            return Err("negative relative offset or position");
+        }
+        if e.offset(base_offset) >= next_offset {
+            return Err("offset at or past the segment's end");
+        }
+        if e.position as u64 >= log_size {
+            return Err("position past the end of the log");
+        }
+        if let Some(p) = prev {
+            if e.relative_offset <= p.relative_offset || e.position <= p.position {
+                return Err("entries out of order");
+            }
+        }
+        prev = Some(e);
+    }
+    Ok(())
+}
+
+/// Byte position to start scanning from for `target`: the indexed position of the largest
+/// entry `<= target`, or 0.
+pub(crate) fn lookup(index: &Index<OffsetEntry>, base_offset: i64, target: i64) -> u64 {
+    let relative = target.saturating_sub(base_offset);
+    index
+        .floor(relative)
+        .map_or(0, |e| e.position.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_example_bytes() {
+        // kafka-log-format.md §3.2: base 100, entries (150 -> 4168), (230 -> 8400).
+        let mut idx = Index::new();
+        idx.push(OffsetEntry {
+            relative_offset: 50,
+            position: 4168,
+        });
+        idx.push(OffsetEntry {
+            relative_offset: 130,
+            position: 8400,
+        });
+        assert_eq!(
+            idx.as_bytes(),
+            [
+                0, 0, 0, 0x32, 0, 0, 0x10, 0x48, 0, 0, 0, 0x82, 0, 0, 0x20, 0xd0
+            ]
+        );
+        assert_eq!(lookup(&idx, 100, 99), 0);
+        assert_eq!(lookup(&idx, 100, 150), 4168);
+        assert_eq!(lookup(&idx, 100, 229), 4168);
+        assert_eq!(lookup(&idx, 100, 500), 8400);
+        assert_eq!(validate(&idx, 100, 231, 9000), Ok(()));
+        assert!(
+            validate(&idx, 100, 230, 9000).is_err(),
+            "offset past the end"
+        );
+        assert!(
+            validate(&idx, 100, 231, 8400).is_err(),
+            "position past the log"
+        );
+    }
+
+    #[test]
+    fn zeroed_or_unordered_entries_fail_validation() {
+        let idx = Index::<OffsetEntry>::from_vec(vec![0; 24]);
+        assert!(validate(&idx, 0, 10, 100).is_err());
+        let one_zero = Index::<OffsetEntry>::from_vec(vec![0; 8]);
+        // A single (0, 0) entry is true of any segment: harmless.
+        assert_eq!(validate(&one_zero, 0, 10, 100), Ok(()));
+        // Kafka's testSanityLastOffsetEqualToBaseOffset.
+        let mut base = Index::new();
+        base.push(OffsetEntry {
+            relative_offset: 0,
+            position: 0,
+        });
+        assert_eq!(validate(&base, 20, 21, 10), Ok(()));
+    }
+}

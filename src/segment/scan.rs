@@ -1,0 +1,288 @@
+//! Walking a segment's batches from its first byte: recovery and index rebuilds both use it.
+//! The scan checks every batch (framing, CRC, offsets rising and fitting the segment) and stops
+//! at the first that fails, saying where and why; it builds the indexes as it goes, with the
+//! same rule the append path uses, so a rebuilt index equals the one appends wrote.
+
+use crate::disk::{File, Mapping};
+use crate::error::{Corruption, Result};
+use crate::record::{BATCH_HEADER_LEN, Batch, DecodeErrorKind, NO_TIMESTAMP};
+
+use super::index::Index;
+use super::offset_index::OffsetEntry;
+use super::time_index::{self, TimeEntry};
+use super::{Indexes, READ_CHUNK};
+
+/// Adds index entries as batches are appended or scanned (Kafka's `LogSegment.append` rule):
+/// an offset entry, and a time entry if the running maximum timestamp rose, once more than
+/// `index.interval.bytes` were written since the last entry.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexBuilder {
+    interval: u64,
+    bytes_since_last_entry: u64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+}
+
+impl IndexBuilder {
+    pub(crate) fn new(index_interval_bytes: i32, base_offset: i64) -> Self {
+        IndexBuilder {
+            interval: u64::try_from(index_interval_bytes).unwrap_or(0),
+            bytes_since_last_entry: 0,
+            max_timestamp: NO_TIMESTAMP,
+            offset_of_max_timestamp: base_offset,
+        }
+    }
+
+    /// Resumes from a known maximum timestamp (a segment reopened for appends).
+    pub(crate) fn resume(
+        index_interval_bytes: i32,
+        max_timestamp: i64,
+        offset_of_max: i64,
+    ) -> Self {
+        IndexBuilder {
+            max_timestamp,
+            offset_of_max_timestamp: offset_of_max,
+            ..IndexBuilder::new(index_interval_bytes, offset_of_max)
+        }
+    }
+
+    /// Records a batch of `size` bytes at `position` ending at `last_offset`.
+    pub(crate) fn on_batch(
+        &mut self,
+        indexes: &mut Indexes,
+        base_offset: i64,
+        position: u64,
+        last_offset: i64,
+        max_timestamp: i64,
+        size: u64,
+    ) {
+        self.observe(last_offset, max_timestamp);
+        if self.entry_due() {
+            self.add_entry(indexes, base_offset, position, last_offset);
+        }
+        self.count(size);
+    }
+
+    /// First step for a batch: track the running maximum timestamp.
+    pub(crate) fn observe(&mut self, last_offset: i64, max_timestamp: i64) {
+        if max_timestamp > self.max_timestamp {
+            self.max_timestamp = max_timestamp;
+            self.offset_of_max_timestamp = last_offset;
+        }
+    }
+
+    /// Second step: whether this batch gets index entries (the appender locks the indexes only
+    /// then).
+    pub(crate) fn entry_due(&self) -> bool {
+        self.bytes_since_last_entry > self.interval
+    }
+
+    /// Adds the entries for the batch at `position` ending at `last_offset`.
+    pub(crate) fn add_entry(
+        &mut self,
+        indexes: &mut Indexes,
+        base_offset: i64,
+        position: u64,
+        last_offset: i64,
+    ) {
+        let relative = i32::try_from(last_offset - base_offset);
+        let position = i32::try_from(position);
+        // Both fit for any segment topiclog writes or accepts; an entry that would not is
+        // simply not written (the index is a cache).
+        if let (Ok(relative_offset), Ok(position)) = (relative, position) {
+            indexes.offsets.push(OffsetEntry {
+                relative_offset,
+                position,
+            });
+            self.maybe_append_time(&mut indexes.times, base_offset);
+        }
+        self.bytes_since_last_entry = 0;
+    }
+
+    /// Last step: count the batch's bytes.
+    pub(crate) fn count(&mut self, size: u64) {
+        self.bytes_since_last_entry += size;
+    }
+
+    /// The final time entry, holding the segment's largest timestamp (on roll, close and at
+    /// the end of recovery).
+    pub(crate) fn finish(&self, indexes: &mut Indexes, base_offset: i64) {
+        self.maybe_append_time(&mut indexes.times, base_offset);
+    }
+
+    fn maybe_append_time(&self, times: &mut Index<TimeEntry>, base_offset: i64) {
+        if time_index::should_append(times, self.max_timestamp) {
+            if let Ok(relative_offset) = i32::try_from(self.offset_of_max_timestamp - base_offset) {
+                times.push(TimeEntry {
+                    timestamp: self.max_timestamp,
+                    relative_offset,
+                });
+            }
+        }
+    }
+
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    pub(crate) fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+}
+
+/// Where and why a scan stopped before the end of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScanStop {
+    /// Byte position of the first batch that failed.
+    pub(crate) position: u64,
+    /// What is wrong with it.
+    pub(crate) kind: Corruption,
+}
+
+/// What a scan found.
+#[derive(Debug)]
+pub(crate) struct ScanOutcome {
+    /// Bytes of whole, valid batches from the start.
+    pub(crate) valid_size: u64,
+    /// The offset after the last valid batch (the base offset if none).
+    pub(crate) next_offset: i64,
+    /// Valid batches.
+    pub(crate) batches: u64,
+    /// Indexes over the valid batches, final time entry included.
+    pub(crate) indexes: Indexes,
+    /// Index state to continue appending with.
+    pub(crate) builder: IndexBuilder,
+    /// Why the scan stopped early, if it did.
+    pub(crate) stop: Option<ScanStop>,
+}
+
+/// Scans a segment's log from byte `start` (a batch boundary) to `file_size`, through `map`
+/// when given. Index entries are built for what it scans.
+pub(crate) fn scan(
+    log: &File,
+    map: Option<&Mapping>,
+    base_offset: i64,
+    start: u64,
+    file_size: u64,
+    index_interval_bytes: i32,
+) -> Result<ScanOutcome> {
+    let mut window = Window {
+        log,
+        map,
+        end: file_size,
+        buf: Vec::new(),
+        buf_start: 0,
+    };
+    let mut indexes = Indexes {
+        offsets: Index::new(),
+        times: Index::new(),
+    };
+    let mut builder = IndexBuilder::new(index_interval_bytes, base_offset);
+    let mut pos = start;
+    let mut next_offset = base_offset;
+    let mut batches = 0u64;
+    let mut stop = None;
+    while pos < file_size {
+        let bytes = window.get(pos, BATCH_HEADER_LEN)?;
+        let parsed = match Batch::parse(bytes) {
+            Err(e) => match e.kind {
+                DecodeErrorKind::Truncated { needed, .. } if pos + needed as u64 <= file_size => {
+                    // The batch is whole in the file but not in this window: widen it.
+                    Batch::parse(window.get(pos, needed)?)
+                }
+                _ => Err(e),
+            },
+            ok => ok,
+        };
+        let checked = parsed.and_then(|b| b.verify_crc().map(|()| b));
+        let batch = match checked {
+            Ok(batch) => batch,
+            Err(e) => {
+                stop = Some(ScanStop {
+                    position: pos,
+                    kind: Corruption::Batch(e),
+                });
+                break;
+            }
+        };
+        let h = *batch.header();
+        if h.base_offset < next_offset {
+            let kind = Corruption::OffsetOutOfOrder {
+                base_offset: h.base_offset,
+                last_offset: h.last_offset(),
+                expected_at_least: next_offset,
+            };
+            stop = Some(ScanStop {
+                position: pos,
+                kind,
+            });
+            break;
+        }
+        if h.last_offset() - base_offset > i64::from(i32::MAX) {
+            let kind = Corruption::RelativeOffsetOverflow {
+                segment_base: base_offset,
+                last_offset: h.last_offset(),
+            };
+            stop = Some(ScanStop {
+                position: pos,
+                kind,
+            });
+            break;
+        }
+        let size = batch.size() as u64;
+        builder.on_batch(
+            &mut indexes,
+            base_offset,
+            pos,
+            h.last_offset(),
+            h.max_timestamp,
+            size,
+        );
+        next_offset = h.next_offset();
+        batches += 1;
+        pos += size;
+    }
+    builder.finish(&mut indexes, base_offset);
+    Ok(ScanOutcome {
+        valid_size: pos,
+        next_offset,
+        batches,
+        indexes,
+        builder,
+        stop,
+    })
+}
+
+/// Windows onto a file's bytes: slices of the mapping when there is one, else `pread`s into a
+/// reused buffer.
+struct Window<'a> {
+    log: &'a File,
+    map: Option<&'a Mapping>,
+    end: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+}
+
+impl Window<'_> {
+    /// Bytes from `pos`: at least `min` of them, or all that remain before the end.
+    fn get(&mut self, pos: u64, min: usize) -> Result<&[u8]> {
+        let end = self.end;
+        if let Some(map) = self.map {
+            let (Ok(from), Ok(to)) = (usize::try_from(pos), usize::try_from(end)) else {
+                return Ok(&[]);
+            };
+            return Ok(map.get(from..to.min(map.len())).unwrap_or(&[]));
+        }
+        let want = (min as u64).min(end.saturating_sub(pos));
+        let buf_end = self.buf_start + self.buf.len() as u64;
+        if pos < self.buf_start || pos + want > buf_end {
+            let len = (READ_CHUNK.max(min) as u64).min(end.saturating_sub(pos)) as usize;
+            self.buf.resize(len, 0);
+            let n = self.log.read_at(&mut self.buf, pos)?;
+            self.buf.truncate(n);
+            self.buf_start = pos;
+        }
+        let from = (pos - self.buf_start) as usize;
+        Ok(&self.buf[from..])
+    }
+}
