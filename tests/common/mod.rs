@@ -31,7 +31,11 @@ pub fn append_range(log: &Partition, from: i64, to: i64) {
         let (k, v) = (key(i), value(i));
         let headers = [Header::new(b"i", Some(&v[6..14]))];
         let offset = log
-            .append(Record::keyed(&k, &v).with_headers(&headers).with_timestamp(1_000 * i))
+            .append(
+                Record::keyed(&k, &v)
+                    .with_headers(&headers)
+                    .with_timestamp(1_000 * i),
+            )
             .expect("append");
         assert_eq!(offset, i);
     }
@@ -65,4 +69,24 @@ pub fn files(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// A clock tests move by hand.
+#[derive(Debug, Default)]
+pub struct ManualClock(pub std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn new(now_ms: i64) -> std::sync::Arc<ManualClock> {
+        std::sync::Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(now_ms)))
+    }
+
+    pub fn set(&self, now_ms: i64) {
+        self.0.store(now_ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl topiclog::Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
