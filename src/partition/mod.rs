@@ -282,6 +282,7 @@ impl Partition {
             Arc::clone(&self.shared),
             segment,
             from,
+            from,
             max_bytes,
             i64::MIN,
             false,
@@ -301,14 +302,14 @@ impl Partition {
         else {
             return Ok(None);
         };
-        let from = segment
-            .offset_for_time_lookup(timestamp)?
-            .max(log_start)
-            .max(segment.base_offset());
+        // The time index names the batch to start from; the record sought may come earlier in
+        // that batch than the offset it names, so only records below the log start are skipped.
+        let seek = segment.offset_for_time_lookup(timestamp)?.max(log_start);
         let reader = Reader::new(
             Arc::clone(&self.shared),
             segment,
-            from,
+            seek,
+            log_start,
             None,
             timestamp,
             true,

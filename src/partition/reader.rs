@@ -177,15 +177,18 @@ impl fmt::Debug for Reader {
 }
 
 impl Reader {
+    /// A reader of `segment` from the batch holding `seek` (found through the offset index),
+    /// returning records at or after `from`.
     pub(super) fn new(
         shared: Arc<Shared>,
         segment: Arc<Segment>,
+        seek: i64,
         from: i64,
         budget: Option<u64>,
         min_timestamp: i64,
         include_control: bool,
     ) -> Result<Reader> {
-        let pos = segment.position_for(from)?;
+        let pos = segment.position_for(seek)?;
         Ok(Reader {
             shared,
             segment,
