@@ -9,6 +9,8 @@ mod mmap;
 mod os;
 
 pub(crate) use mmap::Mapping;
+#[cfg(test)]
+pub(crate) use os::NoMapDisk;
 pub(crate) use os::OsDisk;
 
 use std::fmt;

@@ -113,3 +113,62 @@ impl DiskFile for OsFile {
         cfg!(unix)
     }
 }
+
+/// The real filesystem without mappings, so tests can drive the `pread` read paths.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NoMapDisk;
+
+#[cfg(test)]
+#[derive(Debug)]
+struct NoMapFile(Arc<dyn DiskFile>);
+
+#[cfg(test)]
+impl Disk for NoMapDisk {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn DiskFile>> {
+        Ok(Arc::new(NoMapFile(OsDisk.open(path, mode)?)))
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        OsDisk.create_dir_all(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        OsDisk.list_dir(path)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        OsDisk.remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        OsDisk.rename(from, to)
+    }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        OsDisk.file_len(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        OsDisk.sync_dir(path)
+    }
+}
+
+#[cfg(test)]
+impl DiskFile for NoMapFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.0.read_at(buf, pos)
+    }
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize> {
+        self.0.write_at(buf, pos)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn map(&self, _len: usize) -> io::Result<Option<Mapping>> {
+        Ok(None)
+    }
+    fn can_map_past_end(&self) -> bool {
+        false
+    }
+}

@@ -11,6 +11,8 @@ mod checkpoint;
 mod marker;
 mod reader;
 mod recovery;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 pub use reader::{LogRecord, OwnedHeader, OwnedRecord, Reader};
