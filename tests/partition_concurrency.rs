@@ -32,7 +32,7 @@ fn check(record: &LogRecord) -> (u64, u64) {
     );
     let headers: Vec<_> = record.headers().collect();
     assert_eq!(headers.len(), 1);
-    assert_eq!(headers[0].value, Some(&key[..]));
+    assert_eq!(headers[0].value, Some(key));
     (w, seq)
 }
 

@@ -104,10 +104,8 @@ struct Present {
 pub(crate) fn open(disk: &Arc<dyn Disk>, dir: &Path, config: &LogConfig) -> Result<Opened> {
     let created = disk::file_len(&**disk, dir)?.is_none();
     disk::create_dir_all(&**disk, dir)?;
-    if created {
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            disk::sync_dir(&**disk, parent)?;
-        }
+    if created && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        disk::sync_dir(&**disk, parent)?;
     }
     let mut report = RecoveryReport::default();
     let bases = sweep(&**disk, dir, &mut report)?;
@@ -354,12 +352,12 @@ fn recover(
         }
         let next_base = bases.get(i + 1).copied();
         let flushed = next_base.is_some_and(|next| next <= recovery_point);
-        if flushed {
-            if let Some(segment) = open_flushed(disk, dir, base, log_len, next_base, interval)? {
-                segments.push(Arc::new(segment));
-                scanned.push(false);
-                continue;
-            }
+        if flushed
+            && let Some(segment) = open_flushed(disk, dir, base, log_len, next_base, interval)?
+        {
+            segments.push(Arc::new(segment));
+            scanned.push(false);
+            continue;
         }
         let log = File::open(&**disk, log_path.clone(), OpenMode::Write)?;
         let map = log.map(log_len).ok().flatten();
@@ -474,11 +472,11 @@ fn open_flushed(
     }
     let mut max_timestamp = tail.builder.max_timestamp();
     let mut offset_of_max = tail.builder.offset_of_max_timestamp();
-    if let Some(last) = times.last() {
-        if last.timestamp >= max_timestamp {
-            max_timestamp = last.timestamp;
-            offset_of_max = last.offset(base);
-        }
+    if let Some(last) = times.last()
+        && last.timestamp >= max_timestamp
+    {
+        max_timestamp = last.timestamp;
+        offset_of_max = last.offset(base);
     }
     let state = SegmentState {
         size: log_len,

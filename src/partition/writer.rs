@@ -196,12 +196,12 @@ impl Writer {
             self.tail.extend_from_slice(&batch);
         }
         let start = self.tail.len() - size;
-        if self.tail.len() >= config.write_buffer_bytes() {
-            if let Err(e) = self.write_buffer() {
-                // Earlier batches stay buffered (they are published); this one never was.
-                self.tail.truncate(start);
-                return Err(e);
-            }
+        if self.tail.len() >= config.write_buffer_bytes()
+            && let Err(e) = self.write_buffer()
+        {
+            // Earlier batches stay buffered (they are published); this one never was.
+            self.tail.truncate(start);
+            return Err(e);
         }
         let segment = Arc::clone(&self.active);
         let position = segment.size();

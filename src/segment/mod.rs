@@ -293,13 +293,12 @@ impl Segment {
     /// range holds that many: the mapping's if there is one, else up to a chunk read with pread.
     pub(crate) fn read_file(&self, pos: u64, end: u64, min_len: usize) -> Result<Chunk> {
         let available = end.saturating_sub(pos);
-        if let Some(map) = self.mapping() {
-            if let Some(chunk) = usize::try_from(available)
+        if let Some(map) = self.mapping()
+            && let Some(chunk) = usize::try_from(available)
                 .ok()
                 .and_then(|len| Chunk::mapped(map, pos, len))
-            {
-                return Ok(chunk);
-            }
+        {
+            return Ok(chunk);
         }
         let len = (READ_CHUNK.max(min_len) as u64).min(available) as usize;
         let mut buf = vec![0u8; len];

@@ -65,10 +65,10 @@ pub(crate) fn validate(
         if e.position as u64 >= log_size {
             return Err("position past the end of the log");
         }
-        if let Some(p) = prev {
-            if e.relative_offset <= p.relative_offset || e.position <= p.position {
-                return Err("entries out of order");
-            }
+        if let Some(p) = prev
+            && (e.relative_offset <= p.relative_offset || e.position <= p.position)
+        {
+            return Err("entries out of order");
         }
         prev = Some(e);
     }

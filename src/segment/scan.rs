@@ -111,13 +111,13 @@ impl IndexBuilder {
     }
 
     fn maybe_append_time(&self, times: &mut Index<TimeEntry>, base_offset: i64) {
-        if time_index::should_append(times, self.max_timestamp) {
-            if let Ok(relative_offset) = i32::try_from(self.offset_of_max_timestamp - base_offset) {
-                times.push(TimeEntry {
-                    timestamp: self.max_timestamp,
-                    relative_offset,
-                });
-            }
+        if time_index::should_append(times, self.max_timestamp)
+            && let Ok(relative_offset) = i32::try_from(self.offset_of_max_timestamp - base_offset)
+        {
+            times.push(TimeEntry {
+                timestamp: self.max_timestamp,
+                relative_offset,
+            });
         }
     }
 

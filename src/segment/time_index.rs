@@ -68,10 +68,10 @@ pub(crate) fn validate(
         if e.offset(base_offset) >= next_offset {
             return Err("offset at or past the segment's end");
         }
-        if let Some(p) = prev {
-            if e.timestamp <= p.timestamp || e.relative_offset < p.relative_offset {
-                return Err("entries out of order");
-            }
+        if let Some(p) = prev
+            && (e.timestamp <= p.timestamp || e.relative_offset < p.relative_offset)
+        {
+            return Err("entries out of order");
         }
         prev = Some(e);
     }
