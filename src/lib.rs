@@ -1,12 +1,69 @@
-//! topiclog: Kafka-format commit-log storage embedded in your process.
+//! # topiclog
+//!
+//! Kafka-style commit-log storage embedded in your process: a partition is an append-only log
+//! of segments, records are appended in batches and read back from any offset or found by
+//! timestamp. The files are Apache Kafka's own on-disk format — RecordBatch v2 in
+//! `<20-digit base offset>.log` segments with `.index` and `.timeindex` — so Kafka's tools read
+//! what topiclog writes, and topiclog opens what Kafka writes.
+//!
+//! ```
+//! use topiclog::record::{Header, Record};
+//! use topiclog::{LogConfig, Partition};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let log = Partition::open(dir.path(), LogConfig::default())?;
+//!
+//! // Append one record, or many as one batch; offsets are contiguous.
+//! let headers = [Header::new(b"source", Some(b"web"))];
+//! let first = log.append(Record::keyed(b"user-7", b"clicked").with_headers(&headers).with_timestamp(500))?;
+//! log.append_batch(&[Record::new(b"a").with_timestamp(1_000), Record::new(b"b")])?; // b: now
+//!
+//! // Read from any offset; records borrow their bytes, no copy per record.
+//! for record in log.read(first)? {
+//!     let record = record?;
+//!     println!("{} {:?}", record.offset(), record.value());
+//! }
+//!
+//! // Find the first record at or after a timestamp (Kafka's offsetsForTimes).
+//! assert_eq!(log.offset_for_timestamp(1_000)?.map(|t| t.offset), Some(1));
+//!
+//! log.flush()?; // durable: fsync of data, indexes and new directory entries
+//! log.close()?; // clean shutdown: the next open scans nothing
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## What is durable when
+//!
+//! * When [`Partition::append`] returns, the batch is in the partition's write buffer and
+//!   visible to readers in this process. It is not yet in the operating system.
+//! * It reaches the operating system (and survives a crash of this process) when the write
+//!   buffer fills ([`LogConfig::write_buffer_bytes`], 256 KiB by default; 0 writes every append
+//!   through), on [`Partition::flush`], when the segment rolls, on [`Partition::close`], and when
+//!   the partition is dropped.
+//! * It is on disk (and survives a power loss) once [`Partition::flush`] or
+//!   [`Partition::close`] returns.
+//!
+//! ## Recovery
+//!
+//! Opening after [`Partition::close`] trusts the files as the clean-shutdown marker describes
+//! them and reads no segment. After any other stop, every segment not known to be flushed is
+//! scanned batch by batch (CRC, framing, offsets); a torn or zero-filled tail is cut at the last
+//! valid batch and indexes are rebuilt. [`Partition::recovery`] reports what was found and cut.
+//!
+//! ## Errors
+//!
+//! Nothing panics on bad input: damaged files, bad arguments and I/O failures are [`Error`]
+//! variants carrying the file, byte position and offsets involved. The pure codec in
+//! [`record`] reports [`record::DecodeError`]s with the byte position in its input.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod record;
 
 mod config;
 mod disk;
 mod error;
 mod partition;
-pub mod record;
 mod segment;
 
 pub use config::{Clock, LogConfig, LogConfigBuilder, SystemClock};
