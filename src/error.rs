@@ -130,6 +130,18 @@ pub enum Corruption {
         /// The batch's last offset.
         last_offset: i64,
     },
+    /// A segment recorded as fsynced ends before its recorded length or offsets.
+    #[error("flushed data missing: the segment was fsynced at {flushed_size} bytes")]
+    FlushedDataMissing {
+        /// The segment's length when it was fsynced.
+        flushed_size: u64,
+    },
+    /// Bytes after the end a segment had when it was fsynced (cut on recovery).
+    #[error("bytes past the segment's flushed end at {flushed_size}")]
+    BeyondFlushedEnd {
+        /// The segment's length when it was fsynced.
+        flushed_size: u64,
+    },
     /// A metadata file (marker or checkpoint) does not parse.
     #[error("malformed metadata: {0}")]
     Metadata(&'static str),

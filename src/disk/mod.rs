@@ -20,6 +20,15 @@ use std::sync::Arc;
 
 use crate::error::{Error, IoOp, Result};
 
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DirEntry {
+    /// The entry's name.
+    pub(crate) name: std::ffi::OsString,
+    /// A regular file (not a directory, link or other).
+    pub(crate) is_file: bool,
+}
+
 /// How to open a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OpenMode {
@@ -37,8 +46,8 @@ pub(crate) trait Disk: Send + Sync + fmt::Debug {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn DiskFile>>;
     /// Creates a directory and its parents.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
-    /// The names of the entries of a directory (names that are not UTF-8 are skipped).
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// The entries of a directory.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>>;
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Atomically renames a file, replacing any file at `to`.
@@ -164,7 +173,7 @@ impl File {
 }
 
 /// Path-carrying wrappers of the directory operations.
-pub(crate) fn list_dir(disk: &dyn Disk, dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn list_dir(disk: &dyn Disk, dir: &Path) -> Result<Vec<DirEntry>> {
     disk.list_dir(dir)
         .map_err(|e| Error::io(IoOp::Directory, dir, e))
 }

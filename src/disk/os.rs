@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Disk, DiskFile, Mapping, OpenMode};
+use super::{DirEntry, Disk, DiskFile, Mapping, OpenMode};
 
 /// The operating system's filesystem, with `pread`/`pwrite` and read-only mappings.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,14 +29,17 @@ impl Disk for OsDisk {
         fs::create_dir_all(path)
     }
 
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        let mut names = Vec::new();
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        let mut entries = Vec::new();
         for entry in fs::read_dir(path)? {
-            if let Ok(name) = entry?.file_name().into_string() {
-                names.push(name);
-            }
+            let entry = entry?;
+            let is_file = entry.file_type()?.is_file();
+            entries.push(DirEntry {
+                name: entry.file_name(),
+                is_file,
+            });
         }
-        Ok(names)
+        Ok(entries)
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -131,7 +134,7 @@ impl Disk for NoMapDisk {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         OsDisk.create_dir_all(path)
     }
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
         OsDisk.list_dir(path)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {

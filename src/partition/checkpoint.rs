@@ -2,13 +2,18 @@
 //! then one entry per line with fields separated by spaces. Written atomically and durably
 //! (temp file, fsync, rename, directory fsync).
 //!
-//! topiclog keeps the partition's recovery point in `.topiclog_recovery_point` in this format,
-//! with one entry holding one field: the offset below which every segment has been fsynced.
+//! topiclog keeps its recovery checkpoint, `.topiclog_recovery_point`, in this format: one entry
+//! per segment that has been fsynced since it was sealed (a [`SegmentRecord`] line), oldest
+//! first. The recovery point is the offset after the last of them. An unclean open trusts those
+//! segments as recorded, without reading them, when their files still have the recorded
+//! lengths; it scans every other segment.
 
 use std::path::Path;
 
 use crate::disk::{self, Disk, File, OpenMode};
 use crate::error::{Corruption, Error, Result};
+
+use super::manifest::SegmentRecord;
 
 const VERSION: &str = "0";
 
@@ -59,38 +64,35 @@ pub(crate) fn read(disk: &dyn Disk, path: &Path) -> Result<Option<Vec<Vec<String
     Ok(Some(entries))
 }
 
-/// Reads the recovery point: `Ok(None)` when there is none.
-pub(crate) fn read_recovery_point(disk: &dyn Disk, dir: &Path) -> Result<Option<i64>> {
+/// Reads the flushed segments; an absent file means none.
+pub(crate) fn read_flushed(disk: &dyn Disk, dir: &Path) -> Result<Vec<SegmentRecord>> {
     let path = dir.join(RECOVERY_POINT_FILE);
     let Some(entries) = read(disk, &path)? else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
-    match entries.as_slice() {
-        [entry] => match entry.as_slice() {
-            [offset] => offset.parse().map(Some).map_err(|_| {
-                Error::corrupt(
-                    &path,
-                    0,
-                    Corruption::Metadata("recovery point is not an offset"),
-                )
-            }),
-            _ => Err(Error::corrupt(
+    let mut records = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let record = SegmentRecord::parse(entry.iter().map(String::as_str))
+            .map_err(|why| Error::corrupt(&path, 0, Corruption::Metadata(why)))?;
+        if records
+            .last()
+            .is_some_and(|prev: &SegmentRecord| prev.state.next_offset > record.base_offset)
+        {
+            return Err(Error::corrupt(
                 &path,
                 0,
-                Corruption::Metadata("recovery point entry malformed"),
-            )),
-        },
-        _ => Err(Error::corrupt(
-            &path,
-            0,
-            Corruption::Metadata("recovery point needs one entry"),
-        )),
+                Corruption::Metadata("segments overlap or out of order"),
+            ));
+        }
+        records.push(record);
     }
+    Ok(records)
 }
 
-/// Writes the recovery point durably.
-pub(crate) fn write_recovery_point(disk: &dyn Disk, dir: &Path, offset: i64) -> Result<()> {
-    write(disk, &dir.join(RECOVERY_POINT_FILE), &[offset.to_string()])
+/// Writes the flushed segments durably.
+pub(crate) fn write_flushed(disk: &dyn Disk, dir: &Path, records: &[SegmentRecord]) -> Result<()> {
+    let lines: Vec<String> = records.iter().map(SegmentRecord::to_line).collect();
+    write(disk, &dir.join(RECOVERY_POINT_FILE), &lines)
 }
 
 #[cfg(test)]
@@ -100,25 +102,36 @@ mod tests {
 
     #[test]
     fn round_trip_and_malformed_files() {
+        use crate::segment::SegmentState;
         let dir = tempfile::tempdir().expect("tempdir");
         let disk = OsDisk;
-        assert_eq!(read_recovery_point(&disk, dir.path()).expect("reads"), None);
-        write_recovery_point(&disk, dir.path(), 1234).expect("writes");
+        assert_eq!(read_flushed(&disk, dir.path()).expect("reads"), vec![]);
+        let record = |base, next| SegmentRecord {
+            base_offset: base,
+            index_bytes: 8,
+            time_index_bytes: 12,
+            state: SegmentState {
+                size: 100,
+                next_offset: next,
+                max_timestamp: 5,
+                offset_of_max_timestamp: base,
+            },
+        };
+        let records = vec![record(0, 10), record(10, 25)];
+        write_flushed(&disk, dir.path(), &records).expect("writes");
         let text = std::fs::read_to_string(dir.path().join(RECOVERY_POINT_FILE)).expect("text");
-        assert_eq!(text, "0\n1\n1234\n");
-        assert_eq!(
-            read_recovery_point(&disk, dir.path()).expect("reads"),
-            Some(1234)
-        );
+        assert_eq!(text, "0\n2\n0 100 8 12 10 5 0\n10 100 8 12 25 5 10\n");
+        assert_eq!(read_flushed(&disk, dir.path()).expect("reads"), records);
         for bad in [
-            "1\n1\n5\n",
-            "0\n2\n5\n",
+            "1\n0\n",
+            "0\n2\n0 100 8 12 10 5 0\n",
             "0\nx\n",
             "0\n1\nfive\n",
+            "0\n2\n0 100 8 12 10 5 0\n5 100 8 12 25 5 10\n",
             "\u{ff}\u{fe}",
         ] {
             std::fs::write(dir.path().join(RECOVERY_POINT_FILE), bad).expect("write");
-            match read_recovery_point(&disk, dir.path()) {
+            match read_flushed(&disk, dir.path()) {
                 Err(Error::Corrupt {
                     kind: Corruption::Metadata(_),
                     ..
@@ -127,9 +140,9 @@ mod tests {
             }
         }
         std::fs::write(dir.path().join(RECOVERY_POINT_FILE), "").expect("write");
-        assert!(
-            read_recovery_point(&disk, dir.path()).is_err(),
-            "an empty file has no entry"
+        assert_eq!(
+            read_flushed(&disk, dir.path()).expect("an empty file has no entries"),
+            vec![]
         );
     }
 }

@@ -18,40 +18,20 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::manifest::SegmentRecord;
 use crate::disk::{self, Disk, File, OpenMode};
 use crate::error::{Error, Result};
-use crate::segment::SegmentState;
 
 /// File name of the marker in a partition directory.
 pub(crate) const MARKER_FILE: &str = ".topiclog_cleanshutdown";
 const HEADER: &str = "topiclog-clean-shutdown 1";
 
-/// What the marker says about one segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SegmentRecord {
-    pub(crate) base_offset: i64,
-    pub(crate) index_bytes: u64,
-    pub(crate) time_index_bytes: u64,
-    pub(crate) state: SegmentState,
-}
-
 /// Encodes the marker's contents.
 pub(crate) fn encode(segments: &[SegmentRecord]) -> String {
     let mut text = format!("{HEADER}\nsegments {}\n", segments.len());
     for s in segments {
-        let st = &s.state;
-        // Writing to a String cannot fail.
-        let _ = writeln!(
-            text,
-            "{} {} {} {} {} {} {}",
-            s.base_offset,
-            st.size,
-            s.index_bytes,
-            s.time_index_bytes,
-            st.next_offset,
-            st.max_timestamp,
-            st.offset_of_max_timestamp
-        );
+        text.push_str(&s.to_line());
+        text.push('\n');
     }
     let crc = crc32c::crc32c(text.as_bytes());
     let _ = writeln!(text, "crc32c {crc:08x}");
@@ -79,38 +59,9 @@ pub(crate) fn decode(text: &str) -> std::result::Result<Vec<SegmentRecord>, &'st
         .and_then(|l| l.strip_prefix("segments "))
         .and_then(|n| n.parse().ok())
         .ok_or("malformed segment count")?;
-    let mut segments = Vec::new();
-    for line in lines {
-        let f: Vec<i64> = line
-            .split(' ')
-            .map(str::parse)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| "malformed segment line")?;
-        let &[
-            base_offset,
-            size,
-            index_bytes,
-            time_index_bytes,
-            next_offset,
-            max_timestamp,
-            offset_of_max,
-        ] = f.as_slice()
-        else {
-            return Err("malformed segment line");
-        };
-        let unsigned = |v: i64| u64::try_from(v).map_err(|_| "negative length");
-        segments.push(SegmentRecord {
-            base_offset,
-            index_bytes: unsigned(index_bytes)?,
-            time_index_bytes: unsigned(time_index_bytes)?,
-            state: SegmentState {
-                size: unsigned(size)?,
-                next_offset,
-                max_timestamp,
-                offset_of_max_timestamp: offset_of_max,
-            },
-        });
-    }
+    let segments: Vec<SegmentRecord> = lines
+        .map(|line| SegmentRecord::parse(line.split(' ')))
+        .collect::<std::result::Result<_, _>>()?;
     if segments.len() != count {
         return Err("segment count does not match");
     }
@@ -151,6 +102,8 @@ pub(crate) fn remove(disk: &dyn Disk, dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::segment::SegmentState;
 
     fn record(base: i64) -> SegmentRecord {
         SegmentRecord {

@@ -8,6 +8,7 @@
 //! still in the buffer, which they copy under it.
 
 mod checkpoint;
+mod manifest;
 mod marker;
 mod reader;
 mod recovery;
@@ -174,7 +175,9 @@ impl Partition {
             active,
             opened.active,
             opened.marker_present,
-            opened.recovery_point,
+            opened.flushed,
+            opened.unsynced,
+            opened.checkpoint_stale,
         );
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),

@@ -5,12 +5,13 @@
 //! 2. **trust the marker**: after a clean close, the clean-shutdown marker lists every segment
 //!    with its file lengths and offsets. If every file agrees, the segments open as they are,
 //!    without reading them.
-//! 3. **recover** otherwise: segments wholly below the recovery point were fsynced and are
-//!    trusted (their indexes checked, their last batches read to find the end); every later
-//!    segment is scanned batch by batch. At the first invalid batch the log is cut, later
-//!    segments are removed, and everything removed is reported. Indexes are rebuilt for every
-//!    scanned segment. Damage in a segment below the recovery point is [`Error::Corrupt`]:
-//!    flushed data is never dropped silently.
+//! 3. **recover** otherwise: segments the recovery checkpoint lists as fsynced are trusted as
+//!    recorded when their files still have the recorded lengths, without reading them. Every
+//!    other segment is scanned batch by batch. At the first invalid batch of an unflushed
+//!    segment the log is cut, later segments are removed, and everything removed is reported.
+//!    Indexes are rebuilt for every scanned segment. A flushed segment whose files disagree
+//!    with the checkpoint is scanned too, and damage within its flushed length is
+//!    [`Error::Corrupt`]: flushed data is never dropped silently.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,12 +22,11 @@ use crate::disk::{self, Disk, File, OpenMode};
 use crate::error::{Corruption, Error, Result};
 use crate::record::BatchHeader;
 use crate::segment::file_name::{self, FileKind, TempSuffix};
-use crate::segment::{
-    Entry, Index, IndexBuilder, Indexes, OffsetEntry, Segment, SegmentState, TimeEntry, scan,
-};
+use crate::segment::{Index, IndexBuilder, Segment, SegmentState, scan};
 
 use super::checkpoint::{self, RECOVERY_POINT_FILE};
-use super::marker::{self, MARKER_FILE, SegmentRecord};
+use super::manifest::SegmentRecord;
+use super::marker::{self, MARKER_FILE};
 use super::writer::ActiveInit;
 
 /// What opening a partition found and did.
@@ -37,7 +37,8 @@ pub struct RecoveryReport {
     pub clean_shutdown: bool,
     /// Why the open was not clean (no marker, or which file disagreed with it).
     pub unclean_reason: Option<String>,
-    /// The recovery point the open started from (segments below it were trusted).
+    /// The recovery point the open started from: the offset after the last segment recorded
+    /// as fsynced (segments below it are trusted without reading them).
     pub recovery_point: i64,
     /// Segments read batch by batch.
     pub segments_scanned: usize,
@@ -90,50 +91,53 @@ pub(crate) struct Opened {
     pub(crate) active: ActiveInit,
     pub(crate) report: RecoveryReport,
     pub(crate) marker_present: bool,
-    pub(crate) recovery_point: i64,
+    /// Records of the sealed segments known to be fsynced, oldest first.
+    pub(crate) flushed: Vec<SegmentRecord>,
+    /// Sealed segments not known to be fsynced (the next flush syncs them).
+    pub(crate) unsynced: Vec<Arc<Segment>>,
+    /// The checkpoint on disk lists segments `flushed` does not (removed ones, or the one that
+    /// is active again): it must be rewritten before the first write.
+    pub(crate) checkpoint_stale: bool,
 }
 
 /// Which files each segment has.
 #[derive(Debug, Default, Clone, Copy)]
 struct Present {
     log: bool,
-    index: bool,
-    time_index: bool,
 }
 
 pub(crate) fn open(disk: &Arc<dyn Disk>, dir: &Path, config: &LogConfig) -> Result<Opened> {
     let created = disk::file_len(&**disk, dir)?.is_none();
     disk::create_dir_all(&**disk, dir)?;
-    if created && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = dir
+        .parent()
+        .filter(|p| created && !p.as_os_str().is_empty())
+    {
         disk::sync_dir(&**disk, parent)?;
     }
     let mut report = RecoveryReport::default();
     let bases = sweep(&**disk, dir, &mut report)?;
-    let recovery_point = match checkpoint::read_recovery_point(&**disk, dir) {
-        Ok(point) => point.unwrap_or(0),
-        // A damaged checkpoint only costs a longer scan: recover from the start.
-        Err(_) => 0,
-    };
-    report.recovery_point = recovery_point;
-    let marker = marker::read(&**disk, dir)?;
-    let clean = match marker {
+    // A damaged checkpoint only costs a longer scan: every segment is scanned.
+    let flushed = checkpoint::read_flushed(&**disk, dir).unwrap_or_default();
+    report.recovery_point = flushed.last().map_or(0, |r| r.state.next_offset);
+    let clean = match marker::read(&**disk, dir)? {
         None => Err("no clean-shutdown marker".to_owned()),
         Some(Err(why)) => Err(format!("clean-shutdown marker unusable: {why}")),
         Some(Ok(records)) => check_marker(&**disk, dir, &bases, &records).map(|()| records),
     };
-    let mut opened = match clean {
+    let (segments, scanned, report) = match clean {
         Ok(records) => {
             report.clean_shutdown = true;
-            open_clean(disk, dir, config, &records, report)?
+            let segments = open_recorded(disk, dir, config, &records)?;
+            let scanned = vec![None; segments.len()];
+            (segments, scanned, report)
         }
         Err(reason) => {
             report.unclean_reason = Some(reason);
-            recover(disk, dir, config, &bases, recovery_point, report)?
+            recover(disk, dir, config, &bases, &flushed, report)?
         }
     };
-    opened.marker_present = opened.report.clean_shutdown;
-    opened.recovery_point = recovery_point;
-    Ok(opened)
+    finish(config, segments, scanned, &flushed, report)
 }
 
 /// Pass 1: removes leftovers and orphans, returns the segments' base offsets in order.
@@ -143,10 +147,15 @@ fn sweep(
     report: &mut RecoveryReport,
 ) -> Result<BTreeMap<i64, Present>> {
     let mut segments: BTreeMap<i64, Present> = BTreeMap::new();
-    let mut names = disk::list_dir(disk, dir)?;
-    names.sort();
-    for name in &names {
-        let path = dir.join(name);
+    let mut orphans: Vec<PathBuf> = Vec::new();
+    let mut entries = disk::list_dir(disk, dir)?;
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    for entry in entries {
+        let path = dir.join(&entry.name);
+        let Some(name) = entry.name.to_str().filter(|_| entry.is_file) else {
+            report.ignored_files.push(path);
+            continue;
+        };
         if name.ends_with(".tmp") {
             disk::remove_file(disk, &path)?;
             report.removed_files.push(path);
@@ -159,47 +168,38 @@ fn sweep(
                 "leader-epoch-checkpoint",
                 "partition.metadata",
             ];
-            if !known.contains(&name.as_str()) {
+            if !known.contains(&name) {
                 report.ignored_files.push(path);
             }
             continue;
         };
-        match parsed.suffix {
-            Some(TempSuffix::Deleted | TempSuffix::Cleaned) => {
-                disk::remove_file(disk, &path)?;
-                report.removed_files.push(path);
-                continue;
-            }
-            Some(TempSuffix::Swap) => {
-                // Swaps come from compaction, which this version does not run: leave them.
-                report.ignored_files.push(path);
-                continue;
-            }
-            None => {}
-        }
-        let present = segments.entry(parsed.base_offset).or_default();
-        match parsed.kind {
-            FileKind::Log => present.log = true,
-            FileKind::Index => present.index = true,
-            FileKind::TimeIndex => present.time_index = true,
-            FileKind::TxnIndex | FileKind::Snapshot => {}
-        }
-    }
-    let orphans: Vec<i64> = segments
-        .iter()
-        .filter(|(_, p)| !p.log)
-        .map(|(b, _)| *b)
-        .collect();
-    for base in orphans {
-        segments.remove(&base);
-        for kind in [FileKind::Index, FileKind::TimeIndex] {
-            let path = file_name::file_path(dir, base, kind);
-            if disk::file_len(disk, &path)?.is_some() {
+        match (parsed.suffix, parsed.kind) {
+            (Some(TempSuffix::Deleted | TempSuffix::Cleaned), _) => {
                 disk::remove_file(disk, &path)?;
                 report.removed_files.push(path);
             }
+            // Swaps come from compaction, which this version does not run: leave them.
+            (Some(TempSuffix::Swap), _) => report.ignored_files.push(path),
+            (None, FileKind::Log) => segments.entry(parsed.base_offset).or_default().log = true,
+            (None, FileKind::Index | FileKind::TimeIndex) => {
+                segments.entry(parsed.base_offset).or_default();
+                orphans.push(path);
+            }
+            (None, FileKind::TxnIndex | FileKind::Snapshot) => {}
         }
     }
+    for path in orphans {
+        let base = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(file_name::parse)
+            .map(|p| p.base_offset);
+        if base.is_some_and(|b| segments.get(&b).is_some_and(|p| !p.log)) {
+            disk::remove_file(disk, &path)?;
+            report.removed_files.push(path);
+        }
+    }
+    segments.retain(|_, p| p.log);
     Ok(segments)
 }
 
@@ -224,118 +224,42 @@ fn check_marker(
                 record.base_offset
             ));
         }
-        let expected = [
-            (FileKind::Log, record.state.size),
-            (FileKind::Index, record.index_bytes),
-            (FileKind::TimeIndex, record.time_index_bytes),
-        ];
-        for (kind, len) in expected {
-            let path = file_name::file_path(dir, *base, kind);
-            match disk::file_len(disk, &path) {
-                Ok(Some(actual)) if actual == len => {}
-                Ok(found) => {
-                    return Err(format!(
-                        "{} has {found:?} bytes, marker says {len}",
-                        path.display()
-                    ));
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
+        record.check_files(disk, dir)?;
     }
     Ok(())
 }
 
-fn open_clean(
+/// Opens segments exactly as their records describe them.
+fn open_recorded(
     disk: &Arc<dyn Disk>,
     dir: &Path,
     config: &LogConfig,
     records: &[SegmentRecord],
-    report: RecoveryReport,
-) -> Result<Opened> {
+) -> Result<Vec<Arc<Segment>>> {
     let interval = config.index_interval_bytes();
-    let mut segments = Vec::with_capacity(records.len());
-    let last = records.len() - 1;
-    for (i, record) in records.iter().enumerate() {
-        let writable = i == last;
-        let segment = Segment::open(
-            disk,
-            dir,
-            record.base_offset,
-            record.state,
-            None,
-            interval,
-            writable,
-        )?;
-        if !writable {
-            segment.seal();
-        }
-        segments.push(Arc::new(segment));
-    }
-    let active = Arc::clone(&segments[last]);
-    let init = active_init(&active, config)?;
-    Ok(Opened {
-        segments,
-        active: init,
-        report,
-        marker_present: true,
-        recovery_point: 0,
-    })
+    records
+        .iter()
+        .map(|r| {
+            Segment::open(disk, dir, r.base_offset, r.state, None, interval, true).map(Arc::new)
+        })
+        .collect()
 }
 
-/// The writer's state for the active segment: its indexes in memory (they grow), checked, and
-/// rebuilt from the log if they fail.
-///
-/// The index files are rewritten from memory before the first append (the writer starts with
-/// no entry counted as written), so what they held before never matters.
-fn active_init(active: &Segment, config: &LogConfig) -> Result<ActiveInit> {
-    let state = active.state();
-    // Own the entries in memory: appends extend them.
-    active.with_indexes_mut(|ix| {
-        let offsets = std::mem::replace(&mut ix.offsets, Index::new());
-        let times = std::mem::replace(&mut ix.times, Index::new());
-        ix.offsets = Index::from_vec(offsets.as_bytes().to_vec());
-        ix.times = Index::from_vec(times.as_bytes().to_vec());
-    })?;
-    let first_batch_timestamp = first_batch_max_timestamp(active.log(), state.size)?;
-    Ok(ActiveInit {
-        builder: IndexBuilder::resume(
-            config.index_interval_bytes(),
-            state.max_timestamp,
-            state.offset_of_max_timestamp,
-        ),
-        first_batch_timestamp,
-        offsets_written: 0,
-        times_written: 0,
-    })
-}
-
-/// The first batch's max timestamp (what time-based rolling measures from), if any.
-fn first_batch_max_timestamp(log: &File, size: u64) -> Result<Option<i64>> {
-    if size == 0 {
-        return Ok(None);
-    }
-    let mut header = [0u8; crate::record::BATCH_HEADER_LEN];
-    let n = log.read_at(&mut header, 0)?;
-    Ok(BatchHeader::parse(&header[..n])
-        .ok()
-        .map(|h| h.max_timestamp))
-}
-
-/// Pass 3: recovery after an unclean stop.
+/// Pass 3: recovery after an unclean stop. Returns the segments, and for each one that was
+/// scanned, the index state to append with.
+#[allow(clippy::type_complexity)]
 fn recover(
     disk: &Arc<dyn Disk>,
     dir: &Path,
     config: &LogConfig,
     bases: &BTreeMap<i64, Present>,
-    recovery_point: i64,
+    flushed: &[SegmentRecord],
     mut report: RecoveryReport,
-) -> Result<Opened> {
+) -> Result<(Vec<Arc<Segment>>, Vec<Option<IndexBuilder>>, RecoveryReport)> {
     let interval = config.index_interval_bytes();
     let bases: Vec<i64> = bases.keys().copied().collect();
     let mut segments: Vec<Arc<Segment>> = Vec::new();
-    let mut scanned: Vec<bool> = Vec::new();
-    let mut active_builder = None;
+    let mut scanned: Vec<Option<IndexBuilder>> = Vec::new();
     let mut cut = false;
     for (i, &base) in bases.iter().enumerate() {
         let log_path = file_name::file_path(dir, base, FileKind::Log);
@@ -350,24 +274,41 @@ fn recover(
             });
             continue;
         }
-        let next_base = bases.get(i + 1).copied();
-        let flushed = next_base.is_some_and(|next| next <= recovery_point);
-        if flushed
-            && let Some(segment) = open_flushed(disk, dir, base, log_len, next_base, interval)?
-        {
+        let record = flushed.iter().find(|r| r.base_offset == base);
+        if let Some(record) = record.filter(|r| r.check_files(&**disk, dir).is_ok()) {
+            let segment = Segment::open(disk, dir, base, record.state, None, interval, true)?;
             segments.push(Arc::new(segment));
-            scanned.push(false);
+            scanned.push(None);
             continue;
         }
         let log = File::open(&**disk, log_path.clone(), OpenMode::Write)?;
-        let map = log.map(log_len).ok().flatten();
-        let outcome = scan(&log, map.as_ref(), base, 0, log_len, interval)?;
+        // A flushed segment is scanned only up to its flushed length; what lies beyond was
+        // never part of it.
+        let end = record.map_or(log_len, |r| r.state.size.min(log_len));
+        let map = log.map(end).ok().flatten();
+        let outcome = scan(&log, map.as_ref(), base, 0, end, interval)?;
         drop(map);
         report.segments_scanned += 1;
-        if let Some(stop) = &outcome.stop {
-            if flushed {
+        if let Some(record) = record {
+            if let Some(stop) = &outcome.stop {
                 return Err(Error::corrupt(log_path, stop.position, stop.kind.clone()));
             }
+            if outcome.next_offset != record.state.next_offset || log_len < record.state.size {
+                let kind = Corruption::FlushedDataMissing {
+                    flushed_size: record.state.size,
+                };
+                return Err(Error::corrupt(log_path, outcome.valid_size, kind));
+            }
+            if log_len > end {
+                log.set_len(end)?;
+                report.truncations.push(Truncation {
+                    path: log_path.clone(),
+                    position: end,
+                    bytes_removed: log_len - end,
+                    reason: Corruption::BeyondFlushedEnd { flushed_size: end },
+                });
+            }
+        } else if let Some(stop) = &outcome.stop {
             log.set_len(outcome.valid_size)?;
             report.truncations.push(Truncation {
                 path: log_path.clone(),
@@ -377,7 +318,11 @@ fn recover(
             });
             cut = true;
         }
-        if let Some(next) = next_base.filter(|&next| !cut && outcome.next_offset > next) {
+        if let Some(next) = bases
+            .get(i + 1)
+            .copied()
+            .filter(|&next| !cut && outcome.next_offset > next)
+        {
             let kind = Corruption::OffsetOutOfOrder {
                 base_offset: next,
                 last_offset: next,
@@ -404,97 +349,94 @@ fn recover(
             interval,
             true,
         )?;
-        active_builder = Some(outcome.builder);
         segments.push(Arc::new(segment));
-        scanned.push(true);
+        scanned.push(Some(outcome.builder));
     }
     if segments.is_empty() {
         let segment = Segment::create(disk, dir, 0, config.segment_index_bytes(), interval)?;
         disk::sync_dir(&**disk, dir)?;
         segments.push(Arc::new(segment));
-        scanned.push(true);
-        active_builder = None;
+        scanned.push(Some(IndexBuilder::new(interval, 0)));
     }
+    Ok((segments, scanned, report))
+}
+
+/// Seals all but the last segment, writes the indexes of scanned sealed segments, and works out
+/// the writer's starting state.
+fn finish(
+    config: &LogConfig,
+    segments: Vec<Arc<Segment>>,
+    scanned: Vec<Option<IndexBuilder>>,
+    flushed: &[SegmentRecord],
+    report: RecoveryReport,
+) -> Result<Opened> {
     let last = segments.len() - 1;
-    for (segment, was_scanned) in segments.iter().zip(&scanned).take(last) {
+    let mut kept_flushed = Vec::new();
+    let mut unsynced = Vec::new();
+    for (segment, builder) in segments.iter().zip(&scanned).take(last) {
         segment.seal();
-        if *was_scanned {
+        if builder.is_some() {
             // Cache files: a failure to write them only means another rebuild later.
             let _ = segment.with_indexes(|ix| segment.write_index_files(ix));
+        }
+        match flushed
+            .iter()
+            .find(|r| r.base_offset == segment.base_offset() && r.state == segment.state())
+        {
+            Some(record) if builder.is_none() => kept_flushed.push(*record),
+            // Scanned segments may sit in the page cache only (a process crash): sync them.
+            _ => unsynced.push(Arc::clone(segment)),
         }
     }
     let active = Arc::clone(&segments[last]);
     let mut init = active_init(&active, config)?;
-    if let (true, Some(builder)) = (scanned[last], active_builder) {
-        init.builder = builder;
+    if let Some(Some(builder)) = scanned.last() {
+        init.builder = builder.clone();
     }
     Ok(Opened {
+        marker_present: report.clean_shutdown,
         segments,
         active: init,
         report,
-        marker_present: false,
-        recovery_point,
+        checkpoint_stale: kept_flushed.as_slice() != flushed,
+        flushed: kept_flushed,
+        unsynced,
     })
 }
 
-/// A segment below the recovery point: its indexes must pass their checks, and the batches
-/// after its last offset-index entry must read to the end of the file. `None` if anything
-/// fails, so the caller scans the whole segment instead.
-fn open_flushed(
-    disk: &Arc<dyn Disk>,
-    dir: &Path,
-    base: i64,
-    log_len: u64,
-    next_base: Option<i64>,
-    interval: i32,
-) -> Result<Option<Segment>> {
-    let upper = next_base.unwrap_or(i64::MAX);
-    let Some(offsets) = load_index::<OffsetEntry>(&**disk, dir, base, FileKind::Index) else {
-        return Ok(None);
-    };
-    let Some(times) = load_index::<TimeEntry>(&**disk, dir, base, FileKind::TimeIndex) else {
-        return Ok(None);
-    };
-    if crate::segment::validate_offsets(&offsets, base, upper, log_len).is_err()
-        || crate::segment::validate_times(&times, base, upper).is_err()
-    {
-        return Ok(None);
-    }
-    let start = offsets.last().map_or(0, |e| e.position.max(0) as u64);
-    let log = File::open(
-        &**disk,
-        file_name::file_path(dir, base, FileKind::Log),
-        OpenMode::Read,
-    )?;
-    let tail = scan(&log, None, base, start, log_len, interval)?;
-    if tail.stop.is_some() || (tail.batches == 0 && log_len > 0) {
-        return Ok(None);
-    }
-    let mut max_timestamp = tail.builder.max_timestamp();
-    let mut offset_of_max = tail.builder.offset_of_max_timestamp();
-    if let Some(last) = times.last()
-        && last.timestamp >= max_timestamp
-    {
-        max_timestamp = last.timestamp;
-        offset_of_max = last.offset(base);
-    }
-    let state = SegmentState {
-        size: log_len,
-        next_offset: tail.next_offset,
-        max_timestamp,
-        offset_of_max_timestamp: offset_of_max,
-    };
-    let indexes = Indexes { offsets, times };
-    Segment::open(disk, dir, base, state, Some(indexes), interval, true).map(Some)
+/// The writer's state for the active segment: its indexes in memory (they grow), checked, and
+/// rebuilt from the log if they fail.
+///
+/// The index files are rewritten from memory before the first append (the writer starts with
+/// no entry counted as written), so what they held before never matters.
+fn active_init(active: &Segment, config: &LogConfig) -> Result<ActiveInit> {
+    let state = active.state();
+    // Own the entries in memory: appends extend them.
+    active.with_indexes_mut(|ix| {
+        ix.offsets = Index::from_vec(ix.offsets.as_bytes().to_vec());
+        ix.times = Index::from_vec(ix.times.as_bytes().to_vec());
+    })?;
+    let first_batch_timestamp = first_batch_max_timestamp(active.log(), state.size)?;
+    Ok(ActiveInit {
+        builder: IndexBuilder::resume(
+            config.index_interval_bytes(),
+            state.max_timestamp,
+            state.offset_of_max_timestamp,
+        ),
+        first_batch_timestamp,
+        offsets_written: 0,
+        times_written: 0,
+    })
 }
 
-fn load_index<E: Entry>(
-    disk: &dyn Disk,
-    dir: &Path,
-    base: i64,
-    kind: FileKind,
-) -> Option<Index<E>> {
-    let file = File::open(disk, file_name::file_path(dir, base, kind), OpenMode::Read).ok()?;
-    let bytes = file.read_all().ok()?;
-    (bytes.len() % E::SIZE == 0).then(|| Index::from_vec(bytes))
+/// The first batch's max timestamp (what time-based rolling measures from), if any.
+fn first_batch_max_timestamp(log: &File, size: u64) -> Result<Option<i64>> {
+    if size == 0 {
+        return Ok(None);
+    }
+    let mut header = [0u8; crate::record::BATCH_HEADER_LEN];
+    let n = log.read_at(&mut header, 0)?;
+    Ok(BatchHeader::parse(&header[..n])
+        .ok()
+        .map(|h| h.max_timestamp))
 }

@@ -11,7 +11,8 @@ use crate::record::{BatchParams, EncodeError, Record, encode_batch};
 use crate::segment::file_name::FileKind;
 use crate::segment::{Entry, IndexBuilder, OffsetEntry, Segment, TimeEntry};
 
-use super::marker::{self, SegmentRecord};
+use super::manifest::SegmentRecord;
+use super::marker;
 use super::{AppendInfo, Shared, checkpoint};
 
 /// Leader epoch stamped on every batch, so a Kafka broker adopting the files builds a
@@ -44,11 +45,14 @@ pub(crate) struct Writer {
     index_files: Option<(File, File)>,
     /// Sealed segments not fsynced yet.
     unsynced: Vec<Arc<Segment>>,
+    /// Records of the sealed segments fsynced so far: the recovery checkpoint's contents.
+    flushed: Vec<SegmentRecord>,
+    /// The checkpoint on disk lists a segment `flushed` does not; rewrite it before writing.
+    checkpoint_stale: bool,
     /// Directory entries created since the last directory sync.
     dir_dirty: bool,
     marker_present: bool,
     prepared: bool,
-    recovery_point: i64,
     max_offset_entries: usize,
     max_time_entries: usize,
     closed: bool,
@@ -60,7 +64,9 @@ impl Writer {
         active: Arc<Segment>,
         init: ActiveInit,
         marker_present: bool,
-        recovery_point: i64,
+        flushed: Vec<SegmentRecord>,
+        unsynced: Vec<Arc<Segment>>,
+        checkpoint_stale: bool,
     ) -> Writer {
         let (offset_entries, time_entries) = active
             .with_indexes(|ix| (ix.offsets.len(), ix.times.len()))
@@ -78,11 +84,12 @@ impl Writer {
             offsets_written: init.offsets_written,
             times_written: init.times_written,
             index_files: None,
-            unsynced: Vec::new(),
+            unsynced,
+            flushed,
+            checkpoint_stale,
             dir_dirty: false,
             marker_present,
             prepared: false,
-            recovery_point,
             max_offset_entries: index_bytes / OffsetEntry::SIZE,
             max_time_entries: index_bytes / TimeEntry::SIZE,
             closed: false,
@@ -111,6 +118,12 @@ impl Writer {
         if self.marker_present {
             marker::remove(&*shared.disk, &shared.dir)?;
             self.marker_present = false;
+        }
+        if self.checkpoint_stale {
+            // A segment listed as flushed may be the active one again: appends to it must not
+            // later read as bytes past its flushed end.
+            checkpoint::write_flushed(&*shared.disk, &shared.dir, &self.flushed)?;
+            self.checkpoint_stale = false;
         }
         let config = &shared.config;
         let (index, times) = self.index_files(shared)?;
@@ -366,13 +379,13 @@ impl Writer {
         }
         self.write_buffer()?;
         let disk = &*shared.disk;
+        let newly_flushed = !self.unsynced.is_empty();
         for segment in &self.unsynced {
             segment.log().sync_data()?;
             for kind in [FileKind::Index, FileKind::TimeIndex] {
                 File::open(disk, segment.path(kind), OpenMode::Write)?.sync_data()?;
             }
         }
-        self.unsynced.clear();
         self.active.log().sync_data()?;
         if let Some((index, times)) = &self.index_files {
             index.sync_data()?;
@@ -382,11 +395,17 @@ impl Writer {
             disk::sync_dir(disk, &shared.dir)?;
             self.dir_dirty = false;
         }
-        // Every segment below the active one is now durable.
-        let point = self.active.base_offset();
-        if point > self.recovery_point {
-            checkpoint::write_recovery_point(disk, &shared.dir, point)?;
-            self.recovery_point = point;
+        if newly_flushed {
+            // Every sealed segment is now durable: record them so an unclean open trusts them
+            // without reading them. Written only when segments were sealed since the last flush.
+            let mut flushed = self.flushed.clone();
+            for segment in &self.unsynced {
+                flushed.push(SegmentRecord::of(disk, segment)?);
+            }
+            flushed.sort_by_key(|r| r.base_offset);
+            checkpoint::write_flushed(disk, &shared.dir, &flushed)?;
+            self.flushed = flushed;
+            self.unsynced.clear();
         }
         Ok(())
     }

@@ -14,10 +14,8 @@ mod time_index;
 pub(crate) use chunk::Chunk;
 pub(crate) use index::{Entry, Index};
 pub(crate) use offset_index::OffsetEntry;
-pub(crate) use offset_index::validate as validate_offsets;
 pub(crate) use scan::{IndexBuilder, scan};
 pub(crate) use time_index::TimeEntry;
-pub(crate) use time_index::validate as validate_times;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -146,8 +146,6 @@ pub(crate) struct ScanOutcome {
     pub(crate) valid_size: u64,
     /// The offset after the last valid batch (the base offset if none).
     pub(crate) next_offset: i64,
-    /// Valid batches.
-    pub(crate) batches: u64,
     /// Indexes over the valid batches, final time entry included.
     pub(crate) indexes: Indexes,
     /// Index state to continue appending with.
@@ -180,7 +178,6 @@ pub(crate) fn scan(
     let mut builder = IndexBuilder::new(index_interval_bytes, base_offset);
     let mut pos = start;
     let mut next_offset = base_offset;
-    let mut batches = 0u64;
     let mut stop = None;
     while pos < file_size {
         let bytes = window.get(pos, BATCH_HEADER_LEN)?;
@@ -239,14 +236,12 @@ pub(crate) fn scan(
             size,
         );
         next_offset = h.next_offset();
-        batches += 1;
         pos += size;
     }
     builder.finish(&mut indexes, base_offset);
     Ok(ScanOutcome {
         valid_size: pos,
         next_offset,
-        batches,
         indexes,
         builder,
         stop,

@@ -90,3 +90,81 @@ impl topiclog::Clock for ManualClock {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// Appends records `from..to` as ONE batch, generated like [`append_range`] (same keys, values,
+/// headers and timestamps `1_000 * i`), so [`assert_range`] checks them too.
+pub fn append_batch_range(log: &Partition, from: i64, to: i64) {
+    let keys: Vec<Vec<u8>> = (from..to).map(key).collect();
+    let values: Vec<Vec<u8>> = (from..to).map(value).collect();
+    let headers: Vec<[Header<'_>; 1]> = values
+        .iter()
+        .map(|v| [Header::new(b"i", Some(&v[6..14]))])
+        .collect();
+    let records: Vec<Record<'_>> = (from..to)
+        .zip(keys.iter().zip(&values).zip(&headers))
+        .map(|(i, ((k, v), h))| {
+            Record::keyed(k, v)
+                .with_headers(h)
+                .with_timestamp(1_000 * i)
+        })
+        .collect();
+    let info = log.append_batch(&records).expect("append batch");
+    assert_eq!((info.base_offset, info.last_offset), (from, to - 1));
+}
+
+/// Path of a segment file: `dir/<base offset, 20 digits>.<ext>`.
+pub fn segment_path(dir: &Path, base_offset: i64, ext: &str) -> std::path::PathBuf {
+    dir.join(format!("{base_offset:020}.{ext}"))
+}
+
+/// Copies every file of the (flat) directory `from` into `to`, creating `to`: a fresh copy of a
+/// partition directory to damage.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create copy dir");
+    for name in files(from) {
+        std::fs::copy(from.join(&name), to.join(&name)).expect("copy file");
+    }
+}
+
+/// One batch of a `.log` file: its byte range and offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSpan {
+    /// Byte position of the batch in the file.
+    pub start: u64,
+    /// Byte position after it.
+    pub end: u64,
+    /// Its base offset.
+    pub base_offset: i64,
+    /// Its last offset.
+    pub last_offset: i64,
+}
+
+/// The batches of a `.log` file, checked: every batch parses and passes its CRC, and together
+/// they fill the file exactly (no partial batch, no zero tail).
+pub fn batch_spans(log_file: &Path) -> Vec<BatchSpan> {
+    let bytes = std::fs::read(log_file).expect("read log");
+    let mut batches = topiclog::record::Batches::new(&bytes);
+    let mut spans = Vec::new();
+    loop {
+        let start = batches.position() as u64;
+        let Some(batch) = batches.next() else { break };
+        let batch =
+            batch.unwrap_or_else(|e| panic!("{}: bad batch at {start}: {e}", log_file.display()));
+        batch
+            .verify_crc()
+            .unwrap_or_else(|e| panic!("{}: bad CRC at {start}: {e}", log_file.display()));
+        spans.push(BatchSpan {
+            start,
+            end: start + batch.size() as u64,
+            base_offset: batch.header().base_offset,
+            last_offset: batch.header().last_offset(),
+        });
+    }
+    assert_eq!(
+        batches.position(),
+        bytes.len(),
+        "{}: batches do not fill the file",
+        log_file.display()
+    );
+    spans
+}
