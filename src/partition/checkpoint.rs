@@ -91,7 +91,7 @@ pub(crate) fn read_flushed(disk: &dyn Disk, dir: &Path) -> Result<Vec<SegmentRec
 
 /// Writes the flushed segments durably.
 pub(crate) fn write_flushed(disk: &dyn Disk, dir: &Path, records: &[SegmentRecord]) -> Result<()> {
-    let lines: Vec<String> = records.iter().map(SegmentRecord::to_line).collect();
+    let lines: Vec<String> = records.iter().map(|r| r.to_line()).collect();
     write(disk, &dir.join(RECOVERY_POINT_FILE), &lines)
 }
 

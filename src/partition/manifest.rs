@@ -34,7 +34,7 @@ impl SegmentRecord {
     }
 
     /// The record as one line (no newline).
-    pub(crate) fn to_line(&self) -> String {
+    pub(crate) fn to_line(self) -> String {
         let s = &self.state;
         format!(
             "{} {} {} {} {} {} {}",
