@@ -1,0 +1,62 @@
+//! Helpers shared by the `append` and `read` benchmarks: scratch directories and deterministic,
+//! printable record values.
+
+use std::path::Path;
+
+use tempfile::TempDir;
+use topiclog::{LogConfig, Partition};
+
+/// A brand-new partition directory under the crate's target dir (`target/tmp`), removed when
+/// the returned guard drops.
+///
+/// It is seeded with an empty first segment (`00000000000000000000.log`), so `Partition::open`
+/// recovers that empty segment instead of creating it. Creating it (`recovery::open`, then
+/// `Segment::create`) fsyncs the directory and truncates the new `.log` with `set_len(0)`, which
+/// on ext4 (auto_da_alloc) makes the file's last close start writeback of everything appended to
+/// it: every scratch directory would be written to disk before it is deleted. The appends
+/// themselves run exactly as on a partition created by `open`.
+pub fn fresh_dir() -> TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("topiclog-bench-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("create a scratch directory");
+    std::fs::File::create(dir.path().join("00000000000000000000.log"))
+        .expect("seed the first segment");
+    dir
+}
+
+/// Opens a partition with the default settings (Kafka's: 1 GiB segments, an index entry every
+/// 4096 bytes; 256 KiB write buffer).
+pub fn open(dir: &Path) -> Partition {
+    Partition::open(dir, LogConfig::default()).expect("open the partition")
+}
+
+/// SplitMix64: a small seeded PRNG, so every run uses the same values and offsets.
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform enough in `[0, n)` for offsets (`n` much smaller than 2^64).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// `count` values of `len` pseudo-random printable ASCII bytes (0x21..=0x7e, never zero).
+pub fn values(count: usize, len: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = SplitMix64::new(seed);
+    (0..count)
+        .map(|_| (0..len).map(|_| b'!' + rng.below(94) as u8).collect())
+        .collect()
+}
