@@ -84,6 +84,19 @@ fn scan_all(log: &Partition) -> (u64, u64) {
     (count, value_bytes)
 }
 
+/// The same through `Reader::next_view`: records borrowed from the reader, no reference count
+/// per record.
+fn scan_all_views(log: &Partition) -> (u64, u64) {
+    let (mut count, mut value_bytes) = (0u64, 0u64);
+    let mut reader = log.read(0).expect("read");
+    while let Some(record) = reader.next_view() {
+        let record = record.expect("record");
+        value_bytes += record.value().map_or(0, <[u8]>::len) as u64;
+        count += 1;
+    }
+    (count, value_bytes)
+}
+
 fn read(c: &mut Criterion) {
     let logs = [
         (Layout::Batch1000, prepare(Layout::Batch1000)),
@@ -105,6 +118,13 @@ fn read(c: &mut Criterion) {
         group.bench_function(format!("sequential_from_0/{}", layout.name()), |b| {
             b.iter(|| {
                 let (count, value_bytes) = scan_all(&prepared.log);
+                assert_eq!(count, LOG_RECORDS);
+                black_box(value_bytes)
+            })
+        });
+        group.bench_function(format!("sequential_views_from_0/{}", layout.name()), |b| {
+            b.iter(|| {
+                let (count, value_bytes) = scan_all_views(&prepared.log);
                 assert_eq!(count, LOG_RECORDS);
                 black_box(value_bytes)
             })

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use crate::error::{Corruption, Error, Result};
 use crate::record::{
-    BATCH_HEADER_LEN, Batch, BatchHeader, DecodeError, DecodeErrorKind, Headers, RecordCursor,
-    Records,
+    BATCH_HEADER_LEN, Batch, DecodeError, DecodeErrorKind, Headers, RecordCursor, RecordView,
+    RecordsMeta, peek_frame,
 };
 use crate::segment::file_name::FileKind;
-use crate::segment::{Chunk, Segment};
+use crate::segment::{Chunk, Segment, warm};
 
 use super::Shared;
 
@@ -23,30 +23,46 @@ pub struct LogRecord {
     chunk: Arc<Chunk>,
     offset: i64,
     timestamp: i64,
-    key: Option<Span>,
-    value: Option<Span>,
+    key: Span,
+    value: Span,
     headers: Span,
     header_count: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// Where a field lies in its chunk; [`Span::NULL`] for a null field. Chunks are at most
+/// `u32::MAX` bytes long (see [`Chunk`]), so `u32` positions keep a record small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Span {
-    start: usize,
-    len: usize,
+    start: u32,
+    len: u32,
 }
 
 impl Span {
+    const NULL: Span = Span {
+        start: 0,
+        len: u32::MAX,
+    };
+
     /// Where `part` lies inside `whole` (`part` is a subslice of it).
     fn of(whole: &[u8], part: &[u8]) -> Span {
         let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
-        Span {
-            start,
-            len: part.len(),
+        match (u32::try_from(start), u32::try_from(part.len())) {
+            (Ok(start), Ok(len)) if len != u32::MAX => Span { start, len },
+            // Unreachable for chunks of at most u32::MAX bytes.
+            _ => Span::NULL,
         }
     }
 
-    fn get<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
-        bytes.get(self.start..self.start + self.len).unwrap_or(&[])
+    fn of_option(whole: &[u8], part: Option<&[u8]>) -> Span {
+        part.map_or(Span::NULL, |p| Span::of(whole, p))
+    }
+
+    fn get<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        if *self == Span::NULL {
+            return None;
+        }
+        let start = self.start as usize;
+        Some(bytes.get(start..start + self.len as usize).unwrap_or(&[]))
     }
 }
 
@@ -63,17 +79,18 @@ impl LogRecord {
 
     /// The key, or `None` for null.
     pub fn key(&self) -> Option<&[u8]> {
-        self.key.map(|s| s.get(self.chunk.bytes()))
+        self.key.get(self.chunk.bytes())
     }
 
     /// The value, or `None` for null (a tombstone).
     pub fn value(&self) -> Option<&[u8]> {
-        self.value.map(|s| s.get(self.chunk.bytes()))
+        self.value.get(self.chunk.bytes())
     }
 
     /// The headers in stored order, repeated keys included.
     pub fn headers(&self) -> Headers<'_> {
-        Headers::from_raw(self.headers.get(self.chunk.bytes()), self.header_count)
+        let bytes = self.headers.get(self.chunk.bytes()).unwrap_or_default();
+        Headers::from_raw(bytes, self.header_count)
     }
 
     /// A copy that owns its bytes.
@@ -135,7 +152,7 @@ pub struct OwnedHeader {
 struct Current {
     start: usize,
     size: usize,
-    header: BatchHeader,
+    meta: RecordsMeta,
     cursor: RecordCursor,
     /// Segment position of the batch.
     position: u64,
@@ -210,7 +227,8 @@ impl Reader {
         self.min_offset
     }
 
-    fn next_record(&mut self) -> Result<Option<LogRecord>> {
+    /// The next record as positions in the current chunk.
+    fn next_raw(&mut self) -> Result<Option<Raw>> {
         loop {
             if let Some(cur) = self.current.as_mut() {
                 let Some(chunk) = self.chunk.as_ref() else {
@@ -218,23 +236,21 @@ impl Reader {
                     continue;
                 };
                 let bytes = chunk.bytes();
-                let batch = bytes.get(cur.start..cur.start + cur.size).unwrap_or(&[]);
-                let mut records = Records::resume(batch, cur.header, cur.cursor);
-                let item = records.next();
-                cur.cursor = records.cursor();
-                match item {
+                let records = bytes
+                    .get(cur.start + BATCH_HEADER_LEN..cur.start + cur.size)
+                    .unwrap_or(&[]);
+                match cur.meta.step(records, &mut cur.cursor) {
                     Some(Ok(view)) => {
                         if view.offset() < self.min_offset {
                             continue;
                         }
                         self.min_offset = view.offset() + 1;
                         let (headers, header_count) = view.headers().raw();
-                        return Ok(Some(LogRecord {
-                            chunk: Arc::clone(chunk),
+                        return Ok(Some(Raw {
                             offset: view.offset(),
                             timestamp: view.timestamp(),
-                            key: view.key().map(|k| Span::of(bytes, k)),
-                            value: view.value().map(|v| Span::of(bytes, v)),
+                            key: Span::of_option(bytes, view.key()),
+                            value: Span::of_option(bytes, view.value()),
                             headers: Span::of(bytes, headers),
                             header_count,
                         }));
@@ -251,6 +267,43 @@ impl Reader {
                 return Ok(None);
             }
         }
+    }
+
+    /// The next record, borrowed from the reader: the cheapest way to read, with no reference
+    /// count per record. Use the [`Iterator`] for records that outlive the next call.
+    ///
+    /// ```
+    /// # use topiclog::{Partition, LogConfig, record::Record};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let log = Partition::open(dir.path(), LogConfig::default())?;
+    /// # log.append_batch(&[Record::new(b"a"), Record::new(b"bc")])?;
+    /// let mut reader = log.read(0)?;
+    /// let mut bytes = 0;
+    /// while let Some(record) = reader.next_view() {
+    ///     bytes += record?.value().map_or(0, <[u8]>::len);
+    /// }
+    /// assert_eq!(bytes, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_view(&mut self) -> Option<Result<RecordView<'_>>> {
+        if self.done {
+            return None;
+        }
+        let raw = match self.next_raw() {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        let bytes = self.chunk.as_ref()?.bytes();
+        let headers =
+            Headers::from_raw(raw.headers.get(bytes).unwrap_or_default(), raw.header_count);
+        Some(Ok(RecordView::from_parts(
+            raw.offset,
+            raw.timestamp,
+            raw.key.get(bytes),
+            raw.value.get(bytes),
+            headers,
+        )))
     }
 
     fn corrupt(&mut self, batch_position: u64, e: DecodeError) -> Error {
@@ -283,6 +336,26 @@ impl Reader {
                 continue;
             }
             let mut chunk = self.chunk_at(BATCH_HEADER_LEN)?;
+            if self.index_hint {
+                // The batch sought lies within about one index interval of here: load that
+                // stretch at once rather than one header at a time.
+                let rel = usize::try_from(self.pos - chunk.start()).unwrap_or(usize::MAX);
+                let span = self.shared.config.index_interval_bytes().max(0) as usize / 2 + 512;
+                warm(chunk.bytes().get(rel..).map_or(&[], |b| &b[..b.len().min(span)]));
+            }
+            // Batches wholly before the target are passed over by their framing alone: their
+            // records are not returned, so their CRCs need not be computed. The first batch after
+            // an index seek is always checked whole, as it vouches for the index.
+            if !self.index_hint {
+                let rel = usize::try_from(self.pos - chunk.start()).unwrap_or(usize::MAX);
+                if let Some(frame) = peek_frame(chunk.bytes().get(rel..).unwrap_or(&[])) {
+                    let end = self.pos + frame.size as u64;
+                    if frame.next_offset <= self.min_offset && end <= self.segment.size() {
+                        self.pos = end;
+                        continue;
+                    }
+                }
+            }
             let mut parsed = parse_at(&chunk, self.pos);
             if let Err(DecodeError {
                 kind: DecodeErrorKind::Truncated { needed, .. },
@@ -297,9 +370,22 @@ impl Reader {
                     parsed = parse_at(&chunk, self.pos);
                 }
             }
-            let checked = parsed.and_then(|b| b.verify_crc().map(|()| b));
-            let batch = match checked {
-                Ok(batch) => batch,
+            let checked = match parsed {
+                Ok(batch) => {
+                    let h = batch.header();
+                    let skip = h.next_offset() <= self.min_offset
+                        || (h.is_control() && !self.include_control)
+                        || h.max_timestamp < self.min_timestamp;
+                    if skip && !self.index_hint {
+                        self.pos += batch.size() as u64;
+                        continue;
+                    }
+                    batch.verify_crc().map(|()| (batch, skip))
+                }
+                Err(e) => Err(e),
+            };
+            let (batch, skip) = match checked {
+                Ok(checked) => checked,
                 Err(_) if self.index_hint => {
                     // An index is a cache: distrust it before the data.
                     self.segment.rebuild_indexes()?;
@@ -314,10 +400,7 @@ impl Reader {
             let position = self.pos;
             self.pos += size as u64;
             self.index_hint = false;
-            if header.next_offset() <= self.min_offset
-                || (header.is_control() && !self.include_control)
-                || header.max_timestamp < self.min_timestamp
-            {
+            if skip {
                 continue;
             }
             if let Some(budget) = self.budget {
@@ -345,7 +428,7 @@ impl Reader {
             self.current = Some(Current {
                 start,
                 size,
-                header,
+                meta: RecordsMeta::of(&header),
                 cursor: RecordCursor::START,
                 position,
             });
@@ -384,6 +467,30 @@ impl Iterator for Reader {
         if self.done {
             return None;
         }
-        self.next_record().transpose()
+        let raw = match self.next_raw() {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(Ok(LogRecord {
+            chunk: Arc::clone(self.chunk.as_ref()?),
+            offset: raw.offset,
+            timestamp: raw.timestamp,
+            key: raw.key,
+            value: raw.value,
+            headers: raw.headers,
+            header_count: raw.header_count,
+        }))
     }
+}
+
+/// A record's fields as positions in the reader's current chunk.
+#[derive(Debug, Clone, Copy)]
+struct Raw {
+    offset: i64,
+    timestamp: i64,
+    key: Span,
+    value: Span,
+    headers: Span,
+    header_count: u32,
 }

@@ -127,13 +127,16 @@ impl Writer {
         }
         let config = &shared.config;
         let (index, times) = self.index_files(shared)?;
+        // Room to grow again after a trim. Bytes past the written entries are stale until
+        // overwritten; they are never read (the active segment's indexes live in memory, and a
+        // crash rebuilds them) and are trimmed away on roll and close.
         let preallocate = |file: &File, written: usize, size: usize| -> Result<()> {
             let bytes = u64::try_from(config.segment_index_bytes()).unwrap_or(0);
-            let full = bytes / size as u64 * size as u64;
-            if written == 0 {
-                file.set_len(0)?; // stale entries from before a crash: start clean
+            let full = (bytes / size as u64 * size as u64).max((written * size) as u64);
+            if file.len()? < full {
+                file.set_len(full)?;
             }
-            file.set_len(full.max((written * size) as u64))
+            Ok(())
         };
         preallocate(&index, self.offsets_written, OffsetEntry::SIZE)?;
         preallocate(&times, self.times_written, TimeEntry::SIZE)?;

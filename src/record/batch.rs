@@ -209,6 +209,33 @@ impl BatchHeader {
     }
 }
 
+/// A batch's extent, read from its first 27 bytes without decoding the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frame {
+    /// The offset after the batch.
+    pub(crate) next_offset: i64,
+    /// The batch's size in bytes.
+    pub(crate) size: usize,
+}
+
+/// The extent of the batch at the start of `buf`, if its framing fields are plausible (magic 2,
+/// a length of at least 49, a non-negative last offset delta). Nothing else is checked: for
+/// passing over batches whose contents are not wanted.
+#[inline]
+pub(crate) fn peek_frame(buf: &[u8]) -> Option<Frame> {
+    let b = buf.get(..27)?;
+    let base_offset = be_i64(b, 0);
+    let length = be_i32(b, 8);
+    let last_offset_delta = be_i32(b, 23);
+    if b[MAGIC_POS] as i8 != MAGIC || length < MIN_BATCH_LENGTH || last_offset_delta < 0 {
+        return None;
+    }
+    Some(Frame {
+        next_offset: base_offset.checked_add(i64::from(last_offset_delta) + 1)?,
+        size: usize::try_from(length).ok()? + LOG_OVERHEAD,
+    })
+}
+
 /// One complete v2 batch inside a byte slice, its header decoded.
 ///
 /// Parsing checks the framing; the CRC is checked separately by [`Batch::verify_crc`], so a
@@ -295,11 +322,8 @@ impl<'a> Batch<'a> {
         }
         Ok(Records {
             buf: &self.bytes[BATCH_HEADER_LEN..],
-            pos: 0,
-            read: 0,
-            header: self.header,
-            prev_delta: -1,
-            done: false,
+            meta: RecordsMeta::of(&self.header),
+            cursor: RecordCursor::START,
         })
     }
 }
@@ -355,15 +379,23 @@ impl<'a> Iterator for Batches<'a> {
 #[derive(Debug, Clone)]
 pub struct Records<'a> {
     buf: &'a [u8],
-    pos: usize,
-    read: i32,
-    header: BatchHeader,
-    prev_delta: i64,
-    done: bool,
+    meta: RecordsMeta,
+    cursor: RecordCursor,
 }
 
-/// Where a [`Records`] iteration stands, so an owner of the batch bytes can resume it later
-/// without holding a borrow.
+/// What decoding a batch's records needs from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordsMeta {
+    base_offset: i64,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    log_append_time: bool,
+    records_count: i32,
+    last_offset_delta: i32,
+}
+
+/// Where a records iteration stands, so an owner of the batch bytes can go on later without
+/// holding a borrow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RecordCursor {
     pos: usize,
@@ -382,55 +414,72 @@ impl RecordCursor {
     };
 }
 
-impl<'a> Records<'a> {
-    /// Resumes iterating the records of the batch whose bytes (header included) are `batch`
-    /// and whose decoded header is `header`. The caller checked the codec with
-    /// [`Batch::records`] when it started.
-    pub(crate) fn resume(
-        batch: &'a [u8],
-        header: BatchHeader,
-        cursor: RecordCursor,
-    ) -> Records<'a> {
-        Records {
-            buf: batch.get(BATCH_HEADER_LEN..).unwrap_or(&[]),
-            pos: cursor.pos,
-            read: cursor.read,
-            header,
-            prev_delta: cursor.prev_delta,
-            done: cursor.done,
+impl RecordsMeta {
+    pub(crate) fn of(header: &BatchHeader) -> RecordsMeta {
+        RecordsMeta {
+            base_offset: header.base_offset,
+            base_timestamp: header.base_timestamp,
+            max_timestamp: header.max_timestamp,
+            log_append_time: header.timestamp_type() == TimestampType::LogAppendTime,
+            records_count: header.records_count,
+            last_offset_delta: header.last_offset_delta,
         }
     }
 
-    /// The current position, for [`Records::resume`].
-    pub(crate) fn cursor(&self) -> RecordCursor {
-        RecordCursor {
-            pos: self.pos,
-            read: self.read,
-            prev_delta: self.prev_delta,
-            done: self.done,
-        }
-    }
-
-    fn fail(
-        &mut self,
-        kind: DecodeErrorKind,
-        pos: usize,
+    /// The next record of the records area `buf` (the batch's bytes after its header),
+    /// advancing `cursor`. After an error or the last record, `None`.
+    #[inline]
+    pub(crate) fn step<'a>(
+        &self,
+        buf: &'a [u8],
+        cursor: &mut RecordCursor,
     ) -> Option<Result<RecordView<'a>, DecodeError>> {
-        self.done = true;
-        Some(Err(DecodeError::new(kind, BATCH_HEADER_LEN + pos)))
+        if cursor.done {
+            return None;
+        }
+        let failed = |cursor: &mut RecordCursor, kind, pos: usize| {
+            cursor.done = true;
+            Some(Err(DecodeError::new(kind, BATCH_HEADER_LEN + pos)))
+        };
+        if cursor.read == self.records_count {
+            cursor.done = true;
+            let left = buf.len().saturating_sub(cursor.pos);
+            if left > 0 {
+                return failed(cursor, DecodeErrorKind::TrailingBytes(left), cursor.pos);
+            }
+            return None;
+        }
+        if cursor.pos >= buf.len() {
+            let kind = DecodeErrorKind::MissingRecords {
+                declared: self.records_count,
+                found: cursor.read,
+            };
+            return failed(cursor, kind, cursor.pos);
+        }
+        match self.decode(buf, cursor) {
+            Ok(record) => {
+                cursor.read += 1;
+                Some(Ok(record))
+            }
+            Err((kind, pos)) => failed(cursor, kind, pos),
+        }
     }
 
-    fn decode(&mut self) -> Result<RecordView<'a>, (DecodeErrorKind, usize)> {
-        let start = self.pos;
+    #[inline]
+    fn decode<'a>(
+        &self,
+        buf: &'a [u8],
+        cursor: &mut RecordCursor,
+    ) -> Result<RecordView<'a>, (DecodeErrorKind, usize)> {
+        let start = cursor.pos;
         let mut p = start;
-        let len =
-            read_varint(self.buf, &mut p).map_err(|_| (DecodeErrorKind::InvalidVarint, start))?;
+        let len = read_varint(buf, &mut p).map_err(|_| (DecodeErrorKind::InvalidVarint, start))?;
         let body_start = p;
         let body_len = usize::try_from(len)
             .ok()
-            .filter(|&l| l <= self.buf.len() - body_start)
+            .filter(|&l| l <= buf.len() - body_start)
             .ok_or((DecodeErrorKind::InvalidRecordLength(len), start))?;
-        let body = &self.buf[..body_start + body_len];
+        let body = &buf[..body_start + body_len];
         let bad_varint = |at: usize| move |_: VarintError| (DecodeErrorKind::InvalidVarint, at);
 
         // attributes: one byte, unused.
@@ -442,13 +491,13 @@ impl<'a> Records<'a> {
         let at = p;
         let offset_delta = read_varint(body, &mut p).map_err(bad_varint(p))?;
         if offset_delta < 0
-            || offset_delta > self.header.last_offset_delta
-            || i64::from(offset_delta) <= self.prev_delta
+            || offset_delta > self.last_offset_delta
+            || i64::from(offset_delta) <= cursor.prev_delta
         {
             return Err((
                 DecodeErrorKind::OffsetDeltaOutOfRange {
                     delta: offset_delta,
-                    last_offset_delta: self.header.last_offset_delta,
+                    last_offset_delta: self.last_offset_delta,
                 },
                 at,
             ));
@@ -476,17 +525,15 @@ impl<'a> Records<'a> {
                 start,
             ));
         }
-        self.pos = p;
-        self.prev_delta = i64::from(offset_delta);
-        let timestamp = match self.header.timestamp_type() {
-            TimestampType::LogAppendTime => self.header.max_timestamp,
-            TimestampType::CreateTime => self.header.base_timestamp.wrapping_add(ts_delta),
+        cursor.pos = p;
+        cursor.prev_delta = i64::from(offset_delta);
+        let timestamp = if self.log_append_time {
+            self.max_timestamp
+        } else {
+            self.base_timestamp.wrapping_add(ts_delta)
         };
         Ok(RecordView {
-            offset: self
-                .header
-                .base_offset
-                .wrapping_add(i64::from(offset_delta)),
+            offset: self.base_offset.wrapping_add(i64::from(offset_delta)),
             timestamp,
             key,
             value,
@@ -502,38 +549,14 @@ impl<'a> Iterator for Records<'a> {
     type Item = Result<RecordView<'a>, DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        if self.read == self.header.records_count {
-            self.done = true;
-            let left = self.buf.len() - self.pos;
-            if left > 0 {
-                return self.fail(DecodeErrorKind::TrailingBytes(left), self.pos);
-            }
-            return None;
-        }
-        if self.pos >= self.buf.len() {
-            let kind = DecodeErrorKind::MissingRecords {
-                declared: self.header.records_count,
-                found: self.read,
-            };
-            return self.fail(kind, self.pos);
-        }
-        match self.decode() {
-            Ok(record) => {
-                self.read += 1;
-                Some(Ok(record))
-            }
-            Err((kind, pos)) => self.fail(kind, pos),
-        }
+        self.meta.step(self.buf, &mut self.cursor)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.done {
+        if self.cursor.done {
             return (0, Some(0));
         }
-        let left = (self.header.records_count - self.read).max(0) as usize;
+        let left = (self.meta.records_count - self.cursor.read).max(0) as usize;
         (0, Some(left + 1))
     }
 }
@@ -570,6 +593,22 @@ pub struct RecordView<'a> {
 }
 
 impl<'a> RecordView<'a> {
+    pub(crate) fn from_parts(
+        offset: i64,
+        timestamp: i64,
+        key: Option<&'a [u8]>,
+        value: Option<&'a [u8]>,
+        headers: Headers<'a>,
+    ) -> Self {
+        RecordView {
+            offset,
+            timestamp,
+            key,
+            value,
+            headers,
+        }
+    }
+
     /// The record's offset.
     pub fn offset(&self) -> i64 {
         self.offset

@@ -27,12 +27,12 @@ mod error;
 mod tests;
 mod varint;
 
-pub(crate) use batch::RecordCursor;
 pub use batch::{
     BATCH_HEADER_LEN, Batch, BatchHeader, BatchParams, Batches, EncodeError, EncodedBatch, Headers,
     LOG_OVERHEAD, MAGIC, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
     NO_TIMESTAMP, RecordView, Records, encode_batch,
 };
+pub(crate) use batch::{RecordCursor, RecordsMeta, peek_frame};
 pub use error::{DecodeError, DecodeErrorKind};
 
 use std::fmt;

@@ -59,19 +59,12 @@ pub(crate) fn put_varlong(out: &mut Vec<u8>, n: i64) {
 
 #[inline]
 fn put_unsigned(out: &mut Vec<u8>, mut u: u64) {
-    if u < 0x80 {
-        out.push(u as u8);
-        return;
-    }
-    let mut buf = [0u8; MAX_VARLONG_LEN];
-    let mut len = 0;
+    // Byte pushes: a copy from a stack buffer costs a memcpy call per varint.
     while u >= 0x80 {
-        buf[len] = (u as u8) | 0x80;
+        out.push((u as u8) | 0x80);
         u >>= 7;
-        len += 1;
     }
-    buf[len] = u as u8;
-    out.extend_from_slice(&buf[..=len]);
+    out.push(u as u8);
 }
 
 /// Reads a zig-zag varint at `*pos`, advancing `*pos` past it.

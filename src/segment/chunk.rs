@@ -12,7 +12,8 @@ enum Backing {
     Owned(Vec<u8>),
 }
 
-/// Bytes `[start, start + len)` of one segment's `.log`.
+/// Bytes `[start, start + len)` of one segment's `.log`; never more than `u32::MAX` bytes, so
+/// positions inside a chunk fit in a `u32`.
 #[derive(Debug)]
 pub(crate) struct Chunk {
     backing: Backing,
@@ -28,6 +29,7 @@ impl Chunk {
     /// against what the file holds).
     pub(crate) fn mapped(map: Arc<Mapping>, start: u64, len: usize) -> Option<Chunk> {
         let skip = usize::try_from(start).ok()?;
+        let len = len.min(u32::MAX as usize);
         if skip.checked_add(len)? > map.len() {
             return None;
         }
@@ -41,7 +43,7 @@ impl Chunk {
 
     /// Bytes read into memory, which start at segment position `start`.
     pub(crate) fn owned(bytes: Vec<u8>, start: u64) -> Chunk {
-        let len = bytes.len();
+        let len = bytes.len().min(u32::MAX as usize);
         Chunk {
             backing: Backing::Owned(bytes),
             skip: 0,
@@ -68,4 +70,12 @@ impl Chunk {
     pub(crate) fn end(&self) -> u64 {
         self.start + self.len as u64
     }
+}
+
+/// Touches one byte per cache line of `bytes`, so the lines load in parallel. A walk over batch
+/// headers loads them one dependent miss at a time; after this it hits the cache.
+#[inline]
+pub(crate) fn warm(bytes: &[u8]) {
+    let touched = bytes.iter().step_by(64).fold(0u8, |acc, b| acc ^ b);
+    std::hint::black_box(touched);
 }

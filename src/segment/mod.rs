@@ -11,7 +11,7 @@ mod offset_index;
 mod scan;
 mod time_index;
 
-pub(crate) use chunk::Chunk;
+pub(crate) use chunk::{Chunk, warm};
 pub(crate) use index::{Entry, Index};
 pub(crate) use offset_index::OffsetEntry;
 pub(crate) use scan::{IndexBuilder, scan};
@@ -95,12 +95,12 @@ impl Segment {
         ] {
             let path = file_name::file_path(dir, base_offset, kind);
             let file = File::open(&**disk, path, OpenMode::Create)?;
-            file.set_len(0)?;
+            empty(&file)?;
             file.set_len(index_bytes / entry_size as u64 * entry_size as u64)?;
         }
         let log_path = file_name::file_path(dir, base_offset, FileKind::Log);
         let log = File::open(&**disk, log_path, OpenMode::Create)?;
-        log.set_len(0)?;
+        empty(&log)?;
         let state = SegmentState {
             size: 0,
             next_offset: base_offset,
@@ -432,6 +432,15 @@ impl Segment {
             indexes.times.as_bytes(),
         )
     }
+}
+
+/// Empties a file left at a new segment's name. A file that is already empty is not truncated:
+/// on ext4 a truncation to zero makes the file's last close write all its data out.
+fn empty(file: &File) -> Result<()> {
+    if file.len()? > 0 {
+        file.set_len(0)?;
+    }
+    Ok(())
 }
 
 #[cold]
