@@ -161,6 +161,34 @@ fn read(c: &mut Criterion) {
         });
     }
 
+    // The same with two reader threads sharing the partition, each reading half the offsets.
+    for (layout, prepared) in logs.iter().rev() {
+        group.bench_function(format!("random_offset_2_threads/{}", layout.name()), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for t in 0..2u64 {
+                        let (log, offsets) = (&prepared.log, &offsets);
+                        scope.spawn(move || {
+                            for i in (t..iters).step_by(2) {
+                                let offset = offsets[i as usize % RANDOM_OFFSETS];
+                                let record = log
+                                    .read(black_box(offset))
+                                    .expect("read")
+                                    .next()
+                                    .expect("a record")
+                                    .expect("valid record");
+                                assert_eq!(record.offset(), offset);
+                                black_box(record.value().map_or(0, <[u8]>::len));
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+
     group.finish();
 }
 

@@ -8,21 +8,11 @@ use topiclog::{LogConfig, Partition};
 
 /// A brand-new partition directory under the crate's target dir (`target/tmp`), removed when
 /// the returned guard drops.
-///
-/// It is seeded with an empty first segment (`00000000000000000000.log`), so `Partition::open`
-/// recovers that empty segment instead of creating it. Creating it (`recovery::open`, then
-/// `Segment::create`) fsyncs the directory and truncates the new `.log` with `set_len(0)`, which
-/// on ext4 (auto_da_alloc) makes the file's last close start writeback of everything appended to
-/// it: every scratch directory would be written to disk before it is deleted. The appends
-/// themselves run exactly as on a partition created by `open`.
 pub fn fresh_dir() -> TempDir {
-    let dir = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix("topiclog-bench-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("create a scratch directory");
-    std::fs::File::create(dir.path().join("00000000000000000000.log"))
-        .expect("seed the first segment");
-    dir
+        .expect("create a scratch directory")
 }
 
 /// Opens a partition with the default settings (Kafka's: 1 GiB segments, an index entry every
