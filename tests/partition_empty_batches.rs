@@ -41,8 +41,7 @@ fn empty_batch(base_offset: i64, last_offset_delta: i32) -> Vec<u8> {
         base_sequence: 40,
         records_count: 0,
     };
-    let mut bytes = vec![0u8; BATCH_HEADER_LEN];
-    header.write_to(&mut bytes);
+    let mut bytes = header.to_bytes().to_vec();
     let crc = Batch::parse(&bytes).unwrap().compute_crc();
     bytes[17..21].copy_from_slice(&crc.to_be_bytes());
     bytes

@@ -1,4 +1,4 @@
-//! Unit tests that need the crate's internals: the `pread` read path (no mappings), which
+//! Unit tests (compiled only under `#[cfg(test)]`, see `mod.rs`) that need the crate's internals: the `pread` read path (no mappings), which
 //! read-only opens and platforms without mapping past the end of a file take.
 
 use std::sync::Arc;

@@ -180,6 +180,9 @@ impl Writer {
         let start = self.tail.len();
         let encoded = encode_batch(&mut self.tail, &params, records, now).map_err(|e| match e {
             EncodeError::Empty => Error::InvalidArgument("an append needs at least one record"),
+            EncodeError::OffsetOutOfRange => {
+                Error::InvalidArgument("the log has run out of offsets")
+            }
             _ => Error::RecordTooLarge {
                 size: usize::MAX,
                 limit: i32::MAX as usize,

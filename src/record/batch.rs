@@ -136,12 +136,10 @@ impl BatchHeader {
         Ok(header)
     }
 
-    /// Writes the 61 header bytes into `dst[..61]`, exactly as stored (the CRC field included).
-    ///
-    /// # Panics
-    /// If `dst` is shorter than [`BATCH_HEADER_LEN`].
-    pub fn write_to(&self, dst: &mut [u8]) {
-        let h = &mut dst[..BATCH_HEADER_LEN];
+    /// The 61 header bytes, exactly as stored (the CRC field included).
+    pub fn to_bytes(&self) -> [u8; BATCH_HEADER_LEN] {
+        let mut bytes = [0u8; BATCH_HEADER_LEN];
+        let h = &mut bytes;
         h[0..8].copy_from_slice(&self.base_offset.to_be_bytes());
         h[8..12].copy_from_slice(&self.batch_length.to_be_bytes());
         h[12..16].copy_from_slice(&self.partition_leader_epoch.to_be_bytes());
@@ -155,6 +153,7 @@ impl BatchHeader {
         h[51..53].copy_from_slice(&self.producer_epoch.to_be_bytes());
         h[53..57].copy_from_slice(&self.base_sequence.to_be_bytes());
         h[57..61].copy_from_slice(&self.records_count.to_be_bytes());
+        bytes
     }
 
     /// The batch's total size in bytes (`batchLength + 12`).
@@ -758,6 +757,9 @@ pub enum EncodeError {
     /// batch holds more records than its i32 count allows.
     #[error("a field, record or batch exceeds Kafka's 2 GiB limits")]
     TooLarge,
+    /// The base offset is negative, or the batch's last offset would pass `i64::MAX`.
+    #[error("offsets must lie in 0..=i64::MAX")]
+    OffsetOutOfRange,
 }
 
 /// Appends one uncompressed v2 batch holding `records` to `out` and returns what it wrote.
@@ -793,6 +795,14 @@ fn encode_into(
         return Err(EncodeError::Empty);
     };
     let last_offset_delta = len_i32(records.len() - 1)?;
+    if params.base_offset < 0
+        || params
+            .base_offset
+            .checked_add(i64::from(last_offset_delta))
+            .is_none()
+    {
+        return Err(EncodeError::OffsetOutOfRange);
+    }
     let start = out.len();
     out.extend_from_slice(&[0u8; BATCH_HEADER_LEN]);
     let base_timestamp = first.timestamp.unwrap_or(now_ms);
@@ -871,8 +881,9 @@ fn encode_into(
         base_sequence: params.base_sequence,
         records_count: last_offset_delta + 1,
     };
+    // `out[start..]` holds the 61 header bytes pushed above, then the records.
     let batch = &mut out[start..];
-    header.write_to(batch);
+    batch[..BATCH_HEADER_LEN].copy_from_slice(&header.to_bytes());
     let crc = crc32c::crc32c(&batch[CRC_START..]);
     batch[CRC_POS..CRC_START].copy_from_slice(&crc.to_be_bytes());
     Ok(EncodedBatch {

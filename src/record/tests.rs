@@ -1,3 +1,5 @@
+//! Unit tests (compiled only under `#[cfg(test)]`, see `mod.rs`).
+//!
 //! Tests of the RecordBatch v2 codec against kafka-log-format.md §2.1-2.11: the worked vectors
 //! of §2.11 byte for byte, every decode error the format defines, record semantics (null vs
 //! empty, headers, timestamps, empty and flagged batches), and property tests that decoding
@@ -95,8 +97,7 @@ fn raw_header(records_count: i32, last_offset_delta: i32) -> BatchHeader {
 
 /// A batch with this header and records area; `batchLength` and the CRC are made valid.
 fn build(header: BatchHeader, records: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![0u8; BATCH_HEADER_LEN];
-    header.write_to(&mut bytes);
+    let mut bytes = header.to_bytes().to_vec();
     bytes.extend_from_slice(records);
     seal(&mut bytes);
     bytes
@@ -324,9 +325,7 @@ fn vector1_decodes() {
     assert_eq!(records, [dec(0, 0, Some(b"k"), Some(b"v"))]);
 
     // The header re-encodes to the same 61 bytes.
-    let mut again = [0u8; BATCH_HEADER_LEN];
-    h.write_to(&mut again);
-    assert_eq!(again[..], bytes[..BATCH_HEADER_LEN]);
+    assert_eq!(h.to_bytes()[..], bytes[..BATCH_HEADER_LEN]);
 }
 
 #[test]
@@ -1211,11 +1210,9 @@ fn record_strategy() -> impl Strategy<Value = OwnedRecord> {
 
 fn params_strategy() -> impl Strategy<Value = BatchParams> {
     (
-        // Any base offset whose last offset still fits in an i64 (see the report on overflow).
-        prop_oneof![
-            0i64..1_000_000,
-            any::<i64>().prop_map(|o| o.min(i64::MAX - 64))
-        ],
+        // Any valid base offset whose last offset still fits in an i64 (encode_batch refuses
+        // the others: see offsets_outside_zero_to_i64_max_are_refused).
+        prop_oneof![0i64..1_000_000, (0..=i64::MAX - 64)],
         any::<i32>(),
         any::<bool>(),
         (any::<i64>(), any::<i16>(), any::<i32>()),
@@ -1461,4 +1458,27 @@ proptest! {
         prop_assert!(it.next().is_none());
         prop_assert_eq!(it.position(), log.len());
     }
+}
+
+#[test]
+fn offsets_outside_zero_to_i64_max_are_refused() {
+    let records = [Record::new(b"a"), Record::new(b"b")];
+    for base_offset in [-1, i64::MIN, i64::MAX] {
+        let mut out = vec![7];
+        let params = BatchParams {
+            base_offset,
+            ..BatchParams::default()
+        };
+        assert_eq!(
+            encode_batch(&mut out, &params, &records, 0),
+            Err(EncodeError::OffsetOutOfRange)
+        );
+        assert_eq!(out, [7], "nothing written");
+    }
+    let params = BatchParams {
+        base_offset: i64::MAX - 1,
+        ..BatchParams::default()
+    };
+    let encoded = encode_batch(&mut Vec::new(), &params, &records, 0).expect("fits exactly");
+    assert_eq!(encoded.last_offset, i64::MAX);
 }
