@@ -16,12 +16,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
 use common::{
-    BatchSpan, append_range, assert_range, batch_spans, files, read_all, segment_path, small_config,
+    BatchSpan, append_range, assert_range, batch_spans, read_all, segment_path, small_config,
+    snapshot,
 };
 use tempfile::TempDir;
 use topiclog::{Corruption, Error, Partition};
@@ -100,16 +100,6 @@ fn middle_batch(log_file: &Path) -> BatchSpan {
         "not the first nor the last"
     );
     span
-}
-
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    files(dir)
-        .into_iter()
-        .map(|name| {
-            let bytes = fs::read(dir.join(&name)).expect("read");
-            (name, bytes)
-        })
-        .collect()
 }
 
 /// Opening must fail with `Error::Corrupt` inside `span` of `log_file`, changing no file.

@@ -14,14 +14,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::path::Path;
 
 use common::{
-    BatchSpan, append_batch_range, append_range, assert_range, batch_spans, files, read_all,
-    segment_path, small_config,
+    BatchSpan, append_batch_range, append_range, assert_range, batch_spans, read_all, segment_path,
+    small_config, snapshot,
 };
 use tempfile::TempDir;
 use topiclog::{
@@ -107,16 +106,6 @@ fn closed() -> (TempDir, Answers) {
     assert_answers_for(&answers, 0, END);
     log.close().expect("close");
     (dir, answers)
-}
-
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    files(dir)
-        .into_iter()
-        .map(|name| {
-            let bytes = fs::read(dir.join(&name)).expect("read file");
-            (name, bytes)
-        })
-        .collect()
 }
 
 fn assert_clean(report: &RecoveryReport) {

@@ -227,6 +227,14 @@ impl Reader {
         self.min_offset
     }
 
+    /// The next record, unless the reader is finished: what both ways of reading share.
+    fn advance(&mut self) -> Option<Result<Raw>> {
+        if self.done {
+            return None;
+        }
+        self.next_raw().transpose()
+    }
+
     /// The next record as positions in the current chunk.
     fn next_raw(&mut self) -> Result<Option<Raw>> {
         loop {
@@ -286,12 +294,8 @@ impl Reader {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn next_view(&mut self) -> Option<Result<RecordView<'_>>> {
-        if self.done {
-            return None;
-        }
-        let raw = match self.next_raw() {
-            Ok(Some(raw)) => raw,
-            Ok(None) => return None,
+        let raw = match self.advance()? {
+            Ok(raw) => raw,
             Err(e) => return Some(Err(e)),
         };
         let bytes = self.chunk.as_ref()?.bytes();
@@ -470,12 +474,8 @@ impl Iterator for Reader {
     type Item = Result<LogRecord>;
 
     fn next(&mut self) -> Option<Result<LogRecord>> {
-        if self.done {
-            return None;
-        }
-        let raw = match self.next_raw() {
-            Ok(Some(raw)) => raw,
-            Ok(None) => return None,
+        let raw = match self.advance()? {
+            Ok(raw) => raw,
             Err(e) => return Some(Err(e)),
         };
         Some(Ok(LogRecord {

@@ -168,3 +168,14 @@ pub fn batch_spans(log_file: &Path) -> Vec<BatchSpan> {
     );
     spans
 }
+
+/// Every file in `dir` with its bytes, to check that something changed no file.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    files(dir)
+        .into_iter()
+        .map(|name| {
+            let bytes = std::fs::read(dir.join(&name)).expect("read");
+            (name, bytes)
+        })
+        .collect()
+}
