@@ -145,3 +145,40 @@ fn rolled_segments_are_named_after_their_base_offset() {
         );
     }
 }
+
+#[test]
+fn offsets_the_segment_cannot_express_roll_it() {
+    use topiclog::record::{BatchParams, encode_batch};
+    // A segment based at 0 whose batch sits just below base + i32::MAX, as compaction can leave.
+    let dir = tempfile::tempdir().unwrap();
+    let near = i64::from(i32::MAX) - 2;
+    let mut bytes = Vec::new();
+    let params = BatchParams {
+        base_offset: near,
+        ..BatchParams::default()
+    };
+    encode_batch(
+        &mut bytes,
+        &params,
+        &[Record::new(b"old").with_timestamp(0)],
+        0,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("00000000000000000000.log"), bytes).unwrap();
+    let log = Partition::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(log.next_offset(), near + 1);
+    // Offsets near+1 ..= near+2 still fit (relative i32::MAX); near+3 would not.
+    log.append_batch(&[
+        Record::new(b"a").with_timestamp(0),
+        Record::new(b"b").with_timestamp(0),
+    ])
+    .unwrap();
+    assert_eq!(log.segment_base_offsets(), [0]);
+    assert_eq!(
+        log.append(Record::new(b"c").with_timestamp(0)).unwrap(),
+        near + 3
+    );
+    assert_eq!(log.segment_base_offsets(), [0, near + 3]);
+    let offsets: Vec<i64> = log.read(0).unwrap().map(|r| r.unwrap().offset()).collect();
+    assert_eq!(offsets, [near, near + 1, near + 2, near + 3]);
+}
