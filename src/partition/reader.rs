@@ -21,12 +21,7 @@ use super::Shared;
 #[derive(Clone)]
 pub struct LogRecord {
     chunk: Arc<Chunk>,
-    offset: i64,
-    timestamp: i64,
-    key: Span,
-    value: Span,
-    headers: Span,
-    header_count: u32,
+    raw: Raw,
 }
 
 /// Where a field lies in its chunk; [`Span::NULL`] for a null field. Chunks are at most
@@ -69,35 +64,34 @@ impl Span {
 impl LogRecord {
     /// The record's offset.
     pub fn offset(&self) -> i64 {
-        self.offset
+        self.raw.offset
     }
 
     /// The effective timestamp (the batch's append time for LogAppendTime).
     pub fn timestamp(&self) -> i64 {
-        self.timestamp
+        self.raw.timestamp
     }
 
     /// The key, or `None` for null.
     pub fn key(&self) -> Option<&[u8]> {
-        self.key.get(self.chunk.bytes())
+        self.raw.key.get(self.chunk.bytes())
     }
 
     /// The value, or `None` for null (a tombstone).
     pub fn value(&self) -> Option<&[u8]> {
-        self.value.get(self.chunk.bytes())
+        self.raw.value.get(self.chunk.bytes())
     }
 
     /// The headers in stored order, repeated keys included.
     pub fn headers(&self) -> Headers<'_> {
-        let bytes = self.headers.get(self.chunk.bytes()).unwrap_or_default();
-        Headers::from_raw(bytes, self.header_count)
+        self.raw.headers(self.chunk.bytes())
     }
 
     /// A copy that owns its bytes.
     pub fn to_owned_record(&self) -> OwnedRecord {
         OwnedRecord {
-            offset: self.offset,
-            timestamp: self.timestamp,
+            offset: self.raw.offset,
+            timestamp: self.raw.timestamp,
             key: self.key().map(<[u8]>::to_vec),
             value: self.value().map(<[u8]>::to_vec),
             headers: self
@@ -114,8 +108,8 @@ impl LogRecord {
 impl fmt::Debug for LogRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LogRecord")
-            .field("offset", &self.offset)
-            .field("timestamp", &self.timestamp)
+            .field("offset", &self.raw.offset)
+            .field("timestamp", &self.raw.timestamp)
             .field("key", &self.key())
             .field("value", &self.value())
             .field("headers", &self.headers().collect::<Vec<_>>())
@@ -299,14 +293,12 @@ impl Reader {
             Err(e) => return Some(Err(e)),
         };
         let bytes = self.chunk.as_ref()?.bytes();
-        let headers =
-            Headers::from_raw(raw.headers.get(bytes).unwrap_or_default(), raw.header_count);
         Some(Ok(RecordView::from_parts(
             raw.offset,
             raw.timestamp,
             raw.key.get(bytes),
             raw.value.get(bytes),
-            headers,
+            raw.headers(bytes),
         )))
     }
 
@@ -480,17 +472,12 @@ impl Iterator for Reader {
         };
         Some(Ok(LogRecord {
             chunk: Arc::clone(self.chunk.as_ref()?),
-            offset: raw.offset,
-            timestamp: raw.timestamp,
-            key: raw.key,
-            value: raw.value,
-            headers: raw.headers,
-            header_count: raw.header_count,
+            raw,
         }))
     }
 }
 
-/// A record's fields as positions in the reader's current chunk.
+/// A record's fields as positions in its chunk.
 #[derive(Debug, Clone, Copy)]
 struct Raw {
     offset: i64,
@@ -499,4 +486,13 @@ struct Raw {
     value: Span,
     headers: Span,
     header_count: u32,
+}
+
+impl Raw {
+    fn headers<'a>(&self, chunk: &'a [u8]) -> Headers<'a> {
+        Headers::from_raw(
+            self.headers.get(chunk).unwrap_or_default(),
+            self.header_count,
+        )
+    }
 }
