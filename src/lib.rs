@@ -58,6 +58,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod inspect;
+pub mod partitioner;
 pub mod record;
 
 mod config;

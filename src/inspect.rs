@@ -1,0 +1,1 @@
+//! Read-only inspection of partition files: batch headers, index entries, CRC results.

@@ -1,0 +1,1 @@
+//! Routing records to partitions as Kafka producers do.
