@@ -17,6 +17,10 @@ pub const DEFAULT_SEGMENT_INDEX_BYTES: i32 = 10 * 1024 * 1024;
 pub const DEFAULT_INDEX_INTERVAL_BYTES: i32 = 4096;
 /// `max.message.bytes` default: 1 MiB + 12 (Kafka's 1048588).
 pub const DEFAULT_MAX_MESSAGE_BYTES: i32 = 1024 * 1024 + 12;
+/// `retention.ms` default: 7 days. -1 keeps records forever.
+pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// `retention.bytes` default: -1, no size limit.
+pub const DEFAULT_RETENTION_BYTES: i64 = -1;
 /// Default size of a partition's user-space write buffer: 256 KiB.
 pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
@@ -63,6 +67,8 @@ pub struct LogConfig {
     index_interval_bytes: i32,
     max_message_bytes: i32,
     message_timestamp_type: TimestampType,
+    retention_ms: i64,
+    retention_bytes: i64,
     write_buffer_bytes: usize,
     clock: Arc<dyn Clock>,
 }
@@ -76,6 +82,8 @@ impl Default for LogConfig {
             index_interval_bytes: DEFAULT_INDEX_INTERVAL_BYTES,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             message_timestamp_type: TimestampType::CreateTime,
+            retention_ms: DEFAULT_RETENTION_MS,
+            retention_bytes: DEFAULT_RETENTION_BYTES,
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             clock: Arc::new(SystemClock),
         }
@@ -118,6 +126,18 @@ impl LogConfig {
     /// `message.timestamp.type`: CreateTime or LogAppendTime.
     pub fn message_timestamp_type(&self) -> TimestampType {
         self.message_timestamp_type
+    }
+
+    /// `retention.ms`: a segment is deleted once its newest record is older than this; -1
+    /// keeps records forever.
+    pub fn retention_ms(&self) -> i64 {
+        self.retention_ms
+    }
+
+    /// `retention.bytes`: oldest segments are deleted while the partition is larger than this;
+    /// -1 for no limit.
+    pub fn retention_bytes(&self) -> i64 {
+        self.retention_bytes
     }
 
     /// Bytes an active segment buffers in memory before writing them to its file.
@@ -175,6 +195,19 @@ impl LogConfigBuilder {
         self
     }
 
+    /// `retention.ms`, at least -1 (forever). Default [`DEFAULT_RETENTION_MS`] (7 days).
+    pub fn retention_ms(mut self, ms: i64) -> Self {
+        self.config.retention_ms = ms;
+        self
+    }
+
+    /// `retention.bytes` per partition, at least -1 (unlimited). Default
+    /// [`DEFAULT_RETENTION_BYTES`] (-1).
+    pub fn retention_bytes(mut self, bytes: i64) -> Self {
+        self.config.retention_bytes = bytes;
+        self
+    }
+
     /// Bytes buffered in memory before a write to the segment file; 0 writes every append
     /// through at once. Default [`DEFAULT_WRITE_BUFFER_BYTES`] (256 KiB). Not a Kafka setting.
     pub fn write_buffer_bytes(mut self, bytes: usize) -> Self {
@@ -221,6 +254,18 @@ impl LogConfigBuilder {
             c.max_message_bytes >= 0,
             "must not be negative",
         )?;
+        check(
+            "retention.ms",
+            c.retention_ms,
+            c.retention_ms >= -1,
+            "must be -1 (forever) or more",
+        )?;
+        check(
+            "retention.bytes",
+            c.retention_bytes,
+            c.retention_bytes >= -1,
+            "must be -1 (unlimited) or more",
+        )?;
         Ok(self.config)
     }
 }
@@ -250,11 +295,15 @@ mod tests {
         assert_eq!(c.index_interval_bytes(), 4096);
         assert_eq!(c.max_message_bytes(), 1_048_588);
         assert_eq!(c.message_timestamp_type(), TimestampType::CreateTime);
+        assert_eq!(c.retention_ms(), 604_800_000);
+        assert_eq!(c.retention_bytes(), -1);
     }
 
     #[test]
     fn out_of_range_values_are_typed_errors() {
-        let cases: [(LogConfigBuilder, &str); 5] = [
+        let cases: [(LogConfigBuilder, &str); 7] = [
+            (LogConfig::builder().retention_ms(-2), "retention.ms"),
+            (LogConfig::builder().retention_bytes(-2), "retention.bytes"),
             (LogConfig::builder().segment_bytes(13), "segment.bytes"),
             (LogConfig::builder().segment_ms(0), "segment.ms"),
             (
