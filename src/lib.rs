@@ -77,5 +77,5 @@ pub use config::{
 pub use error::{Corruption, Error, IoOp, Result};
 pub use partition::{
     AppendInfo, LogRecord, OwnedHeader, OwnedRecord, Partition, Reader, RecoveryReport,
-    RemovedSegment, TimestampOffset, Truncation,
+    RemovedSegment, RetentionReport, TimestampOffset, Truncation,
 };

@@ -56,6 +56,8 @@ pub(crate) trait Disk: Send + Sync + fmt::Debug {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// The length of the file at `path`.
     fn file_len(&self, path: &Path) -> io::Result<u64>;
+    /// When the file at `path` was last modified, in milliseconds since the Unix epoch.
+    fn modified_ms(&self, path: &Path) -> io::Result<i64>;
 }
 
 /// An open file. Positions are absolute; there is no cursor, so one handle serves many threads.

@@ -54,6 +54,14 @@ impl Disk for OsDisk {
         Ok(fs::metadata(path)?.len())
     }
 
+    fn modified_ms(&self, path: &Path) -> io::Result<i64> {
+        let modified = fs::metadata(path)?.modified()?;
+        Ok(match modified.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+        })
+    }
+
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         #[cfg(unix)]
         {
@@ -145,6 +153,9 @@ impl Disk for NoMapDisk {
     }
     fn file_len(&self, path: &Path) -> io::Result<u64> {
         OsDisk.file_len(path)
+    }
+    fn modified_ms(&self, path: &Path) -> io::Result<i64> {
+        OsDisk.modified_ms(path)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         OsDisk.sync_dir(path)

@@ -17,6 +17,10 @@ use super::manifest::SegmentRecord;
 
 const VERSION: &str = "0";
 
+/// File name of a partition's log-start checkpoint: Kafka's format, one entry holding the log
+/// start offset. Absent means the log starts at its first segment.
+pub(crate) const LOG_START_FILE: &str = ".topiclog_log_start_offset";
+
 /// File name of a partition's recovery-point checkpoint.
 pub(crate) const RECOVERY_POINT_FILE: &str = ".topiclog_recovery_point";
 
@@ -62,6 +66,37 @@ pub(crate) fn read(disk: &dyn Disk, path: &Path) -> Result<Option<Vec<Vec<String
         return Err(corrupt("checkpoint entry count does not match its entries"));
     }
     Ok(Some(entries))
+}
+
+/// Reads the log start offset; `Ok(None)` when none was recorded.
+pub(crate) fn read_log_start(disk: &dyn Disk, dir: &Path) -> Result<Option<i64>> {
+    let path = dir.join(LOG_START_FILE);
+    let Some(entries) = read(disk, &path)? else {
+        return Ok(None);
+    };
+    match entries.as_slice() {
+        [] => Ok(None),
+        [entry] => match entry.as_slice() {
+            [offset] => offset.parse().map(Some).map_err(|_| {
+                Error::corrupt(&path, 0, Corruption::Metadata("log start is not an offset"))
+            }),
+            _ => Err(Error::corrupt(
+                &path,
+                0,
+                Corruption::Metadata("malformed log start entry"),
+            )),
+        },
+        _ => Err(Error::corrupt(
+            &path,
+            0,
+            Corruption::Metadata("log start needs one entry"),
+        )),
+    }
+}
+
+/// Writes the log start offset durably.
+pub(crate) fn write_log_start(disk: &dyn Disk, dir: &Path, offset: i64) -> Result<()> {
+    write(disk, &dir.join(LOG_START_FILE), &[offset.to_string()])
 }
 
 /// Reads the flushed segments; an absent file means none.

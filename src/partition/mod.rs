@@ -12,6 +12,7 @@ mod manifest;
 mod marker;
 mod reader;
 mod recovery;
+mod retention;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -46,6 +47,18 @@ impl AppendInfo {
     pub fn offsets(&self) -> std::ops::RangeInclusive<i64> {
         self.base_offset..=self.last_offset
     }
+}
+
+/// What a retention run deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetentionReport {
+    /// Base offsets of the segments deleted, oldest first.
+    pub deleted_segments: Vec<i64>,
+    /// Bytes of segment data deleted.
+    pub bytes_deleted: u64,
+    /// The log start offset afterwards.
+    pub log_start_offset: i64,
 }
 
 /// A record's offset and timestamp, as a timestamp lookup answers.
@@ -163,7 +176,7 @@ impl Partition {
 
     pub(crate) fn open_on(disk: Arc<dyn Disk>, dir: &Path, config: LogConfig) -> Result<Partition> {
         let opened = recovery::open(&disk, dir, &config)?;
-        let log_start = opened.segments.first().map_or(0, |s| s.base_offset());
+        let log_start = opened.log_start_offset;
         let active = opened
             .segments
             .last()
@@ -329,6 +342,28 @@ impl Partition {
             }
         }
         Ok(None)
+    }
+
+    /// Kafka's DeleteRecords: makes `before` the log start offset, so records below it can no
+    /// longer be read, and deletes the segments wholly below it (a segment holding `before`
+    /// stays, its earlier records hidden). The new start is persisted before any file goes and
+    /// survives reopen. Returns the log start offset, which never moves back.
+    ///
+    /// # Errors
+    /// [`Error::OffsetOutOfRange`] when `before` is negative or past the log end offset.
+    pub fn delete_records(&self, before: i64) -> Result<i64> {
+        self.shared
+            .writer
+            .lock()
+            .delete_records(&self.shared, before)
+    }
+
+    /// Applies `retention.ms` and `retention.bytes` (and deletes segments wholly below the log
+    /// start offset): whole segments only, oldest first. When every segment has expired, the
+    /// active one is rolled first, so the log is empty but keeps its next offset. Readers inside
+    /// a deleted segment read it to its end; its files go when the last of them lets go.
+    pub fn enforce_retention(&self) -> Result<RetentionReport> {
+        self.shared.writer.lock().enforce_retention(&self.shared)
     }
 
     /// The first offset of the log.

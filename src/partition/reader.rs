@@ -327,6 +327,17 @@ impl Reader {
                 let Some(next) = self.shared.segment_after(self.segment.base_offset()) else {
                     return Ok(false);
                 };
+                // Records were deleted under this reader: it read its segment to the end, but
+                // what comes next starts past the log start. Say so rather than skip them.
+                let log_start = self.shared.log_start_offset();
+                if self.min_offset < log_start {
+                    self.done = true;
+                    return Err(Error::OffsetOutOfRange {
+                        requested: self.min_offset,
+                        log_start,
+                        log_end: self.shared.next_offset(),
+                    });
+                }
                 self.segment = next;
                 (self.pos, self.chunk, self.index_hint) = (0, None, false);
                 continue;

@@ -24,7 +24,7 @@ use crate::record::BatchHeader;
 use crate::segment::file_name::{self, FileKind, TempSuffix};
 use crate::segment::{Index, IndexBuilder, Segment, SegmentState, scan};
 
-use super::checkpoint::{self, RECOVERY_POINT_FILE};
+use super::checkpoint::{self, LOG_START_FILE, RECOVERY_POINT_FILE};
 use super::manifest::SegmentRecord;
 use super::marker::{self, MARKER_FILE};
 use super::writer::ActiveInit;
@@ -98,6 +98,8 @@ pub(crate) struct Opened {
     /// The checkpoint on disk lists segments `flushed` does not (removed ones, or the one that
     /// is active again): it must be rewritten before the first write.
     pub(crate) checkpoint_stale: bool,
+    /// The log start offset: the checkpointed one, or the first segment's base offset.
+    pub(crate) log_start_offset: i64,
 }
 
 /// Which files each segment has.
@@ -137,7 +139,50 @@ pub(crate) fn open(disk: &Arc<dyn Disk>, dir: &Path, config: &LogConfig) -> Resu
             recover(disk, dir, config, &bases, &flushed, report)?
         }
     };
-    finish(config, segments, scanned, &flushed, report)
+    let recorded_start = checkpoint::read_log_start(&**disk, dir)?;
+    let (segments, scanned, report) = match recorded_start {
+        Some(start) if segments.last().is_some_and(|s| s.next_offset() < start) => {
+            restart_at(disk, dir, config, segments, start, report)?
+        }
+        _ => (segments, scanned, report),
+    };
+    let first_base = segments.first().map_or(0, |s| s.base_offset());
+    let mut opened = finish(config, segments, scanned, &flushed, report)?;
+    opened.log_start_offset = recorded_start.unwrap_or(first_base).max(first_base);
+    Ok(opened)
+}
+
+/// A log whose end lies below its recorded start (everything was deleted, then the segments
+/// lost data) is emptied and restarts at the recorded start, as Kafka's loader does.
+#[allow(clippy::type_complexity)]
+fn restart_at(
+    disk: &Arc<dyn Disk>,
+    dir: &Path,
+    config: &LogConfig,
+    segments: Vec<Arc<Segment>>,
+    start: i64,
+    mut report: RecoveryReport,
+) -> Result<(Vec<Arc<Segment>>, Vec<Option<IndexBuilder>>, RecoveryReport)> {
+    for segment in &segments {
+        report.removed_segments.push(RemovedSegment {
+            base_offset: segment.base_offset(),
+            bytes: segment.size(),
+        });
+        segment.mark_deleted()?;
+    }
+    drop(segments);
+    let interval = config.index_interval_bytes();
+    let segment = Segment::create(disk, dir, start, config.segment_index_bytes(), interval)?;
+    disk::sync_dir(&**disk, dir)?;
+    report
+        .unclean_reason
+        .get_or_insert_with(|| "log ends below its start".to_owned());
+    report.clean_shutdown = false;
+    Ok((
+        vec![Arc::new(segment)],
+        vec![Some(IndexBuilder::new(interval, start))],
+        report,
+    ))
 }
 
 /// Pass 1: removes leftovers and orphans, returns the segments' base offsets in order.
@@ -165,6 +210,7 @@ fn sweep(
             let known = [
                 MARKER_FILE,
                 RECOVERY_POINT_FILE,
+                LOG_START_FILE,
                 "leader-epoch-checkpoint",
                 "partition.metadata",
             ];
@@ -401,6 +447,7 @@ fn finish(
         checkpoint_stale: kept_flushed.as_slice() != flushed,
         flushed: kept_flushed,
         unsynced,
+        log_start_offset: 0,
     })
 }
 

@@ -13,7 +13,8 @@ use crate::segment::{Entry, IndexBuilder, OffsetEntry, Segment, TimeEntry};
 
 use super::manifest::SegmentRecord;
 use super::marker;
-use super::{AppendInfo, Shared, checkpoint};
+use super::retention::{self, Limits, SegmentInfo};
+use super::{AppendInfo, RetentionReport, Shared, checkpoint};
 
 /// Leader epoch stamped on every batch, so a Kafka broker adopting the files builds a
 /// leader-epoch cache from them.
@@ -414,6 +415,119 @@ impl Writer {
             self.unsynced.clear();
         }
         Ok(())
+    }
+
+    /// Kafka's DeleteRecords: raises the log start offset to `before` (durably, before any
+    /// file goes) and deletes the segments wholly below it. Returns the log start offset.
+    pub(crate) fn delete_records(&mut self, shared: &Shared, before: i64) -> Result<i64> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        let (log_start, log_end) = (shared.log_start_offset(), shared.next_offset());
+        if before < 0 || before > log_end {
+            return Err(Error::OffsetOutOfRange {
+                requested: before,
+                log_start,
+                log_end,
+            });
+        }
+        if before <= log_start {
+            return Ok(log_start);
+        }
+        self.prepare(shared)?;
+        self.raise_log_start(shared, before)?;
+        let below = shared
+            .segments()
+            .windows(2)
+            .take_while(|pair| pair[1].base_offset() <= before)
+            .count();
+        self.remove_oldest(shared, below)?;
+        Ok(before)
+    }
+
+    /// Deletes the segments retention selects (see [`retention`]); rolls first when the active
+    /// segment goes too, so the log keeps its next offset.
+    pub(crate) fn enforce_retention(&mut self, shared: &Shared) -> Result<RetentionReport> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        let config = &shared.config;
+        let segments = shared.segments();
+        let disk = &*shared.disk;
+        let mut infos = Vec::with_capacity(segments.len());
+        for (i, segment) in segments.iter().enumerate() {
+            let mut largest_timestamp = segment.max_timestamp();
+            if largest_timestamp < 0 {
+                let path = segment.path(FileKind::Log);
+                largest_timestamp = disk
+                    .modified_ms(&path)
+                    .map_err(|e| Error::io(crate::error::IoOp::Read, path, e))?;
+            }
+            infos.push(SegmentInfo {
+                base_offset: segment.base_offset(),
+                next_base: segments.get(i + 1).map(|s| s.base_offset()),
+                size: segment.size(),
+                largest_timestamp,
+            });
+        }
+        let limits = Limits {
+            log_start_offset: shared.log_start_offset(),
+            retention_bytes: config.retention_bytes(),
+            retention_ms: config.retention_ms(),
+            now_ms: config.clock().now_ms(),
+        };
+        let count = retention::deletable(&infos, limits);
+        let mut report = RetentionReport::default();
+        if count > 0 {
+            self.prepare(shared)?;
+            if count == segments.len() {
+                // Everything expired, the active segment too: start an empty one at the log
+                // end offset first.
+                self.roll(shared)?;
+            }
+            for (base_offset, bytes) in self.remove_oldest(shared, count)? {
+                report.deleted_segments.push(base_offset);
+                report.bytes_deleted += bytes;
+            }
+        }
+        report.log_start_offset = shared.log_start_offset();
+        Ok(report)
+    }
+
+    /// Raises the log start offset, durably first.
+    fn raise_log_start(&mut self, shared: &Shared, offset: i64) -> Result<()> {
+        if offset > shared.log_start_offset() {
+            checkpoint::write_log_start(&*shared.disk, &shared.dir, offset)?;
+            shared.log_start_offset.store(offset, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Takes the `count` oldest segments out of the log (never the active one). Readers inside
+    /// them read on; their files go when the last reader lets go. Returns their base offsets
+    /// and sizes.
+    fn remove_oldest(&mut self, shared: &Shared, count: usize) -> Result<Vec<(i64, u64)>> {
+        let count = count.min(shared.segments.read().len().saturating_sub(1));
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let first_kept = shared.segments.read()[count].base_offset();
+        self.raise_log_start(shared, first_kept)?;
+        let removed: Vec<Arc<Segment>> = shared.segments.write().drain(..count).collect();
+        let bases: Vec<i64> = removed.iter().map(|s| s.base_offset()).collect();
+        self.unsynced.retain(|s| !bases.contains(&s.base_offset()));
+        let flushed_before = self.flushed.len();
+        self.flushed.retain(|r| !bases.contains(&r.base_offset));
+        if self.flushed.len() != flushed_before {
+            checkpoint::write_flushed(&*shared.disk, &shared.dir, &self.flushed)?;
+        }
+        let mut deleted = Vec::with_capacity(removed.len());
+        for segment in removed {
+            segment.mark_deleted()?;
+            deleted.push((segment.base_offset(), segment.size()));
+        }
+        self.dir_dirty = true;
+        Ok(deleted)
     }
 
     pub(crate) fn close(&mut self, shared: &Shared) -> Result<()> {

@@ -73,6 +73,8 @@ pub(crate) struct Segment {
     max_timestamp: AtomicI64,
     offset_of_max_timestamp: AtomicI64,
     sealed: AtomicBool,
+    /// Renamed to `*.deleted` by retention; the files go when the last holder drops it.
+    deleted: AtomicBool,
     /// `None` until first used (sealed segments load lazily).
     indexes: RwLock<Option<Indexes>>,
     index_interval_bytes: i32,
@@ -174,6 +176,7 @@ impl Segment {
             max_timestamp: AtomicI64::new(state.max_timestamp),
             offset_of_max_timestamp: AtomicI64::new(state.offset_of_max_timestamp),
             sealed: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
             indexes: RwLock::new(indexes),
             index_interval_bytes,
         }
@@ -184,9 +187,35 @@ impl Segment {
         self.base_offset
     }
 
-    /// Path of one of the segment's files.
+    /// Path of one of the segment's files (with `.deleted` once retention removed it).
     pub(crate) fn path(&self, kind: FileKind) -> PathBuf {
-        file_name::file_path(&self.dir, self.base_offset, kind)
+        let path = file_name::file_path(&self.dir, self.base_offset, kind);
+        if self.deleted.load(Ordering::Acquire) {
+            let mut name = path.into_os_string();
+            name.push(".deleted");
+            PathBuf::from(name)
+        } else {
+            path
+        }
+    }
+
+    /// Takes the segment out of the log: renames its files to `*.deleted` (so a restart
+    /// removes them), and removes them when the last holder of the segment, such as a reader
+    /// still inside it, drops it. Open handles and mappings keep reading meanwhile.
+    pub(crate) fn mark_deleted(&self) -> Result<()> {
+        if self.deleted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
+            let from = file_name::file_path(&self.dir, self.base_offset, kind);
+            let mut to = from.clone().into_os_string();
+            to.push(".deleted");
+            if disk::file_len(&*self.disk, &from)?.is_some() {
+                disk::rename(&*self.disk, &from, &PathBuf::from(to))?;
+            }
+        }
+        self.deleted.store(true, Ordering::Release);
+        Ok(())
     }
 
     pub(crate) fn log(&self) -> &File {
@@ -431,6 +460,17 @@ impl Segment {
             &self.path(FileKind::TimeIndex),
             indexes.times.as_bytes(),
         )
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.deleted.load(Ordering::Acquire) {
+            for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
+                // Best effort: a file left behind is removed by the next open's sweep.
+                let _ = disk::remove_file(&*self.disk, &self.path(kind));
+            }
+        }
     }
 }
 
