@@ -81,6 +81,9 @@ pub enum Error {
     /// The partition was closed; open it again to write.
     #[error("the partition is closed")]
     Closed,
+    /// The partition or store was opened read-only.
+    #[error("opened read-only")]
+    ReadOnly,
 }
 
 impl Error {

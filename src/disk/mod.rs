@@ -11,7 +11,7 @@ mod os;
 pub(crate) use mmap::Mapping;
 #[cfg(test)]
 pub(crate) use os::NoMapDisk;
-pub(crate) use os::OsDisk;
+pub(crate) use os::{OsDisk, ReadOnlyDisk};
 
 use std::fmt;
 use std::io;
@@ -56,6 +56,10 @@ pub(crate) trait Disk: Send + Sync + fmt::Debug {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// The length of the file at `path`.
     fn file_len(&self, path: &Path) -> io::Result<u64>;
+    /// Whether this disk refuses every change (opens for reading beside another writer).
+    fn is_read_only(&self) -> bool {
+        false
+    }
     /// When the file at `path` was last modified, in milliseconds since the Unix epoch.
     fn modified_ms(&self, path: &Path) -> io::Result<i64>;
 }

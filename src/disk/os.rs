@@ -125,6 +125,75 @@ impl DiskFile for OsFile {
     }
 }
 
+/// The real filesystem, read-only and without mappings: what a reader beside another process's
+/// writer uses. It never maps a file (the writer may shorten one) and refuses every change.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ReadOnlyDisk;
+
+#[derive(Debug)]
+struct ReadOnlyFile(Arc<dyn DiskFile>);
+
+fn refused() -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, "opened read-only")
+}
+
+impl Disk for ReadOnlyDisk {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn DiskFile>> {
+        match mode {
+            OpenMode::Read => Ok(Arc::new(ReadOnlyFile(OsDisk.open(path, OpenMode::Read)?))),
+            OpenMode::Write | OpenMode::Create => Err(refused()),
+        }
+    }
+    fn create_dir_all(&self, _path: &Path) -> io::Result<()> {
+        Err(refused())
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        OsDisk.list_dir(path)
+    }
+    fn remove_file(&self, _path: &Path) -> io::Result<()> {
+        Err(refused())
+    }
+    fn rename(&self, _from: &Path, _to: &Path) -> io::Result<()> {
+        Err(refused())
+    }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        OsDisk.file_len(path)
+    }
+    fn modified_ms(&self, path: &Path) -> io::Result<i64> {
+        OsDisk.modified_ms(path)
+    }
+    fn sync_dir(&self, _path: &Path) -> io::Result<()> {
+        Ok(())
+    }
+    fn is_read_only(&self) -> bool {
+        true
+    }
+}
+
+impl DiskFile for ReadOnlyFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.0.read_at(buf, pos)
+    }
+    fn write_at(&self, _buf: &[u8], _pos: u64) -> io::Result<usize> {
+        Err(refused())
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+    fn set_len(&self, _len: u64) -> io::Result<()> {
+        Err(refused())
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn map(&self, _len: usize) -> io::Result<Option<Mapping>> {
+        Ok(None)
+    }
+    fn can_map_past_end(&self) -> bool {
+        false
+    }
+}
+
 /// The real filesystem without mappings, so tests can drive the `pread` read paths.
 #[cfg(test)]
 #[derive(Debug, Clone, Copy, Default)]

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::LogConfig;
-use crate::disk::{Disk, OsDisk};
+use crate::disk::{Disk, OsDisk, ReadOnlyDisk};
 use crate::error::{Error, Result};
 use crate::record::{Record, TimestampType};
 use crate::segment::{Chunk, READ_CHUNK, Segment};
@@ -159,6 +159,7 @@ impl Shared {
 pub struct Partition {
     shared: Arc<Shared>,
     recovery: RecoveryReport,
+    read_only: bool,
 }
 
 impl Partition {
@@ -174,8 +175,23 @@ impl Partition {
         Partition::open_on(Arc::new(OsDisk), dir.as_ref(), config)
     }
 
+    /// Opens the partition in `dir` for reading only, beside a process that may be writing it.
+    /// Nothing is written or repaired and no file is mapped (the writer may shorten the active
+    /// segment's files): segments the clean-shutdown marker vouches for are trusted, the others
+    /// are scanned and only their valid prefix is served; a torn tail is reported in
+    /// [`recovery`](Partition::recovery) and left alone. Appends, flushes and retention return
+    /// [`Error::ReadOnly`]. Reads see the log as it was when opened.
+    pub fn open_read_only(dir: impl AsRef<Path>, config: LogConfig) -> Result<Partition> {
+        Partition::open_on(Arc::new(ReadOnlyDisk), dir.as_ref(), config)
+    }
+
     pub(crate) fn open_on(disk: Arc<dyn Disk>, dir: &Path, config: LogConfig) -> Result<Partition> {
-        let opened = recovery::open(&disk, dir, &config)?;
+        let read_only = disk.is_read_only();
+        let opened = if read_only {
+            recovery::open_read_only(&disk, dir, &config)?
+        } else {
+            recovery::open(&disk, dir, &config)?
+        };
         let log_start = opened.log_start_offset;
         let active = opened
             .segments
@@ -204,6 +220,7 @@ impl Partition {
         Ok(Partition {
             shared,
             recovery: opened.report,
+            read_only,
         })
     }
 
@@ -250,6 +267,9 @@ impl Partition {
                 limit: max,
                 setting: "max.message.bytes",
             });
+        }
+        if self.read_only {
+            return Err(Error::ReadOnly);
         }
         let needs_clock = config.message_timestamp_type() == TimestampType::LogAppendTime
             || records.iter().any(|r| r.timestamp.is_none());
@@ -352,6 +372,9 @@ impl Partition {
     /// # Errors
     /// [`Error::OffsetOutOfRange`] when `before` is negative or past the log end offset.
     pub fn delete_records(&self, before: i64) -> Result<i64> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
         self.shared
             .writer
             .lock()
@@ -363,6 +386,9 @@ impl Partition {
     /// active one is rolled first, so the log is empty but keeps its next offset. Readers inside
     /// a deleted segment read it to its end; its files go when the last of them lets go.
     pub fn enforce_retention(&self) -> Result<RetentionReport> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
         self.shared.writer.lock().enforce_retention(&self.shared)
     }
 
@@ -380,6 +406,9 @@ impl Partition {
     /// (segment data, indexes) and the directory entries of new segments. When it returns,
     /// every append that returned before it survives a crash or power loss.
     pub fn flush(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         self.shared.writer.lock().flush(&self.shared)
     }
 
@@ -387,12 +416,20 @@ impl Partition {
     /// the next open trusts the files without scanning them. Appends after this fail with
     /// [`Error::Closed`]; reads still work. Closing twice is a no-op.
     pub fn close(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         self.shared.writer.lock().close(&self.shared)
     }
 
     /// What opening the partition found and repaired.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery
+    }
+
+    /// Whether the partition was opened with [`open_read_only`](Partition::open_read_only).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The partition's directory.
@@ -420,6 +457,9 @@ impl Drop for Partition {
     /// Without [`close`](Partition::close), buffered appends are still written to the OS (no
     /// fsync, no marker): the next open recovers the active segment by scanning it.
     fn drop(&mut self) {
+        if self.read_only {
+            return;
+        }
         let mut writer = self.shared.writer.lock();
         if !writer.is_closed() {
             let _ = writer.write_buffer();

@@ -185,6 +185,113 @@ fn restart_at(
     ))
 }
 
+/// Opens for reading only, changing nothing: no sweep, no cut, no index file written, no
+/// marker removed. Segments the clean-shutdown marker vouches for are trusted; every other one
+/// is scanned, and only its valid prefix is served (a torn tail a live writer is still
+/// finishing, or damage, is left where it is and reported).
+pub(crate) fn open_read_only(
+    disk: &Arc<dyn Disk>,
+    dir: &Path,
+    config: &LogConfig,
+) -> Result<Opened> {
+    let mut report = RecoveryReport::default();
+    let mut bases = Vec::new();
+    for entry in disk::list_dir(&**disk, dir)? {
+        let parsed = entry
+            .name
+            .to_str()
+            .filter(|_| entry.is_file)
+            .and_then(file_name::parse);
+        match parsed {
+            Some(p) if p.kind == FileKind::Log && p.suffix.is_none() => bases.push(p.base_offset),
+            _ => {}
+        }
+    }
+    bases.sort_unstable();
+    let interval = config.index_interval_bytes();
+    let records = match marker::read(&**disk, dir)? {
+        Some(Ok(records)) => {
+            let present: BTreeMap<i64, Present> =
+                bases.iter().map(|&b| (b, Present { log: true })).collect();
+            match check_marker(&**disk, dir, &present, &records) {
+                Ok(()) => Some(records),
+                Err(reason) => {
+                    report.unclean_reason = Some(reason);
+                    None
+                }
+            }
+        }
+        Some(Err(why)) => {
+            report.unclean_reason = Some(format!("clean-shutdown marker unusable: {why}"));
+            None
+        }
+        None => {
+            report.unclean_reason = Some("no clean-shutdown marker".to_owned());
+            None
+        }
+    };
+    let (segments, scanned) = if let Some(records) = records {
+        report.clean_shutdown = true;
+        let segments = records
+            .iter()
+            .map(|r| {
+                Segment::open(disk, dir, r.base_offset, r.state, None, interval, false)
+                    .map(Arc::new)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let scanned = vec![None; segments.len()];
+        (segments, scanned)
+    } else {
+        let mut segments = Vec::new();
+        let mut scanned = Vec::new();
+        for base in bases {
+            let log_path = file_name::file_path(dir, base, FileKind::Log);
+            let log_len = disk::file_len(&**disk, &log_path)?.unwrap_or(0);
+            let log = File::open(&**disk, log_path.clone(), OpenMode::Read)?;
+            let outcome = scan(&log, None, base, 0, log_len, interval)?;
+            report.segments_scanned += 1;
+            if let Some(stop) = &outcome.stop {
+                report.truncations.push(Truncation {
+                    path: log_path,
+                    position: stop.position,
+                    bytes_removed: log_len - outcome.valid_size,
+                    reason: stop.kind.clone(),
+                });
+            }
+            let state = SegmentState {
+                size: outcome.valid_size,
+                next_offset: outcome.next_offset,
+                max_timestamp: outcome.builder.max_timestamp(),
+                offset_of_max_timestamp: outcome.builder.offset_of_max_timestamp(),
+            };
+            let segment = Segment::open(
+                disk,
+                dir,
+                base,
+                state,
+                Some(outcome.indexes),
+                interval,
+                false,
+            )?;
+            segments.push(Arc::new(segment));
+            scanned.push(Some(outcome.builder));
+        }
+        (segments, scanned)
+    };
+    if segments.is_empty() {
+        return Err(Error::io(
+            crate::error::IoOp::Read,
+            dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no segment to read"),
+        ));
+    }
+    let first_base = segments.first().map_or(0, |s| s.base_offset());
+    let recorded_start = checkpoint::read_log_start(&**disk, dir)?;
+    let mut opened = finish(config, segments, scanned, &[], report)?;
+    opened.log_start_offset = recorded_start.unwrap_or(first_base).max(first_base);
+    Ok(opened)
+}
+
 /// Pass 1: removes leftovers and orphans, returns the segments' base offsets in order.
 fn sweep(
     disk: &dyn Disk,
@@ -422,7 +529,8 @@ fn finish(
     for (segment, builder) in segments.iter().zip(&scanned).take(last) {
         segment.seal();
         if builder.is_some() {
-            // Cache files: a failure to write them only means another rebuild later.
+            // Cache files: a failure to write them (or a read-only open) only means another
+            // rebuild later.
             let _ = segment.with_indexes(|ix| segment.write_index_files(ix));
         }
         match flushed
