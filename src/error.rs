@@ -84,6 +84,37 @@ pub enum Error {
     /// The partition or store was opened read-only.
     #[error("opened read-only")]
     ReadOnly,
+    /// Another store handle, in this process or another, holds the directory's lock.
+    #[error("store directory {} is locked by another open store", path.display())]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// A topic name breaks Kafka's rules (1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or
+    /// `..`).
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// No topic has this name.
+    #[error("unknown topic {0:?}")]
+    UnknownTopic(String),
+    /// A topic with this name exists already.
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    /// A partition number outside the topic's partitions.
+    #[error("topic {topic:?} has no partition {partition} (it has {partitions})")]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// How many partitions the topic has.
+        partitions: u32,
+    },
 }
 
 impl Error {
@@ -145,6 +176,9 @@ pub enum Corruption {
         /// The segment's length when it was fsynced.
         flushed_size: u64,
     },
+    /// The store's topic registry does not parse; the text says which line and why.
+    #[error("malformed topics file: {0}")]
+    Topics(String),
     /// A metadata file (marker or checkpoint) does not parse.
     #[error("malformed metadata: {0}")]
     Metadata(&'static str),

@@ -67,6 +67,8 @@ mod disk;
 mod error;
 mod partition;
 mod segment;
+mod store;
+mod topic;
 
 pub use config::{Clock, LogConfig, LogConfigBuilder, SystemClock};
 pub use config::{
@@ -79,3 +81,8 @@ pub use partition::{
     AppendInfo, LogRecord, OwnedHeader, OwnedRecord, Partition, Reader, RecoveryReport,
     RemovedSegment, RetentionReport, TimestampOffset, Truncation,
 };
+pub use store::{
+    DEFAULT_RETENTION_CHECK_INTERVAL_MS, LOCK_FILE, Store, StoreOptions, StoreOptionsBuilder,
+    TOPICS_FILE,
+};
+pub use topic::{MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_name as validate_topic_name};

@@ -1,0 +1,517 @@
+//! A store: a directory of topics, each topic a set of Kafka partition directories
+//! (`<topic>-<partition>`), held under an exclusive OS lock.
+
+mod lock;
+mod topics_file;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::config::LogConfig;
+use crate::disk::{self, Disk, OsDisk};
+use crate::error::{Error, IoOp, Result};
+use crate::partition::{Partition, RetentionReport};
+use crate::partitioner::{DefaultPartitioner, Partitioner};
+use crate::topic::{self, Topic, TopicConfig};
+use lock::DirLock;
+use topics_file::TopicEntry;
+
+pub use lock::LOCK_FILE;
+pub use topics_file::TOPICS_FILE;
+
+/// `log.retention.check.interval.ms` default: 5 minutes.
+pub const DEFAULT_RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
+
+/// How to open a [`Store`]. Build with [`StoreOptions::builder`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    create_if_missing: bool,
+    log: LogConfig,
+    retention_check_interval_ms: Option<u64>,
+    partitioner: Arc<dyn Partitioner>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            create_if_missing: true,
+            log: LogConfig::default(),
+            retention_check_interval_ms: None,
+            partitioner: Arc::new(DefaultPartitioner::default()),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// A builder starting from the defaults: create a missing directory, Kafka's default log
+    /// settings, no background retention, Kafka's default partitioner.
+    pub fn builder() -> StoreOptionsBuilder {
+        StoreOptionsBuilder {
+            options: StoreOptions::default(),
+        }
+    }
+}
+
+/// Builds [`StoreOptions`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct StoreOptionsBuilder {
+    options: StoreOptions,
+}
+
+impl StoreOptionsBuilder {
+    /// Whether a missing store directory is created (default `true`); otherwise opening it is
+    /// an [`Error::Io`].
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.options.create_if_missing = create;
+        self
+    }
+
+    /// Log settings for topics found on disk without a topiclog config (a Kafka broker's
+    /// partitions), and the clock and write buffer of every topic. Adopted topics keep records
+    /// forever (`retention.ms` -1) whatever this says, until configured.
+    pub fn log_config(mut self, log: LogConfig) -> Self {
+        self.options.log = log;
+        self
+    }
+
+    /// Runs retention on a background thread every `interval_ms` (Kafka's
+    /// `log.retention.check.interval.ms`, default [`DEFAULT_RETENTION_CHECK_INTERVAL_MS`] when
+    /// enabled with [`background_retention`](Self::background_retention)). The thread stops
+    /// within a second of the store being closed or dropped.
+    pub fn retention_check_interval_ms(mut self, interval_ms: u64) -> Self {
+        self.options.retention_check_interval_ms = Some(interval_ms.max(1));
+        self
+    }
+
+    /// Turns background retention on (every 5 minutes) or off (the default).
+    pub fn background_retention(mut self, on: bool) -> Self {
+        self.options.retention_check_interval_ms =
+            on.then_some(DEFAULT_RETENTION_CHECK_INTERVAL_MS);
+        self
+    }
+
+    /// How keyless and keyed records are routed (default: Kafka's, [`DefaultPartitioner`]).
+    pub fn partitioner(mut self, partitioner: Arc<dyn Partitioner>) -> Self {
+        self.options.partitioner = partitioner;
+        self
+    }
+
+    /// The options.
+    pub fn build(self) -> StoreOptions {
+        self.options
+    }
+}
+
+/// A directory of topics. One writable `Store` per directory at a time: opening holds an OS
+/// lock, and a second open, in this process or another, fails with [`Error::Locked`]. Tools
+/// use [`Store::open_read_only`] beside a running application. `Send + Sync`.
+///
+/// ```
+/// use topiclog::{Store, TopicConfig, record::Record};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// let orders = store.create_topic("orders", TopicConfig::new(3))?;
+/// let (partition, offset) = orders.append(Record::keyed(b"customer-42", b"paid"))?;
+/// assert_eq!(offset, 0);
+/// // The same key always lands in the same partition, as with a Java producer.
+/// assert_eq!(orders.append(Record::keyed(b"customer-42", b"shipped"))?.0, partition);
+/// store.close()?;
+/// # Ok::<(), topiclog::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+    background: Option<Background>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    disk: Arc<dyn Disk>,
+    options: StoreOptions,
+    read_only: bool,
+    _lock: Option<DirLock>,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// The persisted registry (configured topics), under its own lock so updates serialize.
+    registry: Mutex<BTreeMap<String, TopicEntry>>,
+}
+
+#[derive(Debug)]
+struct Background {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Store {
+    /// Opens (creating if missing) the store in `dir` with default options.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(dir, StoreOptions::default())
+    }
+
+    /// Opens the store in `dir` for writing: takes the directory's lock, reads the topic
+    /// registry, and opens (recovering) every partition. Partition directories without a
+    /// topiclog config (a Kafka broker's) become topics with retention off.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another store holds the directory; [`Error::Corrupt`] for a
+    /// malformed registry; partition recovery errors.
+    pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        let disk: Arc<dyn Disk> = Arc::new(OsDisk);
+        if disk::file_len(&*disk, &dir)?.is_none() {
+            if !options.create_if_missing {
+                let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such store");
+                return Err(Error::io(IoOp::Directory, &dir, missing));
+            }
+            disk::create_dir_all(&*disk, &dir)?;
+        }
+        let lock = DirLock::acquire(&dir)?;
+        let interval = options.retention_check_interval_ms;
+        let inner = Arc::new(Store::load(dir, disk, options, false, Some(lock))?);
+        let background = interval.map(|ms| Background::start(Arc::downgrade(&inner), ms));
+        Ok(Store { inner, background })
+    }
+
+    /// Opens the store in `dir` for reading only, beside a process that may hold it for
+    /// writing: no lock is taken, nothing is written or repaired, and no file another process
+    /// may shorten is mapped (see [`Partition::open_read_only`]).
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        let inner = Store::load(dir, Arc::new(OsDisk), StoreOptions::default(), true, None)?;
+        Ok(Store {
+            inner: Arc::new(inner),
+            background: None,
+        })
+    }
+
+    fn load(
+        dir: PathBuf,
+        disk: Arc<dyn Disk>,
+        options: StoreOptions,
+        read_only: bool,
+        lock: Option<DirLock>,
+    ) -> Result<Inner> {
+        let registry = topics_file::read(&*disk, &dir, &options.log)?;
+        let mut found: BTreeMap<String, u32> = BTreeMap::new();
+        for entry in disk::list_dir(&*disk, &dir)? {
+            let Some(name) = entry.name.to_str().filter(|_| !entry.is_file) else {
+                continue;
+            };
+            if name.ends_with("-delete") && !read_only {
+                // A topic deletion that a crash interrupted: finish it.
+                let _ = std::fs::remove_dir_all(dir.join(name));
+                continue;
+            }
+            if let Some((topic, partition)) = topic::parse_partition_dir(name) {
+                let count = found.entry(topic.to_owned()).or_insert(0);
+                *count = (*count).max(partition + 1);
+            }
+        }
+        let inner = Inner {
+            dir,
+            disk,
+            options,
+            read_only,
+            _lock: lock,
+            topics: RwLock::new(BTreeMap::new()),
+            registry: Mutex::new(registry.clone()),
+        };
+        let mut topics = BTreeMap::new();
+        for (name, entry) in &registry {
+            topics.insert(
+                name.clone(),
+                inner.open_topic(name, entry.partitions, entry.config.clone())?,
+            );
+        }
+        for (name, partitions) in found {
+            if let std::collections::btree_map::Entry::Vacant(slot) = topics.entry(name) {
+                // Kafka's partitions, or a topic whose registration a crash lost: keep all.
+                let adopted = inner.adopted_config()?;
+                let topic = inner.open_topic(slot.key(), partitions, adopted)?;
+                slot.insert(topic);
+            }
+        }
+        *inner.topics.write() = topics;
+        Ok(inner)
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Whether the store was opened with [`open_read_only`](Store::open_read_only).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// Creates a topic: validates the name (Kafka's rules), records its config durably, then
+    /// creates its partition directories.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTopicName`], [`Error::TopicExists`], [`Error::InvalidConfig`] for zero
+    /// partitions, [`Error::ReadOnly`].
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Arc<Topic>> {
+        self.writable()?;
+        topic::validate_name(name)?;
+        if config.partitions() == 0 {
+            return Err(Error::InvalidConfig {
+                key: "partitions",
+                value: "0".into(),
+                reason: "must be at least 1",
+            });
+        }
+        let mut registry = self.inner.registry.lock();
+        if self.inner.topics.read().contains_key(name) {
+            return Err(Error::TopicExists(name.to_owned()));
+        }
+        let log = self.inner.with_store_runtime(config.log());
+        let mut updated = registry.clone();
+        updated.insert(
+            name.to_owned(),
+            TopicEntry {
+                partitions: config.partitions(),
+                config: log.clone(),
+            },
+        );
+        topics_file::write(&*self.inner.disk, &self.inner.dir, &updated)?;
+        *registry = updated;
+        let topic = self.inner.open_topic(name, config.partitions(), log)?;
+        self.inner
+            .topics
+            .write()
+            .insert(name.to_owned(), Arc::clone(&topic));
+        Ok(topic)
+    }
+
+    /// The topic named `name`.
+    pub fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.inner
+            .topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic(name.to_owned()))
+    }
+
+    /// The names of all topics, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        self.inner.topics.read().keys().cloned().collect()
+    }
+
+    /// Deletes a topic and its files. Its registration goes first (durably); each partition
+    /// directory is then renamed `<topic>-<n>.<id>-delete`, as Kafka names it, and removed, so
+    /// a crash in between finishes the deletion at the next open. Readers still holding the
+    /// topic's partitions read on from their open files.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.writable()?;
+        let mut registry = self.inner.registry.lock();
+        let topic = self.topic(name)?;
+        if registry.contains_key(name) {
+            let mut updated = registry.clone();
+            updated.remove(name);
+            topics_file::write(&*self.inner.disk, &self.inner.dir, &updated)?;
+            *registry = updated;
+        }
+        self.inner.topics.write().remove(name);
+        static DELETIONS: AtomicU64 = AtomicU64::new(0);
+        let id = format!(
+            "{:016x}{:016x}",
+            self.inner.options.log.clock().now_ms() as u64,
+            DELETIONS.fetch_add(1, Ordering::Relaxed) ^ u64::from(std::process::id())
+        );
+        for (n, partition) in topic.partitions().iter().enumerate() {
+            partition.close()?;
+            let from = topic::partition_dir(&self.inner.dir, name, n as u32);
+            let to = self.inner.dir.join(format!("{name}-{n}.{id}-delete"));
+            std::fs::rename(&from, &to).map_err(|e| Error::io(IoOp::Rename, &from, e))?;
+            std::fs::remove_dir_all(&to).map_err(|e| Error::io(IoOp::Remove, &to, e))?;
+        }
+        disk::sync_dir(&*self.inner.disk, &self.inner.dir)
+    }
+
+    /// Grows a topic to `partitions` partitions (never shrinks it: Kafka's rule, since keys
+    /// would move). Keyed records route by the new count from then on.
+    pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<()> {
+        self.writable()?;
+        let mut registry = self.inner.registry.lock();
+        let topic = self.topic(name)?;
+        let current = topic.partition_count();
+        if partitions <= current {
+            return Err(Error::InvalidConfig {
+                key: "partitions",
+                value: partitions.to_string(),
+                reason: "a topic's partition count can only grow",
+            });
+        }
+        let mut updated = registry.clone();
+        updated.insert(
+            name.to_owned(),
+            TopicEntry {
+                partitions,
+                config: topic.config().clone(),
+            },
+        );
+        topics_file::write(&*self.inner.disk, &self.inner.dir, &updated)?;
+        *registry = updated;
+        let added = (current..partitions)
+            .map(|p| self.inner.open_partition(name, p, topic.config().clone()))
+            .collect::<Result<Vec<_>>>()?;
+        topic.push_partitions(added);
+        Ok(())
+    }
+
+    /// Runs retention on every partition of every topic now. Returns what each deleted, for
+    /// partitions that deleted something.
+    pub fn enforce_retention(&self) -> Result<Vec<(String, u32, RetentionReport)>> {
+        self.writable()?;
+        self.inner.enforce_retention()
+    }
+
+    /// Stops background work and closes every partition cleanly (see [`Partition::close`]).
+    pub fn close(&self) -> Result<()> {
+        if let Some(background) = &self.background {
+            background.signal();
+        }
+        let topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
+        for topic in topics {
+            for partition in topic.partitions() {
+                partition.close()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.inner.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(mut background) = self.background.take() {
+            background.signal();
+            if let Some(handle) = background.handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn open_topic(&self, name: &str, partitions: u32, config: LogConfig) -> Result<Arc<Topic>> {
+        let opened = (0..partitions)
+            .map(|p| self.open_partition(name, p, config.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(Topic::new(
+            name.to_owned(),
+            config,
+            opened,
+            Arc::clone(&self.options.partitioner),
+        )))
+    }
+
+    fn open_partition(
+        &self,
+        name: &str,
+        partition: u32,
+        config: LogConfig,
+    ) -> Result<Arc<Partition>> {
+        let dir = topic::partition_dir(&self.dir, name, partition);
+        let opened = if self.read_only {
+            Partition::open_read_only(&dir, config)?
+        } else {
+            Partition::open(&dir, config)?
+        };
+        Ok(Arc::new(opened))
+    }
+
+    /// The settings of a topic found on disk without a config: the store's, retention off.
+    fn adopted_config(&self) -> Result<LogConfig> {
+        let config = &self.options.log;
+        LogConfig::builder()
+            .segment_bytes(config.segment_bytes())
+            .segment_ms(config.segment_ms())
+            .segment_index_bytes(config.segment_index_bytes())
+            .index_interval_bytes(config.index_interval_bytes())
+            .max_message_bytes(config.max_message_bytes())
+            .message_timestamp_type(config.message_timestamp_type())
+            .retention_ms(-1)
+            .retention_bytes(config.retention_bytes())
+            .write_buffer_bytes(config.write_buffer_bytes())
+            .clock(config.clock().clone())
+            .build()
+    }
+
+    /// `config` with the store's clock and write buffer (which are not persisted).
+    fn with_store_runtime(&self, config: &LogConfig) -> LogConfig {
+        let mut builder = LogConfig::builder()
+            .clock(self.options.log.clock().clone())
+            .write_buffer_bytes(self.options.log.write_buffer_bytes());
+        for (key, value) in topics_file::settings(config) {
+            // Values read back from a valid config always apply.
+            builder = topics_file::apply(builder.clone(), key, &value).unwrap_or(builder);
+        }
+        builder.build().unwrap_or_else(|_| config.clone())
+    }
+
+    fn enforce_retention(&self) -> Result<Vec<(String, u32, RetentionReport)>> {
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        let mut reports = Vec::new();
+        for topic in topics {
+            for (n, partition) in topic.partitions().iter().enumerate() {
+                let report = partition.enforce_retention()?;
+                if !report.deleted_segments.is_empty() {
+                    reports.push((topic.name().to_owned(), n as u32, report));
+                }
+            }
+        }
+        Ok(reports)
+    }
+}
+
+impl Background {
+    fn start(store: Weak<Inner>, interval_ms: u64) -> Background {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("topiclog-retention".to_owned())
+            .spawn(move || {
+                let (stopped, wake) = &*signal;
+                loop {
+                    let mut guard = stopped.lock();
+                    if !*guard {
+                        wake.wait_for(&mut guard, Duration::from_millis(interval_ms));
+                    }
+                    if *guard {
+                        return;
+                    }
+                    drop(guard);
+                    let Some(inner) = store.upgrade() else { return };
+                    // Errors are met again by the next run, or by a direct call to
+                    // `Store::enforce_retention`, which returns them.
+                    let _ = inner.enforce_retention();
+                }
+            })
+            .ok();
+        Background { stop, handle }
+    }
+
+    fn signal(&self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock() = true;
+        wake.notify_all();
+    }
+}

@@ -1,0 +1,247 @@
+//! The store's topic registry, `topiclog-topics` in the store directory: each topic's partition
+//! count and settings, with a format version. A file, not a directory: a Kafka broker reads
+//! every directory of its log directory as a partition.
+//!
+//! Format (UTF-8 text, replaced atomically and durably on every change):
+//!
+//! ```text
+//! topiclog-topics 1
+//! <topic> partitions=<n> segment.bytes=<v> segment.ms=<v> segment.index.bytes=<v>
+//!     index.interval.bytes=<v> max.message.bytes=<v> message.timestamp.type=<CreateTime|LogAppendTime>
+//!     retention.ms=<v> retention.bytes=<v>
+//! ```
+//!
+//! (one line per topic; shown wrapped here). Keys are Kafka's; a missing key takes its default.
+//! An unknown version, an unknown key or a malformed line is [`Error::Corrupt`] naming the file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::config::LogConfig;
+use crate::disk::{self, Disk, File, OpenMode};
+use crate::error::{Corruption, Error, Result};
+use crate::record::TimestampType;
+
+/// File name of the registry in a store directory.
+pub const TOPICS_FILE: &str = "topiclog-topics";
+const HEADER: &str = "topiclog-topics 1";
+
+/// What the registry records of a topic.
+#[derive(Debug, Clone)]
+pub(crate) struct TopicEntry {
+    pub(crate) partitions: u32,
+    pub(crate) config: LogConfig,
+}
+
+/// The settings of `config` as Kafka `key=value` pairs, in a fixed order.
+pub(crate) fn settings(config: &LogConfig) -> Vec<(&'static str, String)> {
+    let timestamp_type = match config.message_timestamp_type() {
+        TimestampType::CreateTime => "CreateTime",
+        TimestampType::LogAppendTime => "LogAppendTime",
+    };
+    vec![
+        ("segment.bytes", config.segment_bytes().to_string()),
+        ("segment.ms", config.segment_ms().to_string()),
+        (
+            "segment.index.bytes",
+            config.segment_index_bytes().to_string(),
+        ),
+        (
+            "index.interval.bytes",
+            config.index_interval_bytes().to_string(),
+        ),
+        ("max.message.bytes", config.max_message_bytes().to_string()),
+        ("message.timestamp.type", timestamp_type.to_owned()),
+        ("retention.ms", config.retention_ms().to_string()),
+        ("retention.bytes", config.retention_bytes().to_string()),
+    ]
+}
+
+/// Applies one Kafka `key=value` setting to `builder`.
+pub(crate) fn apply(
+    builder: crate::config::LogConfigBuilder,
+    key: &str,
+    value: &str,
+) -> std::result::Result<crate::config::LogConfigBuilder, &'static str> {
+    fn num<T: std::str::FromStr>(v: &str) -> std::result::Result<T, &'static str> {
+        v.parse().map_err(|_| "not a number")
+    }
+    Ok(match key {
+        "segment.bytes" => builder.segment_bytes(num(value)?),
+        "segment.ms" => builder.segment_ms(num(value)?),
+        "segment.index.bytes" => builder.segment_index_bytes(num(value)?),
+        "index.interval.bytes" => builder.index_interval_bytes(num(value)?),
+        "max.message.bytes" => builder.max_message_bytes(num(value)?),
+        "retention.ms" => builder.retention_ms(num(value)?),
+        "retention.bytes" => builder.retention_bytes(num(value)?),
+        "message.timestamp.type" => builder.message_timestamp_type(match value {
+            "CreateTime" => TimestampType::CreateTime,
+            "LogAppendTime" => TimestampType::LogAppendTime,
+            _ => return Err("not CreateTime or LogAppendTime"),
+        }),
+        _ => return Err("unknown setting"),
+    })
+}
+
+/// Encodes the registry.
+pub(crate) fn encode(topics: &BTreeMap<String, TopicEntry>) -> String {
+    let mut text = format!("{HEADER}\n");
+    for (name, entry) in topics {
+        text.push_str(name);
+        text.push_str(&format!(" partitions={}", entry.partitions));
+        for (key, value) in settings(&entry.config) {
+            text.push_str(&format!(" {key}={value}"));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// Decodes the registry; `base` supplies what is not persisted (clock, write buffer).
+pub(crate) fn decode(
+    text: &str,
+    base: &LogConfig,
+) -> std::result::Result<BTreeMap<String, TopicEntry>, String> {
+    let mut lines = text.lines();
+    match lines.next() {
+        Some(HEADER) => {}
+        Some(other) if other.starts_with("topiclog-topics ") => {
+            return Err(format!("unknown format version in {other:?}"));
+        }
+        _ => return Err("not a topiclog topics file".to_owned()),
+    }
+    let mut topics = BTreeMap::new();
+    for (n, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let line_no = n + 2;
+        let mut fields = line.split_whitespace();
+        let name = fields
+            .next()
+            .ok_or_else(|| format!("line {line_no}: empty"))?;
+        crate::topic::validate_name(name).map_err(|e| format!("line {line_no}: {e}"))?;
+        let mut partitions = None;
+        let mut builder = LogConfig::builder()
+            .clock(base.clock().clone())
+            .write_buffer_bytes(base.write_buffer_bytes());
+        for field in fields {
+            let (key, value) = field
+                .split_once('=')
+                .ok_or_else(|| format!("line {line_no}: {field:?} is not key=value"))?;
+            if key == "partitions" {
+                partitions = Some(value.parse::<u32>().ok().filter(|&p| p > 0).ok_or_else(
+                    || format!("line {line_no}: partitions {value:?} is not a positive number"),
+                )?);
+                continue;
+            }
+            builder = apply(builder, key, value)
+                .map_err(|why| format!("line {line_no}: {key}: {why}"))?;
+        }
+        let config = builder
+            .build()
+            .map_err(|e| format!("line {line_no}: {e}"))?;
+        let partitions = partitions.ok_or_else(|| format!("line {line_no}: no partitions"))?;
+        if topics
+            .insert(name.to_owned(), TopicEntry { partitions, config })
+            .is_some()
+        {
+            return Err(format!("line {line_no}: topic {name:?} listed twice"));
+        }
+    }
+    Ok(topics)
+}
+
+/// Reads the registry; an absent file is an empty registry.
+pub(crate) fn read(
+    disk: &dyn Disk,
+    dir: &Path,
+    base: &LogConfig,
+) -> Result<BTreeMap<String, TopicEntry>> {
+    let path = dir.join(TOPICS_FILE);
+    let file = match File::open(disk, path.clone(), OpenMode::Read) {
+        Ok(f) => f,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(BTreeMap::new());
+        }
+        Err(e) => return Err(e),
+    };
+    let bytes = file.read_all()?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::corrupt(&path, 0, Corruption::Metadata("topics file is not UTF-8")))?;
+    decode(text, base).map_err(|why| Error::corrupt(&path, 0, Corruption::Topics(why)))
+}
+
+/// Writes the registry atomically and durably.
+pub(crate) fn write(
+    disk: &dyn Disk,
+    dir: &Path,
+    topics: &BTreeMap<String, TopicEntry>,
+) -> Result<()> {
+    disk::write_atomic(disk, &dir.join(TOPICS_FILE), encode(topics).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let mut topics = BTreeMap::new();
+        let config = LogConfig::builder()
+            .segment_bytes(4096)
+            .retention_ms(-1)
+            .build()
+            .expect("config");
+        topics.insert(
+            "orders".to_owned(),
+            TopicEntry {
+                partitions: 3,
+                config,
+            },
+        );
+        let text = encode(&topics);
+        assert!(text.starts_with("topiclog-topics 1\norders partitions=3 segment.bytes=4096 "));
+        let back = decode(&text, &LogConfig::default()).expect("decodes");
+        assert_eq!(back["orders"].partitions, 3);
+        assert_eq!(back["orders"].config.segment_bytes(), 4096);
+        assert_eq!(back["orders"].config.retention_ms(), -1);
+        assert_eq!(
+            back["orders"].config.index_interval_bytes(),
+            4096,
+            "defaults fill the rest"
+        );
+    }
+
+    #[test]
+    fn malformed_files_say_what_is_wrong() {
+        let base = LogConfig::default();
+        for (text, says) in [
+            ("", "not a topiclog topics file"),
+            ("topiclog-topics 2\n", "unknown format version"),
+            ("topiclog-topics 1\norders\n", "no partitions"),
+            ("topiclog-topics 1\norders partitions=0\n", "positive"),
+            (
+                "topiclog-topics 1\norders partitions=1 colour=blue\n",
+                "unknown setting",
+            ),
+            (
+                "topiclog-topics 1\norders partitions=1 segment.bytes=big\n",
+                "not a number",
+            ),
+            (
+                "topiclog-topics 1\norders partitions=1 segment.bytes=3\n",
+                "segment.bytes",
+            ),
+            (
+                "topiclog-topics 1\nbad/name partitions=1\n",
+                "invalid topic name",
+            ),
+            (
+                "topiclog-topics 1\na partitions=1\na partitions=2\n",
+                "twice",
+            ),
+            ("topiclog-topics 1\na partitions\n", "key=value"),
+        ] {
+            let err = decode(text, &base).expect_err(text);
+            assert!(err.contains(says), "{text:?}: {err}");
+        }
+    }
+}

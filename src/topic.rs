@@ -1,0 +1,274 @@
+//! Topics: a name, N partitions, their settings, and routing records to partitions exactly as
+//! a Kafka producer does (see [`partitioner`](crate::partitioner)).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::config::LogConfig;
+use crate::error::{Error, Result};
+use crate::partition::{AppendInfo, Partition};
+use crate::partitioner::Partitioner;
+use crate::record::Record;
+
+/// Kafka's longest topic name.
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Checks a topic name against Kafka's rules (`Topic.validate`): 1 to 249 characters of
+/// `[a-zA-Z0-9._-]`, and not `.` or `..`. Names become directory names, so the rule matters.
+pub fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("empty")
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` are not allowed")
+    } else if name.len() > MAX_TOPIC_NAME_LEN {
+        Some("longer than 249 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        Some("only ASCII letters, digits, '.', '_' and '-' are allowed")
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(Error::InvalidTopicName {
+            name: name.to_owned(),
+            reason,
+        }),
+    }
+}
+
+/// Kafka's partition directory name: `<topic>-<partition>`.
+pub(crate) fn partition_dir(store: &Path, topic: &str, partition: u32) -> PathBuf {
+    store.join(format!("{topic}-{partition}"))
+}
+
+/// Splits a partition directory name at its last `-`: `("orders", 3)` for `orders-3`. Kafka's
+/// deleted, future and stray folders (`<topic>-<n>.<id>-delete`, ...) do not parse.
+pub(crate) fn parse_partition_dir(name: &str) -> Option<(&str, u32)> {
+    let (topic, partition) = name.rsplit_once('-')?;
+    if partition.is_empty()
+        || !partition.bytes().all(|b| b.is_ascii_digit())
+        || (partition.len() > 1 && partition.starts_with('0'))
+    {
+        return None;
+    }
+    validate_name(topic).ok()?;
+    Some((topic, partition.parse().ok()?))
+}
+
+/// A topic's settings: its partition count and the log settings of each partition.
+///
+/// ```
+/// use topiclog::{LogConfig, TopicConfig};
+/// let config = TopicConfig::new(6).with_log(LogConfig::builder().retention_ms(-1).build()?);
+/// assert_eq!(config.partitions(), 6);
+/// # Ok::<(), topiclog::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct TopicConfig {
+    partitions: u32,
+    log: LogConfig,
+}
+
+impl TopicConfig {
+    /// `partitions` partitions (at least 1) with Kafka's default log settings.
+    pub fn new(partitions: u32) -> TopicConfig {
+        TopicConfig {
+            partitions,
+            log: LogConfig::default(),
+        }
+    }
+
+    /// The same with these log settings (`segment.bytes`, `retention.ms`, ...).
+    pub fn with_log(mut self, log: LogConfig) -> TopicConfig {
+        self.log = log;
+        self
+    }
+
+    /// The number of partitions.
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// The log settings of each partition.
+    pub fn log(&self) -> &LogConfig {
+        &self.log
+    }
+}
+
+/// A topic of a [`Store`](crate::Store): its partitions and how records are routed to them.
+/// `Send + Sync`; shared as `Arc<Topic>`.
+#[derive(Debug)]
+pub struct Topic {
+    name: String,
+    config: LogConfig,
+    partitions: RwLock<Vec<Arc<Partition>>>,
+    partitioner: Arc<dyn Partitioner>,
+}
+
+impl Topic {
+    pub(crate) fn new(
+        name: String,
+        config: LogConfig,
+        partitions: Vec<Arc<Partition>>,
+        partitioner: Arc<dyn Partitioner>,
+    ) -> Topic {
+        Topic {
+            name,
+            config,
+            partitions: RwLock::new(partitions),
+            partitioner,
+        }
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The log settings of its partitions.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// The number of partitions.
+    pub fn partition_count(&self) -> u32 {
+        self.partitions.read().len() as u32
+    }
+
+    /// Partition `partition`.
+    pub fn partition(&self, partition: u32) -> Result<Arc<Partition>> {
+        self.partitions
+            .read()
+            .get(partition as usize)
+            .cloned()
+            .ok_or_else(|| Error::UnknownPartition {
+                topic: self.name.clone(),
+                partition,
+                partitions: self.partition_count(),
+            })
+    }
+
+    /// All partitions, in order.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().clone()
+    }
+
+    /// Appends a record where a Kafka producer would put it: a keyed record by murmur2 of its
+    /// key, a keyless one to the current sticky partition (or wherever the store's
+    /// [`Partitioner`] says). Returns `(partition, offset)`.
+    pub fn append(&self, record: Record<'_>) -> Result<(u32, i64)> {
+        let partition = self.route(&record)?;
+        let offset = self.partition(partition)?.append(record)?;
+        self.partitioner
+            .on_append(&self.name, partition, record_bytes(&record));
+        Ok((partition, offset))
+    }
+
+    /// Appends a record to the partition given (an explicit partition wins over routing).
+    pub fn append_to(&self, partition: u32, record: Record<'_>) -> Result<i64> {
+        self.partition(partition)?.append(record)
+    }
+
+    /// Routes each record as [`append`](Topic::append) does and appends each partition's
+    /// records as one batch. Atomic per partition, not across partitions: if an append fails,
+    /// the batches of partitions appended before it stay. Returns `(partition, offset)` per
+    /// record, in the order given.
+    pub fn append_batch(&self, records: &[Record<'_>]) -> Result<Vec<(u32, i64)>> {
+        let mut routes = Vec::with_capacity(records.len());
+        for record in records {
+            let partition = self.route(record)?;
+            // Counted now, so a sticky partitioner moves on within one batch as it would across
+            // single appends.
+            self.partitioner
+                .on_append(&self.name, partition, record_bytes(record));
+            routes.push(partition);
+        }
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_by_key(|&i| routes[i]);
+        let mut result = vec![(0u32, 0i64); records.len()];
+        for group in order.chunk_by(|&a, &b| routes[a] == routes[b]) {
+            let partition = routes[group[0]];
+            let batch: Vec<Record<'_>> = group.iter().map(|&i| records[i]).collect();
+            let AppendInfo { base_offset, .. } = self.partition(partition)?.append_batch(&batch)?;
+            for (n, &i) in group.iter().enumerate() {
+                result[i] = (partition, base_offset + n as i64);
+            }
+        }
+        Ok(result)
+    }
+
+    fn route(&self, record: &Record<'_>) -> Result<u32> {
+        let partitions = self.partition_count();
+        let partition =
+            self.partitioner
+                .partition(&self.name, record.key, record.value, partitions);
+        if partition >= partitions {
+            return Err(Error::UnknownPartition {
+                topic: self.name.clone(),
+                partition,
+                partitions,
+            });
+        }
+        Ok(partition)
+    }
+
+    pub(crate) fn push_partitions(&self, added: Vec<Arc<Partition>>) {
+        self.partitions.write().extend(added);
+    }
+}
+
+/// The bytes a record adds to a batch, as the sticky partitioner counts them.
+fn record_bytes(record: &Record<'_>) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+        .sum();
+    record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len) + headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_topic_name_rules() {
+        for ok in [
+            "a",
+            "orders",
+            "Orders.v2_x-1",
+            "__consumer_offsets",
+            &"x".repeat(249),
+        ] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "ü", "a:b", &"x".repeat(250)] {
+            assert!(
+                matches!(validate_name(bad), Err(Error::InvalidTopicName { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn partition_directories_parse_at_the_last_dash() {
+        assert_eq!(parse_partition_dir("orders-0"), Some(("orders", 0)));
+        assert_eq!(parse_partition_dir("my-topic-12"), Some(("my-topic", 12)));
+        for skipped in [
+            "orders",
+            "orders-",
+            "orders-01",
+            "-3",
+            "orders-0.0123456789abcdef0123456789abcdef-delete",
+            "orders-0.0123456789abcdef0123456789abcdef-future",
+            "orders-x",
+        ] {
+            assert_eq!(parse_partition_dir(skipped), None, "{skipped}");
+        }
+    }
+}
