@@ -221,6 +221,52 @@ impl LogConfigBuilder {
         self
     }
 
+    /// Sets a setting by its Kafka name from text, as `--config key=value` gives it:
+    /// `segment.bytes`, `segment.ms`, `segment.index.bytes`, `index.interval.bytes`,
+    /// `max.message.bytes`, `message.timestamp.type` (`CreateTime` or `LogAppendTime`),
+    /// `retention.ms`, `retention.bytes`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an unknown key or a value that does not parse.
+    pub fn set(self, key: &str, value: &str) -> Result<Self> {
+        fn num<T: std::str::FromStr>(key: &'static str, value: &str) -> Result<T> {
+            value.parse().map_err(|_| Error::InvalidConfig {
+                key,
+                value: value.to_owned(),
+                reason: "not a number",
+            })
+        }
+        Ok(match key {
+            "segment.bytes" => self.segment_bytes(num("segment.bytes", value)?),
+            "segment.ms" => self.segment_ms(num("segment.ms", value)?),
+            "segment.index.bytes" => self.segment_index_bytes(num("segment.index.bytes", value)?),
+            "index.interval.bytes" => {
+                self.index_interval_bytes(num("index.interval.bytes", value)?)
+            }
+            "max.message.bytes" => self.max_message_bytes(num("max.message.bytes", value)?),
+            "retention.ms" => self.retention_ms(num("retention.ms", value)?),
+            "retention.bytes" => self.retention_bytes(num("retention.bytes", value)?),
+            "message.timestamp.type" => self.message_timestamp_type(match value {
+                "CreateTime" => TimestampType::CreateTime,
+                "LogAppendTime" => TimestampType::LogAppendTime,
+                _ => {
+                    return Err(Error::InvalidConfig {
+                        key: "message.timestamp.type",
+                        value: value.to_owned(),
+                        reason: "must be CreateTime or LogAppendTime",
+                    });
+                }
+            }),
+            _ => {
+                return Err(Error::InvalidConfig {
+                    key: "config",
+                    value: key.to_owned(),
+                    reason: "unknown setting",
+                });
+            }
+        })
+    }
+
     /// The config, or [`Error::InvalidConfig`] naming the first value out of range.
     pub fn build(self) -> Result<LogConfig> {
         let c = &self.config;
@@ -285,6 +331,31 @@ fn check(key: &'static str, value: impl ToString, ok: bool, reason: &'static str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_by_kafka_name() {
+        let c = LogConfig::builder()
+            .set("segment.bytes", "4096")
+            .and_then(|b| b.set("retention.ms", "-1"))
+            .and_then(|b| b.set("message.timestamp.type", "LogAppendTime"))
+            .and_then(LogConfigBuilder::build)
+            .expect("valid");
+        assert_eq!((c.segment_bytes(), c.retention_ms()), (4096, -1));
+        assert_eq!(c.message_timestamp_type(), TimestampType::LogAppendTime);
+        for (key, value) in [
+            ("segment.bytes", "big"),
+            ("colour", "blue"),
+            ("message.timestamp.type", "x"),
+        ] {
+            assert!(
+                matches!(
+                    LogConfig::builder().set(key, value),
+                    Err(Error::InvalidConfig { .. })
+                ),
+                "{key}"
+            );
+        }
+    }
 
     #[test]
     fn defaults_are_kafkas() {

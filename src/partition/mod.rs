@@ -442,6 +442,11 @@ impl Partition {
         &self.shared.config
     }
 
+    /// Bytes of segment data (the `.log` files' published lengths), all segments together.
+    pub fn size_bytes(&self) -> u64 {
+        self.shared.segments.read().iter().map(|s| s.size()).sum()
+    }
+
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<i64> {
         self.shared

@@ -462,7 +462,7 @@ impl Inner {
             .write_buffer_bytes(self.options.log.write_buffer_bytes());
         for (key, value) in topics_file::settings(config) {
             // Values read back from a valid config always apply.
-            builder = topics_file::apply(builder.clone(), key, &value).unwrap_or(builder);
+            builder = builder.clone().set(key, &value).unwrap_or(builder);
         }
         builder.build().unwrap_or_else(|_| config.clone())
     }

@@ -57,32 +57,6 @@ pub(crate) fn settings(config: &LogConfig) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Applies one Kafka `key=value` setting to `builder`.
-pub(crate) fn apply(
-    builder: crate::config::LogConfigBuilder,
-    key: &str,
-    value: &str,
-) -> std::result::Result<crate::config::LogConfigBuilder, &'static str> {
-    fn num<T: std::str::FromStr>(v: &str) -> std::result::Result<T, &'static str> {
-        v.parse().map_err(|_| "not a number")
-    }
-    Ok(match key {
-        "segment.bytes" => builder.segment_bytes(num(value)?),
-        "segment.ms" => builder.segment_ms(num(value)?),
-        "segment.index.bytes" => builder.segment_index_bytes(num(value)?),
-        "index.interval.bytes" => builder.index_interval_bytes(num(value)?),
-        "max.message.bytes" => builder.max_message_bytes(num(value)?),
-        "retention.ms" => builder.retention_ms(num(value)?),
-        "retention.bytes" => builder.retention_bytes(num(value)?),
-        "message.timestamp.type" => builder.message_timestamp_type(match value {
-            "CreateTime" => TimestampType::CreateTime,
-            "LogAppendTime" => TimestampType::LogAppendTime,
-            _ => return Err("not CreateTime or LogAppendTime"),
-        }),
-        _ => return Err("unknown setting"),
-    })
-}
-
 /// Encodes the registry.
 pub(crate) fn encode(topics: &BTreeMap<String, TopicEntry>) -> String {
     let mut text = format!("{HEADER}\n");
@@ -132,8 +106,9 @@ pub(crate) fn decode(
                 )?);
                 continue;
             }
-            builder = apply(builder, key, value)
-                .map_err(|why| format!("line {line_no}: {key}: {why}"))?;
+            builder = builder
+                .set(key, value)
+                .map_err(|e| format!("line {line_no}: {e}"))?;
         }
         let config = builder
             .build()
