@@ -105,3 +105,47 @@ fn a_missing_directory_is_an_error_not_a_creation() {
     ));
     assert!(!missing.exists());
 }
+
+#[test]
+fn refresh_picks_up_appends_and_rolls_of_a_live_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Partition::open(dir.path(), small_config(1024)).unwrap();
+    append_range(&writer, 0, 10);
+    writer.flush().unwrap();
+    let reader = Partition::open_read_only(dir.path(), small_config(1024)).unwrap();
+    let mut tail = reader.read(0).unwrap();
+    let mut seen = Vec::new();
+    seen.extend(tail.by_ref().map(|r| r.unwrap().to_owned_record()));
+    assert_eq!(seen.len(), 10);
+    assert!(!reader.refresh().unwrap(), "nothing new yet");
+
+    // The writer appends past several rolls; only what reached the files is picked up.
+    append_range(&writer, 10, 120);
+    writer.flush().unwrap();
+    assert!(writer.segment_base_offsets().len() > 3);
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.next_offset(), 120);
+    assert_eq!(reader.segment_base_offsets(), writer.segment_base_offsets());
+    seen.extend(tail.by_ref().map(|r| r.unwrap().to_owned_record()));
+    assert_range(&seen, 0, 120);
+    assert_eq!(
+        reader
+            .offset_for_timestamp(115_000)
+            .unwrap()
+            .map(|t| t.offset),
+        Some(115)
+    );
+    assert_range(&read_all(&reader, 57), 57, 120);
+
+    // Retention by the writer moves the reader's log start on refresh.
+    writer.delete_records(50).unwrap();
+    reader.refresh().unwrap();
+    assert_eq!(reader.log_start_offset(), 50);
+    assert!(matches!(
+        reader.read(10),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+
+    // A writable partition has nothing to refresh.
+    assert!(!writer.refresh().unwrap());
+}

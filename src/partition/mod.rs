@@ -427,6 +427,48 @@ impl Partition {
         &self.recovery
     }
 
+    /// For a read-only partition, picks up what a writer appended since the open or the last
+    /// refresh: new whole batches at the end of the active segment, and segments it rolled
+    /// to. Returns whether anything new appeared. Readers at the end of the log see the new
+    /// records on their next call. The log start offset is re-read too. A writable partition
+    /// has nothing to pick up: `Ok(false)`.
+    pub fn refresh(&self) -> Result<bool> {
+        if !self.read_only {
+            return Ok(false);
+        }
+        // Refreshes exclude each other through the writer lock a read-only partition never
+        // writes under.
+        let _serial = self.shared.writer.lock();
+        let shared = &self.shared;
+        let interval = shared.config.index_interval_bytes();
+        let mut grew = false;
+        loop {
+            let Some(active) = shared.segments.read().last().cloned() else {
+                return Ok(grew);
+            };
+            // List first: once a later segment exists, the writer has finished this one.
+            let later: Vec<i64> = recovery::list_segments(&*shared.disk, &shared.dir)?
+                .into_iter()
+                .filter(|&b| b > active.base_offset())
+                .collect();
+            grew |= recovery::grow_read_only(&active, interval)?;
+            let Some(&next) = later.first() else {
+                break;
+            };
+            let (segment, _, _) =
+                recovery::scan_read_only(&shared.disk, &shared.dir, next, interval)?;
+            shared.segments.write().push(Arc::new(segment));
+            active.seal();
+            grew = true;
+        }
+        let next_offset = shared.segments.read().last().map_or(0, |s| s.next_offset());
+        shared.next_offset.store(next_offset, Ordering::Release);
+        if let Some(start) = checkpoint::read_log_start(&*shared.disk, &shared.dir)? {
+            shared.log_start_offset.fetch_max(start, Ordering::AcqRel);
+        }
+        Ok(grew)
+    }
+
     /// Whether the partition was opened with [`open_read_only`](Partition::open_read_only).
     pub fn is_read_only(&self) -> bool {
         self.read_only

@@ -245,36 +245,11 @@ pub(crate) fn open_read_only(
         let mut segments = Vec::new();
         let mut scanned = Vec::new();
         for base in bases {
-            let log_path = file_name::file_path(dir, base, FileKind::Log);
-            let log_len = disk::file_len(&**disk, &log_path)?.unwrap_or(0);
-            let log = File::open(&**disk, log_path.clone(), OpenMode::Read)?;
-            let outcome = scan(&log, None, base, 0, log_len, interval)?;
+            let (segment, builder, stop) = scan_read_only(disk, dir, base, interval)?;
             report.segments_scanned += 1;
-            if let Some(stop) = &outcome.stop {
-                report.truncations.push(Truncation {
-                    path: log_path,
-                    position: stop.position,
-                    bytes_removed: log_len - outcome.valid_size,
-                    reason: stop.kind.clone(),
-                });
-            }
-            let state = SegmentState {
-                size: outcome.valid_size,
-                next_offset: outcome.next_offset,
-                max_timestamp: outcome.builder.max_timestamp(),
-                offset_of_max_timestamp: outcome.builder.offset_of_max_timestamp(),
-            };
-            let segment = Segment::open(
-                disk,
-                dir,
-                base,
-                state,
-                Some(outcome.indexes),
-                interval,
-                false,
-            )?;
+            report.truncations.extend(stop);
             segments.push(Arc::new(segment));
-            scanned.push(Some(outcome.builder));
+            scanned.push(Some(builder));
         }
         (segments, scanned)
     };
@@ -290,6 +265,105 @@ pub(crate) fn open_read_only(
     let mut opened = finish(config, segments, scanned, &[], report)?;
     opened.log_start_offset = recorded_start.unwrap_or(first_base).max(first_base);
     Ok(opened)
+}
+
+/// Opens one segment read-only by scanning it: only its valid prefix is served. Returns the
+/// segment, its index state, and the torn or damaged tail left in place, if any.
+pub(crate) fn scan_read_only(
+    disk: &Arc<dyn Disk>,
+    dir: &Path,
+    base: i64,
+    interval: i32,
+) -> Result<(Segment, IndexBuilder, Option<Truncation>)> {
+    let log_path = file_name::file_path(dir, base, FileKind::Log);
+    let log_len = disk::file_len(&**disk, &log_path)?.unwrap_or(0);
+    let log = File::open(&**disk, log_path.clone(), OpenMode::Read)?;
+    let outcome = scan(&log, None, base, 0, log_len, interval)?;
+    let stop = outcome.stop.as_ref().map(|stop| Truncation {
+        path: log_path,
+        position: stop.position,
+        bytes_removed: log_len - outcome.valid_size,
+        reason: stop.kind.clone(),
+    });
+    let state = SegmentState {
+        size: outcome.valid_size,
+        next_offset: outcome.next_offset,
+        max_timestamp: outcome.builder.max_timestamp(),
+        offset_of_max_timestamp: outcome.builder.offset_of_max_timestamp(),
+    };
+    let segment = Segment::open(
+        disk,
+        dir,
+        base,
+        state,
+        Some(outcome.indexes),
+        interval,
+        false,
+    )?;
+    Ok((segment, outcome.builder, stop))
+}
+
+/// Extends a read-only segment over whole batches a writer added to its file since it was
+/// last scanned. Returns whether it grew.
+pub(crate) fn grow_read_only(segment: &Segment, interval: i32) -> Result<bool> {
+    let start = segment.size();
+    let file_len = segment.log().len()?;
+    if file_len <= start {
+        return Ok(false);
+    }
+    let base = segment.base_offset();
+    let outcome = scan(segment.log(), None, base, start, file_len, interval)?;
+    if outcome.valid_size <= start {
+        return Ok(false);
+    }
+    let before = segment.state();
+    segment.with_indexes_mut(|ix| {
+        let last_offset = ix.offsets.last().map(|e| e.relative_offset);
+        for entry in outcome.indexes.offsets.iter() {
+            if last_offset.is_none_or(|last| entry.relative_offset > last) {
+                ix.offsets.push(entry);
+            }
+        }
+        for entry in outcome.indexes.times.iter() {
+            if crate::segment::should_append_time(&ix.times, entry.timestamp) {
+                ix.times.push(entry);
+            }
+        }
+    })?;
+    let (max_timestamp, offset_of_max) = if outcome.builder.max_timestamp() > before.max_timestamp {
+        (
+            outcome.builder.max_timestamp(),
+            outcome.builder.offset_of_max_timestamp(),
+        )
+    } else {
+        (before.max_timestamp, before.offset_of_max_timestamp)
+    };
+    segment.set_file_size(outcome.valid_size);
+    segment.publish(
+        outcome.valid_size,
+        outcome.next_offset,
+        max_timestamp,
+        offset_of_max,
+    );
+    Ok(true)
+}
+
+/// Base offsets of the `.log` files in `dir`, ascending.
+pub(crate) fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<i64>> {
+    let mut bases = Vec::new();
+    for entry in disk::list_dir(disk, dir)? {
+        let parsed = entry
+            .name
+            .to_str()
+            .filter(|_| entry.is_file)
+            .and_then(file_name::parse);
+        match parsed {
+            Some(p) if p.kind == FileKind::Log && p.suffix.is_none() => bases.push(p.base_offset),
+            _ => {}
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
 }
 
 /// Pass 1: removes leftovers and orphans, returns the segments' base offsets in order.

@@ -16,6 +16,7 @@ pub(crate) use index::{Entry, Index};
 pub(crate) use offset_index::OffsetEntry;
 pub(crate) use scan::{IndexBuilder, scan};
 pub(crate) use time_index::TimeEntry;
+pub(crate) use time_index::should_append as should_append_time;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -124,7 +124,7 @@ impl StoreOptionsBuilder {
 /// // The same key always lands in the same partition, as with a Java producer.
 /// assert_eq!(orders.append(Record::keyed(b"customer-42", b"shipped"))?.0, partition);
 /// store.close()?;
-/// # Ok::<(), topiclog::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct Store {
