@@ -28,6 +28,68 @@ fn child_holds_the_store() {
     std::thread::sleep(std::time::Duration::from_secs(60));
 }
 
+const RACE_ENV: &str = "TOPICLOG_TEST_LOCK_RACER";
+
+/// Run as a child process by `two_processes_racing_for_the_lock_one_wins`: tries to open the
+/// store once the start file appears, says whether it won, and holds it briefly.
+#[test]
+fn child_races_for_the_store() {
+    let Ok(dir) = std::env::var(RACE_ENV) else {
+        return;
+    };
+    let start = std::path::Path::new(&dir).join("go");
+    while !start.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    match Store::open(&dir) {
+        Ok(_store) => {
+            println!("RESULT:won");
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        Err(Error::Locked { .. }) => println!("RESULT:locked"),
+        Err(e) => println!("RESULT:error {e}"),
+    }
+}
+
+#[test]
+fn two_processes_racing_for_the_lock_one_wins() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "child_races_for_the_store",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(RACE_ENV, dir.path())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::fs::write(dir.path().join("go"), b"").unwrap();
+    let outcomes: Vec<String> = racers
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.split("RESULT:")
+                .nth(1)
+                .map_or(text.clone(), |r| r.lines().next().unwrap_or("").to_owned())
+        })
+        .collect();
+    let mut sorted = outcomes.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["locked", "won"],
+        "exactly one process wins: {outcomes:?}"
+    );
+}
+
 #[test]
 fn a_second_open_in_this_process_fails_at_once() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
