@@ -1,0 +1,205 @@
+//! `consume`: a topic's records on stdout, plain or as JSON lines; `--follow` tails them.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use clap::Args;
+use topiclog::{LogRecord, Partition, Reader, Store};
+
+use crate::output::{Failure, Out, stdout_failure};
+
+/// How long `--follow` sleeps when every partition is read to its end.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// `consume`.
+#[derive(Debug, Args)]
+pub(crate) struct ConsumeArgs {
+    /// The topic
+    topic: String,
+    /// Only this partition (default: every partition, in ascending order)
+    #[arg(long, value_name = "P")]
+    partition: Option<u32>,
+    /// Where each partition starts: `beginning` (its log start offset), `end` (its next offset)
+    /// or an offset (past a partition's end: nothing from it until the log reaches it)
+    #[arg(long, value_name = "beginning|end|OFFSET", default_value = "beginning")]
+    from: StartAt,
+    /// Start each partition at its first record with a timestamp >= MS (epoch milliseconds;
+    /// nothing if there is none). Wins over --from
+    #[arg(long, value_name = "MS")]
+    from_time: Option<i64>,
+    /// Print at most N records in all
+    #[arg(long, value_name = "N")]
+    max: Option<u64>,
+    /// One JSON object per record: partition, offset, timestamp, key, value, headers
+    #[arg(long)]
+    json: bool,
+    /// Print keys and values (and header values) as base64
+    #[arg(long)]
+    base64: bool,
+    /// At the end of the log, wait for new records (until interrupted) instead of exiting
+    #[arg(long)]
+    follow: bool,
+}
+
+/// `--from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartAt {
+    Beginning,
+    End,
+    Offset(i64),
+}
+
+impl FromStr for StartAt {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "beginning" => Ok(StartAt::Beginning),
+            "end" => Ok(StartAt::End),
+            _ => match text.parse::<i64>() {
+                Ok(offset) if offset >= 0 => Ok(StartAt::Offset(offset)),
+                _ => Err(format!(
+                    "expected beginning, end or an offset of at least 0, got {text:?}"
+                )),
+            },
+        }
+    }
+}
+
+/// One partition being read.
+struct Source {
+    number: u32,
+    partition: Arc<Partition>,
+    reader: Reader,
+    /// Records below this offset are skipped: an `--from OFFSET` past the partition's end
+    /// reads from the end, and waits there with `--follow`, until the offset is reached.
+    from: i64,
+}
+
+pub(crate) fn run(dir: &Path, args: &ConsumeArgs, out: &mut Out) -> Result<(), Failure> {
+    let store = Store::open_read_only(dir)?;
+    let topic = store.topic(&args.topic)?;
+    let partitions: Vec<(u32, Arc<Partition>)> = match args.partition {
+        Some(n) => vec![(n, topic.partition(n)?)],
+        None => (0..).zip(topic.partitions()).collect(),
+    };
+    let mut sources = Vec::with_capacity(partitions.len());
+    for (number, partition) in partitions {
+        let from = start_offset(&partition, args)?;
+        let reader = partition.read(from.min(partition.next_offset()))?;
+        sources.push(Source {
+            from,
+            number,
+            partition,
+            reader,
+        });
+    }
+    let mut left = args.max.unwrap_or(u64::MAX);
+    loop {
+        for source in &mut sources {
+            while left > 0 {
+                let Some(record) = source.reader.next() else {
+                    break;
+                };
+                let record = record?;
+                if record.offset() < source.from {
+                    continue;
+                }
+                print_record(source.number, &record, args, out)?;
+                left -= 1;
+                if args.follow {
+                    out.flush()?;
+                }
+            }
+        }
+        if left == 0 || !args.follow {
+            return Ok(());
+        }
+        out.flush()?;
+        std::thread::sleep(FOLLOW_POLL);
+        for source in &sources {
+            // Picks up what another process appended since the last look; the readers see it
+            // on their next `next()`.
+            source.partition.refresh()?;
+        }
+    }
+}
+
+/// The offset a partition starts at.
+fn start_offset(partition: &Partition, args: &ConsumeArgs) -> Result<i64, Failure> {
+    if let Some(ms) = args.from_time {
+        let found = partition.offset_for_timestamp(ms)?;
+        // Nothing that late: start at the end.
+        return Ok(found.map_or_else(|| partition.next_offset(), |t| t.offset));
+    }
+    Ok(match args.from {
+        StartAt::Beginning => partition.log_start_offset(),
+        StartAt::End => partition.next_offset(),
+        StartAt::Offset(offset) => offset,
+    })
+}
+
+fn print_record(
+    partition: u32,
+    record: &LogRecord,
+    args: &ConsumeArgs,
+    out: &mut Out,
+) -> Result<(), Failure> {
+    if !args.json {
+        match (record.value(), args.base64) {
+            (Some(value), false) => out.bytes(value)?,
+            (Some(value), true) => out.bytes(BASE64.encode(value).as_bytes())?,
+            (None, _) => {}
+        }
+        return out.bytes(b"\n");
+    }
+    out.text(format_args!(
+        "{{\"partition\":{partition},\"offset\":{},\"timestamp\":{},\"key\":",
+        record.offset(),
+        record.timestamp()
+    ))?;
+    json_bytes(record.key(), args.base64, out)?;
+    out.bytes(b",\"value\":")?;
+    json_bytes(record.value(), args.base64, out)?;
+    out.bytes(b",\"headers\":[")?;
+    for (i, header) in record.headers().enumerate() {
+        out.bytes(if i == 0 { b"[" } else { b",[" })?;
+        // Header keys are text in Kafka; header values are bytes like keys and values.
+        json_bytes(Some(header.key), false, out)?;
+        out.bytes(b",")?;
+        json_bytes(header.value, args.base64, out)?;
+        out.bytes(b"]")?;
+    }
+    out.bytes(b"]}\n")
+}
+
+/// A JSON string of the bytes (lossy UTF-8, or base64), or `null`.
+fn json_bytes(bytes: Option<&[u8]>, base64: bool, out: &mut Out) -> Result<(), Failure> {
+    let Some(bytes) = bytes else {
+        return out.bytes(b"null");
+    };
+    let text = if base64 {
+        BASE64.encode(bytes)
+    } else {
+        String::from_utf8_lossy(bytes).into_owned()
+    };
+    serde_json::to_writer(out.writer(), &text).map_err(|e| stdout_failure(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_positions_parse() {
+        assert_eq!("beginning".parse(), Ok(StartAt::Beginning));
+        assert_eq!("end".parse(), Ok(StartAt::End));
+        assert_eq!("42".parse(), Ok(StartAt::Offset(42)));
+        assert!("-1".parse::<StartAt>().is_err());
+        assert!("latest".parse::<StartAt>().is_err());
+    }
+}

@@ -1,0 +1,346 @@
+//! `topiclog`: the command-line tool of the topiclog crate (built with `--features cli`).
+//!
+//! Commands that only read (`topics`, `describe`, `consume`, `dump`, `verify`) open the store
+//! with [`Store::open_read_only`] and take no lock, so they run beside a live application; the
+//! others open it with [`Store::open`] and fail with the lock error while another process holds
+//! it. Exit codes: 0 success, 1 `verify` found a problem, 2 a usage, lock, data or I/O error,
+//! reported as one `topiclog: <message>` line on stderr. A closed stdout (`| head`) ends a
+//! command quietly with 0.
+
+mod consume;
+mod dump;
+mod output;
+mod produce;
+mod verify;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use topiclog::{LogConfig, Store, StoreOptions, TopicConfig};
+
+use output::{Failure, Out};
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "topiclog",
+    version,
+    about = "Inspect and operate a topiclog store: a directory of topics in Kafka's on-disk format",
+    after_help = "Exit status: 0 success, 1 verify found a problem, 2 usage, lock or I/O error.\n\
+                  Read-only commands (topics, describe, consume, dump, verify) take no lock and run \
+                  beside a live writer."
+)]
+struct Cli {
+    /// The store directory (accepted before or after the command)
+    #[arg(long, global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a topic (opens the store for writing)
+    CreateTopic(CreateTopicArgs),
+    /// List topics, one `NAME<TAB>PARTITIONS` line each (read-only)
+    Topics,
+    /// Describe a topic's partitions (read-only)
+    ///
+    /// One line per partition: `PARTITION<TAB>LOG_START<TAB>NEXT_OFFSET<TAB>SEGMENTS<TAB>LOG_BYTES`.
+    Describe {
+        /// The topic
+        topic: String,
+    },
+    /// Append each line of stdin as a record (opens the store for writing)
+    Produce(produce::ProduceArgs),
+    /// Print a topic's records (read-only)
+    Consume(consume::ConsumeArgs),
+    /// Print a segment's batches and records, or an index's entries (read-only)
+    ///
+    /// Like Kafka's kafka-dump-log: one line per batch (position, offsets, count, size, CRC and
+    /// whether it is valid, codec, timestamp type and max timestamp, producer id/epoch/sequence,
+    /// transactional and control flags), then one line per record. Compressed batches show
+    /// their header only.
+    Dump(dump::DumpArgs),
+    /// Check every partition's batches, offsets and indexes (read-only); exit 1 on a problem
+    ///
+    /// Checks every batch's framing and CRC, offsets within and across segments, and both
+    /// indexes against the data. Prints one line per problem (file and byte position) and a
+    /// summary line. A torn tail at the end of a partition's active segment (what a crash or a
+    /// running writer leaves) is reported but is not a failure.
+    Verify {
+        /// Only this topic's partitions (default: every topic)
+        topic: Option<String>,
+    },
+    /// Delete a partition's records below an offset (opens the store for writing)
+    ///
+    /// Kafka's DeleteRecords: the offset becomes the log start offset; segments wholly below it
+    /// are deleted.
+    DeleteRecords(DeleteRecordsArgs),
+    /// Apply retention now and print what was deleted (opens the store for writing)
+    ///
+    /// Applies each topic's retention.ms and retention.bytes to every partition, whole segments
+    /// only, oldest first.
+    EnforceRetention,
+}
+
+/// `create-topic`.
+#[derive(Debug, Args)]
+struct CreateTopicArgs {
+    /// The topic's name: 1 to 249 of [a-zA-Z0-9._-]
+    name: String,
+    /// Number of partitions
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    partitions: u32,
+    /// A Kafka topic setting such as retention.ms=60000 or segment.bytes=1048576 (repeatable)
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    config: Vec<(String, String)>,
+}
+
+/// `delete-records`.
+#[derive(Debug, Args)]
+struct DeleteRecordsArgs {
+    /// The topic
+    topic: String,
+    /// The partition
+    #[arg(long, value_name = "P")]
+    partition: u32,
+    /// The new log start offset: records below it are deleted
+    #[arg(long, value_name = "OFFSET", value_parser = clap::value_parser!(i64).range(0..))]
+    before: i64,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    let mut out = Out::stdout();
+    let result = run(&cli, &mut out).and_then(|()| out.flush());
+    match result {
+        Ok(()) | Err(Failure::StdoutClosed) => ExitCode::SUCCESS,
+        Err(Failure::ProblemsFound) => {
+            // The problems and the summary are on stdout already.
+            let _ = out.flush();
+            ExitCode::from(1)
+        }
+        Err(failure) => {
+            let _ = out.flush();
+            let _ = writeln!(std::io::stderr(), "topiclog: {failure}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Help and version go to stdout (exit 0); a usage error is one line on stderr (exit 2).
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let message = match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => "no command given".to_owned(),
+        _ => one_line(&e.render().to_string()),
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "topiclog: {message} (see 'topiclog --help')"
+    );
+    ExitCode::from(2)
+}
+
+/// A parser error on one line: its message, the arguments listed under it, and its tips;
+/// without the usage and the pointer to `--help`.
+fn one_line(rendered: &str) -> String {
+    let mut line = String::new();
+    for raw in rendered.lines() {
+        let part = raw.trim();
+        if part.is_empty() || part.starts_with("Usage:") || part.starts_with("For more information")
+        {
+            continue;
+        }
+        let part = part.strip_prefix("error: ").unwrap_or(part);
+        if !line.is_empty() {
+            // Indented lines list the arguments the line before introduced.
+            let listed = raw.starts_with(' ') && !part.starts_with("tip:");
+            line.push_str(match (line.ends_with(':'), listed) {
+                (true, _) => " ",
+                (false, true) => ", ",
+                (false, false) => "; ",
+            });
+        }
+        line.push_str(part);
+    }
+    if line.is_empty() {
+        line.push_str("invalid usage");
+    }
+    line
+}
+
+fn run(cli: &Cli, out: &mut Out) -> Result<(), Failure> {
+    match &cli.command {
+        Command::CreateTopic(args) => create_topic(store_dir(cli)?, args, out),
+        Command::Topics => topics(store_dir(cli)?, out),
+        Command::Describe { topic } => describe(store_dir(cli)?, topic, out),
+        Command::Produce(args) => produce::run(store_dir(cli)?, args, out),
+        Command::Consume(args) => consume::run(store_dir(cli)?, args, out),
+        Command::Dump(args) => dump::run(cli.dir.as_deref(), args, out),
+        Command::Verify { topic } => verify::run(store_dir(cli)?, topic.as_deref(), out),
+        Command::DeleteRecords(args) => delete_records(store_dir(cli)?, args, out),
+        Command::EnforceRetention => enforce_retention(store_dir(cli)?, out),
+    }
+}
+
+fn store_dir(cli: &Cli) -> Result<&Path, Failure> {
+    cli.dir.as_deref().ok_or_else(|| {
+        Failure::Usage("--dir DIR is required for this command (see 'topiclog --help')".into())
+    })
+}
+
+/// Opens an existing store for writing: takes its lock.
+fn open_for_writing(dir: &Path) -> Result<Store, Failure> {
+    let options = StoreOptions::builder().create_if_missing(false).build();
+    Ok(Store::open_with(dir, options)?)
+}
+
+/// Runs `work` on a store opened for writing, then closes the store cleanly even if `work`
+/// failed; the first failure wins.
+fn with_writable_store(
+    store: Store,
+    work: impl FnOnce(&Store) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let result = work(&store);
+    let closed = store.close();
+    result?;
+    Ok(closed?)
+}
+
+fn create_topic(dir: &Path, args: &CreateTopicArgs, out: &mut Out) -> Result<(), Failure> {
+    let mut log = LogConfig::builder();
+    for (key, value) in &args.config {
+        log = log.set(key, value)?;
+    }
+    let config = TopicConfig::new(args.partitions).with_log(log.build()?);
+    // The one command that may create the store directory.
+    let store = Store::open(dir)?;
+    with_writable_store(store, |store| {
+        store.create_topic(&args.name, config)?;
+        out.line(format_args!(
+            "created topic {} with {} partition{}",
+            args.name,
+            args.partitions,
+            if args.partitions == 1 { "" } else { "s" }
+        ))
+    })
+}
+
+fn topics(dir: &Path, out: &mut Out) -> Result<(), Failure> {
+    let store = Store::open_read_only(dir)?;
+    for name in store.topics() {
+        let topic = store.topic(&name)?;
+        out.line(format_args!("{name}\t{}", topic.partition_count()))?;
+    }
+    Ok(())
+}
+
+fn describe(dir: &Path, topic: &str, out: &mut Out) -> Result<(), Failure> {
+    let store = Store::open_read_only(dir)?;
+    let topic = store.topic(topic)?;
+    for (n, partition) in topic.partitions().iter().enumerate() {
+        out.line(format_args!(
+            "{n}\t{}\t{}\t{}\t{}",
+            partition.log_start_offset(),
+            partition.next_offset(),
+            partition.segment_base_offsets().len(),
+            partition.size_bytes()
+        ))?;
+    }
+    Ok(())
+}
+
+fn delete_records(dir: &Path, args: &DeleteRecordsArgs, out: &mut Out) -> Result<(), Failure> {
+    let store = open_for_writing(dir)?;
+    with_writable_store(store, |store| {
+        let partition = store.topic(&args.topic)?.partition(args.partition)?;
+        let log_start = partition.delete_records(args.before)?;
+        out.line(format_args!(
+            "{}-{}: log start offset {log_start}",
+            args.topic, args.partition
+        ))
+    })
+}
+
+fn enforce_retention(dir: &Path, out: &mut Out) -> Result<(), Failure> {
+    let store = open_for_writing(dir)?;
+    with_writable_store(store, |store| {
+        let reports = store.enforce_retention()?;
+        if reports.is_empty() {
+            return out.line(format_args!("nothing to delete"));
+        }
+        for (topic, partition, report) in reports {
+            let count = report.deleted_segments.len();
+            let bases: Vec<String> = report.deleted_segments.iter().map(i64::to_string).collect();
+            out.line(format_args!(
+                "{topic}-{partition}: deleted {count} segment{} (base offsets {}), {} bytes; \
+                 log start offset {}",
+                if count == 1 { "" } else { "s" },
+                bases.join(", "),
+                report.bytes_deleted,
+                report.log_start_offset
+            ))?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parser_errors_fit_on_one_line() {
+        let missing = "error: the following required arguments were not provided:\n  \
+                       --partitions <N>\n  <NAME>\n\nUsage: topiclog create-topic --partitions \
+                       <N> <NAME>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(missing),
+            "the following required arguments were not provided: --partitions <N>, <NAME>"
+        );
+        let tip = "error: unexpected argument '--maxx' found\n\n  tip: a similar argument \
+                   exists: '--max'\n\nUsage: topiclog consume <TOPIC>\n";
+        assert_eq!(
+            one_line(tip),
+            "unexpected argument '--maxx' found; tip: a similar argument exists: '--max'"
+        );
+        assert_eq!(one_line("\n"), "invalid usage");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn settings_are_key_value_pairs() {
+        assert_eq!(
+            parse_key_value("retention.ms=-1"),
+            Ok(("retention.ms".to_owned(), "-1".to_owned()))
+        );
+        assert_eq!(parse_key_value("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_key_value("=1").is_err());
+        assert!(parse_key_value("nonsense").is_err());
+    }
+}

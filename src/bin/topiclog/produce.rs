@@ -1,0 +1,155 @@
+//! `produce`: each line of stdin becomes a record.
+
+use std::io::{self, BufRead};
+use std::path::Path;
+
+use clap::Args;
+use topiclog::Topic;
+use topiclog::record::Record;
+
+use crate::output::{Failure, Out};
+
+/// `produce`.
+#[derive(Debug, Args)]
+pub(crate) struct ProduceArgs {
+    /// The topic
+    topic: String,
+    /// Append to this partition instead of routing like a Kafka producer (murmur2 of the key,
+    /// sticky for null keys)
+    #[arg(long, value_name = "P")]
+    partition: Option<u32>,
+    /// Split each line at the first SEP: the part before is the key, the rest the value (a line
+    /// without SEP has a null key). Without it the whole line is the value and the key is null
+    #[arg(long, value_name = "SEP", value_parser = parse_separator)]
+    key_separator: Option<String>,
+    /// Append N lines per call, as one batch per partition (default: one line per call)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    batch: Option<u32>,
+    /// Print `PARTITION OFFSET` for each record once its append call has returned
+    #[arg(long)]
+    print_offsets: bool,
+}
+
+fn parse_separator(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        Err("the key separator must not be empty".to_owned())
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+pub(crate) fn run(dir: &Path, args: &ProduceArgs, out: &mut Out) -> Result<(), Failure> {
+    let store = crate::open_for_writing(dir)?;
+    crate::with_writable_store(store, |store| {
+        let topic = store.topic(&args.topic)?;
+        if let Some(partition) = args.partition {
+            // Fails early, before stdin is read, for a partition the topic lacks.
+            topic.partition(partition)?;
+        }
+        let batch = args.batch.map_or(1, |n| n as usize);
+        let mut stdin = io::stdin().lock();
+        let mut lines: Vec<Vec<u8>> = Vec::with_capacity(batch);
+        loop {
+            let mut line = Vec::new();
+            let read = stdin
+                .read_until(b'\n', &mut line)
+                .map_err(|source| Failure::Io {
+                    what: "read standard input",
+                    source,
+                })?;
+            if read > 0 {
+                strip_line_end(&mut line);
+                lines.push(line);
+            }
+            let at_end = read == 0;
+            if lines.len() >= batch || (at_end && !lines.is_empty()) {
+                append(&topic, args, &lines, out)?;
+                lines.clear();
+            }
+            if at_end {
+                return Ok(());
+            }
+        }
+    })
+}
+
+/// Removes the line's `\n` or `\r\n`.
+fn strip_line_end(line: &mut Vec<u8>) {
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+}
+
+/// The record a line makes.
+fn record<'a>(line: &'a [u8], separator: Option<&[u8]>) -> Record<'a> {
+    let Some(sep) = separator else {
+        return Record::new(line);
+    };
+    match line.windows(sep.len()).position(|w| w == sep) {
+        Some(at) => Record::keyed(&line[..at], &line[at + sep.len()..]),
+        None => Record::new(line),
+    }
+}
+
+/// Appends `lines` with one call: one record, or a batch.
+fn append(
+    topic: &Topic,
+    args: &ProduceArgs,
+    lines: &[Vec<u8>],
+    out: &mut Out,
+) -> Result<(), Failure> {
+    let separator = args.key_separator.as_deref().map(str::as_bytes);
+    let records: Vec<Record<'_>> = lines.iter().map(|l| record(l, separator)).collect();
+    let placed: Vec<(u32, i64)> = match (args.partition, records.as_slice()) {
+        (Some(p), [one]) => vec![(p, topic.append_to(p, *one)?)],
+        (Some(p), many) => {
+            let info = topic.partition(p)?.append_batch(many)?;
+            info.offsets().map(|offset| (p, offset)).collect()
+        }
+        (None, [one]) => vec![topic.append(*one)?],
+        (None, many) => topic.append_batch(many)?,
+    };
+    if args.print_offsets {
+        for (partition, offset) in placed {
+            out.line(format_args!("{partition} {offset}"))?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_lose_their_line_end_only() {
+        for (raw, want) in [
+            (&b"a\n"[..], &b"a"[..]),
+            (b"a\r\n", b"a"),
+            (b"a\r", b"a\r"),
+            (b"a", b"a"),
+            (b"\n", b""),
+            (b"\r\r\n", b"\r"),
+        ] {
+            let mut line = raw.to_vec();
+            strip_line_end(&mut line);
+            assert_eq!(line, want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_separator_splits_key_and_value() {
+        let r = record(b"k::v::w", Some(b"::"));
+        assert_eq!((r.key, r.value), (Some(&b"k"[..]), Some(&b"v::w"[..])));
+        let r = record(b"no separator", Some(b"::"));
+        assert_eq!((r.key, r.value), (None, Some(&b"no separator"[..])));
+        let r = record(b":v", Some(b":"));
+        assert_eq!((r.key, r.value), (Some(&b""[..]), Some(&b"v"[..])));
+        let r = record(b"k:v", None);
+        assert_eq!((r.key, r.value), (None, Some(&b"k:v"[..])));
+    }
+}

@@ -1,0 +1,1007 @@
+//! The `topiclog` command-line tool, run as a real process (`CARGO_BIN_EXE_topiclog`, so this
+//! target needs the `cli` feature): topics are created and described, lines of stdin produced
+//! (keys, batches, `\r\n` and non-UTF-8 lines) and consumed back (plain, JSON, base64, by
+//! offset, by time, capped, one partition, following a live writer); keyed records land where
+//! the library's partitioner puts them; `dump` prints segments and indexes; `verify` passes a
+//! healthy store, fails (exit 1) on a flipped byte or a wrong index entry in a sealed segment
+//! and only reports a torn tail of an active segment; `delete-records` and `enforce-retention`
+//! delete; read-only commands run beside a process holding the store's lock while writing
+//! commands fail with exit 2 and one stderr line; usage errors exit 2; a closed stdout ends a
+//! command quietly with 0.
+//!
+//! Tests run one at a time: a child process spawned by one test holds copies of the other
+//! tests' descriptors (store locks among them) between its fork and its exec.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, mpsc};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use topiclog::inspect;
+use topiclog::partitioner::partition_for_key;
+use topiclog::record::{Header, Record};
+use topiclog::{LogConfig, OwnedRecord, Store, TopicConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_topiclog");
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a run of the tool did.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Run {
+    fn text(&self) -> String {
+        String::from_utf8(self.stdout.clone()).expect("UTF-8 output")
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.text().lines().map(str::to_owned).collect()
+    }
+
+    /// Asserts success and returns stdout as text.
+    #[track_caller]
+    fn ok(&self) -> String {
+        assert_eq!(self.code, 0, "{self:?}");
+        assert_eq!(self.stderr, "", "{self:?}");
+        self.text()
+    }
+
+    /// Asserts a failure with `code` and one `topiclog: ` line on stderr; returns that line.
+    #[track_caller]
+    fn failed(&self, code: i32) -> String {
+        assert_eq!(self.code, code, "{self:?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one stderr line: {self:?}");
+        assert!(lines[0].starts_with("topiclog: "), "{self:?}");
+        assert!(!self.stderr.contains("panicked"), "{self:?}");
+        lines[0].to_owned()
+    }
+}
+
+/// Runs the tool with `args` and `stdin`.
+fn run(args: &[&str], stdin: &[u8]) -> Run {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn topiclog");
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let output = child.wait_with_output().expect("wait for topiclog");
+    writer.join().expect("stdin writer");
+    Run {
+        code: output.status.code().expect("exit code, not a signal"),
+        stdout: output.stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs `topiclog <args> --dir <dir>`: `--dir` after the command.
+fn tl(dir: &Path, args: &[&str]) -> Run {
+    tl_in(dir, args, b"")
+}
+
+/// The same with stdin.
+fn tl_in(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    let dir = dir.to_str().expect("UTF-8 temp path");
+    let mut all = args.to_vec();
+    all.extend(["--dir", dir]);
+    run(&all, stdin)
+}
+
+/// Every record of a partition, read with the library.
+fn records(dir: &Path, topic: &str, partition: u32) -> Vec<OwnedRecord> {
+    let store = Store::open_read_only(dir).expect("open read-only");
+    let partition = store
+        .topic(topic)
+        .and_then(|t| t.partition(partition))
+        .expect("partition");
+    partition
+        .read(partition.log_start_offset())
+        .expect("reader")
+        .map(|r| r.expect("record").to_owned_record())
+        .collect()
+}
+
+fn partition_dir(dir: &Path, topic: &str, partition: u32) -> PathBuf {
+    dir.join(format!("{topic}-{partition}"))
+}
+
+fn kv(record: &OwnedRecord) -> (Option<&[u8]>, Option<&[u8]>) {
+    (record.key.as_deref(), record.value.as_deref())
+}
+
+/// A store with topic `t` of 2 partitions written by the library, closed:
+/// partition 0 holds `a0..a4` at timestamps 1000, 2000, ..., partition 1 `b0..b2` at 1500,
+/// 2500, 3500; record `a1` has headers, `a3` a null value, `b1` a null key.
+fn library_store() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let topic = store
+        .create_topic("t", TopicConfig::new(2))
+        .expect("create");
+    let headers = [
+        Header::new(b"h", Some(b"1")),
+        Header::new(b"h", Some(b"2")),
+        Header::new(b"n", None),
+    ];
+    for i in 0..5i64 {
+        let key = format!("ka{i}");
+        let value = format!("a{i}");
+        let mut record =
+            Record::keyed(key.as_bytes(), value.as_bytes()).with_timestamp(1000 * (i + 1));
+        if i == 1 {
+            record = record.with_headers(&headers);
+        }
+        if i == 3 {
+            record.value = None;
+        }
+        topic.append_to(0, record).expect("append");
+    }
+    for i in 0..3i64 {
+        let key = format!("kb{i}");
+        let value = format!("b{i}");
+        let mut record =
+            Record::keyed(key.as_bytes(), value.as_bytes()).with_timestamp(1500 + 1000 * i);
+        if i == 1 {
+            record.key = None;
+        }
+        topic.append_to(1, record).expect("append");
+    }
+    store.close().expect("close");
+    dir
+}
+
+#[test]
+fn create_topic_then_topics_and_describe() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    // --dir before the command here, after it below.
+    let created = run(
+        &["--dir", d, "create-topic", "orders", "--partitions", "3"],
+        b"",
+    );
+    assert!(created.ok().contains("orders"));
+    tl(
+        dir.path(),
+        &[
+            "create-topic",
+            "audit",
+            "--partitions",
+            "1",
+            "--config",
+            "retention.ms=-1",
+            "--config",
+            "segment.bytes=4096",
+        ],
+    )
+    .ok();
+
+    assert_eq!(tl(dir.path(), &["topics"]).ok(), "audit\t1\norders\t3\n");
+    assert_eq!(
+        tl(dir.path(), &["describe", "orders"]).ok(),
+        "0\t0\t0\t1\t0\n1\t0\t0\t1\t0\n2\t0\t0\t1\t0\n"
+    );
+    let store = Store::open_read_only(dir.path()).unwrap();
+    let audit = store.topic("audit").unwrap();
+    assert_eq!(audit.config().retention_ms(), -1);
+    assert_eq!(audit.config().segment_bytes(), 4096);
+    drop(store);
+
+    tl_in(
+        dir.path(),
+        &["produce", "orders", "--partition", "1"],
+        b"x\nyy\n",
+    )
+    .ok();
+    let store = Store::open_read_only(dir.path()).unwrap();
+    let p1 = store.topic("orders").unwrap().partition(1).unwrap();
+    let expected = format!(
+        "0\t0\t0\t1\t0\n1\t0\t2\t1\t{}\n2\t0\t0\t1\t0\n",
+        p1.size_bytes()
+    );
+    assert!(p1.size_bytes() > 0);
+    assert_eq!(tl(dir.path(), &["describe", "orders"]).ok(), expected);
+
+    let exists = tl(dir.path(), &["create-topic", "orders", "--partitions", "1"]);
+    assert!(exists.failed(2).contains("already exists"));
+}
+
+#[test]
+fn produce_lines_plain_and_keyed_with_print_offsets() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    tl(dir.path(), &["create-topic", "t", "--partitions", "1"]).ok();
+
+    // Plain: the whole line is the value, whatever it holds; the key is null.
+    let plain = tl_in(
+        dir.path(),
+        &["produce", "t", "--print-offsets"],
+        b"one\r\nk=v\n\n\xff\xfe bytes\nno newline at the end",
+    );
+    assert_eq!(plain.ok(), "0 0\n0 1\n0 2\n0 3\n0 4\n");
+
+    // Keyed: split at the first separator; a line without it has a null key.
+    let keyed = tl_in(
+        dir.path(),
+        &["produce", "t", "--key-separator", "::", "--print-offsets"],
+        b"k1::v1\r\nk2::v::2\nno separator\n::empty key\n\xc3(::\xff\n",
+    );
+    assert_eq!(keyed.ok(), "0 5\n0 6\n0 7\n0 8\n0 9\n");
+
+    let got = records(dir.path(), "t", 0);
+    let pairs: Vec<_> = got.iter().map(kv).collect();
+    assert_eq!(
+        pairs,
+        [
+            (None, Some(&b"one"[..])),
+            (None, Some(&b"k=v"[..])),
+            (None, Some(&b""[..])),
+            (None, Some(&b"\xff\xfe bytes"[..])),
+            (None, Some(&b"no newline at the end"[..])),
+            (Some(&b"k1"[..]), Some(&b"v1"[..])),
+            (Some(&b"k2"[..]), Some(&b"v::2"[..])),
+            (None, Some(&b"no separator"[..])),
+            (Some(&b""[..]), Some(&b"empty key"[..])),
+            (Some(&b"\xc3("[..]), Some(&b"\xff"[..])),
+        ]
+    );
+    // One append call per line: one batch per record.
+    let log = inspect::list_segments(partition_dir(dir.path(), "t", 0)).unwrap();
+    assert_eq!(inspect::batches(&log[0].log).unwrap().batches.len(), 10);
+}
+
+#[test]
+fn produce_batches_with_a_short_last_batch() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    tl(dir.path(), &["create-topic", "t", "--partitions", "2"]).ok();
+    let input: Vec<u8> = (0..7)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let out = tl_in(
+        dir.path(),
+        &[
+            "produce",
+            "t",
+            "--partition",
+            "1",
+            "--batch",
+            "3",
+            "--print-offsets",
+        ],
+        &input,
+    );
+    let expected: String = (0..7).map(|i| format!("1 {i}\n")).collect();
+    assert_eq!(out.ok(), expected);
+
+    let segments = inspect::list_segments(partition_dir(dir.path(), "t", 1)).unwrap();
+    let counts: Vec<i32> = inspect::batches(&segments[0].log)
+        .unwrap()
+        .batches
+        .iter()
+        .map(|b| b.header.records_count)
+        .collect();
+    assert_eq!(counts, [3, 3, 1]);
+    let values: Vec<_> = records(dir.path(), "t", 1)
+        .into_iter()
+        .map(|r| r.value.unwrap())
+        .collect();
+    let want: Vec<Vec<u8>> = (0..7).map(|i| format!("line {i}").into_bytes()).collect();
+    assert_eq!(values, want);
+    assert!(records(dir.path(), "t", 0).is_empty());
+}
+
+#[test]
+fn keyed_records_route_like_the_library() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    tl(dir.path(), &["create-topic", "t", "--partitions", "5"]).ok();
+    let keys: Vec<String> = (0..40).map(|i| format!("customer-{i}")).collect();
+    let input: String = keys.iter().map(|k| format!("{k}\t{k}-value\n")).collect();
+
+    // One append call per line, then five lines per `Topic::append_batch` call.
+    for batch in [None, Some("5")] {
+        let mut args = vec!["produce", "t", "--key-separator", "\t", "--print-offsets"];
+        if let Some(n) = batch {
+            args.extend(["--batch", n]);
+        }
+        let out = tl_in(dir.path(), &args, input.as_bytes()).ok();
+        let placed: Vec<u32> = out
+            .lines()
+            .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+            .collect();
+        let expected: Vec<u32> = keys
+            .iter()
+            .map(|k| partition_for_key(k.as_bytes(), 5))
+            .collect();
+        assert_eq!(placed, expected);
+    }
+    for p in 0..5 {
+        for record in records(dir.path(), "t", p) {
+            let key = record.key.unwrap();
+            assert_eq!(partition_for_key(&key, 5), p);
+            assert_eq!(record.value.unwrap(), [&key[..], b"-value"].concat());
+        }
+    }
+}
+
+#[test]
+fn consume_plain_json_base64_and_positions() {
+    let _serial = serial();
+    let dir = library_store();
+    let d = dir.path();
+
+    // Plain: values, an empty line for null; partitions in ascending order.
+    assert_eq!(
+        tl(d, &["consume", "t"]).ok(),
+        "a0\na1\na2\n\na4\nb0\nb1\nb2\n"
+    );
+
+    let json = tl(d, &["consume", "t", "--json"]).lines();
+    assert_eq!(json.len(), 8);
+    assert_eq!(
+        json[1],
+        r#"{"partition":0,"offset":1,"timestamp":2000,"key":"ka1","value":"a1","headers":[["h","1"],["h","2"],["n",null]]}"#
+    );
+    assert_eq!(
+        json[3],
+        r#"{"partition":0,"offset":3,"timestamp":4000,"key":"ka3","value":null,"headers":[]}"#
+    );
+    assert_eq!(
+        json[6],
+        r#"{"partition":1,"offset":1,"timestamp":2500,"key":null,"value":"b1","headers":[]}"#
+    );
+    for line in &json {
+        let parsed: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+        assert!(parsed["timestamp"].is_i64());
+    }
+
+    let b64 = tl(
+        d,
+        &[
+            "consume",
+            "t",
+            "--json",
+            "--base64",
+            "--partition",
+            "0",
+            "--max",
+            "2",
+        ],
+    )
+    .lines();
+    assert_eq!(b64.len(), 2);
+    let second: serde_json::Value = serde_json::from_str(&b64[1]).unwrap();
+    assert_eq!(second["key"], BASE64.encode("ka1"));
+    assert_eq!(second["value"], BASE64.encode("a1"));
+    assert_eq!(
+        second["headers"][0],
+        serde_json::json!(["h", BASE64.encode("1")])
+    );
+    assert_eq!(
+        tl(d, &["consume", "t", "--base64", "--partition", "1"]).ok(),
+        format!(
+            "{}\n{}\n{}\n",
+            BASE64.encode("b0"),
+            BASE64.encode("b1"),
+            BASE64.encode("b2")
+        )
+    );
+
+    // --from applies to each partition; --max caps the total.
+    assert_eq!(
+        tl(d, &["consume", "t", "--from", "2"]).ok(),
+        "a2\n\na4\nb2\n"
+    );
+    assert_eq!(tl(d, &["consume", "t", "--from", "4"]).ok(), "a4\n");
+    assert_eq!(tl(d, &["consume", "t", "--from", "99"]).ok(), "");
+    assert_eq!(tl(d, &["consume", "t", "--from", "end"]).ok(), "");
+    assert_eq!(
+        tl(d, &["consume", "t", "--from", "beginning", "--max", "6"]).ok(),
+        "a0\na1\na2\n\na4\nb0\n"
+    );
+    assert_eq!(
+        tl(d, &["consume", "t", "--partition", "1", "--from", "1"]).ok(),
+        "b1\nb2\n"
+    );
+
+    // --from-time: each partition's first record at or after the time; wins over --from.
+    assert_eq!(
+        tl(d, &["consume", "t", "--from-time", "2500"]).ok(),
+        "a2\n\na4\nb1\nb2\n"
+    );
+    assert_eq!(
+        tl(d, &["consume", "t", "--from-time", "4500", "--from", "0"]).ok(),
+        "a4\n"
+    );
+    assert_eq!(tl(d, &["consume", "t", "--from-time", "99999"]).ok(), "");
+
+    let missing = tl(d, &["consume", "t", "--partition", "2"]);
+    assert!(missing.failed(2).contains("no partition 2"));
+    let unknown = tl(d, &["consume", "nope"]);
+    assert!(unknown.failed(2).contains("unknown topic"));
+}
+
+#[test]
+fn consume_json_base64_matches_kafka_made_manifests() {
+    let _serial = serial();
+    let store = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kafka-made");
+    // Kafka-made partition directories become topics of the store (adopted, read-only here).
+    for name in ["plain", "dupheaders", "logappendtime", "gaps"] {
+        let from = fixtures.join(format!("{name}-0"));
+        let to = partition_dir(store.path(), name, 0);
+        std::fs::create_dir(&to).unwrap();
+        for segment in inspect::list_segments(&from).unwrap() {
+            std::fs::copy(&segment.log, to.join(segment.log.file_name().unwrap())).unwrap();
+        }
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(from.join("manifest.json")).unwrap()).unwrap();
+        let want = manifest["records"].as_array().unwrap();
+
+        let out = tl(store.path(), &["consume", name, "--json", "--base64"]).ok();
+        let got: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (got, want) in got.iter().zip(want) {
+            assert_eq!(got["partition"], 0, "{name}");
+            // The manifest's record layout is --json --base64's, partition aside.
+            for field in ["offset", "timestamp", "key", "value", "headers"] {
+                assert_eq!(got[field], want[field], "{name}: {field} of {want}");
+            }
+        }
+    }
+}
+
+/// A closed store with topic `t`, one partition of several segments with an index entry per
+/// batch: 30 records of about 100 bytes, one per call.
+fn segmented_store() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    tl(
+        dir.path(),
+        &[
+            "create-topic",
+            "t",
+            "--partitions",
+            "1",
+            "--config",
+            "segment.bytes=1200",
+            "--config",
+            "index.interval.bytes=1",
+            "--config",
+            "retention.ms=-1",
+        ],
+    )
+    .ok();
+    let input: String = (0..30)
+        .map(|i| format!("k{i}|value {i:03} {}\n", "x".repeat(80)))
+        .collect();
+    tl_in(
+        dir.path(),
+        &["produce", "t", "--key-separator", "|"],
+        input.as_bytes(),
+    )
+    .ok();
+    dir
+}
+
+#[test]
+fn dump_prints_logs_indexes_and_partition_directories() {
+    let _serial = serial();
+    let dir = segmented_store();
+    let pdir = partition_dir(dir.path(), "t", 0);
+    let segments = inspect::list_segments(&pdir).unwrap();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let first = &segments[0];
+
+    let log = run(&["dump", first.log.to_str().unwrap()], b"").ok();
+    let listed = inspect::batches(&first.log).unwrap();
+    let batch_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("baseOffset: "))
+        .collect();
+    assert_eq!(batch_lines.len(), listed.batches.len());
+    for (line, batch) in batch_lines.iter().zip(&listed.batches) {
+        for part in [
+            format!("baseOffset: {} ", batch.header.base_offset),
+            format!("lastOffset: {} ", batch.header.last_offset()),
+            format!("count: {} ", batch.header.records_count),
+            format!("position: {} ", batch.position),
+            format!("size: {} ", batch.size()),
+            format!("crc: {} isvalid: true", batch.header.crc),
+            "compresscodec: none".to_owned(),
+            "CreateTime: ".to_owned(),
+            "producerId: -1 producerEpoch: -1".to_owned(),
+            "isTransactional: false isControl: false".to_owned(),
+        ] {
+            assert!(line.contains(&part), "{part:?} in {line}");
+        }
+    }
+    let first_record = log.lines().find(|l| l.starts_with("| offset: 0 ")).unwrap();
+    assert!(
+        first_record.contains(r#"key: "k0" payload: "value 000 xxxx"#),
+        "{first_record}"
+    );
+    assert!(
+        first_record.contains("keySize: 2 valueSize: 90"),
+        "{first_record}"
+    );
+
+    let b64 = run(&["dump", "--base64", first.log.to_str().unwrap()], b"").ok();
+    assert!(
+        b64.contains(&format!("key: \"{}\"", BASE64.encode("k0"))),
+        "{b64}"
+    );
+
+    let index_path = first.index.as_ref().unwrap();
+    let entries = inspect::offset_index_entries(index_path, None)
+        .unwrap()
+        .entries;
+    assert!(!entries.is_empty());
+    let index = run(&["dump", index_path.to_str().unwrap()], b"").ok();
+    let want: Vec<String> = entries
+        .iter()
+        .map(|e| format!("offset: {} position: {}", e.offset, e.position))
+        .collect();
+    assert_eq!(index.lines().skip(1).collect::<Vec<_>>(), want);
+
+    let time_path = first.time_index.as_ref().unwrap();
+    let entries = inspect::time_index_entries(time_path, None)
+        .unwrap()
+        .entries;
+    assert!(!entries.is_empty());
+    // Relative to --dir.
+    let relative = format!("t-0/{}", time_path.file_name().unwrap().to_str().unwrap());
+    let times = tl(dir.path(), &["dump", &relative]).ok();
+    let want: Vec<String> = entries
+        .iter()
+        .map(|e| format!("timestamp: {} offset: {}", e.timestamp, e.offset))
+        .collect();
+    assert_eq!(times.lines().skip(1).collect::<Vec<_>>(), want);
+
+    let all = run(&["dump", pdir.to_str().unwrap()], b"").ok();
+    let dumped: Vec<&str> = all.lines().filter(|l| l.starts_with("Dumping ")).collect();
+    assert_eq!(dumped.len(), 3 * segments.len(), "{dumped:?}");
+    let records = all.lines().filter(|l| l.starts_with("| offset: ")).count();
+    assert_eq!(records, 30);
+
+    let not_a_segment = run(&["dump", dir.path().join("topics").to_str().unwrap()], b"");
+    not_a_segment.failed(2);
+}
+
+#[test]
+fn dump_shows_headers_of_compressed_batches() {
+    let _serial = serial();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kafka-made/gzip-0");
+    let out = run(&["dump", fixture.to_str().unwrap()], b"").ok();
+    let gzip = out
+        .lines()
+        .position(|l| l.contains("compresscodec: gzip"))
+        .expect("a gzip batch");
+    let next = out.lines().nth(gzip + 1).unwrap();
+    assert!(next.contains("records unavailable"), "{next}");
+}
+
+#[test]
+fn verify_passes_a_healthy_store() {
+    let _serial = serial();
+    let dir = segmented_store();
+    let out = tl(dir.path(), &["verify"]).ok();
+    assert!(out.lines().last().unwrap().starts_with("OK: "), "{out}");
+    assert!(out.contains("30 records"), "{out}");
+    assert!(tl(dir.path(), &["verify", "t"]).ok().starts_with("OK: "));
+    tl(dir.path(), &["verify", "nope"]).failed(2);
+}
+
+#[test]
+fn verify_fails_on_a_corrupt_byte_in_a_sealed_segment() {
+    let _serial = serial();
+    let dir = segmented_store();
+    let segments = inspect::list_segments(partition_dir(dir.path(), "t", 0)).unwrap();
+    let sealed = &segments[0].log;
+    let second = inspect::batches(sealed).unwrap().batches[1];
+    let mut bytes = std::fs::read(sealed).unwrap();
+    let at = second.position as usize + 70; // inside the record, covered by the CRC
+    bytes[at] ^= 0x20;
+    std::fs::write(sealed, &bytes).unwrap();
+
+    let out = tl(dir.path(), &["verify"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stderr, "");
+    let text = out.text();
+    let problem = text
+        .lines()
+        .find(|l| l.starts_with("problem: "))
+        .expect("a problem line");
+    assert!(problem.contains(sealed.to_str().unwrap()), "{problem}");
+    assert!(
+        problem.contains(&format!("at byte {}", second.position)),
+        "{problem}"
+    );
+    assert!(problem.contains("CRC"), "{problem}");
+    assert!(
+        text.lines().last().unwrap().starts_with("FAILED: "),
+        "{text}"
+    );
+}
+
+#[test]
+fn verify_fails_on_an_index_entry_that_disagrees_with_the_data() {
+    let _serial = serial();
+    let dir = segmented_store();
+    let segments = inspect::list_segments(partition_dir(dir.path(), "t", 0)).unwrap();
+    let index = segments[0].index.clone().unwrap();
+    let mut bytes = std::fs::read(&index).unwrap();
+    assert!(bytes.len() >= 16);
+    // The second entry's position now points inside a batch.
+    bytes[12..16].copy_from_slice(&7i32.to_be_bytes());
+    std::fs::write(&index, &bytes).unwrap();
+
+    let out = tl(dir.path(), &["verify"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let text = out.text();
+    let problem = text
+        .lines()
+        .find(|l| l.starts_with("problem: "))
+        .expect("a problem line");
+    assert!(
+        problem.contains(&format!("{} at byte 8", index.display())),
+        "{problem}"
+    );
+}
+
+#[test]
+fn verify_reports_a_torn_tail_of_the_active_segment_without_failing() {
+    let _serial = serial();
+    let dir = segmented_store();
+    let segments = inspect::list_segments(partition_dir(dir.path(), "t", 0)).unwrap();
+    let active = &segments.last().unwrap().log;
+    let len = std::fs::metadata(active).unwrap().len();
+    let first = inspect::batches(active).unwrap().batches[0];
+    let bytes = std::fs::read(active).unwrap();
+    let torn = &bytes[..first.size() as usize / 2];
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(active)
+        .unwrap()
+        .write_all(torn)
+        .unwrap();
+
+    let text = tl(dir.path(), &["verify"]).ok();
+    let tail = text
+        .lines()
+        .find(|l| l.starts_with("torn tail"))
+        .expect("a torn tail line");
+    assert!(
+        tail.contains(&format!("{} at byte {len}", active.display())),
+        "{tail}"
+    );
+    assert!(!text.contains("problem: "), "{text}");
+    assert!(
+        text.lines().last().unwrap().contains("1 torn tail"),
+        "{text}"
+    );
+}
+
+#[test]
+fn delete_records_and_enforce_retention() {
+    let _serial = serial();
+    let dir = segmented_store();
+    let d = dir.path();
+    let segments_before = inspect::list_segments(partition_dir(d, "t", 0)).unwrap();
+
+    assert_eq!(
+        tl(
+            d,
+            &["delete-records", "t", "--partition", "0", "--before", "12"]
+        )
+        .ok(),
+        "t-0: log start offset 12\n"
+    );
+    let describe = tl(d, &["describe", "t"]).ok();
+    assert!(describe.starts_with("0\t12\t30\t"), "{describe}");
+    let first = tl(d, &["consume", "t", "--max", "1"]).ok();
+    assert!(first.starts_with("value 012 "), "{first}");
+
+    let out_of_range = tl(
+        d,
+        &["delete-records", "t", "--partition", "0", "--before", "31"],
+    );
+    assert!(out_of_range.failed(2).contains("out of range"));
+
+    // Segments wholly below the new log start are gone; retention (off here) finds nothing.
+    let segments_after = inspect::list_segments(partition_dir(d, "t", 0)).unwrap();
+    assert!(segments_after.len() < segments_before.len());
+    assert!(segments_after[0].base_offset <= 12);
+    assert_eq!(tl(d, &["enforce-retention"]).ok(), "nothing to delete\n");
+
+    // retention.bytes: the oldest segments go until the partition fits.
+    let dir2 = tempfile::tempdir().unwrap();
+    let d2 = dir2.path();
+    tl(
+        d2,
+        &[
+            "create-topic",
+            "r",
+            "--partitions",
+            "1",
+            "--config",
+            "segment.bytes=1000",
+            "--config",
+            "retention.bytes=1500",
+        ],
+    )
+    .ok();
+    let input: String = (0..40)
+        .map(|i| format!("{i:04} {}\n", "y".repeat(90)))
+        .collect();
+    tl_in(d2, &["produce", "r"], input.as_bytes()).ok();
+    let out = tl(d2, &["enforce-retention"]).ok();
+    assert!(out.starts_with("r-0: deleted "), "{out}");
+    let store = Store::open_read_only(d2).unwrap();
+    let partition = store.topic("r").unwrap().partition(0).unwrap();
+    assert!(partition.size_bytes() <= 1500 + 1000);
+    assert!(partition.log_start_offset() > 0);
+}
+
+#[test]
+fn a_locked_store_allows_reads_and_refuses_writes() {
+    let _serial = serial();
+    let dir = library_store();
+    let d = dir.path();
+    let held = Store::open(d).expect("the test holds the store");
+    let topic = held.topic("t").unwrap();
+    topic
+        .append_to(1, Record::new(b"b3").with_timestamp(9000))
+        .unwrap();
+    topic.partition(1).unwrap().flush().unwrap();
+
+    assert_eq!(
+        tl(d, &["consume", "t", "--partition", "1"]).ok(),
+        "b0\nb1\nb2\nb3\n"
+    );
+    assert_eq!(tl(d, &["topics"]).ok(), "t\t2\n");
+    tl(d, &["describe", "t"]).ok();
+    tl(d, &["verify"]).ok();
+    // The active segment's index is preallocated while the writer holds it: its unused
+    // entries are counted, not listed.
+    let active = inspect::list_segments(partition_dir(d, "t", 1))
+        .unwrap()
+        .pop()
+        .unwrap();
+    let index = active.index.unwrap();
+    assert!(std::fs::metadata(&index).unwrap().len() > 1024);
+    let dumped = run(&["dump", index.to_str().unwrap()], b"").ok();
+    assert_eq!(dumped.lines().count(), 2, "{dumped}");
+    assert!(
+        dumped.contains("all-zero entries at the end not shown"),
+        "{dumped}"
+    );
+
+    for args in [
+        &["produce", "t"][..],
+        &["create-topic", "u", "--partitions", "1"],
+        &["delete-records", "t", "--partition", "0", "--before", "1"],
+        &["enforce-retention"],
+    ] {
+        let refused = tl_in(d, args, b"never written\n");
+        let line = refused.failed(2);
+        assert!(line.contains("locked"), "{args:?}: {line}");
+    }
+    held.close().unwrap();
+    drop(held);
+    let values: Vec<_> = records(d, "t", 1).into_iter().map(|r| r.value).collect();
+    assert_eq!(values.len(), 4, "nothing was produced while locked");
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    let _serial = serial();
+    let dir = library_store();
+    let d = dir.path().to_str().unwrap();
+    for args in [
+        &[][..],
+        &["bogus"],
+        &["consume", "t", "--dir", d, "--frobnicate"],
+        &["consume", "t", "--dir", d, "--from", "yesterday"],
+        &["consume", "t", "--dir", d, "--from", "-3"],
+        &["consume", "t", "--dir", d, "--max", "many"],
+        &["create-topic", "x", "--dir", d],
+        &["create-topic", "x", "--dir", d, "--partitions", "0"],
+        &[
+            "create-topic",
+            "x",
+            "--dir",
+            d,
+            "--partitions",
+            "1",
+            "--config",
+            "nonsense",
+        ],
+        &["produce", "t", "--dir", d, "--batch", "0"],
+        &["produce", "t", "--dir", d, "--key-separator", ""],
+        &["topics"],
+    ] {
+        let out = run(args, b"");
+        out.failed(2);
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+    }
+    let missing = run(&["create-topic", "x", "--dir", d], b"");
+    assert!(missing.failed(2).contains("--partitions"), "{missing:?}");
+
+    // Errors the library finds in the arguments take the same way out.
+    let bad_setting = run(
+        &[
+            "create-topic",
+            "x",
+            "--dir",
+            d,
+            "--partitions",
+            "1",
+            "--config",
+            "no.such=1",
+        ],
+        b"",
+    );
+    assert!(bad_setting.failed(2).contains("no.such"));
+    let bad_name = run(
+        &["create-topic", "a/b", "--dir", d, "--partitions", "1"],
+        b"",
+    );
+    assert!(bad_name.failed(2).contains("invalid topic name"));
+    let missing_store = run(
+        &["produce", "t", "--dir", "/nonexistent/topiclog-store"],
+        b"x\n",
+    );
+    missing_store.failed(2);
+
+    let help = run(&["--help"], b"");
+    assert!(help.ok().contains("Usage: topiclog"));
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let topic = store.create_topic("big", TopicConfig::new(1)).unwrap();
+    let value = [b'v'; 200];
+    let records: Vec<Record<'_>> = (0..1_000).map(|_| Record::new(&value)).collect();
+    for _ in 0..20 {
+        topic.partition(0).unwrap().append_batch(&records).unwrap();
+    }
+    store.close().unwrap();
+    drop(store);
+
+    let mut child = Command::new(BIN)
+        .args(["consume", "big", "--dir", dir.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim_end().len(), 200);
+    drop(stdout); // like `| head -1`: 4 MB were still to come
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr, "");
+}
+
+/// Kills the child when dropped, so a failed assertion leaves no process behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn follow_picks_up_records_a_writer_appends() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig::builder().segment_bytes(2000).build().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let topic = store
+        .create_topic("live", TopicConfig::new(2).with_log(config))
+        .unwrap();
+    topic.append_to(0, Record::new(b"before")).unwrap();
+    topic.partition(0).unwrap().flush().unwrap();
+
+    let mut child = Killed(
+        Command::new(BIN)
+            .args([
+                "consume",
+                "live",
+                "--json",
+                "--follow",
+                "--dir",
+                dir.path().to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| -> serde_json::Value {
+        let line = lines
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+        serde_json::from_str(&line).unwrap()
+    };
+    assert_eq!(next("the first record")["value"], "before");
+
+    // Appended after the consumer reached the end: on both partitions, enough to roll
+    // partition 0's segment.
+    let big = [b'z'; 300];
+    for _ in 0..8 {
+        topic.append_to(0, Record::new(&big)).unwrap();
+    }
+    topic.append_to(1, Record::new(b"other partition")).unwrap();
+    topic.append_to(0, Record::new(b"after")).unwrap();
+    for p in topic.partitions() {
+        p.flush().unwrap();
+    }
+    assert!(topic.partition(0).unwrap().segment_base_offsets().len() > 1);
+
+    let mut seen = Vec::new();
+    for i in 0..10 {
+        let record = next(&format!("appended record {i}"));
+        seen.push((
+            record["partition"].as_u64().unwrap(),
+            record["offset"].as_i64().unwrap(),
+        ));
+        let value = record["value"].as_str().unwrap();
+        match (record["partition"].as_u64(), record["offset"].as_i64()) {
+            (Some(0), Some(9)) => assert_eq!(value, "after"),
+            (Some(0), _) => assert_eq!(value.len(), 300),
+            _ => assert_eq!(value, "other partition"),
+        }
+    }
+    seen.sort_unstable();
+    let want: Vec<(u64, i64)> = (1..=9).map(|o| (0, o)).chain([(1, 0)]).collect();
+    assert_eq!(seen, want);
+    drop(child);
+    store.close().unwrap();
+}
