@@ -22,7 +22,7 @@ use crate::disk::{self, Disk, File, OpenMode};
 use crate::error::{Corruption, Error, Result};
 use crate::record::BatchHeader;
 use crate::segment::file_name::{self, FileKind, TempSuffix};
-use crate::segment::{Index, IndexBuilder, Segment, SegmentState, scan};
+use crate::segment::{Index, IndexBuilder, Segment, scan};
 
 use super::checkpoint::{self, LOG_START_FILE, RECOVERY_POINT_FILE};
 use super::manifest::SegmentRecord;
@@ -285,12 +285,7 @@ pub(crate) fn scan_read_only(
         bytes_removed: log_len - outcome.valid_size,
         reason: stop.kind.clone(),
     });
-    let state = SegmentState {
-        size: outcome.valid_size,
-        next_offset: outcome.next_offset,
-        max_timestamp: outcome.builder.max_timestamp(),
-        offset_of_max_timestamp: outcome.builder.offset_of_max_timestamp(),
-    };
+    let state = outcome.state();
     let segment = Segment::open(
         disk,
         dir,
@@ -561,12 +556,7 @@ fn recover(
                 kind,
             ));
         }
-        let state = SegmentState {
-            size: outcome.valid_size,
-            next_offset: outcome.next_offset,
-            max_timestamp: outcome.builder.max_timestamp(),
-            offset_of_max_timestamp: outcome.builder.offset_of_max_timestamp(),
-        };
+        let state = outcome.state();
         let segment = Segment::open(
             disk,
             dir,

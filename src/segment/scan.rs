@@ -154,6 +154,18 @@ pub(crate) struct ScanOutcome {
     pub(crate) stop: Option<ScanStop>,
 }
 
+impl ScanOutcome {
+    /// The segment's state as the scan found it.
+    pub(crate) fn state(&self) -> super::SegmentState {
+        super::SegmentState {
+            size: self.valid_size,
+            next_offset: self.next_offset,
+            max_timestamp: self.builder.max_timestamp(),
+            offset_of_max_timestamp: self.builder.offset_of_max_timestamp(),
+        }
+    }
+}
+
 /// Scans a segment's log from byte `start` (a batch boundary) to `file_size`, through `map`
 /// when given. Index entries are built for what it scans.
 pub(crate) fn scan(
