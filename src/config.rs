@@ -21,6 +21,11 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: i32 = 1024 * 1024 + 12;
 pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// `retention.bytes` default: -1, no size limit.
 pub const DEFAULT_RETENTION_BYTES: i64 = -1;
+/// `flush.messages` default in topiclog: 1, every append durable when it returns. (Kafka's is
+/// `i64::MAX`, never: it relies on replication, which an embedded log does not have.)
+pub const DEFAULT_FLUSH_MESSAGES: i64 = 1;
+/// `flush.ms` default: `i64::MAX`, no time-based flush (Kafka's default).
+pub const DEFAULT_FLUSH_MS: i64 = i64::MAX;
 /// Default size of a partition's user-space write buffer: 256 KiB.
 pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
@@ -69,6 +74,8 @@ pub struct LogConfig {
     message_timestamp_type: TimestampType,
     retention_ms: i64,
     retention_bytes: i64,
+    flush_messages: i64,
+    flush_ms: i64,
     write_buffer_bytes: usize,
     clock: Arc<dyn Clock>,
 }
@@ -84,6 +91,8 @@ impl Default for LogConfig {
             message_timestamp_type: TimestampType::CreateTime,
             retention_ms: DEFAULT_RETENTION_MS,
             retention_bytes: DEFAULT_RETENTION_BYTES,
+            flush_messages: DEFAULT_FLUSH_MESSAGES,
+            flush_ms: DEFAULT_FLUSH_MS,
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             clock: Arc::new(SystemClock),
         }
@@ -138,6 +147,25 @@ impl LogConfig {
     /// -1 for no limit.
     pub fn retention_bytes(&self) -> i64 {
         self.retention_bytes
+    }
+
+    /// `flush.messages`: records appended between fsyncs. 1 (the default) makes every append
+    /// durable when it returns, with concurrent appends sharing fsyncs (group commit), and
+    /// readers see a record only once it is durable. Larger values fsync once that many
+    /// records are unflushed; appends return before they are durable.
+    pub fn flush_messages(&self) -> i64 {
+        self.flush_messages
+    }
+
+    /// `flush.ms`: with `flush.messages` above 1, an append also fsyncs once the oldest
+    /// unflushed record is this old. `i64::MAX` (the default) never.
+    pub fn flush_ms(&self) -> i64 {
+        self.flush_ms
+    }
+
+    /// Whether every append is durable when it returns (`flush.messages` 1).
+    pub fn is_durable(&self) -> bool {
+        self.flush_messages <= 1
     }
 
     /// Bytes an active segment buffers in memory before writing them to its file.
@@ -208,6 +236,19 @@ impl LogConfigBuilder {
         self
     }
 
+    /// `flush.messages`, at least 1. Default [`DEFAULT_FLUSH_MESSAGES`] (1: every append durable
+    /// when it returns). Kafka's own default, never, is `i64::MAX`.
+    pub fn flush_messages(mut self, messages: i64) -> Self {
+        self.config.flush_messages = messages;
+        self
+    }
+
+    /// `flush.ms`, at least 0. Default [`DEFAULT_FLUSH_MS`] (never).
+    pub fn flush_ms(mut self, ms: i64) -> Self {
+        self.config.flush_ms = ms;
+        self
+    }
+
     /// Bytes buffered in memory before a write to the segment file; 0 writes every append
     /// through at once. Default [`DEFAULT_WRITE_BUFFER_BYTES`] (256 KiB). Not a Kafka setting.
     pub fn write_buffer_bytes(mut self, bytes: usize) -> Self {
@@ -224,7 +265,7 @@ impl LogConfigBuilder {
     /// Sets a setting by its Kafka name from text, as `--config key=value` gives it:
     /// `segment.bytes`, `segment.ms`, `segment.index.bytes`, `index.interval.bytes`,
     /// `max.message.bytes`, `message.timestamp.type` (`CreateTime` or `LogAppendTime`),
-    /// `retention.ms`, `retention.bytes`.
+    /// `retention.ms`, `retention.bytes`, `flush.messages`, `flush.ms`.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for an unknown key or a value that does not parse.
@@ -246,6 +287,8 @@ impl LogConfigBuilder {
             "max.message.bytes" => self.max_message_bytes(num("max.message.bytes", value)?),
             "retention.ms" => self.retention_ms(num("retention.ms", value)?),
             "retention.bytes" => self.retention_bytes(num("retention.bytes", value)?),
+            "flush.messages" => self.flush_messages(num("flush.messages", value)?),
+            "flush.ms" => self.flush_ms(num("flush.ms", value)?),
             "message.timestamp.type" => self.message_timestamp_type(match value {
                 "CreateTime" => TimestampType::CreateTime,
                 "LogAppendTime" => TimestampType::LogAppendTime,
@@ -305,6 +348,18 @@ impl LogConfigBuilder {
             c.retention_ms,
             c.retention_ms >= -1,
             "must be -1 (forever) or more",
+        )?;
+        check(
+            "flush.messages",
+            c.flush_messages,
+            c.flush_messages >= 1,
+            "must be at least 1",
+        )?;
+        check(
+            "flush.ms",
+            c.flush_ms,
+            c.flush_ms >= 0,
+            "must not be negative",
         )?;
         check(
             "retention.bytes",
@@ -368,6 +423,11 @@ mod tests {
         assert_eq!(c.message_timestamp_type(), TimestampType::CreateTime);
         assert_eq!(c.retention_ms(), 604_800_000);
         assert_eq!(c.retention_bytes(), -1);
+        assert_eq!((c.flush_messages(), c.flush_ms()), (1, i64::MAX));
+        assert!(
+            c.is_durable(),
+            "topiclog is durable by default; Kafka is not"
+        );
     }
 
     #[test]

@@ -81,6 +81,13 @@ pub enum Error {
     /// The partition was closed; open it again to write.
     #[error("the partition is closed")]
     Closed,
+    /// An fsync failed: the kernel may have dropped the data it could not write, so the
+    /// partition refuses writes until it is reopened (and recovered).
+    #[error("the partition refuses writes after a failed fsync ({reason}); reopen it to recover")]
+    Poisoned {
+        /// What failed.
+        reason: String,
+    },
     /// The partition or store was opened read-only.
     #[error("opened read-only")]
     ReadOnly,

@@ -1,4 +1,5 @@
-//! Flushed data is never dropped silently. A partition is written across several segments,
+//! Flushed data is never dropped silently. A partition (with Kafka's lazy flush policy, so that
+//! appends after a flush stay unflushed) is written across several segments,
 //! `flush`ed (which records every sealed segment, with its file lengths and offsets, in the
 //! recovery checkpoint), given a few more appends, and dropped without close (a crash). Then a
 //! segment is damaged (a record byte flipped, the CRC field changed, the magic byte changed, the
@@ -20,7 +21,7 @@ use std::fs;
 use std::path::Path;
 
 use common::{
-    BatchSpan, append_range, assert_range, batch_spans, read_all, segment_path, small_config,
+    BatchSpan, append_range, assert_range, batch_spans, lazy_config, read_all, segment_path,
     snapshot,
 };
 use tempfile::TempDir;
@@ -40,7 +41,7 @@ struct Crashed {
 /// Writes `0..FLUSHED`, flushes, writes `FLUSHED..end` and crashes.
 fn crashed(end: i64) -> Crashed {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = Partition::open(dir.path(), small_config(4096)).expect("open");
+    let log = Partition::open(dir.path(), lazy_config(4096)).expect("open");
     append_range(&log, 0, FLUSHED);
     log.flush().expect("flush");
     let recovery_point = *log.segment_base_offsets().last().expect("segments");
@@ -113,7 +114,7 @@ fn assert_open_fails(c: &Crashed, log_file: &Path, span: BatchSpan, context: &st
 fn open_fails(c: &Crashed, log_file: &Path, span: BatchSpan) -> Result<(), String> {
     let before = snapshot(c.dir.path());
     for attempt in 0..2 {
-        match Partition::open(c.dir.path(), small_config(4096)) {
+        match Partition::open(c.dir.path(), lazy_config(4096)) {
             Err(Error::Corrupt { path, position, .. }) => {
                 if path != log_file || !(span.start..span.end).contains(&position) {
                     return Err(format!(
@@ -173,7 +174,7 @@ fn a_flushed_segment_missing_bytes_fails_the_open() {
             .set_len(cut)
             .expect("cut");
         let before = snapshot(c.dir.path());
-        match Partition::open(c.dir.path(), small_config(4096)) {
+        match Partition::open(c.dir.path(), lazy_config(4096)) {
             Err(Error::Corrupt {
                 path,
                 position,
@@ -207,7 +208,7 @@ fn bytes_after_a_flushed_segments_end_are_cut_and_reported() {
     let mut bytes = fs::read(&log_file).expect("log");
     bytes.extend_from_slice(&[0xab; 100]);
     fs::write(&log_file, bytes).expect("write");
-    let log = Partition::open(c.dir.path(), small_config(4096)).expect("open");
+    let log = Partition::open(c.dir.path(), lazy_config(4096)).expect("open");
     let report = log.recovery();
     assert_eq!(report.truncations.len(), 1, "{report:?}");
     let cut = &report.truncations[0];
@@ -228,7 +229,7 @@ fn bytes_after_a_flushed_segments_end_are_cut_and_reported() {
 #[test]
 fn flushed_segments_are_not_read_at_open() {
     let c = crashed(END);
-    let log = Partition::open(c.dir.path(), small_config(4096)).expect("open");
+    let log = Partition::open(c.dir.path(), lazy_config(4096)).expect("open");
     let report = log.recovery();
     assert_eq!(
         report.segments_scanned, 1,
@@ -249,7 +250,7 @@ fn damage_in_a_flushed_segment_is_never_read_as_valid() {
         let log_file = segment_path(c.dir.path(), victim, "log");
         let span = middle_batch(&log_file);
         damage(&log_file, span, how);
-        let log = match Partition::open(c.dir.path(), small_config(4096)) {
+        let log = match Partition::open(c.dir.path(), lazy_config(4096)) {
             Err(Error::Corrupt { path, position, .. }) => {
                 assert_eq!(path, log_file, "{how:?}");
                 assert!((span.start..span.end).contains(&position), "{how:?}");
@@ -297,7 +298,7 @@ fn damage_in_the_active_segment_above_the_recovery_point_is_cut() {
         let len = spans.last().expect("a batch").end;
         damage(&log_file, span, how);
 
-        let log = Partition::open(c.dir.path(), small_config(4096)).expect("open");
+        let log = Partition::open(c.dir.path(), lazy_config(4096)).expect("open");
         let report = log.recovery().clone();
         assert_eq!(report.recovery_point, c.recovery_point, "{how:?}");
         assert_eq!(report.segments_scanned, 1, "{how:?}: {report:?}");
@@ -346,7 +347,7 @@ fn damage_in_a_segment_sealed_after_the_flush_cuts_it_and_removes_later_segments
             .collect();
         damage(&log_file, span, how);
 
-        let log = Partition::open(c.dir.path(), small_config(4096)).expect("open");
+        let log = Partition::open(c.dir.path(), lazy_config(4096)).expect("open");
         let report = log.recovery().clone();
         assert_eq!(report.recovery_point, c.recovery_point, "{how:?}");
         assert_eq!(report.truncations.len(), 1, "{how:?}: {report:?}");
@@ -395,7 +396,7 @@ fn a_flushed_segment_that_becomes_active_again_keeps_new_appends() {
     for ext in ["log", "index", "timeindex"] {
         fs::remove_file(segment_path(c.dir.path(), active, ext)).expect("remove");
     }
-    let log = Partition::open(c.dir.path(), small_config(1 << 20)).expect("open");
+    let log = Partition::open(c.dir.path(), lazy_config(1 << 20)).expect("open");
     let next = log.next_offset();
     assert_eq!(
         next, active,
@@ -409,7 +410,7 @@ fn a_flushed_segment_that_becomes_active_again_keeps_new_appends() {
     );
     log.flush().expect("flush");
     drop(log);
-    let log = Partition::open(c.dir.path(), small_config(1 << 20)).expect("reopen");
+    let log = Partition::open(c.dir.path(), lazy_config(1 << 20)).expect("reopen");
     assert!(
         log.recovery().truncations.is_empty(),
         "{:?}",

@@ -8,6 +8,7 @@
 //! still in the buffer, which they copy under it.
 
 mod checkpoint;
+mod commit;
 mod manifest;
 mod marker;
 mod reader;
@@ -31,7 +32,7 @@ use crate::disk::{Disk, OsDisk, ReadOnlyDisk};
 use crate::error::{Error, Result};
 use crate::record::{Record, TimestampType};
 use crate::segment::{Chunk, READ_CHUNK, Segment};
-use writer::Writer;
+use writer::{Appended, Writer};
 
 /// The offsets an append was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,6 +80,7 @@ pub(crate) struct Shared {
     /// Ascending by base offset; the last is the active segment.
     segments: RwLock<Vec<Arc<Segment>>>,
     writer: Mutex<Writer>,
+    commit: commit::Commit,
     next_offset: AtomicI64,
     log_start_offset: AtomicI64,
 }
@@ -214,6 +216,7 @@ impl Partition {
             disk,
             segments: RwLock::new(opened.segments),
             writer: Mutex::new(writer),
+            commit: commit::Commit::default(),
             next_offset: AtomicI64::new(next_offset),
             log_start_offset: AtomicI64::new(log_start),
         });
@@ -278,7 +281,45 @@ impl Partition {
         } else {
             0
         };
-        self.shared.writer.lock().append(&self.shared, records, now)
+        let shared = &*self.shared;
+        let _in_flight = shared.commit.in_flight();
+        loop {
+            let appended = shared.writer.lock().append(shared, records, now);
+            match appended? {
+                Appended::Done(info) => return Ok(info),
+                Appended::Commit(info, seq) => {
+                    shared.commit_through(seq)?;
+                    return Ok(info);
+                }
+                Appended::CommitFirst(seq) => shared.commit_through(seq)?,
+            }
+        }
+    }
+
+    /// Makes every append accepted so far durable (a group commit; a no-op when nothing waits).
+    fn commit_all(&self) -> Result<()> {
+        let seq = self.shared.writer.lock().appended_seq();
+        self.shared.commit_through(seq)
+    }
+
+    /// Runs `f` on the writer with no batch waiting for a commit, so nothing it does (a roll,
+    /// a close) can seal a segment before its batches are published. A failure poisons the
+    /// partition.
+    fn with_committed_writer<R>(&self, f: impl Fn(&mut Writer, &Shared) -> Result<R>) -> Result<R> {
+        loop {
+            self.commit_all()?;
+            let mut writer = self.shared.writer.lock();
+            if writer.has_pending() {
+                continue;
+            }
+            let result = f(&mut writer, &self.shared);
+            if let Err(e @ (Error::Io { .. } | Error::Corrupt { .. })) = &result {
+                writer.poison(e);
+                drop(writer);
+                self.shared.poison_commits(e);
+            }
+            return result;
+        }
     }
 
     /// Reads records from offset `from` to the current end of the log, across segments.
@@ -389,7 +430,7 @@ impl Partition {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
-        self.shared.writer.lock().enforce_retention(&self.shared)
+        self.with_committed_writer(|w, shared| w.enforce_retention(shared))
     }
 
     /// The first offset of the log.
@@ -409,7 +450,7 @@ impl Partition {
         if self.read_only {
             return Ok(());
         }
-        self.shared.writer.lock().flush(&self.shared)
+        self.with_committed_writer(|w, shared| w.flush(shared))
     }
 
     /// Flushes, finishes the active segment's indexes, and writes the clean-shutdown marker so
@@ -419,7 +460,7 @@ impl Partition {
         if self.read_only {
             return Ok(());
         }
-        self.shared.writer.lock().close(&self.shared)
+        self.with_committed_writer(|w, shared| w.close(shared))
     }
 
     /// What opening the partition found and repaired.

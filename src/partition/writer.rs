@@ -30,10 +30,47 @@ pub(crate) struct ActiveInit {
     pub(crate) times_written: usize,
 }
 
+/// A batch appended but not yet published to readers: in the durable mode, batches are
+/// published once a group commit has made them durable.
+#[derive(Debug)]
+struct Pending {
+    seq: u64,
+    segment: Arc<Segment>,
+    end: u64,
+    last_offset: i64,
+    max_timestamp: i64,
+}
+
+/// What an append did.
+#[derive(Debug)]
+pub(crate) enum Appended {
+    /// Appended and published.
+    Done(AppendInfo),
+    /// Appended; published and acknowledged once a group commit covers `seq`.
+    Commit(AppendInfo, u64),
+    /// Nothing appended: the segment must roll, and batches still waiting for a commit must
+    /// reach the old segment first. Commit through `seq`, then append again.
+    CommitFirst(u64),
+}
+
 /// The writer's state, under the partition's writer lock.
 #[derive(Debug)]
 pub(crate) struct Writer {
     active: Arc<Segment>,
+    /// End of the active segment as appended (ahead of its published size while batches wait
+    /// for a commit).
+    end: u64,
+    /// The offset the next append gets.
+    next_offset: i64,
+    /// Appends accepted so far; a group commit covers them up to a sequence number.
+    appended_seq: u64,
+    pending: std::collections::VecDeque<Pending>,
+    /// Records published since the last fsync, and when the first of them was (interval
+    /// flushing).
+    unflushed: i64,
+    unflushed_since: i64,
+    /// Set by a failed fsync: every write is refused until the partition is reopened.
+    poisoned: Option<String>,
     /// Published bytes of the active segment not yet written to its file.
     tail: Vec<u8>,
     builder: IndexBuilder,
@@ -75,6 +112,13 @@ impl Writer {
         active.map_for_growth(u64::try_from(config.segment_bytes()).unwrap_or(0));
         let index_bytes = usize::try_from(config.segment_index_bytes()).unwrap_or(0);
         Writer {
+            end: active.size(),
+            next_offset: active.next_offset(),
+            appended_seq: 0,
+            pending: std::collections::VecDeque::new(),
+            unflushed: 0,
+            unflushed_since: 0,
+            poisoned: None,
             active,
             tail: Vec::with_capacity(config.write_buffer_bytes().min(64 << 20)),
             builder: init.builder,
@@ -165,13 +209,15 @@ impl Writer {
         shared: &Shared,
         records: &[Record<'_>],
         now: i64,
-    ) -> Result<AppendInfo> {
+    ) -> Result<Appended> {
         if self.closed {
             return Err(Error::Closed);
         }
+        self.check_poison()?;
         self.prepare(shared)?;
         let config = &shared.config;
-        let base_offset = shared.next_offset();
+        let durable = config.is_durable();
+        let base_offset = self.next_offset;
         let params = BatchParams {
             base_offset,
             partition_leader_epoch: PARTITION_LEADER_EPOCH,
@@ -211,12 +257,18 @@ impl Writer {
             encoded.max_timestamp,
             encoded.last_offset,
         ) {
+            if !self.pending.is_empty() {
+                // The old segment's batches must be published before it reads as sealed.
+                self.tail.truncate(start);
+                return Ok(Appended::CommitFirst(self.appended_seq));
+            }
             let batch = self.tail.split_off(start);
             self.roll(shared)?;
             self.tail.extend_from_slice(&batch);
         }
         let start = self.tail.len() - size;
-        if self.tail.len() >= config.write_buffer_bytes()
+        if !durable
+            && self.tail.len() >= config.write_buffer_bytes()
             && let Err(e) = self.write_buffer()
         {
             // Earlier batches stay buffered (they are published); this one never was.
@@ -224,7 +276,7 @@ impl Writer {
             return Err(e);
         }
         let segment = Arc::clone(&self.active);
-        let position = segment.size();
+        let position = self.end;
         let last_offset = encoded.last_offset;
         self.builder.observe(last_offset, encoded.max_timestamp);
         if self.builder.entry_due() {
@@ -239,17 +291,135 @@ impl Writer {
         self.builder.count(size as u64);
         self.first_batch_timestamp
             .get_or_insert(encoded.max_timestamp);
+        self.end = position + size as u64;
+        self.next_offset = last_offset + 1;
+        self.appended_seq += 1;
+        let info = AppendInfo {
+            base_offset,
+            last_offset,
+        };
+        if durable {
+            self.pending.push_back(Pending {
+                seq: self.appended_seq,
+                segment,
+                end: self.end,
+                last_offset,
+                max_timestamp: encoded.max_timestamp,
+            });
+            return Ok(Appended::Commit(info, self.appended_seq));
+        }
         segment.publish(
-            position + size as u64,
+            self.end,
             last_offset + 1,
             encoded.max_timestamp,
             last_offset,
         );
         shared.next_offset.store(last_offset + 1, Ordering::Release);
-        Ok(AppendInfo {
-            base_offset,
-            last_offset,
-        })
+        self.flush_if_due(shared, config, records.len() as i64)?;
+        Ok(Appended::Done(info))
+    }
+
+    /// Interval flushing (`flush.messages` above 1, `flush.ms`): fsyncs once enough records
+    /// are unflushed or the oldest is old enough. A failure poisons the partition.
+    fn flush_if_due(&mut self, shared: &Shared, config: &LogConfig, records: i64) -> Result<()> {
+        if self.unflushed == 0 && config.flush_ms() != i64::MAX {
+            self.unflushed_since = config.clock().now_ms();
+        }
+        self.unflushed = self.unflushed.saturating_add(records);
+        let due = self.unflushed >= config.flush_messages()
+            || (config.flush_ms() != i64::MAX
+                && config.clock().now_ms().saturating_sub(self.unflushed_since)
+                    >= config.flush_ms());
+        if due {
+            self.flush(shared)?;
+        }
+        Ok(())
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(reason) => Err(Error::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses writes from now on: an fsync failed, and the kernel may have dropped the pages
+    /// it could not write. Batches waiting for a commit are dropped (never acknowledged).
+    pub(crate) fn poison(&mut self, error: &Error) {
+        self.poisoned.get_or_insert_with(|| error.to_string());
+        self.pending.clear();
+    }
+
+    /// Whether batches wait for a group commit.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The sequence number of the last append accepted.
+    pub(crate) fn appended_seq(&self) -> u64 {
+        self.appended_seq
+    }
+
+    /// First half of a group commit, under the writer lock: writes the buffer out and returns
+    /// what an fsync must cover to make every append through the returned sequence number
+    /// durable: the files, and whether the directory has new entries.
+    pub(crate) fn begin_commit(
+        &mut self,
+        shared: &Shared,
+    ) -> Result<(u64, Vec<File>, Vec<Arc<Segment>>, bool)> {
+        self.check_poison()?;
+        self.write_buffer()?;
+        let mut files = Vec::with_capacity(self.unsynced.len() * 3 + 1);
+        let disk = &*shared.disk;
+        for segment in &self.unsynced {
+            files.push(segment.log().clone());
+            for kind in [FileKind::Index, FileKind::TimeIndex] {
+                files.push(File::open(disk, segment.path(kind), OpenMode::Write)?);
+            }
+        }
+        files.push(self.active.log().clone());
+        let sealed = self.unsynced.clone();
+        Ok((
+            self.appended_seq,
+            files,
+            sealed,
+            std::mem::take(&mut self.dir_dirty),
+        ))
+    }
+
+    /// Second half of a group commit, once the fsyncs succeeded: publishes every batch through
+    /// `seq` and records the sealed segments synced as flushed.
+    pub(crate) fn finish_commit(
+        &mut self,
+        shared: &Shared,
+        seq: u64,
+        sealed: &[Arc<Segment>],
+    ) -> Result<()> {
+        while let Some(p) = self.pending.front() {
+            if p.seq > seq {
+                break;
+            }
+            p.segment
+                .publish(p.end, p.last_offset + 1, p.max_timestamp, p.last_offset);
+            shared
+                .next_offset
+                .store(p.last_offset + 1, Ordering::Release);
+            self.pending.pop_front();
+        }
+        if !sealed.is_empty() {
+            let mut flushed = self.flushed.clone();
+            for segment in sealed {
+                flushed.push(SegmentRecord::of(&*shared.disk, segment)?);
+            }
+            flushed.sort_by_key(|r| r.base_offset);
+            checkpoint::write_flushed(&*shared.disk, &shared.dir, &flushed)?;
+            self.flushed = flushed;
+            self.unsynced
+                .retain(|s| !sealed.iter().any(|d| Arc::ptr_eq(d, s)));
+        }
+        Ok(())
     }
 
     /// Kafka's `LogSegment.shouldRoll`: size, time, a full index, or offsets the segment cannot
@@ -261,7 +431,7 @@ impl Writer {
         max_timestamp: i64,
         last_offset: i64,
     ) -> bool {
-        let current = self.active.size();
+        let current = self.end;
         if current == 0 {
             return false;
         }
@@ -282,7 +452,7 @@ impl Writer {
         self.write_buffer()?;
         self.finish_indexes()?;
         let config = &shared.config;
-        let base = self.active.next_offset();
+        let base = self.next_offset;
         let segment = Segment::create(
             &shared.disk,
             &shared.dir,
@@ -299,6 +469,7 @@ impl Writer {
         old.seal();
         self.unsynced.push(old);
         self.dir_dirty = true;
+        self.end = 0;
         self.builder = IndexBuilder::new(config.index_interval_bytes(), base);
         self.first_batch_timestamp = None;
         self.created_ms = config.clock().now_ms();
@@ -384,6 +555,7 @@ impl Writer {
         if self.closed {
             return Ok(());
         }
+        self.check_poison()?;
         self.write_buffer()?;
         let disk = &*shared.disk;
         let newly_flushed = !self.unsynced.is_empty();
@@ -534,6 +706,7 @@ impl Writer {
         if self.closed {
             return Ok(());
         }
+        self.check_poison()?;
         self.write_buffer()?;
         self.finish_indexes()?;
         self.flush(shared)?;

@@ -54,6 +54,8 @@ pub(crate) fn settings(config: &LogConfig) -> Vec<(&'static str, String)> {
         ("message.timestamp.type", timestamp_type.to_owned()),
         ("retention.ms", config.retention_ms().to_string()),
         ("retention.bytes", config.retention_bytes().to_string()),
+        ("flush.messages", config.flush_messages().to_string()),
+        ("flush.ms", config.flush_ms().to_string()),
     ]
 }
 

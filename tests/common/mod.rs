@@ -15,6 +15,17 @@ pub fn small_config(segment_bytes: i32) -> LogConfig {
         .expect("valid config")
 }
 
+/// Like [`small_config`], but appends are not fsynced until `flush()` (Kafka's default policy,
+/// `flush.messages` = `i64::MAX`), for tests about what an unflushed tail looks like.
+pub fn lazy_config(segment_bytes: i32) -> LogConfig {
+    LogConfig::builder()
+        .segment_bytes(segment_bytes)
+        .index_interval_bytes(256)
+        .flush_messages(i64::MAX)
+        .build()
+        .expect("valid config")
+}
+
 /// Value of record `i` in the generated workloads.
 pub fn value(i: i64) -> Vec<u8> {
     format!("value-{i:08}-{}", "x".repeat((i % 50) as usize)).into_bytes()
