@@ -22,6 +22,7 @@ use crate::disk;
 use crate::error::{Error, Result};
 
 use super::Shared;
+use super::writer::CommitPlan;
 
 /// How many times a leader yields, at most, waiting for appenders to reach the queue.
 const GATHER_ROUNDS: usize = 64;
@@ -113,8 +114,13 @@ impl Shared {
     /// One commit round; on failure the partition is poisoned.
     fn commit_round(&self) -> Result<u64> {
         let begun = self.writer.lock().begin_commit(self);
-        let (target, files, sealed, dir_dirty) = match begun {
-            Ok(begun) => begun,
+        let CommitPlan {
+            seq: target,
+            files,
+            sealed,
+            dir_dirty,
+        } = match begun {
+            Ok(plan) => plan,
             Err(e) => {
                 self.writer.lock().poison(&e);
                 return Err(e);

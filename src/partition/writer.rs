@@ -41,6 +41,16 @@ struct Pending {
     max_timestamp: i64,
 }
 
+/// What one group-commit round must fsync to make every append through `seq` durable.
+#[derive(Debug)]
+pub(crate) struct CommitPlan {
+    pub(crate) seq: u64,
+    pub(crate) files: Vec<File>,
+    /// Sealed segments the round syncs, recorded as flushed when it succeeds.
+    pub(crate) sealed: Vec<Arc<Segment>>,
+    pub(crate) dir_dirty: bool,
+}
+
 /// What an append did.
 #[derive(Debug)]
 pub(crate) enum Appended {
@@ -365,10 +375,7 @@ impl Writer {
     /// First half of a group commit, under the writer lock: writes the buffer out and returns
     /// what an fsync must cover to make every append through the returned sequence number
     /// durable: the files, and whether the directory has new entries.
-    pub(crate) fn begin_commit(
-        &mut self,
-        shared: &Shared,
-    ) -> Result<(u64, Vec<File>, Vec<Arc<Segment>>, bool)> {
+    pub(crate) fn begin_commit(&mut self, shared: &Shared) -> Result<CommitPlan> {
         self.check_poison()?;
         self.write_buffer()?;
         let mut files = Vec::with_capacity(self.unsynced.len() * 3 + 1);
@@ -381,12 +388,12 @@ impl Writer {
         }
         files.push(self.active.log().clone());
         let sealed = self.unsynced.clone();
-        Ok((
-            self.appended_seq,
+        Ok(CommitPlan {
+            seq: self.appended_seq,
             files,
             sealed,
-            std::mem::take(&mut self.dir_dirty),
-        ))
+            dir_dirty: std::mem::take(&mut self.dir_dirty),
+        })
     }
 
     /// Second half of a group commit, once the fsyncs succeeded: publishes every batch through
