@@ -19,7 +19,10 @@ pub fn fresh_dir() -> TempDir {
 /// 4096 bytes; 256 KiB write buffer) but no fsync (`flush.messages` = `i64::MAX`, Kafka's
 /// default): the `flush=none` benchmarks measure the code, not the device.
 pub fn open(dir: &Path) -> Partition {
-    let config = LogConfig::builder().flush_messages(i64::MAX).build().expect("valid config");
+    let config = LogConfig::builder()
+        .flush_messages(i64::MAX)
+        .build()
+        .expect("valid config");
     Partition::open(dir, config).expect("open the partition")
 }
 

@@ -7,14 +7,18 @@
 //! encoding meanwhile; finally it publishes every batch it covered to readers and wakes the
 //! waiters. Appenders that arrived during the fsync are covered by the next round.
 //!
-//! A plain leader/follower scheme alternates full and near-empty rounds. So before its round
-//! the leader first lets the appenders already inside `append` reach the queue ("gathers the
-//! waiters"): with N appenders one fsync acknowledges up to N appends.
+//! A plain leader/follower scheme alternates full and near-empty rounds: the appenders a round
+//! wakes come back while the next leader is already syncing. So before its round the leader
+//! waits for as many appenders as the last round covered ("gathers the waiters"), for at most
+//! a quarter of the last fsync's duration (counting appends accepted but not yet synced, not
+//! threads, which a finished round may still hold): with N appenders one fsync acknowledges up
+//! to N appends, and a lone appender never waits.
 //!
 //! A failed fsync poisons the partition: the kernel may have dropped the dirty pages it could
 //! not write, so nothing after it can be trusted until the partition is reopened and recovered.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -24,8 +28,8 @@ use crate::error::{Error, Result};
 use super::Shared;
 use super::writer::CommitPlan;
 
-/// How many times a leader yields, at most, waiting for appenders to reach the queue.
-const GATHER_ROUNDS: usize = 64;
+/// The longest a leader waits for appenders to gather, whatever the fsync costs.
+const MAX_GATHER: Duration = Duration::from_millis(1);
 
 #[derive(Debug, Default)]
 struct State {
@@ -33,6 +37,9 @@ struct State {
     synced: u64,
     leading: bool,
     failed: Option<String>,
+    /// Appenders the last round covered, and how long its fsyncs took.
+    last_round: usize,
+    last_sync: Duration,
 }
 
 /// The commit state of one partition.
@@ -40,32 +47,14 @@ struct State {
 pub(crate) struct Commit {
     state: Mutex<State>,
     done: Condvar,
-    /// Appenders inside an append call.
-    in_flight: AtomicUsize,
-    /// Appenders waiting for (or leading) a commit.
-    queued: AtomicUsize,
-}
-
-/// Counts an appender in a gauge for as long as it lives.
-pub(crate) struct Gauge<'a>(&'a AtomicUsize);
-
-impl<'a> Gauge<'a> {
-    fn enter(gauge: &'a AtomicUsize) -> Gauge<'a> {
-        gauge.fetch_add(1, Ordering::AcqRel);
-        Gauge(gauge)
-    }
-}
-
-impl Drop for Gauge<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
+    /// The highest sequence number an append has been given.
+    appended: AtomicU64,
 }
 
 impl Commit {
-    /// Marks an append call in progress until the returned guard drops.
-    pub(crate) fn in_flight(&self) -> Gauge<'_> {
-        Gauge::enter(&self.in_flight)
+    /// Notes that appends through `seq` were accepted and wait for a commit.
+    pub(crate) fn accepted(&self, seq: u64) {
+        self.appended.fetch_max(seq, Ordering::AcqRel);
     }
 }
 
@@ -74,7 +63,6 @@ impl Shared {
     /// round if none is running.
     pub(crate) fn commit_through(&self, seq: u64) -> Result<()> {
         let commit = &self.commit;
-        let _queued = Gauge::enter(&commit.queued);
         let mut state = commit.state.lock();
         loop {
             if let Some(reason) = &state.failed {
@@ -90,19 +78,31 @@ impl Shared {
                 continue;
             }
             state.leading = true;
+            let (expected, last_sync, synced) = (state.last_round, state.last_sync, state.synced);
             drop(state);
-            for _ in 0..GATHER_ROUNDS {
-                if commit.queued.load(Ordering::Acquire) >= commit.in_flight.load(Ordering::Acquire)
-                {
-                    break;
-                }
+            let started = Instant::now();
+            let patience = (last_sync / 4).min(MAX_GATHER);
+            let waiting = || {
+                commit
+                    .appended
+                    .load(Ordering::Acquire)
+                    .saturating_sub(synced)
+            };
+            while waiting() < expected as u64 && started.elapsed() < patience {
                 std::thread::yield_now();
             }
+            let synced_at = Instant::now();
             let round = self.commit_round();
+            let sync_took = synced_at.elapsed();
             state = commit.state.lock();
             state.leading = false;
+            state.last_sync = sync_took;
             match round {
-                Ok(target) => state.synced = state.synced.max(target),
+                Ok(target) => {
+                    state.last_round =
+                        usize::try_from(target.saturating_sub(synced)).unwrap_or(usize::MAX);
+                    state.synced = state.synced.max(target);
+                }
                 Err(e) => {
                     state.failed.get_or_insert_with(|| e.to_string());
                 }
