@@ -1,5 +1,6 @@
 //! Helpers shared by the `append` and `read` benchmarks: scratch directories and deterministic,
 //! printable record values.
+#![allow(dead_code)] // each benchmark uses some of these
 
 use std::path::Path;
 
