@@ -187,7 +187,6 @@ impl Partition {
         Partition::open_on(Arc::new(ReadOnlyDisk), dir.as_ref(), config)
     }
 
-
     pub(crate) fn open_on(disk: Arc<dyn Disk>, dir: &Path, config: LogConfig) -> Result<Partition> {
         let read_only = disk.is_read_only();
         let opened = if read_only {
