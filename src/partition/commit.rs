@@ -49,6 +49,8 @@ pub(crate) struct Commit {
     done: Condvar,
     /// The highest sequence number an append has been given.
     appended: AtomicU64,
+    /// `State::synced`, readable without the lock by appenders spinning for their commit.
+    synced: AtomicU64,
 }
 
 impl Commit {
@@ -74,7 +76,18 @@ impl Shared {
                 return Ok(());
             }
             if state.leading {
-                commit.done.wait(&mut state);
+                // Waking from a park costs more than the gather can wait for, so spin (yielding
+                // the CPU) for about as long as an fsync before parking.
+                let spin = (state.last_sync * 2).min(MAX_GATHER * 2);
+                drop(state);
+                let started = Instant::now();
+                while commit.synced.load(Ordering::Acquire) < seq && started.elapsed() < spin {
+                    std::thread::yield_now();
+                }
+                state = commit.state.lock();
+                if state.leading && state.synced < seq && state.failed.is_none() {
+                    commit.done.wait(&mut state);
+                }
                 continue;
             }
             state.leading = true;
@@ -102,6 +115,7 @@ impl Shared {
                     state.last_round =
                         usize::try_from(target.saturating_sub(synced)).unwrap_or(usize::MAX);
                     state.synced = state.synced.max(target);
+                    commit.synced.store(state.synced, Ordering::Release);
                 }
                 Err(e) => {
                     state.failed.get_or_insert_with(|| e.to_string());
