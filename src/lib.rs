@@ -34,14 +34,13 @@
 //!
 //! ## What is durable when
 //!
-//! * When [`Partition::append`] returns, the batch is in the partition's write buffer and
-//!   visible to readers in this process. It is not yet in the operating system.
-//! * It reaches the operating system (and survives a crash of this process) when the write
-//!   buffer fills ([`LogConfig::write_buffer_bytes`], 256 KiB by default; 0 writes every append
-//!   through), on [`Partition::flush`], when the segment rolls, on [`Partition::close`], and when
-//!   the partition is dropped.
-//! * It is on disk (and survives a power loss) once [`Partition::flush`] or
-//!   [`Partition::close`] returns.
+//! By default ([`LogConfig::flush_messages`] 1) an append returns once its records are fsynced,
+//! and concurrent appends share fsyncs (group commit); readers in the process see a record only
+//! once it is durable. Kafka's own default never fsyncs (it relies on replication); the same
+//! policy is `flush_messages(i64::MAX)`, where an append returns with its batch in the write
+//! buffer, it reaches the operating system when the buffer fills, on [`Partition::flush`], on a
+//! roll, on [`Partition::close`] or on drop, and it is on disk once `flush` or `close` returns.
+//! After a failed fsync the partition refuses writes ([`Error::Poisoned`]) until reopened.
 //!
 //! ## Recovery
 //!
@@ -61,6 +60,16 @@
 pub mod inspect;
 pub mod partitioner;
 pub mod record;
+
+/// Durability testing (feature `fault-injection`, off by default): [`FaultDisk`](testing::FaultDisk),
+/// an in-memory disk that keeps live and durable bytes apart, fails chosen calls (short writes,
+/// `ENOSPC`, `EIO`, a halt after N bytes) and loses power on request (every byte and directory
+/// entry not yet synced may go, pages out of order). Open a partition on it with
+/// [`Partition::open_on_fault_disk`], arm faults, crash, reopen and check what survived.
+#[cfg(feature = "fault-injection")]
+pub mod testing {
+    pub use crate::disk::fault::{CrashMode, Fault, FaultDisk, FaultKind, FaultOp, MAX_FILE_BYTES};
+}
 
 mod config;
 mod disk;
