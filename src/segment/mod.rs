@@ -302,6 +302,13 @@ impl Segment {
             MapState::Mapped(m) => Some(Arc::clone(m)),
             MapState::Unavailable => None,
             MapState::Untried if !self.is_sealed() => None,
+            // A file shorter than the segment's size (cut behind our back) is never mapped:
+            // touching the missing pages would kill the process with SIGBUS. Reads of it go
+            // through pread, which reports the short file as an error instead.
+            MapState::Untried if self.log.len().map_or(true, |len| len < self.size()) => {
+                *state = MapState::Unavailable;
+                None
+            }
             MapState::Untried => match self.log.map(self.size()) {
                 Ok(Some(m)) => {
                     let m = Arc::new(m);
