@@ -1,5 +1,6 @@
 //! Model-based property test: random sequences of appends, batch appends, reads from random
-//! offsets, timestamp lookups, flushes, clean closes and crash-style reopens (drop without close)
+//! offsets, timestamp lookups, `delete_records`, flushes, clean closes and crash-style reopens
+//! (drop without close), under the durable and the lazy flush policies,
 //! run against a partition and against a plain `Vec` of records; after every step the two agree.
 //! Small segments, indexes and write buffers make rolls, index entries and buffer writes happen
 //! often. On failure proptest prints the shrunk operation sequence and its seed.
@@ -16,6 +17,7 @@ enum Op {
     Batch { lens: Vec<usize>, ts: i64 },
     Read { from: u8 },
     Lookup { ts: i64 },
+    DeleteRecords { to: u8 },
     Flush,
     Close,
     Crash,
@@ -27,18 +29,20 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (prop::collection::vec(0usize..100, 1..15), 0i64..10_000).prop_map(|(lens, ts)| Op::Batch { lens, ts }),
         3 => any::<u8>().prop_map(|from| Op::Read { from }),
         2 => (-5i64..10_100).prop_map(|ts| Op::Lookup { ts }),
+        1 => any::<u8>().prop_map(|to| Op::DeleteRecords { to }),
         1 => Just(Op::Flush),
         1 => Just(Op::Close),
         1 => Just(Op::Crash),
     ]
 }
 
-fn config() -> LogConfig {
+fn config(durable: bool) -> LogConfig {
     LogConfig::builder()
         .segment_bytes(2_000)
         .segment_index_bytes(96)
         .index_interval_bytes(150)
         .write_buffer_bytes(700)
+        .flush_messages(if durable { 1 } else { i64::MAX })
         .build()
         .expect("config")
 }
@@ -51,10 +55,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn partition_matches_a_vec(ops in prop::collection::vec(op(), 1..60)) {
+    fn partition_matches_a_vec(ops in prop::collection::vec(op(), 1..60), durable in any::<bool>()) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = Partition::open(dir.path(), config()).expect("open");
+        let mut log = Partition::open(dir.path(), config(durable)).expect("open");
         let mut model: Vec<OwnedRecord> = Vec::new();
+        let mut log_start = 0usize;
         for op in ops {
             match op {
                 Op::Append { len, ts, keyed } => {
@@ -90,6 +95,13 @@ proptest! {
                 }
                 Op::Read { from } => {
                     let from = if model.is_empty() { 0 } else { usize::from(from) % (model.len() + 1) };
+                    if from < log_start {
+                        prop_assert!(
+                            matches!(log.read(from as i64), Err(topiclog::Error::OffsetOutOfRange { .. })),
+                            "a read below the log start is out of range"
+                        );
+                        continue;
+                    }
                     let got: Vec<OwnedRecord> = log
                         .read(from as i64)
                         .expect("reader")
@@ -97,8 +109,15 @@ proptest! {
                         .collect();
                     prop_assert_eq!(&got[..], &model[from..]);
                 }
+                Op::DeleteRecords { to } => {
+                    let to = usize::from(to) % (model.len() + 1);
+                    let start = log.delete_records(to as i64).expect("delete_records");
+                    log_start = log_start.max(to);
+                    prop_assert_eq!(start, log_start as i64);
+                    prop_assert_eq!(log.log_start_offset(), log_start as i64);
+                }
                 Op::Lookup { ts } => {
-                    let want = model.iter().find(|r| r.timestamp >= ts).map(|r| r.offset);
+                    let want = model[log_start..].iter().find(|r| r.timestamp >= ts).map(|r| r.offset);
                     let got = log.offset_for_timestamp(ts).expect("lookup").map(|t| t.offset);
                     prop_assert_eq!(got, want, "timestamp {}", ts);
                 }
@@ -106,19 +125,23 @@ proptest! {
                 Op::Close => {
                     log.close().expect("close");
                     drop(log);
-                    log = Partition::open(dir.path(), config()).expect("reopen");
+                    log = Partition::open(dir.path(), config(durable)).expect("reopen");
                     prop_assert!(log.recovery().clean_shutdown);
                 }
                 Op::Crash => {
                     drop(log);
-                    log = Partition::open(dir.path(), config()).expect("reopen");
+                    log = Partition::open(dir.path(), config(durable)).expect("reopen");
                     prop_assert_eq!(log.recovery().bytes_lost(), 0, "a process crash loses nothing written");
                 }
             }
             prop_assert_eq!(log.next_offset(), model.len() as i64);
+            prop_assert_eq!(log.log_start_offset(), log_start as i64, "the log start survives reopens");
         }
-        let all: Vec<OwnedRecord> =
-            log.read(0).expect("reader").map(|r| r.expect("record").to_owned_record()).collect();
-        prop_assert_eq!(all, model);
+        let all: Vec<OwnedRecord> = log
+            .read(log_start as i64)
+            .expect("reader")
+            .map(|r| r.expect("record").to_owned_record())
+            .collect();
+        prop_assert_eq!(&all[..], &model[log_start..]);
     }
 }
