@@ -61,6 +61,17 @@ pub mod inspect;
 pub mod partitioner;
 pub mod record;
 
+/// Durability testing (feature `fault-injection`, off by default):
+/// [`FaultDisk`](testing::FaultDisk), an in-memory disk that keeps live and durable bytes
+/// apart, fails chosen calls (short writes, `ENOSPC`, `EIO`, a halt after N bytes) and loses
+/// power on request (every byte and directory entry not yet synced may go, pages out of order).
+/// Open a partition on it with [`Partition::open_on_fault_disk`], arm faults, crash, reopen and
+/// check what survived.
+#[cfg(feature = "fault-injection")]
+pub mod testing {
+    pub use crate::disk::fault::{CrashMode, Fault, FaultDisk, FaultKind, FaultOp, MAX_FILE_BYTES};
+}
+
 mod config;
 mod disk;
 mod error;

@@ -5,7 +5,8 @@ use std::fs;
 use std::io;
 use std::ops::Deref;
 
-/// A read-only view of the start of a file.
+/// A read-only view of the start of a file: a memory mapping from [`OsDisk`](super::OsDisk),
+/// or an owned copy of the bytes from an in-memory disk (the fault-injecting one).
 ///
 /// Invariants the crate keeps so that reading a mapping cannot fault (SIGBUS): a mapping is
 /// only read below the length its file had when the bytes were read from it or written to it;
@@ -14,7 +15,16 @@ use std::ops::Deref;
 /// keeps other topiclog writers out. Truncating the files by hand while a process holds them
 /// is outside what any of this can protect.
 #[derive(Debug)]
-pub(crate) struct Mapping(memmap2::Mmap);
+pub(crate) struct Mapping(View);
+
+#[derive(Debug)]
+enum View {
+    Mapped(memmap2::Mmap),
+    /// A copy of the bytes, taken when the "mapping" was made. Only read below lengths the
+    /// file has kept since, so it reads what a real mapping would.
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    Owned(Box<[u8]>),
+}
 
 impl Mapping {
     pub(super) fn map_file(file: &fs::File, len: usize) -> io::Result<Mapping> {
@@ -23,7 +33,13 @@ impl Mapping {
         // are read are never rewritten (segments and indexes are append-only below their
         // published length) and never cut while readable (see the type's invariants).
         let map = unsafe { memmap2::MmapOptions::new().len(len).map(file)? };
-        Ok(Mapping(map))
+        Ok(Mapping(View::Mapped(map)))
+    }
+
+    /// A view of bytes copied out of an in-memory file.
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    pub(super) fn owned(bytes: Vec<u8>) -> Mapping {
+        Mapping(View::Owned(bytes.into_boxed_slice()))
     }
 }
 
@@ -31,6 +47,9 @@ impl Deref for Mapping {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            View::Mapped(map) => map,
+            View::Owned(bytes) => bytes,
+        }
     }
 }

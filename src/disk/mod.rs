@@ -5,6 +5,8 @@
 //! crash, not a power loss; it is durable only after [`DiskFile::sync_data`]. A created,
 //! renamed or removed directory entry is durable only after [`Disk::sync_dir`] on its parent.
 
+#[cfg(feature = "fault-injection")]
+pub(crate) mod fault;
 mod mmap;
 mod os;
 

@@ -187,6 +187,21 @@ impl Partition {
         Partition::open_on(Arc::new(ReadOnlyDisk), dir.as_ref(), config)
     }
 
+    /// Opens (and recovers) the partition in `dir` on a [`FaultDisk`](crate::testing::FaultDisk)
+    /// instead of the real filesystem, as [`open`](Partition::open) does: for durability tests
+    /// that inject I/O failures and power losses (feature `fault-injection`).
+    ///
+    /// # Errors
+    /// As [`open`](Partition::open); the disk's injected failures are [`Error::Io`].
+    #[cfg(feature = "fault-injection")]
+    pub fn open_on_fault_disk(
+        disk: Arc<crate::disk::fault::FaultDisk>,
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+    ) -> Result<Partition> {
+        Partition::open_on(disk, dir.as_ref(), config)
+    }
+
     pub(crate) fn open_on(disk: Arc<dyn Disk>, dir: &Path, config: LogConfig) -> Result<Partition> {
         let read_only = disk.is_read_only();
         let opened = if read_only {
