@@ -186,6 +186,13 @@ pub enum Corruption {
     /// The store's topic registry does not parse; the text says which line and why.
     #[error("malformed topics file: {0}")]
     Topics(String),
+    /// Bytes written after the last successful fsync before one failed: the kernel may have
+    /// dropped them, so recovery cuts them.
+    #[error("bytes after {synced} were never made durable: an fsync failed")]
+    UnsyncedAfterFailedFsync {
+        /// The segment's durable length.
+        synced: u64,
+    },
     /// A metadata file (marker or checkpoint) does not parse.
     #[error("malformed metadata: {0}")]
     Metadata(&'static str),

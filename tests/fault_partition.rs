@@ -20,11 +20,11 @@
 //! canary drops the `.log` fsyncs and checks that the crash check notices. Every random
 //! workload is driven by a seed printed on failure.
 //!
-//! The `#[ignore]`d tests pin down what the library gets wrong today, each with its reason:
-//! a failed index write that leaves a foreign batch in the log, a gap when a rolled segment's
-//! successor outlives its unflushed tail, partition directories that are not durable, pages
-//! dropped by a failed fsync trusted after a restart, and the failure that poisons a partition
-//! returned as text rather than as `Error::Io`.
+//! Regression tests for bugs this suite found, each of which failed before its fix: a failed
+//! index write that left a foreign batch in the log, a gap when a rolled segment's successor
+//! outlived its unflushed tail, partition directories that were not durable, pages a failed
+//! fsync dropped being trusted after a restart, and the failure that poisons a partition
+//! coming back only as text.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -364,7 +364,7 @@ fn a_power_loss_keeps_every_flushed_record() {
 }
 
 #[test]
-#[ignore = "BUG: an unflushed segment that lost its tail is followed by a durable successor"]
+
 fn a_power_loss_after_delete_records_keeps_offsets_contiguous() {
     // Found by this workload (seeds 27, 39 and 179 of 0..200 fail). `delete_records` syncs the
     // directory (the log-start checkpoint is written atomically), which makes a rolled
@@ -387,7 +387,7 @@ fn a_power_loss_after_delete_records_keeps_offsets_contiguous() {
 }
 
 #[test]
-#[ignore = "BUG: recovery accepts a gap between a cut segment and a durable successor"]
+
 fn recovery_closes_a_gap_left_by_a_lost_segment_tail() {
     // Minimal form of the failure above: segment 0 holds unflushed records when the partition
     // rolls; `delete_records` then syncs the directory, so the new segment's files are durable
@@ -612,8 +612,9 @@ fn enospc_during_a_durable_append_poisons_the_partition() {
 
     disk.inject(Fault::new(FaultOp::Write, FaultKind::NoSpace).on_path_ending(".log"));
     let err = model.append(&log, 1).expect_err("the disk is full");
-    assert_poisoned(&err, ".log");
-    // What the library does today: the failed commit latches, every later write is refused.
+    // The append whose commit failed gets the typed error; the failure latches, and every
+    // later write is refused with `Error::Poisoned`.
+    assert_failed(&err, IoOp::Write, ".log");
     for _ in 0..2 {
         assert_poisoned(&model.append(&log, 1).expect_err("poisoned"), ".log");
         assert_poisoned(&log.flush().expect_err("poisoned"), ".log");
@@ -817,7 +818,7 @@ fn eio_on_fsync_refuses_writes_until_reopened() {
         if durable {
             disk.inject(Fault::new(FaultOp::Sync, FaultKind::Io).on_path_ending(".log"));
             let err = model.append(&log, 2).expect_err("the commit's fsync fails");
-            assert_poisoned(&err, ".log");
+            assert_failed(&err, IoOp::Sync, ".log");
         } else {
             model.append(&log, 5).expect("append");
             disk.inject(Fault::new(FaultOp::Sync, FaultKind::Io).on_path_ending(".log"));
@@ -838,7 +839,7 @@ fn eio_on_fsync_refuses_writes_until_reopened() {
 }
 
 #[test]
-#[ignore = "BUG: a failed write of an index entry leaves its batch in the .log unpublished"]
+
 fn enospc_writing_an_index_entry_leaves_no_foreign_batch() {
     // flush.messages above 1, no write buffer: an append writes its batch, then the index
     // entries due so far. If the index write fails after the batch reached the file, the append
@@ -868,7 +869,7 @@ fn enospc_writing_an_index_entry_leaves_no_foreign_batch() {
 }
 
 #[test]
-#[ignore = "TODO issue 4: the failure that poisons a partition comes back as Error::Poisoned, not Error::Io"]
+
 fn the_failure_that_poisons_is_a_typed_io_error() {
     // A flush (and a close) runs a group commit first; any I/O error there poisons the
     // partition and is returned as `Error::Poisoned { reason }`, the `Error::Io` flattened to
@@ -887,7 +888,7 @@ fn the_failure_that_poisons_is_a_typed_io_error() {
 }
 
 #[test]
-#[ignore = "TODO issue 4: a restart after a failed fsync trusts pages the kernel dropped"]
+
 fn a_restart_after_a_failed_fsync_does_not_trust_dropped_pages() {
     // After a failed fsync Linux marks the dirty pages clean without writing them: reads still
     // see the records, no later fsync writes them, and a power loss loses them. A poisoned
@@ -925,7 +926,7 @@ fn a_restart_after_a_failed_fsync_does_not_trust_dropped_pages() {
 }
 
 #[test]
-#[ignore = "BUG: a partition directory created with its parent directories is not durable"]
+
 fn a_new_partition_directory_survives_a_power_loss() {
     // `Partition::open` creates missing directories and syncs only the partition directory's
     // parent, and none at all for a one-name relative path (its parent is ""). A power loss

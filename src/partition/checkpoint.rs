@@ -21,6 +21,54 @@ const VERSION: &str = "0";
 /// start offset. Absent means the log starts at its first segment.
 pub(crate) const LOG_START_FILE: &str = ".topiclog_log_start_offset";
 
+/// File name of the note a failed fsync leaves: the active segment's base offset and the length
+/// the last successful fsync made durable. The next open cuts the segment back to it.
+pub(crate) const POISON_FILE: &str = ".topiclog_failed_fsync";
+
+/// Records where durable data ended when an fsync failed (best effort: the disk is failing).
+pub(crate) fn write_poison(
+    disk: &dyn Disk,
+    dir: &Path,
+    base_offset: i64,
+    synced: u64,
+) -> Result<()> {
+    write(
+        disk,
+        &dir.join(POISON_FILE),
+        &[format!("{base_offset} {synced}")],
+    )
+}
+
+/// Reads the failed-fsync note, if any: `(base offset, durable length)`.
+pub(crate) fn read_poison(disk: &dyn Disk, dir: &Path) -> Result<Option<(i64, u64)>> {
+    let path = dir.join(POISON_FILE);
+    let Some(entries) = read(disk, &path)? else {
+        return Ok(None);
+    };
+    match entries.as_slice() {
+        [entry] => match entry.as_slice() {
+            [base, synced] => match (base.parse(), synced.parse()) {
+                (Ok(base), Ok(synced)) => Ok(Some((base, synced))),
+                _ => Err(Error::corrupt(
+                    &path,
+                    0,
+                    Corruption::Metadata("malformed failed-fsync note"),
+                )),
+            },
+            _ => Err(Error::corrupt(
+                &path,
+                0,
+                Corruption::Metadata("malformed failed-fsync note"),
+            )),
+        },
+        _ => Err(Error::corrupt(
+            &path,
+            0,
+            Corruption::Metadata("malformed failed-fsync note"),
+        )),
+    }
+}
+
 /// File name of a partition's recovery-point checkpoint.
 pub(crate) const RECOVERY_POINT_FILE: &str = ".topiclog_recovery_point";
 

@@ -118,7 +118,11 @@ impl Shared {
                     commit.synced.store(state.synced, Ordering::Release);
                 }
                 Err(e) => {
+                    // The leader reports the failure itself; every other caller, now and
+                    // until the partition is reopened, gets `Error::Poisoned`.
                     state.failed.get_or_insert_with(|| e.to_string());
+                    commit.done.notify_all();
+                    return Err(e);
                 }
             }
             commit.done.notify_all();
@@ -129,6 +133,8 @@ impl Shared {
     fn commit_round(&self) -> Result<u64> {
         let begun = self.writer.lock().begin_commit(self);
         let CommitPlan {
+            active_base,
+            synced_end,
             seq: target,
             files,
             sealed,
@@ -148,7 +154,8 @@ impl Shared {
             }
         });
         let mut writer = self.writer.lock();
-        let finished = synced.and_then(|()| writer.finish_commit(self, target, &sealed));
+        let finished = synced
+            .and_then(|()| writer.finish_commit(self, target, (active_base, synced_end), &sealed));
         if let Err(e) = &finished {
             writer.poison(e);
         }

@@ -109,15 +109,9 @@ struct Present {
 }
 
 pub(crate) fn open(disk: &Arc<dyn Disk>, dir: &Path, config: &LogConfig) -> Result<Opened> {
-    let created = disk::file_len(&**disk, dir)?.is_none();
-    disk::create_dir_all(&**disk, dir)?;
-    if let Some(parent) = dir
-        .parent()
-        .filter(|p| created && !p.as_os_str().is_empty())
-    {
-        disk::sync_dir(&**disk, parent)?;
-    }
+    create_dir_durably(&**disk, dir)?;
     let mut report = RecoveryReport::default();
+    cut_after_failed_fsync(&**disk, dir, &mut report)?;
     let bases = sweep(&**disk, dir, &mut report)?;
     // A damaged checkpoint only costs a longer scan: every segment is scanned.
     let flushed = checkpoint::read_flushed(&**disk, dir).unwrap_or_default();
@@ -361,6 +355,53 @@ pub(crate) fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<i64>> {
     Ok(bases)
 }
 
+/// After a failed fsync the kernel may have dropped pages it still serves from its cache, so a
+/// restart must not trust them: cut the segment back to what the last successful fsync made
+/// durable (nothing after it was acknowledged as durable), then forget the note.
+fn cut_after_failed_fsync(disk: &dyn Disk, dir: &Path, report: &mut RecoveryReport) -> Result<()> {
+    let Some((base, synced)) = checkpoint::read_poison(disk, dir)? else {
+        return Ok(());
+    };
+    let path = file_name::file_path(dir, base, FileKind::Log);
+    if let Some(len) = disk::file_len(disk, &path)?.filter(|&len| len > synced) {
+        File::open(disk, path.clone(), OpenMode::Write)?.set_len(synced)?;
+        report.truncations.push(Truncation {
+            path,
+            position: synced,
+            bytes_removed: len - synced,
+            reason: Corruption::UnsyncedAfterFailedFsync { synced },
+        });
+    }
+    disk::remove_file(disk, &dir.join(checkpoint::POISON_FILE))?;
+    disk::sync_dir(disk, dir)
+}
+
+/// Creates `dir` and any missing parents, making each new directory's entry durable (a
+/// partition directory lost to a power loss would take its flushed records with it).
+fn create_dir_durably(disk: &dyn Disk, dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at.filter(|p| !p.as_os_str().is_empty()) {
+        if disk::file_len(disk, path)?.is_some() {
+            break;
+        }
+        missing.push(path);
+        at = path.parent();
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    disk::create_dir_all(disk, dir)?;
+    for created in missing.iter().rev() {
+        let parent = created
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        disk::sync_dir(disk, parent)?;
+    }
+    Ok(())
+}
+
 /// Pass 1: removes leftovers and orphans, returns the segments' base offsets in order.
 fn sweep(
     disk: &dyn Disk,
@@ -387,6 +428,7 @@ fn sweep(
                 MARKER_FILE,
                 RECOVERY_POINT_FILE,
                 LOG_START_FILE,
+                checkpoint::POISON_FILE,
                 "leader-epoch-checkpoint",
                 "partition.metadata",
             ];

@@ -44,6 +44,9 @@ struct Pending {
 /// What one group-commit round must fsync to make every append through `seq` durable.
 #[derive(Debug)]
 pub(crate) struct CommitPlan {
+    /// The active segment, and its bytes in the file when the round began.
+    pub(crate) active_base: i64,
+    pub(crate) synced_end: u64,
     pub(crate) seq: u64,
     pub(crate) files: Vec<File>,
     /// Sealed segments the round syncs, recorded as flushed when it succeeds.
@@ -81,6 +84,10 @@ pub(crate) struct Writer {
     unflushed_since: i64,
     /// Set by a failed fsync: every write is refused until the partition is reopened.
     poisoned: Option<String>,
+    /// Bytes of the active segment a successful commit made durable.
+    synced_end: u64,
+    /// Every append durable when it returns (`flush.messages` 1).
+    durable: bool,
     /// Published bytes of the active segment not yet written to its file.
     tail: Vec<u8>,
     builder: IndexBuilder,
@@ -129,6 +136,8 @@ impl Writer {
             unflushed: 0,
             unflushed_since: 0,
             poisoned: None,
+            synced_end: active.size(),
+            durable: config.is_durable(),
             active,
             tail: Vec::with_capacity(config.write_buffer_bytes().min(64 << 20)),
             builder: init.builder,
@@ -340,8 +349,9 @@ impl Writer {
             || (config.flush_ms() != i64::MAX
                 && config.clock().now_ms().saturating_sub(self.unflushed_since)
                     >= config.flush_ms());
-        if due {
-            self.flush(shared)?;
+        if due && let Err(e) = self.flush(shared) {
+            self.poison(&e);
+            return Err(e);
         }
         Ok(())
     }
@@ -357,9 +367,31 @@ impl Writer {
 
     /// Refuses writes from now on: an fsync failed, and the kernel may have dropped the pages
     /// it could not write. Batches waiting for a commit are dropped (never acknowledged).
+    ///
+    /// In the durable mode the active segment is also cut back to what the last successful
+    /// commit made durable. Linux marks pages whose write-back failed as clean: a restart would
+    /// read them from the page cache as if they were on disk, and lose them at the next power
+    /// loss. Readers never see past that point (only durable batches are published), so the
+    /// cut cannot pull bytes from under one.
     pub(crate) fn poison(&mut self, error: &Error) {
-        self.poisoned.get_or_insert_with(|| error.to_string());
+        if self.poisoned.is_some() {
+            return;
+        }
+        self.poisoned = Some(error.to_string());
         self.pending.clear();
+        // Best effort: the disk is failing. The next open cuts back to the durable point.
+        let base = self.active.base_offset();
+        let _ = checkpoint::write_poison(self.active.disk(), self.dir(), base, self.synced_end);
+        if self.durable {
+            let _ = self.active.log().set_len(self.synced_end);
+            self.active
+                .set_file_size(self.synced_end.min(self.active.file_size()));
+            self.tail.clear();
+        }
+    }
+
+    fn dir(&self) -> &std::path::Path {
+        self.active.dir()
     }
 
     /// Whether batches wait for a group commit.
@@ -389,6 +421,8 @@ impl Writer {
         files.push(self.active.log().clone());
         let sealed = self.unsynced.clone();
         Ok(CommitPlan {
+            synced_end: self.active.file_size(),
+            active_base: self.active.base_offset(),
             seq: self.appended_seq,
             files,
             sealed,
@@ -402,8 +436,12 @@ impl Writer {
         &mut self,
         shared: &Shared,
         seq: u64,
+        (active_base, synced_end): (i64, u64),
         sealed: &[Arc<Segment>],
     ) -> Result<()> {
+        if active_base == self.active.base_offset() {
+            self.synced_end = self.synced_end.max(synced_end);
+        }
         while let Some(p) = self.pending.front() {
             if p.seq > seq {
                 break;
@@ -477,6 +515,7 @@ impl Writer {
         self.unsynced.push(old);
         self.dir_dirty = true;
         self.end = 0;
+        self.synced_end = 0;
         self.builder = IndexBuilder::new(config.index_interval_bytes(), base);
         self.first_batch_timestamp = None;
         self.created_ms = config.clock().now_ms();
@@ -488,6 +527,9 @@ impl Writer {
 
     /// Writes the buffered bytes to the active segment's file, then its new index entries.
     pub(crate) fn write_buffer(&mut self) -> Result<()> {
+        // Index entries first: if they fail, the data is not in the file either, so the
+        // append that failed leaves nothing a later append could land behind.
+        self.write_index_entries(false)?;
         if !self.tail.is_empty() {
             let segment = &self.active;
             let pos = segment.file_size();
@@ -495,7 +537,7 @@ impl Writer {
             segment.set_file_size(pos + self.tail.len() as u64);
             self.tail.clear();
         }
-        self.write_index_entries(false)
+        Ok(())
     }
 
     /// Writes index entries not yet in the files; with `trim`, cuts the files to their entries.
@@ -573,6 +615,7 @@ impl Writer {
             }
         }
         self.active.log().sync_data()?;
+        self.synced_end = self.active.file_size();
         if let Some((index, times)) = &self.index_files {
             index.sync_data()?;
             times.sync_data()?;
@@ -614,6 +657,10 @@ impl Writer {
             return Ok(log_start);
         }
         self.prepare(shared)?;
+        // Segments still unflushed go to disk first: the renames and checkpoint below sync the
+        // directory, which would make a newer segment's entry durable before an older
+        // segment's data, and a power loss could then leave a gap between them.
+        self.flush(shared)?;
         self.raise_log_start(shared, before)?;
         let below = shared
             .segments()
@@ -659,6 +706,8 @@ impl Writer {
         let mut report = RetentionReport::default();
         if count > 0 {
             self.prepare(shared)?;
+            // As in delete_records: nothing unflushed may precede a directory sync.
+            self.flush(shared)?;
             if count == segments.len() {
                 // Everything expired, the active segment too: start an empty one at the log
                 // end offset first.

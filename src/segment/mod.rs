@@ -430,6 +430,11 @@ impl Segment {
         &*self.disk
     }
 
+    /// The partition directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The disk the segment's files live on.
     pub(crate) fn disk(&self) -> &dyn Disk {
         &*self.disk
