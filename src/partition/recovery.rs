@@ -296,12 +296,13 @@ pub(crate) fn scan_read_only(
 /// last scanned. Returns whether it grew.
 pub(crate) fn grow_read_only(segment: &Segment, interval: i32) -> Result<bool> {
     let start = segment.size();
-    let file_len = segment.log().len()?;
+    let log = segment.log()?;
+    let file_len = log.len()?;
     if file_len <= start {
         return Ok(false);
     }
     let base = segment.base_offset();
-    let outcome = scan(segment.log(), None, base, start, file_len, interval)?;
+    let outcome = scan(&log, None, base, start, file_len, interval)?;
     if outcome.valid_size <= start {
         return Ok(false);
     }
@@ -677,7 +678,7 @@ fn active_init(active: &Segment, config: &LogConfig) -> Result<ActiveInit> {
         ix.offsets = Index::from_vec(ix.offsets.as_bytes().to_vec());
         ix.times = Index::from_vec(ix.times.as_bytes().to_vec());
     })?;
-    let first_batch_timestamp = first_batch_max_timestamp(active.log(), state.size)?;
+    let first_batch_timestamp = first_batch_max_timestamp(&active.log()?, state.size)?;
     Ok(ActiveInit {
         builder: IndexBuilder::resume(
             config.index_interval_bytes(),

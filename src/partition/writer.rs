@@ -383,7 +383,9 @@ impl Writer {
         let base = self.active.base_offset();
         let _ = checkpoint::write_poison(self.active.disk(), self.dir(), base, self.synced_end);
         if self.durable {
-            let _ = self.active.log().set_len(self.synced_end);
+            if let Ok(log) = self.active.log() {
+                let _ = log.set_len(self.synced_end);
+            }
             self.active
                 .set_file_size(self.synced_end.min(self.active.file_size()));
             self.tail.clear();
@@ -413,12 +415,12 @@ impl Writer {
         let mut files = Vec::with_capacity(self.unsynced.len() * 3 + 1);
         let disk = &*shared.disk;
         for segment in &self.unsynced {
-            files.push(segment.log().clone());
+            files.push(segment.log()?);
             for kind in [FileKind::Index, FileKind::TimeIndex] {
                 files.push(File::open(disk, segment.path(kind), OpenMode::Write)?);
             }
         }
-        files.push(self.active.log().clone());
+        files.push(self.active.log()?);
         let sealed = self.unsynced.clone();
         Ok(CommitPlan {
             synced_end: self.active.file_size(),
@@ -533,7 +535,7 @@ impl Writer {
         if !self.tail.is_empty() {
             let segment = &self.active;
             let pos = segment.file_size();
-            segment.log().write_all_at(&self.tail, pos)?;
+            segment.log()?.write_all_at(&self.tail, pos)?;
             segment.set_file_size(pos + self.tail.len() as u64);
             self.tail.clear();
         }
@@ -609,12 +611,12 @@ impl Writer {
         let disk = &*shared.disk;
         let newly_flushed = !self.unsynced.is_empty();
         for segment in &self.unsynced {
-            segment.log().sync_data()?;
+            segment.log()?.sync_data()?;
             for kind in [FileKind::Index, FileKind::TimeIndex] {
                 File::open(disk, segment.path(kind), OpenMode::Write)?.sync_data()?;
             }
         }
-        self.active.log().sync_data()?;
+        self.active.log()?.sync_data()?;
         self.synced_end = self.active.file_size();
         if let Some((index, times)) = &self.index_files {
             index.sync_data()?;

@@ -64,7 +64,11 @@ pub(crate) struct Segment {
     base_offset: i64,
     dir: PathBuf,
     disk: Arc<dyn Disk>,
-    log: File,
+    /// The `.log` handle, held while the segment is active. A sealed segment holds none (a
+    /// partition may have tens of thousands of them): it opens its file when it must read,
+    /// map or sync it, and a mapping needs no handle once made.
+    log: Mutex<Option<File>>,
+    writable: bool,
     map: Mutex<MapState>,
     /// Published bytes: readers may read `[0, size)`.
     size: AtomicU64,
@@ -114,15 +118,17 @@ impl Segment {
             offsets: Index::new(),
             times: Index::new(),
         };
-        Ok(Segment::with_state(
+        let segment = Segment::with_state(
             disk,
-            log,
             dir,
             base_offset,
             state,
             Some(indexes),
             index_interval_bytes,
-        ))
+            true,
+        );
+        *segment.log.lock() = Some(log);
+        Ok(segment)
     }
 
     /// Opens an existing segment whose state is known (from a scan or a clean-shutdown marker).
@@ -135,41 +141,41 @@ impl Segment {
         index_interval_bytes: i32,
         writable: bool,
     ) -> Result<Segment> {
-        let mode = if writable {
-            OpenMode::Write
-        } else {
-            OpenMode::Read
-        };
-        let log = File::open(
-            &**disk,
-            file_name::file_path(dir, base_offset, FileKind::Log),
-            mode,
-        )?;
+        let log_path = file_name::file_path(dir, base_offset, FileKind::Log);
+        if disk::file_len(&**disk, &log_path)?.is_none() {
+            let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "segment file missing");
+            return Err(crate::error::Error::io(
+                crate::error::IoOp::Open,
+                log_path,
+                missing,
+            ));
+        }
         Ok(Segment::with_state(
             disk,
-            log,
             dir,
             base_offset,
             state,
             indexes,
             index_interval_bytes,
+            writable,
         ))
     }
 
     fn with_state(
         disk: &Arc<dyn Disk>,
-        log: File,
         dir: &Path,
         base_offset: i64,
         state: SegmentState,
         indexes: Option<Indexes>,
         index_interval_bytes: i32,
+        writable: bool,
     ) -> Segment {
         Segment {
             base_offset,
             dir: dir.to_path_buf(),
             disk: Arc::clone(disk),
-            log,
+            log: Mutex::new(None),
+            writable,
             map: Mutex::new(MapState::Untried),
             size: AtomicU64::new(state.size),
             file_size: AtomicU64::new(state.size),
@@ -204,6 +210,8 @@ impl Segment {
     /// removes them), and removes them when the last holder of the segment, such as a reader
     /// still inside it, drops it. Open handles and mappings keep reading meanwhile.
     pub(crate) fn mark_deleted(&self) -> Result<()> {
+        // Under the handle lock: `log()` must not open by a name that is being renamed.
+        let _held = self.log.lock();
         if self.deleted.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -219,8 +227,23 @@ impl Segment {
         Ok(())
     }
 
-    pub(crate) fn log(&self) -> &File {
-        &self.log
+    /// A handle on the `.log` file: the held one while the segment is active, a new one
+    /// otherwise (dropped by the caller when done).
+    pub(crate) fn log(&self) -> Result<File> {
+        let mut held = self.log.lock();
+        if let Some(file) = held.as_ref() {
+            return Ok(file.clone());
+        }
+        let mode = if self.writable {
+            OpenMode::Write
+        } else {
+            OpenMode::Read
+        };
+        let file = File::open(&*self.disk, self.path(FileKind::Log), mode)?;
+        if !self.is_sealed() {
+            *held = Some(file.clone());
+        }
+        Ok(file)
     }
 
     /// Published bytes.
@@ -278,19 +301,22 @@ impl Segment {
         self.sealed.load(Ordering::Acquire)
     }
 
-    /// Marks the segment as no longer written to. Its size is final.
+    /// Marks the segment as no longer written to. Its size is final, and it lets go of its
+    /// file handle.
     pub(crate) fn seal(&self) {
         self.sealed.store(true, Ordering::Release);
+        *self.log.lock() = None;
     }
 
     /// Maps the active segment with room to grow to `capacity` bytes, where the disk allows a
     /// mapping past the end of a file. Reads then need no system call.
     pub(crate) fn map_for_growth(&self, capacity: u64) {
-        if !self.log.can_map_past_end() {
+        let Ok(log) = self.log() else { return };
+        if !log.can_map_past_end() {
             return;
         }
         let len = capacity.max(self.size());
-        if let Ok(Some(map)) = self.log.map(len) {
+        if let Ok(Some(map)) = log.map(len) {
             *self.map.lock() = MapState::Mapped(Arc::new(map));
         }
     }
@@ -305,11 +331,12 @@ impl Segment {
             // A file shorter than the segment's size (cut behind our back) is never mapped:
             // touching the missing pages would kill the process with SIGBUS. Reads of it go
             // through pread, which reports the short file as an error instead.
-            MapState::Untried if self.log.len().map_or(true, |len| len < self.size()) => {
-                *state = MapState::Unavailable;
-                None
-            }
-            MapState::Untried => match self.log.map(self.size()) {
+            MapState::Untried => match self.log().and_then(|log| {
+                if log.len()? < self.size() {
+                    return Ok(None);
+                }
+                log.map(self.size())
+            }) {
                 Ok(Some(m)) => {
                     let m = Arc::new(m);
                     *state = MapState::Mapped(Arc::clone(&m));
@@ -337,7 +364,7 @@ impl Segment {
         }
         let len = (READ_CHUNK.max(min_len) as u64).min(available) as usize;
         let mut buf = vec![0u8; len];
-        let n = self.log.read_at(&mut buf, pos)?;
+        let n = self.log()?.read_at(&mut buf, pos)?;
         buf.truncate(n);
         Ok(Chunk::owned(buf, pos))
     }
@@ -445,8 +472,9 @@ impl Segment {
     fn rebuild(&self) -> Result<Indexes> {
         let size = self.size();
         let map = self.mapping();
+        let log = self.log()?;
         let outcome = scan(
-            &self.log,
+            &log,
             map.as_deref(),
             self.base_offset,
             0,
