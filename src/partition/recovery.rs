@@ -650,6 +650,12 @@ fn finish(
         }
     }
     let active = Arc::clone(&segments[last]);
+    if scanned.last().is_some_and(Option::is_some) {
+        // The active segment's files too, as Kafka's recovery rewrites them: until its first
+        // append, anyone reading the directory (`topiclog verify`, Kafka's tools) would see
+        // the stale entries of before the crash.
+        let _ = active.with_indexes(|ix| active.write_index_files(ix));
+    }
     let mut init = active_init(&active, config)?;
     if let Some(Some(builder)) = scanned.last() {
         init.builder = builder.clone();
