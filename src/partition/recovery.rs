@@ -189,19 +189,7 @@ pub(crate) fn open_read_only(
     config: &LogConfig,
 ) -> Result<Opened> {
     let mut report = RecoveryReport::default();
-    let mut bases = Vec::new();
-    for entry in disk::list_dir(&**disk, dir)? {
-        let parsed = entry
-            .name
-            .to_str()
-            .filter(|_| entry.is_file)
-            .and_then(file_name::parse);
-        match parsed {
-            Some(p) if p.kind == FileKind::Log && p.suffix.is_none() => bases.push(p.base_offset),
-            _ => {}
-        }
-    }
-    bases.sort_unstable();
+    let bases = list_segments(&**disk, dir)?;
     let interval = config.index_interval_bytes();
     let records = match marker::read(&**disk, dir)? {
         Some(Ok(records)) => {
