@@ -50,3 +50,43 @@ fn thousands_of_segments_hold_few_descriptors() {
         open_fds() - before
     );
 }
+
+const LOW_LIMIT_CHILD: &str = "TOPICLOG_TEST_LOW_FD_LIMIT";
+
+/// Run by `flush_syncs_many_segments_under_a_low_descriptor_limit` under `ulimit -n 256`;
+/// does nothing in a normal run.
+#[test]
+fn child_flushes_many_segments() {
+    let Ok(dir) = std::env::var(LOW_LIMIT_CHILD) else {
+        return;
+    };
+    let log = Partition::open(&dir, lazy_config(200)).expect("open");
+    append_range(&log, 0, 400); // 400 unsynced segments: 1,200 files to sync
+    log.flush().expect("flush with a 256-descriptor limit");
+    println!("RESULT:ok");
+}
+
+/// Regression: a flush synced every unsynced segment's three files through one list of open
+/// handles, so 400 segments needed 1,200 descriptors at once (a 10 GiB partition of 1 MiB
+/// segments failed with "Too many open files" under a 20,000 limit).
+#[cfg(unix)]
+#[test]
+fn flush_syncs_many_segments_under_a_low_descriptor_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 256 && exec '{}' --exact child_flushes_many_segments --nocapture",
+            exe.display()
+        ))
+        .env(LOW_LIMIT_CHILD, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("RESULT:ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -131,7 +131,7 @@ impl Shared {
 
     /// One commit round; on failure the partition is poisoned.
     fn commit_round(&self) -> Result<u64> {
-        let begun = self.writer.lock().begin_commit(self);
+        let begun = self.writer.lock().begin_commit();
         let CommitPlan {
             active_base,
             synced_end,

@@ -49,7 +49,8 @@ pub(crate) struct CommitPlan {
     pub(crate) synced_end: u64,
     pub(crate) seq: u64,
     pub(crate) files: Vec<File>,
-    /// Sealed segments the round syncs, recorded as flushed when it succeeds.
+    /// Sealed segments the round syncs (one at a time, see [`Segment::sync_files`]), recorded
+    /// as flushed when it succeeds.
     pub(crate) sealed: Vec<Arc<Segment>>,
     pub(crate) dir_dirty: bool,
 }
@@ -312,7 +313,10 @@ impl Writer {
             .get_or_insert(encoded.max_timestamp);
         self.end = position + size as u64;
         self.next_offset = last_offset + 1;
-        self.appended_seq += 1;
+        if durable {
+            // Only durable appends wait for a commit round.
+            self.appended_seq += 1;
+        }
         let info = AppendInfo {
             base_offset,
             last_offset,
@@ -409,18 +413,10 @@ impl Writer {
     /// First half of a group commit, under the writer lock: writes the buffer out and returns
     /// what an fsync must cover to make every append through the returned sequence number
     /// durable: the files, and whether the directory has new entries.
-    pub(crate) fn begin_commit(&mut self, shared: &Shared) -> Result<CommitPlan> {
+    pub(crate) fn begin_commit(&mut self) -> Result<CommitPlan> {
         self.check_poison()?;
         self.write_buffer()?;
-        let mut files = Vec::with_capacity(self.unsynced.len() * 3 + 1);
-        let disk = &*shared.disk;
-        for segment in &self.unsynced {
-            files.push(segment.log()?);
-            for kind in [FileKind::Index, FileKind::TimeIndex] {
-                files.push(File::open(disk, segment.path(kind), OpenMode::Write)?);
-            }
-        }
-        files.push(self.active.log()?);
+        let files = vec![self.active.log()?];
         let sealed = self.unsynced.clone();
         Ok(CommitPlan {
             synced_end: self.active.file_size(),
@@ -611,10 +607,7 @@ impl Writer {
         let disk = &*shared.disk;
         let newly_flushed = !self.unsynced.is_empty();
         for segment in &self.unsynced {
-            segment.log()?.sync_data()?;
-            for kind in [FileKind::Index, FileKind::TimeIndex] {
-                File::open(disk, segment.path(kind), OpenMode::Write)?.sync_data()?;
-            }
+            segment.sync_files()?;
         }
         self.active.log()?.sync_data()?;
         self.synced_end = self.active.file_size();

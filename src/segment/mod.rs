@@ -301,6 +301,20 @@ impl Segment {
         self.sealed.load(Ordering::Acquire)
     }
 
+    /// Makes the segment's data and index files durable, opening each file only for its
+    /// fsync (a partition may have thousands of sealed segments to sync).
+    pub(crate) fn sync_files(&self) -> Result<()> {
+        self.log()?.sync_data()?;
+        for kind in [FileKind::Index, FileKind::TimeIndex] {
+            if let Some(path) = Some(self.path(kind))
+                .filter(|p| disk::file_len(&*self.disk, p).ok().flatten().is_some())
+            {
+                File::open(&*self.disk, path, OpenMode::Write)?.sync_data()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Marks the segment as no longer written to. Its size is final, and it lets go of its
     /// file handle.
     pub(crate) fn seal(&self) {
