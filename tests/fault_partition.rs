@@ -499,7 +499,11 @@ fn short_writes_are_completed() {
         let writes = disk.ops(FaultOp::Write);
         disk.crash(7);
         let log = open(&disk, &config).expect("reopen");
-        assert!(log.recovery().clean_shutdown, "{:?}", log.recovery());
+        assert!(
+            log.recovery().clean_shutdown,
+            "durable {durable}: {:?}",
+            log.recovery()
+        );
         model.check_recovered(&log).expect("every record whole");
         assert!(writes > 100, "writes were split: {writes} calls");
     }

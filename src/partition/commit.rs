@@ -146,13 +146,19 @@ impl Shared {
                 return Err(e);
             }
         };
-        let synced = files.iter().try_for_each(|f| f.sync_data()).and_then(|()| {
-            if dir_dirty {
-                disk::sync_dir(&*self.disk, &self.dir)
-            } else {
-                Ok(())
-            }
-        });
+        // Sealed segments one at a time (each opens its files only for the fsync), then the
+        // active segment, then the directory.
+        let synced = sealed
+            .iter()
+            .try_for_each(|s| s.sync_files())
+            .and_then(|()| files.iter().try_for_each(|f| f.sync_data()))
+            .and_then(|()| {
+                if dir_dirty {
+                    disk::sync_dir(&*self.disk, &self.dir)
+                } else {
+                    Ok(())
+                }
+            });
         let mut writer = self.writer.lock();
         let finished = synced
             .and_then(|()| writer.finish_commit(self, target, (active_base, synced_end), &sealed));
