@@ -177,6 +177,24 @@ pub enum Corruption {
         /// The segment's length when it was fsynced.
         flushed_size: u64,
     },
+    /// A segment no longer matches what an fsync made durable: no valid batch ends at the
+    /// recorded durable length before the recorded offset.
+    #[error(
+        "durable data changed: a batch ending at byte {flushed_size} before offset {next_offset} was fsynced"
+    )]
+    FlushedDataChanged {
+        /// The segment's durable length when it was recorded.
+        flushed_size: u64,
+        /// The offset after the last durable batch.
+        next_offset: i64,
+    },
+    /// The log-start checkpoint is missing, though topiclog wrote one before: records below
+    /// the log start it held would come back if the log started at its first segment.
+    #[error("log start checkpoint missing; the log started at or above {last_known}")]
+    LogStartMissing {
+        /// The log start offset the recovery checkpoint last recorded.
+        last_known: i64,
+    },
     /// Bytes after the end a segment had when it was fsynced (cut on recovery).
     #[error("bytes past the segment's flushed end at {flushed_size}")]
     BeyondFlushedEnd {

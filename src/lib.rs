@@ -89,8 +89,9 @@ pub use config::{
 };
 pub use error::{Corruption, Error, IoOp, Result};
 pub use partition::{
-    AppendInfo, LogRecord, OwnedHeader, OwnedRecord, Partition, Reader, RecoveryReport,
-    RemovedSegment, RetentionReport, TimestampOffset, Truncation,
+    AppendInfo, BatchAfterCut, LogRecord, LogStartRebuild, MAX_REPORTED_BATCHES_AFTER_CUT,
+    OwnedHeader, OwnedRecord, Partition, Reader, RecoveryOptions, RecoveryReport, RemovedSegment,
+    RetentionReport, TimestampOffset, Truncation,
 };
 pub use store::{
     DEFAULT_RETENTION_CHECK_INTERVAL_MS, LOCK_FILE, Store, StoreOptions, StoreOptionsBuilder,

@@ -1,9 +1,9 @@
 //! Flushed data is never dropped silently. A partition (with Kafka's lazy flush policy, so that
 //! appends after a flush stay unflushed) is written across several segments,
-//! `flush`ed (which records every sealed segment, with its file lengths and offsets, in the
-//! recovery checkpoint), given a few more appends, and dropped without close (a crash). Then a
-//! segment is damaged (a record byte flipped, the CRC field changed, the magic byte changed, the
-//! length field zeroed; bytes removed or added).
+//! `flush`ed (which records every sealed segment, with its file lengths and offsets, and the
+//! active segment's durable length in the recovery checkpoint), given a few more appends, and
+//! dropped without close (a crash). Then a segment is damaged (a record byte flipped, the CRC
+//! field changed, the magic byte changed, the length field zeroed; bytes removed or added).
 //!
 //! Below the recovery point, segments are trusted as recorded without being read, which keeps
 //! opening fast. Damage that keeps the file's length is caught by the CRC check on every read:
@@ -13,7 +13,9 @@
 //! change no file; bytes added after its flushed end are cut and reported. Above the recovery
 //! point (the active segment, or a segment sealed after the flush) damage is cut at the damaged
 //! batch, the cut and any later segments removed are reported, and the log goes on from the last
-//! good offset.
+//! good offset. Damage in the active segment below its recorded durable length fails the open.
+//! With `RecoveryOptions::truncate_corrupt`, damage below the recovery point is cut instead,
+//! and the cut is reported as flushed data lost.
 
 mod common;
 
@@ -25,17 +27,19 @@ use common::{
     snapshot,
 };
 use tempfile::TempDir;
-use topiclog::{Corruption, Error, Partition};
+use topiclog::{Corruption, Error, Partition, RecoveryOptions};
 
 /// Records flushed, and the records appended after the flush.
 const FLUSHED: i64 = 300;
 const END: i64 = FLUSHED + 12;
 
-/// A crashed partition: its segments and the recovery point its flush left.
+/// A crashed partition: its segments, the recovery point its flush left (`FLUSHED`) and the
+/// base of the segment that was active at the flush.
 struct Crashed {
     dir: TempDir,
     segments: Vec<i64>,
     recovery_point: i64,
+    active_at_flush: i64,
 }
 
 /// Writes `0..FLUSHED`, flushes, writes `FLUSHED..end` and crashes.
@@ -44,7 +48,12 @@ fn crashed(end: i64) -> Crashed {
     let log = Partition::open(dir.path(), lazy_config(4096)).expect("open");
     append_range(&log, 0, FLUSHED);
     log.flush().expect("flush");
-    let recovery_point = *log.segment_base_offsets().last().expect("segments");
+    let active_at_flush = *log.segment_base_offsets().last().expect("segments");
+    assert!(
+        active_at_flush < FLUSHED,
+        "the active segment has flushed records"
+    );
+    let recovery_point = FLUSHED;
     append_range(&log, FLUSHED, end);
     let segments = log.segment_base_offsets();
     drop(log);
@@ -56,6 +65,7 @@ fn crashed(end: i64) -> Crashed {
         dir,
         segments,
         recovery_point,
+        active_at_flush,
     }
 }
 
@@ -290,11 +300,15 @@ fn damage_in_the_active_segment_above_the_recovery_point_is_cut() {
     for how in DAMAGES {
         let c = crashed(END);
         let active = *c.segments.last().expect("segments");
-        assert_eq!(active, c.recovery_point, "no roll after the flush");
+        assert_eq!(active, c.active_at_flush, "no roll after the flush");
         let log_file = segment_path(c.dir.path(), active, "log");
         let spans = batch_spans(&log_file);
-        assert!(spans.len() >= 5, "batches after the flush");
-        let span = spans[spans.len() / 2];
+        let above: Vec<_> = spans
+            .iter()
+            .filter(|s| s.base_offset >= c.recovery_point)
+            .collect();
+        assert!(above.len() >= 5, "batches after the flush");
+        let span = *above[above.len() / 2];
         let len = spans.last().expect("a batch").end;
         damage(&log_file, span, how);
 
@@ -326,7 +340,7 @@ fn damage_in_a_segment_sealed_after_the_flush_cuts_it_and_removes_later_segments
             .segments
             .iter()
             .copied()
-            .filter(|&b| b >= c.recovery_point)
+            .filter(|&b| b > c.active_at_flush)
             .collect();
         assert!(
             above.len() >= 4,
@@ -396,7 +410,22 @@ fn a_flushed_segment_that_becomes_active_again_keeps_new_appends() {
     for ext in ["log", "index", "timeindex"] {
         fs::remove_file(segment_path(c.dir.path(), active, ext)).expect("remove");
     }
-    let log = Partition::open(c.dir.path(), lazy_config(1 << 20)).expect("open");
+    // Its first records were fsynced: losing them is not a torn write.
+    match Partition::open(c.dir.path(), lazy_config(1 << 20)) {
+        Err(Error::Corrupt {
+            kind: Corruption::FlushedDataMissing { .. },
+            path,
+            ..
+        }) => assert_eq!(path, segment_path(c.dir.path(), active, "log")),
+        other => panic!("expected FlushedDataMissing, got {other:?}"),
+    }
+    let options = RecoveryOptions::new().truncate_corrupt(true);
+    let log = Partition::open_with(c.dir.path(), lazy_config(1 << 20), options).expect("open");
+    let lost = &log.recovery().truncations;
+    assert!(
+        lost.len() == 1 && lost[0].flushed,
+        "the loss is reported: {lost:?}"
+    );
     let next = log.next_offset();
     assert_eq!(
         next, active,
@@ -417,4 +446,113 @@ fn a_flushed_segment_that_becomes_active_again_keeps_new_appends() {
         log.recovery()
     );
     assert_range(&read_all(&log, 0), 0, next + 3);
+}
+
+#[test]
+fn damage_in_the_active_segment_below_its_durable_length_fails_the_open() {
+    for how in DAMAGES {
+        let c = crashed(END);
+        let log_file = segment_path(c.dir.path(), c.active_at_flush, "log");
+        let spans = batch_spans(&log_file);
+        let span = *spans
+            .iter()
+            .find(|s| s.base_offset < c.recovery_point && s.start > 0)
+            .expect("a flushed batch in the active segment");
+        damage(&log_file, span, how);
+        assert_open_fails(
+            &c,
+            &log_file,
+            span,
+            &format!("{how:?} in the active segment"),
+        );
+    }
+}
+
+#[test]
+fn truncate_corrupt_cuts_damage_below_the_recovery_point_and_reports_it() {
+    let options = RecoveryOptions::new().truncate_corrupt(true);
+    for how in DAMAGES {
+        // A flushed sealed segment, resized so it is scanned.
+        let c = crashed(END);
+        let victim = c.segments[1];
+        let log_file = segment_path(c.dir.path(), victim, "log");
+        let span = middle_batch(&log_file);
+        let len = fs::metadata(&log_file).expect("log").len();
+        damage(&log_file, span, how);
+        let mut bytes = fs::read(&log_file).expect("log");
+        bytes.push(0);
+        fs::write(&log_file, bytes).expect("write");
+        let later: Vec<i64> = c.segments[2..].to_vec();
+        let log = Partition::open_with(c.dir.path(), lazy_config(4096), options).expect("open");
+        let report = log.recovery().clone();
+        assert_eq!(report.truncations.len(), 1, "{how:?}: {report:?}");
+        let cut = &report.truncations[0];
+        assert!(cut.flushed, "{how:?}: reported as flushed data lost");
+        assert_eq!(
+            (cut.path.as_path(), cut.position, cut.bytes_removed),
+            (log_file.as_path(), span.start, len + 1 - span.start),
+            "{how:?}"
+        );
+        let removed: Vec<i64> = report
+            .removed_segments
+            .iter()
+            .map(|s| s.base_offset)
+            .collect();
+        assert_eq!(removed, later, "{how:?}");
+        // The batches after the damage, and every later segment's, were whole: all listed.
+        assert!(
+            report
+                .batches_after_cut
+                .iter()
+                .any(|b| b.base_offset == span.base_offset + 1 && b.path == log_file),
+            "{how:?}: {:?}",
+            report.batches_after_cut
+        );
+        let last_listed = report.batches_after_cut.last().expect("listed");
+        assert_eq!(last_listed.last_offset, END - 1, "{how:?}");
+        assert_eq!(log.next_offset(), span.base_offset, "{how:?}");
+        assert_range(&read_all(&log, 0), 0, span.base_offset);
+        append_range(&log, span.base_offset, span.base_offset + 5);
+        drop(log);
+        // The next open (plain) finds nothing wrong.
+        let log = Partition::open(c.dir.path(), lazy_config(4096)).expect("reopen");
+        assert!(
+            log.recovery().truncations.is_empty(),
+            "{:?}",
+            log.recovery()
+        );
+        assert_range(&read_all(&log, 0), 0, span.base_offset + 5);
+    }
+    // The active segment, below its durable length.
+    let c = crashed(END);
+    let log_file = segment_path(c.dir.path(), c.active_at_flush, "log");
+    let span = *batch_spans(&log_file)
+        .iter()
+        .find(|s| s.base_offset < c.recovery_point && s.start > 0)
+        .expect("a flushed batch in the active segment");
+    damage(&log_file, span, Damage::Crc);
+    let log = Partition::open_with(c.dir.path(), lazy_config(4096), options).expect("open");
+    let cut = &log.recovery().truncations;
+    assert!(
+        cut.len() == 1 && cut[0].flushed && cut[0].position == span.start,
+        "{cut:?}"
+    );
+    drop(log);
+    // The allowed cut is final: a plain open after it, with no write between, succeeds.
+    let log = Partition::open(c.dir.path(), lazy_config(4096)).expect("reopen after the cut");
+    assert!(
+        log.recovery().truncations.is_empty(),
+        "{:?}",
+        log.recovery()
+    );
+    assert_eq!(log.next_offset(), span.base_offset);
+    append_range(&log, span.base_offset, span.base_offset + 5);
+    drop(log);
+    let log = Partition::open(c.dir.path(), lazy_config(4096)).expect("reopen");
+    assert!(
+        log.recovery().truncations.is_empty(),
+        "{:?}",
+        log.recovery()
+    );
+    assert_range(&read_all(&log, 0), 0, span.base_offset + 5);
 }

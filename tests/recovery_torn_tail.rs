@@ -204,9 +204,11 @@ fn every_cut_inside_the_last_batch_is_recovered() {
             matches!(reason(&report), Corruption::Batch(_)),
             "cut at {cut}: {report:?}"
         );
-        assert_eq!(
-            report.recovery_point, written.active,
-            "sealed segments flushed"
+        // Durable appends move the recovery point in memory; the checkpoint last recorded it
+        // when the active segment began (the roll's commit).
+        assert!(
+            (written.active..=SINGLES).contains(&report.recovery_point),
+            "sealed segments flushed: {report:?}"
         );
         assert_eq!(
             report.segments_scanned, 1,

@@ -147,34 +147,106 @@ pub(crate) fn write_log_start(disk: &dyn Disk, dir: &Path, offset: i64) -> Resul
     write(disk, &dir.join(LOG_START_FILE), &[offset.to_string()])
 }
 
-/// Reads the flushed segments; an absent file means none.
-pub(crate) fn read_flushed(disk: &dyn Disk, dir: &Path) -> Result<Vec<SegmentRecord>> {
-    let path = dir.join(RECOVERY_POINT_FILE);
-    let Some(entries) = read(disk, &path)? else {
-        return Ok(Vec::new());
-    };
-    let mut records = Vec::with_capacity(entries.len());
-    for entry in &entries {
-        let record = SegmentRecord::parse(entry.iter().map(String::as_str))
-            .map_err(|why| Error::corrupt(&path, 0, Corruption::Metadata(why)))?;
-        if records
-            .last()
-            .is_some_and(|prev: &SegmentRecord| prev.state.next_offset > record.base_offset)
-        {
-            return Err(Error::corrupt(
-                &path,
-                0,
-                Corruption::Metadata("segments overlap or out of order"),
-            ));
-        }
-        records.push(record);
-    }
-    Ok(records)
+/// The durable prefix of a segment not recorded as flushed (the active one): its first `size`
+/// bytes, ending before offset `next_offset`, were fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DurablePrefix {
+    pub(crate) base_offset: i64,
+    pub(crate) size: u64,
+    pub(crate) next_offset: i64,
 }
 
-/// Writes the flushed segments durably.
-pub(crate) fn write_flushed(disk: &dyn Disk, dir: &Path, records: &[SegmentRecord]) -> Result<()> {
-    let lines: Vec<String> = records.iter().map(|r| r.to_line()).collect();
+/// The recovery checkpoint's contents: what fsyncs have made durable, and whether the log
+/// start has been checkpointed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RecoveryPoint {
+    /// Sealed segments fsynced since they were sealed, oldest first.
+    pub(crate) flushed: Vec<SegmentRecord>,
+    /// How much of the active segment was fsynced when the checkpoint was written.
+    pub(crate) active: Option<DurablePrefix>,
+    /// The log start offset when the checkpoint was written, once it has been checkpointed
+    /// (in [`LOG_START_FILE`]): from then on that file must exist.
+    pub(crate) log_start: Option<i64>,
+}
+
+impl RecoveryPoint {
+    /// The recovery point: the offset below which everything was fsynced.
+    pub(crate) fn offset(&self) -> i64 {
+        let sealed = self.flushed.last().map_or(0, |r| r.state.next_offset);
+        self.active.map_or(sealed, |a| a.next_offset.max(sealed))
+    }
+}
+
+const ACTIVE_TAG: &str = "active";
+const LOG_START_TAG: &str = "log-start";
+
+/// Reads the recovery checkpoint; an absent file means nothing is known to be durable.
+///
+/// Lines are segment records (see [`SegmentRecord`]), then optionally
+/// `active <base> <size> <next offset>` and `log-start <offset>`.
+pub(crate) fn read_recovery_point(disk: &dyn Disk, dir: &Path) -> Result<RecoveryPoint> {
+    let path = dir.join(RECOVERY_POINT_FILE);
+    let Some(entries) = read(disk, &path)? else {
+        return Ok(RecoveryPoint::default());
+    };
+    let corrupt = |why| Error::corrupt(&path, 0, Corruption::Metadata(why));
+    let mut point = RecoveryPoint::default();
+    for entry in &entries {
+        let fields: Vec<&str> = entry.iter().map(String::as_str).collect();
+        match fields.as_slice() {
+            [ACTIVE_TAG, base, size, next] => {
+                let (Ok(base_offset), Ok(size), Ok(next_offset)) =
+                    (base.parse(), size.parse(), next.parse())
+                else {
+                    return Err(corrupt("malformed active segment entry"));
+                };
+                if next_offset < base_offset || point.active.is_some() {
+                    return Err(corrupt("malformed active segment entry"));
+                }
+                point.active = Some(DurablePrefix {
+                    base_offset,
+                    size,
+                    next_offset,
+                });
+            }
+            [LOG_START_TAG, offset] => {
+                let offset = offset
+                    .parse()
+                    .map_err(|_| corrupt("malformed log start entry"))?;
+                point.log_start = Some(offset);
+            }
+            _ => {
+                let record = SegmentRecord::parse(fields).map_err(corrupt)?;
+                if point
+                    .flushed
+                    .last()
+                    .is_some_and(|prev: &SegmentRecord| prev.state.next_offset > record.base_offset)
+                {
+                    return Err(corrupt("segments overlap or out of order"));
+                }
+                point.flushed.push(record);
+            }
+        }
+    }
+    Ok(point)
+}
+
+/// Writes the recovery checkpoint durably.
+pub(crate) fn write_recovery_point(
+    disk: &dyn Disk,
+    dir: &Path,
+    point: &RecoveryPoint,
+) -> Result<()> {
+    let mut lines: Vec<String> = point.flushed.iter().map(|r| r.to_line()).collect();
+    if let Some(a) = point.active {
+        lines.push(format!(
+            "{ACTIVE_TAG} {} {} {}",
+            a.base_offset, a.size, a.next_offset
+        ));
+    }
+    if let Some(offset) = point.log_start {
+        lines.push(format!("{LOG_START_TAG} {offset}"));
+    }
     write(disk, &dir.join(RECOVERY_POINT_FILE), &lines)
 }
 
@@ -188,7 +260,8 @@ mod tests {
         use crate::segment::SegmentState;
         let dir = tempfile::tempdir().expect("tempdir");
         let disk = OsDisk;
-        assert_eq!(read_flushed(&disk, dir.path()).expect("reads"), vec![]);
+        let flushed = |disk: &OsDisk| read_recovery_point(disk, dir.path()).map(|p| p.flushed);
+        assert_eq!(flushed(&disk).expect("reads"), vec![]);
         let record = |base, next| SegmentRecord {
             base_offset: base,
             index_bytes: 8,
@@ -201,10 +274,30 @@ mod tests {
             },
         };
         let records = vec![record(0, 10), record(10, 25)];
-        write_flushed(&disk, dir.path(), &records).expect("writes");
+        let mut point = RecoveryPoint {
+            flushed: records.clone(),
+            active: None,
+            log_start: None,
+        };
+        write_recovery_point(&disk, dir.path(), &point).expect("writes");
         let text = std::fs::read_to_string(dir.path().join(RECOVERY_POINT_FILE)).expect("text");
         assert_eq!(text, "0\n2\n0 100 8 12 10 5 0\n10 100 8 12 25 5 10\n");
-        assert_eq!(read_flushed(&disk, dir.path()).expect("reads"), records);
+        assert_eq!(flushed(&disk).expect("reads"), records);
+        assert_eq!(point.offset(), 25);
+        point.active = Some(DurablePrefix {
+            base_offset: 25,
+            size: 4096,
+            next_offset: 40,
+        });
+        point.log_start = Some(3);
+        write_recovery_point(&disk, dir.path(), &point).expect("writes");
+        let text = std::fs::read_to_string(dir.path().join(RECOVERY_POINT_FILE)).expect("text");
+        assert!(text.ends_with("active 25 4096 40\nlog-start 3\n"), "{text}");
+        assert_eq!(
+            read_recovery_point(&disk, dir.path()).expect("reads"),
+            point
+        );
+        assert_eq!(point.offset(), 40);
         for bad in [
             "1\n0\n",
             "0\n2\n0 100 8 12 10 5 0\n",
@@ -212,9 +305,13 @@ mod tests {
             "0\n1\nfive\n",
             "0\n2\n0 100 8 12 10 5 0\n5 100 8 12 25 5 10\n",
             "\u{ff}\u{fe}",
+            "0\n1\nactive 5 x 7\n",
+            "0\n1\nactive 9 0 7\n",
+            "0\n2\nactive 5 0 7\nactive 5 0 7\n",
+            "0\n1\nlog-start many\n",
         ] {
             std::fs::write(dir.path().join(RECOVERY_POINT_FILE), bad).expect("write");
-            match read_flushed(&disk, dir.path()) {
+            match flushed(&disk) {
                 Err(Error::Corrupt {
                     kind: Corruption::Metadata(_),
                     ..
@@ -224,7 +321,7 @@ mod tests {
         }
         std::fs::write(dir.path().join(RECOVERY_POINT_FILE), "").expect("write");
         assert_eq!(
-            read_flushed(&disk, dir.path()).expect("an empty file has no entries"),
+            flushed(&disk).expect("an empty file has no entries"),
             vec![]
         );
     }

@@ -135,6 +135,7 @@ impl Shared {
         let CommitPlan {
             active_base,
             synced_end,
+            synced_next,
             seq: target,
             files,
             sealed,
@@ -160,8 +161,8 @@ impl Shared {
                 }
             });
         let mut writer = self.writer.lock();
-        let finished = synced
-            .and_then(|()| writer.finish_commit(self, target, (active_base, synced_end), &sealed));
+        let durable = (active_base, synced_end, synced_next);
+        let finished = synced.and_then(|()| writer.finish_commit(self, target, durable, &sealed));
         if let Err(e) = &finished {
             writer.poison(e);
         }

@@ -19,7 +19,10 @@ mod tests;
 mod writer;
 
 pub use reader::{LogRecord, OwnedHeader, OwnedRecord, Reader};
-pub use recovery::{RecoveryReport, RemovedSegment, Truncation};
+pub use recovery::{
+    BatchAfterCut, LogStartRebuild, MAX_REPORTED_BATCHES_AFTER_CUT, RecoveryOptions,
+    RecoveryReport, RemovedSegment, Truncation,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,7 +35,8 @@ use crate::disk::{Disk, OsDisk, ReadOnlyDisk};
 use crate::error::{Error, Result};
 use crate::record::{Record, TimestampType};
 use crate::segment::{Chunk, READ_CHUNK, Segment};
-use writer::{Appended, Writer};
+use checkpoint::RecoveryPoint;
+use writer::{Appended, Resume, Writer};
 
 /// The offsets an append was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,9 +87,24 @@ pub(crate) struct Shared {
     commit: commit::Commit,
     next_offset: AtomicI64,
     log_start_offset: AtomicI64,
+    /// The last recovery checkpoint written: its snapshot number and contents. Writes take
+    /// this lock; the writer lock, when held too, is taken first.
+    checkpoint: Mutex<(u64, Option<RecoveryPoint>)>,
 }
 
 impl Shared {
+    /// Writes a recovery-checkpoint snapshot unless a newer one was written, or the file
+    /// already says the same.
+    fn write_recovery_point(&self, seq: u64, point: &RecoveryPoint) -> Result<()> {
+        let mut last = self.checkpoint.lock();
+        if seq <= last.0 || last.1.as_ref() == Some(point) {
+            return Ok(());
+        }
+        checkpoint::write_recovery_point(&*self.disk, &self.dir, point)?;
+        *last = (seq, Some(point.clone()));
+        Ok(())
+    }
+
     fn next_offset(&self) -> i64 {
         self.next_offset.load(Ordering::Acquire)
     }
@@ -174,7 +193,20 @@ impl Partition {
     /// [`Error::Io`] for filesystem failures, [`Error::Corrupt`] when data recorded as flushed
     /// fails its checks.
     pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Partition> {
-        Partition::open_on(Arc::new(OsDisk), dir.as_ref(), config)
+        Partition::open_with(dir, config, RecoveryOptions::default())
+    }
+
+    /// [`open`](Partition::open), with what recovery may repair beyond a torn tail: cut
+    /// damaged flushed data, rebuild a missing log-start checkpoint (see [`RecoveryOptions`]).
+    ///
+    /// # Errors
+    /// As [`open`](Partition::open), except for what `options` allows to be repaired.
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+        options: RecoveryOptions,
+    ) -> Result<Partition> {
+        Partition::open_on(Arc::new(OsDisk), dir.as_ref(), config, options)
     }
 
     /// Opens the partition in `dir` for reading only, beside a process that may be writing it.
@@ -184,7 +216,8 @@ impl Partition {
     /// [`recovery`](Partition::recovery) and left alone. Appends, flushes and retention return
     /// [`Error::ReadOnly`]. Reads see the log as it was when opened.
     pub fn open_read_only(dir: impl AsRef<Path>, config: LogConfig) -> Result<Partition> {
-        Partition::open_on(Arc::new(ReadOnlyDisk), dir.as_ref(), config)
+        let options = RecoveryOptions::default();
+        Partition::open_on(Arc::new(ReadOnlyDisk), dir.as_ref(), config, options)
     }
 
     /// Opens (and recovers) the partition in `dir` on a [`FaultDisk`](crate::testing::FaultDisk)
@@ -199,15 +232,34 @@ impl Partition {
         dir: impl AsRef<Path>,
         config: LogConfig,
     ) -> Result<Partition> {
-        Partition::open_on(disk, dir.as_ref(), config)
+        Partition::open_on(disk, dir.as_ref(), config, RecoveryOptions::default())
     }
 
-    pub(crate) fn open_on(disk: Arc<dyn Disk>, dir: &Path, config: LogConfig) -> Result<Partition> {
+    /// [`open_on_fault_disk`](Partition::open_on_fault_disk) with [`RecoveryOptions`].
+    ///
+    /// # Errors
+    /// As [`open_with`](Partition::open_with).
+    #[cfg(feature = "fault-injection")]
+    pub fn open_on_fault_disk_with(
+        disk: Arc<crate::disk::fault::FaultDisk>,
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+        options: RecoveryOptions,
+    ) -> Result<Partition> {
+        Partition::open_on(disk, dir.as_ref(), config, options)
+    }
+
+    pub(crate) fn open_on(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        config: LogConfig,
+        options: RecoveryOptions,
+    ) -> Result<Partition> {
         let read_only = disk.is_read_only();
         let opened = if read_only {
-            recovery::open_read_only(&disk, dir, &config)?
+            recovery::open_read_only(&disk, dir, &config, options)?
         } else {
-            recovery::open(&disk, dir, &config)?
+            recovery::open(&disk, dir, &config, options)?
         };
         let log_start = opened.log_start_offset;
         let active = opened
@@ -216,15 +268,15 @@ impl Partition {
             .cloned()
             .ok_or(Error::InvalidArgument("recovery produced no segment"))?;
         let next_offset = active.next_offset();
-        let writer = Writer::new(
-            &config,
-            active,
-            opened.active,
-            opened.marker_present,
-            opened.flushed,
-            opened.unsynced,
-            opened.checkpoint_stale,
-        );
+        let resume = Resume {
+            marker_present: opened.marker_present,
+            flushed: opened.flushed,
+            unsynced: opened.unsynced,
+            checkpoint_stale: opened.checkpoint_stale,
+            durable_active: opened.durable_active,
+            log_start_checkpointed: opened.log_start_checkpointed,
+        };
+        let writer = Writer::new(&config, active, opened.active, resume);
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             config,
@@ -234,6 +286,7 @@ impl Partition {
             commit: commit::Commit::default(),
             next_offset: AtomicI64::new(next_offset),
             log_start_offset: AtomicI64::new(log_start),
+            checkpoint: Mutex::new((0, opened.recovery_point)),
         });
         Ok(Partition {
             shared,
@@ -476,6 +529,27 @@ impl Partition {
             return Ok(());
         }
         self.with_committed_writer(|w, shared| w.close(shared))
+    }
+
+    /// Writes the recovery checkpoint (Kafka's `recovery-point-offset-checkpoint`) if the
+    /// recovery point moved since it was last written: how much of the log fsyncs have made
+    /// durable, so an unclean open scans only what lies above it and treats damage below it
+    /// as corruption. Cheap when nothing changed; never on the append path. A
+    /// [`Store`](crate::Store) calls it every `log.flush.offset.checkpoint.interval.ms`; it is
+    /// also written at roll (once the sealed segment is fsynced) and at [`close`](Partition::close).
+    pub fn checkpoint_recovery_point(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        let snapshot = self
+            .shared
+            .writer
+            .lock()
+            .periodic_recovery_point(&self.shared);
+        match snapshot {
+            Some((seq, point)) => self.shared.write_recovery_point(seq, &point),
+            None => Ok(()),
+        }
     }
 
     /// What opening the partition found and repaired.

@@ -7,11 +7,17 @@
 //!    without reading them.
 //! 3. **recover** otherwise: segments the recovery checkpoint lists as fsynced are trusted as
 //!    recorded when their files still have the recorded lengths, without reading them. Every
-//!    other segment is scanned batch by batch. At the first invalid batch of an unflushed
-//!    segment the log is cut, later segments are removed, and everything removed is reported.
-//!    Indexes are rebuilt for every scanned segment. A flushed segment whose files disagree
-//!    with the checkpoint is scanned too, and damage within its flushed length is
-//!    [`Error::Corrupt`]: flushed data is never dropped silently.
+//!    other segment is scanned batch by batch. Above the recovery point, data may be torn by a
+//!    crash or holed by a power loss: at the first invalid batch the log is cut, later
+//!    segments are removed, and everything removed is reported, with any valid-looking batch
+//!    found in what was cut. At or below it (a flushed segment whose files disagree with the
+//!    checkpoint, or the active segment's recorded durable prefix) data was fsynced, so damage
+//!    there is [`Error::Corrupt`], or with [`RecoveryOptions::truncate_corrupt`] a cut reported
+//!    as such: flushed data is never dropped silently. Indexes are rebuilt for every scanned
+//!    segment.
+//! 4. **log start**: the log-start checkpoint, once written, must stay: a missing or damaged
+//!    one is [`Error::Corrupt`] unless [`RecoveryOptions::rebuild_log_start`] allows a rebuild.
+//!    A partition never checkpointed (a Kafka-made one) starts at its first segment.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,12 +28,69 @@ use crate::disk::{self, Disk, File, OpenMode};
 use crate::error::{Corruption, Error, Result};
 use crate::record::BatchHeader;
 use crate::segment::file_name::{self, FileKind, TempSuffix};
-use crate::segment::{Index, IndexBuilder, Segment, scan};
+use crate::segment::{
+    FoundBatch, Index, IndexBuilder, ScanOutcome, Segment, find_batches, scan, scan_marked,
+};
 
-use super::checkpoint::{self, LOG_START_FILE, RECOVERY_POINT_FILE};
+use super::checkpoint::{self, DurablePrefix, LOG_START_FILE, RECOVERY_POINT_FILE, RecoveryPoint};
 use super::manifest::SegmentRecord;
 use super::marker::{self, MARKER_FILE};
 use super::writer::ActiveInit;
+
+/// The most valid-looking batches after cuts a [`RecoveryReport`] lists one by one.
+pub const MAX_REPORTED_BATCHES_AFTER_CUT: usize = 1024;
+
+/// What opening a partition may repair beyond a torn tail. Both default to off: damage to data
+/// that was fsynced fails the open with a typed error, and the caller decides.
+///
+/// ```
+/// use topiclog::{LogConfig, Partition, RecoveryOptions};
+///
+/// let dir = tempfile::tempdir()?;
+/// let options = RecoveryOptions::new().truncate_corrupt(true);
+/// let log = Partition::open_with(dir.path(), LogConfig::default(), options)?;
+/// assert!(log.recovery().truncations.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryOptions {
+    truncate_corrupt: bool,
+    rebuild_log_start: bool,
+}
+
+impl RecoveryOptions {
+    /// Nothing beyond torn tails is repaired.
+    pub fn new() -> RecoveryOptions {
+        RecoveryOptions::default()
+    }
+
+    /// Cut the partition at damaged data that had been fsynced (at or below the recovery
+    /// point) instead of failing the open with [`Error::Corrupt`]. Everything from the damage
+    /// on is lost, later segments included; the [`Truncation`] says so (`flushed` is set).
+    pub fn truncate_corrupt(mut self, on: bool) -> RecoveryOptions {
+        self.truncate_corrupt = on;
+        self
+    }
+
+    /// Rebuild a missing or damaged log-start checkpoint instead of failing the open: the log
+    /// then starts at the last log start the recovery checkpoint recorded, or at its first
+    /// segment. Records deleted since (by `delete_records` or retention) may come back; the
+    /// rebuild is reported in [`RecoveryReport::log_start_rebuilt`].
+    pub fn rebuild_log_start(mut self, on: bool) -> RecoveryOptions {
+        self.rebuild_log_start = on;
+        self
+    }
+
+    /// Whether fsynced damage is cut instead of failing the open.
+    pub fn truncates_corrupt(&self) -> bool {
+        self.truncate_corrupt
+    }
+
+    /// Whether a missing or damaged log-start checkpoint is rebuilt.
+    pub fn rebuilds_log_start(&self) -> bool {
+        self.rebuild_log_start
+    }
+}
 
 /// What opening a partition found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,15 +100,29 @@ pub struct RecoveryReport {
     pub clean_shutdown: bool,
     /// Why the open was not clean (no marker, or which file disagreed with it).
     pub unclean_reason: Option<String>,
-    /// The recovery point the open started from: the offset after the last segment recorded
-    /// as fsynced (segments below it are trusted without reading them).
+    /// The recovery point the open started from: the offset below which the recovery
+    /// checkpoint recorded everything as fsynced (flushed segments are trusted without reading
+    /// them; damage below it is corruption, not a torn write).
     pub recovery_point: i64,
+    /// The recovery checkpoint could not be read (why): every segment was scanned, and damage
+    /// could not be told apart from a torn write.
+    pub recovery_checkpoint_unusable: Option<String>,
     /// Segments read batch by batch.
     pub segments_scanned: usize,
     /// Cuts made at the first invalid batch.
     pub truncations: Vec<Truncation>,
     /// Segments removed because they came after a cut.
     pub removed_segments: Vec<RemovedSegment>,
+    /// Whole batches with valid CRCs found in what the cuts removed (a power loss can write a
+    /// later page and lose an earlier one): lost with the cut, listed so the loss is visible.
+    /// At most [`MAX_REPORTED_BATCHES_AFTER_CUT`]; the rest are counted in
+    /// `batches_after_cut_unlisted`.
+    pub batches_after_cut: Vec<BatchAfterCut>,
+    /// Valid-looking batches after cuts beyond those listed.
+    pub batches_after_cut_unlisted: u64,
+    /// The log-start checkpoint was missing or damaged and was rebuilt (only with
+    /// [`RecoveryOptions::rebuild_log_start`]).
+    pub log_start_rebuilt: Option<LogStartRebuild>,
     /// Leftover and orphaned files deleted (temporary files, indexes without a log).
     pub removed_files: Vec<PathBuf>,
     /// Files in the directory that topiclog does not know and left alone.
@@ -72,6 +149,33 @@ pub struct Truncation {
     pub bytes_removed: u64,
     /// Why the batch there is invalid (for a torn write, a batch running past the end).
     pub reason: Corruption,
+    /// The cut removed data that had been fsynced: damage, not a torn write (only with
+    /// [`RecoveryOptions::truncate_corrupt`]).
+    pub flushed: bool,
+}
+
+/// A whole batch with a valid CRC found after a cut, lost with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchAfterCut {
+    /// The `.log` file it was in.
+    pub path: PathBuf,
+    /// Its byte position there.
+    pub position: u64,
+    /// Its first offset.
+    pub base_offset: i64,
+    /// Its last offset.
+    pub last_offset: i64,
+}
+
+/// A log-start checkpoint rebuilt on open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogStartRebuild {
+    /// The log start offset the partition opened with (and wrote back).
+    pub offset: i64,
+    /// What was wrong with the checkpoint.
+    pub reason: String,
 }
 
 /// A segment removed because an earlier one was cut.
@@ -100,6 +204,12 @@ pub(crate) struct Opened {
     pub(crate) checkpoint_stale: bool,
     /// The log start offset: the checkpointed one, or the first segment's base offset.
     pub(crate) log_start_offset: i64,
+    /// Whether the log-start checkpoint exists (the recovery checkpoint then says so).
+    pub(crate) log_start_checkpointed: bool,
+    /// How much of the active segment is known to be fsynced: `(bytes, next offset)`.
+    pub(crate) durable_active: Option<(u64, i64)>,
+    /// The recovery checkpoint as read (`None` if unusable).
+    pub(crate) recovery_point: Option<RecoveryPoint>,
 }
 
 /// Which files each segment has.
@@ -108,42 +218,132 @@ struct Present {
     log: bool,
 }
 
-pub(crate) fn open(disk: &Arc<dyn Disk>, dir: &Path, config: &LogConfig) -> Result<Opened> {
+pub(crate) fn open(
+    disk: &Arc<dyn Disk>,
+    dir: &Path,
+    config: &LogConfig,
+    options: RecoveryOptions,
+) -> Result<Opened> {
     create_dir_durably(&**disk, dir)?;
     let mut report = RecoveryReport::default();
     cut_after_failed_fsync(&**disk, dir, &mut report)?;
     let bases = sweep(&**disk, dir, &mut report)?;
-    // A damaged checkpoint only costs a longer scan: every segment is scanned.
-    let flushed = checkpoint::read_flushed(&**disk, dir).unwrap_or_default();
-    report.recovery_point = flushed.last().map_or(0, |r| r.state.next_offset);
+    // A damaged recovery checkpoint costs a longer scan (every segment is scanned), and the
+    // report says so.
+    let point = match checkpoint::read_recovery_point(&**disk, dir) {
+        Ok(point) => Some(point),
+        Err(e) => {
+            report.recovery_checkpoint_unusable = Some(e.to_string());
+            None
+        }
+    };
+    let known = point.clone().unwrap_or_default();
+    report.recovery_point = known.offset();
+    let recorded_start = recorded_log_start(&**disk, dir, &known, options, &mut report)?;
     let clean = match marker::read(&**disk, dir)? {
         None => Err("no clean-shutdown marker".to_owned()),
         Some(Err(why)) => Err(format!("clean-shutdown marker unusable: {why}")),
         Some(Ok(records)) => check_marker(&**disk, dir, &bases, &records).map(|()| records),
     };
-    let (segments, scanned, report) = match clean {
+    let (segments, scanned, report, durable_active) = match clean {
         Ok(records) => {
             report.clean_shutdown = true;
             let segments = open_recorded(disk, dir, config, &records)?;
             let scanned = vec![None; segments.len()];
-            (segments, scanned, report)
+            // A clean close fsynced everything.
+            let durable = segments.last().map(|s| (s.size(), s.next_offset()));
+            (segments, scanned, report, durable)
         }
         Err(reason) => {
             report.unclean_reason = Some(reason);
-            recover(disk, dir, config, &bases, &flushed, report)?
+            let floor = recorded_start.unwrap_or(i64::MIN);
+            recover(disk, dir, config, &bases, (&known, floor), options, report)?
         }
     };
-    let recorded_start = checkpoint::read_log_start(&**disk, dir)?;
-    let (segments, scanned, report) = match recorded_start {
+    let (segments, scanned, report, durable_active) = match recorded_start {
         Some(start) if segments.last().is_some_and(|s| s.next_offset() < start) => {
-            restart_at(disk, dir, config, segments, start, report)?
+            let (segments, scanned, report) =
+                restart_at(disk, dir, config, segments, start, report)?;
+            (segments, scanned, report, None)
         }
-        _ => (segments, scanned, report),
+        _ => (segments, scanned, report, durable_active),
     };
     let first_base = segments.first().map_or(0, |s| s.base_offset());
-    let mut opened = finish(config, segments, scanned, &flushed, report)?;
-    opened.log_start_offset = recorded_start.unwrap_or(first_base).max(first_base);
+    let log_start = recorded_start.unwrap_or(first_base).max(first_base);
+    let mut report = report;
+    if let Some(rebuilt) = &mut report.log_start_rebuilt {
+        checkpoint::write_log_start(&**disk, dir, log_start)?;
+        rebuilt.offset = log_start;
+    }
+    let mut opened = finish(config, segments, scanned, &known.flushed, report)?;
+    opened.log_start_offset = log_start;
+    opened.log_start_checkpointed =
+        recorded_start.is_some() || opened.report.log_start_rebuilt.is_some();
+    opened.durable_active = durable_active;
+    let now = RecoveryPoint {
+        flushed: opened.flushed.clone(),
+        active: durable_prefix(&opened.segments, durable_active),
+        log_start: opened.log_start_checkpointed.then_some(log_start),
+    };
+    // Rewritten before the first write when it no longer says what the files hold: a segment
+    // listed as flushed may be the active one again, or a prefix may have been cut.
+    opened.checkpoint_stale = point.as_ref() != Some(&now);
+    opened.recovery_point = point;
+    if opened.checkpoint_stale && opened.report.truncations.iter().any(|t| t.flushed) {
+        // A cut the caller allowed: at once, or the next open would fail on it again.
+        checkpoint::write_recovery_point(&**disk, dir, &now)?;
+        opened.checkpoint_stale = false;
+        opened.recovery_point = Some(now);
+    }
     Ok(opened)
+}
+
+/// The durable prefix of the last segment, as the recovery checkpoint records it.
+pub(crate) fn durable_prefix(
+    segments: &[Arc<Segment>],
+    durable: Option<(u64, i64)>,
+) -> Option<DurablePrefix> {
+    let active = segments.last()?;
+    durable
+        .filter(|&(size, _)| size > 0)
+        .map(|(size, next_offset)| DurablePrefix {
+            base_offset: active.base_offset(),
+            size,
+            next_offset,
+        })
+}
+
+/// The log start the log-start checkpoint holds: `None` when it was never written. Once
+/// written (the recovery checkpoint then records it), a missing or damaged file is
+/// [`Error::Corrupt`], or with [`RecoveryOptions::rebuild_log_start`] falls back to the last
+/// log start the recovery checkpoint recorded (the rebuild is reported).
+fn recorded_log_start(
+    disk: &dyn Disk,
+    dir: &Path,
+    point: &RecoveryPoint,
+    options: RecoveryOptions,
+    report: &mut RecoveryReport,
+) -> Result<Option<i64>> {
+    let problem = match checkpoint::read_log_start(disk, dir) {
+        Ok(Some(start)) => return Ok(Some(start)),
+        Ok(None) => match point.log_start {
+            None => return Ok(None),
+            Some(last_known) => Error::corrupt(
+                dir.join(LOG_START_FILE),
+                0,
+                Corruption::LogStartMissing { last_known },
+            ),
+        },
+        Err(e) => e,
+    };
+    if !options.rebuild_log_start {
+        return Err(problem);
+    }
+    report.log_start_rebuilt = Some(LogStartRebuild {
+        offset: point.log_start.unwrap_or(0),
+        reason: problem.to_string(),
+    });
+    Ok(point.log_start)
 }
 
 /// A log whose end lies below its recorded start (everything was deleted, then the segments
@@ -187,6 +387,7 @@ pub(crate) fn open_read_only(
     disk: &Arc<dyn Disk>,
     dir: &Path,
     config: &LogConfig,
+    options: RecoveryOptions,
 ) -> Result<Opened> {
     let mut report = RecoveryReport::default();
     let bases = list_segments(&**disk, dir)?;
@@ -243,9 +444,13 @@ pub(crate) fn open_read_only(
         ));
     }
     let first_base = segments.first().map_or(0, |s| s.base_offset());
-    let recorded_start = checkpoint::read_log_start(&**disk, dir)?;
+    let point = checkpoint::read_recovery_point(&**disk, dir).unwrap_or_default();
+    let recorded_start = recorded_log_start(&**disk, dir, &point, options, &mut report)?;
     let mut opened = finish(config, segments, scanned, &[], report)?;
     opened.log_start_offset = recorded_start.unwrap_or(first_base).max(first_base);
+    if let Some(rebuilt) = &mut opened.report.log_start_rebuilt {
+        rebuilt.offset = opened.log_start_offset;
+    }
     Ok(opened)
 }
 
@@ -266,6 +471,7 @@ pub(crate) fn scan_read_only(
         position: stop.position,
         bytes_removed: log_len - outcome.valid_size,
         reason: stop.kind.clone(),
+        flushed: false,
     });
     let state = outcome.state();
     let segment = Segment::open(
@@ -359,6 +565,7 @@ fn cut_after_failed_fsync(disk: &dyn Disk, dir: &Path, report: &mut RecoveryRepo
             position: synced,
             bytes_removed: len - synced,
             reason: Corruption::UnsyncedAfterFailedFsync { synced },
+            flushed: false,
         });
     }
     disk::remove_file(disk, &dir.join(checkpoint::POISON_FILE))?;
@@ -498,26 +705,39 @@ fn open_recorded(
         .collect()
 }
 
-/// Pass 3: recovery after an unclean stop. Returns the segments, and for each one that was
-/// scanned, the index state to append with.
+/// Pass 3: recovery after an unclean stop. Returns the segments, for each one that was
+/// scanned the index state to append with, and how much of the last one is known durable.
 #[allow(clippy::type_complexity)]
 fn recover(
     disk: &Arc<dyn Disk>,
     dir: &Path,
     config: &LogConfig,
     bases: &BTreeMap<i64, Present>,
-    flushed: &[SegmentRecord],
+    (point, log_start): (&RecoveryPoint, i64),
+    options: RecoveryOptions,
     mut report: RecoveryReport,
-) -> Result<(Vec<Arc<Segment>>, Vec<Option<IndexBuilder>>, RecoveryReport)> {
+) -> Result<(
+    Vec<Arc<Segment>>,
+    Vec<Option<IndexBuilder>>,
+    RecoveryReport,
+    Option<(u64, i64)>,
+)> {
     let interval = config.index_interval_bytes();
+    let max_batch = u64::try_from(config.max_message_bytes())
+        .unwrap_or(0)
+        .max(crate::segment::READ_CHUNK as u64);
     let bases: Vec<i64> = bases.keys().copied().collect();
     let mut segments: Vec<Arc<Segment>> = Vec::new();
     let mut scanned: Vec<Option<IndexBuilder>> = Vec::new();
+    let mut durable_last = None;
     let mut cut = false;
     for (i, &base) in bases.iter().enumerate() {
         let log_path = file_name::file_path(dir, base, FileKind::Log);
         let log_len = disk::file_len(&**disk, &log_path)?.unwrap_or(0);
         if cut {
+            if let Ok(log) = File::open(&**disk, log_path.clone(), OpenMode::Read) {
+                note_batches_after_cut(&mut report, &log, &log_path, (0, log_len), max_batch)?;
+            }
             for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
                 disk::remove_file(&**disk, &file_name::file_path(dir, base, kind))?;
             }
@@ -527,31 +747,54 @@ fn recover(
             });
             continue;
         }
-        let record = flushed.iter().find(|r| r.base_offset == base);
+        let record = point.flushed.iter().find(|r| r.base_offset == base);
         if let Some(record) = record.filter(|r| r.check_files(&**disk, dir).is_ok()) {
             let segment = Segment::open(disk, dir, base, record.state, None, interval, true)?;
             segments.push(Arc::new(segment));
             scanned.push(None);
+            durable_last = Some((record.state.size, record.state.next_offset));
             continue;
         }
+        // What an fsync made durable of this segment, if anything was recorded. Records
+        // below the log start were deleted: losing them loses nothing.
+        let prefix = match record {
+            Some(r) => Some(DurablePrefix {
+                base_offset: base,
+                size: r.state.size,
+                next_offset: r.state.next_offset,
+            }),
+            None => point.active.filter(|p| p.base_offset == base),
+        }
+        .filter(|p| p.next_offset > log_start);
         let log = File::open(&**disk, log_path.clone(), OpenMode::Write)?;
         // A flushed segment is scanned only up to its flushed length; what lies beyond was
         // never part of it.
         let end = record.map_or(log_len, |r| r.state.size.min(log_len));
         let map = log.map(end).ok().flatten();
-        let outcome = scan(&log, map.as_ref(), base, 0, end, interval)?;
+        let mark = prefix.map_or(0, |p| p.size);
+        let mut outcome = scan_marked(&log, map.as_ref(), base, (0, end), interval, mark)?;
         drop(map);
         report.segments_scanned += 1;
-        if let Some(record) = record {
-            if let Some(stop) = &outcome.stop {
-                return Err(Error::corrupt(log_path, stop.position, stop.kind.clone()));
+        let damage = prefix.and_then(|p| durable_damage(&outcome, p, log_len));
+        let damaged = damage.is_some();
+        if let Some((position, kind)) = damage {
+            if !options.truncate_corrupt {
+                return Err(Error::corrupt(log_path, position, kind));
             }
-            if outcome.next_offset != record.state.next_offset || log_len < record.state.size {
-                let kind = Corruption::FlushedDataMissing {
-                    flushed_size: record.state.size,
-                };
-                return Err(Error::corrupt(log_path, outcome.valid_size, kind));
-            }
+            // Keep the batches before the damage that still match what was fsynced.
+            let keep = outcome.valid_size.min(outcome.at_mark.0);
+            note_batches_after_cut(&mut report, &log, &log_path, (keep, log_len), max_batch)?;
+            log.set_len(keep)?;
+            report.truncations.push(Truncation {
+                path: log_path.clone(),
+                position: keep,
+                bytes_removed: log_len - keep,
+                reason: kind,
+                flushed: true,
+            });
+            outcome = scan(&log, None, base, 0, keep, interval)?;
+            cut = true;
+        } else if record.is_some() {
             if log_len > end {
                 log.set_len(end)?;
                 report.truncations.push(Truncation {
@@ -559,18 +802,23 @@ fn recover(
                     position: end,
                     bytes_removed: log_len - end,
                     reason: Corruption::BeyondFlushedEnd { flushed_size: end },
+                    flushed: false,
                 });
             }
         } else if let Some(stop) = &outcome.stop {
+            let torn = (outcome.valid_size, log_len);
+            note_batches_after_cut(&mut report, &log, &log_path, torn, max_batch)?;
             log.set_len(outcome.valid_size)?;
             report.truncations.push(Truncation {
                 path: log_path.clone(),
                 position: stop.position,
                 bytes_removed: log_len - outcome.valid_size,
                 reason: stop.kind.clone(),
+                flushed: false,
             });
             cut = true;
         }
+        durable_last = prefix.filter(|_| !damaged).map(|p| (p.size, p.next_offset));
         if let Some(next) = bases
             .get(i + 1)
             .copied()
@@ -581,11 +829,15 @@ fn recover(
                 last_offset: next,
                 expected_at_least: outcome.next_offset,
             };
-            return Err(Error::corrupt(
-                file_name::file_path(dir, next, FileKind::Log),
-                0,
-                kind,
-            ));
+            if !options.truncate_corrupt {
+                return Err(Error::corrupt(
+                    file_name::file_path(dir, next, FileKind::Log),
+                    0,
+                    kind,
+                ));
+            }
+            // The later segments overlap this one: they go.
+            cut = true;
         }
         let state = outcome.state();
         let segment = Segment::open(
@@ -605,8 +857,79 @@ fn recover(
         disk::sync_dir(&**disk, dir)?;
         segments.push(Arc::new(segment));
         scanned.push(Some(IndexBuilder::new(interval, 0)));
+        durable_last = None;
     }
-    Ok((segments, scanned, report))
+    let last_offset = segments.last().map_or(0, |s| s.next_offset());
+    if let Some(missing) = point
+        .active
+        .filter(|p| p.next_offset > last_offset.max(log_start) && !cut)
+        .filter(|p| bases.binary_search(&p.base_offset).is_err())
+    {
+        // The segment the durable prefix was in is gone, and the log ends before it.
+        let path = file_name::file_path(dir, missing.base_offset, FileKind::Log);
+        let kind = Corruption::FlushedDataMissing {
+            flushed_size: missing.size,
+        };
+        if !options.truncate_corrupt {
+            return Err(Error::corrupt(path, 0, kind));
+        }
+        report.truncations.push(Truncation {
+            path,
+            position: 0,
+            bytes_removed: missing.size,
+            reason: kind,
+            flushed: true,
+        });
+    }
+    Ok((segments, scanned, report, durable_last))
+}
+
+/// Where and why a scanned segment fails what an fsync made durable of it (`prefix`): a bad
+/// batch within the durable bytes, bytes missing, or different batches there.
+fn durable_damage(
+    outcome: &ScanOutcome,
+    prefix: DurablePrefix,
+    log_len: u64,
+) -> Option<(u64, Corruption)> {
+    let missing = Corruption::FlushedDataMissing {
+        flushed_size: prefix.size,
+    };
+    if outcome.valid_size < prefix.size {
+        return Some(match &outcome.stop {
+            Some(stop) if log_len >= prefix.size => (stop.position, stop.kind.clone()),
+            _ => (outcome.valid_size, missing),
+        });
+    }
+    if outcome.at_mark != (prefix.size, prefix.next_offset) {
+        let kind = Corruption::FlushedDataChanged {
+            flushed_size: prefix.size,
+            next_offset: prefix.next_offset,
+        };
+        return Some((outcome.at_mark.0, kind));
+    }
+    None
+}
+
+/// Lists the valid-looking batches in `range` of a `.log` a cut removes (or removed).
+fn note_batches_after_cut(
+    report: &mut RecoveryReport,
+    log: &File,
+    path: &Path,
+    range: (u64, u64),
+    max_batch: u64,
+) -> Result<()> {
+    let room = MAX_REPORTED_BATCHES_AFTER_CUT.saturating_sub(report.batches_after_cut.len());
+    let (found, unlisted) = find_batches(log, range, max_batch, room)?;
+    report.batches_after_cut_unlisted += unlisted;
+    report
+        .batches_after_cut
+        .extend(found.into_iter().map(|b: FoundBatch| BatchAfterCut {
+            path: path.to_path_buf(),
+            position: b.position,
+            base_offset: b.base_offset,
+            last_offset: b.last_offset,
+        }));
+    Ok(())
 }
 
 /// Seals all but the last segment, writes the indexes of scanned sealed segments, and works out
@@ -653,10 +976,13 @@ fn finish(
         segments,
         active: init,
         report,
-        checkpoint_stale: kept_flushed.as_slice() != flushed,
+        checkpoint_stale: false,
         flushed: kept_flushed,
         unsynced,
         log_start_offset: 0,
+        log_start_checkpointed: false,
+        durable_active: None,
+        recovery_point: None,
     })
 }
 

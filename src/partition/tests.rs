@@ -27,7 +27,13 @@ fn value(i: i64) -> Vec<u8> {
 #[test]
 fn reads_without_mappings_match_reads_with_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = Partition::open_on(Arc::new(NoMapDisk), dir.path(), config()).expect("open");
+    let log = Partition::open_on(
+        Arc::new(NoMapDisk),
+        dir.path(),
+        config(),
+        Default::default(),
+    )
+    .expect("open");
     for i in 0..2_000i64 {
         log.append(Record::new(&value(i)).with_timestamp(i))
             .expect("append");
@@ -52,12 +58,24 @@ fn reads_without_mappings_match_reads_with_them() {
         Some(1_234)
     );
     drop(log); // crash-style: recovery scans through pread windows too
-    let log = Partition::open_on(Arc::new(NoMapDisk), dir.path(), config()).expect("reopen");
+    let log = Partition::open_on(
+        Arc::new(NoMapDisk),
+        dir.path(),
+        config(),
+        Default::default(),
+    )
+    .expect("reopen");
     assert!(log.recovery().segments_scanned > 0);
     check(&log, 0);
     log.close().expect("close");
     drop(log);
-    let log = Partition::open_on(Arc::new(NoMapDisk), dir.path(), config()).expect("reopen");
+    let log = Partition::open_on(
+        Arc::new(NoMapDisk),
+        dir.path(),
+        config(),
+        Default::default(),
+    )
+    .expect("reopen");
     assert!(log.recovery().clean_shutdown);
     check(&log, 500);
 }
@@ -69,7 +87,13 @@ fn batches_larger_than_a_read_chunk_read_back_without_mappings() {
         .max_message_bytes(2 << 20)
         .build()
         .expect("config");
-    let log = Partition::open_on(Arc::new(NoMapDisk), dir.path(), config.clone()).expect("open");
+    let log = Partition::open_on(
+        Arc::new(NoMapDisk),
+        dir.path(),
+        config.clone(),
+        Default::default(),
+    )
+    .expect("open");
     let big = vec![42u8; 600 * 1024];
     log.append(Record::new(b"small")).expect("append");
     log.append(Record::new(&big)).expect("append");
@@ -82,7 +106,8 @@ fn batches_larger_than_a_read_chunk_read_back_without_mappings() {
         .collect();
     assert_eq!(values, [5, 600 * 1024, 5]);
     drop(log);
-    let log = Partition::open_on(Arc::new(NoMapDisk), dir.path(), config).expect("reopen");
+    let log = Partition::open_on(Arc::new(NoMapDisk), dir.path(), config, Default::default())
+        .expect("reopen");
     let values: Vec<usize> = log
         .read(1)
         .expect("reader")

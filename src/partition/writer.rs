@@ -11,6 +11,7 @@ use crate::record::{BatchParams, EncodeError, Record, encode_batch};
 use crate::segment::file_name::FileKind;
 use crate::segment::{Entry, IndexBuilder, OffsetEntry, Segment, TimeEntry};
 
+use super::checkpoint::RecoveryPoint;
 use super::manifest::SegmentRecord;
 use super::marker;
 use super::retention::{self, Limits, SegmentInfo};
@@ -30,6 +31,22 @@ pub(crate) struct ActiveInit {
     pub(crate) times_written: usize,
 }
 
+/// What recovery hands the writer about durability.
+#[derive(Debug)]
+pub(crate) struct Resume {
+    pub(crate) marker_present: bool,
+    /// Records of the sealed segments known to be fsynced.
+    pub(crate) flushed: Vec<SegmentRecord>,
+    /// Sealed segments not known to be fsynced.
+    pub(crate) unsynced: Vec<Arc<Segment>>,
+    /// The recovery checkpoint must be rewritten before the first write.
+    pub(crate) checkpoint_stale: bool,
+    /// How much of the active segment is known fsynced: `(bytes, next offset)`.
+    pub(crate) durable_active: Option<(u64, i64)>,
+    /// Whether the log-start checkpoint exists.
+    pub(crate) log_start_checkpointed: bool,
+}
+
 /// A batch appended but not yet published to readers: in the durable mode, batches are
 /// published once a group commit has made them durable.
 #[derive(Debug)]
@@ -47,6 +64,8 @@ pub(crate) struct CommitPlan {
     /// The active segment, and its bytes in the file when the round began.
     pub(crate) active_base: i64,
     pub(crate) synced_end: u64,
+    /// The offset after the last batch in those bytes.
+    pub(crate) synced_next: i64,
     pub(crate) seq: u64,
     pub(crate) files: Vec<File>,
     /// Sealed segments the round syncs (one at a time, see [`Segment::sync_files`]), recorded
@@ -87,6 +106,14 @@ pub(crate) struct Writer {
     poisoned: Option<String>,
     /// Bytes of the active segment a successful commit made durable.
     synced_end: u64,
+    /// What the recovery checkpoint may call durable of the active segment: `(bytes, next
+    /// offset)` as of the last successful fsync (after an unclean open, only what the
+    /// checkpoint recorded: what a crash left in the page cache is not known durable).
+    durable_active: Option<(u64, i64)>,
+    /// The log-start checkpoint exists; the recovery checkpoint records its value too.
+    log_start_checkpointed: bool,
+    /// Counts recovery-checkpoint snapshots, so an older one never overwrites a newer one.
+    checkpoint_seq: u64,
     /// Every append durable when it returns (`flush.messages` 1).
     durable: bool,
     /// Published bytes of the active segment not yet written to its file.
@@ -119,10 +146,7 @@ impl Writer {
         config: &LogConfig,
         active: Arc<Segment>,
         init: ActiveInit,
-        marker_present: bool,
-        flushed: Vec<SegmentRecord>,
-        unsynced: Vec<Arc<Segment>>,
-        checkpoint_stale: bool,
+        resume: Resume,
     ) -> Writer {
         let (offset_entries, time_entries) = active
             .with_indexes(|ix| (ix.offsets.len(), ix.times.len()))
@@ -138,6 +162,9 @@ impl Writer {
             unflushed_since: 0,
             poisoned: None,
             synced_end: active.size(),
+            durable_active: resume.durable_active,
+            log_start_checkpointed: resume.log_start_checkpointed,
+            checkpoint_seq: 0,
             durable: config.is_durable(),
             active,
             tail: Vec::with_capacity(config.write_buffer_bytes().min(64 << 20)),
@@ -149,11 +176,11 @@ impl Writer {
             offsets_written: init.offsets_written,
             times_written: init.times_written,
             index_files: None,
-            unsynced,
-            flushed,
-            checkpoint_stale,
+            unsynced: resume.unsynced,
+            flushed: resume.flushed,
+            checkpoint_stale: resume.checkpoint_stale,
             dir_dirty: false,
-            marker_present,
+            marker_present: resume.marker_present,
             prepared: false,
             max_offset_entries: index_bytes / OffsetEntry::SIZE,
             max_time_entries: index_bytes / TimeEntry::SIZE,
@@ -185,9 +212,9 @@ impl Writer {
             self.marker_present = false;
         }
         if self.checkpoint_stale {
-            // A segment listed as flushed may be the active one again: appends to it must not
-            // later read as bytes past its flushed end.
-            checkpoint::write_flushed(&*shared.disk, &shared.dir, &self.flushed)?;
+            // A segment listed as flushed may be the active one again, or a durable prefix may
+            // have been cut: appends must not later read as damage to durable data.
+            self.save_checkpoint(shared, self.flushed.clone())?;
             self.checkpoint_stale = false;
         }
         let config = &shared.config;
@@ -420,6 +447,7 @@ impl Writer {
         let sealed = self.unsynced.clone();
         Ok(CommitPlan {
             synced_end: self.active.file_size(),
+            synced_next: self.next_offset,
             active_base: self.active.base_offset(),
             seq: self.appended_seq,
             files,
@@ -434,11 +462,17 @@ impl Writer {
         &mut self,
         shared: &Shared,
         seq: u64,
-        (active_base, synced_end): (i64, u64),
+        (active_base, synced_end, synced_next): (i64, u64, i64),
         sealed: &[Arc<Segment>],
     ) -> Result<()> {
         if active_base == self.active.base_offset() {
             self.synced_end = self.synced_end.max(synced_end);
+            if self
+                .durable_active
+                .is_none_or(|(size, _)| size < synced_end)
+            {
+                self.durable_active = Some((synced_end, synced_next));
+            }
         }
         while let Some(p) = self.pending.front() {
             if p.seq > seq {
@@ -457,7 +491,7 @@ impl Writer {
                 flushed.push(SegmentRecord::of(&*shared.disk, segment)?);
             }
             flushed.sort_by_key(|r| r.base_offset);
-            checkpoint::write_flushed(&*shared.disk, &shared.dir, &flushed)?;
+            self.save_checkpoint(shared, flushed.clone())?;
             self.flushed = flushed;
             self.unsynced
                 .retain(|s| !sealed.iter().any(|d| Arc::ptr_eq(d, s)));
@@ -514,6 +548,7 @@ impl Writer {
         self.dir_dirty = true;
         self.end = 0;
         self.synced_end = 0;
+        self.durable_active = None;
         self.builder = IndexBuilder::new(config.index_interval_bytes(), base);
         self.first_batch_timestamp = None;
         self.created_ms = config.clock().now_ms();
@@ -611,6 +646,7 @@ impl Writer {
         }
         self.active.log()?.sync_data()?;
         self.synced_end = self.active.file_size();
+        self.durable_active = Some((self.synced_end, self.next_offset));
         if let Some((index, times)) = &self.index_files {
             index.sync_data()?;
             times.sync_data()?;
@@ -627,7 +663,7 @@ impl Writer {
                 flushed.push(SegmentRecord::of(disk, segment)?);
             }
             flushed.sort_by_key(|r| r.base_offset);
-            checkpoint::write_flushed(disk, &shared.dir, &flushed)?;
+            self.save_checkpoint(shared, flushed.clone())?;
             self.flushed = flushed;
             self.unsynced.clear();
         }
@@ -722,6 +758,12 @@ impl Writer {
         if offset > shared.log_start_offset() {
             checkpoint::write_log_start(&*shared.disk, &shared.dir, offset)?;
             shared.log_start_offset.store(offset, Ordering::Release);
+            if !self.log_start_checkpointed {
+                // From now on the file must exist: the recovery checkpoint says so, and an
+                // open that finds it missing fails instead of bringing back deleted records.
+                self.log_start_checkpointed = true;
+                self.save_checkpoint(shared, self.flushed.clone())?;
+            }
         }
         Ok(())
     }
@@ -742,7 +784,7 @@ impl Writer {
         let flushed_before = self.flushed.len();
         self.flushed.retain(|r| !bases.contains(&r.base_offset));
         if self.flushed.len() != flushed_before {
-            checkpoint::write_flushed(&*shared.disk, &shared.dir, &self.flushed)?;
+            self.save_checkpoint(shared, self.flushed.clone())?;
         }
         let mut deleted = Vec::with_capacity(removed.len());
         for segment in removed {
@@ -751,6 +793,46 @@ impl Writer {
         }
         self.dir_dirty = true;
         Ok(deleted)
+    }
+
+    /// A snapshot of the recovery checkpoint with `flushed` as the flushed segments, numbered
+    /// so that [`Shared::write_recovery_point`] never lets an older one overwrite it.
+    pub(crate) fn recovery_point(
+        &mut self,
+        shared: &Shared,
+        flushed: Vec<SegmentRecord>,
+    ) -> (u64, RecoveryPoint) {
+        self.checkpoint_seq += 1;
+        let active = super::recovery::durable_prefix(
+            std::slice::from_ref(&self.active),
+            self.durable_active,
+        );
+        let point = RecoveryPoint {
+            flushed,
+            active,
+            log_start: self
+                .log_start_checkpointed
+                .then(|| shared.log_start_offset()),
+        };
+        (self.checkpoint_seq, point)
+    }
+
+    /// The recovery checkpoint as it stands, for the periodic write; `None` once closed or
+    /// poisoned (nothing more may be recorded as durable).
+    pub(crate) fn periodic_recovery_point(
+        &mut self,
+        shared: &Shared,
+    ) -> Option<(u64, RecoveryPoint)> {
+        if self.closed || self.poisoned.is_some() {
+            return None;
+        }
+        Some(self.recovery_point(shared, self.flushed.clone()))
+    }
+
+    /// Writes the recovery checkpoint with `flushed` as the flushed segments, now.
+    fn save_checkpoint(&mut self, shared: &Shared, flushed: Vec<SegmentRecord>) -> Result<()> {
+        let (seq, point) = self.recovery_point(shared, flushed);
+        shared.write_recovery_point(seq, &point)
     }
 
     pub(crate) fn close(&mut self, shared: &Shared) -> Result<()> {
@@ -765,6 +847,9 @@ impl Writer {
             index.sync_data()?;
             times.sync_data()?;
         }
+        // The recovery point at clean shutdown, as Kafka writes it: the marker goes with the
+        // first write after the next open, the checkpoint stays.
+        self.save_checkpoint(shared, self.flushed.clone())?;
         let disk = &*shared.disk;
         let mut records = Vec::new();
         for segment in shared.segments.read().iter() {

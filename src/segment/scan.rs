@@ -152,6 +152,9 @@ pub(crate) struct ScanOutcome {
     pub(crate) builder: IndexBuilder,
     /// Why the scan stopped early, if it did.
     pub(crate) stop: Option<ScanStop>,
+    /// With a mark: the end of the last valid batch at or before it, and the next offset
+    /// there (the start and the base offset if no batch ends by then).
+    pub(crate) at_mark: (u64, i64),
 }
 
 impl ScanOutcome {
@@ -176,6 +179,20 @@ pub(crate) fn scan(
     file_size: u64,
     index_interval_bytes: i32,
 ) -> Result<ScanOutcome> {
+    let range = (start, file_size);
+    scan_marked(log, map, base_offset, range, index_interval_bytes, start)
+}
+
+/// [`scan`] over `(start, file_size)`, noting where the batches stand at byte `mark` (what
+/// recovery checks against a recorded durable length).
+pub(crate) fn scan_marked(
+    log: &File,
+    map: Option<&Mapping>,
+    base_offset: i64,
+    (start, file_size): (u64, u64),
+    index_interval_bytes: i32,
+    mark: u64,
+) -> Result<ScanOutcome> {
     let mut window = Window {
         log,
         map,
@@ -191,6 +208,7 @@ pub(crate) fn scan(
     let mut pos = start;
     let mut next_offset = base_offset;
     let mut stop = None;
+    let mut at_mark = (start, base_offset);
     while pos < file_size {
         let bytes = window.get(pos, BATCH_HEADER_LEN)?;
         let parsed = match Batch::parse(bytes) {
@@ -249,6 +267,9 @@ pub(crate) fn scan(
         );
         next_offset = h.next_offset();
         pos += size;
+        if pos <= mark {
+            at_mark = (pos, next_offset);
+        }
     }
     builder.finish(&mut indexes, base_offset);
     Ok(ScanOutcome {
@@ -257,7 +278,79 @@ pub(crate) fn scan(
         indexes,
         builder,
         stop,
+        at_mark,
     })
+}
+
+/// A whole batch with a valid CRC, found by [`find_batches`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FoundBatch {
+    pub(crate) position: u64,
+    pub(crate) base_offset: i64,
+    pub(crate) last_offset: i64,
+}
+
+/// Looks for whole batches with valid CRCs anywhere in `[from, end)` of `log`, at every byte
+/// position: after a power loss, pages written later than the first torn one may have reached
+/// the disk, and what they hold is lost with the cut. Returns up to `limit` of them, and how
+/// many more were found. Batches larger than `max_batch` bytes are not looked for, so garbage
+/// claiming a huge length costs no huge read.
+pub(crate) fn find_batches(
+    log: &File,
+    (from, end): (u64, u64),
+    max_batch: u64,
+    limit: usize,
+) -> Result<(Vec<FoundBatch>, u64)> {
+    let mut window = Window {
+        log,
+        map: None,
+        end,
+        buf: Vec::new(),
+        buf_start: 0,
+    };
+    let mut found = Vec::new();
+    let mut more = 0u64;
+    let mut pos = from;
+    while pos + BATCH_HEADER_LEN as u64 <= end {
+        let header = window.get(pos, BATCH_HEADER_LEN)?;
+        // Cheap filters first: the magic byte and a length that fits.
+        let length = header
+            .get(8..12)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(i32::from_be_bytes)
+            .and_then(|l| u64::try_from(l).ok());
+        let size = match (header.get(16), length) {
+            (Some(2), Some(length)) if pos + 12 + length <= end && 12 + length <= max_batch => {
+                12 + length
+            }
+            _ => {
+                pos += 1;
+                continue;
+            }
+        };
+        let bytes = window.get(pos, usize::try_from(size).unwrap_or(usize::MAX))?;
+        let batch = bytes
+            .get(..usize::try_from(size).unwrap_or(usize::MAX))
+            .and_then(|b| Batch::parse(b).ok())
+            .filter(|b| b.verify_crc().is_ok());
+        match batch {
+            Some(batch) => {
+                let h = batch.header();
+                if found.len() < limit {
+                    found.push(FoundBatch {
+                        position: pos,
+                        base_offset: h.base_offset,
+                        last_offset: h.last_offset(),
+                    });
+                } else {
+                    more += 1;
+                }
+                pos += size;
+            }
+            None => pos += 1,
+        }
+    }
+    Ok((found, more))
 }
 
 /// Windows onto a file's bytes: slices of the mapping when there is one, else `pread`s into a
