@@ -322,7 +322,20 @@ fn damage_in_the_active_segment_above_the_recovery_point_is_cut() {
         assert_eq!(cut.position, span.start, "{how:?}");
         assert_eq!(cut.bytes_removed, len - span.start, "{how:?}");
         assert!(matches!(cut.reason, Corruption::Batch(_)), "{how:?}");
+        assert!(!cut.flushed, "{how:?}: above the recovery point");
         assert!(report.removed_segments.is_empty(), "{how:?}");
+        // The whole batches after the damaged one (as a power loss leaves a hole) are listed.
+        let after: Vec<(u64, i64)> = spans
+            .iter()
+            .filter(|s| s.start > span.start)
+            .map(|s| (s.start, s.base_offset))
+            .collect();
+        let listed: Vec<(u64, i64)> = report
+            .batches_after_cut
+            .iter()
+            .map(|b| (b.position, b.base_offset))
+            .collect();
+        assert_eq!(listed, after, "{how:?}");
         assert_eq!(fs::metadata(&log_file).expect("log").len(), span.start);
         assert_eq!(log.segment_base_offsets(), c.segments, "{how:?}");
         assert_eq!(log.next_offset(), span.base_offset, "{how:?}");

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::LogConfig;
 use crate::disk::{self, Disk, OsDisk};
 use crate::error::{Error, IoOp, Result};
-use crate::partition::{Partition, RetentionReport};
+use crate::partition::{Partition, RecoveryOptions, RetentionReport};
 use crate::partitioner::{DefaultPartitioner, Partitioner};
 use crate::topic::{self, Topic, TopicConfig};
 use lock::DirLock;
@@ -27,6 +27,8 @@ pub use topics_file::TOPICS_FILE;
 
 /// `log.retention.check.interval.ms` default: 5 minutes.
 pub const DEFAULT_RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
+/// `log.flush.offset.checkpoint.interval.ms` default: 1 minute.
+pub const DEFAULT_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS: u64 = 60_000;
 
 /// How to open a [`Store`]. Build with [`StoreOptions::builder`].
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct StoreOptions {
     create_if_missing: bool,
     log: LogConfig,
     retention_check_interval_ms: Option<u64>,
+    checkpoint_interval_ms: u64,
+    recovery: RecoveryOptions,
     partitioner: Arc<dyn Partitioner>,
 }
 
@@ -43,6 +47,8 @@ impl Default for StoreOptions {
             create_if_missing: true,
             log: LogConfig::default(),
             retention_check_interval_ms: None,
+            checkpoint_interval_ms: DEFAULT_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS,
+            recovery: RecoveryOptions::default(),
             partitioner: Arc::new(DefaultPartitioner::default()),
         }
     }
@@ -94,6 +100,22 @@ impl StoreOptionsBuilder {
     pub fn background_retention(mut self, on: bool) -> Self {
         self.options.retention_check_interval_ms =
             on.then_some(DEFAULT_RETENTION_CHECK_INTERVAL_MS);
+        self
+    }
+
+    /// How often a background thread writes each partition's recovery checkpoint when its
+    /// recovery point moved (Kafka's `log.flush.offset.checkpoint.interval.ms`, default
+    /// [`DEFAULT_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS`]); see
+    /// [`Partition::checkpoint_recovery_point`]. It is also written at roll and at close.
+    pub fn flush_offset_checkpoint_interval_ms(mut self, interval_ms: u64) -> Self {
+        self.options.checkpoint_interval_ms = interval_ms.max(1);
+        self
+    }
+
+    /// What opening the store's partitions may repair beyond torn tails (default: nothing;
+    /// damage to fsynced data fails the open). See [`RecoveryOptions`].
+    pub fn recovery(mut self, options: RecoveryOptions) -> Self {
+        self.options.recovery = options;
         self
     }
 
@@ -174,10 +196,16 @@ impl Store {
             disk::create_dir_all(&*disk, &dir)?;
         }
         let lock = DirLock::acquire(&dir)?;
-        let interval = options.retention_check_interval_ms;
+        let intervals = (
+            options.retention_check_interval_ms,
+            options.checkpoint_interval_ms,
+        );
         let inner = Arc::new(Store::load(dir, disk, options, false, Some(lock))?);
-        let background = interval.map(|ms| Background::start(Arc::downgrade(&inner), ms));
-        Ok(Store { inner, background })
+        let background = Background::start(Arc::downgrade(&inner), intervals);
+        Ok(Store {
+            inner,
+            background: Some(background),
+        })
     }
 
     /// Opens the store in `dir` for reading only, beside a process that may hold it for
@@ -433,7 +461,7 @@ impl Inner {
         let opened = if self.read_only {
             Partition::open_read_only(&dir, config)?
         } else {
-            Partition::open(&dir, config)?
+            Partition::open_with(&dir, config, self.options.recovery)?
         };
         Ok(Arc::new(opened))
     }
@@ -467,6 +495,17 @@ impl Inner {
         builder.build().unwrap_or_else(|_| config.clone())
     }
 
+    /// Writes every partition's recovery checkpoint whose recovery point moved.
+    fn checkpoint_recovery_points(&self) -> Result<()> {
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        for topic in topics {
+            for partition in topic.partitions() {
+                partition.checkpoint_recovery_point()?;
+            }
+        }
+        Ok(())
+    }
+
     fn enforce_retention(&self) -> Result<Vec<(String, u32, RetentionReport)>> {
         let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
         let mut reports = Vec::new();
@@ -483,26 +522,43 @@ impl Inner {
 }
 
 impl Background {
-    fn start(store: Weak<Inner>, interval_ms: u64) -> Background {
+    /// Runs retention every `retention_ms` (when set) and writes recovery checkpoints every
+    /// `checkpoint_ms`, on one thread.
+    fn start(store: Weak<Inner>, (retention_ms, checkpoint_ms): (Option<u64>, u64)) -> Background {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
+        let every = |ms: u64| Duration::from_millis(ms);
         let handle = std::thread::Builder::new()
-            .name("topiclog-retention".to_owned())
+            .name("topiclog-background".to_owned())
             .spawn(move || {
                 let (stopped, wake) = &*signal;
+                let start = Instant::now();
+                let mut next_retention = retention_ms.map(|ms| start + every(ms));
+                let mut next_checkpoint = start + every(checkpoint_ms);
                 loop {
+                    let due = next_retention.map_or(next_checkpoint, |r| r.min(next_checkpoint));
                     let mut guard = stopped.lock();
                     if !*guard {
-                        wake.wait_for(&mut guard, Duration::from_millis(interval_ms));
+                        wake.wait_until(&mut guard, due);
                     }
                     if *guard {
                         return;
                     }
                     drop(guard);
                     let Some(inner) = store.upgrade() else { return };
-                    // Errors are met again by the next run, or by a direct call to
-                    // `Store::enforce_retention`, which returns them.
-                    let _ = inner.enforce_retention();
+                    let now = Instant::now();
+                    // Errors are met again by the next run, or by a direct call (a flush, a
+                    // close, `Store::enforce_retention`), which returns them.
+                    if now >= next_checkpoint {
+                        let _ = inner.checkpoint_recovery_points();
+                        next_checkpoint = now + every(checkpoint_ms);
+                    }
+                    if let (Some(at), Some(ms)) = (next_retention, retention_ms)
+                        && now >= at
+                    {
+                        let _ = inner.enforce_retention();
+                        next_retention = Some(now + every(ms));
+                    }
                 }
             })
             .ok();
