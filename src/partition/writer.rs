@@ -818,12 +818,15 @@ impl Writer {
     }
 
     /// The recovery checkpoint as it stands, for the periodic write; `None` once closed or
-    /// poisoned (nothing more may be recorded as durable).
+    /// poisoned (nothing more may be recorded as durable), and while a sealed segment waits for
+    /// its fsync: the write syncs the directory, which could make a newer segment durable
+    /// before the older one's data, leaving a gap after a power loss. The next flush or commit
+    /// round syncs it (and writes the checkpoint itself).
     pub(crate) fn periodic_recovery_point(
         &mut self,
         shared: &Shared,
     ) -> Option<(u64, RecoveryPoint)> {
-        if self.closed || self.poisoned.is_some() {
+        if self.closed || self.poisoned.is_some() || !self.unsynced.is_empty() {
             return None;
         }
         Some(self.recovery_point(shared, self.flushed.clone()))
