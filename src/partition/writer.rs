@@ -213,7 +213,11 @@ impl Writer {
         }
         if self.checkpoint_stale {
             // A segment listed as flushed may be the active one again, or a durable prefix may
-            // have been cut: appends must not later read as damage to durable data.
+            // have been cut: appends must not later read as damage to durable data. Segments
+            // recovery scanned go to disk first, as the write syncs the directory.
+            if !self.unsynced.is_empty() {
+                self.flush(shared)?;
+            }
             self.save_checkpoint(shared, self.flushed.clone())?;
             self.checkpoint_stale = false;
         }
