@@ -5,7 +5,8 @@
 //! the library's partitioner puts them; `dump` prints segments and indexes; `verify` passes a
 //! healthy store, fails (exit 1) on a flipped byte or a wrong index entry in a sealed segment
 //! and only reports a torn tail of an active segment; `delete-records` and `enforce-retention`
-//! delete; read-only commands run beside a process holding the store's lock while writing
+//! delete; `recover` refuses damaged fsynced data and a missing log-start checkpoint unless
+//! its flags allow the repair; read-only commands run beside a process holding the store's lock while writing
 //! commands fail with exit 2 and one stderr line; usage errors exit 2; a closed stdout ends a
 //! command quietly with 0.
 //!
@@ -1004,4 +1005,50 @@ fn follow_picks_up_records_a_writer_appends() {
     assert_eq!(seen, want);
     drop(child);
     store.close().unwrap();
+}
+
+#[test]
+fn recover_repairs_only_what_its_flags_allow() {
+    let _serial = serial();
+    let dir = segmented_store();
+    let d = dir.path();
+    assert_eq!(tl(d, &["recover"]).ok(), "t-0: clean\n");
+    let pdir = partition_dir(d, "t", 0);
+    // Damage a batch of the active segment, which the clean close fsynced, and make the next
+    // open unclean.
+    let active = inspect::list_segments(&pdir)
+        .unwrap()
+        .last()
+        .unwrap()
+        .base_offset;
+    let log_file = pdir.join(format!("{active:020}.log"));
+    let mut bytes = std::fs::read(&log_file).unwrap();
+    let last_batch_crc = bytes.len() - 100;
+    bytes[last_batch_crc] ^= 0xff;
+    std::fs::write(&log_file, bytes).unwrap();
+    std::fs::remove_file(pdir.join(".topiclog_cleanshutdown")).unwrap();
+
+    let refused = tl(d, &["recover"]).failed(2);
+    assert!(refused.contains("corrupt data in"), "{refused}");
+    let repaired = tl(d, &["recover", "--truncate-corrupt"]).ok();
+    assert!(repaired.starts_with("t-0: recovered ("), "{repaired}");
+    assert!(repaired.contains("(flushed data lost)"), "{repaired}");
+    assert_eq!(tl(d, &["recover"]).ok(), "t-0: clean\n");
+
+    // A log-start checkpoint that goes missing after delete-records.
+    tl(
+        d,
+        &["delete-records", "t", "--partition", "0", "--before", "5"],
+    )
+    .ok();
+    std::fs::remove_file(pdir.join(".topiclog_log_start_offset")).unwrap();
+    let refused = tl(d, &["recover"]).failed(2);
+    assert!(
+        refused.contains("log start checkpoint missing"),
+        "{refused}"
+    );
+    let rebuilt = tl(d, &["recover", "--rebuild-log-start"]).ok();
+    assert!(rebuilt.contains("log start rebuilt at 5"), "{rebuilt}");
+    let describe = tl(d, &["describe", "t"]).ok();
+    assert!(describe.starts_with("0\t5\t"), "{describe}");
 }

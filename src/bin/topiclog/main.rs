@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use topiclog::{LogConfig, Store, StoreOptions, TopicConfig};
+use topiclog::{LogConfig, RecoveryOptions, RecoveryReport, Store, StoreOptions, TopicConfig};
 
 use output::{Failure, Out};
 
@@ -86,6 +86,24 @@ enum Command {
     /// Applies each topic's retention.ms and retention.bytes to every partition, whole segments
     /// only, oldest first.
     EnforceRetention,
+    /// Open every partition, recovering it, and print what recovery did (opens the store for
+    /// writing)
+    ///
+    /// Any open recovers a partition after a crash: a torn tail above the recovery point is cut
+    /// and reported. Damage to data that was fsynced, or a missing log-start checkpoint, fails
+    /// the open instead; the flags allow repairing them, losing what they must (reported).
+    Recover(RecoverArgs),
+}
+
+/// `recover`.
+#[derive(Debug, Args)]
+struct RecoverArgs {
+    /// Cut a partition at damaged fsynced data instead of failing (everything after it is lost)
+    #[arg(long)]
+    truncate_corrupt: bool,
+    /// Rebuild a missing or damaged log-start checkpoint (deleted records may come back)
+    #[arg(long)]
+    rebuild_log_start: bool,
 }
 
 /// `create-topic`.
@@ -200,6 +218,7 @@ fn run(cli: &Cli, out: &mut Out) -> Result<(), Failure> {
         Command::Verify { topic } => verify::run(store_dir(cli)?, topic.as_deref(), out),
         Command::DeleteRecords(args) => delete_records(store_dir(cli)?, args, out),
         Command::EnforceRetention => enforce_retention(store_dir(cli)?, out),
+        Command::Recover(args) => recover(store_dir(cli)?, args, out),
     }
 }
 
@@ -303,6 +322,96 @@ fn enforce_retention(dir: &Path, out: &mut Out) -> Result<(), Failure> {
         }
         Ok(())
     })
+}
+
+fn recover(dir: &Path, args: &RecoverArgs, out: &mut Out) -> Result<(), Failure> {
+    let recovery = RecoveryOptions::new()
+        .truncate_corrupt(args.truncate_corrupt)
+        .rebuild_log_start(args.rebuild_log_start);
+    let options = StoreOptions::builder()
+        .create_if_missing(false)
+        .recovery(recovery)
+        .build();
+    let store = Store::open_with(dir, options)?;
+    with_writable_store(store, |store| {
+        for name in store.topics() {
+            for (n, partition) in store.topic(&name)?.partitions().iter().enumerate() {
+                print_recovery(&format!("{name}-{n}"), partition.recovery(), out)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// One line for a partition's open, then one per thing recovery removed or rebuilt.
+fn print_recovery(name: &str, report: &RecoveryReport, out: &mut Out) -> Result<(), Failure> {
+    if report.clean_shutdown {
+        out.line(format_args!("{name}: clean"))?;
+    } else {
+        print_unclean(name, report, out)?;
+    }
+    if let Some(rebuilt) = &report.log_start_rebuilt {
+        out.line(format_args!(
+            "  log start rebuilt at {}: {}",
+            rebuilt.offset, rebuilt.reason
+        ))?;
+    }
+    Ok(())
+}
+
+/// What an unclean open scanned, cut and removed.
+fn print_unclean(name: &str, report: &RecoveryReport, out: &mut Out) -> Result<(), Failure> {
+    out.line(format_args!(
+        "{name}: recovered ({}): {} segment{} scanned, recovery point {}, {} bytes lost",
+        report.unclean_reason.as_deref().unwrap_or("unclean"),
+        report.segments_scanned,
+        if report.segments_scanned == 1 {
+            ""
+        } else {
+            "s"
+        },
+        report.recovery_point,
+        report.bytes_lost()
+    ))?;
+    if let Some(why) = &report.recovery_checkpoint_unusable {
+        out.line(format_args!("  recovery checkpoint unusable: {why}"))?;
+    }
+    for cut in &report.truncations {
+        out.line(format_args!(
+            "  cut {} at byte {}: {} bytes removed ({}): {}",
+            cut.path.display(),
+            cut.position,
+            cut.bytes_removed,
+            if cut.flushed {
+                "flushed data lost"
+            } else {
+                "not flushed"
+            },
+            cut.reason
+        ))?;
+    }
+    for removed in &report.removed_segments {
+        out.line(format_args!(
+            "  removed segment {} ({} bytes)",
+            removed.base_offset, removed.bytes
+        ))?;
+    }
+    for batch in &report.batches_after_cut {
+        out.line(format_args!(
+            "  lost whole batch at {} byte {}: offsets {}..={}",
+            batch.path.display(),
+            batch.position,
+            batch.base_offset,
+            batch.last_offset
+        ))?;
+    }
+    if report.batches_after_cut_unlisted > 0 {
+        out.line(format_args!(
+            "  and {} more whole batches lost",
+            report.batches_after_cut_unlisted
+        ))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
