@@ -45,9 +45,12 @@
 //! ## Recovery
 //!
 //! Opening after [`Partition::close`] trusts the files as the clean-shutdown marker describes
-//! them and reads no segment. After any other stop, every segment not known to be flushed is
-//! scanned batch by batch (CRC, framing, offsets); a torn or zero-filled tail is cut at the last
-//! valid batch and indexes are rebuilt. [`Partition::recovery`] reports what was found and cut.
+//! them and reads no segment. After any other stop, what lies above the recovery point (the
+//! offset below which fsyncs made everything durable, checkpointed periodically, at roll and at
+//! close) is scanned batch by batch (CRC, framing, offsets): a torn or zero-filled tail is cut
+//! at the last valid batch and indexes are rebuilt. Damage at or below the recovery point, or a
+//! missing log-start checkpoint, is [`Error::Corrupt`] unless [`RecoveryOptions`] allow the
+//! repair. [`Partition::recovery`] reports what was found and cut.
 //!
 //! ## Errors
 //!

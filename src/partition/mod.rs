@@ -476,7 +476,10 @@ impl Partition {
     /// Kafka's DeleteRecords: makes `before` the log start offset, so records below it can no
     /// longer be read, and deletes the segments wholly below it (a segment holding `before`
     /// stays, its earlier records hidden). The new start is persisted before any file goes and
-    /// survives reopen. Returns the log start offset, which never moves back.
+    /// survives reopen. Returns the log start offset, which never moves back. A call that
+    /// does not raise the start changes nothing: segments an earlier call left below it (it was
+    /// then active) go with the next call that raises it, or with
+    /// [`enforce_retention`](Partition::enforce_retention), as in Kafka.
     ///
     /// # Errors
     /// [`Error::OffsetOutOfRange`] when `before` is negative or past the log end offset.
