@@ -122,6 +122,73 @@ pub enum Error {
         /// How many partitions the topic has.
         partitions: u32,
     },
+    /// A consumer asked about (seek, position, commit) a partition it is not assigned.
+    #[error("partition {topic}-{partition} is not assigned to this consumer")]
+    PartitionNotAssigned {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+    /// A group member committed an offset for a partition it no longer owns (a rebalance gave
+    /// it to another member): Kafka's `CommitFailedException`. Nothing was committed.
+    #[error("member {member:?} of group {group:?} does not own {topic}-{partition}: commit rejected")]
+    CommitRejected {
+        /// The group.
+        group: String,
+        /// The member that tried.
+        member: String,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+    /// The member is not (or no longer) part of its group: it left, or was removed for not
+    /// polling within `max.poll.interval.ms`.
+    #[error("member {member:?} is not in group {group:?}")]
+    UnknownMember {
+        /// The group.
+        group: String,
+        /// The member.
+        member: String,
+    },
+    /// `auto.offset.reset` is `none` and the group has no committed offset for the partition
+    /// (or it is out of range): Kafka's `NoOffsetForPartitionException`.
+    #[error("no committed offset for {topic}-{partition} and auto.offset.reset is none")]
+    NoOffsetForPartition {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+    /// A newer handle of the same producer name was opened: this one is fenced and its appends
+    /// fail (Kafka's `ProducerFencedException`).
+    #[error("producer {producer:?} (id {producer_id}, epoch {epoch}) is fenced by a newer epoch")]
+    ProducerFenced {
+        /// The producer's name.
+        producer: String,
+        /// Its producer id.
+        producer_id: i64,
+        /// The fenced handle's epoch.
+        epoch: i16,
+    },
+    /// An idempotent append's sequence number is not the next one the partition expects (a
+    /// gap: an earlier append was lost or is still to come): Kafka's `OutOfOrderSequence`.
+    #[error(
+        "out-of-order sequence for producer {producer_id} on {topic}-{partition}: expected {expected}, got {received}"
+    )]
+    OutOfOrderSequence {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The producer id.
+        producer_id: i64,
+        /// The sequence number the partition expected next.
+        expected: i32,
+        /// The sequence number the append carried.
+        received: i32,
+    },
 }
 
 impl Error {
