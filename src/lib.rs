@@ -76,6 +76,7 @@ pub mod testing {
 }
 
 mod config;
+mod consumer;
 mod disk;
 mod error;
 mod partition;
@@ -89,6 +90,11 @@ pub use config::{
     DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RETENTION_BYTES, DEFAULT_RETENTION_MS,
     DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_INDEX_BYTES, DEFAULT_SEGMENT_MS,
     DEFAULT_WRITE_BUFFER_BYTES,
+};
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerConfigBuilder, ConsumerRecord,
+    DEFAULT_AUTO_COMMIT_INTERVAL_MS, DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_RECORDS,
+    OffsetReset, TopicPartition,
 };
 pub use error::{Corruption, Error, IoOp, Result};
 pub use partition::{

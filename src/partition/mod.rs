@@ -16,6 +16,7 @@ mod recovery;
 mod retention;
 #[cfg(test)]
 mod tests;
+pub(crate) mod watch;
 mod writer;
 
 pub use reader::{LogRecord, OwnedHeader, OwnedRecord, Reader};
@@ -90,6 +91,8 @@ pub(crate) struct Shared {
     /// The last recovery checkpoint written: its snapshot number and contents. Writes take
     /// this lock; the writer lock, when held too, is taken first.
     checkpoint: Mutex<(u64, Option<RecoveryPoint>)>,
+    /// Readers waiting for appends.
+    watchers: watch::Watchers,
 }
 
 impl Shared {
@@ -287,6 +290,7 @@ impl Partition {
             next_offset: AtomicI64::new(next_offset),
             log_start_offset: AtomicI64::new(log_start),
             checkpoint: Mutex::new((0, opened.recovery_point)),
+            watchers: watch::Watchers::default(),
         });
         Ok(Partition {
             shared,
@@ -553,6 +557,16 @@ impl Partition {
             Some((seq, point)) => self.shared.write_recovery_point(seq, &point),
             None => Ok(()),
         }
+    }
+
+    /// Fires `signal` at every publish from now on (a consumer waiting in `poll`).
+    pub(crate) fn watch(&self, signal: &Arc<watch::Signal>) {
+        self.shared.watch(signal);
+    }
+
+    /// Stops firing `signal`.
+    pub(crate) fn unwatch(&self, signal: &Arc<watch::Signal>) {
+        self.shared.unwatch(signal);
     }
 
     /// What opening the partition found and repaired.

@@ -369,6 +369,7 @@ impl Writer {
             last_offset,
         );
         shared.next_offset.store(last_offset + 1, Ordering::Release);
+        shared.fire_watchers();
         self.flush_if_due(shared, config, records.len() as i64)?;
         Ok(Appended::Done(info))
     }
@@ -478,6 +479,7 @@ impl Writer {
                 self.durable_active = Some((synced_end, synced_next));
             }
         }
+        let mut published = false;
         while let Some(p) = self.pending.front() {
             if p.seq > seq {
                 break;
@@ -488,6 +490,10 @@ impl Writer {
                 .next_offset
                 .store(p.last_offset + 1, Ordering::Release);
             self.pending.pop_front();
+            published = true;
+        }
+        if published {
+            shared.fire_watchers();
         }
         if !sealed.is_empty() {
             let mut flushed = self.flushed.clone();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::LogConfig;
+use crate::consumer::{Consumer, ConsumerConfig};
 use crate::disk::{self, Disk, OsDisk};
 use crate::error::{Error, IoOp, Result};
 use crate::partition::{Partition, RecoveryOptions, RetentionReport};
@@ -154,8 +155,9 @@ pub struct Store {
     background: Option<Background>,
 }
 
+/// What a store's handles share.
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     dir: PathBuf,
     disk: Arc<dyn Disk>,
     options: StoreOptions,
@@ -322,12 +324,20 @@ impl Store {
 
     /// The topic named `name`.
     pub fn topic(&self, name: &str) -> Result<Arc<Topic>> {
-        self.inner
-            .topics
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::UnknownTopic(name.to_owned()))
+        self.inner.topic(name)
+    }
+
+    /// A consumer of this store's topics (see [`Consumer`]). A read-only store's consumers
+    /// pick up what another process appends by re-reading the files while they wait.
+    ///
+    /// # Errors
+    /// None yet; reserved for group membership.
+    pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
+        Ok(Consumer::new(
+            Arc::downgrade(&self.inner),
+            config,
+            self.inner.read_only,
+        ))
     }
 
     /// The names of all topics, sorted.
@@ -439,6 +449,15 @@ impl Drop for Store {
 }
 
 impl Inner {
+    /// The topic named `name`.
+    pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic(name.to_owned()))
+    }
+
     fn open_topic(&self, name: &str, partitions: u32, config: LogConfig) -> Result<Arc<Topic>> {
         let opened = (0..partitions)
             .map(|p| self.open_partition(name, p, config.clone()))

@@ -1,0 +1,299 @@
+//! Consumer settings, with Kafka's names and defaults.
+
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// `max.poll.records` default: 500.
+pub const DEFAULT_MAX_POLL_RECORDS: usize = 500;
+/// `auto.commit.interval.ms` default: 5 seconds.
+pub const DEFAULT_AUTO_COMMIT_INTERVAL_MS: i64 = 5_000;
+/// `max.poll.interval.ms` default: 5 minutes.
+pub const DEFAULT_MAX_POLL_INTERVAL_MS: i64 = 300_000;
+
+/// `auto.offset.reset`: where a consumer starts in a partition its group has no committed
+/// offset for, or whose position fell out of the log (retention deleted it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OffsetReset {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset: only records appended from now on (Kafka's default).
+    #[default]
+    Latest,
+    /// No reset: [`Error::NoOffsetForPartition`].
+    None,
+}
+
+impl OffsetReset {
+    /// Kafka's name: `earliest`, `latest` or `none`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OffsetReset::Earliest => "earliest",
+            OffsetReset::Latest => "latest",
+            OffsetReset::None => "none",
+        }
+    }
+}
+
+impl FromStr for OffsetReset {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<OffsetReset> {
+        match s {
+            "earliest" => Ok(OffsetReset::Earliest),
+            "latest" => Ok(OffsetReset::Latest),
+            "none" => Ok(OffsetReset::None),
+            _ => Err(Error::InvalidConfig {
+                key: "auto.offset.reset",
+                value: s.to_owned(),
+                reason: "must be earliest, latest or none",
+            }),
+        }
+    }
+}
+
+/// How a [`Consumer`](super::Consumer) reads. Build with [`ConsumerConfig::builder`].
+///
+/// ```
+/// use topiclog::{ConsumerConfig, OffsetReset};
+/// let config = ConsumerConfig::builder()
+///     .group_id("billing")
+///     .auto_offset_reset(OffsetReset::Earliest)
+///     .build()?;
+/// assert_eq!(config.max_poll_records(), 500);
+/// # Ok::<(), topiclog::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub(crate) group_id: Option<String>,
+    pub(crate) member_id: Option<String>,
+    pub(crate) auto_offset_reset: OffsetReset,
+    pub(crate) enable_auto_commit: bool,
+    pub(crate) auto_commit_interval_ms: i64,
+    pub(crate) max_poll_records: usize,
+    pub(crate) max_poll_interval_ms: i64,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            group_id: None,
+            member_id: None,
+            auto_offset_reset: OffsetReset::default(),
+            enable_auto_commit: true,
+            auto_commit_interval_ms: DEFAULT_AUTO_COMMIT_INTERVAL_MS,
+            max_poll_records: DEFAULT_MAX_POLL_RECORDS,
+            max_poll_interval_ms: DEFAULT_MAX_POLL_INTERVAL_MS,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// A builder starting from Kafka's defaults: no group, `auto.offset.reset` latest,
+    /// auto-commit on every 5 s, 500 records per poll, `max.poll.interval.ms` 5 minutes.
+    pub fn builder() -> ConsumerConfigBuilder {
+        ConsumerConfigBuilder {
+            config: ConsumerConfig::default(),
+        }
+    }
+
+    /// `group.id`: the consumer group, needed for subscriptions and committed offsets.
+    pub fn group_id(&self) -> Option<&str> {
+        self.group_id.as_deref()
+    }
+
+    /// The member id within the group (generated when not set).
+    pub fn member_id(&self) -> Option<&str> {
+        self.member_id.as_deref()
+    }
+
+    /// `auto.offset.reset`.
+    pub fn auto_offset_reset(&self) -> OffsetReset {
+        self.auto_offset_reset
+    }
+
+    /// `enable.auto.commit`.
+    pub fn enable_auto_commit(&self) -> bool {
+        self.enable_auto_commit
+    }
+
+    /// `auto.commit.interval.ms`.
+    pub fn auto_commit_interval_ms(&self) -> i64 {
+        self.auto_commit_interval_ms
+    }
+
+    /// `max.poll.records`: the most records one `poll` returns.
+    pub fn max_poll_records(&self) -> usize {
+        self.max_poll_records
+    }
+
+    /// `max.poll.interval.ms`: a group member that does not poll for this long is removed
+    /// from its group.
+    pub fn max_poll_interval_ms(&self) -> i64 {
+        self.max_poll_interval_ms
+    }
+}
+
+/// Builds a [`ConsumerConfig`]; each setter names the Kafka key it mirrors.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ConsumerConfigBuilder {
+    config: ConsumerConfig,
+}
+
+impl ConsumerConfigBuilder {
+    /// `group.id`.
+    pub fn group_id(mut self, group: impl Into<String>) -> Self {
+        self.config.group_id = Some(group.into());
+        self
+    }
+
+    /// The member id to join the group with (like Kafka's `group.instance.id`); unique in its
+    /// group. Default: generated.
+    pub fn member_id(mut self, member: impl Into<String>) -> Self {
+        self.config.member_id = Some(member.into());
+        self
+    }
+
+    /// `auto.offset.reset` (default latest).
+    pub fn auto_offset_reset(mut self, reset: OffsetReset) -> Self {
+        self.config.auto_offset_reset = reset;
+        self
+    }
+
+    /// `enable.auto.commit` (default true): commit the consumed positions every
+    /// `auto.commit.interval.ms`, checked at each poll, and on close.
+    pub fn enable_auto_commit(mut self, on: bool) -> Self {
+        self.config.enable_auto_commit = on;
+        self
+    }
+
+    /// `auto.commit.interval.ms` (default 5000).
+    pub fn auto_commit_interval_ms(mut self, ms: i64) -> Self {
+        self.config.auto_commit_interval_ms = ms;
+        self
+    }
+
+    /// `max.poll.records` (default 500).
+    pub fn max_poll_records(mut self, records: usize) -> Self {
+        self.config.max_poll_records = records;
+        self
+    }
+
+    /// `max.poll.interval.ms` (default 300000).
+    pub fn max_poll_interval_ms(mut self, ms: i64) -> Self {
+        self.config.max_poll_interval_ms = ms;
+        self
+    }
+
+    /// Sets a setting by its Kafka name, from text (as a properties file or CLI gives it).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an unknown key or a bad value.
+    pub fn set(self, key: &str, value: &str) -> Result<Self> {
+        let int = |key: &'static str| {
+            value.parse::<i64>().map_err(|_| Error::InvalidConfig {
+                key,
+                value: value.to_owned(),
+                reason: "not an integer",
+            })
+        };
+        let bool_value = |key: &'static str| match value {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(Error::InvalidConfig {
+                key,
+                value: value.to_owned(),
+                reason: "must be true or false",
+            }),
+        };
+        Ok(match key {
+            "group.id" => self.group_id(value),
+            "group.instance.id" => self.member_id(value),
+            "auto.offset.reset" => self.auto_offset_reset(value.parse()?),
+            "enable.auto.commit" => self.enable_auto_commit(bool_value("enable.auto.commit")?),
+            "auto.commit.interval.ms" => {
+                self.auto_commit_interval_ms(int("auto.commit.interval.ms")?)
+            }
+            "max.poll.records" => {
+                let n = int("max.poll.records")?;
+                self.max_poll_records(usize::try_from(n).unwrap_or(0))
+            }
+            "max.poll.interval.ms" => self.max_poll_interval_ms(int("max.poll.interval.ms")?),
+            _ => {
+                return Err(Error::InvalidConfig {
+                    key: "consumer setting",
+                    value: key.to_owned(),
+                    reason: "unknown key",
+                });
+            }
+        })
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for `max.poll.records` 0, a non-positive interval or an empty
+    /// group or member id.
+    pub fn build(self) -> Result<ConsumerConfig> {
+        let c = self.config;
+        let invalid = |key: &'static str, value: String, reason: &'static str| {
+            Err(Error::InvalidConfig { key, value, reason })
+        };
+        if c.max_poll_records == 0 {
+            return invalid("max.poll.records", "0".into(), "must be at least 1");
+        }
+        if c.auto_commit_interval_ms <= 0 {
+            let v = c.auto_commit_interval_ms.to_string();
+            return invalid("auto.commit.interval.ms", v, "must be positive");
+        }
+        if c.max_poll_interval_ms <= 0 {
+            let v = c.max_poll_interval_ms.to_string();
+            return invalid("max.poll.interval.ms", v, "must be positive");
+        }
+        if c.group_id.as_deref() == Some("") {
+            return invalid("group.id", String::new(), "must not be empty");
+        }
+        if c.member_id.as_deref() == Some("") {
+            return invalid("group.instance.id", String::new(), "must not be empty");
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_names_and_checks() {
+        let c = ConsumerConfig::builder()
+            .set("group.id", "g")
+            .and_then(|b| b.set("auto.offset.reset", "earliest"))
+            .and_then(|b| b.set("enable.auto.commit", "false"))
+            .and_then(|b| b.set("max.poll.records", "7"))
+            .and_then(ConsumerConfigBuilder::build)
+            .expect("valid");
+        assert_eq!(c.group_id(), Some("g"));
+        assert_eq!(c.auto_offset_reset(), OffsetReset::Earliest);
+        assert!(!c.enable_auto_commit());
+        assert_eq!(c.max_poll_records(), 7);
+        for (key, value) in [
+            ("auto.offset.reset", "smallest"),
+            ("enable.auto.commit", "yes"),
+            ("max.poll.records", "0"),
+            ("max.poll.interval.ms", "-1"),
+            ("group.id", ""),
+            ("fetch.min.bytes", "1"),
+        ] {
+            let built = ConsumerConfig::builder()
+                .set(key, value)
+                .and_then(ConsumerConfigBuilder::build);
+            assert!(
+                matches!(built, Err(Error::InvalidConfig { .. })),
+                "{key}={value}"
+            );
+        }
+    }
+}
