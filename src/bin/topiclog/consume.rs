@@ -8,12 +8,12 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Args;
-use topiclog::{LogRecord, Partition, Reader, Store};
+use topiclog::{ConsumerConfig, LogRecord, OffsetReset, Partition, Reader, Store};
 
 use crate::output::{Failure, Out, stdout_failure};
 
-/// How long `--follow` sleeps when every partition is read to its end.
-const FOLLOW_POLL: Duration = Duration::from_millis(100);
+/// How long one `--follow` poll waits (it returns as soon as records arrive).
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
 
 /// `consume`.
 #[derive(Debug, Args)]
@@ -73,11 +73,12 @@ impl FromStr for StartAt {
 /// One partition being read.
 struct Source {
     number: u32,
-    partition: Arc<Partition>,
     reader: Reader,
     /// Records below this offset are skipped: an `--from OFFSET` past the partition's end
     /// reads from the end, and waits there with `--follow`, until the offset is reached.
     from: i64,
+    /// The offset after the last record read.
+    next: i64,
 }
 
 pub(crate) fn run(dir: &Path, args: &ConsumeArgs, out: &mut Out) -> Result<(), Failure> {
@@ -90,41 +91,73 @@ pub(crate) fn run(dir: &Path, args: &ConsumeArgs, out: &mut Out) -> Result<(), F
     let mut sources = Vec::with_capacity(partitions.len());
     for (number, partition) in partitions {
         let from = start_offset(&partition, args)?;
-        let reader = partition.read(from.min(partition.next_offset()))?;
+        let next = from.min(partition.next_offset());
+        let reader = partition.read(next)?;
         sources.push(Source {
             from,
+            next,
             number,
-            partition,
             reader,
         });
     }
     let mut left = args.max.unwrap_or(u64::MAX);
-    loop {
-        for source in &mut sources {
-            while left > 0 {
-                let Some(record) = source.reader.next() else {
-                    break;
-                };
-                let record = record?;
-                if record.offset() < source.from {
-                    continue;
-                }
-                print_record(source.number, &record, args, out)?;
-                left -= 1;
-                if args.follow {
-                    out.flush()?;
-                }
+    for source in &mut sources {
+        while left > 0 {
+            let Some(record) = source.reader.next() else {
+                break;
+            };
+            let record = record?;
+            source.next = record.offset() + 1;
+            if record.offset() < source.from {
+                continue;
             }
+            print_record(source.number, &record, args, out)?;
+            left -= 1;
         }
-        if left == 0 || !args.follow {
-            return Ok(());
-        }
+    }
+    if left == 0 || !args.follow {
+        return Ok(());
+    }
+    follow(&store, &sources, left, args, out)
+}
+
+/// `--follow`: a consumer from where each partition's first pass stopped, printing records
+/// as its polls return them. The writer is another process, so the consumer re-reads the
+/// files while it waits (see `Consumer::poll`).
+fn follow(
+    store: &Store,
+    sources: &[Source],
+    mut left: u64,
+    args: &ConsumeArgs,
+    out: &mut Out,
+) -> Result<(), Failure> {
+    let config = ConsumerConfig::builder()
+        .auto_offset_reset(OffsetReset::Earliest)
+        .build()?;
+    let mut consumer = store.consumer(config)?;
+    let assignment: Vec<(&str, u32)> = sources
+        .iter()
+        .map(|s| (args.topic.as_str(), s.number))
+        .collect();
+    consumer.assign(&assignment)?;
+    for source in sources {
+        consumer.seek(&args.topic, source.number, source.next)?;
+    }
+    loop {
         out.flush()?;
-        std::thread::sleep(FOLLOW_POLL);
-        for source in &sources {
-            // Picks up what another process appended since the last look; the readers see it
-            // on their next `next()`.
-            source.partition.refresh()?;
+        for record in consumer.poll(FOLLOW_POLL)? {
+            let from = sources
+                .iter()
+                .find(|s| s.number == record.partition())
+                .map_or(0, |s| s.from);
+            if record.offset() < from {
+                continue;
+            }
+            print_record(record.partition(), record.record(), args, out)?;
+            left -= 1;
+            if left == 0 {
+                return Ok(());
+            }
         }
     }
 }
