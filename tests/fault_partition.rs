@@ -820,9 +820,14 @@ fn eio_on_fsync_refuses_writes_until_reopened() {
         let mut model = Model::default();
         let log = flushed_partition(&disk, &config, &mut model, 10);
         if durable {
+            let end = log.next_offset();
             disk.inject(Fault::new(FaultOp::Sync, FaultKind::Io).on_path_ending(".log"));
             let err = model.append(&log, 2).expect_err("the commit's fsync fails");
             assert_failed(&err, IoOp::Sync, ".log");
+            // Never durable, so never visible: readers (and consumers) see only durable records.
+            assert_eq!(log.next_offset(), end, "the failed append was never published");
+            let read = log.read(0).expect("reader").count();
+            assert_eq!(read as i64, end, "nothing past the durable end is read");
         } else {
             model.append(&log, 5).expect("append");
             disk.inject(Fault::new(FaultOp::Sync, FaultKind::Io).on_path_ending(".log"));
