@@ -78,6 +78,11 @@ pub mod testing {
 mod config;
 mod disk;
 mod error;
+#[allow(
+    dead_code,
+    reason = "the coordinator's API is for the Consumer, which is built on another branch"
+)]
+mod group;
 mod partition;
 mod segment;
 mod store;
@@ -91,6 +96,7 @@ pub use config::{
     DEFAULT_WRITE_BUFFER_BYTES,
 };
 pub use error::{Corruption, Error, IoOp, Result};
+pub use group::Assignor;
 pub use partition::{
     AppendInfo, BatchAfterCut, LogRecord, LogStartRebuild, MAX_REPORTED_BATCHES_AFTER_CUT,
     OwnedHeader, OwnedRecord, Partition, Reader, RecoveryOptions, RecoveryReport, RemovedSegment,
