@@ -3,8 +3,11 @@
 //!
 //! * [`assignor`]: Kafka's partition assignors (`range`, `roundrobin`, `cooperative-sticky`),
 //!   pure functions from members, subscriptions and partition counts to a target assignment.
+//! * [`offsets`]: committed offsets, one Kafka-style checkpoint file per group in the store
+//!   directory, replaced atomically and durably on every commit.
 
 pub(crate) mod assignor;
+pub(crate) mod offsets;
 
 pub use assignor::Assignor;
 
