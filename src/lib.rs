@@ -79,6 +79,11 @@ mod config;
 mod consumer;
 mod disk;
 mod error;
+#[allow(
+    dead_code,
+    reason = "the coordinator's API is for the Consumer, which is built on another branch"
+)]
+mod group;
 mod partition;
 mod segment;
 mod store;
@@ -97,6 +102,7 @@ pub use consumer::{
     OffsetReset, TopicPartition,
 };
 pub use error::{Corruption, Error, IoOp, Result};
+pub use group::Assignor;
 pub use partition::{
     AppendInfo, BatchAfterCut, LogRecord, LogStartRebuild, MAX_REPORTED_BATCHES_AFTER_CUT,
     OwnedHeader, OwnedRecord, Partition, Reader, RecoveryOptions, RecoveryReport, RemovedSegment,
