@@ -79,10 +79,6 @@ mod config;
 mod consumer;
 mod disk;
 mod error;
-#[allow(
-    dead_code,
-    reason = "the coordinator's API is for the Consumer, which is built on another branch"
-)]
 mod group;
 mod partition;
 mod segment;
@@ -99,7 +95,7 @@ pub use config::{
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerConfigBuilder, ConsumerRecord,
     DEFAULT_AUTO_COMMIT_INTERVAL_MS, DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_RECORDS,
-    OffsetReset, TopicPartition,
+    OffsetReset, RebalanceEvent, TopicPartition,
 };
 pub use error::{Corruption, Error, IoOp, Result};
 pub use group::Assignor;

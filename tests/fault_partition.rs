@@ -825,7 +825,11 @@ fn eio_on_fsync_refuses_writes_until_reopened() {
             let err = model.append(&log, 2).expect_err("the commit's fsync fails");
             assert_failed(&err, IoOp::Sync, ".log");
             // Never durable, so never visible: readers (and consumers) see only durable records.
-            assert_eq!(log.next_offset(), end, "the failed append was never published");
+            assert_eq!(
+                log.next_offset(),
+                end,
+                "the failed append was never published"
+            );
             let read = log.read(0).expect("reader").count();
             assert_eq!(read as i64, end, "nothing past the durable end is read");
         } else {

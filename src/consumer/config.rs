@@ -3,6 +3,7 @@
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::group::Assignor;
 
 /// `max.poll.records` default: 500.
 pub const DEFAULT_MAX_POLL_RECORDS: usize = 500;
@@ -73,6 +74,7 @@ pub struct ConsumerConfig {
     pub(crate) auto_commit_interval_ms: i64,
     pub(crate) max_poll_records: usize,
     pub(crate) max_poll_interval_ms: i64,
+    pub(crate) assignor: Assignor,
 }
 
 impl Default for ConsumerConfig {
@@ -85,6 +87,7 @@ impl Default for ConsumerConfig {
             auto_commit_interval_ms: DEFAULT_AUTO_COMMIT_INTERVAL_MS,
             max_poll_records: DEFAULT_MAX_POLL_RECORDS,
             max_poll_interval_ms: DEFAULT_MAX_POLL_INTERVAL_MS,
+            assignor: Assignor::default(),
         }
     }
 }
@@ -132,6 +135,11 @@ impl ConsumerConfig {
     /// from its group.
     pub fn max_poll_interval_ms(&self) -> i64 {
         self.max_poll_interval_ms
+    }
+
+    /// `partition.assignment.strategy`: how a group spreads partitions over its members.
+    pub fn assignor(&self) -> Assignor {
+        self.assignor
     }
 }
 
@@ -187,6 +195,13 @@ impl ConsumerConfigBuilder {
         self
     }
 
+    /// `partition.assignment.strategy` (default range). Every member of a group must use the
+    /// same one.
+    pub fn assignor(mut self, assignor: Assignor) -> Self {
+        self.config.assignor = assignor;
+        self
+    }
+
     /// Sets a setting by its Kafka name, from text (as a properties file or CLI gives it).
     ///
     /// # Errors
@@ -221,6 +236,7 @@ impl ConsumerConfigBuilder {
                 self.max_poll_records(usize::try_from(n).unwrap_or(0))
             }
             "max.poll.interval.ms" => self.max_poll_interval_ms(int("max.poll.interval.ms")?),
+            "partition.assignment.strategy" => self.assignor(value.parse()?),
             _ => {
                 return Err(Error::InvalidConfig {
                     key: "consumer setting",

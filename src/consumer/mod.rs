@@ -1,7 +1,8 @@
 //! Consumers: Kafka's consuming side, inside the process.
 //!
-//! A [`Consumer`] reads partitions assigned to it by hand ([`Consumer::assign`]) and keeps a
-//! position in each, the offset of the next record to return. [`Consumer::poll`] returns what
+//! A [`Consumer`] reads partitions assigned to it by hand ([`Consumer::assign`]) or by its
+//! group ([`Consumer::subscribe`]) and keeps a position in each, the offset of the next record
+//! to return. [`Consumer::poll`] returns what
 //! is available across its partitions, taking turns so one busy partition cannot starve the
 //! others, and otherwise sleeps until an append wakes it or the timeout passes: no busy loop,
 //! no sleep-polling (a read-only store, where another process appends, is the exception: it
@@ -16,10 +17,12 @@ pub use config::{
 };
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::group::Coordinator;
 use crate::partition::watch::Signal;
 use crate::partition::{LogRecord, Partition};
 use crate::store::Inner;
@@ -30,6 +33,34 @@ const READ_ONLY_REFRESH: Duration = Duration::from_millis(50);
 
 /// A topic and a partition number.
 pub type TopicPartition = (String, u32);
+
+/// A change of a group member's partitions, as [`Consumer::rebalance_events`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RebalanceEvent {
+    /// The group moved these partitions to other members. The consumer reads them no more but
+    /// still owns them until its next `poll`: commit what was processed of them now (Kafka's
+    /// `onPartitionsRevoked`). With auto-commit on, the next `poll` commits their positions
+    /// before letting them go.
+    Revoked(Vec<TopicPartition>),
+    /// The consumer now owns these partitions; each starts at the group's committed offset, or
+    /// where `auto.offset.reset` says (Kafka's `onPartitionsAssigned`).
+    Assigned(Vec<TopicPartition>),
+    /// The consumer was removed from the group (it did not poll within
+    /// `max.poll.interval.ms`) and lost these partitions without a chance to commit; it has
+    /// joined again (Kafka's `onPartitionsLost`).
+    Lost(Vec<TopicPartition>),
+}
+
+/// A consumer's place in its group.
+#[derive(Debug)]
+struct Membership {
+    coordinator: Arc<Coordinator>,
+    group: String,
+    member: String,
+    topics: Vec<String>,
+    events: Vec<RebalanceEvent>,
+}
 
 /// A record a consumer returned, with where it came from.
 #[derive(Debug, Clone)]
@@ -84,6 +115,8 @@ struct Assigned {
     partition: Arc<Partition>,
     /// The next offset to return; `None` until first needed (then the reset policy decides).
     position: Option<i64>,
+    /// Revoked by the group: not read any more, let go at the next poll.
+    revoked: bool,
 }
 
 /// Reads records from partitions of a [`Store`](crate::Store), by hand-made assignment.
@@ -116,6 +149,9 @@ pub struct Consumer {
     /// Which partition the next poll starts with (turns, for fairness).
     next_turn: usize,
     read_only: bool,
+    membership: Option<Membership>,
+    /// When auto-commit last committed.
+    last_auto_commit: Instant,
 }
 
 impl Consumer {
@@ -127,6 +163,295 @@ impl Consumer {
             signal: Signal::new(),
             next_turn: 0,
             read_only,
+            membership: None,
+            last_auto_commit: Instant::now(),
+        }
+    }
+
+    /// The group coordinator, for a consumer with a `group.id` on a writable store.
+    fn coordinator(&self) -> Result<(Arc<Coordinator>, String)> {
+        let group = self
+            .config
+            .group_id
+            .clone()
+            .ok_or(Error::InvalidArgument("this needs a group.id"))?;
+        let store = self.store.upgrade().ok_or(Error::Closed)?;
+        let coordinator = store.coordinator.clone().ok_or(Error::ReadOnly)?;
+        Ok((coordinator, group))
+    }
+
+    /// Joins the consumer's group (`group.id`) subscribed to `topics`: from now on the group
+    /// decides which of their partitions this consumer reads, and rebalances when members
+    /// join, leave, or stop polling for `max.poll.interval.ms`. Partitions arrive at the next
+    /// [`poll`](Consumer::poll); see [`rebalance_events`](Consumer::rebalance_events).
+    /// Replaces a hand-made assignment or an earlier subscription.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] without a `group.id`, for a member id already in the group
+    /// or another assignor than the group's; [`Error::ReadOnly`] on a read-only store.
+    pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
+        let (coordinator, group) = self.coordinator()?;
+        self.unsubscribe();
+        let _ = self.assign(&[]);
+        static MEMBERS: AtomicU64 = AtomicU64::new(0);
+        let member = self.config.member_id.clone().unwrap_or_else(|| {
+            let n = MEMBERS.fetch_add(1, Ordering::Relaxed);
+            format!("consumer-{}-{n}", std::process::id())
+        });
+        let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        join(
+            &coordinator,
+            &group,
+            &member,
+            &topics,
+            &self.config,
+            &self.store,
+            &self.signal,
+        )?;
+        self.membership = Some(Membership {
+            coordinator,
+            group,
+            member,
+            topics,
+            events: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Leaves the group (its partitions go to the other members at once), committing the
+    /// positions first when auto-commit is on. Nothing if not subscribed.
+    pub fn unsubscribe(&mut self) {
+        if self.membership.is_none() {
+            return;
+        }
+        if self.config.enable_auto_commit {
+            let _ = self.commit();
+        }
+        if let Some(m) = self.membership.take() {
+            m.coordinator.leave(&m.group, &m.member);
+        }
+        for a in self.assigned.drain(..) {
+            a.partition.unwatch(&self.signal);
+        }
+    }
+
+    /// The member id, while subscribed.
+    pub fn member_id(&self) -> Option<&str> {
+        self.membership.as_ref().map(|m| m.member.as_str())
+    }
+
+    /// The rebalance events since the last call (oldest first). A `poll` that meets a
+    /// revocation returns at once, so the caller can commit before the partitions go.
+    pub fn rebalance_events(&mut self) -> Vec<RebalanceEvent> {
+        self.membership
+            .as_mut()
+            .map(|m| std::mem::take(&mut m.events))
+            .unwrap_or_default()
+    }
+
+    /// Commits the consumed positions of every owned partition (Kafka's `commitSync`):
+    /// durably, before it returns. Delivery is at least once: records returned but not yet
+    /// processed when the consumer dies are read again by whoever takes the partition; commit
+    /// after processing (and make processing idempotent, or store the offsets with the
+    /// results) for effectively once.
+    ///
+    /// # Errors
+    /// [`Error::CommitRejected`] (nothing committed) if the group moved one of the partitions
+    /// to another member; [`Error::UnknownMember`] if the consumer was removed from the group;
+    /// [`Error::InvalidArgument`] without a `group.id`; [`Error::ReadOnly`]; [`Error::Io`].
+    pub fn commit(&mut self) -> Result<()> {
+        let offsets: Vec<(TopicPartition, i64)> = self.positions().into_iter().collect();
+        self.commit_list(&offsets)
+    }
+
+    /// Commits the given offsets (the next offset to consume of each partition).
+    ///
+    /// # Errors
+    /// As [`commit`](Consumer::commit); [`Error::InvalidArgument`] for a negative offset.
+    pub fn commit_offsets(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+        let offsets: Vec<(TopicPartition, i64)> =
+            offsets.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
+        self.commit_list(&offsets)
+    }
+
+    fn commit_list(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        if self.config.group_id.is_none() {
+            return Err(Error::InvalidArgument("committing needs a group.id"));
+        }
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        match &self.membership {
+            Some(m) => m.coordinator.commit(&m.group, &m.member, offsets),
+            None => {
+                // A hand-assigned consumer with a group: Kafka's standalone commit, allowed
+                // while the group has no members.
+                let (coordinator, group) = self.coordinator()?;
+                coordinator
+                    .reset_offsets(&group, offsets)
+                    .map_err(|e| match e {
+                        Error::InvalidArgument(_)
+                            if !coordinator.live_members(&group).is_empty() =>
+                        {
+                            let (topic, partition) = offsets[0].0.clone();
+                            Error::CommitRejected {
+                                group: group.clone(),
+                                member: String::new(),
+                                topic,
+                                partition,
+                            }
+                        }
+                        e => e,
+                    })
+            }
+        }
+    }
+
+    /// The group's committed offset of a partition, if any.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] without a `group.id`; [`Error::ReadOnly`].
+    pub fn committed(&self, topic: &str, partition: u32) -> Result<Option<i64>> {
+        let (coordinator, group) = self.coordinator()?;
+        Ok(coordinator.committed(&group, &(topic.to_owned(), partition)))
+    }
+
+    /// Leaves the group after committing (with auto-commit on), and stops reading. Dropping
+    /// the consumer does the same, ignoring errors.
+    ///
+    /// # Errors
+    /// The commit's.
+    pub fn close(mut self) -> Result<()> {
+        let committed = if self.config.enable_auto_commit && self.membership.is_some() {
+            self.commit()
+        } else {
+            Ok(())
+        };
+        if let Some(m) = self.membership.take() {
+            m.coordinator.leave(&m.group, &m.member);
+        }
+        committed
+    }
+
+    /// The group's side of a poll: lets go of what was revoked at the previous poll, syncs,
+    /// and takes newly assigned partitions. Returns whether partitions were revoked now.
+    fn group_sync(&mut self) -> Result<bool> {
+        let Some(m) = &self.membership else {
+            return Ok(false);
+        };
+        let (coordinator, group, member) = (
+            Arc::clone(&m.coordinator),
+            m.group.clone(),
+            m.member.clone(),
+        );
+        let going: Vec<TopicPartition> = self
+            .assigned
+            .iter()
+            .filter(|a| a.revoked)
+            .map(|a| (a.topic.to_string(), a.number))
+            .collect();
+        if !going.is_empty() {
+            if self.config.enable_auto_commit {
+                let positions: Vec<(TopicPartition, i64)> = self
+                    .assigned
+                    .iter()
+                    .filter(|a| a.revoked)
+                    .filter_map(|a| a.position.map(|p| ((a.topic.to_string(), a.number), p)))
+                    .collect();
+                let _ = coordinator.commit(&group, &member, &positions);
+            }
+            self.drop_partitions(|a| a.revoked);
+            coordinator.release(&group, &member, &going);
+        }
+        let sync = match coordinator.sync(&group, &member) {
+            Ok(sync) => sync,
+            Err(Error::UnknownMember { .. }) => {
+                // Removed for not polling: what it owned is gone already. Join again.
+                let lost = self.assignment();
+                self.drop_partitions(|_| true);
+                let topics = self
+                    .membership
+                    .as_ref()
+                    .map(|m| m.topics.clone())
+                    .unwrap_or_default();
+                join(
+                    &coordinator,
+                    &group,
+                    &member,
+                    &topics,
+                    &self.config,
+                    &self.store,
+                    &self.signal,
+                )?;
+                if let Some(m) = &mut self.membership {
+                    m.events.push(RebalanceEvent::Lost(lost));
+                }
+                coordinator.sync(&group, &member)?
+            }
+            Err(e) => return Err(e),
+        };
+        let mut revoked = Vec::new();
+        for tp in &sync.revoke {
+            if let Some(a) = self
+                .assigned
+                .iter_mut()
+                .find(|a| !a.revoked && *a.topic == *tp.0 && a.number == tp.1)
+            {
+                a.revoked = true;
+                revoked.push(tp.clone());
+            }
+        }
+        let mut assigned = Vec::new();
+        if !sync.assign.is_empty() {
+            let store = self.store.upgrade().ok_or(Error::Closed)?;
+            for tp in &sync.assign {
+                let partition = store.topic(&tp.0)?.partition(tp.1)?;
+                partition.watch(&self.signal);
+                self.assigned.push(Assigned {
+                    topic: Arc::from(tp.0.as_str()),
+                    number: tp.1,
+                    partition,
+                    position: coordinator.committed(&group, tp),
+                    revoked: false,
+                });
+                assigned.push(tp.clone());
+            }
+        }
+        let any_revoked = !revoked.is_empty();
+        if let Some(m) = &mut self.membership {
+            if any_revoked {
+                m.events.push(RebalanceEvent::Revoked(revoked));
+            }
+            if !assigned.is_empty() {
+                m.events.push(RebalanceEvent::Assigned(assigned));
+            }
+        }
+        Ok(any_revoked)
+    }
+
+    /// Stops reading the partitions `which` selects.
+    fn drop_partitions(&mut self, which: impl Fn(&Assigned) -> bool) {
+        let signal = &self.signal;
+        self.assigned.retain(|a| {
+            let drop = which(a);
+            if drop {
+                a.partition.unwatch(signal);
+            }
+            !drop
+        });
+    }
+
+    /// Commits the positions every `auto.commit.interval.ms`, at poll time.
+    fn auto_commit(&mut self) {
+        let interval =
+            Duration::from_millis(u64::try_from(self.config.auto_commit_interval_ms).unwrap_or(0));
+        if self.config.enable_auto_commit
+            && self.membership.is_some()
+            && self.last_auto_commit.elapsed() >= interval
+        {
+            // A failure (a rebalance under way) is met again by the next explicit commit.
+            let _ = self.commit();
+            self.last_auto_commit = Instant::now();
         }
     }
 
@@ -142,7 +467,17 @@ impl Consumer {
     /// [`Error::UnknownTopic`], [`Error::UnknownPartition`], [`Error::Closed`] once the store
     /// is gone.
     pub fn assign(&mut self, partitions: &[(&str, u32)]) -> Result<()> {
+        if self.membership.is_some() {
+            return Err(Error::InvalidArgument(
+                "the consumer is subscribed: its group assigns its partitions",
+            ));
+        }
         let store = self.store.upgrade().ok_or(Error::Closed)?;
+        let committed = |topic: &str, number: u32| {
+            let group = self.config.group_id.as_deref()?;
+            let coordinator = store.coordinator.as_ref()?;
+            coordinator.committed(group, &(topic.to_owned(), number))
+        };
         let mut next = Vec::with_capacity(partitions.len());
         for &(topic, number) in partitions {
             if next
@@ -161,7 +496,8 @@ impl Consumer {
                     topic: Arc::from(topic),
                     number,
                     partition: store.topic(topic)?.partition(number)?,
-                    position: None,
+                    position: committed(topic, number),
+                    revoked: false,
                 },
             };
             next.push(assigned);
@@ -196,9 +532,20 @@ impl Consumer {
     /// nothing was read before it in this poll (the position stays on it).
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         let deadline = Instant::now() + timeout;
+        // A member blocked here is polling: it syncs often enough to stay in its group.
+        let keep_alive = Duration::from_millis(
+            u64::try_from(self.config.max_poll_interval_ms / 3)
+                .unwrap_or(0)
+                .max(10),
+        );
         loop {
-            // Armed before looking: an append from here on ends the wait below at once.
+            // Armed before looking: an append (or a rebalance) from here on ends the wait
+            // below at once.
             self.signal.arm();
+            if self.group_sync()? {
+                return Ok(Vec::new());
+            }
+            self.auto_commit();
             if self.read_only {
                 for a in &self.assigned {
                     a.partition.refresh()?;
@@ -211,6 +558,8 @@ impl Consumer {
             }
             let until = if self.read_only {
                 deadline.min(now + READ_ONLY_REFRESH)
+            } else if self.membership.is_some() {
+                deadline.min(now + keep_alive)
             } else {
                 deadline
             };
@@ -236,7 +585,11 @@ impl Consumer {
                     return Ok(out);
                 }
                 let quota = if round == 0 { share } else { max - out.len() };
-                let read = self.read_partition((first + i) % n, quota.min(max - out.len()));
+                let index = (first + i) % n;
+                if self.assigned[index].revoked {
+                    continue;
+                }
+                let read = self.read_partition(index, quota.min(max - out.len()));
                 match read {
                     Ok(records) => out.extend(records),
                     // Returned next time, once the records already read are delivered.
@@ -395,10 +748,44 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        self.unsubscribe();
         for a in &self.assigned {
             a.partition.unwatch(&self.signal);
         }
     }
+}
+
+/// Joins `group` for a consumer: its partition counts come from the store, and the
+/// coordinator wakes it through its signal.
+fn join(
+    coordinator: &Coordinator,
+    group: &str,
+    member: &str,
+    topics: &[String],
+    config: &ConsumerConfig,
+    store: &Weak<Inner>,
+    signal: &Arc<Signal>,
+) -> Result<()> {
+    let store = store.clone();
+    let partitions = Arc::new(move |topic: &str| {
+        let store = store.upgrade()?;
+        store.topic(topic).ok().map(|t| t.partition_count())
+    });
+    let wake_signal = Arc::downgrade(signal);
+    let wake = Arc::new(move || {
+        if let Some(signal) = wake_signal.upgrade() {
+            signal.fire();
+        }
+    });
+    coordinator.join(
+        group,
+        member,
+        topics,
+        config.assignor,
+        config.max_poll_interval_ms,
+        partitions,
+        wake,
+    )
 }
 
 /// Where `policy` puts a partition's position.

@@ -21,11 +21,9 @@ pub(crate) mod offsets;
 mod tests;
 
 pub use assignor::Assignor;
-#[allow(
-    unused_imports,
-    reason = "the Consumer, built on another branch, uses these"
-)]
-pub(crate) use coordinator::{Coordinator, MemberSync};
+pub(crate) use coordinator::Coordinator;
+#[cfg(test)]
+use coordinator::MemberSync;
 
 /// A partition of a topic: `(topic, partition)`. Ordered by topic, then partition, which is the
 /// order Kafka's assignors lay partitions out in.

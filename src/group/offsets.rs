@@ -201,7 +201,9 @@ pub(crate) fn load_all(disk: &dyn Disk, dir: &Path) -> Result<BTreeMap<String, O
         }
         let path = dir.join(name);
         if name.ends_with(TMP_SUFFIX) {
-            disk::remove_file(disk, &path)?;
+            if !disk.is_read_only() {
+                disk::remove_file(disk, &path)?;
+            }
             continue;
         }
         if !name.ends_with(FILE_SUFFIX) {

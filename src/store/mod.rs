@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::LogConfig;
-use crate::consumer::{Consumer, ConsumerConfig};
-use crate::disk::{self, Disk, OsDisk};
+use crate::consumer::{Consumer, ConsumerConfig, TopicPartition};
+use crate::disk::{self, Disk, OsDisk, ReadOnlyDisk};
 use crate::error::{Error, IoOp, Result};
+use crate::group::Coordinator;
 use crate::partition::{Partition, RecoveryOptions, RetentionReport};
 use crate::partitioner::{DefaultPartitioner, Partitioner};
 use crate::topic::{self, Topic, TopicConfig};
@@ -166,6 +167,8 @@ pub(crate) struct Inner {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// The persisted registry (configured topics), under its own lock so updates serialize.
     registry: Mutex<BTreeMap<String, TopicEntry>>,
+    /// Consumer groups: membership and committed offsets (writable stores only).
+    pub(crate) coordinator: Option<Arc<Coordinator>>,
 }
 
 #[derive(Debug)]
@@ -253,7 +256,14 @@ impl Store {
             _lock: lock,
             topics: RwLock::new(BTreeMap::new()),
             registry: Mutex::new(registry.clone()),
+            coordinator: None,
         };
+        let mut inner = inner;
+        if !read_only {
+            let clock = inner.options.log.clock().clone();
+            let coordinator = Coordinator::open(Arc::clone(&inner.disk), &inner.dir, clock)?;
+            inner.coordinator = Some(Arc::new(coordinator));
+        }
         let mut topics = BTreeMap::new();
         for (name, entry) in &registry {
             topics.insert(
@@ -319,12 +329,69 @@ impl Store {
             .topics
             .write()
             .insert(name.to_owned(), Arc::clone(&topic));
+        drop(registry);
+        self.inner.metadata_changed();
         Ok(topic)
     }
 
     /// The topic named `name`.
     pub fn topic(&self, name: &str) -> Result<Arc<Topic>> {
         self.inner.topic(name)
+    }
+
+    /// The consumer groups with committed offsets or live members, sorted.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a group offsets file that does not parse (read-only stores read
+    /// the files).
+    pub fn groups(&self) -> Result<Vec<String>> {
+        match &self.inner.coordinator {
+            Some(c) => Ok(c.groups()),
+            None => Ok(
+                crate::group::offsets::load_all(&ReadOnlyDisk, &self.inner.dir)?
+                    .into_keys()
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A group's committed offsets: the next offset to consume of each partition.
+    ///
+    /// # Errors
+    /// As [`groups`](Store::groups).
+    pub fn committed_offsets(&self, group: &str) -> Result<BTreeMap<TopicPartition, i64>> {
+        match &self.inner.coordinator {
+            Some(c) => Ok(c.committed_offsets(group)),
+            None => Ok(
+                crate::group::offsets::load_all(&ReadOnlyDisk, &self.inner.dir)?
+                    .remove(group)
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
+    /// Sets a group's committed offsets while it has no live members (Kafka's
+    /// `kafka-consumer-groups --reset-offsets`); partitions not named keep theirs.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the group has live members or an offset is negative;
+    /// [`Error::ReadOnly`]; [`Error::Io`].
+    pub fn reset_offsets(&self, group: &str, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        self.coordinator()?.reset_offsets(group, offsets)
+    }
+
+    /// Deletes a group's committed offsets while it has no live members (Kafka's
+    /// `kafka-consumer-groups --delete`). A group without offsets is no error.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the group has live members; [`Error::ReadOnly`];
+    /// [`Error::Io`].
+    pub fn delete_group(&self, group: &str) -> Result<()> {
+        self.coordinator()?.delete_group(group)
+    }
+
+    fn coordinator(&self) -> Result<&Arc<Coordinator>> {
+        self.inner.coordinator.as_ref().ok_or(Error::ReadOnly)
     }
 
     /// A consumer of this store's topics (see [`Consumer`]). A read-only store's consumers
@@ -360,6 +427,7 @@ impl Store {
             *registry = updated;
         }
         self.inner.topics.write().remove(name);
+        self.inner.metadata_changed();
         static DELETIONS: AtomicU64 = AtomicU64::new(0);
         let id = format!(
             "{:016x}{:016x}",
@@ -404,6 +472,8 @@ impl Store {
             .map(|p| self.inner.open_partition(name, p, topic.config().clone()))
             .collect::<Result<Vec<_>>>()?;
         topic.push_partitions(added);
+        drop(registry);
+        self.inner.metadata_changed();
         Ok(())
     }
 
@@ -449,6 +519,13 @@ impl Drop for Store {
 }
 
 impl Inner {
+    /// Tells the group coordinator that topics or partition counts changed (rebalance).
+    fn metadata_changed(&self) {
+        if let Some(c) = &self.coordinator {
+            c.metadata_changed();
+        }
+    }
+
     /// The topic named `name`.
     pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>> {
         self.topics
