@@ -1052,3 +1052,67 @@ fn recover_repairs_only_what_its_flags_allow() {
     let describe = tl(d, &["describe", "t"]).ok();
     assert!(describe.starts_with("0\t5\t"), "{describe}");
 }
+
+#[test]
+fn consume_as_a_group_commits_what_it_printed() {
+    let _serial = serial();
+    let dir = segmented_store();
+    let d = dir.path();
+    let values = |text: String| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split(' ').nth(1).unwrap_or("").to_owned())
+            .collect()
+    };
+    let first = tl(d, &["consume", "t", "--group", "g", "--max", "10"]).ok();
+    assert_eq!(
+        values(first),
+        (0..10).map(|i| format!("{i:03}")).collect::<Vec<_>>()
+    );
+    assert_eq!(tl(d, &["groups"]).ok(), "g\n");
+    assert_eq!(tl(d, &["describe-group", "g"]).ok(), "t\t0\t10\t30\t20\n");
+    // A second run continues where the first stopped; --from does not apply (committed wins).
+    let second = tl(
+        d,
+        &[
+            "consume", "t", "--group", "g", "--max", "5", "--from", "end",
+        ],
+    )
+    .ok();
+    assert_eq!(values(second), ["010", "011", "012", "013", "014"]);
+    assert_eq!(tl(d, &["describe-group", "g"]).ok(), "t\t0\t15\t30\t15\n");
+
+    assert_eq!(
+        tl(
+            d,
+            &["reset-offsets", "g", "--topic", "t", "--to", "earliest"]
+        )
+        .ok(),
+        "g\tt\t0\t0\n"
+    );
+    assert_eq!(
+        tl(d, &["reset-offsets", "g", "--topic", "t", "--to", "25"]).ok(),
+        "g\tt\t0\t25\n"
+    );
+    let rest = tl(d, &["consume", "t", "--group", "g"]).ok();
+    assert_eq!(values(rest), ["025", "026", "027", "028", "029"]);
+    assert_eq!(tl(d, &["describe-group", "g"]).ok(), "t\t0\t30\t30\t0\n");
+    assert_eq!(
+        tl(d, &["reset-offsets", "g", "--topic", "t", "--to", "latest"]).ok(),
+        "g\tt\t0\t30\n"
+    );
+    assert_eq!(tl(d, &["consume", "t", "--group", "g"]).ok(), "");
+    // A group without offsets starts where --from says.
+    let fresh = tl(d, &["consume", "t", "--group", "h", "--from", "28"]).ok();
+    assert_eq!(values(fresh), ["028", "029"]);
+    assert_eq!(tl(d, &["groups"]).ok(), "g\nh\n");
+    assert!(
+        tl(d, &["describe-group", "nope"])
+            .failed(2)
+            .contains("no committed offsets")
+    );
+    assert!(
+        tl(d, &["reset-offsets", "g", "--topic", "t", "--to", "soon"])
+            .failed(2)
+            .contains("--to expects")
+    );
+}

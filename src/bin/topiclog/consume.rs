@@ -8,7 +8,11 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Args;
-use topiclog::{ConsumerConfig, LogRecord, OffsetReset, Partition, Reader, Store};
+use std::collections::BTreeMap;
+
+use topiclog::{
+    ConsumerConfig, LogRecord, OffsetReset, Partition, Reader, Store, StoreOptions, TopicPartition,
+};
 
 use crate::output::{Failure, Out, stdout_failure};
 
@@ -43,7 +47,15 @@ pub(crate) struct ConsumeArgs {
     /// At the end of the log, wait for new records (until interrupted) instead of exiting
     #[arg(long)]
     follow: bool,
+    /// Consume as group G: start at its committed offsets (--from and --from-time apply only
+    /// to partitions without one) and commit what was printed, at exit and every 1000 records
+    /// (opens the store for writing)
+    #[arg(long, value_name = "G")]
+    group: Option<String>,
 }
+
+/// How often `consume --group` commits what it printed, at least.
+const GROUP_COMMIT_EVERY: u64 = 1000;
 
 /// `--from`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +94,14 @@ struct Source {
 }
 
 pub(crate) fn run(dir: &Path, args: &ConsumeArgs, out: &mut Out) -> Result<(), Failure> {
+    if let Some(group) = &args.group {
+        let options = StoreOptions::builder().create_if_missing(false).build();
+        let store = Store::open_with(dir, options)?;
+        let result = run_group(&store, group, args, out);
+        let closed = store.close();
+        result?;
+        return Ok(closed?);
+    }
     let store = Store::open_read_only(dir)?;
     let topic = store.topic(&args.topic)?;
     let partitions: Vec<(u32, Arc<Partition>)> = match args.partition {
@@ -160,6 +180,66 @@ fn follow(
             }
         }
     }
+}
+
+/// `consume --group`: a consumer of the group reading the topic's partitions (assigned by
+/// hand: the store's lock keeps every other member out), from the committed offsets.
+fn run_group(store: &Store, group: &str, args: &ConsumeArgs, out: &mut Out) -> Result<(), Failure> {
+    let topic = store.topic(&args.topic)?;
+    let numbers: Vec<u32> = match args.partition {
+        Some(n) => vec![topic.partition(n)?; 1].iter().map(|_| n).collect(),
+        None => (0..topic.partition_count()).collect(),
+    };
+    let config = ConsumerConfig::builder()
+        .group_id(group)
+        .enable_auto_commit(false)
+        .auto_offset_reset(OffsetReset::Earliest)
+        .build()?;
+    let mut consumer = store.consumer(config)?;
+    let assignment: Vec<(&str, u32)> = numbers.iter().map(|&n| (args.topic.as_str(), n)).collect();
+    consumer.assign(&assignment)?;
+    // Printed so far: the offset after the last printed record of each partition.
+    let mut printed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    for &n in &numbers {
+        if consumer.committed(&args.topic, n)?.is_none() {
+            let partition = topic.partition(n)?;
+            let from = start_offset(&partition, args)?;
+            consumer.seek(&args.topic, n, from.min(partition.next_offset()))?;
+        }
+    }
+    let mut left = args.max.unwrap_or(u64::MAX);
+    let mut since_commit = 0;
+    let wait = if args.follow {
+        FOLLOW_POLL
+    } else {
+        Duration::ZERO
+    };
+    while left > 0 {
+        out.flush()?;
+        let records = consumer.poll(wait)?;
+        if records.is_empty() && !args.follow {
+            break;
+        }
+        for record in records {
+            print_record(record.partition(), record.record(), args, out)?;
+            printed.insert(
+                (args.topic.clone(), record.partition()),
+                record.offset() + 1,
+            );
+            left -= 1;
+            since_commit += 1;
+            if since_commit >= GROUP_COMMIT_EVERY {
+                out.flush()?;
+                consumer.commit_offsets(&printed)?;
+                since_commit = 0;
+            }
+            if left == 0 {
+                break;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(consumer.commit_offsets(&printed)?)
 }
 
 /// The offset a partition starts at.

@@ -1,9 +1,9 @@
 //! `topiclog`: the command-line tool of the topiclog crate (built with `--features cli`).
 //!
-//! Commands that only read (`topics`, `describe`, `consume`, `dump`, `verify`) open the store
-//! with [`Store::open_read_only`] and take no lock, so they run beside a live application; the
-//! others open it with [`Store::open`] and fail with the lock error while another process holds
-//! it. Exit codes: 0 success, 1 `verify` found a problem, 2 a usage, lock, data or I/O error,
+//! Commands that only read (`topics`, `describe`, `consume` without `--group`, `dump`,
+//! `verify`, `groups`, `describe-group`) open the store with [`Store::open_read_only`] and take
+//! no lock, so they run beside a live application; the others open it with [`Store::open`] and
+//! fail with the lock error while another process holds it. Exit codes: 0 success, 1 `verify` found a problem, 2 a usage, lock, data or I/O error,
 //! reported as one `topiclog: <message>` line on stderr. A closed stdout (`| head`) ends a
 //! command quietly with 0.
 
@@ -29,8 +29,8 @@ use output::{Failure, Out};
     version,
     about = "Inspect and operate a topiclog store: a directory of topics in Kafka's on-disk format",
     after_help = "Exit status: 0 success, 1 verify found a problem, 2 usage, lock or I/O error.\n\
-                  Read-only commands (topics, describe, consume, dump, verify) take no lock and run \
-                  beside a live writer."
+                  Read-only commands (topics, describe, consume without --group, dump, verify, groups, \
+                  describe-group) take no lock and run beside a live writer."
 )]
 struct Cli {
     /// The store directory (accepted before or after the command)
@@ -93,6 +93,35 @@ enum Command {
     /// and reported. Damage to data that was fsynced, or a missing log-start checkpoint, fails
     /// the open instead; the flags allow repairing them, losing what they must (reported).
     Recover(RecoverArgs),
+    /// List consumer groups with committed offsets, one per line (read-only)
+    Groups,
+    /// A group's committed offsets and lag (read-only)
+    ///
+    /// One line per partition the group committed:
+    /// `TOPIC<TAB>PARTITION<TAB>COMMITTED<TAB>END<TAB>LAG`.
+    DescribeGroup {
+        /// The group
+        group: String,
+    },
+    /// Move a group's committed offsets for a topic (opens the store for writing)
+    ///
+    /// Sets every partition of the topic to its earliest or latest offset, or to OFFSET
+    /// (clamped to the partition's range). The group must have no live members, which holds
+    /// while this command holds the store's lock.
+    ResetOffsets(ResetOffsetsArgs),
+}
+
+/// `reset-offsets`.
+#[derive(Debug, Args)]
+struct ResetOffsetsArgs {
+    /// The group
+    group: String,
+    /// The topic whose partitions move
+    #[arg(long)]
+    topic: String,
+    /// earliest, latest or an offset
+    #[arg(long, value_name = "earliest|latest|OFFSET")]
+    to: String,
 }
 
 /// `recover`.
@@ -219,6 +248,9 @@ fn run(cli: &Cli, out: &mut Out) -> Result<(), Failure> {
         Command::DeleteRecords(args) => delete_records(store_dir(cli)?, args, out),
         Command::EnforceRetention => enforce_retention(store_dir(cli)?, out),
         Command::Recover(args) => recover(store_dir(cli)?, args, out),
+        Command::Groups => groups(store_dir(cli)?, out),
+        Command::DescribeGroup { group } => describe_group(store_dir(cli)?, group, out),
+        Command::ResetOffsets(args) => reset_offsets(store_dir(cli)?, args, out),
     }
 }
 
@@ -318,6 +350,76 @@ fn enforce_retention(dir: &Path, out: &mut Out) -> Result<(), Failure> {
                 bases.join(", "),
                 report.bytes_deleted,
                 report.log_start_offset
+            ))?;
+        }
+        Ok(())
+    })
+}
+
+fn groups(dir: &Path, out: &mut Out) -> Result<(), Failure> {
+    let store = Store::open_read_only(dir)?;
+    for group in store.groups()? {
+        out.line(format_args!("{group}"))?;
+    }
+    Ok(())
+}
+
+fn describe_group(dir: &Path, group: &str, out: &mut Out) -> Result<(), Failure> {
+    let store = Store::open_read_only(dir)?;
+    let committed = store.committed_offsets(group)?;
+    if committed.is_empty() {
+        return Err(Failure::Usage(format!(
+            "no committed offsets for group {group:?}"
+        )));
+    }
+    for ((topic, partition), offset) in committed {
+        // A deleted topic or partition has no end: shown as -.
+        let end = store
+            .topic(&topic)
+            .and_then(|t| t.partition(partition))
+            .map(|p| p.next_offset())
+            .ok();
+        match end {
+            Some(end) => out.line(format_args!(
+                "{topic}\t{partition}\t{offset}\t{end}\t{}",
+                (end - offset).max(0)
+            ))?,
+            None => out.line(format_args!("{topic}\t{partition}\t{offset}\t-\t-"))?,
+        }
+    }
+    Ok(())
+}
+
+fn reset_offsets(dir: &Path, args: &ResetOffsetsArgs, out: &mut Out) -> Result<(), Failure> {
+    let to = match args.to.as_str() {
+        "earliest" | "latest" => None,
+        text => match text.parse::<i64>() {
+            Ok(offset) if offset >= 0 => Some(offset),
+            _ => {
+                return Err(Failure::Usage(format!(
+                    "--to expects earliest, latest or an offset of at least 0, got {text:?}"
+                )));
+            }
+        },
+    };
+    let store = open_for_writing(dir)?;
+    with_writable_store(store, |store| {
+        let topic = store.topic(&args.topic)?;
+        let mut offsets = Vec::new();
+        for (n, partition) in topic.partitions().iter().enumerate() {
+            let (start, end) = (partition.log_start_offset(), partition.next_offset());
+            let offset = match (args.to.as_str(), to) {
+                ("earliest", _) => start,
+                (_, Some(offset)) => offset.clamp(start, end),
+                _ => end,
+            };
+            offsets.push(((args.topic.clone(), n as u32), offset));
+        }
+        store.reset_offsets(&args.group, &offsets)?;
+        for ((topic, partition), offset) in &offsets {
+            out.line(format_args!(
+                "{}\t{topic}\t{partition}\t{offset}",
+                args.group
             ))?;
         }
         Ok(())
