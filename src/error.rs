@@ -132,7 +132,9 @@ pub enum Error {
     },
     /// A group member committed an offset for a partition it no longer owns (a rebalance gave
     /// it to another member): Kafka's `CommitFailedException`. Nothing was committed.
-    #[error("member {member:?} of group {group:?} does not own {topic}-{partition}: commit rejected")]
+    #[error(
+        "member {member:?} of group {group:?} does not own {topic}-{partition}: commit rejected"
+    )]
     CommitRejected {
         /// The group.
         group: String,

@@ -478,6 +478,7 @@ impl Inner {
             .message_timestamp_type(config.message_timestamp_type())
             .retention_ms(-1)
             .retention_bytes(config.retention_bytes())
+            .producer_id_expiration_ms(config.producer_id_expiration_ms())
             .write_buffer_bytes(config.write_buffer_bytes())
             .clock(config.clock().clone())
             .build()
