@@ -93,8 +93,9 @@ pub use config::{
 pub use error::{Corruption, Error, IoOp, Result};
 pub use partition::{
     AppendInfo, BatchAfterCut, LogRecord, LogStartRebuild, MAX_REPORTED_BATCHES_AFTER_CUT,
-    OwnedHeader, OwnedRecord, Partition, Reader, RecoveryOptions, RecoveryReport, RemovedSegment,
-    RetentionReport, TimestampOffset, Truncation,
+    OwnedHeader, OwnedRecord, Partition, ProducerStamp, ProducerState, ProducerStateRecovery,
+    Reader, RecoveryOptions, RecoveryReport, RemovedSegment, RetentionReport, TimestampOffset,
+    Truncation,
 };
 pub use store::{
     DEFAULT_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS, DEFAULT_RETENTION_CHECK_INTERVAL_MS, LOCK_FILE,
