@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use common::ManualClock;
 use topiclog::record::{Batches, Record};
-use topiclog::{AppendInfo, Error, LogConfig, Partition, ProducerStamp};
+use topiclog::{AppendInfo, Error, LogConfig, Partition, ProducerStamp, Store, TopicConfig};
 
 fn stamp(producer_id: i64, epoch: i16, base_sequence: i32) -> ProducerStamp {
     ProducerStamp {
@@ -607,4 +607,272 @@ fn concurrent_producers_on_one_partition() {
         }
     }
     assert_eq!(next_seq, [100; 4]);
+}
+
+fn store_with_topic(dir: &Path, partitions: u32) -> Store {
+    let store = Store::open(dir).expect("open store");
+    store
+        .create_topic("orders", TopicConfig::new(partitions))
+        .expect("create topic");
+    store
+}
+
+#[test]
+fn producer_ids_and_epochs_are_persisted_and_a_newer_handle_fences_the_older() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_with_topic(dir.path(), 1);
+    let a = store.producer("checkout").expect("producer");
+    let b = store.producer("billing").expect("producer");
+    assert_eq!((a.id(), a.epoch(), b.id(), b.epoch()), (0, 0, 1, 0));
+    let first = a
+        .append("orders", 0, &[Record::new(b"a0")])
+        .expect("append");
+    assert_eq!(a.next_sequence("orders", 0), 1);
+
+    let a2 = store.producer("checkout").expect("producer again");
+    assert_eq!((a2.id(), a2.epoch()), (0, 1));
+    match a.append("orders", 0, &[Record::new(b"late")]) {
+        Err(Error::ProducerFenced {
+            producer,
+            producer_id,
+            epoch,
+        }) => assert_eq!((producer.as_str(), producer_id, epoch), ("checkout", 0, 0)),
+        other => panic!("expected ProducerFenced, got {other:?}"),
+    }
+    // The new epoch starts its sequences at 0; the partition then refuses the old epoch even
+    // without the store's check (another process's handle, say).
+    assert_eq!(
+        a2.append("orders", 0, &[Record::new(b"a1")])
+            .expect("append")
+            .base_offset,
+        1
+    );
+    let partition = store
+        .topic("orders")
+        .expect("topic")
+        .partition(0)
+        .expect("partition");
+    expect_fenced(partition.append_idempotent(stamp(0, 0, 1), &[Record::new(b"old")]));
+    assert_eq!(first, info(0, 0));
+    assert!(
+        b.append("orders", 0, &[Record::new(b"b0")]).is_ok(),
+        "other names unaffected"
+    );
+    store.close().expect("close");
+    drop(store);
+
+    assert!(dir.path().join(topiclog::PRODUCERS_FILE).is_file());
+    let store = Store::open(dir.path()).expect("reopen");
+    let a3 = store.producer("checkout").expect("producer after reopen");
+    assert_eq!((a3.id(), a3.epoch()), (0, 2));
+    let c = store.producer("audit").expect("new name");
+    assert_eq!((c.id(), c.epoch()), (2, 0), "ids are never reused");
+    assert_eq!(
+        a3.append("orders", 0, &[Record::new(b"a2")])
+            .expect("append")
+            .base_offset,
+        3
+    );
+    drop(store);
+    assert!(matches!(
+        a3.append("orders", 0, &[Record::new(b"x")]),
+        Err(Error::Closed)
+    ));
+    let store = Store::open_read_only(dir.path()).expect("read-only");
+    assert!(matches!(store.producer("checkout"), Err(Error::ReadOnly)));
+}
+
+#[test]
+fn producer_retries_are_deduplicated_and_errors_keep_the_sequence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_with_topic(dir.path(), 2);
+    let p = store.producer("app").expect("producer");
+    let first = p
+        .append("orders", 1, &[Record::new(b"a"), Record::new(b"b")])
+        .expect("append");
+    let second = p.append("orders", 1, &[Record::new(b"c")]).expect("append");
+    assert_eq!((first, second), (info(0, 1), info(2, 2)));
+    assert_eq!(p.next_sequence("orders", 1), 3);
+    assert_eq!(
+        p.next_sequence("orders", 0),
+        0,
+        "sequences are per partition"
+    );
+    // Retries with the sequences used: the original offsets, nothing written, sequence kept.
+    let retry = [Record::new(b"a"), Record::new(b"b")];
+    assert_eq!(
+        p.append_with_sequence("orders", 1, 0, &retry)
+            .expect("retry"),
+        first
+    );
+    assert_eq!(
+        p.append_with_sequence("orders", 1, 2, &[Record::new(b"c")])
+            .expect("retry"),
+        second
+    );
+    assert_eq!(p.next_sequence("orders", 1), 3);
+    let partition = store
+        .topic("orders")
+        .expect("topic")
+        .partition(1)
+        .expect("partition");
+    assert_eq!(partition.next_offset(), 3);
+    // A gap names the topic and partition.
+    match p.append_with_sequence("orders", 1, 7, &[Record::new(b"gap")]) {
+        Err(Error::OutOfOrderSequence {
+            topic,
+            partition,
+            expected,
+            received,
+            ..
+        }) => assert_eq!(
+            (topic.as_str(), partition, expected, received),
+            ("orders", 1, 3, 7)
+        ),
+        other => panic!("expected OutOfOrderSequence, got {other:?}"),
+    }
+    // A failed append leaves the sequence where it was.
+    let huge = vec![0u8; 2 << 20];
+    assert!(matches!(
+        p.append("orders", 1, &[Record::new(&huge)]),
+        Err(Error::RecordTooLarge { .. })
+    ));
+    assert_eq!(p.next_sequence("orders", 1), 3);
+    assert_eq!(
+        p.append("orders", 1, &[Record::new(b"d")]).expect("append"),
+        info(3, 3)
+    );
+    assert!(matches!(
+        p.append("nope", 0, &[Record::new(b"x")]),
+        Err(Error::UnknownTopic(_))
+    ));
+    assert!(matches!(
+        p.append("orders", 5, &[Record::new(b"x")]),
+        Err(Error::UnknownPartition { .. })
+    ));
+}
+
+#[test]
+fn send_routes_as_the_topic_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_with_topic(dir.path(), 3);
+    let topic = store.topic("orders").expect("topic");
+    let p = store.producer("router").expect("producer");
+    let mut sent = [0i32; 3];
+    for key in [&b"customer-1"[..], b"customer-2", b"k", b"customer-1"] {
+        let (partition, offset) = p.send("orders", Record::keyed(key, b"v")).expect("send");
+        let (routed, next) = topic
+            .append(Record::keyed(key, b"v"))
+            .expect("topic append");
+        assert_eq!((partition, offset + 1), (routed, next), "{key:?}");
+        sent[partition as usize] += 1;
+    }
+    for partition in 0..3 {
+        assert_eq!(
+            p.next_sequence("orders", partition),
+            sent[partition as usize]
+        );
+    }
+}
+
+#[test]
+fn new_producer_ids_start_above_those_in_the_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A partition directory holding batches of producer 41, as a Kafka broker's might.
+    let partition_dir = dir.path().join("events-0");
+    let log = Partition::open(&partition_dir, LogConfig::default()).expect("open");
+    append(&log, stamp(41, 3, 0), "kafka", 2);
+    log.close().expect("close");
+    drop(log);
+    let store = Store::open(dir.path()).expect("open store");
+    let p = store.producer("mine").expect("producer");
+    assert_eq!((p.id(), p.epoch()), (42, 0));
+    p.append("events", 0, &[Record::new(b"x")]).expect("append");
+}
+
+#[test]
+fn concurrent_store_producers_on_one_partition() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_with_topic(dir.path(), 1);
+    let shared = Arc::new(store.producer("shared").expect("producer"));
+    let mut threads = Vec::new();
+    for t in 0..6 {
+        // Two threads share one handle; the others have a name each.
+        let producer = if t < 2 {
+            Arc::clone(&shared)
+        } else {
+            Arc::new(store.producer(&format!("p{t}")).expect("producer"))
+        };
+        threads.push(std::thread::spawn(move || {
+            for i in 0..30 {
+                let v = format!("t{t}-{i}");
+                producer
+                    .append("orders", 0, &[Record::new(v.as_bytes())])
+                    .expect("append");
+            }
+        }));
+    }
+    for t in threads {
+        t.join().expect("thread");
+    }
+    assert_eq!(shared.next_sequence("orders", 0), 60);
+    let partition = store
+        .topic("orders")
+        .expect("topic")
+        .partition(0)
+        .expect("partition");
+    assert_eq!(partition.next_offset(), 180);
+    let mut producers: Vec<(i64, i32)> = partition
+        .active_producers()
+        .iter()
+        .map(|s| (s.producer_id, s.last_sequence))
+        .collect();
+    producers.sort_unstable();
+    assert_eq!(producers, [(0, 59), (1, 29), (2, 29), (3, 29), (4, 29)]);
+}
+
+/// With `flush.messages` 1, an acknowledged batch is durable, so after a power loss its retry
+/// is still a duplicate; a batch whose fsync failed was never acknowledged, its retry is
+/// refused while the partition is poisoned and written after the reopen.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn after_a_power_loss_acknowledged_batches_stay_duplicates_and_failed_ones_are_written() {
+    use topiclog::testing::{Fault, FaultDisk, FaultKind, FaultOp};
+
+    let config = LogConfig::builder()
+        .segment_bytes(1024)
+        .segment_index_bytes(4096)
+        .build()
+        .expect("config");
+    for seed in 0..8 {
+        let disk = Arc::new(FaultDisk::new());
+        let log =
+            Partition::open_on_fault_disk(Arc::clone(&disk), "/p", config.clone()).expect("open");
+        let acked: Vec<AppendInfo> = (0..20)
+            .map(|i| append(&log, stamp(1, 0, i), &format!("batch-{i:02}"), 1))
+            .collect();
+        disk.inject(Fault::new(FaultOp::Sync, FaultKind::Io).on_path_ending(".log"));
+        assert!(matches!(
+            try_append(&log, stamp(1, 0, 20), "lost", 1),
+            Err(Error::Io { .. })
+        ));
+        assert!(matches!(
+            try_append(&log, stamp(1, 0, 20), "lost", 1),
+            Err(Error::Poisoned { .. })
+        ));
+        disk.crash(seed);
+        drop(log);
+        disk.clear_faults();
+        let log =
+            Partition::open_on_fault_disk(Arc::clone(&disk), "/p", config.clone()).expect("reopen");
+        assert_eq!(log.next_offset(), 20, "seed {seed}");
+        for i in 15..20 {
+            assert_eq!(
+                append(&log, stamp(1, 0, i), "retry", 1),
+                acked[i as usize],
+                "seed {seed}"
+            );
+        }
+        assert_eq!(append(&log, stamp(1, 0, 20), "lost", 1), info(20, 20));
+    }
 }

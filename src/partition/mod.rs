@@ -19,6 +19,7 @@ mod retention;
 mod tests;
 mod writer;
 
+pub(crate) use producer_state::increment_sequence;
 pub use producer_state::{ProducerStamp, ProducerState, ProducerStateRecovery};
 pub use reader::{LogRecord, OwnedHeader, OwnedRecord, Reader};
 pub use recovery::{
@@ -351,7 +352,7 @@ impl Partition {
     ///   `producer.id.expiration.ms`) may start at any sequence.
     ///
     /// The producer state survives reopening (see [`ProducerStateRecovery`]). A
-    /// producer from a [`Store`](crate::Store) keeps ids, epochs and
+    /// [`Producer`](crate::Producer) from a [`Store`](crate::Store) keeps ids, epochs and
     /// sequences for you.
     ///
     /// ```
@@ -401,6 +402,11 @@ impl Partition {
     /// Empty for a read-only partition, which does not load them.
     pub fn active_producers(&self) -> Vec<ProducerState> {
         self.shared.writer.lock().producers().producers()
+    }
+
+    /// The highest producer id this partition knows.
+    pub(crate) fn max_producer_id(&self) -> Option<i64> {
+        self.shared.writer.lock().producers().max_producer_id()
     }
 
     fn append_with(

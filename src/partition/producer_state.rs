@@ -374,6 +374,11 @@ impl ProducerStateMap {
             .collect()
     }
 
+    /// The highest producer id known.
+    pub(crate) fn max_producer_id(&self) -> Option<i64> {
+        self.producers.keys().next_back().copied()
+    }
+
     /// Whether a snapshot at `offset` would say something no snapshot file says yet.
     pub(crate) fn snapshot_due(&self, offset: i64) -> bool {
         self.snapshots.last().is_none_or(|&last| last < offset)
