@@ -52,6 +52,15 @@
 //! missing log-start checkpoint, is [`Error::Corrupt`] unless [`RecoveryOptions`] allow the
 //! repair. [`Partition::recovery`] reports what was found and cut.
 //!
+//! ## Idempotent producers
+//!
+//! [`Store::producer`] gives a name a persisted producer id and a new epoch (fencing older
+//! handles); its [`Producer`] stamps Kafka's producer id, epoch and sequence numbers into each
+//! batch, so a retried append that was already written returns its original offsets instead
+//! of writing twice. [`Partition::append_idempotent`] does the same for a bare partition. The
+//! partitions' producer state survives reopening (Kafka's `.snapshot` files, rebuilt from the
+//! batches after a crash).
+//!
 //! ## Errors
 //!
 //! Nothing panics on bad input: damaged files, bad arguments and I/O failures are [`Error`]

@@ -271,11 +271,19 @@ impl Partition {
             .cloned()
             .ok_or(Error::InvalidArgument("recovery produced no segment"))?;
         let next_offset = active.next_offset();
+        let resume = Resume {
+            marker_present: opened.marker_present,
+            flushed: opened.flushed,
+            unsynced: opened.unsynced,
+            checkpoint_stale: opened.checkpoint_stale,
+            durable_active: opened.durable_active,
+            log_start_checkpointed: opened.log_start_checkpointed,
+        };
+        let mut writer = Writer::new(&config, active, opened.active, resume);
         let mut report = opened.report;
-        let producers = if read_only {
-            // Nothing is appended through a read-only partition.
-            producer_state::ProducerStateMap::default()
-        } else {
+        if !read_only {
+            // After the writer mapped the active segment, so replaying it reads only headers.
+            // Nothing is appended through a read-only partition: it loads no producer state.
             let bounds = producer_state::LogBounds {
                 log_start,
                 log_end: next_offset,
@@ -285,18 +293,8 @@ impl Partition {
             };
             let (map, loaded) = producer_state::load(&*disk, dir, &opened.segments, bounds)?;
             report.producer_state = loaded;
-            map
-        };
-        let resume = Resume {
-            marker_present: opened.marker_present,
-            flushed: opened.flushed,
-            unsynced: opened.unsynced,
-            checkpoint_stale: opened.checkpoint_stale,
-            durable_active: opened.durable_active,
-            log_start_checkpointed: opened.log_start_checkpointed,
-            producers,
-        };
-        let writer = Writer::new(&config, active, opened.active, resume);
+            writer.set_producers(map);
+        }
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             config,

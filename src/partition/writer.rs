@@ -46,8 +46,6 @@ pub(crate) struct Resume {
     pub(crate) durable_active: Option<(u64, i64)>,
     /// Whether the log-start checkpoint exists.
     pub(crate) log_start_checkpointed: bool,
-    /// Idempotent producers, as of the log end.
-    pub(crate) producers: ProducerStateMap,
 }
 
 /// A batch appended but not yet published to readers: in the durable mode, batches are
@@ -196,9 +194,14 @@ impl Writer {
             max_offset_entries: index_bytes / OffsetEntry::SIZE,
             max_time_entries: index_bytes / TimeEntry::SIZE,
             closed: false,
-            producers: resume.producers,
+            producers: ProducerStateMap::default(),
             snapshot_after_open: true,
         }
+    }
+
+    /// Starts from the producer state open rebuilt (as of the log end).
+    pub(crate) fn set_producers(&mut self, producers: ProducerStateMap) {
+        self.producers = producers;
     }
 
     /// The idempotent producers the partition knows.
