@@ -379,41 +379,41 @@ impl ProducerStateMap {
         self.producers.keys().next_back().copied()
     }
 
+    /// Whether the snapshot file at `offset` is still kept.
+    pub(crate) fn has_snapshot(&self, offset: i64) -> bool {
+        self.snapshots.contains(&offset)
+    }
+
     /// Whether a snapshot at `offset` would say something no snapshot file says yet.
     pub(crate) fn snapshot_due(&self, offset: i64) -> bool {
         self.snapshots.last().is_none_or(|&last| last < offset)
     }
 
     /// Writes the state (after expiring idle producers) as the snapshot at `offset` (temporary
-    /// file, fsync, rename) and deletes all but the newest [`SNAPSHOTS_KEPT`] snapshots.
+    /// file, then rename) and deletes all but the newest [`SNAPSHOTS_KEPT`] snapshots.
     ///
-    /// With `sync_dir` the directory is synced too, making the snapshot durable. The caller
-    /// passes `false` while a sealed segment's data is not yet fsynced: a directory sync would
-    /// make the next segment's entry durable before that data, and a power loss could then
-    /// leave a gap between them. The snapshot's entry then becomes durable with the next
-    /// flush; until then a power loss may lose it, which costs only a longer replay.
+    /// With `durable` the file and the directory are fsynced (Kafka's snapshot at roll). The
+    /// caller passes `false` while a sealed segment's data is not yet fsynced (Kafka's policy,
+    /// `flush.messages` above 1): a directory sync would make the next segment's entry durable
+    /// before that data, and a power loss could then leave a gap between them; and an append
+    /// under that policy does not wait for fsyncs. The caller then fsyncs the snapshot before
+    /// its next directory sync (a flush or commit round). Until then a power loss may lose the
+    /// snapshot or leave it empty (found corrupt and skipped on open): a longer replay, nothing
+    /// worse.
     pub(crate) fn take_snapshot(
         &mut self,
         disk: &dyn Disk,
         dir: &Path,
         offset: i64,
         (now_ms, expiration_ms): (i64, i64),
-        sync_dir: bool,
+        durable: bool,
     ) -> Result<()> {
         self.expire(now_ms, expiration_ms);
         let path = snapshot_path(dir, offset);
-        if sync_dir {
+        if durable {
             disk::write_atomic(disk, &path, &self.encode_snapshot())?;
         } else {
-            let mut tmp = path.clone().into_os_string();
-            tmp.push(".tmp");
-            let tmp = PathBuf::from(tmp);
-            let file = File::open(disk, tmp.clone(), OpenMode::Create)?;
-            file.set_len(0)?;
-            file.write_all_at(&self.encode_snapshot(), 0)?;
-            file.sync_data()?;
-            drop(file);
-            disk::rename(disk, &tmp, &path)?;
+            disk::write_atomic_unsynced(disk, &path, &self.encode_snapshot())?;
         }
         self.snapshots.insert(offset);
         while self.snapshots.len() > SNAPSHOTS_KEPT {

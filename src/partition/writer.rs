@@ -148,6 +148,9 @@ pub(crate) struct Writer {
     producers: ProducerStateMap,
     /// The state open rebuilt is still to be snapshotted (at the first write).
     snapshot_after_open: bool,
+    /// Snapshots written without fsync (while sealed segments awaited theirs): fsynced by the
+    /// next flush or commit round, before its directory sync.
+    unsynced_snapshots: Vec<i64>,
 }
 
 impl Writer {
@@ -196,6 +199,7 @@ impl Writer {
             closed: false,
             producers: ProducerStateMap::default(),
             snapshot_after_open: true,
+            unsynced_snapshots: Vec::new(),
         }
     }
 
@@ -223,18 +227,32 @@ impl Writer {
     /// published).
     ///
     /// Durable at once unless a sealed segment awaits its fsync (see
-    /// [`ProducerStateMap::take_snapshot`]); then the next flush or commit round syncs the
-    /// directory after that segment.
+    /// [`ProducerStateMap::take_snapshot`]); then the next flush or commit round syncs it, and
+    /// the directory after that segment.
     fn snapshot_producers(&mut self, shared: &Shared, offset: i64) -> Result<()> {
         let config = &shared.config;
         let expiry = (config.clock().now_ms(), config.producer_id_expiration_ms());
-        let sync_dir = self.unsynced.is_empty();
+        let durable = self.unsynced.is_empty();
         self.producers
-            .take_snapshot(&*shared.disk, &shared.dir, offset, expiry, sync_dir)?;
-        if !sync_dir {
+            .take_snapshot(&*shared.disk, &shared.dir, offset, expiry, durable)?;
+        if !durable {
+            self.unsynced_snapshots.push(offset);
             self.dir_dirty = true;
         }
         Ok(())
+    }
+
+    /// The snapshot files written without fsync that are still kept, to fsync before the next
+    /// directory sync.
+    fn take_unsynced_snapshots(&mut self) -> Result<Vec<File>> {
+        let mut files = Vec::new();
+        for offset in std::mem::take(&mut self.unsynced_snapshots) {
+            if self.producers.has_snapshot(offset) {
+                let path = super::producer_state::snapshot_path(self.active.dir(), offset);
+                files.push(File::open(self.active.disk(), path, OpenMode::Write)?);
+            }
+        }
+        Ok(files)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -527,7 +545,8 @@ impl Writer {
     pub(crate) fn begin_commit(&mut self) -> Result<CommitPlan> {
         self.check_poison()?;
         self.write_buffer()?;
-        let files = vec![self.active.log()?];
+        let mut files = vec![self.active.log()?];
+        files.extend(self.take_unsynced_snapshots()?);
         let sealed = self.unsynced.clone();
         Ok(CommitPlan {
             synced_end: self.active.file_size(),
@@ -737,6 +756,9 @@ impl Writer {
         if let Some((index, times)) = &self.index_files {
             index.sync_data()?;
             times.sync_data()?;
+        }
+        for snapshot in self.take_unsynced_snapshots()? {
+            snapshot.sync_data()?;
         }
         if self.dir_dirty {
             disk::sync_dir(disk, &shared.dir)?;
