@@ -1008,3 +1008,65 @@ fn producer_state_matches_the_log_after_crashes() {
         }
     }
 }
+
+/// Batches another implementation of Kafka's format wrote (kafka-python, see
+/// `tests/fixtures/kafka-made/README.md`): producer 4242's sequences, and transaction markers,
+/// rebuild the same state a broker would hold. The clock is set just after the fixtures'
+/// timestamps (November 2023), which would otherwise have expired the producer long ago.
+#[test]
+fn state_rebuilt_from_kafka_made_batches() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kafka-made");
+    let clock = ManualClock::new(1_700_000_002_000);
+    let config = LogConfig::builder()
+        .clock(clock.clone())
+        .build()
+        .expect("config");
+    let state = |log: &Partition| -> Vec<(i64, i16, i32, i64)> {
+        log.active_producers()
+            .iter()
+            .map(|p| (p.producer_id, p.epoch, p.last_sequence, p.last_offset))
+            .collect()
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::copy_dir(&fixtures.join("idempotent-0"), dir.path());
+    let log = Partition::open(dir.path(), config.clone()).expect("open");
+    assert_eq!(log.recovery().producer_state.batches_replayed, 17);
+    assert_eq!(state(&log), [(4242, 0, 499, 499)]);
+    // The last batches Kafka's producer wrote are recognized as duplicates.
+    assert_eq!(
+        append(&log, stamp(4242, 0, 481), "retry", 19),
+        info(481, 499)
+    );
+    assert_eq!(
+        append(&log, stamp(4242, 0, 480), "retry", 1),
+        info(480, 480)
+    );
+    expect_out_of_order(try_append(&log, stamp(4242, 0, 24), "old", 50), 500, 24);
+    assert_eq!(append(&log, stamp(4242, 0, 500), "next", 2), info(500, 501));
+    log.close().expect("close");
+    drop(log);
+    let entries = decode_snapshot(&snapshot_path(dir.path(), 502));
+    assert_eq!(
+        (
+            entries[0].producer_id,
+            entries[0].last_sequence,
+            entries[0].last_offset
+        ),
+        (4242, 501, 501)
+    );
+
+    // A transactional producer: its last data batch (sequences 408..=499 at offsets
+    // 413..=504) and the marker after it, which ends the transaction.
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::copy_dir(&fixtures.join("transactions-0"), dir.path());
+    let log = Partition::open(dir.path(), config).expect("open");
+    assert_eq!(state(&log), [(4242, 0, 499, 504)]);
+    assert_eq!(append(&log, stamp(4242, 0, 500), "next", 1), info(506, 506));
+    log.close().expect("close");
+    let entries = decode_snapshot(&snapshot_path(dir.path(), 507));
+    assert_eq!(
+        entries[0].current_txn_first_offset, -1,
+        "no open transaction"
+    );
+}
