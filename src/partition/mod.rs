@@ -407,6 +407,8 @@ impl Partition {
         self.shared.writer.lock().producers().max_producer_id()
     }
 
+    /// Appends `records` as one batch, stamped if `stamp` is given; says whether it was a
+    /// duplicate of an idempotent batch already appended (nothing written).
     fn append_with(
         &self,
         records: &[Record<'_>],

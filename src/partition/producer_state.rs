@@ -38,11 +38,15 @@
 //! snapshot at all (files from before producers existed, or Kafka's), nothing is replayed, as
 //! Kafka does on upgrade.
 //!
-//! **Expiry**: a producer whose last timestamp (its last batch's max timestamp, or the append's
-//! time if later, so old CreateTime timestamps do not expire a busy producer; Kafka uses the
-//! former only) is `producer.id.expiration.ms` old is dropped
-//! when a snapshot is taken, on open, by retention, and by appends every
-//! [`EXPIRATION_CHECK_INTERVAL_MS`], so the map stays bounded.
+//! **Expiry**: a producer idle for `producer.id.expiration.ms` is dropped when a snapshot is
+//! taken, on open, by retention, and by appends every [`EXPIRATION_CHECK_INTERVAL_MS`], so the
+//! map stays bounded. Idle counts from its last batch's max timestamp, or from the append's
+//! time if later (Kafka uses the former only), so old CreateTime timestamps (a backfill) do not
+//! expire a busy producer.
+//!
+//! Snapshots written while sealed segments await their fsync (`flush.messages` above 1) are
+//! not synced by the append that rolls: the next flush syncs them (see
+//! [`ProducerStateMap::take_snapshot`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -139,10 +143,12 @@ struct BatchMetadata {
 }
 
 impl BatchMetadata {
+    /// The sequence of the batch's first record.
     fn first_seq(&self) -> i32 {
         decrement_sequence(self.last_seq, self.offset_delta)
     }
 
+    /// The offset of the batch's first record.
     fn first_offset(&self) -> i64 {
         self.last_offset - i64::from(self.offset_delta)
     }
@@ -162,6 +168,7 @@ struct ProducerEntry {
 }
 
 impl ProducerEntry {
+    /// A producer not seen before: no epoch, no batch (Kafka's `ProducerStateEntry.empty`).
     fn new() -> ProducerEntry {
         ProducerEntry {
             epoch: NO_PRODUCER_EPOCH,
@@ -172,6 +179,7 @@ impl ProducerEntry {
         }
     }
 
+    /// The sequence of the last record remembered, or -1.
     fn last_seq(&self) -> i32 {
         self.batches.back().map_or(NO_SEQUENCE, |b| b.last_seq)
     }
@@ -194,6 +202,7 @@ impl ProducerEntry {
         self.last_timestamp = last_timestamp;
     }
 
+    /// Idle for `expiration_ms` and in no open transaction (Kafka's `isProducerExpired`).
     fn is_expired(&self, now_ms: i64, expiration_ms: i64) -> bool {
         self.current_txn_first_offset < 0
             && now_ms.saturating_sub(self.last_timestamp) >= expiration_ms
@@ -524,6 +533,7 @@ impl ProducerStateMap {
         Ok(map)
     }
 
+    /// How many producers are known.
     fn len(&self) -> usize {
         self.producers.len()
     }
@@ -538,6 +548,7 @@ impl ProducerStateMap {
 struct Fields<'a>(&'a [u8]);
 
 impl Fields<'_> {
+    /// The next `N` bytes (zeros past the end, which the caller's length check rules out).
     fn take<const N: usize>(&mut self) -> [u8; N] {
         let mut out = [0u8; N];
         if let Some((head, rest)) = self.0.split_at_checked(N) {
@@ -547,14 +558,17 @@ impl Fields<'_> {
         out
     }
 
+    /// The next big-endian i16.
     fn i16(&mut self) -> i16 {
         i16::from_be_bytes(self.take())
     }
 
+    /// The next big-endian i32.
     fn i32(&mut self) -> i32 {
         i32::from_be_bytes(self.take())
     }
 
+    /// The next big-endian i64.
     fn i64(&mut self) -> i64 {
         i64::from_be_bytes(self.take())
     }

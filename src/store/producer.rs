@@ -20,16 +20,19 @@ pub(crate) struct ProducerSlot {
 }
 
 impl ProducerSlot {
+    /// A name's slot, at its first handle's id and epoch.
     pub(crate) fn new(id: i64, epoch: i16) -> ProducerSlot {
         ProducerSlot {
             current: Mutex::new((id, epoch)),
         }
     }
 
+    /// A newer handle took over: older handles are fenced from now on.
     pub(crate) fn set(&self, id: i64, epoch: i16) {
         *self.current.lock() = (id, epoch);
     }
 
+    /// The id and epoch of the newest handle.
     fn get(&self) -> (i64, i16) {
         *self.current.lock()
     }
@@ -98,6 +101,7 @@ const _: () = {
 };
 
 impl Producer {
+    /// A handle for `name` at `id` and `epoch`, fenced once `slot` moves on.
     pub(super) fn new(
         store: Weak<Inner>,
         name: String,
@@ -190,6 +194,7 @@ impl Producer {
         self.append_at(topic, partition, Some(base_sequence), records)
     }
 
+    /// The next-sequence cell of a topic-partition (0 for one not appended to yet).
     fn sequence(&self, topic: &str, partition: u32) -> Arc<NextSequence> {
         let mut sequences = self.sequences.lock();
         Arc::clone(
@@ -199,6 +204,7 @@ impl Producer {
         )
     }
 
+    /// The error for appends through this handle once a newer one exists.
     fn fenced(&self) -> Error {
         Error::ProducerFenced {
             producer: self.name.clone(),
@@ -207,6 +213,8 @@ impl Producer {
         }
     }
 
+    /// Appends with `sequence`, or the tracked next one, moving the tracked one past the batch
+    /// only when the append succeeded (and, for an explicit sequence, wrote).
     fn append_at(
         &self,
         topic: &str,
