@@ -26,6 +26,9 @@ pub const DEFAULT_RETENTION_BYTES: i64 = -1;
 pub const DEFAULT_FLUSH_MESSAGES: i64 = 1;
 /// `flush.ms` default: `i64::MAX`, no time-based flush (Kafka's default).
 pub const DEFAULT_FLUSH_MS: i64 = i64::MAX;
+/// `producer.id.expiration.ms` default: 1 day (Kafka's 86400000). An idempotent producer idle
+/// this long is forgotten by a partition, so producer state stays bounded.
+pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 /// Default size of a partition's user-space write buffer: 256 KiB.
 pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
@@ -76,6 +79,7 @@ pub struct LogConfig {
     retention_bytes: i64,
     flush_messages: i64,
     flush_ms: i64,
+    producer_id_expiration_ms: i64,
     write_buffer_bytes: usize,
     clock: Arc<dyn Clock>,
 }
@@ -93,6 +97,7 @@ impl Default for LogConfig {
             retention_bytes: DEFAULT_RETENTION_BYTES,
             flush_messages: DEFAULT_FLUSH_MESSAGES,
             flush_ms: DEFAULT_FLUSH_MS,
+            producer_id_expiration_ms: DEFAULT_PRODUCER_ID_EXPIRATION_MS,
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             clock: Arc::new(SystemClock),
         }
@@ -161,6 +166,14 @@ impl LogConfig {
     /// unflushed record is this old. `i64::MAX` (the default) never.
     pub fn flush_ms(&self) -> i64 {
         self.flush_ms
+    }
+
+    /// `producer.id.expiration.ms`: an idempotent producer whose last batch is this old (by the
+    /// batch's max timestamp) is forgotten when producer state is next snapshotted, checked or
+    /// loaded; its next append starts afresh (any sequence number is accepted, no duplicate is
+    /// recognized), as in Kafka.
+    pub fn producer_id_expiration_ms(&self) -> i64 {
+        self.producer_id_expiration_ms
     }
 
     /// Whether every append is durable when it returns (`flush.messages` 1).
@@ -249,6 +262,13 @@ impl LogConfigBuilder {
         self
     }
 
+    /// `producer.id.expiration.ms`, at least 1. Default [`DEFAULT_PRODUCER_ID_EXPIRATION_MS`]
+    /// (1 day).
+    pub fn producer_id_expiration_ms(mut self, ms: i64) -> Self {
+        self.config.producer_id_expiration_ms = ms;
+        self
+    }
+
     /// Bytes buffered in memory before a write to the segment file; 0 writes every append
     /// through at once. Default [`DEFAULT_WRITE_BUFFER_BYTES`] (256 KiB). Not a Kafka setting.
     pub fn write_buffer_bytes(mut self, bytes: usize) -> Self {
@@ -265,7 +285,8 @@ impl LogConfigBuilder {
     /// Sets a setting by its Kafka name from text, as `--config key=value` gives it:
     /// `segment.bytes`, `segment.ms`, `segment.index.bytes`, `index.interval.bytes`,
     /// `max.message.bytes`, `message.timestamp.type` (`CreateTime` or `LogAppendTime`),
-    /// `retention.ms`, `retention.bytes`, `flush.messages`, `flush.ms`.
+    /// `retention.ms`, `retention.bytes`, `flush.messages`, `flush.ms`,
+    /// `producer.id.expiration.ms`.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for an unknown key or a value that does not parse.
@@ -289,6 +310,9 @@ impl LogConfigBuilder {
             "retention.bytes" => self.retention_bytes(num("retention.bytes", value)?),
             "flush.messages" => self.flush_messages(num("flush.messages", value)?),
             "flush.ms" => self.flush_ms(num("flush.ms", value)?),
+            "producer.id.expiration.ms" => {
+                self.producer_id_expiration_ms(num("producer.id.expiration.ms", value)?)
+            }
             "message.timestamp.type" => self.message_timestamp_type(match value {
                 "CreateTime" => TimestampType::CreateTime,
                 "LogAppendTime" => TimestampType::LogAppendTime,
@@ -367,6 +391,12 @@ impl LogConfigBuilder {
             c.retention_bytes >= -1,
             "must be -1 (unlimited) or more",
         )?;
+        check(
+            "producer.id.expiration.ms",
+            c.producer_id_expiration_ms,
+            c.producer_id_expiration_ms >= 1,
+            "must be at least 1",
+        )?;
         Ok(self.config)
     }
 }
@@ -393,8 +423,10 @@ mod tests {
             .set("segment.bytes", "4096")
             .and_then(|b| b.set("retention.ms", "-1"))
             .and_then(|b| b.set("message.timestamp.type", "LogAppendTime"))
+            .and_then(|b| b.set("producer.id.expiration.ms", "60000"))
             .and_then(LogConfigBuilder::build)
             .expect("valid");
+        assert_eq!(c.producer_id_expiration_ms(), 60_000);
         assert_eq!((c.segment_bytes(), c.retention_ms()), (4096, -1));
         assert_eq!(c.message_timestamp_type(), TimestampType::LogAppendTime);
         for (key, value) in [
@@ -424,6 +456,7 @@ mod tests {
         assert_eq!(c.retention_ms(), 604_800_000);
         assert_eq!(c.retention_bytes(), -1);
         assert_eq!((c.flush_messages(), c.flush_ms()), (1, i64::MAX));
+        assert_eq!(c.producer_id_expiration_ms(), 86_400_000);
         assert!(
             c.is_durable(),
             "topiclog is durable by default; Kafka is not"
@@ -432,7 +465,11 @@ mod tests {
 
     #[test]
     fn out_of_range_values_are_typed_errors() {
-        let cases: [(LogConfigBuilder, &str); 7] = [
+        let cases: [(LogConfigBuilder, &str); 8] = [
+            (
+                LogConfig::builder().producer_id_expiration_ms(0),
+                "producer.id.expiration.ms",
+            ),
             (LogConfig::builder().retention_ms(-2), "retention.ms"),
             (LogConfig::builder().retention_bytes(-2), "retention.bytes"),
             (LogConfig::builder().segment_bytes(13), "segment.bytes"),

@@ -52,6 +52,15 @@
 //! missing log-start checkpoint, is [`Error::Corrupt`] unless [`RecoveryOptions`] allow the
 //! repair. [`Partition::recovery`] reports what was found and cut.
 //!
+//! ## Idempotent producers
+//!
+//! [`Store::producer`] gives a name a persisted producer id and a new epoch (fencing older
+//! handles); its [`Producer`] stamps Kafka's producer id, epoch and sequence numbers into each
+//! batch, so a retried append that was already written returns its original offsets instead
+//! of writing twice. [`Partition::append_idempotent`] does the same for a bare partition. The
+//! partitions' producer state survives reopening (Kafka's `.snapshot` files, rebuilt from the
+//! batches after a crash).
+//!
 //! ## Errors
 //!
 //! Nothing panics on bad input: damaged files, bad arguments and I/O failures are [`Error`]
@@ -88,8 +97,8 @@ mod topic;
 pub use config::{Clock, LogConfig, LogConfigBuilder, SystemClock};
 pub use config::{
     DEFAULT_FLUSH_MESSAGES, DEFAULT_FLUSH_MS, DEFAULT_INDEX_INTERVAL_BYTES,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RETENTION_BYTES, DEFAULT_RETENTION_MS,
-    DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_INDEX_BYTES, DEFAULT_SEGMENT_MS,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PRODUCER_ID_EXPIRATION_MS, DEFAULT_RETENTION_BYTES,
+    DEFAULT_RETENTION_MS, DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_INDEX_BYTES, DEFAULT_SEGMENT_MS,
     DEFAULT_WRITE_BUFFER_BYTES,
 };
 pub use consumer::{
@@ -101,11 +110,12 @@ pub use error::{Corruption, Error, IoOp, Result};
 pub use group::Assignor;
 pub use partition::{
     AppendInfo, BatchAfterCut, LogRecord, LogStartRebuild, MAX_REPORTED_BATCHES_AFTER_CUT,
-    OwnedHeader, OwnedRecord, Partition, Reader, RecoveryOptions, RecoveryReport, RemovedSegment,
-    RetentionReport, TimestampOffset, Truncation,
+    OwnedHeader, OwnedRecord, Partition, ProducerStamp, ProducerState, ProducerStateRecovery,
+    Reader, RecoveryOptions, RecoveryReport, RemovedSegment, RetentionReport, TimestampOffset,
+    Truncation,
 };
 pub use store::{
     DEFAULT_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS, DEFAULT_RETENTION_CHECK_INTERVAL_MS, LOCK_FILE,
-    Store, StoreOptions, StoreOptionsBuilder, TOPICS_FILE,
+    PRODUCERS_FILE, Producer, Store, StoreOptions, StoreOptionsBuilder, TOPICS_FILE,
 };
 pub use topic::{MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_name as validate_topic_name};

@@ -202,7 +202,8 @@ impl Topic {
         Ok(result)
     }
 
-    fn route(&self, record: &Record<'_>) -> Result<u32> {
+    /// The partition the partitioner picks for `record`.
+    pub(crate) fn route(&self, record: &Record<'_>) -> Result<u32> {
         let partitions = self.partition_count();
         let partition =
             self.partitioner
@@ -215,6 +216,12 @@ impl Topic {
             });
         }
         Ok(partition)
+    }
+
+    /// Tells the partitioner that `record` went to `partition` (sticky partitioning counts it).
+    pub(crate) fn on_append(&self, partition: u32, record: &Record<'_>) {
+        self.partitioner
+            .on_append(&self.name, partition, record_bytes(record));
     }
 
     pub(crate) fn push_partitions(&self, added: Vec<Arc<Partition>>) {

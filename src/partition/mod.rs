@@ -11,6 +11,7 @@ mod checkpoint;
 mod commit;
 mod manifest;
 mod marker;
+mod producer_state;
 mod reader;
 mod recovery;
 mod retention;
@@ -19,6 +20,8 @@ mod tests;
 pub(crate) mod watch;
 mod writer;
 
+pub(crate) use producer_state::increment_sequence;
+pub use producer_state::{ProducerStamp, ProducerState, ProducerStateRecovery};
 pub use reader::{LogRecord, OwnedHeader, OwnedRecord, Reader};
 pub use recovery::{
     BatchAfterCut, LogStartRebuild, MAX_REPORTED_BATCHES_AFTER_CUT, RecoveryOptions,
@@ -279,7 +282,22 @@ impl Partition {
             durable_active: opened.durable_active,
             log_start_checkpointed: opened.log_start_checkpointed,
         };
-        let writer = Writer::new(&config, active, opened.active, resume);
+        let mut writer = Writer::new(&config, active, opened.active, resume);
+        let mut report = opened.report;
+        if !read_only {
+            // After the writer mapped the active segment, so replaying it reads only headers.
+            // Nothing is appended through a read-only partition: it loads no producer state.
+            let bounds = producer_state::LogBounds {
+                log_start,
+                log_end: next_offset,
+                clean: report.clean_shutdown,
+                now_ms: config.clock().now_ms(),
+                expiration_ms: config.producer_id_expiration_ms(),
+            };
+            let (map, loaded) = producer_state::load(&*disk, dir, &opened.segments, bounds)?;
+            report.producer_state = loaded;
+            writer.set_producers(map);
+        }
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             config,
@@ -294,7 +312,7 @@ impl Partition {
         });
         Ok(Partition {
             shared,
-            recovery: opened.report,
+            recovery: report,
             read_only,
         })
     }
@@ -319,6 +337,87 @@ impl Partition {
     /// exceeds `max.message.bytes` or `segment.bytes` (nothing is written); [`Error::Closed`];
     /// [`Error::Io`].
     pub fn append_batch(&self, records: &[Record<'_>]) -> Result<AppendInfo> {
+        self.append_with(records, None).map(|(info, _)| info)
+    }
+
+    /// Appends records as one batch of an idempotent producer (Kafka's `enable.idempotence`),
+    /// stamped with its id, epoch and first sequence number, as a broker appends a producer's
+    /// batch:
+    ///
+    /// * a retry of one of the producer's last 5 batches (same epoch, same first and last
+    ///   sequence) writes nothing and returns the original offsets, once that batch is durable
+    ///   (with `flush.messages` 1);
+    /// * an epoch below the highest seen for the id is refused: [`Error::ProducerFenced`];
+    /// * otherwise the first sequence must follow the producer's last (wrapping from
+    ///   `i32::MAX` to 0), or be 0 for a new epoch: [`Error::OutOfOrderSequence`] says which
+    ///   was expected. A producer the partition does not know (new, or expired after
+    ///   `producer.id.expiration.ms`) may start at any sequence.
+    ///
+    /// The producer state survives reopening (see [`ProducerStateRecovery`]). A
+    /// [`Producer`](crate::Producer) from a [`Store`](crate::Store) keeps ids, epochs and
+    /// sequences for you.
+    ///
+    /// ```
+    /// use topiclog::{LogConfig, Partition, ProducerStamp, record::Record};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Partition::open(dir.path(), LogConfig::default())?;
+    /// let stamp = ProducerStamp { producer_id: 7, epoch: 0, base_sequence: 0 };
+    /// let first = log.append_idempotent(stamp, &[Record::new(b"a"), Record::new(b"b")])?;
+    /// // A retry (the acknowledgement was lost, say) writes nothing: same offsets.
+    /// assert_eq!(log.append_idempotent(stamp, &[Record::new(b"a"), Record::new(b"b")])?, first);
+    /// assert_eq!(log.next_offset(), 2);
+    /// let next = ProducerStamp { base_sequence: 2, ..stamp };
+    /// assert_eq!(log.append_idempotent(next, &[Record::new(b"c")])?.base_offset, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`append_batch`](Partition::append_batch), plus [`Error::ProducerFenced`] (with an
+    /// empty producer name: a partition knows ids only), [`Error::OutOfOrderSequence`], and
+    /// [`Error::InvalidArgument`] for a negative id, epoch or sequence. After an error the
+    /// same call may be retried: a batch that was written is recognized as a duplicate.
+    pub fn append_idempotent(
+        &self,
+        stamp: ProducerStamp,
+        records: &[Record<'_>],
+    ) -> Result<AppendInfo> {
+        self.append_stamped(stamp, records).map(|(info, _)| info)
+    }
+
+    /// [`append_idempotent`](Partition::append_idempotent), also saying whether the batch was a
+    /// duplicate (nothing written).
+    pub(crate) fn append_stamped(
+        &self,
+        stamp: ProducerStamp,
+        records: &[Record<'_>],
+    ) -> Result<(AppendInfo, bool)> {
+        if stamp.producer_id < 0 || stamp.epoch < 0 || stamp.base_sequence < 0 {
+            return Err(Error::InvalidArgument(
+                "producer id, epoch and sequence must not be negative",
+            ));
+        }
+        self.append_with(records, Some(stamp))
+    }
+
+    /// The idempotent producers this partition knows, by id (Kafka's `DescribeProducers`).
+    /// Empty for a read-only partition, which does not load them.
+    pub fn active_producers(&self) -> Vec<ProducerState> {
+        self.shared.writer.lock().producers().producers()
+    }
+
+    /// The highest producer id this partition knows.
+    pub(crate) fn max_producer_id(&self) -> Option<i64> {
+        self.shared.writer.lock().producers().max_producer_id()
+    }
+
+    /// Appends `records` as one batch, stamped if `stamp` is given; says whether it was a
+    /// duplicate of an idempotent batch already appended (nothing written).
+    fn append_with(
+        &self,
+        records: &[Record<'_>],
+        stamp: Option<ProducerStamp>,
+    ) -> Result<(AppendInfo, bool)> {
         if records.is_empty() {
             return Err(Error::InvalidArgument(
                 "an append needs at least one record",
@@ -346,7 +445,9 @@ impl Partition {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
-        let needs_clock = config.message_timestamp_type() == TimestampType::LogAppendTime
+        // Idempotent appends need the time for producer expiry.
+        let needs_clock = stamp.is_some()
+            || config.message_timestamp_type() == TimestampType::LogAppendTime
             || records.iter().any(|r| r.timestamp.is_none());
         let now = if needs_clock {
             config.clock().now_ms()
@@ -355,15 +456,19 @@ impl Partition {
         };
         let shared = &*self.shared;
         loop {
-            let appended = shared.writer.lock().append(shared, records, now);
+            let appended = shared.writer.lock().append(shared, records, now, stamp);
             match appended? {
-                Appended::Done(info) => return Ok(info),
+                Appended::Done(info) => return Ok((info, false)),
                 Appended::Commit(info, seq) => {
                     shared.commit.accepted(seq);
                     shared.commit_through(seq)?;
-                    return Ok(info);
+                    return Ok((info, false));
                 }
                 Appended::CommitFirst(seq) => shared.commit_through(seq)?,
+                Appended::Duplicate(info, seq) => {
+                    shared.commit_through(seq)?;
+                    return Ok((info, true));
+                }
             }
         }
     }

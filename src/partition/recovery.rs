@@ -127,6 +127,8 @@ pub struct RecoveryReport {
     pub removed_files: Vec<PathBuf>,
     /// Files in the directory that topiclog does not know and left alone.
     pub ignored_files: Vec<PathBuf>,
+    /// How the idempotent producers' state was rebuilt (not loaded by read-only opens).
+    pub producer_state: super::ProducerStateRecovery,
 }
 
 impl RecoveryReport {

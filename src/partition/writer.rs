@@ -14,6 +14,7 @@ use crate::segment::{Entry, IndexBuilder, OffsetEntry, Segment, TimeEntry};
 use super::checkpoint::RecoveryPoint;
 use super::manifest::SegmentRecord;
 use super::marker;
+use super::producer_state::{Accepted, Check, ProducerStamp, ProducerStateMap, Rejection};
 use super::retention::{self, Limits, SegmentInfo};
 use super::{AppendInfo, RetentionReport, Shared, checkpoint};
 
@@ -84,6 +85,10 @@ pub(crate) enum Appended {
     /// Nothing appended: the segment must roll, and batches still waiting for a commit must
     /// reach the old segment first. Commit through `seq`, then append again.
     CommitFirst(u64),
+    /// Nothing appended: a retry of an idempotent batch already appended under commit `seq`
+    /// (0 if it was on disk at open). Acknowledged with the original offsets once that commit
+    /// is done, so a batch whose commit fails is never acknowledged.
+    Duplicate(AppendInfo, u64),
 }
 
 /// The writer's state, under the partition's writer lock.
@@ -139,6 +144,13 @@ pub(crate) struct Writer {
     max_offset_entries: usize,
     max_time_entries: usize,
     closed: bool,
+    /// Idempotent producers: checked and updated under this lock, snapshotted at roll and close.
+    producers: ProducerStateMap,
+    /// The state open rebuilt is still to be snapshotted (at the first write).
+    snapshot_after_open: bool,
+    /// Snapshots written without fsync (while sealed segments awaited theirs): fsynced by the
+    /// next flush or commit round, before its directory sync.
+    unsynced_snapshots: Vec<i64>,
 }
 
 impl Writer {
@@ -185,7 +197,62 @@ impl Writer {
             max_offset_entries: index_bytes / OffsetEntry::SIZE,
             max_time_entries: index_bytes / TimeEntry::SIZE,
             closed: false,
+            producers: ProducerStateMap::default(),
+            snapshot_after_open: true,
+            unsynced_snapshots: Vec::new(),
         }
+    }
+
+    /// Starts from the producer state open rebuilt (as of the log end).
+    pub(crate) fn set_producers(&mut self, producers: ProducerStateMap) {
+        self.producers = producers;
+    }
+
+    /// The idempotent producers the partition knows.
+    pub(crate) fn producers(&self) -> &ProducerStateMap {
+        &self.producers
+    }
+
+    /// Writes a producer snapshot at the log end offset if none says as much yet.
+    fn snapshot_producers_if_due(&mut self, shared: &Shared) -> Result<()> {
+        // An empty log and no producer: nothing a snapshot would spare the next open.
+        let nothing = self.next_offset == shared.log_start_offset() && self.producers.is_empty();
+        if !nothing && self.producers.snapshot_due(self.next_offset) {
+            self.snapshot_producers(shared, self.next_offset)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a producer snapshot at `offset` (the log end offset, every batch below it
+    /// published).
+    ///
+    /// Durable at once unless a sealed segment awaits its fsync (see
+    /// [`ProducerStateMap::take_snapshot`]); then the next flush or commit round syncs it, and
+    /// the directory after that segment.
+    fn snapshot_producers(&mut self, shared: &Shared, offset: i64) -> Result<()> {
+        let config = &shared.config;
+        let expiry = (config.clock().now_ms(), config.producer_id_expiration_ms());
+        let durable = self.unsynced.is_empty();
+        self.producers
+            .take_snapshot(&*shared.disk, &shared.dir, offset, expiry, durable)?;
+        if !durable {
+            self.unsynced_snapshots.push(offset);
+            self.dir_dirty = true;
+        }
+        Ok(())
+    }
+
+    /// The snapshot files written without fsync that are still kept, to fsync before the next
+    /// directory sync.
+    fn take_unsynced_snapshots(&mut self) -> Result<Vec<File>> {
+        let mut files = Vec::new();
+        for offset in std::mem::take(&mut self.unsynced_snapshots) {
+            if self.producers.has_snapshot(offset) {
+                let path = super::producer_state::snapshot_path(self.active.dir(), offset);
+                files.push(File::open(self.active.disk(), path, OpenMode::Write)?);
+            }
+        }
+        Ok(files)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -206,6 +273,11 @@ impl Writer {
     fn prepare(&mut self, shared: &Shared) -> Result<()> {
         if self.prepared {
             return Ok(());
+        }
+        if self.snapshot_after_open {
+            // The state open rebuilt, so the next open need not replay the same batches again.
+            self.snapshot_producers_if_due(shared)?;
+            self.snapshot_after_open = false;
         }
         if self.marker_present {
             marker::remove(&*shared.disk, &shared.dir)?;
@@ -255,11 +327,14 @@ impl Writer {
         Ok((index, times))
     }
 
+    /// Appends `records` as one batch; with a `stamp`, as an idempotent producer's batch,
+    /// checked against the producer state first (see [`super::producer_state`]).
     pub(crate) fn append(
         &mut self,
         shared: &Shared,
         records: &[Record<'_>],
         now: i64,
+        stamp: Option<ProducerStamp>,
     ) -> Result<Appended> {
         if self.closed {
             return Err(Error::Closed);
@@ -269,12 +344,25 @@ impl Writer {
         let config = &shared.config;
         let durable = config.is_durable();
         let base_offset = self.next_offset;
-        let params = BatchParams {
+        let mut params = BatchParams {
             base_offset,
             partition_leader_epoch: PARTITION_LEADER_EPOCH,
             timestamp_type: config.message_timestamp_type(),
             ..BatchParams::default()
         };
+        let mut last_seq = None;
+        if let Some(stamp) = stamp {
+            let expiration_ms = config.producer_id_expiration_ms();
+            self.producers.expire_if_due(now, expiration_ms);
+            match self.producers.check(stamp, records.len()) {
+                Ok(Check::Duplicate(info, seq)) => return Ok(Appended::Duplicate(info, seq)),
+                Ok(Check::Append { last_seq: last }) => last_seq = Some(last),
+                Err(rejection) => return Err(rejected(shared, stamp, rejection)),
+            }
+            params.producer_id = stamp.producer_id;
+            params.producer_epoch = stamp.epoch;
+            params.base_sequence = stamp.base_sequence;
+        }
         let start = self.tail.len();
         let encoded = encode_batch(&mut self.tail, &params, records, now).map_err(|e| match e {
             EncodeError::Empty => Error::InvalidArgument("an append needs at least one record"),
@@ -352,6 +440,16 @@ impl Writer {
             base_offset,
             last_offset,
         };
+        if let (Some(stamp), Some(last_seq)) = (stamp, last_seq) {
+            self.producers.accept(Accepted {
+                stamp,
+                last_seq,
+                info,
+                max_timestamp: encoded.max_timestamp,
+                now_ms: now,
+                commit_seq: self.appended_seq,
+            });
+        }
         if durable {
             self.pending.push_back(Pending {
                 seq: self.appended_seq,
@@ -448,7 +546,8 @@ impl Writer {
     pub(crate) fn begin_commit(&mut self) -> Result<CommitPlan> {
         self.check_poison()?;
         self.write_buffer()?;
-        let files = vec![self.active.log()?];
+        let mut files = vec![self.active.log()?];
+        files.extend(self.take_unsynced_snapshots()?);
         let sealed = self.unsynced.clone();
         Ok(CommitPlan {
             synced_end: self.active.file_size(),
@@ -540,6 +639,9 @@ impl Writer {
         self.finish_indexes()?;
         let config = &shared.config;
         let base = self.next_offset;
+        // Kafka's snapshot at roll, named after the new base: an open replays at most the
+        // batches after it.
+        self.snapshot_producers(shared, base)?;
         let segment = Segment::create(
             &shared.disk,
             &shared.dir,
@@ -661,6 +763,9 @@ impl Writer {
             index.sync_data()?;
             times.sync_data()?;
         }
+        for snapshot in self.take_unsynced_snapshots()? {
+            snapshot.sync_data()?;
+        }
         if self.dir_dirty {
             disk::sync_dir(disk, &shared.dir)?;
             self.dir_dirty = false;
@@ -719,6 +824,8 @@ impl Writer {
             return Err(Error::Closed);
         }
         let config = &shared.config;
+        self.producers
+            .expire(config.clock().now_ms(), config.producer_id_expiration_ms());
         let segments = shared.segments();
         let disk = &*shared.disk;
         let mut infos = Vec::with_capacity(segments.len());
@@ -768,6 +875,8 @@ impl Writer {
         if offset > shared.log_start_offset() {
             checkpoint::write_log_start(&*shared.disk, &shared.dir, offset)?;
             shared.log_start_offset.store(offset, Ordering::Release);
+            self.producers
+                .delete_snapshots_below(&*shared.disk, &shared.dir, offset)?;
             if !self.log_start_checkpointed {
                 // From now on the file must exist: the recovery checkpoint says so, and an
                 // open that finds it missing fails instead of bringing back deleted records.
@@ -860,6 +969,8 @@ impl Writer {
             index.sync_data()?;
             times.sync_data()?;
         }
+        // Kafka's snapshot at clean shutdown, at the log end: a clean open replays nothing.
+        self.snapshot_producers_if_due(shared)?;
         // The recovery point at clean shutdown, as Kafka writes it: the marker goes with the
         // first write after the next open, the checkpoint stays.
         self.save_checkpoint(shared, self.flushed.clone())?;
@@ -879,5 +990,36 @@ impl Writer {
         self.marker_present = true;
         self.closed = true;
         Ok(())
+    }
+}
+
+/// The error for a refused idempotent append. A partition knows producers by id only, so a
+/// fencing error carries no name; the topic and partition come from the directory's name
+/// (`<topic>-<partition>`), or are the directory's name and 0 for a partition outside a store.
+fn rejected(shared: &Shared, stamp: ProducerStamp, rejection: Rejection) -> Error {
+    match rejection {
+        Rejection::Fenced => Error::ProducerFenced {
+            producer: String::new(),
+            producer_id: stamp.producer_id,
+            epoch: stamp.epoch,
+        },
+        Rejection::OutOfOrder { expected } => {
+            let name = shared
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (topic, partition) = match crate::topic::parse_partition_dir(&name) {
+                Some((topic, partition)) => (topic.to_owned(), partition),
+                None => (name, 0),
+            };
+            Error::OutOfOrderSequence {
+                topic,
+                partition,
+                producer_id: stamp.producer_id,
+                expected,
+                received: stamp.base_sequence,
+            }
+        }
     }
 }

@@ -108,6 +108,7 @@ mod tests {
             FileKind::Index,
             FileKind::TimeIndex,
             FileKind::TxnIndex,
+            FileKind::Snapshot,
         ] {
             for base in [0, 1, 1234, i64::MAX] {
                 let parsed = parse(&file_name(base, kind)).expect("parses");

@@ -2,6 +2,8 @@
 //! (`<topic>-<partition>`), held under an exclusive OS lock.
 
 mod lock;
+mod producer;
+mod producers_file;
 mod topics_file;
 
 use std::collections::BTreeMap;
@@ -22,9 +24,12 @@ use crate::partition::{Partition, RecoveryOptions, RetentionReport};
 use crate::partitioner::{DefaultPartitioner, Partitioner};
 use crate::topic::{self, Topic, TopicConfig};
 use lock::DirLock;
+use producer::ProducerSlot;
 use topics_file::TopicEntry;
 
 pub use lock::LOCK_FILE;
+pub use producer::Producer;
+pub use producers_file::PRODUCERS_FILE;
 pub use topics_file::TOPICS_FILE;
 
 /// `log.retention.check.interval.ms` default: 5 minutes.
@@ -169,6 +174,12 @@ pub(crate) struct Inner {
     registry: Mutex<BTreeMap<String, TopicEntry>>,
     /// Consumer groups: membership and committed offsets (writable stores only).
     pub(crate) coordinator: Option<Arc<Coordinator>>,
+    /// Named idempotent producers: the persisted registry, and each name's current id and
+    /// epoch as its handles see it.
+    producers: Mutex<(
+        producers_file::Registry,
+        BTreeMap<String, Arc<ProducerSlot>>,
+    )>,
 }
 
 #[derive(Debug)]
@@ -233,6 +244,11 @@ impl Store {
         lock: Option<DirLock>,
     ) -> Result<Inner> {
         let registry = topics_file::read(&*disk, &dir, &options.log)?;
+        let producers = if read_only {
+            producers_file::Registry::default()
+        } else {
+            producers_file::read(&*disk, &dir)?
+        };
         let mut found: BTreeMap<String, u32> = BTreeMap::new();
         for entry in disk::list_dir(&*disk, &dir)? {
             let Some(name) = entry.name.to_str().filter(|_| !entry.is_file) else {
@@ -257,6 +273,7 @@ impl Store {
             topics: RwLock::new(BTreeMap::new()),
             registry: Mutex::new(registry.clone()),
             coordinator: None,
+            producers: Mutex::new((producers, BTreeMap::new())),
         };
         let mut inner = inner;
         if !read_only {
@@ -398,12 +415,50 @@ impl Store {
     /// pick up what another process appends by re-reading the files while they wait.
     ///
     /// # Errors
-    /// None yet; reserved for group membership.
+    /// None: joining a group happens at [`Consumer::subscribe`].
     pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
         Ok(Consumer::new(
             Arc::downgrade(&self.inner),
             config,
             self.inner.read_only,
+        ))
+    }
+
+    /// An idempotent producer for `name` (see [`Producer`]): the name keeps its producer id
+    /// (the store allocates one for a new name, above every id its partitions know), and gets
+    /// the next epoch, which fences every older handle for the name. Both are persisted in the
+    /// store directory ([`PRODUCERS_FILE`]) before this returns, so they survive reopening.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty name, [`Error::ReadOnly`], [`Error::Io`] when the
+    /// registry cannot be written.
+    pub fn producer(&self, name: &str) -> Result<Producer> {
+        self.writable()?;
+        if name.is_empty() {
+            return Err(Error::InvalidArgument("a producer name must not be empty"));
+        }
+        let mut producers = self.inner.producers.lock();
+        let (registry, slots) = &mut *producers;
+        let known = match registry.producers.get(name) {
+            Some(_) => 0,
+            // A new id: above those in the data, such as a Kafka broker's producers.
+            None => self
+                .inner
+                .max_producer_id()
+                .map_or(0, |id| id.saturating_add(1)),
+        };
+        let (updated, id, epoch) = registry.next_handle(name, known);
+        producers_file::write(&*self.inner.disk, &self.inner.dir, &updated)?;
+        *registry = updated;
+        let slot = slots
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(ProducerSlot::new(id, epoch)));
+        slot.set(id, epoch);
+        Ok(Producer::new(
+            Arc::downgrade(&self.inner),
+            name.to_owned(),
+            (id, epoch),
+            Arc::clone(slot),
         ))
     }
 
@@ -535,6 +590,16 @@ impl Inner {
             .ok_or_else(|| Error::UnknownTopic(name.to_owned()))
     }
 
+    /// The highest producer id any partition knows.
+    fn max_producer_id(&self) -> Option<i64> {
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        topics
+            .iter()
+            .flat_map(|t| t.partitions())
+            .filter_map(|p| p.max_producer_id())
+            .max()
+    }
+
     fn open_topic(&self, name: &str, partitions: u32, config: LogConfig) -> Result<Arc<Topic>> {
         let opened = (0..partitions)
             .map(|p| self.open_partition(name, p, config.clone()))
@@ -574,6 +639,7 @@ impl Inner {
             .message_timestamp_type(config.message_timestamp_type())
             .retention_ms(-1)
             .retention_bytes(config.retention_bytes())
+            .producer_id_expiration_ms(config.producer_id_expiration_ms())
             .write_buffer_bytes(config.write_buffer_bytes())
             .clock(config.clock().clone())
             .build()

@@ -8,7 +8,8 @@
 //! topiclog-topics 1
 //! <topic> partitions=<n> segment.bytes=<v> segment.ms=<v> segment.index.bytes=<v>
 //!     index.interval.bytes=<v> max.message.bytes=<v> message.timestamp.type=<CreateTime|LogAppendTime>
-//!     retention.ms=<v> retention.bytes=<v>
+//!     retention.ms=<v> retention.bytes=<v> flush.messages=<v> flush.ms=<v>
+//!     producer.id.expiration.ms=<v>
 //! ```
 //!
 //! (one line per topic; shown wrapped here). Keys are Kafka's; a missing key takes its default.
@@ -56,6 +57,10 @@ pub(crate) fn settings(config: &LogConfig) -> Vec<(&'static str, String)> {
         ("retention.bytes", config.retention_bytes().to_string()),
         ("flush.messages", config.flush_messages().to_string()),
         ("flush.ms", config.flush_ms().to_string()),
+        (
+            "producer.id.expiration.ms",
+            config.producer_id_expiration_ms().to_string(),
+        ),
     ]
 }
 
@@ -165,6 +170,7 @@ mod tests {
         let config = LogConfig::builder()
             .segment_bytes(4096)
             .retention_ms(-1)
+            .producer_id_expiration_ms(60_000)
             .build()
             .expect("config");
         topics.insert(
@@ -180,6 +186,15 @@ mod tests {
         assert_eq!(back["orders"].partitions, 3);
         assert_eq!(back["orders"].config.segment_bytes(), 4096);
         assert_eq!(back["orders"].config.retention_ms(), -1);
+        assert_eq!(back["orders"].config.producer_id_expiration_ms(), 60_000);
+        let old = "topiclog-topics 1\norders partitions=1 retention.ms=-1\n";
+        assert_eq!(
+            decode(old, &LogConfig::default()).expect("decodes")["orders"]
+                .config
+                .producer_id_expiration_ms(),
+            86_400_000,
+            "a registry written before the setting existed takes Kafka's default"
+        );
         assert_eq!(
             back["orders"].config.index_interval_bytes(),
             4096,

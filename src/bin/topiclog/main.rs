@@ -458,6 +458,12 @@ fn print_recovery(name: &str, report: &RecoveryReport, out: &mut Out) -> Result<
             rebuilt.offset, rebuilt.reason
         ))?;
     }
+    for (path, why) in &report.producer_state.corrupt_snapshots {
+        out.line(format_args!(
+            "  producer snapshot {} unusable, deleted: {why}",
+            path.display()
+        ))?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,207 @@
+//! The store's producer registry, `topiclog-producers` in the store directory: the id and
+//! current epoch of each named idempotent producer, and the next id to hand out. A file, not a
+//! directory: a Kafka broker reads every directory of its log directory as a partition.
+//!
+//! Format (UTF-8 text, replaced atomically and durably on every change):
+//!
+//! ```text
+//! topiclog-producers 1
+//! next-id <id>
+//! <name> <producer id> <epoch>
+//! ```
+//!
+//! (one line per producer, ascending by name). Names are percent-encoded: every byte outside
+//! `[A-Za-z0-9._-]` is written `%XX`, so any name fits on one line. An unknown version or a
+//! malformed line is [`Error::Corrupt`] naming the file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::disk::{self, Disk, File, OpenMode};
+use crate::error::{Corruption, Error, Result};
+
+/// File name of the producer registry in a store directory.
+pub const PRODUCERS_FILE: &str = "topiclog-producers";
+const HEADER: &str = "topiclog-producers 1";
+const NEXT_ID: &str = "next-id";
+
+/// What the registry records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Registry {
+    /// The id the next new name gets (at least).
+    pub(crate) next_id: i64,
+    /// Each name's producer id and current epoch.
+    pub(crate) producers: BTreeMap<String, (i64, i16)>,
+}
+
+impl Registry {
+    /// The registry after `name` opens a new handle: the same id with the next epoch, or a new
+    /// id (at least `at_least`) with epoch 0 for a new name or once the epoch is exhausted
+    /// (Kafka bumps the id then too). Returns it with the id and epoch.
+    pub(crate) fn next_handle(&self, name: &str, at_least: i64) -> (Registry, i64, i16) {
+        let mut updated = self.clone();
+        let (id, epoch) = match self.producers.get(name) {
+            Some(&(id, epoch)) if epoch < i16::MAX => (id, epoch + 1),
+            _ => {
+                let id = self.next_id.max(at_least);
+                updated.next_id = id.saturating_add(1);
+                (id, 0)
+            }
+        };
+        updated.producers.insert(name.to_owned(), (id, epoch));
+        (updated, id, epoch)
+    }
+}
+
+/// Encodes the registry.
+pub(crate) fn encode(registry: &Registry) -> String {
+    let mut text = format!("{HEADER}\n{NEXT_ID} {}\n", registry.next_id);
+    for (name, (id, epoch)) in &registry.producers {
+        let _ = writeln!(text, "{} {id} {epoch}", escape(name));
+    }
+    text
+}
+
+/// Decodes the registry; `Err` says what is wrong.
+pub(crate) fn decode(text: &str) -> std::result::Result<Registry, &'static str> {
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        return Err("not a version 1 producers file");
+    }
+    let next_id = lines
+        .next()
+        .and_then(|l| l.strip_prefix(NEXT_ID))
+        .and_then(|n| n.trim().parse::<i64>().ok())
+        .filter(|&n| n >= 0)
+        .ok_or("malformed next-id line")?;
+    let mut registry = Registry {
+        next_id,
+        producers: BTreeMap::new(),
+    };
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [name, id, epoch] = fields.as_slice() else {
+            return Err("a producer line needs a name, an id and an epoch");
+        };
+        let name = unescape(name).ok_or("malformed producer name")?;
+        let (Ok(id), Ok(epoch)) = (id.parse::<i64>(), epoch.parse::<i16>()) else {
+            return Err("malformed producer id or epoch");
+        };
+        if id < 0 || epoch < 0 || id >= next_id {
+            return Err("producer id or epoch out of range");
+        }
+        if registry.producers.insert(name, (id, epoch)).is_some() {
+            return Err("a producer is listed twice");
+        }
+    }
+    Ok(registry)
+}
+
+/// Percent-encodes every byte outside `[A-Za-z0-9._-]`.
+fn escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Reverses [`escape`]; `None` for a malformed escape, bytes that are not UTF-8, or an empty
+/// name.
+fn unescape(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = tail.get(..2)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = tail.get(2..)?;
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok().filter(|n| !n.is_empty())
+}
+
+/// Reads the registry; an absent file is an empty one.
+pub(crate) fn read(disk: &dyn Disk, dir: &Path) -> Result<Registry> {
+    let path = dir.join(PRODUCERS_FILE);
+    let file = match File::open(disk, path.clone(), OpenMode::Read) {
+        Ok(f) => f,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Registry::default());
+        }
+        Err(e) => return Err(e),
+    };
+    let bytes = file.read_all()?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        Error::corrupt(
+            &path,
+            0,
+            Corruption::Metadata("producers file is not UTF-8"),
+        )
+    })?;
+    decode(text).map_err(|why| Error::corrupt(&path, 0, Corruption::Metadata(why)))
+}
+
+/// Writes the registry atomically and durably.
+pub(crate) fn write(disk: &dyn Disk, dir: &Path, registry: &Registry) -> Result<()> {
+    disk::write_atomic(disk, &dir.join(PRODUCERS_FILE), encode(registry).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_with_odd_names() {
+        let registry = Registry::default();
+        let (registry, id, epoch) = registry.next_handle("checkout", 0);
+        assert_eq!((id, epoch), (0, 0));
+        let (registry, id, epoch) = registry.next_handle("a b%c\nü", 10);
+        assert_eq!(
+            (id, epoch),
+            (10, 0),
+            "ids start above those partitions know"
+        );
+        let (registry, id, epoch) = registry.next_handle("checkout", 0);
+        assert_eq!((id, epoch), (0, 1));
+        let text = encode(&registry);
+        assert_eq!(
+            text,
+            "topiclog-producers 1\nnext-id 11\na%20b%25c%0A%C3%BC 10 0\ncheckout 0 1\n"
+        );
+        assert_eq!(decode(&text), Ok(registry.clone()));
+        // An exhausted epoch moves the name to a new id.
+        let mut worn = registry;
+        worn.producers.insert("checkout".into(), (0, i16::MAX));
+        let (_, id, epoch) = worn.next_handle("checkout", 0);
+        assert_eq!((id, epoch), (11, 0));
+    }
+
+    #[test]
+    fn malformed_files_are_refused() {
+        for text in [
+            "",
+            "topiclog-producers 2\nnext-id 0\n",
+            "topiclog-producers 1\n",
+            "topiclog-producers 1\nnext-id -1\n",
+            "topiclog-producers 1\nnext-id 5\nname 1\n",
+            "topiclog-producers 1\nnext-id 5\nname x 0\n",
+            "topiclog-producers 1\nnext-id 5\nname 5 0\n",
+            "topiclog-producers 1\nnext-id 5\nname 1 -1\n",
+            "topiclog-producers 1\nnext-id 5\nna%2 1 0\n",
+            "topiclog-producers 1\nnext-id 5\n%FF 1 0\n",
+            "topiclog-producers 1\nnext-id 5\na 1 0\na 2 0\n",
+        ] {
+            assert!(decode(text).is_err(), "{text:?}");
+        }
+    }
+}
