@@ -1116,3 +1116,49 @@ fn consume_as_a_group_commits_what_it_printed() {
             .contains("--to expects")
     );
 }
+
+/// `consume --group` commits what it printed at least every 1000 records: killed while it
+/// follows, the group has committed at least the first 2000 of the 2500 it printed, and
+/// never more than it printed.
+#[test]
+fn consume_as_a_group_commits_every_thousand_records() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let topic = store.create_topic("t", TopicConfig::new(1)).unwrap();
+        let values: Vec<Vec<u8>> = (0..2500).map(|i| format!("{i}").into_bytes()).collect();
+        let records: Vec<Record<'_>> = values.iter().map(|v| Record::new(v)).collect();
+        topic.partition(0).unwrap().append_batch(&records).unwrap();
+        store.close().unwrap();
+    }
+    let mut child = Killed(
+        Command::new(BIN)
+            .args([
+                "consume",
+                "t",
+                "--group",
+                "g",
+                "--follow",
+                "--dir",
+                dir.path().to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    for i in 0..2500 {
+        let line = lines.next().expect("a line").expect("text");
+        assert_eq!(line, i.to_string());
+    }
+    // It waits at the end now: kill it (no commit at exit).
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    let store = Store::open_read_only(dir.path()).unwrap();
+    let committed = store.committed_offsets("g").unwrap();
+    let offset = committed[&("t".to_owned(), 0)];
+    assert!((2000..=2500).contains(&offset), "committed {offset}");
+}

@@ -85,10 +85,15 @@ impl Shared {
 
     /// Fires every registered signal. Called under the writer lock after a publish; costs one
     /// relaxed load when no reader waits.
+    #[inline]
     pub(crate) fn fire_watchers(&self) {
-        if self.watchers.count.load(Ordering::Relaxed) == 0 {
-            return;
+        if self.watchers.count.load(Ordering::Relaxed) != 0 {
+            self.fire_registered();
         }
+    }
+
+    #[cold]
+    fn fire_registered(&self) {
         for signal in self.watchers.signals.lock().iter() {
             if let Some(signal) = signal.upgrade() {
                 signal.fire();
