@@ -336,6 +336,7 @@ impl Partition {
     /// [`Error::InvalidArgument`] for no records; [`Error::RecordTooLarge`] when the batch
     /// exceeds `max.message.bytes` or `segment.bytes` (nothing is written); [`Error::Closed`];
     /// [`Error::Io`].
+    #[inline]
     pub fn append_batch(&self, records: &[Record<'_>]) -> Result<AppendInfo> {
         self.append_with(records, None).map(|(info, _)| info)
     }
@@ -413,6 +414,7 @@ impl Partition {
 
     /// Appends `records` as one batch, stamped if `stamp` is given; says whether it was a
     /// duplicate of an idempotent batch already appended (nothing written).
+    #[inline]
     fn append_with(
         &self,
         records: &[Record<'_>],
