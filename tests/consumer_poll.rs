@@ -293,3 +293,13 @@ fn a_read_only_stores_consumer_follows_another_writer() {
     assert_eq!(got[0].value(), Some(&b"after"[..]));
     drop(writer.join().expect("writer"));
 }
+
+#[test]
+fn handles_can_move_between_threads() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<topiclog::Consumer>();
+    send::<topiclog::ConsumerRecord>();
+    send_sync::<topiclog::Producer>();
+    send_sync::<Store>();
+}

@@ -170,8 +170,9 @@ impl ConsumerConfigBuilder {
         self
     }
 
-    /// `enable.auto.commit` (default true): commit the consumed positions every
-    /// `auto.commit.interval.ms`, checked at each poll, and on close.
+    /// `enable.auto.commit` (default true): a subscribed consumer commits its consumed
+    /// positions every `auto.commit.interval.ms` (checked at each poll), before letting revoked
+    /// partitions go, and on close. A hand-assigned consumer commits only when told.
     pub fn enable_auto_commit(mut self, on: bool) -> Self {
         self.config.enable_auto_commit = on;
         self
