@@ -303,3 +303,38 @@ fn handles_can_move_between_threads() {
     send_sync::<topiclog::Producer>();
     send_sync::<Store>();
 }
+
+/// CPU time of the calling thread, in clock ticks (Linux).
+#[cfg(target_os = "linux")]
+fn thread_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the state.
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_waiting_poll_sleeps_instead_of_spinning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    store.create_topic("t", TopicConfig::new(4)).expect("topic");
+    let mut consumer = store.consumer(earliest(10)).expect("consumer");
+    consumer
+        .assign(&[("t", 0), ("t", 1), ("t", 2), ("t", 3)])
+        .expect("assign");
+    let before = thread_cpu_ticks();
+    let start = Instant::now();
+    assert!(
+        consumer
+            .poll(Duration::from_millis(500))
+            .expect("poll")
+            .is_empty()
+    );
+    assert!(start.elapsed() >= Duration::from_millis(500));
+    // A busy loop would burn about 50 ticks (10 ms each) in 500 ms.
+    let used = thread_cpu_ticks() - before;
+    assert!(used <= 5, "poll used {used} ticks of CPU while waiting");
+}
