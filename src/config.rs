@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
-use crate::record::TimestampType;
+use crate::record::{DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, TimestampType};
 
 /// `segment.bytes` default: 1 GiB.
 pub const DEFAULT_SEGMENT_BYTES: i32 = 1 << 30;
@@ -81,6 +81,7 @@ pub struct LogConfig {
     flush_ms: i64,
     producer_id_expiration_ms: i64,
     write_buffer_bytes: usize,
+    max_decompressed_batch_bytes: usize,
     clock: Arc<dyn Clock>,
 }
 
@@ -99,6 +100,7 @@ impl Default for LogConfig {
             flush_ms: DEFAULT_FLUSH_MS,
             producer_id_expiration_ms: DEFAULT_PRODUCER_ID_EXPIRATION_MS,
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
+            max_decompressed_batch_bytes: DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES,
             clock: Arc::new(SystemClock),
         }
     }
@@ -184,6 +186,12 @@ impl LogConfig {
     /// Bytes an active segment buffers in memory before writing them to its file.
     pub fn write_buffer_bytes(&self) -> usize {
         self.write_buffer_bytes
+    }
+
+    /// The most bytes one compressed batch's records may decompress to when read; a batch
+    /// that expands past it is an error rather than an allocation.
+    pub fn max_decompressed_batch_bytes(&self) -> usize {
+        self.max_decompressed_batch_bytes
     }
 
     /// The clock used for timestamps and time-based rolls.
@@ -273,6 +281,14 @@ impl LogConfigBuilder {
     /// through at once. Default [`DEFAULT_WRITE_BUFFER_BYTES`] (256 KiB). Not a Kafka setting.
     pub fn write_buffer_bytes(mut self, bytes: usize) -> Self {
         self.config.write_buffer_bytes = bytes;
+        self
+    }
+
+    /// The most bytes one compressed batch's records section may decompress to on reads.
+    /// Default [`DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES`] (256 MiB): generous, since compressed
+    /// data legitimately expands many times over `max.message.bytes`. Not a Kafka setting.
+    pub fn max_decompressed_batch_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_decompressed_batch_bytes = bytes;
         self
     }
 

@@ -4,8 +4,9 @@
 //! timestamps, keys, values, headers and producer fields; (b) every uncompressed v2 batch
 //! `RecordBatchEncoder` writes passes `Batch::parse`/`verify_crc` and `records()` yields the same
 //! records, including the non-contiguous offsets a compacted batch has; (c) a batch kafka-protocol
-//! compresses with gzip, snappy, lz4 or zstd is still framed and CRC-valid for us, and `records()`
-//! reports `UnsupportedCompression`; and (d) both encoders produce the exact bytes of the worked
+//! compresses with gzip, snappy, lz4 or zstd is framed and CRC-valid for us, `records()` reports
+//! `UnsupportedCompression`, `records_in()` decodes it to the uncompressed records, and a batch
+//! `encode_compressed_batch` writes decodes with kafka-protocol; and (d) both encoders produce the exact bytes of the worked
 //! vectors in kafka-log-format.md §2.11. Known differences between the two libraries (header maps,
 //! LogAppendTime, baseTimestamp choice) are pinned by explicit assertions below.
 
@@ -91,6 +92,15 @@ fn expected(offsets: &[i64], timestamps: &[i64], recs: &[Rec]) -> Vec<Seen> {
 
 /// Encodes with topiclog.
 fn encode_ours(params: &BatchParams, recs: &[Rec], now_ms: i64) -> Vec<u8> {
+    encode_ours_with(params, recs, now_ms, Compression::None)
+}
+
+fn encode_ours_with(
+    params: &BatchParams,
+    recs: &[Rec],
+    now_ms: i64,
+    codec: Compression,
+) -> Vec<u8> {
     let headers: Vec<Vec<Header<'_>>> = recs
         .iter()
         .map(|r| {
@@ -111,7 +121,19 @@ fn encode_ours(params: &BatchParams, recs: &[Rec], now_ms: i64) -> Vec<u8> {
         })
         .collect();
     let mut out = Vec::new();
-    encode_batch(&mut out, params, &records, now_ms).unwrap();
+    if codec == Compression::None {
+        encode_batch(&mut out, params, &records, now_ms).unwrap();
+    } else {
+        topiclog::record::encode_compressed_batch(
+            &mut out,
+            params,
+            &records,
+            now_ms,
+            codec,
+            &topiclog::record::CompressionLevels::default(),
+        )
+        .unwrap();
+    }
     out
 }
 
@@ -532,6 +554,69 @@ fn fixed_records_both_directions() {
 // ---------------------------------------------------------------------------------------------
 // (c) compressed batches
 // ---------------------------------------------------------------------------------------------
+
+#[test]
+fn compressed_batches_decode_both_ways() {
+    let recs = fixed_records();
+    let offsets = [0, 1, 2, 3, 4];
+    let p = KParams {
+        partition_leader_epoch: 0,
+        producer_id: 9,
+        producer_epoch: 0,
+        base_sequence: 0,
+        transactional: false,
+        control: false,
+    };
+    let krecs = kafka_records(&p, &offsets, &recs);
+    let plain = encode_kafka(&krecs, KCompression::None);
+    let want: Vec<Seen> = Batch::parse(&plain)
+        .unwrap()
+        .records()
+        .unwrap()
+        .map(|r| seen_ours(&r.unwrap()))
+        .collect();
+    for (theirs, ours) in [
+        (KCompression::Gzip, Compression::Gzip),
+        (KCompression::Snappy, Compression::Snappy),
+        (KCompression::Lz4, Compression::Lz4),
+        (KCompression::Zstd, Compression::Zstd),
+    ] {
+        if !topiclog::record::is_supported(ours) {
+            continue;
+        }
+        // Theirs, read by us.
+        let bytes = encode_kafka(&krecs, theirs);
+        let batch = Batch::parse(&bytes).unwrap();
+        let mut buf = Vec::new();
+        let got: Vec<Seen> = batch
+            .records_in(
+                &mut buf,
+                topiclog::record::DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES,
+            )
+            .unwrap()
+            .map(|r| seen_ours(&r.unwrap()))
+            .collect();
+        assert_eq!(got, want, "{ours}: kafka-protocol's batch read by topiclog");
+        // Ours, read by them.
+        let params = BatchParams::default();
+        let ours_bytes = encode_ours_with(&params, &recs, 0, ours);
+        let sets = decode_kafka(&ours_bytes);
+        assert_eq!(sets.len(), 1, "{ours}");
+        assert_eq!(sets[0].compression, theirs, "{ours}");
+        let theirs_seen: Vec<Seen> = sets[0].records.iter().map(seen_kafka).collect();
+        let plain = encode_ours(&params, &recs, 0);
+        let ours_plain: Vec<Seen> = Batch::parse(&plain)
+            .unwrap()
+            .records()
+            .unwrap()
+            .map(|r| seen_ours(&r.unwrap()))
+            .collect();
+        assert_eq!(
+            theirs_seen, ours_plain,
+            "{ours}: topiclog's batch read by kafka-protocol"
+        );
+    }
+}
 
 #[test]
 fn compressed_batches_from_kafka_protocol_are_crc_valid_but_unsupported() {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::error::{Corruption, Error, Result};
 use crate::record::{
-    BATCH_HEADER_LEN, Batch, DecodeError, DecodeErrorKind, Headers, RecordCursor, RecordView,
-    RecordsMeta, peek_frame,
+    BATCH_HEADER_LEN, Batch, Compression, DecodeError, DecodeErrorKind, Headers, RecordCursor,
+    RecordView, RecordsMeta, peek_frame,
 };
 use crate::segment::file_name::FileKind;
 use crate::segment::{Chunk, Segment, warm};
@@ -142,7 +142,7 @@ pub struct OwnedHeader {
 }
 
 /// The batch being walked: where it sits in the chunk, and how far into it we are.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Current {
     start: usize,
     size: usize,
@@ -150,13 +150,17 @@ struct Current {
     cursor: RecordCursor,
     /// Segment position of the batch.
     position: u64,
+    /// A compressed batch's records section, decompressed once; records borrow from it.
+    inflated: Option<Arc<Chunk>>,
 }
 
 /// An iterator over a partition's records from an offset to the end of the log.
 ///
 /// It returns `None` at the current end of the log; calling [`next`](Iterator::next) again
 /// later returns records appended since. After an `Err` for damaged data the reader is
-/// finished; after [`Error::UnsupportedCompression`] it moves on past that batch.
+/// finished; after [`Error::UnsupportedCompression`] (a codec whose cargo feature is off) it
+/// moves on past that batch. A compressed batch is decompressed once, into one buffer its
+/// records share.
 pub struct Reader {
     shared: Arc<Shared>,
     segment: Arc<Segment>,
@@ -237,10 +241,16 @@ impl Reader {
                     self.current = None;
                     continue;
                 };
-                let bytes = chunk.bytes();
-                let records = bytes
-                    .get(cur.start + BATCH_HEADER_LEN..cur.start + cur.size)
-                    .unwrap_or(&[]);
+                let (bytes, records) = match &cur.inflated {
+                    None => {
+                        let bytes = chunk.bytes();
+                        let records = bytes
+                            .get(cur.start + BATCH_HEADER_LEN..cur.start + cur.size)
+                            .unwrap_or(&[]);
+                        (bytes, records)
+                    }
+                    Some(inflated) => (inflated.bytes(), inflated.bytes()),
+                };
                 match cur.meta.step(records, &mut cur.cursor) {
                     Some(Ok(view)) => {
                         if view.offset() < self.min_offset {
@@ -257,8 +267,13 @@ impl Reader {
                             header_count,
                         }));
                     }
-                    Some(Err(e)) => {
+                    Some(Err(mut e)) => {
                         let position = cur.position;
+                        if cur.inflated.is_some() {
+                            // A position in decompressed bytes means nothing in the file:
+                            // point at the compressed records section.
+                            e.position = BATCH_HEADER_LEN;
+                        }
                         self.current = None;
                         return Err(self.corrupt(position, e));
                     }
@@ -292,7 +307,7 @@ impl Reader {
             Ok(raw) => raw,
             Err(e) => return Some(Err(e)),
         };
-        let bytes = self.chunk.as_ref()?.bytes();
+        let bytes = self.record_chunk()?.bytes();
         Some(Ok(RecordView::from_parts(
             raw.offset,
             raw.timestamp,
@@ -300,6 +315,16 @@ impl Reader {
             raw.value.get(bytes),
             raw.headers(bytes),
         )))
+    }
+
+    /// The chunk the last record returned lies in: the decompressed records of a compressed
+    /// batch, or else the segment chunk.
+    #[inline]
+    fn record_chunk(&self) -> Option<&Arc<Chunk>> {
+        match self.current.as_ref().and_then(|c| c.inflated.as_ref()) {
+            Some(inflated) => Some(inflated),
+            None => self.chunk.as_ref(),
+        }
     }
 
     fn corrupt(&mut self, batch_position: u64, e: DecodeError) -> Error {
@@ -425,18 +450,25 @@ impl Reader {
                 self.budget = Some(budget.saturating_sub(size as u64));
             }
             self.started = true;
-            if let Err(e) = batch.records() {
-                return Err(match e.kind {
-                    DecodeErrorKind::UnsupportedCompression(codec) => {
-                        Error::UnsupportedCompression {
-                            codec,
-                            path: self.segment.path(FileKind::Log),
-                            position,
+            let inflated = if header.compression_id() == Compression::None.id() {
+                None
+            } else {
+                let mut buf = Vec::new();
+                let max = self.shared.config.max_decompressed_batch_bytes();
+                if let Err(e) = batch.decompress_into(&mut buf, max) {
+                    return Err(match e.kind {
+                        DecodeErrorKind::UnsupportedCompression(codec) => {
+                            Error::UnsupportedCompression {
+                                codec,
+                                path: self.segment.path(FileKind::Log),
+                                position,
+                            }
                         }
-                    }
-                    _ => self.corrupt(position, e),
-                });
-            }
+                        _ => self.corrupt(position, e),
+                    });
+                }
+                Some(Arc::new(Chunk::owned(buf, position)))
+            };
             let start = (position - chunk.start()) as usize;
             self.current = Some(Current {
                 start,
@@ -444,6 +476,7 @@ impl Reader {
                 meta: RecordsMeta::of(&header),
                 cursor: RecordCursor::START,
                 position,
+                inflated,
             });
             return Ok(true);
         }
@@ -482,7 +515,7 @@ impl Iterator for Reader {
             Err(e) => return Some(Err(e)),
         };
         Some(Ok(LogRecord {
-            chunk: Arc::clone(self.chunk.as_ref()?),
+            chunk: Arc::clone(self.record_chunk()?),
             raw,
         }))
     }

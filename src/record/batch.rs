@@ -12,6 +12,7 @@
 //! | 21  | 2    | attributes            | | 57  | 4    | recordsCount   |
 //! | 23  | 4    | lastOffsetDelta       | | 61  | ...  | records        |
 
+use super::codec::{self, CompressionLevels, MIN_RECORD_LEN};
 use super::error::{DecodeError, DecodeErrorKind};
 use super::varint::{
     VarintError, put_varint, put_varlong, read_varint, read_varlong, varint_len, varlong_len,
@@ -301,29 +302,94 @@ impl<'a> Batch<'a> {
 
     /// The batch's records, decoded lazily and borrowing from its bytes.
     ///
-    /// A compressed batch is [`DecodeErrorKind::UnsupportedCompression`] (its framing and CRC
-    /// are still valid data); codec ids 5-7 are [`DecodeErrorKind::UnknownCompression`].
+    /// A compressed batch is [`DecodeErrorKind::UnsupportedCompression`] here (its framing and
+    /// CRC are still valid data): read it with [`Batch::records_in`]. Codec ids 5-7 are
+    /// [`DecodeErrorKind::UnknownCompression`].
     pub fn records(&self) -> Result<Records<'a>, DecodeError> {
-        match self.header.compression() {
-            Some(Compression::None) => {}
-            Some(codec) => {
-                return Err(DecodeError::new(
-                    DecodeErrorKind::UnsupportedCompression(codec),
-                    21,
-                ));
-            }
-            None => {
-                return Err(DecodeError::new(
-                    DecodeErrorKind::UnknownCompression(self.header.compression_id()),
-                    21,
-                ));
-            }
+        match self.codec()? {
+            Compression::None => Ok(self.records_of(&self.bytes[BATCH_HEADER_LEN..])),
+            codec => Err(DecodeError::new(
+                DecodeErrorKind::UnsupportedCompression(codec),
+                21,
+            )),
         }
-        Ok(Records {
-            buf: &self.bytes[BATCH_HEADER_LEN..],
+    }
+
+    /// The batch's records, whatever its codec: an uncompressed batch's borrow from its bytes;
+    /// a compressed batch's records section is decompressed into `buf` (cleared first), at most
+    /// `max_decompressed` bytes of it (see
+    /// [`DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES`](super::DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES)),
+    /// and its records borrow from there. Reuse `buf` across batches to allocate once.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeErrorKind::UnsupportedCompression`] for a codec this build leaves out,
+    /// [`DecodeErrorKind::UnknownCompression`] for ids 5-7,
+    /// [`DecodeErrorKind::InvalidCompressedData`], [`DecodeErrorKind::DecompressedTooLarge`] and
+    /// [`DecodeErrorKind::RecordCountExceedsData`] for a compressed section that cannot be
+    /// right. The iterator then reports faults in the records themselves.
+    pub fn records_in<'b>(
+        &self,
+        buf: &'b mut Vec<u8>,
+        max_decompressed: usize,
+    ) -> Result<Records<'b>, DecodeError>
+    where
+        'a: 'b,
+    {
+        if self.codec()? == Compression::None {
+            return Ok(self.records_of(&self.bytes[BATCH_HEADER_LEN..]));
+        }
+        buf.clear();
+        self.decompress_into(buf, max_decompressed)?;
+        Ok(self.records_of(buf))
+    }
+
+    /// Appends the records section in clear to `out`: decompressed for a compressed batch,
+    /// copied for an uncompressed one. Checks the cap and that `recordsCount` fits the result.
+    pub(crate) fn decompress_into(
+        &self,
+        out: &mut Vec<u8>,
+        max_decompressed: usize,
+    ) -> Result<(), DecodeError> {
+        let codec = self.codec()?;
+        let start = out.len();
+        codec::decompress(
+            codec,
+            &self.bytes[BATCH_HEADER_LEN..],
+            max_decompressed,
+            out,
+        )
+        .map_err(|kind| DecodeError::new(kind, BATCH_HEADER_LEN))?;
+        let len = out.len() - start;
+        let declared = self.header.records_count;
+        if usize::try_from(declared).unwrap_or(usize::MAX) > len / MIN_RECORD_LEN {
+            return Err(DecodeError::new(
+                DecodeErrorKind::RecordCountExceedsData {
+                    declared,
+                    decompressed: len,
+                },
+                57,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The codec, or [`DecodeErrorKind::UnknownCompression`].
+    fn codec(&self) -> Result<Compression, DecodeError> {
+        self.header.compression().ok_or_else(|| {
+            DecodeError::new(
+                DecodeErrorKind::UnknownCompression(self.header.compression_id()),
+                21,
+            )
+        })
+    }
+
+    fn records_of<'b>(&self, buf: &'b [u8]) -> Records<'b> {
+        Records {
+            buf,
             meta: RecordsMeta::of(&self.header),
             cursor: RecordCursor::START,
-        })
+        }
     }
 }
 
@@ -760,6 +826,9 @@ pub enum EncodeError {
     /// The base offset is negative, or the batch's last offset would pass `i64::MAX`.
     #[error("offsets must lie in 0..=i64::MAX")]
     OffsetOutOfRange,
+    /// The codec is left out of this build (its cargo feature is off), or failed to compress.
+    #[error("cannot compress with {0} in this build")]
+    UnsupportedCompression(Compression),
 }
 
 /// Appends one uncompressed v2 batch holding `records` to `out` and returns what it wrote.
@@ -779,6 +848,63 @@ pub fn encode_batch(
         out.truncate(start);
     }
     result
+}
+
+/// Appends one v2 batch holding `records`, its records section compressed with `codec` in
+/// Kafka's framing, to `out`. The header stays in clear; the CRC covers the compressed bytes.
+/// With [`Compression::None`] this is [`encode_batch`]. On error `out` is left as it was.
+///
+/// # Errors
+///
+/// Those of [`encode_batch`], and [`EncodeError::UnsupportedCompression`] for a codec this
+/// build leaves out.
+pub fn encode_compressed_batch(
+    out: &mut Vec<u8>,
+    params: &BatchParams,
+    records: &[Record<'_>],
+    now_ms: i64,
+    codec: Compression,
+    levels: &CompressionLevels,
+) -> Result<EncodedBatch, EncodeError> {
+    if !codec::is_supported(codec) {
+        return Err(EncodeError::UnsupportedCompression(codec));
+    }
+    let start = out.len();
+    let result = encode_into(out, params, records, now_ms)
+        .and_then(|encoded| compress_in_place(out, start, encoded, codec, levels));
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Replaces the clear records section of the batch at `out[start..]` with its compression and
+/// fixes `batchLength`, the codec bits and the CRC.
+fn compress_in_place(
+    out: &mut Vec<u8>,
+    start: usize,
+    encoded: EncodedBatch,
+    codec: Compression,
+    levels: &CompressionLevels,
+) -> Result<EncodedBatch, EncodeError> {
+    if codec == Compression::None {
+        return Ok(encoded);
+    }
+    let records_at = start + BATCH_HEADER_LEN;
+    let mut compressed = Vec::with_capacity((out.len() - records_at) / 2 + 64);
+    codec::compress(codec, &out[records_at..], levels, &mut compressed)
+        .map_err(EncodeError::UnsupportedCompression)?;
+    out.truncate(records_at);
+    out.extend_from_slice(&compressed);
+    let size = out.len() - start;
+    let batch = &mut out[start..];
+    let batch_length = len_i32(size - LOG_OVERHEAD)?;
+    batch[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let attributes = (be_i16(batch, 21) & !COMPRESSION_MASK) | i16::from(codec.id());
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[CRC_POS..CRC_START].copy_from_slice(&crc.to_be_bytes());
+    Ok(EncodedBatch { size, ..encoded })
 }
 
 fn len_i32(len: usize) -> Result<i32, EncodeError> {

@@ -5,7 +5,8 @@ use super::Compression;
 /// A batch or record that could not be decoded: what is wrong and at which byte.
 ///
 /// `position` counts from the first byte of the input the decoder was given (for a batch, its
-/// `baseOffset` field). The segment layer adds the file and the batch's position in it.
+/// `baseOffset` field). In a compressed batch, a fault in the records themselves counts 61 plus
+/// its position in the decompressed records section. The segment layer adds the file and the batch's position in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind} at byte {position}")]
 pub struct DecodeError {
@@ -96,6 +97,31 @@ pub enum DecodeErrorKind {
     /// The batch is compressed with a codec this build cannot decompress.
     #[error("batch is compressed with {0}, which this build does not support")]
     UnsupportedCompression(Compression),
+    /// A compressed records section does not decode with its codec, in Kafka's framing.
+    #[error("records section does not decode as {codec}: {reason}")]
+    InvalidCompressedData {
+        /// The batch's codec.
+        codec: Compression,
+        /// What the decoder found wrong.
+        reason: &'static str,
+    },
+    /// A compressed records section decompresses to more than the configured cap.
+    #[error("{codec} records section decompresses past the cap of {limit} bytes")]
+    DecompressedTooLarge {
+        /// The batch's codec.
+        codec: Compression,
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// `recordsCount` claims more records than the decompressed records section can hold
+    /// (every record takes at least 7 bytes).
+    #[error("batch declares {declared} records but decompresses to only {decompressed} bytes")]
+    RecordCountExceedsData {
+        /// `recordsCount` from the header.
+        declared: i32,
+        /// Size of the decompressed records section.
+        decompressed: usize,
+    },
     /// The codec bits hold a value (5..=7) that names no codec.
     #[error("unknown compression codec id {0}")]
     UnknownCompression(u8),

@@ -22,6 +22,7 @@
 //! ```
 
 mod batch;
+mod codec;
 mod error;
 #[cfg(test)]
 mod tests;
@@ -30,9 +31,10 @@ mod varint;
 pub use batch::{
     BATCH_HEADER_LEN, Batch, BatchHeader, BatchParams, Batches, EncodeError, EncodedBatch, Headers,
     LOG_OVERHEAD, MAGIC, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
-    NO_TIMESTAMP, RecordView, Records, encode_batch,
+    NO_TIMESTAMP, RecordView, Records, encode_batch, encode_compressed_batch,
 };
 pub(crate) use batch::{RecordCursor, RecordsMeta, peek_frame};
+pub use codec::{CompressionLevels, DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, is_supported};
 pub use error::{DecodeError, DecodeErrorKind};
 
 use std::fmt;
@@ -125,7 +127,8 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
-/// A batch's compression codec (attribute bits 0-2).
+/// A batch's compression codec (attribute bits 0-2). Each codec but `None` needs its cargo
+/// feature (`gzip`, `snappy`, `lz4`, `zstd`; all on by default): see [`is_supported`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Compression {

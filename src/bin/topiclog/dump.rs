@@ -71,7 +71,7 @@ fn dump_log(path: &Path, base64: bool, out: &mut Out) -> Result<(), Failure> {
                 }
             }
             BatchRecords::Compressed(codec) => out.line(format_args!(
-                "| {} records unavailable: compressed with {codec} (codec not supported yet)",
+                "| {} records unavailable: compressed with {codec} (codec left out of this build)",
                 info.header.records_count
             ))?,
             BatchRecords::Invalid { records, error } => {

@@ -63,8 +63,8 @@ enum Command {
     ///
     /// Like Kafka's kafka-dump-log: one line per batch (position, offsets, count, size, CRC and
     /// whether it is valid, codec, timestamp type and max timestamp, producer id/epoch/sequence,
-    /// transactional and control flags), then one line per record. Compressed batches show
-    /// their header only.
+    /// transactional and control flags), then one line per record. Compressed batches are
+    /// decompressed; a codec left out of the build shows the batch header only.
     Dump(dump::DumpArgs),
     /// Check every partition's batches, offsets and indexes (read-only); exit 1 on a problem
     ///
