@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
-use crate::record::{DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, TimestampType};
+use crate::record::{
+    Compression, CompressionLevels, DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, TimestampType,
+};
 
 /// `segment.bytes` default: 1 GiB.
 pub const DEFAULT_SEGMENT_BYTES: i32 = 1 << 30;
@@ -82,7 +84,78 @@ pub struct LogConfig {
     producer_id_expiration_ms: i64,
     write_buffer_bytes: usize,
     max_decompressed_batch_bytes: usize,
+    compression_type: CompressionType,
+    compression_levels: CompressionLevels,
     clock: Arc<dyn Clock>,
+}
+
+/// `compression.type`: how a topic's batches are compressed, with Kafka's names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CompressionType {
+    /// `producer` (Kafka's default): each append is stored as it asks (see
+    /// [`Partition::append_batch_compressed`](crate::Partition::append_batch_compressed));
+    /// uncompressed unless it asks.
+    #[default]
+    Producer,
+    /// `uncompressed`: every batch is written uncompressed, whatever the append asks.
+    Uncompressed,
+    /// `gzip`, for every batch.
+    Gzip,
+    /// `snappy`, for every batch.
+    Snappy,
+    /// `lz4`, for every batch.
+    Lz4,
+    /// `zstd`, for every batch.
+    Zstd,
+}
+
+impl CompressionType {
+    /// Kafka's name of the setting's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            CompressionType::Producer => "producer",
+            CompressionType::Uncompressed => "uncompressed",
+            CompressionType::Gzip => "gzip",
+            CompressionType::Snappy => "snappy",
+            CompressionType::Lz4 => "lz4",
+            CompressionType::Zstd => "zstd",
+        }
+    }
+
+    /// The codec a batch is written with when the append asks for `requested`.
+    pub fn codec_for(self, requested: Compression) -> Compression {
+        match self {
+            CompressionType::Producer => requested,
+            CompressionType::Uncompressed => Compression::None,
+            CompressionType::Gzip => Compression::Gzip,
+            CompressionType::Snappy => Compression::Snappy,
+            CompressionType::Lz4 => Compression::Lz4,
+            CompressionType::Zstd => Compression::Zstd,
+        }
+    }
+}
+
+impl std::str::FromStr for CompressionType {
+    type Err = Error;
+
+    fn from_str(value: &str) -> Result<CompressionType> {
+        [
+            CompressionType::Producer,
+            CompressionType::Uncompressed,
+            CompressionType::Gzip,
+            CompressionType::Snappy,
+            CompressionType::Lz4,
+            CompressionType::Zstd,
+        ]
+        .into_iter()
+        .find(|t| t.name() == value)
+        .ok_or_else(|| Error::InvalidConfig {
+            key: "compression.type",
+            value: value.to_owned(),
+            reason: "must be producer, uncompressed, gzip, snappy, lz4 or zstd",
+        })
+    }
 }
 
 impl Default for LogConfig {
@@ -101,6 +174,8 @@ impl Default for LogConfig {
             producer_id_expiration_ms: DEFAULT_PRODUCER_ID_EXPIRATION_MS,
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             max_decompressed_batch_bytes: DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES,
+            compression_type: CompressionType::default(),
+            compression_levels: CompressionLevels::default(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -192,6 +267,17 @@ impl LogConfig {
     /// that expands past it is an error rather than an allocation.
     pub fn max_decompressed_batch_bytes(&self) -> usize {
         self.max_decompressed_batch_bytes
+    }
+
+    /// `compression.type`: how batches are compressed (default `producer`: as each append asks).
+    pub fn compression_type(&self) -> CompressionType {
+        self.compression_type
+    }
+
+    /// `compression.gzip.level`, `compression.lz4.level`, `compression.zstd.level` (`None`:
+    /// the codec's default, as Kafka's).
+    pub fn compression_levels(&self) -> &CompressionLevels {
+        &self.compression_levels
     }
 
     /// The clock used for timestamps and time-based rolls.
@@ -292,6 +378,31 @@ impl LogConfigBuilder {
         self
     }
 
+    /// `compression.type` (default `producer`).
+    pub fn compression_type(mut self, compression: CompressionType) -> Self {
+        self.config.compression_type = compression;
+        self
+    }
+
+    /// `compression.gzip.level`: 1 (fastest) to 9 (smallest); default 6, zlib's.
+    pub fn compression_gzip_level(mut self, level: u32) -> Self {
+        self.config.compression_levels.gzip = Some(level);
+        self
+    }
+
+    /// `compression.lz4.level`: 1 to 17; default 9. Validated and kept; the pure-Rust lz4
+    /// encoder this build uses has one level.
+    pub fn compression_lz4_level(mut self, level: u32) -> Self {
+        self.config.compression_levels.lz4 = Some(level);
+        self
+    }
+
+    /// `compression.zstd.level`: -131072 to 22; default 3.
+    pub fn compression_zstd_level(mut self, level: i32) -> Self {
+        self.config.compression_levels.zstd = Some(level);
+        self
+    }
+
     /// The clock for record timestamps and time-based rolls. Default [`SystemClock`].
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.config.clock = clock;
@@ -302,7 +413,8 @@ impl LogConfigBuilder {
     /// `segment.bytes`, `segment.ms`, `segment.index.bytes`, `index.interval.bytes`,
     /// `max.message.bytes`, `message.timestamp.type` (`CreateTime` or `LogAppendTime`),
     /// `retention.ms`, `retention.bytes`, `flush.messages`, `flush.ms`,
-    /// `producer.id.expiration.ms`.
+    /// `producer.id.expiration.ms`, `compression.type`, `compression.gzip.level`,
+    /// `compression.lz4.level`, `compression.zstd.level`.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for an unknown key or a value that does not parse.
@@ -328,6 +440,16 @@ impl LogConfigBuilder {
             "flush.ms" => self.flush_ms(num("flush.ms", value)?),
             "producer.id.expiration.ms" => {
                 self.producer_id_expiration_ms(num("producer.id.expiration.ms", value)?)
+            }
+            "compression.type" => self.compression_type(value.parse()?),
+            "compression.gzip.level" => {
+                self.compression_gzip_level(num("compression.gzip.level", value)?)
+            }
+            "compression.lz4.level" => {
+                self.compression_lz4_level(num("compression.lz4.level", value)?)
+            }
+            "compression.zstd.level" => {
+                self.compression_zstd_level(num("compression.zstd.level", value)?)
             }
             "message.timestamp.type" => self.message_timestamp_type(match value {
                 "CreateTime" => TimestampType::CreateTime,
@@ -413,6 +535,27 @@ impl LogConfigBuilder {
             c.producer_id_expiration_ms >= 1,
             "must be at least 1",
         )?;
+        let levels = &c.compression_levels;
+        if let Some(level) = levels.gzip {
+            check(
+                "compression.gzip.level",
+                level,
+                (1..=9).contains(&level),
+                "must be 1 to 9",
+            )?;
+        }
+        if let Some(level) = levels.lz4 {
+            check(
+                "compression.lz4.level",
+                level,
+                (1..=17).contains(&level),
+                "must be 1 to 17",
+            )?;
+        }
+        if let Some(level) = levels.zstd {
+            let ok = (-131_072..=22).contains(&level);
+            check("compression.zstd.level", level, ok, "must be -131072 to 22")?;
+        }
         Ok(self.config)
     }
 }

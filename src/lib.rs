@@ -94,7 +94,7 @@ mod segment;
 mod store;
 mod topic;
 
-pub use config::{Clock, LogConfig, LogConfigBuilder, SystemClock};
+pub use config::{Clock, CompressionType, LogConfig, LogConfigBuilder, SystemClock};
 pub use config::{
     DEFAULT_FLUSH_MESSAGES, DEFAULT_FLUSH_MS, DEFAULT_INDEX_INTERVAL_BYTES,
     DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PRODUCER_ID_EXPIRATION_MS, DEFAULT_RETENTION_BYTES,

@@ -131,10 +131,12 @@ const STAMP: ProducerStamp = ProducerStamp {
 fn append_uncommitted(log: &Partition, records: &[Record<'_>]) -> (AppendInfo, u64) {
     let shared = &*log.shared;
     let now = shared.config.clock().now_ms();
-    let appended = shared
-        .writer
-        .lock()
-        .append(shared, records, now, Some(STAMP));
+    let appended = shared.writer.lock().append(
+        shared,
+        records,
+        now,
+        (Some(STAMP), crate::record::Compression::None),
+    );
     match appended.expect("append") {
         Appended::Commit(info, seq) => {
             shared.commit.accepted(seq);

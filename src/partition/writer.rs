@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use crate::config::LogConfig;
 use crate::disk::{self, File, OpenMode};
 use crate::error::{Error, Result};
-use crate::record::{BatchParams, EncodeError, Record, encode_batch};
+use crate::record::{
+    BatchParams, Compression, EncodeError, Record, encode_batch, encode_compressed_batch,
+};
 use crate::segment::file_name::FileKind;
 use crate::segment::{Entry, IndexBuilder, OffsetEntry, Segment, TimeEntry};
 
@@ -334,7 +336,7 @@ impl Writer {
         shared: &Shared,
         records: &[Record<'_>],
         now: i64,
-        stamp: Option<ProducerStamp>,
+        (stamp, codec): (Option<ProducerStamp>, Compression),
     ) -> Result<Appended> {
         if self.closed {
             return Err(Error::Closed);
@@ -364,11 +366,23 @@ impl Writer {
             params.base_sequence = stamp.base_sequence;
         }
         let start = self.tail.len();
-        let encoded = encode_batch(&mut self.tail, &params, records, now).map_err(|e| match e {
+        let encoded = match codec {
+            Compression::None => encode_batch(&mut self.tail, &params, records, now),
+            codec => {
+                let levels = config.compression_levels();
+                encode_compressed_batch(&mut self.tail, &params, records, now, codec, levels)
+            }
+        };
+        let encoded = encoded.map_err(|e| match e {
             EncodeError::Empty => Error::InvalidArgument("an append needs at least one record"),
             EncodeError::OffsetOutOfRange => {
                 Error::InvalidArgument("the log has run out of offsets")
             }
+            EncodeError::UnsupportedCompression(codec) => Error::InvalidConfig {
+                key: "compression.type",
+                value: codec.name().to_owned(),
+                reason: "this build does not include the codec (its cargo feature is off)",
+            },
             _ => Error::RecordTooLarge {
                 size: usize::MAX,
                 limit: i32::MAX as usize,

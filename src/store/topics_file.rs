@@ -40,7 +40,7 @@ pub(crate) fn settings(config: &LogConfig) -> Vec<(&'static str, String)> {
         TimestampType::CreateTime => "CreateTime",
         TimestampType::LogAppendTime => "LogAppendTime",
     };
-    vec![
+    let mut settings = vec![
         ("segment.bytes", config.segment_bytes().to_string()),
         ("segment.ms", config.segment_ms().to_string()),
         (
@@ -61,7 +61,22 @@ pub(crate) fn settings(config: &LogConfig) -> Vec<(&'static str, String)> {
             "producer.id.expiration.ms",
             config.producer_id_expiration_ms().to_string(),
         ),
-    ]
+        (
+            "compression.type",
+            config.compression_type().name().to_owned(),
+        ),
+    ];
+    let levels = config.compression_levels();
+    if let Some(level) = levels.gzip {
+        settings.push(("compression.gzip.level", level.to_string()));
+    }
+    if let Some(level) = levels.lz4 {
+        settings.push(("compression.lz4.level", level.to_string()));
+    }
+    if let Some(level) = levels.zstd {
+        settings.push(("compression.zstd.level", level.to_string()));
+    }
+    settings
 }
 
 /// Encodes the registry.
