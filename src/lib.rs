@@ -52,6 +52,21 @@
 //! missing log-start checkpoint, is [`Error::Corrupt`] unless [`RecoveryOptions`] allow the
 //! repair. [`Partition::recovery`] reports what was found and cut.
 //!
+//! ## Consumers and groups
+//!
+//! [`Store::consumer`] gives a [`Consumer`] that reads assigned partitions with
+//! [`Consumer::poll`], waking as soon as an append lands (only once it is durable under the
+//! default policy). With a `group.id`, [`Consumer::subscribe`] shares a topic's partitions
+//! among the group's members in the process (Kafka's range, round-robin or cooperative-sticky
+//! assignors), rebalancing as members join, leave or stop polling; committed offsets are
+//! stored durably in the store directory. Delivery is at least once.
+//!
+//! ## Compression
+//!
+//! gzip, snappy, lz4 and zstd batches are read and written in Kafka's framing, each codec
+//! behind its own cargo feature (all on by default); a topic's `compression.type` or
+//! [`Partition::append_batch_compressed`] chooses the codec.
+//!
 //! ## Idempotent producers
 //!
 //! [`Store::producer`] gives a name a persisted producer id and a new epoch (fencing older
