@@ -105,6 +105,7 @@ mod disk;
 mod error;
 mod group;
 mod partition;
+mod percent;
 mod segment;
 mod store;
 mod topic;

@@ -83,41 +83,13 @@ fn fnv1a_64(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The group id as the file spells it: printable ASCII stays, all else is `%XX`.
-fn percent_encode(group: &str) -> String {
-    let mut out = String::with_capacity(group.len());
-    for &b in group.as_bytes() {
-        if (b'!'..=b'~').contains(&b) && b != b'%' {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some((&b, tail)) = rest.split_first() {
-        if b == b'%' {
-            let hex = tail.get(..2)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            bytes.push(u8::from_str_radix(hex, 16).ok()?);
-            rest = tail.get(2..)?;
-        } else if (b'!'..=b'~').contains(&b) {
-            bytes.push(b);
-            rest = tail;
-        } else {
-            return None;
-        }
-    }
-    String::from_utf8(bytes).ok()
-}
-
 /// The file's text for `group` holding `offsets`.
 pub(crate) fn encode(group: &str, offsets: &Offsets) -> String {
-    let mut text = format!("{VERSION}\n{}\n{}\n", percent_encode(group), offsets.len());
+    let mut text = format!(
+        "{VERSION}\n{}\n{}\n",
+        crate::percent::encode(group),
+        offsets.len()
+    );
     for ((topic, partition), offset) in offsets {
         let _ = writeln!(text, "{topic} {partition} {offset}");
     }
@@ -140,7 +112,7 @@ pub(crate) fn decode(text: &str) -> std::result::Result<(String, Offsets), (u64,
         return Err((at, "unknown group offsets version"));
     }
     let (at, id) = next("no group id")?;
-    let group = percent_decode(id)
+    let group = crate::percent::decode(id)
         .filter(|g| !g.is_empty())
         .ok_or((at, "malformed group id"))?;
     let (at, count) = next("no entry count")?;

@@ -58,7 +58,7 @@ impl Registry {
 pub(crate) fn encode(registry: &Registry) -> String {
     let mut text = format!("{HEADER}\n{NEXT_ID} {}\n", registry.next_id);
     for (name, (id, epoch)) in &registry.producers {
-        let _ = writeln!(text, "{} {id} {epoch}", escape(name));
+        let _ = writeln!(text, "{} {id} {epoch}", crate::percent::encode(name));
     }
     text
 }
@@ -84,7 +84,9 @@ pub(crate) fn decode(text: &str) -> std::result::Result<Registry, &'static str> 
         let [name, id, epoch] = fields.as_slice() else {
             return Err("a producer line needs a name, an id and an epoch");
         };
-        let name = unescape(name).ok_or("malformed producer name")?;
+        let name = crate::percent::decode(name)
+            .filter(|n| !n.is_empty())
+            .ok_or("malformed producer name")?;
         let (Ok(id), Ok(epoch)) = (id.parse::<i64>(), epoch.parse::<i16>()) else {
             return Err("malformed producer id or epoch");
         };
@@ -96,38 +98,6 @@ pub(crate) fn decode(text: &str) -> std::result::Result<Registry, &'static str> 
         }
     }
     Ok(registry)
-}
-
-/// Percent-encodes every byte outside `[A-Za-z0-9._-]`.
-fn escape(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-/// Reverses [`escape`]; `None` for a malformed escape, bytes that are not UTF-8, or an empty
-/// name.
-fn unescape(text: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some((&b, tail)) = rest.split_first() {
-        if b == b'%' {
-            let hex = tail.get(..2)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            bytes.push(u8::from_str_radix(hex, 16).ok()?);
-            rest = tail.get(2..)?;
-        } else {
-            bytes.push(b);
-            rest = tail;
-        }
-    }
-    String::from_utf8(bytes).ok().filter(|n| !n.is_empty())
 }
 
 /// Reads the registry; an absent file is an empty one.
