@@ -390,8 +390,9 @@ impl LogConfigBuilder {
         self
     }
 
-    /// `compression.lz4.level`: 1 to 17; default 9. Validated and kept; the pure-Rust lz4
-    /// encoder this build uses has one level.
+    /// `compression.lz4.level`: 1 to 17; default 9. As in Kafka, level 9 uses LZ4's fast
+    /// compressor and every other level its high-compression mode (LZ4 HC, which compresses no
+    /// further past 12).
     pub fn compression_lz4_level(mut self, level: u32) -> Self {
         self.config.compression_levels.lz4 = Some(level);
         self

@@ -20,8 +20,8 @@ use kafka_protocol::records::{
 };
 use proptest::prelude::*;
 use topiclog::record::{
-    Batch, BatchParams, Compression, DecodeErrorKind, Header, Record, RecordView, TimestampType,
-    encode_batch,
+    Batch, BatchParams, Compression, CompressionLevels, DecodeErrorKind, Header, Record,
+    RecordView, TimestampType, encode_batch,
 };
 
 type Headers = Vec<(String, Option<Vec<u8>>)>;
@@ -92,7 +92,13 @@ fn expected(offsets: &[i64], timestamps: &[i64], recs: &[Rec]) -> Vec<Seen> {
 
 /// Encodes with topiclog.
 fn encode_ours(params: &BatchParams, recs: &[Rec], now_ms: i64) -> Vec<u8> {
-    encode_ours_with(params, recs, now_ms, Compression::None)
+    encode_ours_with(
+        params,
+        recs,
+        now_ms,
+        Compression::None,
+        &CompressionLevels::default(),
+    )
 }
 
 fn encode_ours_with(
@@ -100,6 +106,7 @@ fn encode_ours_with(
     recs: &[Rec],
     now_ms: i64,
     codec: Compression,
+    levels: &CompressionLevels,
 ) -> Vec<u8> {
     let headers: Vec<Vec<Header<'_>>> = recs
         .iter()
@@ -125,12 +132,7 @@ fn encode_ours_with(
         encode_batch(&mut out, params, &records, now_ms).unwrap();
     } else {
         topiclog::record::encode_compressed_batch(
-            &mut out,
-            params,
-            &records,
-            now_ms,
-            codec,
-            &topiclog::record::CompressionLevels::default(),
+            &mut out, params, &records, now_ms, codec, levels,
         )
         .unwrap();
     }
@@ -597,13 +599,8 @@ fn compressed_batches_decode_both_ways() {
             .map(|r| seen_ours(&r.unwrap()))
             .collect();
         assert_eq!(got, want, "{ours}: kafka-protocol's batch read by topiclog");
-        // Ours, read by them.
+        // Ours, read by them, at the default level and at the ends of Kafka's range.
         let params = BatchParams::default();
-        let ours_bytes = encode_ours_with(&params, &recs, 0, ours);
-        let sets = decode_kafka(&ours_bytes);
-        assert_eq!(sets.len(), 1, "{ours}");
-        assert_eq!(sets[0].compression, theirs, "{ours}");
-        let theirs_seen: Vec<Seen> = sets[0].records.iter().map(seen_kafka).collect();
         let plain = encode_ours(&params, &recs, 0);
         let ours_plain: Vec<Seen> = Batch::parse(&plain)
             .unwrap()
@@ -611,10 +608,28 @@ fn compressed_batches_decode_both_ways() {
             .unwrap()
             .map(|r| seen_ours(&r.unwrap()))
             .collect();
-        assert_eq!(
-            theirs_seen, ours_plain,
-            "{ours}: topiclog's batch read by kafka-protocol"
-        );
+        let levels = match ours {
+            Compression::Gzip => vec![(Some(1), None), (Some(9), None)],
+            Compression::Lz4 => vec![(Some(1), None), (Some(17), None)],
+            Compression::Zstd => vec![(None, Some(-5)), (None, Some(19))],
+            _ => vec![],
+        };
+        for (level, zstd) in [(None, None)].into_iter().chain(levels) {
+            let levels = CompressionLevels {
+                gzip: level.filter(|_| ours == Compression::Gzip),
+                lz4: level.filter(|_| ours == Compression::Lz4),
+                zstd,
+            };
+            let ours_bytes = encode_ours_with(&params, &recs, 0, ours, &levels);
+            let sets = decode_kafka(&ours_bytes);
+            assert_eq!(sets.len(), 1, "{ours}");
+            assert_eq!(sets[0].compression, theirs, "{ours}");
+            let theirs_seen: Vec<Seen> = sets[0].records.iter().map(seen_kafka).collect();
+            assert_eq!(
+                theirs_seen, ours_plain,
+                "{ours} {levels:?}: topiclog's batch read by kafka-protocol"
+            );
+        }
     }
 }
 

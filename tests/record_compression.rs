@@ -385,3 +385,125 @@ fn without_codec_features_compressed_batches_are_unsupported() {
         assert!(out.is_empty());
     }
 }
+
+/// The blocks of an LZ4 frame Kafka's way (header, then `(len, block)` until the end mark):
+/// each block's stored length and whether it is stored uncompressed.
+#[cfg(feature = "lz4")]
+fn lz4_blocks(section: &[u8]) -> Vec<(usize, bool)> {
+    assert_eq!(
+        section[..7],
+        [0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82],
+        "Kafka's frame header"
+    );
+    let mut blocks = Vec::new();
+    let mut at = 7;
+    loop {
+        let word = u32::from_le_bytes(section[at..at + 4].try_into().unwrap());
+        at += 4;
+        if word == 0 {
+            assert_eq!(at, section.len(), "the end mark ends the section");
+            return blocks;
+        }
+        let len = (word & 0x7fff_ffff) as usize;
+        assert!(len <= 64 * 1024, "blocks of at most 64 KiB");
+        blocks.push((len, word & 0x8000_0000 != 0));
+        at += len;
+    }
+}
+
+#[cfg(feature = "lz4")]
+#[test]
+fn lz4_levels_choose_kafkas_fast_or_high_compression_mode() {
+    let values = values(2_000);
+    let records: Vec<Record<'_>> = values.iter().map(|v| Record::new(v)).collect();
+    let encode_at = |level: Option<u32>| {
+        let mut out = Vec::new();
+        let levels = CompressionLevels {
+            lz4: level,
+            ..CompressionLevels::default()
+        };
+        let params = BatchParams::default();
+        encode_compressed_batch(
+            &mut out,
+            &params,
+            &records,
+            1_000,
+            Compression::Lz4,
+            &levels,
+        )
+        .expect("encode");
+        out
+    };
+    let default = encode_at(None);
+    // Kafka's default level is its fast compressor: the same bytes as no level at all.
+    assert_eq!(encode_at(Some(9)), default);
+    let blocks = lz4_blocks(&default[61..]);
+    assert!(blocks.len() > 1, "over 64 KiB of records: several blocks");
+    assert!(blocks.iter().all(|&(_, raw)| !raw), "JSON compresses");
+    let plain = owned(&Batch::parse(&encode(Compression::None, &records)).unwrap());
+    let mut sizes = Vec::new();
+    for level in [1, 3, 12, 17] {
+        let bytes = encode_at(Some(level));
+        lz4_blocks(&bytes[61..]);
+        let batch = Batch::parse(&bytes).unwrap();
+        assert!(batch.verify_crc().is_ok(), "level {level}");
+        let got = owned(&batch);
+        assert_eq!(got.len(), plain.len(), "level {level}");
+        assert!(
+            got.iter().zip(&plain).all(|(a, b)| a.value == b.value),
+            "level {level} round-trips"
+        );
+        sizes.push((level, bytes.len()));
+    }
+    // Every other level is LZ4 HC, which finds more matches than the fast compressor.
+    for &(level, size) in &sizes {
+        assert!(
+            size < default.len(),
+            "level {level}: {size} bytes, not below the fast mode's {}",
+            default.len()
+        );
+    }
+    assert!(sizes[2].1 <= sizes[1].1, "level 12 is no larger than 3");
+}
+
+#[cfg(feature = "lz4")]
+#[test]
+fn lz4_stores_incompressible_blocks_as_they_are() {
+    // xorshift bytes: nothing for LZ4 to find.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..100_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let bytes = encode(Compression::Lz4, &[Record::new(&noise)]);
+    let blocks = lz4_blocks(&bytes[61..]);
+    assert_eq!(blocks.len(), 2, "100 KB in 64 KiB blocks");
+    assert!(blocks.iter().all(|&(_, raw)| raw), "{blocks:?}");
+    let got = owned(&Batch::parse(&bytes).unwrap());
+    assert_eq!(got[0].value.as_deref(), Some(&noise[..]));
+}
+
+#[cfg(feature = "lz4")]
+#[test]
+fn an_lz4_frame_without_its_end_mark_is_corrupt() {
+    let values = values(20);
+    let records: Vec<Record<'_>> = values.iter().map(|v| Record::new(v)).collect();
+    let good = encode(Compression::Lz4, &records);
+    let section = &good[61..good.len() - 4];
+    let bytes = rebatch(&good, Compression::Lz4.id(), section, records.len() as i32);
+    let batch = Batch::parse(&bytes).unwrap();
+    let mut buf = Vec::new();
+    let result = batch.records_in(&mut buf, DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES);
+    assert!(
+        matches!(
+            result,
+            Err(ref e) if matches!(e.kind, DecodeErrorKind::InvalidCompressedData { codec: Compression::Lz4, .. })
+        ),
+        "{:?}",
+        result.err()
+    );
+}

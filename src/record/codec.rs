@@ -30,6 +30,20 @@ const XERIAL_HEADER_LEN: usize = 16;
 #[cfg(feature = "snappy")]
 const XERIAL_BLOCK_LEN: usize = 32 * 1024;
 
+/// The LZ4 frame header Kafka's `Lz4BlockOutputStream` writes: magic, FLG (version 01,
+/// independent blocks, no checksums, no content size), BD (64 KiB blocks), and the header
+/// checksum (the second byte of the xxHash32 of FLG and BD).
+#[cfg(feature = "lz4")]
+const LZ4_FRAME_HEADER: [u8; 7] = [0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82];
+#[cfg(feature = "lz4")]
+const LZ4_BLOCK_LEN: usize = 64 * 1024;
+/// Set in a block's length when the block is stored uncompressed.
+#[cfg(feature = "lz4")]
+const LZ4_UNCOMPRESSED_BLOCK: u32 = 0x8000_0000;
+/// Kafka's default `compression.lz4.level`; at it Kafka uses LZ4's fast compressor, at any
+/// other level the high-compression one.
+pub(crate) const LZ4_DEFAULT_LEVEL: u32 = 9;
+
 /// Whether this build can decompress (and compress) `codec`.
 pub const fn is_supported(codec: Compression) -> bool {
     match codec {
@@ -69,12 +83,17 @@ pub(crate) fn decompress(
         #[cfg(feature = "snappy")]
         Compression::Snappy => snappy_decompress(input, max_len, out),
         #[cfg(feature = "lz4")]
-        Compression::Lz4 => read_bounded(
-            codec,
-            lz4_flex::frame::FrameDecoder::new(input),
-            max_len,
-            out,
-        ),
+        Compression::Lz4 => {
+            let mut decoder = lz4::Decoder::new(input)
+                .map_err(|_| corrupt(codec, "lz4 decoder could not start"))?;
+            read_bounded(codec, &mut decoder, max_len, out)?;
+            // A frame cut short reads as a short stream: only the decoder knows it has not
+            // seen the end mark.
+            decoder
+                .finish()
+                .1
+                .map_err(|_| corrupt(codec, "lz4 frame ends before its end mark"))
+        }
         #[cfg(feature = "zstd")]
         Compression::Zstd => {
             let decoder = zstd::stream::read::Decoder::with_buffer(input)
@@ -178,14 +197,45 @@ fn snappy_block(
     Ok(())
 }
 
+/// An LZ4 frame as Kafka's `Lz4BlockOutputStream` writes it: [`LZ4_FRAME_HEADER`], then each
+/// 64 KiB of input as one independent block (stored as is when it does not shrink), then the
+/// end mark.
+#[cfg(feature = "lz4")]
+fn lz4_compress(input: &[u8], level: Option<u32>, out: &mut Vec<u8>) -> std::io::Result<()> {
+    use lz4::block::CompressionMode;
+    let mode = match level {
+        None | Some(LZ4_DEFAULT_LEVEL) => CompressionMode::DEFAULT,
+        Some(level) => CompressionMode::HIGHCOMPRESSION(i32::try_from(level).unwrap_or(i32::MAX)),
+    };
+    let bound = lz4::block::compress_bound(LZ4_BLOCK_LEN)?;
+    out.extend_from_slice(&LZ4_FRAME_HEADER);
+    for block in input.chunks(LZ4_BLOCK_LEN) {
+        let at = out.len();
+        out.resize(at + 4 + bound, 0);
+        let n = lz4::block::compress_to_buffer(block, Some(mode), false, &mut out[at + 4..])?;
+        // A block is at most 64 KiB, so its length fits the 31 bits the format gives it.
+        let len = if n < block.len() {
+            out.truncate(at + 4 + n);
+            n as u32
+        } else {
+            out.truncate(at + 4);
+            out.extend_from_slice(block);
+            block.len() as u32 | LZ4_UNCOMPRESSED_BLOCK
+        };
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+    out.extend_from_slice(&0u32.to_le_bytes());
+    Ok(())
+}
+
 /// Compression levels where Kafka has them (`compression.gzip.level`, `compression.lz4.level`,
 /// `compression.zstd.level`); `None` takes the codec's default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct CompressionLevels {
     /// gzip level 1-9 (Kafka's default: 6, zlib's default).
     pub gzip: Option<u32>,
-    /// lz4 level (Kafka's default: 9). The pure-Rust lz4 encoder has one level; the setting is
-    /// validated and kept, not applied.
+    /// lz4 level 1-17 (Kafka's default: 9). As in Kafka, the default level uses LZ4's fast
+    /// compressor and any other level its high-compression mode (LZ4 HC, which tops out at 12).
     pub lz4: Option<u32>,
     /// zstd level -131072..=22 (Kafka's default: 3).
     pub zstd: Option<i32>,
@@ -232,12 +282,7 @@ pub(crate) fn compress(
             Ok(())
         }
         #[cfg(feature = "lz4")]
-        Compression::Lz4 => {
-            use std::io::Write;
-            let mut encoder = lz4_flex::frame::FrameEncoder::new(out);
-            encoder.write_all(input).map_err(|_| codec)?;
-            encoder.finish().map(|_| ()).map_err(|_| codec)
-        }
+        Compression::Lz4 => lz4_compress(input, levels.lz4, out).map_err(|_| codec),
         #[cfg(feature = "zstd")]
         Compression::Zstd => {
             let level = levels.zstd.unwrap_or(3);
