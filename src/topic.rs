@@ -10,7 +10,7 @@ use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::partition::{AppendInfo, Partition};
 use crate::partitioner::Partitioner;
-use crate::record::Record;
+use crate::record::{Compression, Record};
 
 /// Kafka's longest topic name.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -179,6 +179,39 @@ impl Topic {
     /// the batches of partitions appended before it stay. Returns `(partition, offset)` per
     /// record, in the order given.
     pub fn append_batch(&self, records: &[Record<'_>]) -> Result<Vec<(u32, i64)>> {
+        self.append_batch_compressed(records, Compression::None)
+    }
+
+    /// [`append_batch`](Topic::append_batch) with each partition's batch compressed with
+    /// `codec` when the topic's `compression.type` is `producer` (the default); any other
+    /// `compression.type` wins, as in
+    /// [`Partition::append_batch_compressed`](crate::Partition::append_batch_compressed).
+    ///
+    /// ```
+    /// use topiclog::{Store, TopicConfig, record::{Compression, Record}};
+    ///
+    /// # // Builds without the codec's cargo feature skip the example.
+    /// # if !topiclog::record::is_supported(Compression::Lz4) { return Ok(()); }
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let orders = store.create_topic("orders", TopicConfig::new(2))?;
+    /// let json = br#"{"customer":"c-42","items":[1,2,3],"total":99.5}"#;
+    /// let placed = orders.append_batch_compressed(
+    ///     &[Record::keyed(b"c-42", json), Record::keyed(b"c-7", json)],
+    ///     Compression::Lz4,
+    /// )?;
+    /// assert_eq!(placed.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`append_batch`](Topic::append_batch); [`Error::InvalidConfig`] when this build does
+    /// not include the codec (its cargo feature is off).
+    pub fn append_batch_compressed(
+        &self,
+        records: &[Record<'_>],
+        codec: Compression,
+    ) -> Result<Vec<(u32, i64)>> {
         let mut routes = Vec::with_capacity(records.len());
         for record in records {
             let partition = self.route(record)?;
@@ -194,7 +227,9 @@ impl Topic {
         for group in order.chunk_by(|&a, &b| routes[a] == routes[b]) {
             let partition = routes[group[0]];
             let batch: Vec<Record<'_>> = group.iter().map(|&i| records[i]).collect();
-            let AppendInfo { base_offset, .. } = self.partition(partition)?.append_batch(&batch)?;
+            let AppendInfo { base_offset, .. } = self
+                .partition(partition)?
+                .append_batch_compressed(&batch, codec)?;
             for (n, &i) in group.iter().enumerate() {
                 result[i] = (partition, base_offset + n as i64);
             }

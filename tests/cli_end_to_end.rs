@@ -312,6 +312,78 @@ fn produce_batches_with_a_short_last_batch() {
 }
 
 #[test]
+fn produce_compresses_with_the_codec_asked_for() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    tl(dir.path(), &["create-topic", "t", "--partitions", "1"]).ok();
+    let lines = |tag: &str| -> Vec<u8> {
+        (0..4)
+            .flat_map(|i| format!("{{\"{tag}\":{i},\"pad\":\"aaaaaaaaaaaaaaaa\"}}\n").into_bytes())
+            .collect()
+    };
+    // One line per call, batches of 2 to an explicit partition, routed batches, and the bare
+    // flag (gzip, as in Kafka's console producer).
+    let runs: [(&[&str], &str, u8, usize); 5] = [
+        (&["--compression-codec", "zstd"], "single", 4, 4),
+        (
+            &[
+                "--compression-codec",
+                "lz4",
+                "--partition",
+                "0",
+                "--batch",
+                "2",
+            ],
+            "pinned",
+            3,
+            2,
+        ),
+        (
+            &["--compression-codec", "snappy", "--batch", "4"],
+            "routed",
+            2,
+            1,
+        ),
+        (&["--batch", "4", "--compression-codec"], "bare", 1, 1),
+        (&["--compression-codec", "none"], "none", 0, 4),
+    ];
+    let mut want_codecs = Vec::new();
+    let mut want_values = Vec::new();
+    for (flags, tag, codec, batches) in runs {
+        let mut args = vec!["produce", "t"];
+        args.extend_from_slice(flags);
+        let input = lines(tag);
+        tl_in(dir.path(), &args, &input).ok();
+        want_codecs.extend(std::iter::repeat_n(codec, batches));
+        want_values.extend(
+            input
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
+    }
+    let segments = inspect::list_segments(partition_dir(dir.path(), "t", 0)).unwrap();
+    let got_codecs: Vec<u8> = inspect::batches(&segments[0].log)
+        .unwrap()
+        .batches
+        .iter()
+        .map(|b| b.header.compression_id())
+        .collect();
+    assert_eq!(got_codecs, want_codecs);
+    let values: Vec<Vec<u8>> = records(dir.path(), "t", 0)
+        .into_iter()
+        .map(|r| r.value.unwrap())
+        .collect();
+    assert_eq!(values, want_values);
+    let bad = tl_in(
+        dir.path(),
+        &["produce", "t", "--compression-codec", "brotli"],
+        b"x\n",
+    );
+    assert!(bad.failed(2).contains("brotli"), "{bad:?}");
+}
+
+#[test]
 fn keyed_records_route_like_the_library() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();

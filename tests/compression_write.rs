@@ -230,3 +230,92 @@ fn a_codec_left_out_of_the_build_is_refused_on_write() {
     );
     assert_eq!(log.next_offset(), 0, "nothing written");
 }
+
+#[cfg(all(
+    feature = "gzip",
+    feature = "snappy",
+    feature = "lz4",
+    feature = "zstd"
+))]
+#[test]
+fn topic_and_producer_appends_ask_for_a_codec() {
+    use topiclog::{Store, TopicConfig};
+    let values: Vec<Vec<u8>> = (0..40).map(json).collect();
+    let keys: Vec<String> = (0..values.len()).map(|i| format!("key-{i}")).collect();
+    let records: Vec<Record<'_>> = values
+        .iter()
+        .zip(&keys)
+        .map(|(v, k)| Record::keyed(k.as_bytes(), v))
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let routed = store
+        .create_topic("routed", TopicConfig::new(2))
+        .expect("topic");
+    let placed = routed
+        .append_batch_compressed(&records, Compression::Snappy)
+        .expect("append");
+    // Routed as an uncompressed append_batch would route them: by key, one batch per partition.
+    let plain_placed = routed.append_batch(&records).expect("plain");
+    for ((p, o), (q, _)) in placed.iter().zip(&plain_placed) {
+        assert_eq!(p, q, "same partition for the same key");
+        let got = routed
+            .partition(*p)
+            .expect("partition")
+            .read(*o)
+            .expect("reader")
+            .next()
+            .expect("a record")
+            .expect("decodes");
+        assert_eq!(got.offset(), *o);
+    }
+    let forced = store
+        .create_topic(
+            "forced",
+            TopicConfig::new(1).with_log(config(CompressionType::Zstd)),
+        )
+        .expect("topic");
+    forced
+        .append_batch_compressed(&records, Compression::Gzip)
+        .expect("append");
+
+    store
+        .create_topic("idempotent", TopicConfig::new(1))
+        .expect("topic");
+    let producer = store
+        .producer("p")
+        .expect("producer")
+        .with_compression(Compression::Lz4);
+    assert_eq!(producer.compression(), Compression::Lz4);
+    let first = producer.append("idempotent", 0, &records).expect("append");
+    // A retry of the compressed batch is still recognized: same offsets, nothing written.
+    let retry = producer
+        .append_with_sequence("idempotent", 0, 0, &records)
+        .expect("retry");
+    assert_eq!(retry, first);
+    producer
+        .send("idempotent", Record::new(b"one more"))
+        .expect("send");
+    let values_read: Vec<Vec<u8>> = store
+        .topic("idempotent")
+        .expect("topic")
+        .partition(0)
+        .expect("partition")
+        .read(0)
+        .expect("reader")
+        .map(|r| r.expect("record").value().expect("value").to_vec())
+        .collect();
+    assert_eq!(values_read.len(), 41);
+    assert_eq!(&values_read[..40], &values[..]);
+    store.close().expect("close");
+
+    // 40 keys reach both partitions: a snappy batch in each, then a plain one in each.
+    let mut routed_codecs = codecs(&dir.path().join("routed-0"));
+    routed_codecs.extend(codecs(&dir.path().join("routed-1")));
+    routed_codecs.sort();
+    assert_eq!(routed_codecs, [0, 0, 2, 2]);
+    // The topic's compression.type wins over the append's.
+    assert_eq!(codecs(&dir.path().join("forced-0")), [4]);
+    // The producer's batches: lz4 (the retry wrote nothing), and the record it sent.
+    assert_eq!(codecs(&dir.path().join("idempotent-0")), [3, 3]);
+}

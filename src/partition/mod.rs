@@ -351,6 +351,8 @@ impl Partition {
     /// use topiclog::{LogConfig, Partition, record::{Compression, Record}};
     ///
     /// let dir = tempfile::tempdir()?;
+    /// # // Builds without the codec's cargo feature skip the example.
+    /// # if !topiclog::record::is_supported(Compression::Zstd) { return Ok(()); }
     /// let log = Partition::open(dir.path(), LogConfig::default())?;
     /// let json = br#"{"customer":"c-42","items":[1,2,3],"total":99.5}"#;
     /// log.append_batch_compressed(&[Record::new(json), Record::new(json)], Compression::Zstd)?;
@@ -411,22 +413,25 @@ impl Partition {
         stamp: ProducerStamp,
         records: &[Record<'_>],
     ) -> Result<AppendInfo> {
-        self.append_stamped(stamp, records).map(|(info, _)| info)
+        self.append_stamped(stamp, records, Compression::None)
+            .map(|(info, _)| info)
     }
 
-    /// [`append_idempotent`](Partition::append_idempotent), also saying whether the batch was a
-    /// duplicate (nothing written).
+    /// [`append_idempotent`](Partition::append_idempotent) compressed with `codec` (as
+    /// [`append_batch_compressed`](Partition::append_batch_compressed) compresses), also saying
+    /// whether the batch was a duplicate (nothing written).
     pub(crate) fn append_stamped(
         &self,
         stamp: ProducerStamp,
         records: &[Record<'_>],
+        codec: Compression,
     ) -> Result<(AppendInfo, bool)> {
         if stamp.producer_id < 0 || stamp.epoch < 0 || stamp.base_sequence < 0 {
             return Err(Error::InvalidArgument(
                 "producer id, epoch and sequence must not be negative",
             ));
         }
-        self.append_with(records, Some(stamp), Compression::None)
+        self.append_with(records, Some(stamp), codec)
     }
 
     /// The idempotent producers this partition knows, by id (Kafka's `DescribeProducers`).

@@ -42,7 +42,8 @@ const LZ4_BLOCK_LEN: usize = 64 * 1024;
 const LZ4_UNCOMPRESSED_BLOCK: u32 = 0x8000_0000;
 /// Kafka's default `compression.lz4.level`; at it Kafka uses LZ4's fast compressor, at any
 /// other level the high-compression one.
-pub(crate) const LZ4_DEFAULT_LEVEL: u32 = 9;
+#[cfg(feature = "lz4")]
+const LZ4_DEFAULT_LEVEL: u32 = 9;
 
 /// Whether this build can decompress (and compress) `codec`.
 pub const fn is_supported(codec: Compression) -> bool {

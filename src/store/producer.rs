@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::partition::{AppendInfo, ProducerStamp, increment_sequence};
-use crate::record::Record;
+use crate::record::{Compression, Record};
 
 use super::Inner;
 
@@ -87,6 +87,8 @@ pub struct Producer {
     id: i64,
     epoch: i16,
     slot: Arc<ProducerSlot>,
+    /// The codec its batches ask for (Kafka's producer `compression.type`).
+    compression: Compression,
     /// The next sequence number per topic-partition, each behind a lock held across the append
     /// that uses it.
     sequences: Mutex<HashMap<(String, u32), Arc<NextSequence>>>,
@@ -114,8 +116,37 @@ impl Producer {
             id,
             epoch,
             slot,
+            compression: Compression::None,
             sequences: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This handle with its batches compressed with `codec`: the producer's
+    /// `compression.type` in Kafka. A topic whose own `compression.type` is not `producer` (the
+    /// default) stores its codec instead, as a broker recompresses.
+    ///
+    /// ```
+    /// use topiclog::{Store, TopicConfig, record::{Compression, Record}};
+    ///
+    /// # // Builds without the codec's cargo feature skip the example.
+    /// # if !topiclog::record::is_supported(Compression::Zstd) { return Ok(()); }
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// store.create_topic("events", TopicConfig::new(1))?;
+    /// let producer = store.producer("ingest")?.with_compression(Compression::Zstd);
+    /// let json = br#"{"event":"page_view","path":"/items/42","user":"u-7"}"#;
+    /// producer.append("events", 0, &[Record::new(json), Record::new(json)])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_compression(mut self, codec: Compression) -> Producer {
+        self.compression = codec;
+        self
+    }
+
+    /// The codec this handle's batches ask for.
+    pub fn compression(&self) -> Compression {
+        self.compression
     }
 
     /// The producer's name.
@@ -237,7 +268,7 @@ impl Producer {
             epoch: self.epoch,
             base_sequence,
         };
-        match log.append_stamped(stamp, records) {
+        match log.append_stamped(stamp, records, self.compression) {
             Ok((info, duplicate)) => {
                 if sequence.is_none() || !duplicate {
                     let count = i32::try_from(records.len()).unwrap_or(i32::MAX);

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use clap::Args;
 use topiclog::Topic;
-use topiclog::record::Record;
+use topiclog::record::{Compression, Record};
 
 use crate::output::{Failure, Out};
 
@@ -28,6 +28,25 @@ pub(crate) struct ProduceArgs {
     /// Print `PARTITION OFFSET` for each record once its append call has returned
     #[arg(long)]
     print_offsets: bool,
+    /// Compress each batch: none, gzip, snappy, lz4 or zstd (gzip when given without a value,
+    /// as in Kafka's console producer). A topic whose compression.type is not `producer` uses
+    /// its own codec instead
+    #[arg(long, value_name = "CODEC", num_args = 0..=1, default_missing_value = "gzip",
+          value_parser = parse_codec)]
+    compression_codec: Option<Compression>,
+}
+
+fn parse_codec(name: &str) -> Result<Compression, String> {
+    [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .find(|codec| codec.name() == name)
+    .ok_or_else(|| "expected none, gzip, snappy, lz4 or zstd".to_owned())
 }
 
 fn parse_separator(text: &str) -> Result<String, String> {
@@ -103,14 +122,15 @@ fn append(
 ) -> Result<(), Failure> {
     let separator = args.key_separator.as_deref().map(str::as_bytes);
     let records: Vec<Record<'_>> = lines.iter().map(|l| record(l, separator)).collect();
-    let placed: Vec<(u32, i64)> = match (args.partition, records.as_slice()) {
-        (Some(p), [one]) => vec![(p, topic.append_to(p, *one)?)],
-        (Some(p), many) => {
-            let info = topic.partition(p)?.append_batch(many)?;
+    let placed: Vec<(u32, i64)> = match (args.partition, args.compression_codec, &records[..]) {
+        (Some(p), None, [one]) => vec![(p, topic.append_to(p, *one)?)],
+        (Some(p), codec, many) => {
+            let codec = codec.unwrap_or_default();
+            let info = topic.partition(p)?.append_batch_compressed(many, codec)?;
             info.offsets().map(|offset| (p, offset)).collect()
         }
-        (None, [one]) => vec![topic.append(*one)?],
-        (None, many) => topic.append_batch(many)?,
+        (None, None, [one]) => vec![topic.append(*one)?],
+        (None, codec, many) => topic.append_batch_compressed(many, codec.unwrap_or_default())?,
     };
     if args.print_offsets {
         for (partition, offset) in placed {
@@ -124,6 +144,15 @@ fn append(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codecs_parse_by_kafkas_names() {
+        for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+            assert_eq!(parse_codec(codec).map(Compression::name), Ok(codec));
+        }
+        assert!(parse_codec("brotli").is_err());
+        assert!(parse_codec("GZIP").is_err());
+    }
 
     #[test]
     fn lines_lose_their_line_end_only() {
