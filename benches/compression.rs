@@ -1,15 +1,18 @@
 //! Compression per codec on realistic records: JSON-like values of 200-1000 bytes (field names
 //! repeat, numbers and ids vary), appended in batches of 100 with no fsync, then read back
-//! sequentially (every batch decompressed and its CRC checked). Prints the bytes on disk per
-//! codec before timing. `cargo bench --bench compression`.
+//! sequentially (every batch decompressed and its CRC checked), at Kafka's default level for
+//! each codec and at a higher lz4 and zstd level. Prints the bytes on disk per case before
+//! timing. `cargo bench --bench compression`.
 
 mod common;
 
 use std::hint::black_box;
+use std::path::Path;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use topiclog::record::{Compression, Record};
+use topiclog::{LogConfig, Partition};
 
 const BATCH: usize = 100;
 /// Records written per directory for the read benchmark and the size figure.
@@ -41,13 +44,29 @@ fn event(rng: &mut common::SplitMix64, i: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-const CODECS: [(Compression, &str); 5] = [
-    (Compression::None, "none"),
-    (Compression::Gzip, "gzip"),
-    (Compression::Snappy, "snappy"),
-    (Compression::Lz4, "lz4"),
-    (Compression::Zstd, "zstd"),
+/// Each case: codec, level (`compression.<codec>.level`, `None` for Kafka's default), name.
+const CASES: [(Compression, Option<i32>, &str); 7] = [
+    (Compression::None, None, "none"),
+    (Compression::Gzip, None, "gzip"),
+    (Compression::Snappy, None, "snappy"),
+    (Compression::Lz4, None, "lz4"),
+    (Compression::Lz4, Some(12), "lz4_level_12"),
+    (Compression::Zstd, None, "zstd"),
+    (Compression::Zstd, Some(9), "zstd_level_9"),
 ];
+
+/// A partition without fsync (as `common::open`) at `level` for `codec`.
+fn open(dir: &Path, codec: Compression, level: Option<i32>) -> Partition {
+    let mut config = LogConfig::builder().flush_messages(i64::MAX);
+    if let Some(level) = level {
+        config = match codec {
+            Compression::Gzip => config.compression_gzip_level(level as u32),
+            Compression::Lz4 => config.compression_lz4_level(level as u32),
+            _ => config.compression_zstd_level(level),
+        };
+    }
+    Partition::open(dir, config.build().expect("valid config")).expect("open the partition")
+}
 
 fn compression(c: &mut Criterion) {
     let mut rng = common::SplitMix64::new(6);
@@ -58,9 +77,9 @@ fn compression(c: &mut Criterion) {
 
     // One written directory per codec, for the size figure and the read benchmark.
     let mut written = Vec::new();
-    for (codec, name) in CODECS {
+    for (codec, level, name) in CASES {
         let dir = common::fresh_dir();
-        let log = common::open(dir.path());
+        let log = open(dir.path(), codec, level);
         for batch in &batches {
             log.append_batch_compressed(batch, codec).expect("append");
         }
@@ -85,7 +104,7 @@ fn compression(c: &mut Criterion) {
         elements: BATCH as u64,
         bytes: batch_bytes,
     });
-    for (codec, name) in CODECS {
+    for (codec, level, name) in CASES {
         group.bench_function(format!("append/{name}/batch_100_json"), |b| {
             b.iter_custom(|iters| {
                 let mut timed = Duration::ZERO;
@@ -93,7 +112,7 @@ fn compression(c: &mut Criterion) {
                 while done < iters {
                     let n = (iters - done).min(batches.len() as u64);
                     let dir = common::fresh_dir();
-                    let log = common::open(dir.path());
+                    let log = open(dir.path(), codec, level);
                     let start = std::time::Instant::now();
                     for i in 0..n {
                         let batch = batches[i as usize % batches.len()];
