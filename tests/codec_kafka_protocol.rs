@@ -557,10 +557,8 @@ fn fixed_records_both_directions() {
 // (c) compressed batches
 // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn compressed_batches_decode_both_ways() {
-    let recs = fixed_records();
-    let offsets = [0, 1, 2, 3, 4];
+/// `recs` as kafka-protocol records of idempotent producer 9 at offsets 0, 1, 2, ...
+fn fixed_kafka_records(recs: &[Rec]) -> Vec<KRecord> {
     let p = KParams {
         partition_leader_epoch: 0,
         producer_id: 9,
@@ -569,7 +567,14 @@ fn compressed_batches_decode_both_ways() {
         transactional: false,
         control: false,
     };
-    let krecs = kafka_records(&p, &offsets, &recs);
+    let offsets: Vec<i64> = (0..recs.len() as i64).collect();
+    kafka_records(&p, &offsets, recs)
+}
+
+#[test]
+fn compressed_batches_decode_both_ways() {
+    let recs = fixed_records();
+    let krecs = fixed_kafka_records(&recs);
     let plain = encode_kafka(&krecs, KCompression::None);
     let want: Vec<Seen> = Batch::parse(&plain)
         .unwrap()
@@ -636,16 +641,7 @@ fn compressed_batches_decode_both_ways() {
 #[test]
 fn compressed_batches_from_kafka_protocol_are_crc_valid_but_unsupported() {
     let recs = fixed_records();
-    let offsets = [0, 1, 2, 3, 4];
-    let p = KParams {
-        partition_leader_epoch: 0,
-        producer_id: 9,
-        producer_epoch: 0,
-        base_sequence: 0,
-        transactional: false,
-        control: false,
-    };
-    let krecs = kafka_records(&p, &offsets, &recs);
+    let krecs = fixed_kafka_records(&recs);
     let uncompressed_len = encode_kafka(&krecs, KCompression::None).len();
     for (theirs, ours) in [
         (KCompression::Gzip, Compression::Gzip),

@@ -37,16 +37,10 @@ pub(crate) struct ProduceArgs {
 }
 
 fn parse_codec(name: &str) -> Result<Compression, String> {
-    [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ]
-    .into_iter()
-    .find(|codec| codec.name() == name)
-    .ok_or_else(|| "expected none, gzip, snappy, lz4 or zstd".to_owned())
+    (0..=7)
+        .filter_map(Compression::from_id)
+        .find(|codec| codec.name() == name)
+        .ok_or_else(|| "expected none, gzip, snappy, lz4 or zstd".to_owned())
 }
 
 fn parse_separator(text: &str) -> Result<String, String> {
