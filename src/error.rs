@@ -264,6 +264,28 @@ pub enum Corruption {
         /// The log start offset the recovery checkpoint last recorded.
         last_known: i64,
     },
+    /// A segment the recovery checkpoint or the clean-shutdown marker records as fsynced,
+    /// holding records above the log start, is gone (deleted or renamed).
+    #[error("segment {base_offset} missing: it was fsynced holding offsets below {next_offset}")]
+    SegmentMissing {
+        /// Its base offset.
+        base_offset: i64,
+        /// The offset after its last record, as recorded.
+        next_offset: i64,
+    },
+    /// The log-start checkpoint lies outside the log: below its first segment (records it
+    /// says exist are gone) or above its end (it would hide every record).
+    #[error(
+        "log start {log_start} outside the log: its first segment starts at {first_base}, it ends at {log_end}"
+    )]
+    LogStartOutOfRange {
+        /// The checkpointed log start offset.
+        log_start: i64,
+        /// The first segment's base offset.
+        first_base: i64,
+        /// The log end offset.
+        log_end: i64,
+    },
     /// Bytes after the end a segment had when it was fsynced (cut on recovery).
     #[error("bytes past the segment's flushed end at {flushed_size}")]
     BeyondFlushedEnd {

@@ -175,6 +175,24 @@ impl RecoveryPoint {
         let sealed = self.flushed.last().map_or(0, |r| r.state.next_offset);
         self.active.map_or(sealed, |a| a.next_offset.max(sealed))
     }
+
+    /// What a clean close made durable, as its marker lists it: every segment but the last
+    /// fsynced whole, the last up to its recorded length. The log start stays this
+    /// checkpoint's.
+    pub(crate) fn as_of_clean_close(&self, marker: &[SegmentRecord]) -> RecoveryPoint {
+        let Some((last, sealed)) = marker.split_last() else {
+            return self.clone();
+        };
+        RecoveryPoint {
+            flushed: sealed.to_vec(),
+            active: (last.state.size > 0).then_some(DurablePrefix {
+                base_offset: last.base_offset,
+                size: last.state.size,
+                next_offset: last.state.next_offset,
+            }),
+            log_start: self.log_start,
+        }
+    }
 }
 
 const ACTIVE_TAG: &str = "active";

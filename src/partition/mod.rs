@@ -139,16 +139,22 @@ impl Shared {
 
     /// Published bytes of `segment` from `pos`: from its file (mapped or read), or copied from
     /// the write buffer under the writer lock. Empty when `pos` is at the published end.
-    fn fetch(&self, segment: &Arc<Segment>, pos: u64, min_len: usize) -> Result<Chunk> {
+    fn fetch(
+        &self,
+        segment: &Arc<Segment>,
+        held: Option<&crate::disk::File>,
+        pos: u64,
+        min_len: usize,
+    ) -> Result<Chunk> {
         let file_size = segment.file_size();
         if pos < file_size {
-            return segment.read_file(pos, file_size, min_len);
+            return segment.read_file_with(held, pos, file_size, min_len);
         }
         let writer = self.writer.lock();
         let file_size = segment.file_size();
         if pos < file_size {
             drop(writer);
-            return segment.read_file(pos, file_size, min_len);
+            return segment.read_file_with(held, pos, file_size, min_len);
         }
         let tail = writer.tail_of(segment);
         let from = usize::try_from(pos - file_size).unwrap_or(usize::MAX);
@@ -262,11 +268,7 @@ impl Partition {
         options: RecoveryOptions,
     ) -> Result<Partition> {
         let read_only = disk.is_read_only();
-        let opened = if read_only {
-            recovery::open_read_only(&disk, dir, &config, options)?
-        } else {
-            recovery::open(&disk, dir, &config, options)?
-        };
+        let opened = recovery::open(&disk, dir, &config, options)?;
         let log_start = opened.log_start_offset;
         let active = opened
             .segments
@@ -761,7 +763,19 @@ impl Partition {
         let next_offset = shared.segments.read().last().map_or(0, |s| s.next_offset());
         shared.next_offset.store(next_offset, Ordering::Release);
         if let Some(start) = checkpoint::read_log_start(&*shared.disk, &shared.dir)? {
-            shared.log_start_offset.fetch_max(start, Ordering::AcqRel);
+            let start = shared
+                .log_start_offset
+                .fetch_max(start, Ordering::AcqRel)
+                .max(start);
+            // Segments the writer's retention deleted: readers still inside one keep it (and
+            // their open handle) and read it to its end.
+            let mut segments = shared.segments.write();
+            let gone = segments
+                .iter()
+                .take(segments.len().saturating_sub(1))
+                .take_while(|s| s.next_offset() <= start)
+                .count();
+            segments.drain(..gone);
         }
         Ok(grew)
     }

@@ -179,6 +179,9 @@ pub struct Reader {
     /// `pos` came from an index lookup: a bad batch there points at the index first.
     index_hint: bool,
     done: bool,
+    /// A read-only reader's handle on its segment's `.log`, opened on first read: a writer in
+    /// another process may delete the file (retention), and the open handle reads it to its end.
+    held: Option<crate::disk::File>,
 }
 
 impl fmt::Debug for Reader {
@@ -217,6 +220,7 @@ impl Reader {
             include_control,
             index_hint: pos > 0,
             done: false,
+            held: None,
         })
     }
 
@@ -364,7 +368,7 @@ impl Reader {
                     });
                 }
                 self.segment = next;
-                (self.pos, self.chunk, self.index_hint) = (0, None, false);
+                (self.pos, self.chunk, self.index_hint, self.held) = (0, None, false, None);
                 continue;
             }
             let mut chunk = self.chunk_at(BATCH_HEADER_LEN)?;
@@ -494,9 +498,45 @@ impl Reader {
                 return Ok(Arc::clone(chunk));
             }
         }
-        let chunk = Arc::new(self.shared.fetch(&self.segment, self.pos, min_len)?);
+        if self.held.is_none() && !self.segment.is_writable() {
+            match self.segment.log() {
+                Ok(log) => self.held = Some(log),
+                Err(e) if is_not_found(&e) => return Err(self.deleted_under_reader()),
+                Err(e) => return Err(e),
+            }
+        }
+        let fetched = self
+            .shared
+            .fetch(&self.segment, self.held.as_ref(), self.pos, min_len);
+        let chunk = match fetched {
+            Ok(chunk) => Arc::new(chunk),
+            Err(e) if is_not_found(&e) => return Err(self.deleted_under_reader()),
+            Err(e) => return Err(e),
+        };
         self.chunk = Some(Arc::clone(&chunk));
         Ok(chunk)
+    }
+}
+
+/// Whether `e` says a file is not there.
+fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
+impl Reader {
+    /// The error for a segment whose file another process deleted (retention) before this
+    /// reader opened it: its records are below the log start now.
+    fn deleted_under_reader(&mut self) -> Error {
+        self.done = true;
+        let log_start = self
+            .shared
+            .log_start_offset()
+            .max(self.segment.next_offset());
+        Error::OffsetOutOfRange {
+            requested: self.min_offset,
+            log_start,
+            log_end: self.shared.next_offset().max(log_start),
+        }
     }
 }
 

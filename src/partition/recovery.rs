@@ -220,16 +220,58 @@ struct Present {
     log: bool,
 }
 
+/// Opens the partition in `dir`. A writable open repairs what a crash left (see the module
+/// docs); a read-only one (the disk refuses writes) runs the same listing and checks without
+/// changing a file, serving what the writable open would keep. A read-only open runs beside a
+/// live writer, which may change the directory between two of its reads (a roll, retention
+/// deleting a segment, a checkpoint replaced): a state that fails a check is read again a few
+/// times before the failure is reported.
 pub(crate) fn open(
     disk: &Arc<dyn Disk>,
     dir: &Path,
     config: &LogConfig,
     options: RecoveryOptions,
 ) -> Result<Opened> {
-    create_dir_durably(&**disk, dir)?;
+    if !disk.is_read_only() {
+        return open_once(disk, dir, config, options);
+    }
+    let mut attempt = 0u32;
+    loop {
+        match open_once(disk, dir, config, options) {
+            Err(e) if attempt < READ_ONLY_RETRIES && may_be_transient(&e) => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5 << attempt));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// How many times a read-only open reads the directory again after a failed check.
+const READ_ONLY_RETRIES: u32 = 4;
+
+/// Errors a live writer's concurrent change can cause in a read-only open.
+fn may_be_transient(e: &Error) -> bool {
+    match e {
+        Error::Corrupt { .. } => true,
+        Error::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
+}
+
+fn open_once(
+    disk: &Arc<dyn Disk>,
+    dir: &Path,
+    config: &LogConfig,
+    options: RecoveryOptions,
+) -> Result<Opened> {
+    let writes = !disk.is_read_only();
     let mut report = RecoveryReport::default();
-    cut_after_failed_fsync(&**disk, dir, &mut report)?;
-    let bases = sweep(&**disk, dir, &mut report)?;
+    if writes {
+        create_dir_durably(&**disk, dir)?;
+        cut_after_failed_fsync(&**disk, dir, &mut report)?;
+    }
+    let bases = sweep(&**disk, dir, writes, &mut report)?;
     // A damaged recovery checkpoint costs a longer scan (every segment is scanned), and the
     // report says so.
     let point = match checkpoint::read_recovery_point(&**disk, dir) {
@@ -239,18 +281,29 @@ pub(crate) fn open(
             None
         }
     };
-    let known = point.clone().unwrap_or_default();
-    report.recovery_point = known.offset();
-    let recorded_start = recorded_log_start(&**disk, dir, &known, options, &mut report)?;
+    let mut known = point.clone().unwrap_or_default();
     let clean = match marker::read(&**disk, dir)? {
         None => Err("no clean-shutdown marker".to_owned()),
         Some(Err(why)) => Err(format!("clean-shutdown marker unusable: {why}")),
-        Some(Ok(records)) => check_marker(&**disk, dir, &bases, &records).map(|()| records),
+        Some(Ok(records)) => match check_marker(&**disk, dir, &bases, &records) {
+            Ok(()) => Ok(records),
+            Err(why) => {
+                // The marker is newer than any checkpoint (it goes before the first write
+                // after an open) and a clean close fsynced everything it lists: what it
+                // records must still be there.
+                known = known.as_of_clean_close(&records);
+                Err(why)
+            }
+        },
     };
+    report.recovery_point = known.offset();
+    // Read after the listing: a writer's retention persists a new log start before it
+    // deletes a file, so every segment missing from the listing lies below this start.
+    let recorded_start = recorded_log_start(&**disk, dir, &known, options, &mut report)?;
     let (segments, scanned, report, durable_active) = match clean {
         Ok(records) => {
             report.clean_shutdown = true;
-            let segments = open_recorded(disk, dir, config, &records)?;
+            let segments = open_recorded(disk, dir, config, &records, writes)?;
             let scanned = vec![None; segments.len()];
             // A clean close fsynced everything.
             let durable = segments.last().map(|s| (s.size(), s.next_offset()));
@@ -262,22 +315,35 @@ pub(crate) fn open(
             recover(disk, dir, config, &bases, (&known, floor), options, report)?
         }
     };
-    let (segments, scanned, report, durable_active) = match recorded_start {
-        Some(start) if segments.last().is_some_and(|s| s.next_offset() < start) => {
-            let (segments, scanned, report) =
-                restart_at(disk, dir, config, segments, start, report)?;
-            (segments, scanned, report, None)
-        }
-        _ => (segments, scanned, report, durable_active),
+    let head_lost = report
+        .truncations
+        .iter()
+        .any(|t| matches!(t.reason, Corruption::SegmentMissing { .. }));
+    let (start, restart) =
+        check_log_start(dir, &segments, recorded_start, &known, options, head_lost)?;
+    let mut report = report;
+    if let Some(why) = restart.rebuilt {
+        report.log_start_rebuilt = Some(LogStartRebuild {
+            offset: start,
+            reason: why,
+        });
+    }
+    let (segments, scanned, report, durable_active) = if restart.below_start {
+        let (segments, scanned, report) = restart_at(disk, dir, config, segments, start, report)?;
+        (segments, scanned, report, None)
+    } else {
+        (segments, scanned, report, durable_active)
     };
     let first_base = segments.first().map_or(0, |s| s.base_offset());
-    let log_start = recorded_start.unwrap_or(first_base).max(first_base);
+    let log_start = start.max(first_base);
     let mut report = report;
     if let Some(rebuilt) = &mut report.log_start_rebuilt {
-        checkpoint::write_log_start(&**disk, dir, log_start)?;
+        if writes {
+            checkpoint::write_log_start(&**disk, dir, log_start)?;
+        }
         rebuilt.offset = log_start;
     }
-    let mut opened = finish(config, segments, scanned, &known.flushed, report)?;
+    let mut opened = finish(config, segments, scanned, &known.flushed, report, writes)?;
     opened.log_start_offset = log_start;
     opened.log_start_checkpointed =
         recorded_start.is_some() || opened.report.log_start_rebuilt.is_some();
@@ -291,13 +357,78 @@ pub(crate) fn open(
     // listed as flushed may be the active one again, or a prefix may have been cut.
     opened.checkpoint_stale = point.as_ref() != Some(&now);
     opened.recovery_point = point;
-    if opened.checkpoint_stale && opened.report.truncations.iter().any(|t| t.flushed) {
-        // A cut the caller allowed: at once, or the next open would fail on it again.
+    if writes && opened.checkpoint_stale && opened.report.truncations.iter().any(|t| t.flushed) {
+        // A cut the caller allowed: at once, or the next open would fail on it again (the
+        // marker, which records the files before the cut, goes too).
         checkpoint::write_recovery_point(&**disk, dir, &now)?;
+        marker::remove(&**disk, dir)?;
         opened.checkpoint_stale = false;
         opened.recovery_point = Some(now);
     }
     Ok(opened)
+}
+
+/// What [`check_log_start`] decided beyond the offset.
+#[derive(Debug, Default)]
+struct LogStartDecision {
+    /// The log ends below its start: it restarts there, empty.
+    below_start: bool,
+    /// The checkpoint was out of range and rebuilt (why).
+    rebuilt: Option<String>,
+}
+
+/// The log start offset: the checkpointed one, which must lie in `[first segment's base, log
+/// end]` (above the first base, it marks deletions retention had not finished). Below the first
+/// base, records the checkpoint says exist are missing; above the end, it would hide every
+/// record: both are [`Error::Corrupt`], or with [`RecoveryOptions::rebuild_log_start`] the log
+/// starts at the recovery checkpoint's last recorded start if that is in range, else at the
+/// first segment. One case is not damage: a log whose end lies below a start the recovery
+/// checkpoint recorded too lost an unflushed tail after everything up to its end had been
+/// deleted; it restarts, empty, at its start, as Kafka's loader does.
+fn check_log_start(
+    dir: &Path,
+    segments: &[Arc<Segment>],
+    recorded: Option<i64>,
+    known: &RecoveryPoint,
+    options: RecoveryOptions,
+    head_lost: bool,
+) -> Result<(i64, LogStartDecision)> {
+    let first_base = segments.first().map_or(0, |s| s.base_offset());
+    let log_end = segments.last().map_or(first_base, |s| s.next_offset());
+    let Some(start) = recorded else {
+        return Ok((first_base, LogStartDecision::default()));
+    };
+    if (first_base..=log_end).contains(&start) {
+        return Ok((start, LogStartDecision::default()));
+    }
+    if start < first_base && options.truncate_corrupt && head_lost {
+        // The segments at the log's head were missing, and the caller allowed the loss.
+        return Ok((first_base, LogStartDecision::default()));
+    }
+    if start > log_end && known.log_start == Some(start) {
+        let decision = LogStartDecision {
+            below_start: true,
+            rebuilt: None,
+        };
+        return Ok((start, decision));
+    }
+    let kind = Corruption::LogStartOutOfRange {
+        log_start: start,
+        first_base,
+        log_end,
+    };
+    if !options.rebuild_log_start {
+        return Err(Error::corrupt(dir.join(LOG_START_FILE), 0, kind));
+    }
+    let rebuilt = known
+        .log_start
+        .filter(|s| (first_base..=log_end).contains(s))
+        .unwrap_or(first_base);
+    let decision = LogStartDecision {
+        below_start: false,
+        rebuilt: Some(kind.to_string()),
+    };
+    Ok((rebuilt, decision))
 }
 
 /// The durable prefix of the last segment, as the recovery checkpoint records it.
@@ -364,12 +495,13 @@ fn restart_at(
             base_offset: segment.base_offset(),
             bytes: segment.size(),
         });
-        segment.mark_deleted()?;
+        if !disk.is_read_only() {
+            segment.mark_deleted()?;
+        }
     }
     drop(segments);
     let interval = config.index_interval_bytes();
-    let segment = Segment::create(disk, dir, start, config.segment_index_bytes(), interval)?;
-    disk::sync_dir(&**disk, dir)?;
+    let segment = new_segment(disk, dir, start, config)?;
     report
         .unclean_reason
         .get_or_insert_with(|| "log ends below its start".to_owned());
@@ -381,79 +513,16 @@ fn restart_at(
     ))
 }
 
-/// Opens for reading only, changing nothing: no sweep, no cut, no index file written, no
-/// marker removed. Segments the clean-shutdown marker vouches for are trusted; every other one
-/// is scanned, and only its valid prefix is served (a torn tail a live writer is still
-/// finishing, or damage, is left where it is and reported).
-pub(crate) fn open_read_only(
-    disk: &Arc<dyn Disk>,
-    dir: &Path,
-    config: &LogConfig,
-    options: RecoveryOptions,
-) -> Result<Opened> {
-    let mut report = RecoveryReport::default();
-    let bases = list_segments(&**disk, dir)?;
+/// A new, empty segment at `base`: created and made durable by a writable open, only in
+/// memory for a read-only one (its writer creates the files).
+fn new_segment(disk: &Arc<dyn Disk>, dir: &Path, base: i64, config: &LogConfig) -> Result<Segment> {
     let interval = config.index_interval_bytes();
-    let records = match marker::read(&**disk, dir)? {
-        Some(Ok(records)) => {
-            let present: BTreeMap<i64, Present> =
-                bases.iter().map(|&b| (b, Present { log: true })).collect();
-            match check_marker(&**disk, dir, &present, &records) {
-                Ok(()) => Some(records),
-                Err(reason) => {
-                    report.unclean_reason = Some(reason);
-                    None
-                }
-            }
-        }
-        Some(Err(why)) => {
-            report.unclean_reason = Some(format!("clean-shutdown marker unusable: {why}"));
-            None
-        }
-        None => {
-            report.unclean_reason = Some("no clean-shutdown marker".to_owned());
-            None
-        }
-    };
-    let (segments, scanned) = if let Some(records) = records {
-        report.clean_shutdown = true;
-        let segments = records
-            .iter()
-            .map(|r| {
-                Segment::open(disk, dir, r.base_offset, r.state, None, interval, false)
-                    .map(Arc::new)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let scanned = vec![None; segments.len()];
-        (segments, scanned)
-    } else {
-        let mut segments = Vec::new();
-        let mut scanned = Vec::new();
-        for base in bases {
-            let (segment, builder, stop) = scan_read_only(disk, dir, base, interval)?;
-            report.segments_scanned += 1;
-            report.truncations.extend(stop);
-            segments.push(Arc::new(segment));
-            scanned.push(Some(builder));
-        }
-        (segments, scanned)
-    };
-    if segments.is_empty() {
-        return Err(Error::io(
-            crate::error::IoOp::Read,
-            dir,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no segment to read"),
-        ));
+    if disk.is_read_only() {
+        return Ok(Segment::empty(disk, dir, base, interval, false));
     }
-    let first_base = segments.first().map_or(0, |s| s.base_offset());
-    let point = checkpoint::read_recovery_point(&**disk, dir).unwrap_or_default();
-    let recorded_start = recorded_log_start(&**disk, dir, &point, options, &mut report)?;
-    let mut opened = finish(config, segments, scanned, &[], report)?;
-    opened.log_start_offset = recorded_start.unwrap_or(first_base).max(first_base);
-    if let Some(rebuilt) = &mut opened.report.log_start_rebuilt {
-        rebuilt.offset = opened.log_start_offset;
-    }
-    Ok(opened)
+    let segment = Segment::create(disk, dir, base, config.segment_index_bytes(), interval)?;
+    disk::sync_dir(&**disk, dir)?;
+    Ok(segment)
 }
 
 /// Opens one segment read-only by scanning it: only its valid prefix is served. Returns the
@@ -492,7 +561,15 @@ pub(crate) fn scan_read_only(
 /// last scanned. Returns whether it grew.
 pub(crate) fn grow_read_only(segment: &Segment, interval: i32) -> Result<bool> {
     let start = segment.size();
-    let log = segment.log()?;
+    let log = match segment.log() {
+        Ok(log) => log,
+        // Not created yet (a partition its writer has not given a segment), or deleted by the
+        // writer's retention: nothing to grow.
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
     let file_len = log.len()?;
     if file_len <= start {
         return Ok(false);
@@ -534,22 +611,11 @@ pub(crate) fn grow_read_only(segment: &Segment, interval: i32) -> Result<bool> {
     Ok(true)
 }
 
-/// Base offsets of the `.log` files in `dir`, ascending.
+/// Base offsets of the `.log` files in `dir`, ascending, as [`sweep`] lists them, changing
+/// nothing.
 pub(crate) fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<i64>> {
-    let mut bases = Vec::new();
-    for entry in disk::list_dir(disk, dir)? {
-        let parsed = entry
-            .name
-            .to_str()
-            .filter(|_| entry.is_file)
-            .and_then(file_name::parse);
-        match parsed {
-            Some(p) if p.kind == FileKind::Log && p.suffix.is_none() => bases.push(p.base_offset),
-            _ => {}
-        }
-    }
-    bases.sort_unstable();
-    Ok(bases)
+    let listed = sweep(disk, dir, false, &mut RecoveryReport::default())?;
+    Ok(listed.into_keys().collect())
 }
 
 /// After a failed fsync the kernel may have dropped pages it still serves from its cache, so a
@@ -600,12 +666,22 @@ fn create_dir_durably(disk: &dyn Disk, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Pass 1: removes leftovers and orphans, returns the segments' base offsets in order.
+/// Pass 1: lists the directory, the one way a partition's files are told apart. Returns the
+/// segments' base offsets in order; with `writes`, removes leftovers and orphans (a read-only
+/// listing leaves them, as they are a live writer's business).
 fn sweep(
     disk: &dyn Disk,
     dir: &Path,
+    writes: bool,
     report: &mut RecoveryReport,
 ) -> Result<BTreeMap<i64, Present>> {
+    let remove = |path: PathBuf, report: &mut RecoveryReport| -> Result<()> {
+        if writes {
+            disk::remove_file(disk, &path)?;
+            report.removed_files.push(path);
+        }
+        Ok(())
+    };
     let mut segments: BTreeMap<i64, Present> = BTreeMap::new();
     let mut orphans: Vec<PathBuf> = Vec::new();
     let mut entries = disk::list_dir(disk, dir)?;
@@ -617,8 +693,7 @@ fn sweep(
             continue;
         };
         if name.ends_with(".tmp") {
-            disk::remove_file(disk, &path)?;
-            report.removed_files.push(path);
+            remove(path, report)?;
             continue;
         }
         let Some(parsed) = file_name::parse(name) else {
@@ -636,10 +711,7 @@ fn sweep(
             continue;
         };
         match (parsed.suffix, parsed.kind) {
-            (Some(TempSuffix::Deleted | TempSuffix::Cleaned), _) => {
-                disk::remove_file(disk, &path)?;
-                report.removed_files.push(path);
-            }
+            (Some(TempSuffix::Deleted | TempSuffix::Cleaned), _) => remove(path, report)?,
             // Swaps come from compaction, which this version does not run: leave them.
             (Some(TempSuffix::Swap), _) => report.ignored_files.push(path),
             (None, FileKind::Log) => segments.entry(parsed.base_offset).or_default().log = true,
@@ -657,8 +729,7 @@ fn sweep(
             .and_then(file_name::parse)
             .map(|p| p.base_offset);
         if base.is_some_and(|b| segments.get(&b).is_some_and(|p| !p.log)) {
-            disk::remove_file(disk, &path)?;
-            report.removed_files.push(path);
+            remove(path, report)?;
         }
     }
     segments.retain(|_, p| p.log);
@@ -697,18 +768,22 @@ fn open_recorded(
     dir: &Path,
     config: &LogConfig,
     records: &[SegmentRecord],
+    writes: bool,
 ) -> Result<Vec<Arc<Segment>>> {
     let interval = config.index_interval_bytes();
     records
         .iter()
         .map(|r| {
-            Segment::open(disk, dir, r.base_offset, r.state, None, interval, true).map(Arc::new)
+            Segment::open(disk, dir, r.base_offset, r.state, None, interval, writes).map(Arc::new)
         })
         .collect()
 }
 
 /// Pass 3: recovery after an unclean stop. Returns the segments, for each one that was
 /// scanned the index state to append with, and how much of the last one is known durable.
+///
+/// A read-only open (the disk refuses writes) makes the same checks and the same cuts, but
+/// only in what it serves: the files stay as they are.
 #[allow(clippy::type_complexity)]
 fn recover(
     disk: &Arc<dyn Disk>,
@@ -724,11 +799,45 @@ fn recover(
     RecoveryReport,
     Option<(u64, i64)>,
 )> {
+    let writes = !disk.is_read_only();
     let interval = config.index_interval_bytes();
     let max_batch = u64::try_from(config.max_message_bytes())
         .unwrap_or(0)
         .max(crate::segment::READ_CHUNK as u64);
     let bases: Vec<i64> = bases.keys().copied().collect();
+    // Segments the checkpoint records as fsynced, above the log start, whose files are gone:
+    // the open fails, or with the repair option the log starts after those missing at its
+    // head and is cut at the first one missing after a present segment.
+    let mut first_missing = None;
+    for missing in point
+        .flushed
+        .iter()
+        .filter(|r| r.state.next_offset > log_start)
+        .filter(|r| bases.binary_search(&r.base_offset).is_err())
+    {
+        let path = file_name::file_path(dir, missing.base_offset, FileKind::Log);
+        let kind = Corruption::SegmentMissing {
+            base_offset: missing.base_offset,
+            next_offset: missing.state.next_offset,
+        };
+        if !options.truncate_corrupt {
+            return Err(Error::corrupt(path, 0, kind));
+        }
+        report.truncations.push(Truncation {
+            path,
+            position: 0,
+            bytes_removed: missing.state.size,
+            reason: kind,
+            flushed: true,
+        });
+        if bases
+            .first()
+            .is_some_and(|&first| missing.base_offset > first)
+        {
+            first_missing = Some(missing);
+            break;
+        }
+    }
     let mut segments: Vec<Arc<Segment>> = Vec::new();
     let mut scanned: Vec<Option<IndexBuilder>> = Vec::new();
     let mut durable_last = None;
@@ -736,12 +845,15 @@ fn recover(
     for (i, &base) in bases.iter().enumerate() {
         let log_path = file_name::file_path(dir, base, FileKind::Log);
         let log_len = disk::file_len(&**disk, &log_path)?.unwrap_or(0);
+        cut |= first_missing.is_some_and(|m| base > m.base_offset);
         if cut {
             if let Ok(log) = File::open(&**disk, log_path.clone(), OpenMode::Read) {
                 note_batches_after_cut(&mut report, &log, &log_path, (0, log_len), max_batch)?;
             }
-            for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
-                disk::remove_file(&**disk, &file_name::file_path(dir, base, kind))?;
+            if writes {
+                for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
+                    disk::remove_file(&**disk, &file_name::file_path(dir, base, kind))?;
+                }
             }
             report.removed_segments.push(RemovedSegment {
                 base_offset: base,
@@ -751,7 +863,7 @@ fn recover(
         }
         let record = point.flushed.iter().find(|r| r.base_offset == base);
         if let Some(record) = record.filter(|r| r.check_files(&**disk, dir).is_ok()) {
-            let segment = Segment::open(disk, dir, base, record.state, None, interval, true)?;
+            let segment = Segment::open(disk, dir, base, record.state, None, interval, writes)?;
             segments.push(Arc::new(segment));
             scanned.push(None);
             durable_last = Some((record.state.size, record.state.next_offset));
@@ -768,7 +880,12 @@ fn recover(
             None => point.active.filter(|p| p.base_offset == base),
         }
         .filter(|p| p.next_offset > log_start);
-        let log = File::open(&**disk, log_path.clone(), OpenMode::Write)?;
+        let mode = if writes {
+            OpenMode::Write
+        } else {
+            OpenMode::Read
+        };
+        let log = File::open(&**disk, log_path.clone(), mode)?;
         // A flushed segment is scanned only up to its flushed length; what lies beyond was
         // never part of it.
         let end = record.map_or(log_len, |r| r.state.size.min(log_len));
@@ -777,6 +894,14 @@ fn recover(
         let mut outcome = scan_marked(&log, map.as_ref(), base, (0, end), interval, mark)?;
         drop(map);
         report.segments_scanned += 1;
+        // A first batch below the segment's base offset is no torn write: the file was
+        // renamed or overwritten.
+        if let Some(stop) = outcome.stop.as_ref().filter(|s| s.position == 0)
+            && matches!(stop.kind, Corruption::OffsetOutOfOrder { .. })
+            && !options.truncate_corrupt
+        {
+            return Err(Error::corrupt(log_path, 0, stop.kind.clone()));
+        }
         let damage = prefix.and_then(|p| durable_damage(&outcome, p, log_len));
         let damaged = damage.is_some();
         if let Some((position, kind)) = damage {
@@ -786,7 +911,9 @@ fn recover(
             // Keep the batches before the damage that still match what was fsynced.
             let keep = outcome.valid_size.min(outcome.at_mark.0);
             note_batches_after_cut(&mut report, &log, &log_path, (keep, log_len), max_batch)?;
-            log.set_len(keep)?;
+            if writes {
+                log.set_len(keep)?;
+            }
             report.truncations.push(Truncation {
                 path: log_path.clone(),
                 position: keep,
@@ -798,7 +925,9 @@ fn recover(
             cut = true;
         } else if record.is_some() {
             if log_len > end {
-                log.set_len(end)?;
+                if writes {
+                    log.set_len(end)?;
+                }
                 report.truncations.push(Truncation {
                     path: log_path.clone(),
                     position: end,
@@ -810,7 +939,9 @@ fn recover(
         } else if let Some(stop) = &outcome.stop {
             let torn = (outcome.valid_size, log_len);
             note_batches_after_cut(&mut report, &log, &log_path, torn, max_batch)?;
-            log.set_len(outcome.valid_size)?;
+            if writes {
+                log.set_len(outcome.valid_size)?;
+            }
             report.truncations.push(Truncation {
                 path: log_path.clone(),
                 position: stop.position,
@@ -849,15 +980,15 @@ fn recover(
             state,
             Some(outcome.indexes),
             interval,
-            true,
+            writes,
         )?;
         segments.push(Arc::new(segment));
         scanned.push(Some(outcome.builder));
     }
     if segments.is_empty() {
-        let segment = Segment::create(disk, dir, 0, config.segment_index_bytes(), interval)?;
-        disk::sync_dir(&**disk, dir)?;
-        segments.push(Arc::new(segment));
+        // A partition killed before its first segment existed, or whose every segment was
+        // cut: it starts empty (at its log start, if one was recorded, further on).
+        segments.push(Arc::new(new_segment(disk, dir, 0, config)?));
         scanned.push(Some(IndexBuilder::new(interval, 0)));
         durable_last = None;
     }
@@ -942,15 +1073,15 @@ fn finish(
     scanned: Vec<Option<IndexBuilder>>,
     flushed: &[SegmentRecord],
     report: RecoveryReport,
+    writes: bool,
 ) -> Result<Opened> {
     let last = segments.len() - 1;
     let mut kept_flushed = Vec::new();
     let mut unsynced = Vec::new();
     for (segment, builder) in segments.iter().zip(&scanned).take(last) {
         segment.seal();
-        if builder.is_some() {
-            // Cache files: a failure to write them (or a read-only open) only means another
-            // rebuild later.
+        if builder.is_some() && writes {
+            // Cache files: a failure to write them only means another rebuild later.
             let _ = segment.with_indexes(|ix| segment.write_index_files(ix));
         }
         match flushed
@@ -963,7 +1094,7 @@ fn finish(
         }
     }
     let active = Arc::clone(&segments[last]);
-    if scanned.last().is_some_and(Option::is_some) {
+    if writes && scanned.last().is_some_and(Option::is_some) {
         // The active segment's files too, as Kafka's recovery rewrites them: until its first
         // append, anyone reading the directory (`topiclog verify`, Kafka's tools) would see
         // the stale entries of before the crash.
@@ -1000,7 +1131,10 @@ fn active_init(active: &Segment, config: &LogConfig) -> Result<ActiveInit> {
         ix.offsets = Index::from_vec(ix.offsets.as_bytes().to_vec());
         ix.times = Index::from_vec(ix.times.as_bytes().to_vec());
     })?;
-    let first_batch_timestamp = first_batch_max_timestamp(&active.log()?, state.size)?;
+    let first_batch_timestamp = match state.size {
+        0 => None,
+        size => first_batch_max_timestamp(&active.log()?, size)?,
+    };
     Ok(ActiveInit {
         builder: IndexBuilder::resume(
             config.index_interval_bytes(),

@@ -108,6 +108,21 @@ impl Segment {
         let log_path = file_name::file_path(dir, base_offset, FileKind::Log);
         let log = File::open(&**disk, log_path, OpenMode::Create)?;
         empty(&log)?;
+        let segment = Segment::empty(disk, dir, base_offset, index_interval_bytes, true);
+        *segment.log.lock() = Some(log);
+        Ok(segment)
+    }
+
+    /// An empty segment at `base_offset` whose files may not exist yet: what a read-only
+    /// open serves for a partition a writer has not given a segment yet (or whose log restarts
+    /// at its log start). Reading it opens no file.
+    pub(crate) fn empty(
+        disk: &Arc<dyn Disk>,
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: i32,
+        writable: bool,
+    ) -> Segment {
         let state = SegmentState {
             size: 0,
             next_offset: base_offset,
@@ -118,17 +133,15 @@ impl Segment {
             offsets: Index::new(),
             times: Index::new(),
         };
-        let segment = Segment::with_state(
+        Segment::with_state(
             disk,
             dir,
             base_offset,
             state,
             Some(indexes),
             index_interval_bytes,
-            true,
-        );
-        *segment.log.lock() = Some(log);
-        Ok(segment)
+            writable,
+        )
     }
 
     /// Opens an existing segment whose state is known (from a scan or a clean-shutdown marker).
@@ -322,6 +335,11 @@ impl Segment {
         *self.log.lock() = None;
     }
 
+    /// Whether the segment's files may be written through this handle.
+    pub(crate) fn is_writable(&self) -> bool {
+        self.writable
+    }
+
     /// Maps the active segment with room to grow to `capacity` bytes, where the disk allows a
     /// mapping past the end of a file. Reads then need no system call.
     pub(crate) fn map_for_growth(&self, capacity: u64) {
@@ -368,6 +386,19 @@ impl Segment {
     /// Bytes `[pos, end)` from the file (`end <= file_size`), at least `min_len` of them if the
     /// range holds that many: the mapping's if there is one, else up to a chunk read with pread.
     pub(crate) fn read_file(&self, pos: u64, end: u64, min_len: usize) -> Result<Chunk> {
+        self.read_file_with(None, pos, end, min_len)
+    }
+
+    /// [`read_file`](Segment::read_file) through `held`, a handle the caller keeps open on this
+    /// segment's `.log` (a read-only reader keeps one, so a file another process deletes under
+    /// it still reads to its end).
+    pub(crate) fn read_file_with(
+        &self,
+        held: Option<&File>,
+        pos: u64,
+        end: u64,
+        min_len: usize,
+    ) -> Result<Chunk> {
         let available = end.saturating_sub(pos);
         if let Some(map) = self.mapping()
             && let Some(chunk) = usize::try_from(available)
@@ -378,7 +409,10 @@ impl Segment {
         }
         let len = (READ_CHUNK.max(min_len) as u64).min(available) as usize;
         let mut buf = vec![0u8; len];
-        let n = self.log()?.read_at(&mut buf, pos)?;
+        let n = match held {
+            Some(log) => log.read_at(&mut buf, pos)?,
+            None => self.log()?.read_at(&mut buf, pos)?,
+        };
         buf.truncate(n);
         Ok(Chunk::owned(buf, pos))
     }
