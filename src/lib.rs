@@ -131,7 +131,8 @@ pub use partition::{
     Truncation,
 };
 pub use store::{
-    DEFAULT_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS, DEFAULT_RETENTION_CHECK_INTERVAL_MS, LOCK_FILE,
-    PRODUCERS_FILE, Producer, Store, StoreOptions, StoreOptionsBuilder, TOPICS_FILE,
+    DEFAULT_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS, DEFAULT_MAX_PARTITIONS,
+    DEFAULT_RETENTION_CHECK_INTERVAL_MS, LOCK_FILE, PARTITION_LOCK_FILE, PRODUCERS_FILE, Producer,
+    Store, StoreOptions, StoreOptionsBuilder, TOPICS_FILE,
 };
 pub use topic::{MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_name as validate_topic_name};

@@ -82,6 +82,8 @@ pub(crate) struct Coordinator {
     /// Bumped by every [`Coordinator::metadata_changed`]: partition counts computed before a
     /// bump may be stale.
     metadata_epoch: AtomicU64,
+    /// Set when the store closes: its lock is released, so nothing is written any more.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// One group's state.
@@ -144,6 +146,7 @@ impl Coordinator {
             clock,
             groups: Mutex::new(groups),
             metadata_epoch: AtomicU64::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -443,12 +446,28 @@ impl Coordinator {
             ))
         } else if g.committed.is_empty() {
             Ok(())
+        } else if let Err(e) = self.not_closed() {
+            Err(e)
         } else {
             offsets::remove(&*self.disk, &self.dir, group).map(|()| g.committed.clear())
         };
         drop(g);
         call(wakes);
         result
+    }
+
+    /// Refuses every later write: the store closed and released its lock.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// [`Error::Closed`] once the store closed.
+    fn not_closed(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
     }
 
     /// Asks every group's latest `partitions` callback for its topics' partition counts again
@@ -515,6 +534,7 @@ impl Coordinator {
         if updated == g.committed {
             return Ok(());
         }
+        self.not_closed()?;
         offsets::write(&*self.disk, &self.dir, group, &updated)?;
         g.committed = updated;
         Ok(())

@@ -193,6 +193,9 @@ pub struct Partition {
     shared: Arc<Shared>,
     recovery: RecoveryReport,
     read_only: bool,
+    /// The writer lock of a partition opened on its own (a store holds its own), released at
+    /// [`close`](Partition::close) or drop.
+    lock: Mutex<Option<crate::store::DirLock>>,
 }
 
 impl Partition {
@@ -218,7 +221,13 @@ impl Partition {
         config: LogConfig,
         options: RecoveryOptions,
     ) -> Result<Partition> {
-        Partition::open_on(Arc::new(OsDisk), dir.as_ref(), config, options)
+        let dir = dir.as_ref();
+        let disk: Arc<dyn Disk> = Arc::new(OsDisk);
+        recovery::create_dir_durably(&*disk, dir)?;
+        let lock = crate::store::DirLock::for_partition(dir, options.lock_wait())?;
+        let partition = Partition::open_on(disk, dir, config, options)?;
+        *partition.lock.lock() = Some(lock);
+        Ok(partition)
     }
 
     /// Opens the partition in `dir` for reading only, beside a process that may be writing it.
@@ -316,6 +325,7 @@ impl Partition {
             shared,
             recovery: report,
             read_only,
+            lock: Mutex::new(None),
         })
     }
 
@@ -687,7 +697,10 @@ impl Partition {
         if self.read_only {
             return Ok(());
         }
-        self.with_committed_writer(|w, shared| w.close(shared))
+        self.with_committed_writer(|w, shared| w.close(shared))?;
+        // Closed for writing: another writer may open the directory at once.
+        self.lock.lock().take();
+        Ok(())
     }
 
     /// Writes the recovery checkpoint (Kafka's `recovery-point-offset-checkpoint`) if the

@@ -56,6 +56,7 @@ pub const MAX_REPORTED_BATCHES_AFTER_CUT: usize = 1024;
 pub struct RecoveryOptions {
     truncate_corrupt: bool,
     rebuild_log_start: bool,
+    lock_timeout: std::time::Duration,
 }
 
 impl RecoveryOptions {
@@ -79,6 +80,20 @@ impl RecoveryOptions {
     pub fn rebuild_log_start(mut self, on: bool) -> RecoveryOptions {
         self.rebuild_log_start = on;
         self
+    }
+
+    /// How long a writable open waits for another writer to release the partition's lock
+    /// before failing with [`Error::Locked`] (default: not at all). A partition opened on its
+    /// own locks a file in its directory, or its store's lock when it lies in a store's
+    /// directory.
+    pub fn lock_timeout(mut self, timeout: std::time::Duration) -> RecoveryOptions {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// How long a writable open waits for the lock.
+    pub fn lock_wait(&self) -> std::time::Duration {
+        self.lock_timeout
     }
 
     /// Whether fsynced damage is cut instead of failing the open.
@@ -642,7 +657,7 @@ fn cut_after_failed_fsync(disk: &dyn Disk, dir: &Path, report: &mut RecoveryRepo
 
 /// Creates `dir` and any missing parents, making each new directory's entry durable (a
 /// partition directory lost to a power loss would take its flushed records with it).
-fn create_dir_durably(disk: &dyn Disk, dir: &Path) -> Result<()> {
+pub(crate) fn create_dir_durably(disk: &dyn Disk, dir: &Path) -> Result<()> {
     let mut missing = Vec::new();
     let mut at = Some(dir);
     while let Some(path) = at.filter(|p| !p.as_os_str().is_empty()) {
@@ -702,6 +717,7 @@ fn sweep(
                 RECOVERY_POINT_FILE,
                 LOG_START_FILE,
                 checkpoint::POISON_FILE,
+                crate::store::PARTITION_LOCK_FILE,
                 "leader-epoch-checkpoint",
                 "partition.metadata",
             ];

@@ -1,18 +1,24 @@
-//! The store directory's lock: an OS advisory lock on `<dir>/.lock` (the file Kafka's brokers
-//! lock too), taken without waiting. The operating system releases it when the process dies,
-//! so a crash never leaves a stale lock; a second open, in this process or another, fails at
-//! once.
+//! The writer lock: an OS advisory lock (`flock`) on a lock file. A store locks `<dir>/.lock`
+//! (the file Kafka's brokers lock too); a partition opened on its own locks
+//! `<dir>/.topiclog_lock` in its directory, or its store's `.lock` when it lies inside a store.
+//! The operating system releases the lock when the process dies, so a crash never leaves a
+//! stale lock; a second writer, in this process or another, fails at once or after waiting.
 //!
-//! The lock belongs to the open file, so a child process forked while the store is open shares
+//! The lock belongs to the open file, so a child process forked while the lock is held shares
 //! it until the child execs (std's `Command` execs at once; the descriptor is close-on-exec).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, IoOp, Result};
 
 /// Name of the lock file in a store directory.
 pub const LOCK_FILE: &str = ".lock";
+
+/// Name of the lock file a partition opened on its own takes in its directory (outside a
+/// store). Kafka ignores it.
+pub const PARTITION_LOCK_FILE: &str = ".topiclog_lock";
 
 /// The held lock; released when dropped.
 #[derive(Debug)]
@@ -21,9 +27,16 @@ pub(crate) struct DirLock {
 }
 
 impl DirLock {
-    /// Takes the lock on `dir`, or fails with [`Error::Locked`] naming the directory.
-    pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
-        let path: PathBuf = dir.join(LOCK_FILE);
+    /// Takes the lock on `dir`'s [`LOCK_FILE`], waiting up to `timeout` for another holder to
+    /// let go; [`Error::Locked`] naming the directory if it does not.
+    pub(crate) fn acquire(dir: &Path, timeout: Duration) -> Result<DirLock> {
+        DirLock::acquire_file(&dir.join(LOCK_FILE), dir, timeout)
+    }
+
+    /// Takes the lock on the file `path`, creating it if missing; `locked` is what the
+    /// [`Error::Locked`] names.
+    pub(crate) fn acquire_file(path: &Path, locked: &Path, timeout: Duration) -> Result<DirLock> {
+        let path: PathBuf = path.to_path_buf();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -31,12 +44,36 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io(IoOp::Open, &path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(DirLock { _file: file }),
-            Err(TryLockError::WouldBlock) => Err(Error::Locked {
-                path: dir.to_path_buf(),
-            }),
-            Err(TryLockError::Error(e)) => Err(Error::io(IoOp::Open, path, e)),
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(DirLock { _file: file }),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    std::thread::sleep(pause.min(left));
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::Locked {
+                        path: locked.to_path_buf(),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(Error::io(IoOp::Open, path, e)),
+            }
+        }
+    }
+
+    /// The writer lock for a partition directory opened on its own: its store's, when `dir`
+    /// lies in a store directory (one with a topic registry or a lock file), else its own.
+    pub(crate) fn for_partition(dir: &Path, timeout: Duration) -> Result<DirLock> {
+        let store = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .filter(|p| p.join(super::TOPICS_FILE).exists() || p.join(LOCK_FILE).exists());
+        match store {
+            Some(store) => DirLock::acquire(store, timeout),
+            None => DirLock::acquire_file(&dir.join(PARTITION_LOCK_FILE), dir, timeout),
         }
     }
 }

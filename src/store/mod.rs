@@ -23,17 +23,19 @@ use crate::group::Coordinator;
 use crate::partition::{Partition, RecoveryOptions, RetentionReport};
 use crate::partitioner::{DefaultPartitioner, Partitioner};
 use crate::topic::{self, Topic, TopicConfig};
-use lock::DirLock;
 use producer::ProducerSlot;
 use topics_file::TopicEntry;
 
-pub use lock::LOCK_FILE;
+pub(crate) use lock::DirLock;
+pub use lock::{LOCK_FILE, PARTITION_LOCK_FILE};
 pub use producer::Producer;
 pub use producers_file::PRODUCERS_FILE;
 pub use topics_file::TOPICS_FILE;
 
 /// `log.retention.check.interval.ms` default: 5 minutes.
 pub const DEFAULT_RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
+/// The default bound on a topic's partition count ([`StoreOptionsBuilder::max_partitions`]).
+pub const DEFAULT_MAX_PARTITIONS: u32 = 1024;
 /// `log.flush.offset.checkpoint.interval.ms` default: 1 minute.
 pub const DEFAULT_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS: u64 = 60_000;
 
@@ -46,6 +48,8 @@ pub struct StoreOptions {
     checkpoint_interval_ms: u64,
     recovery: RecoveryOptions,
     partitioner: Arc<dyn Partitioner>,
+    lock_timeout: Duration,
+    max_partitions: u32,
 }
 
 impl Default for StoreOptions {
@@ -57,6 +61,8 @@ impl Default for StoreOptions {
             checkpoint_interval_ms: DEFAULT_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS,
             recovery: RecoveryOptions::default(),
             partitioner: Arc::new(DefaultPartitioner::default()),
+            lock_timeout: Duration::ZERO,
+            max_partitions: DEFAULT_MAX_PARTITIONS,
         }
     }
 }
@@ -132,6 +138,21 @@ impl StoreOptionsBuilder {
         self
     }
 
+    /// How long [`Store::open_with`] waits for another process (or handle) to release the
+    /// store's lock before failing with [`Error::Locked`] (default: not at all).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.options.lock_timeout = timeout;
+        self
+    }
+
+    /// The most partitions a topic may have (default [`DEFAULT_MAX_PARTITIONS`]): a larger
+    /// `create_topic` or `add_partitions` fails with [`Error::InvalidConfig`] before anything
+    /// is written. Each open partition holds a few file descriptors and mappings.
+    pub fn max_partitions(mut self, max: u32) -> Self {
+        self.options.max_partitions = max.max(1);
+        self
+    }
+
     /// The options.
     pub fn build(self) -> StoreOptions {
         self.options
@@ -168,7 +189,9 @@ pub(crate) struct Inner {
     disk: Arc<dyn Disk>,
     options: StoreOptions,
     read_only: bool,
-    _lock: Option<DirLock>,
+    /// The writer lock, released by [`Store::close`]; `None` afterwards (and for read-only
+    /// stores), when every write is refused.
+    lock: Mutex<Option<DirLock>>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// The persisted registry (configured topics), under its own lock so updates serialize.
     registry: Mutex<BTreeMap<String, TopicEntry>>,
@@ -185,7 +208,7 @@ pub(crate) struct Inner {
 #[derive(Debug)]
 struct Background {
     stop: Arc<(Mutex<bool>, Condvar)>,
-    handle: Option<JoinHandle<()>>,
+    handle: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Store {
@@ -211,7 +234,7 @@ impl Store {
             }
             disk::create_dir_all(&*disk, &dir)?;
         }
-        let lock = DirLock::acquire(&dir)?;
+        let lock = DirLock::acquire(&dir, options.lock_timeout)?;
         let intervals = (
             options.retention_check_interval_ms,
             options.checkpoint_interval_ms,
@@ -269,7 +292,7 @@ impl Store {
             disk,
             options,
             read_only,
-            _lock: lock,
+            lock: Mutex::new(lock),
             topics: RwLock::new(BTreeMap::new()),
             registry: Mutex::new(registry.clone()),
             coordinator: None,
@@ -539,41 +562,54 @@ impl Store {
         self.inner.enforce_retention()
     }
 
-    /// Stops background work and closes every partition cleanly (see [`Partition::close`]).
+    /// Stops background work, closes every partition cleanly (see [`Partition::close`]) and
+    /// releases the store's lock, so another open, in this process or another, succeeds at
+    /// once. Every later write through this store or its handles fails with
+    /// [`Error::Closed`].
     pub fn close(&self) -> Result<()> {
         if let Some(background) = &self.background {
-            background.signal();
+            background.stop();
         }
+        // Under the registry lock, so no topic change runs across the release.
+        let _registry = self.inner.registry.lock();
         let topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
         for topic in topics {
             for partition in topic.partitions() {
                 partition.close()?;
             }
         }
+        if let Some(c) = &self.inner.coordinator {
+            c.close();
+        }
+        self.inner.lock.lock().take();
         Ok(())
     }
 
     fn writable(&self) -> Result<()> {
-        if self.inner.read_only {
-            Err(Error::ReadOnly)
-        } else {
-            Ok(())
-        }
+        self.inner.writable()
     }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if let Some(mut background) = self.background.take() {
-            background.signal();
-            if let Some(handle) = background.handle.take() {
-                let _ = handle.join();
-            }
+        if let Some(background) = self.background.take() {
+            background.stop();
         }
     }
 }
 
 impl Inner {
+    /// [`Error::ReadOnly`] for a read-only store, [`Error::Closed`] once closed.
+    pub(crate) fn writable(&self) -> Result<()> {
+        if self.read_only {
+            Err(Error::ReadOnly)
+        } else if self.lock.lock().is_none() {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Tells the group coordinator that topics or partition counts changed (rebalance).
     fn metadata_changed(&self) {
         if let Some(c) = &self.coordinator {
@@ -622,7 +658,7 @@ impl Inner {
         let opened = if self.read_only {
             Partition::open_read_only(&dir, config)?
         } else {
-            Partition::open_with(&dir, config, self.options.recovery)?
+            Partition::open_on(Arc::new(OsDisk), &dir, config, self.options.recovery)?
         };
         Ok(Arc::new(opened))
     }
@@ -724,12 +760,19 @@ impl Background {
                 }
             })
             .ok();
-        Background { stop, handle }
+        Background {
+            stop,
+            handle: Mutex::new(handle),
+        }
     }
 
-    fn signal(&self) {
+    /// Stops the thread and waits for it, so no background write outlives the store's lock.
+    fn stop(&self) {
         let (stopped, wake) = &*self.stop;
         *stopped.lock() = true;
         wake.notify_all();
+        if let Some(handle) = self.handle.lock().take() {
+            let _ = handle.join();
+        }
     }
 }

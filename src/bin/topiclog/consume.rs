@@ -10,9 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Args;
 use std::collections::BTreeMap;
 
-use topiclog::{
-    ConsumerConfig, LogRecord, OffsetReset, Partition, Reader, Store, StoreOptions, TopicPartition,
-};
+use topiclog::{ConsumerConfig, LogRecord, OffsetReset, Partition, Reader, Store, TopicPartition};
 
 use crate::output::{Failure, Out, stdout_failure};
 
@@ -95,7 +93,7 @@ struct Source {
 
 pub(crate) fn run(dir: &Path, args: &ConsumeArgs, out: &mut Out) -> Result<(), Failure> {
     if let Some(group) = &args.group {
-        let options = StoreOptions::builder().create_if_missing(false).build();
+        let options = crate::writer_options().create_if_missing(false).build();
         let store = Store::open_with(dir, options)?;
         let result = run_group(&store, group, args, out);
         let closed = store.close();

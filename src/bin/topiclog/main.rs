@@ -37,6 +37,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     dir: Option<PathBuf>,
 
+    /// How long a writing command waits for another process to release the store's lock, in
+    /// milliseconds (default 0: fail at once)
+    #[arg(long, global = true, value_name = "MS", default_value_t = 0)]
+    lock_timeout: u64,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -236,7 +241,17 @@ fn one_line(rendered: &str) -> String {
     line
 }
 
+/// `--lock-timeout`, for every writable open of this run.
+static LOCK_TIMEOUT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
+/// Options for opening a store for writing: waits `--lock-timeout` for the lock.
+pub(crate) fn writer_options() -> topiclog::StoreOptionsBuilder {
+    let timeout = LOCK_TIMEOUT.get().copied().unwrap_or_default();
+    StoreOptions::builder().lock_timeout(timeout)
+}
+
 fn run(cli: &Cli, out: &mut Out) -> Result<(), Failure> {
+    let _ = LOCK_TIMEOUT.set(std::time::Duration::from_millis(cli.lock_timeout));
     match &cli.command {
         Command::CreateTopic(args) => create_topic(store_dir(cli)?, args, out),
         Command::Topics => topics(store_dir(cli)?, out),
@@ -262,7 +277,7 @@ fn store_dir(cli: &Cli) -> Result<&Path, Failure> {
 
 /// Opens an existing store for writing: takes its lock.
 fn open_for_writing(dir: &Path) -> Result<Store, Failure> {
-    let options = StoreOptions::builder().create_if_missing(false).build();
+    let options = writer_options().create_if_missing(false).build();
     Ok(Store::open_with(dir, options)?)
 }
 
@@ -285,7 +300,7 @@ fn create_topic(dir: &Path, args: &CreateTopicArgs, out: &mut Out) -> Result<(),
     }
     let config = TopicConfig::new(args.partitions).with_log(log.build()?);
     // The one command that may create the store directory.
-    let store = Store::open(dir)?;
+    let store = Store::open_with(dir, writer_options().build())?;
     with_writable_store(store, |store| {
         store.create_topic(&args.name, config)?;
         out.line(format_args!(
@@ -430,7 +445,7 @@ fn recover(dir: &Path, args: &RecoverArgs, out: &mut Out) -> Result<(), Failure>
     let recovery = RecoveryOptions::new()
         .truncate_corrupt(args.truncate_corrupt)
         .rebuild_log_start(args.rebuild_log_start);
-    let options = StoreOptions::builder()
+    let options = writer_options()
         .create_if_missing(false)
         .recovery(recovery)
         .build();
