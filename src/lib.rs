@@ -106,6 +106,7 @@ mod error;
 mod group;
 mod partition;
 mod percent;
+mod sealed;
 mod segment;
 mod store;
 mod topic;

@@ -150,7 +150,7 @@ pub(crate) fn write(disk: &dyn Disk, dir: &Path, group: &str, offsets: &Offsets)
     disk::write_atomic(
         disk,
         &dir.join(file_name(group)),
-        encode(group, offsets).as_bytes(),
+        crate::sealed::seal(encode(group, offsets)).as_bytes(),
     )
 }
 
@@ -182,9 +182,10 @@ pub(crate) fn load_all(disk: &dyn Disk, dir: &Path) -> Result<BTreeMap<String, O
             continue;
         }
         let bytes = File::open(disk, path.clone(), OpenMode::Read)?.read_all()?;
+        let bytes = crate::sealed::open(&bytes, &path, crate::sealed::Required::No)?;
         let corrupt = |position, why| Error::corrupt(&path, position, Corruption::Metadata(why));
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|e| corrupt(e.valid_up_to() as u64, "not UTF-8"))?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|e| corrupt(e.valid_up_to() as u64, "not UTF-8"))?;
         let (group, offsets) = decode(text).map_err(|(at, why)| corrupt(at, why))?;
         if file_name(&group) != name {
             return Err(corrupt(0, "group id does not match the file name"));

@@ -356,7 +356,10 @@ fn commits_survive_reopening_the_coordinator() {
         .commit("other group", "a", &[(tp("u", 0), 100)])
         .expect("commits");
     let text = std::fs::read_to_string(f.dir.path().join(file_name("g"))).expect("file");
-    assert_eq!(text, "0\ng\n3\nt 0 8\nt 1 9\nu 0 3\n");
+    assert_eq!(
+        text,
+        crate::sealed::seal("0\ng\n3\nt 0 8\nt 1 9\nu 0 3\n".to_owned())
+    );
     assert!(f.dir.path().join("topiclog-group-67.offsets").is_file());
 
     f.reopen();

@@ -79,7 +79,7 @@ pub(crate) fn write(disk: &dyn Disk, path: &Path, entries: &[String]) -> Result<
         text.push_str(entry);
         text.push('\n');
     }
-    disk::write_atomic(disk, path, text.as_bytes())
+    disk::write_atomic(disk, path, crate::sealed::seal(text).as_bytes())
 }
 
 /// Reads a checkpoint's entries, each split into fields. `Ok(None)` if the file does not exist;
@@ -93,8 +93,9 @@ pub(crate) fn read(disk: &dyn Disk, path: &Path) -> Result<Option<Vec<Vec<String
         Err(e) => return Err(e),
     };
     let bytes = file.read_all()?;
+    let bytes = crate::sealed::open(&bytes, path, crate::sealed::Required::No)?;
     let corrupt = |why| Error::corrupt(path, 0, Corruption::Metadata(why));
-    let text = std::str::from_utf8(&bytes).map_err(|_| corrupt("checkpoint is not UTF-8"))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| corrupt("checkpoint is not UTF-8"))?;
     let mut lines = text.lines();
     let Some(version) = lines.next() else {
         return Ok(Some(Vec::new()));
@@ -299,7 +300,10 @@ mod tests {
         };
         write_recovery_point(&disk, dir.path(), &point).expect("writes");
         let text = std::fs::read_to_string(dir.path().join(RECOVERY_POINT_FILE)).expect("text");
-        assert_eq!(text, "0\n2\n0 100 8 12 10 5 0\n10 100 8 12 25 5 10\n");
+        assert_eq!(
+            text,
+            crate::sealed::seal("0\n2\n0 100 8 12 10 5 0\n10 100 8 12 25 5 10\n".to_owned())
+        );
         assert_eq!(flushed(&disk).expect("reads"), records);
         assert_eq!(point.offset(), 25);
         point.active = Some(DurablePrefix {
@@ -310,7 +314,10 @@ mod tests {
         point.log_start = Some(3);
         write_recovery_point(&disk, dir.path(), &point).expect("writes");
         let text = std::fs::read_to_string(dir.path().join(RECOVERY_POINT_FILE)).expect("text");
-        assert!(text.ends_with("active 25 4096 40\nlog-start 3\n"), "{text}");
+        assert!(
+            text.contains("active 25 4096 40\nlog-start 3\ncrc32c "),
+            "{text}"
+        );
         assert_eq!(
             read_recovery_point(&disk, dir.path()).expect("reads"),
             point

@@ -42,6 +42,18 @@ use crate::segment::{Chunk, READ_CHUNK, Segment};
 use checkpoint::RecoveryPoint;
 use writer::{Appended, Resume, Writer};
 
+/// Whether the partition directory `dir` holds any of topiclog's own files (its checkpoints or
+/// clean-shutdown marker): topiclog wrote it, so its store has a topic registry.
+pub(crate) fn has_topiclog_files(dir: &Path) -> bool {
+    [
+        marker::MARKER_FILE,
+        checkpoint::RECOVERY_POINT_FILE,
+        checkpoint::LOG_START_FILE,
+    ]
+    .iter()
+    .any(|name| dir.join(name).exists())
+}
+
 /// The offsets an append was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AppendInfo {

@@ -24,6 +24,9 @@ pub const PARTITION_LOCK_FILE: &str = ".topiclog_lock";
 #[derive(Debug)]
 pub(crate) struct DirLock {
     _file: File,
+    /// The lock file was there before this lock was taken (someone opened the directory
+    /// for writing before).
+    pub(crate) existed: bool,
 }
 
 impl DirLock {
@@ -37,6 +40,7 @@ impl DirLock {
     /// [`Error::Locked`] names.
     pub(crate) fn acquire_file(path: &Path, locked: &Path, timeout: Duration) -> Result<DirLock> {
         let path: PathBuf = path.to_path_buf();
+        let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -48,7 +52,12 @@ impl DirLock {
         let mut pause = Duration::from_millis(1);
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(DirLock { _file: file }),
+                Ok(()) => {
+                    return Ok(DirLock {
+                        _file: file,
+                        existed,
+                    });
+                }
                 Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     std::thread::sleep(pause.min(left));

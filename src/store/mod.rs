@@ -18,7 +18,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::config::LogConfig;
 use crate::consumer::{Consumer, ConsumerConfig, TopicPartition};
 use crate::disk::{self, Disk, OsDisk, ReadOnlyDisk};
-use crate::error::{Error, IoOp, Result};
+use crate::error::{Corruption, Error, IoOp, Result};
 use crate::group::Coordinator;
 use crate::partition::{Partition, RecoveryOptions, RetentionReport};
 use crate::partitioner::{DefaultPartitioner, Partitioner};
@@ -266,28 +266,118 @@ impl Store {
         read_only: bool,
         lock: Option<DirLock>,
     ) -> Result<Inner> {
-        let registry = topics_file::read(&*disk, &dir, &options.log)?;
+        if !read_only {
+            return Store::load_once(dir, disk, options, lock);
+        }
+        // Beside a live writer, the directory may change between two reads of it (a topic
+        // being created or deleted, a segment rolled): a state that fails a check is read
+        // again a few times before the failure is reported.
+        let mut attempt = 0u32;
+        loop {
+            match Store::load_once(dir.clone(), Arc::clone(&disk), options.clone(), None) {
+                Err(Error::Corrupt { .. } | Error::Io { .. }) if attempt < 4 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(5 << attempt));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn load_once(
+        dir: PathBuf,
+        disk: Arc<dyn Disk>,
+        options: StoreOptions,
+        lock: Option<DirLock>,
+    ) -> Result<Inner> {
+        let read_only = lock.is_none();
+        // The directories first, then the registry: a topic change writes its intent to the
+        // registry before it creates a directory, so every directory listed here is accounted
+        // for by the registry read after.
+        let mut listing = StoreListing::read(&*disk, &dir, read_only)?;
+        if let Some(lock) = &lock {
+            // The listing sees the file this open created.
+            listing.has_lock_file = lock.existed;
+        }
+        let registry_file = dir.join(TOPICS_FILE);
+        let had_registry = disk::file_len(&*disk, &registry_file)?.is_some();
+        if !had_registry && listing.was_a_store() {
+            return Err(Error::corrupt(
+                registry_file,
+                0,
+                Corruption::Topics(
+                    "missing, but the store holds topiclog's files (partition checkpoints, \
+                     producers or group offsets): its topics and their settings are unknown"
+                        .to_owned(),
+                ),
+            ));
+        }
+        let mut registry = topics_file::read(&*disk, &dir, &options.log)?;
+        let mut found = listing.partitions;
+        let mut changed = !had_registry;
+        // Topic changes a crash interrupted: roll them back.
+        for (name, entry) in registry.iter_mut() {
+            let Some(target) = entry.creating.take() else {
+                continue;
+            };
+            let present = found.entry(name.clone()).or_default();
+            for partition in entry.partitions..target {
+                if present.remove(&partition) && !read_only {
+                    let path = topic::partition_dir(&dir, name, partition);
+                    std::fs::remove_dir_all(&path)
+                        .map_err(|e| Error::io(IoOp::Remove, &path, e))?;
+                }
+            }
+            changed = true;
+        }
+        registry.retain(|_, entry| entry.partitions > 0);
+        // The registry and the directories must agree.
+        for (name, entry) in &registry {
+            let present = found.remove(name).unwrap_or_default();
+            if let Some(missing) = (0..entry.partitions).find(|p| !present.contains(p)) {
+                return Err(Error::corrupt(
+                    topic::partition_dir(&dir, name, missing),
+                    0,
+                    Corruption::Topics(format!(
+                        "topic {name:?} is registered with {} partitions, but partition {missing} has no directory",
+                        entry.partitions
+                    )),
+                ));
+            }
+            if let Some(extra) = present.range(entry.partitions..).next() {
+                return Err(Error::corrupt(
+                    topic::partition_dir(&dir, name, *extra),
+                    0,
+                    Corruption::Topics(format!(
+                        "topic {name:?} is registered with {} partitions, but partition {extra} has a directory",
+                        entry.partitions
+                    )),
+                ));
+            }
+        }
+        // Kafka's partitions without a registration: adopted, retention off.
+        let adopted = adopted_config(&options)?;
+        for (name, present) in found {
+            let Some(&last) = present.last() else {
+                continue;
+            };
+            let mut entry = TopicEntry::new(last + 1, adopted.clone());
+            entry.adopted = true;
+            registry.insert(name, entry);
+            changed = true;
+        }
+        for entry in registry.values_mut().filter(|e| e.adopted) {
+            entry.config = adopted.clone();
+        }
+        if changed && !read_only {
+            topics_file::write(&*disk, &dir, &registry)?;
+        }
         let producers = if read_only {
             producers_file::Registry::default()
         } else {
             producers_file::read(&*disk, &dir)?
         };
-        let mut found: BTreeMap<String, u32> = BTreeMap::new();
-        for entry in disk::list_dir(&*disk, &dir)? {
-            let Some(name) = entry.name.to_str().filter(|_| !entry.is_file) else {
-                continue;
-            };
-            if name.ends_with("-delete") && !read_only {
-                // A topic deletion that a crash interrupted: finish it.
-                let _ = std::fs::remove_dir_all(dir.join(name));
-                continue;
-            }
-            if let Some((topic, partition)) = topic::parse_partition_dir(name) {
-                let count = found.entry(topic.to_owned()).or_insert(0);
-                *count = (*count).max(partition + 1);
-            }
-        }
-        let inner = Inner {
+        let mut inner = Inner {
             dir,
             disk,
             options,
@@ -298,7 +388,6 @@ impl Store {
             coordinator: None,
             producers: Mutex::new((producers, BTreeMap::new())),
         };
-        let mut inner = inner;
         if !read_only {
             let clock = inner.options.log.clock().clone();
             let coordinator = Coordinator::open(Arc::clone(&inner.disk), &inner.dir, clock)?;
@@ -306,18 +395,22 @@ impl Store {
         }
         let mut topics = BTreeMap::new();
         for (name, entry) in &registry {
-            topics.insert(
+            let opened = match inner.open_partitions(name, 0..entry.partitions, &entry.config) {
+                // A writer deleted the topic since the listing.
+                Err(Error::Io { source, .. })
+                    if read_only && source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue;
+                }
+                opened => opened?,
+            };
+            let topic = Topic::new(
                 name.clone(),
-                inner.open_topic(name, entry.partitions, entry.config.clone())?,
+                entry.config.clone(),
+                opened,
+                Arc::clone(&inner.options.partitioner),
             );
-        }
-        for (name, partitions) in found {
-            if let std::collections::btree_map::Entry::Vacant(slot) = topics.entry(name) {
-                // Kafka's partitions, or a topic whose registration a crash lost: keep all.
-                let adopted = inner.adopted_config()?;
-                let topic = inner.open_topic(slot.key(), partitions, adopted)?;
-                slot.insert(topic);
-            }
+            topics.insert(name.clone(), Arc::new(topic));
         }
         *inner.topics.write() = topics;
         Ok(inner)
@@ -333,38 +426,40 @@ impl Store {
         self.inner.read_only
     }
 
-    /// Creates a topic: validates the name (Kafka's rules), records its config durably, then
-    /// creates its partition directories.
+    /// Creates a topic, all or nothing: validates the name (Kafka's rules) and the partition
+    /// count (1 to [`StoreOptionsBuilder::max_partitions`]), records the change in the registry,
+    /// creates the partitions, then records the topic as created. A failure (out of file
+    /// descriptors, out of space) removes what was made and leaves the store as it was; a crash
+    /// part way is rolled back at the next open. A read-only open meanwhile sees no topic.
     ///
     /// # Errors
-    /// [`Error::InvalidTopicName`], [`Error::TopicExists`], [`Error::InvalidConfig`] for zero
-    /// partitions, [`Error::ReadOnly`].
+    /// [`Error::InvalidTopicName`], [`Error::TopicExists`] (also when a directory of the new
+    /// topic exists already), [`Error::InvalidConfig`] for a partition count out of range,
+    /// [`Error::ReadOnly`], [`Error::Closed`], [`Error::Io`].
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Arc<Topic>> {
         self.writable()?;
         topic::validate_name(name)?;
-        if config.partitions() == 0 {
-            return Err(Error::InvalidConfig {
-                key: "partitions",
-                value: "0".into(),
-                reason: "must be at least 1",
-            });
-        }
+        self.inner.check_partition_count(config.partitions())?;
         let mut registry = self.inner.registry.lock();
-        if self.inner.topics.read().contains_key(name) {
+        self.writable()?;
+        if self.inner.topics.read().contains_key(name) || registry.contains_key(name) {
+            return Err(Error::TopicExists(name.to_owned()));
+        }
+        let partitions = config.partitions();
+        if (0..partitions).any(|p| topic::partition_dir(&self.inner.dir, name, p).exists()) {
             return Err(Error::TopicExists(name.to_owned()));
         }
         let log = self.inner.with_store_runtime(config.log());
-        let mut updated = registry.clone();
-        updated.insert(
+        let mut entry = TopicEntry::new(partitions, log.clone());
+        entry.partitions = 0;
+        entry.creating = Some(partitions);
+        let opened = self.inner.change_topic(&mut registry, name, entry, 0)?;
+        let topic = Arc::new(Topic::new(
             name.to_owned(),
-            TopicEntry {
-                partitions: config.partitions(),
-                config: log.clone(),
-            },
-        );
-        topics_file::write(&*self.inner.disk, &self.inner.dir, &updated)?;
-        *registry = updated;
-        let topic = self.inner.open_topic(name, config.partitions(), log)?;
+            log,
+            opened,
+            Arc::clone(&self.inner.options.partitioner),
+        ));
         self.inner
             .topics
             .write()
@@ -523,10 +618,16 @@ impl Store {
     }
 
     /// Grows a topic to `partitions` partitions (never shrinks it: Kafka's rule, since keys
-    /// would move). Keyed records route by the new count from then on.
+    /// would move), all or nothing as [`create_topic`](Store::create_topic) is. Keyed records
+    /// route by the new count from then on.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::InvalidConfig`] for a count that does not grow or is
+    /// above the bound, [`Error::ReadOnly`], [`Error::Closed`], [`Error::Io`].
     pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<()> {
         self.writable()?;
         let mut registry = self.inner.registry.lock();
+        self.writable()?;
         let topic = self.topic(name)?;
         let current = topic.partition_count();
         if partitions <= current {
@@ -536,19 +637,16 @@ impl Store {
                 reason: "a topic's partition count can only grow",
             });
         }
-        let mut updated = registry.clone();
-        updated.insert(
-            name.to_owned(),
-            TopicEntry {
-                partitions,
-                config: topic.config().clone(),
-            },
-        );
-        topics_file::write(&*self.inner.disk, &self.inner.dir, &updated)?;
-        *registry = updated;
-        let added = (current..partitions)
-            .map(|p| self.inner.open_partition(name, p, topic.config().clone()))
-            .collect::<Result<Vec<_>>>()?;
+        self.inner.check_partition_count(partitions)?;
+        let mut entry = registry
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| TopicEntry::new(current, topic.config().clone()));
+        entry.partitions = current;
+        entry.creating = Some(partitions);
+        let added = self
+            .inner
+            .change_topic(&mut registry, name, entry, current)?;
         topic.push_partitions(added);
         drop(registry);
         self.inner.metadata_changed();
@@ -636,16 +734,75 @@ impl Inner {
             .max()
     }
 
-    fn open_topic(&self, name: &str, partitions: u32, config: LogConfig) -> Result<Arc<Topic>> {
-        let opened = (0..partitions)
+    /// Opens partitions `range` of `name`; on a failure, none stays open.
+    fn open_partitions(
+        &self,
+        name: &str,
+        range: std::ops::Range<u32>,
+        config: &LogConfig,
+    ) -> Result<Vec<Arc<Partition>>> {
+        range
             .map(|p| self.open_partition(name, p, config.clone()))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Arc::new(Topic::new(
-            name.to_owned(),
-            config,
-            opened,
-            Arc::clone(&self.options.partitioner),
-        )))
+            .collect()
+    }
+
+    /// The partition count bound, checked before anything is written.
+    fn check_partition_count(&self, partitions: u32) -> Result<()> {
+        let max = self.options.max_partitions;
+        if partitions == 0 || partitions > max {
+            return Err(Error::InvalidConfig {
+                key: "partitions",
+                value: partitions.to_string(),
+                reason: "must be at least 1 and at most the store's max_partitions (1024 by default)",
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates partitions `from..` of a topic as `entry` (with `creating` set) describes:
+    /// records the intent, creates them, records them as created. On a failure, removes what
+    /// it made and restores the registry (or, if even that fails, leaves the intent for the
+    /// next open to roll back).
+    fn change_topic(
+        &self,
+        registry: &mut BTreeMap<String, TopicEntry>,
+        name: &str,
+        entry: TopicEntry,
+        from: u32,
+    ) -> Result<Vec<Arc<Partition>>> {
+        let Some(target) = entry.creating else {
+            return Err(Error::InvalidArgument(
+                "a topic change needs a target count",
+            ));
+        };
+        let mut intent = registry.clone();
+        intent.insert(name.to_owned(), entry.clone());
+        topics_file::write(&*self.disk, &self.dir, &intent)?;
+        let mut done = registry.clone();
+        let mut finished = entry.clone();
+        finished.partitions = target;
+        finished.creating = None;
+        done.insert(name.to_owned(), finished);
+        let created = self
+            .open_partitions(name, from..target, &entry.config)
+            .and_then(|opened| {
+                topics_file::write(&*self.disk, &self.dir, &done)?;
+                Ok(opened)
+            });
+        match created {
+            Ok(opened) => {
+                *registry = done;
+                Ok(opened)
+            }
+            Err(e) => {
+                for partition in from..target {
+                    let path = topic::partition_dir(&self.dir, name, partition);
+                    let _ = std::fs::remove_dir_all(path);
+                }
+                let _ = topics_file::write(&*self.disk, &self.dir, registry);
+                Err(e)
+            }
+        }
     }
 
     fn open_partition(
@@ -661,24 +818,6 @@ impl Inner {
             Partition::open_on(Arc::new(OsDisk), &dir, config, self.options.recovery)?
         };
         Ok(Arc::new(opened))
-    }
-
-    /// The settings of a topic found on disk without a config: the store's, retention off.
-    fn adopted_config(&self) -> Result<LogConfig> {
-        let config = &self.options.log;
-        LogConfig::builder()
-            .segment_bytes(config.segment_bytes())
-            .segment_ms(config.segment_ms())
-            .segment_index_bytes(config.segment_index_bytes())
-            .index_interval_bytes(config.index_interval_bytes())
-            .max_message_bytes(config.max_message_bytes())
-            .message_timestamp_type(config.message_timestamp_type())
-            .retention_ms(-1)
-            .retention_bytes(config.retention_bytes())
-            .producer_id_expiration_ms(config.producer_id_expiration_ms())
-            .write_buffer_bytes(config.write_buffer_bytes())
-            .clock(config.clock().clone())
-            .build()
     }
 
     /// `config` with the store's clock and write buffer (which are not persisted).
@@ -716,6 +855,80 @@ impl Inner {
             }
         }
         Ok(reports)
+    }
+}
+
+/// The settings of a topic found on disk without a config: the store's, retention off.
+fn adopted_config(options: &StoreOptions) -> Result<LogConfig> {
+    let config = &options.log;
+    LogConfig::builder()
+        .segment_bytes(config.segment_bytes())
+        .segment_ms(config.segment_ms())
+        .segment_index_bytes(config.segment_index_bytes())
+        .index_interval_bytes(config.index_interval_bytes())
+        .max_message_bytes(config.max_message_bytes())
+        .message_timestamp_type(config.message_timestamp_type())
+        .retention_ms(-1)
+        .retention_bytes(config.retention_bytes())
+        .producer_id_expiration_ms(config.producer_id_expiration_ms())
+        .write_buffer_bytes(config.write_buffer_bytes())
+        .clock(config.clock().clone())
+        .build()
+}
+
+/// What a store directory holds, listed once: partition directories by topic, and which of
+/// topiclog's own files are there.
+#[derive(Debug, Default)]
+struct StoreListing {
+    partitions: BTreeMap<String, std::collections::BTreeSet<u32>>,
+    /// The producer registry or a group's offsets.
+    has_store_files: bool,
+    /// A store's (or a broker's) lock file.
+    has_lock_file: bool,
+    /// A partition directory with topiclog's checkpoints or marker.
+    has_partition_files: bool,
+}
+
+impl StoreListing {
+    /// Whether a store opened here before: it wrote its registry then, so a missing one was
+    /// lost. Partition directories topiclog wrote on their own (`Partition::open`, no lock
+    /// file beside them) and a broker's untouched log directory are not stores yet.
+    fn was_a_store(&self) -> bool {
+        self.has_store_files || (self.has_lock_file && self.has_partition_files)
+    }
+
+    fn read(disk: &dyn Disk, dir: &Path, read_only: bool) -> Result<StoreListing> {
+        let mut listing = StoreListing::default();
+        for entry in disk::list_dir(disk, dir)? {
+            let Some(name) = entry.name.to_str() else {
+                continue;
+            };
+            if entry.is_file {
+                listing.has_store_files |=
+                    name == PRODUCERS_FILE || name.starts_with(crate::group::offsets::FILE_PREFIX);
+                listing.has_lock_file |= name == LOCK_FILE;
+                continue;
+            }
+            if name.ends_with("-delete") {
+                if !read_only {
+                    // A topic deletion that a crash interrupted: finish it.
+                    let path = dir.join(name);
+                    std::fs::remove_dir_all(&path)
+                        .map_err(|e| Error::io(IoOp::Remove, &path, e))?;
+                }
+                continue;
+            }
+            if let Some((topic, partition)) = topic::parse_partition_dir(name) {
+                listing.has_partition_files |=
+                    crate::partition::has_topiclog_files(&dir.join(name));
+                listing
+                    .partitions
+                    .entry(topic.to_owned())
+                    .or_default()
+                    .insert(partition);
+            }
+        }
+        Ok(listing)
     }
 }
 

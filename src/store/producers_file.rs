@@ -23,7 +23,9 @@ use crate::error::{Corruption, Error, Result};
 
 /// File name of the producer registry in a store directory.
 pub const PRODUCERS_FILE: &str = "topiclog-producers";
-const HEADER: &str = "topiclog-producers 1";
+const HEADER: &str = "topiclog-producers 2";
+/// The version written before files ended with a checksum line.
+const HEADER_V1: &str = "topiclog-producers 1";
 const NEXT_ID: &str = "next-id";
 
 /// What the registry records.
@@ -66,8 +68,8 @@ pub(crate) fn encode(registry: &Registry) -> String {
 /// Decodes the registry; `Err` says what is wrong.
 pub(crate) fn decode(text: &str) -> std::result::Result<Registry, &'static str> {
     let mut lines = text.lines();
-    if lines.next() != Some(HEADER) {
-        return Err("not a version 1 producers file");
+    if !matches!(lines.next(), Some(HEADER | HEADER_V1)) {
+        return Err("not a version 1 or 2 producers file");
     }
     let next_id = lines
         .next()
@@ -111,7 +113,13 @@ pub(crate) fn read(disk: &dyn Disk, dir: &Path) -> Result<Registry> {
         Err(e) => return Err(e),
     };
     let bytes = file.read_all()?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
+    let required = if bytes.starts_with(HEADER_V1.as_bytes()) {
+        crate::sealed::Required::No
+    } else {
+        crate::sealed::Required::Yes
+    };
+    let bytes = crate::sealed::open(&bytes, &path, required)?;
+    let text = std::str::from_utf8(bytes).map_err(|_| {
         Error::corrupt(
             &path,
             0,
@@ -123,7 +131,8 @@ pub(crate) fn read(disk: &dyn Disk, dir: &Path) -> Result<Registry> {
 
 /// Writes the registry atomically and durably.
 pub(crate) fn write(disk: &dyn Disk, dir: &Path, registry: &Registry) -> Result<()> {
-    disk::write_atomic(disk, &dir.join(PRODUCERS_FILE), encode(registry).as_bytes())
+    let text = crate::sealed::seal(encode(registry));
+    disk::write_atomic(disk, &dir.join(PRODUCERS_FILE), text.as_bytes())
 }
 
 #[cfg(test)]
@@ -146,7 +155,7 @@ mod tests {
         let text = encode(&registry);
         assert_eq!(
             text,
-            "topiclog-producers 1\nnext-id 11\na%20b%25c%0A%C3%BC 10 0\ncheckout 0 1\n"
+            "topiclog-producers 2\nnext-id 11\na%20b%25c%0A%C3%BC 10 0\ncheckout 0 1\n"
         );
         assert_eq!(decode(&text), Ok(registry.clone()));
         // An exhausted epoch moves the name to a new id.
@@ -160,7 +169,7 @@ mod tests {
     fn malformed_files_are_refused() {
         for text in [
             "",
-            "topiclog-producers 2\nnext-id 0\n",
+            "topiclog-producers 3\nnext-id 0\n",
             "topiclog-producers 1\n",
             "topiclog-producers 1\nnext-id -1\n",
             "topiclog-producers 1\nnext-id 5\nname 1\n",

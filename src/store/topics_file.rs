@@ -5,15 +5,22 @@
 //! Format (UTF-8 text, replaced atomically and durably on every change):
 //!
 //! ```text
-//! topiclog-topics 1
-//! <topic> partitions=<n> segment.bytes=<v> segment.ms=<v> segment.index.bytes=<v>
+//! topiclog-topics 2
+//! <topic> partitions=<n> [creating=<m>] segment.bytes=<v> segment.ms=<v> segment.index.bytes=<v>
 //!     index.interval.bytes=<v> max.message.bytes=<v> message.timestamp.type=<CreateTime|LogAppendTime>
 //!     retention.ms=<v> retention.bytes=<v> flush.messages=<v> flush.ms=<v>
-//!     producer.id.expiration.ms=<v>
+//!     producer.id.expiration.ms=<v> ...
+//! <topic> partitions=<n> adopted=1
+//! crc32c <8 hex digits>
 //! ```
 //!
-//! (one line per topic; shown wrapped here). Keys are Kafka's; a missing key takes its default.
-//! An unknown version, an unknown key or a malformed line is [`Error::Corrupt`] naming the file.
+//! (one line per topic; shown wrapped here), closed by a checksum line (see [`crate::sealed`];
+//! version 1 files, written before it, have none). Keys are Kafka's; a missing key takes its
+//! default. `creating=<m>` marks a topic change under way: partitions `n..m` are being created
+//! (`n` is 0 for a new topic), and the next open rolls it back. `adopted=1` marks a Kafka
+//! broker's topic found in the directory: it takes the store's settings, with retention off.
+//! An unknown version, an unknown key or a malformed line is [`Error::Corrupt`] naming the file
+//! and line.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,13 +32,32 @@ use crate::record::TimestampType;
 
 /// File name of the registry in a store directory.
 pub const TOPICS_FILE: &str = "topiclog-topics";
-const HEADER: &str = "topiclog-topics 1";
+const HEADER: &str = "topiclog-topics 2";
+/// The version written before files ended with a checksum line.
+const HEADER_V1: &str = "topiclog-topics 1";
 
 /// What the registry records of a topic.
 #[derive(Debug, Clone)]
 pub(crate) struct TopicEntry {
+    /// Partitions that exist for good.
     pub(crate) partitions: u32,
+    /// While a create or grow is under way: the partition count it is creating.
+    pub(crate) creating: Option<u32>,
+    /// A Kafka broker's topic found in the directory: configured by the store's options.
+    pub(crate) adopted: bool,
     pub(crate) config: LogConfig,
+}
+
+impl TopicEntry {
+    /// A configured topic of `partitions` partitions, with no change under way.
+    pub(crate) fn new(partitions: u32, config: LogConfig) -> TopicEntry {
+        TopicEntry {
+            partitions,
+            creating: None,
+            adopted: false,
+            config,
+        }
+    }
 }
 
 /// The settings of `config` as Kafka `key=value` pairs, in a fixed order.
@@ -85,12 +111,19 @@ pub(crate) fn encode(topics: &BTreeMap<String, TopicEntry>) -> String {
     for (name, entry) in topics {
         text.push_str(name);
         text.push_str(&format!(" partitions={}", entry.partitions));
-        for (key, value) in settings(&entry.config) {
-            text.push_str(&format!(" {key}={value}"));
+        if let Some(creating) = entry.creating {
+            text.push_str(&format!(" creating={creating}"));
+        }
+        if entry.adopted {
+            text.push_str(" adopted=1");
+        } else {
+            for (key, value) in settings(&entry.config) {
+                text.push_str(&format!(" {key}={value}"));
+            }
         }
         text.push('\n');
     }
-    text
+    crate::sealed::seal(text)
 }
 
 /// Decodes the registry; `base` supplies what is not persisted (clock, write buffer).
@@ -100,7 +133,7 @@ pub(crate) fn decode(
 ) -> std::result::Result<BTreeMap<String, TopicEntry>, String> {
     let mut lines = text.lines();
     match lines.next() {
-        Some(HEADER) => {}
+        Some(HEADER | HEADER_V1) => {}
         Some(other) if other.starts_with("topiclog-topics ") => {
             return Err(format!("unknown format version in {other:?}"));
         }
@@ -115,6 +148,8 @@ pub(crate) fn decode(
             .ok_or_else(|| format!("line {line_no}: empty"))?;
         crate::topic::validate_name(name).map_err(|e| format!("line {line_no}: {e}"))?;
         let mut partitions = None;
+        let mut creating = None;
+        let mut adopted = false;
         let mut builder = LogConfig::builder()
             .clock(base.clock().clone())
             .write_buffer_bytes(base.write_buffer_bytes());
@@ -122,24 +157,46 @@ pub(crate) fn decode(
             let (key, value) = field
                 .split_once('=')
                 .ok_or_else(|| format!("line {line_no}: {field:?} is not key=value"))?;
-            if key == "partitions" {
-                partitions = Some(value.parse::<u32>().ok().filter(|&p| p > 0).ok_or_else(
-                    || format!("line {line_no}: partitions {value:?} is not a positive number"),
-                )?);
-                continue;
+            let count = || {
+                value.parse::<u32>().map_err(|_| {
+                    format!("line {line_no}: {key} {value:?} is not a partition count")
+                })
+            };
+            match key {
+                "partitions" => partitions = Some(count()?),
+                "creating" => creating = Some(count()?),
+                "adopted" if value == "1" => adopted = true,
+                _ => {
+                    builder = builder
+                        .set(key, value)
+                        .map_err(|e| format!("line {line_no}: {e}"))?;
+                }
             }
-            builder = builder
-                .set(key, value)
-                .map_err(|e| format!("line {line_no}: {e}"))?;
         }
         let config = builder
             .build()
             .map_err(|e| format!("line {line_no}: {e}"))?;
         let partitions = partitions.ok_or_else(|| format!("line {line_no}: no partitions"))?;
-        if topics
-            .insert(name.to_owned(), TopicEntry { partitions, config })
-            .is_some()
-        {
+        match creating {
+            None if partitions == 0 => {
+                return Err(format!(
+                    "line {line_no}: partitions \"0\" is not a positive number"
+                ));
+            }
+            Some(target) if target <= partitions => {
+                return Err(format!(
+                    "line {line_no}: creating={target} is not above partitions={partitions}"
+                ));
+            }
+            _ => {}
+        }
+        let entry = TopicEntry {
+            partitions,
+            creating,
+            adopted,
+            config,
+        };
+        if topics.insert(name.to_owned(), entry).is_some() {
             return Err(format!("line {line_no}: topic {name:?} listed twice"));
         }
     }
@@ -161,7 +218,13 @@ pub(crate) fn read(
         Err(e) => return Err(e),
     };
     let bytes = file.read_all()?;
-    let text = std::str::from_utf8(&bytes)
+    let required = if bytes.starts_with(HEADER_V1.as_bytes()) {
+        crate::sealed::Required::No
+    } else {
+        crate::sealed::Required::Yes
+    };
+    let bytes = crate::sealed::open(&bytes, &path, required)?;
+    let text = std::str::from_utf8(bytes)
         .map_err(|_| Error::corrupt(&path, 0, Corruption::Metadata("topics file is not UTF-8")))?;
     decode(text, base).map_err(|why| Error::corrupt(&path, 0, Corruption::Topics(why)))
 }
@@ -188,16 +251,20 @@ mod tests {
             .producer_id_expiration_ms(60_000)
             .build()
             .expect("config");
-        topics.insert(
-            "orders".to_owned(),
-            TopicEntry {
-                partitions: 3,
-                config,
-            },
-        );
+        topics.insert("orders".to_owned(), TopicEntry::new(3, config));
         let text = encode(&topics);
-        assert!(text.starts_with("topiclog-topics 1\norders partitions=3 segment.bytes=4096 "));
-        let back = decode(&text, &LogConfig::default()).expect("decodes");
+        assert!(text.starts_with("topiclog-topics 2\norders partitions=3 segment.bytes=4096 "));
+        let body = crate::sealed::open(
+            text.as_bytes(),
+            Path::new("t"),
+            crate::sealed::Required::Yes,
+        )
+        .expect("sealed");
+        let back = decode(
+            std::str::from_utf8(body).expect("utf-8"),
+            &LogConfig::default(),
+        )
+        .expect("decodes");
         assert_eq!(back["orders"].partitions, 3);
         assert_eq!(back["orders"].config.segment_bytes(), 4096);
         assert_eq!(back["orders"].config.retention_ms(), -1);
@@ -222,7 +289,7 @@ mod tests {
         let base = LogConfig::default();
         for (text, says) in [
             ("", "not a topiclog topics file"),
-            ("topiclog-topics 2\n", "unknown format version"),
+            ("topiclog-topics 3\n", "unknown format version"),
             ("topiclog-topics 1\norders\n", "no partitions"),
             ("topiclog-topics 1\norders partitions=0\n", "positive"),
             (
