@@ -1274,3 +1274,98 @@ fn consume_as_a_group_commits_every_thousand_records() {
     let offset = committed[&("t".to_owned(), 0)];
     assert!((2000..=2500).contains(&offset), "committed {offset}");
 }
+
+/// A follower whose records the writer's retention deletes before it reads them (it is stopped
+/// with SIGSTOP meanwhile, so the deletion surely comes first) goes on from the new log start,
+/// says on stderr how many offsets it skipped, and never prints an offset twice or backwards.
+#[test]
+fn follow_continues_past_records_retention_deleted_and_says_so() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig::builder().segment_bytes(2000).build().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let topic = store
+        .create_topic("gone", TopicConfig::new(1).with_log(config))
+        .unwrap();
+    let partition = topic.partition(0).unwrap();
+    partition.append(Record::new(b"first")).unwrap();
+
+    let mut child = Killed(
+        Command::new(BIN)
+            .args(["consume", "gone", "--json", "--follow"])
+            .args(["--dir", dir.path().to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (send_err, err_lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = send_err.send(line);
+        }
+    });
+    let offset_of = |line: String| -> i64 {
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        record["offset"].as_i64().unwrap()
+    };
+    let first = lines.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(offset_of(first), 0);
+
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let big = [b'z'; 300];
+    for _ in 0..40 {
+        partition.append(Record::new(&big)).unwrap();
+    }
+    partition.delete_records(30).unwrap();
+    assert!(partition.log_start_offset() >= 30);
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    partition.append(Record::new(b"last")).unwrap();
+
+    let mut offsets = Vec::new();
+    while offsets.last() != Some(&41) {
+        let line = lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("after {offsets:?}: {e}"));
+        offsets.push(offset_of(line));
+    }
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+    assert!(offsets[0] >= 1);
+    let said = err_lines.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(said.contains("gone-0: skipped"), "{said}");
+    let skipped: i64 = said
+        .split("skipped ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    // Every offset is printed or counted as skipped, once.
+    assert_eq!(offsets.len() as i64 + skipped, 41, "{offsets:?}; {said}");
+    drop(child);
+    store.close().unwrap();
+}

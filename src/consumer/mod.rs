@@ -610,14 +610,15 @@ impl Consumer {
         }
         let reader = match a.partition.read(position) {
             Ok(reader) => reader,
-            Err(Error::OffsetOutOfRange { .. }) => {
+            Err(Error::OffsetOutOfRange { log_start, .. }) => {
                 // Retention deleted the records at the position: start again per the policy.
                 let reset = reset_position(
                     &a.topic,
                     a.number,
                     &a.partition,
                     self.config.auto_offset_reset,
-                )?;
+                )?
+                .max(log_start.min(a.partition.next_offset()));
                 a.position = Some(reset);
                 a.partition.read(reset)?
             }
@@ -627,6 +628,18 @@ impl Consumer {
         for record in reader {
             let record = match record {
                 Ok(record) => record,
+                // Deleted under the reader (a writer's retention, in another process): the
+                // next poll starts again per the policy.
+                Err(Error::OffsetOutOfRange { log_start, .. }) if records.is_empty() => {
+                    let reset = reset_position(
+                        &a.topic,
+                        a.number,
+                        &a.partition,
+                        self.config.auto_offset_reset,
+                    )?;
+                    a.position = Some(reset.max(log_start));
+                    return Ok(records);
+                }
                 Err(e) if records.is_empty() => return Err(e),
                 Err(_) => break,
             };

@@ -603,7 +603,8 @@ impl Partition {
                 log_start,
                 log_end,
             })?;
-        Reader::new(
+        let floor = segment.next_offset();
+        match Reader::new(
             Arc::clone(&self.shared),
             segment,
             from,
@@ -611,7 +612,20 @@ impl Partition {
             max_bytes,
             i64::MIN,
             false,
-        )
+        ) {
+            // A writer in another process deleted the segment (retention) since it was listed.
+            Err(Error::Io { source, .. })
+                if self.read_only && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                let log_start = self.log_start_offset().max(floor);
+                Err(Error::OffsetOutOfRange {
+                    requested: from,
+                    log_start,
+                    log_end: self.next_offset().max(log_start),
+                })
+            }
+            reader => reader,
+        }
     }
 
     /// The first record whose timestamp is `>= timestamp`: Kafka's ListOffsets by time

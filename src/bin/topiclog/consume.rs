@@ -10,7 +10,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Args;
 use std::collections::BTreeMap;
 
-use topiclog::{ConsumerConfig, LogRecord, OffsetReset, Partition, Reader, Store, TopicPartition};
+use topiclog::{
+    ConsumerConfig, Error, LogRecord, OffsetReset, Partition, Reader, Store, TopicPartition,
+};
 
 use crate::output::{Failure, Out, stdout_failure};
 
@@ -124,7 +126,16 @@ pub(crate) fn run(dir: &Path, args: &ConsumeArgs, out: &mut Out) -> Result<(), F
             let Some(record) = source.reader.next() else {
                 break;
             };
-            let record = record?;
+            let record = match record {
+                // A writer's retention deleted the records ahead of the reader.
+                Err(Error::OffsetOutOfRange { log_start, .. }) => {
+                    say_skipped(&args.topic, source.number, source.next, log_start);
+                    source.next = log_start;
+                    source.reader = topic.partition(source.number)?.read(log_start)?;
+                    continue;
+                }
+                record => record?,
+            };
             source.next = record.offset() + 1;
             if record.offset() < source.from {
                 continue;
@@ -149,8 +160,9 @@ fn follow(
     args: &ConsumeArgs,
     out: &mut Out,
 ) -> Result<(), Failure> {
+    // `none`: a position retention deleted comes back as an error, so the skip can be said.
     let config = ConsumerConfig::builder()
-        .auto_offset_reset(OffsetReset::Earliest)
+        .auto_offset_reset(OffsetReset::None)
         .build()?;
     let mut consumer = store.consumer(config)?;
     let assignment: Vec<(&str, u32)> = sources
@@ -163,7 +175,22 @@ fn follow(
     }
     loop {
         out.flush()?;
-        for record in consumer.poll(FOLLOW_POLL)? {
+        let polled = match consumer.poll(FOLLOW_POLL) {
+            Err(Error::NoOffsetForPartition { partition, .. }) => {
+                // The writer's retention deleted records before they were read: continue from
+                // the new log start, and say how many were skipped.
+                let position = consumer.position(&args.topic, partition);
+                let log_start = store.topic(&args.topic)?.partition(partition)?;
+                let log_start = log_start.log_start_offset();
+                if let Ok(position) = position {
+                    say_skipped(&args.topic, partition, position, log_start);
+                }
+                consumer.seek(&args.topic, partition, log_start)?;
+                continue;
+            }
+            polled => polled?,
+        };
+        for record in polled {
             let from = sources
                 .iter()
                 .find(|s| s.number == record.partition())
@@ -178,6 +205,17 @@ fn follow(
             }
         }
     }
+}
+
+/// Tells stderr that records `from..to` of a partition were deleted (by the writer's
+/// retention) before they could be read.
+fn say_skipped(topic: &str, partition: u32, from: i64, to: i64) {
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "topiclog: {topic}-{partition}: skipped {} offsets ({from}..{to}), deleted by retention before they were read; continuing from the log start {to}",
+        to.saturating_sub(from)
+    );
 }
 
 /// `consume --group`: a consumer of the group reading the topic's partitions (assigned by
