@@ -68,7 +68,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::File;
 use std::io;
@@ -120,40 +119,19 @@ pub struct SegmentFiles {
 /// [`Error::Io`] if the directory cannot be listed.
 pub fn list_segments(dir: impl AsRef<Path>) -> Result<Vec<SegmentFiles>> {
     let dir = dir.as_ref();
-    let listing = std::fs::read_dir(dir).map_err(|e| Error::io(IoOp::Directory, dir, e))?;
-    let mut logs = BTreeSet::new();
-    let mut indexes = BTreeSet::new();
-    let mut time_indexes = BTreeSet::new();
-    for entry in listing {
-        let entry = entry.map_err(|e| Error::io(IoOp::Directory, dir, e))?;
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let name = entry.file_name();
-        let Some(parsed) = name.to_str().and_then(file_name::parse) else {
-            continue;
-        };
-        if parsed.suffix.is_some() {
-            continue;
-        }
-        match parsed.kind {
-            FileKind::Log => logs.insert(parsed.base_offset),
-            FileKind::Index => indexes.insert(parsed.base_offset),
-            FileKind::TimeIndex => time_indexes.insert(parsed.base_offset),
-            FileKind::TxnIndex | FileKind::Snapshot => false,
-        };
-    }
-    Ok(logs
+    // The one listing partitions open with, changing nothing.
+    let bases = crate::partition::list_segment_bases(&crate::disk::ReadOnlyDisk, dir)?;
+    let present = |base, kind| {
+        let path = file_name::file_path(dir, base, kind);
+        path.is_file().then_some(path)
+    };
+    Ok(bases
         .into_iter()
         .map(|base| SegmentFiles {
             base_offset: base,
             log: file_name::file_path(dir, base, FileKind::Log),
-            index: indexes
-                .contains(&base)
-                .then(|| file_name::file_path(dir, base, FileKind::Index)),
-            time_index: time_indexes
-                .contains(&base)
-                .then(|| file_name::file_path(dir, base, FileKind::TimeIndex)),
+            index: present(base, FileKind::Index),
+            time_index: present(base, FileKind::TimeIndex),
         })
         .collect())
 }
@@ -836,6 +814,12 @@ pub enum ProblemKind {
         /// What is wrong with it.
         fault: IndexFault,
     },
+    /// Opening the store or partition for writing would fail on this (the same checks, run
+    /// read-only): the reason, as [`Error::Corrupt`] words it.
+    Rejected {
+        /// What the open says.
+        reason: String,
+    },
     /// A time-index entry disagrees with the log or with the entry before it.
     TimeIndexEntry {
         /// The entry.
@@ -896,6 +880,9 @@ impl fmt::Display for ProblemKind {
                 "offset index entry (offset {}, position {}): {fault}",
                 entry.offset, entry.position
             ),
+            ProblemKind::Rejected { reason } => {
+                write!(f, "a writable open would refuse this: {reason}")
+            }
             ProblemKind::TimeIndexEntry { entry, fault } => write!(
                 f,
                 "time index entry (timestamp {}, offset {}): {fault}",
@@ -1103,6 +1090,126 @@ pub fn verify_partition(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         if segment.torn_tail.is_some() {
             report.torn_tail = segment.torn_tail;
         }
+    }
+    Ok(report)
+}
+
+/// What [`verify_store`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreVerifyReport {
+    /// Topics checked.
+    pub topics: usize,
+    /// Problems with the store's own files (registry, producer registry, group offsets) or
+    /// with the registry's agreement with the partition directories.
+    pub problems: Vec<Problem>,
+    /// Each partition's report, by directory.
+    pub partitions: Vec<(PathBuf, VerifyReport)>,
+}
+
+impl StoreVerifyReport {
+    /// Whether nothing is wrong anywhere.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty() && self.partitions.iter().all(|(_, r)| r.is_ok())
+    }
+
+    /// Every problem, the store's first.
+    pub fn all_problems(&self) -> impl Iterator<Item = &Problem> {
+        self.problems
+            .iter()
+            .chain(self.partitions.iter().flat_map(|(_, r)| r.problems.iter()))
+    }
+}
+
+/// Checks a whole store directory, reading only: everything a writable
+/// [`Store::open`](crate::Store::open) checks, with the same code (the topic registry and its
+/// agreement with the partition directories, the producer registry, every group's offsets,
+/// each partition's checkpoints, marker, segments and durable data, its producer snapshots),
+/// and beyond that every batch of every segment, CRCs included, and every index entry
+/// ([`verify_partition`]). A store that passes opens for writing without losing or cutting
+/// durable data; one a writable open would refuse has at least one problem. `topic` limits the
+/// partition checks to one topic.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the directory cannot be read; [`Error::UnknownTopic`] for `topic`.
+/// Damage is a [`Problem`], not an error.
+pub fn verify_store(dir: impl AsRef<Path>, topic: Option<&str>) -> Result<StoreVerifyReport> {
+    let dir = dir.as_ref();
+    let mut report = StoreVerifyReport::default();
+    let rejected = |e: Error, problems: &mut Vec<Problem>| -> Result<()> {
+        match e {
+            Error::Corrupt {
+                path,
+                position,
+                kind,
+            } => {
+                problems.push(Problem {
+                    path,
+                    position,
+                    kind: ProblemKind::Rejected {
+                        reason: kind.to_string(),
+                    },
+                });
+                Ok(())
+            }
+            other => Err(other),
+        }
+    };
+    let disk = crate::disk::ReadOnlyDisk;
+    if let Err(e) = crate::store::check_store_files(&disk, dir) {
+        rejected(e, &mut report.problems)?;
+    }
+    // The partitions: the store's, or with a registry that does not open, every directory
+    // that looks like one.
+    let partitions: Vec<(String, PathBuf)> = match crate::Store::open_read_only(dir) {
+        Ok(store) => {
+            let names = match topic {
+                Some(name) => vec![store.topic(name)?.name().to_owned()],
+                None => store.topics(),
+            };
+            report.topics = names.len();
+            let mut dirs = Vec::new();
+            for name in names {
+                for partition in store.topic(&name)?.partitions() {
+                    dirs.push((name.clone(), partition.dir().to_path_buf()));
+                }
+            }
+            dirs
+        }
+        Err(e) => {
+            rejected(e, &mut report.problems)?;
+            let mut dirs: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+                .map_err(|e| Error::io(IoOp::Directory, dir, e))?
+                .filter_map(|entry| entry.ok())
+                .filter(|entry| entry.path().is_dir())
+                .filter_map(|entry| {
+                    let name = entry.file_name().into_string().ok()?;
+                    let (t, _) = crate::topic::parse_partition_dir(&name)?;
+                    Some((t.to_owned(), entry.path()))
+                })
+                .filter(|(t, _)| topic.is_none_or(|want| want == t))
+                .collect();
+            dirs.sort();
+            report.topics = dirs
+                .iter()
+                .map(|(t, _)| t)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            dirs
+        }
+    };
+    for (_, partition_dir) in partitions {
+        let mut checked = verify_partition(&partition_dir)?;
+        match crate::Partition::open_read_only(&partition_dir, crate::LogConfig::default()) {
+            Ok(partition) => {
+                if let Err(e) = partition.check_producer_state() {
+                    rejected(e, &mut checked.problems)?;
+                }
+            }
+            Err(e) => rejected(e, &mut checked.problems)?,
+        }
+        report.partitions.push((partition_dir, checked));
     }
     Ok(report)
 }

@@ -42,6 +42,11 @@ use crate::segment::{Chunk, READ_CHUNK, Segment};
 use checkpoint::RecoveryPoint;
 use writer::{Appended, Resume, Writer};
 
+/// Base offsets of the segments in `dir`, ascending, as every open lists them.
+pub(crate) fn list_segment_bases(disk: &dyn Disk, dir: &Path) -> Result<Vec<i64>> {
+    recovery::list_segments(disk, dir)
+}
+
 /// Whether the partition directory `dir` holds any of topiclog's own files (its checkpoints or
 /// clean-shutdown marker): topiclog wrote it, so its store has a topic registry.
 pub(crate) fn has_topiclog_files(dir: &Path) -> bool {
@@ -817,6 +822,21 @@ impl Partition {
             segments.drain(..gone);
         }
         Ok(grew)
+    }
+
+    /// Loads the idempotent producers' state as a writable open would (snapshots, then the
+    /// batch headers after the newest), changing nothing: what `verify` checks.
+    pub(crate) fn check_producer_state(&self) -> Result<ProducerStateRecovery> {
+        let shared = &self.shared;
+        let segments = shared.segments();
+        let bounds = producer_state::LogBounds {
+            log_start: shared.log_start_offset(),
+            log_end: shared.next_offset(),
+            clean: self.recovery.clean_shutdown,
+            now_ms: shared.config.clock().now_ms(),
+            expiration_ms: shared.config.producer_id_expiration_ms(),
+        };
+        producer_state::load(&*shared.disk, &shared.dir, &segments, bounds).map(|(_, r)| r)
     }
 
     /// Whether the partition was opened with [`open_read_only`](Partition::open_read_only).

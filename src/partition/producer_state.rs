@@ -649,13 +649,15 @@ pub(crate) fn load(
     for &offset in &listed {
         if offset > bounds.log_end || offset < bounds.log_start {
             let path = snapshot_path(dir, offset);
-            disk::remove_file(disk, &path)?;
+            if !disk.is_read_only() {
+                disk::remove_file(disk, &path)?;
+            }
             report.removed_snapshots.push(path);
         } else {
             kept.insert(offset);
         }
     }
-    if !report.removed_snapshots.is_empty() {
+    if !report.removed_snapshots.is_empty() && !disk.is_read_only() {
         // Durably gone before the log can grow past them again with other batches.
         disk::sync_dir(disk, dir)?;
     }
@@ -674,7 +676,9 @@ pub(crate) fn load(
             }
             Err(why) => {
                 // A cache: the log still holds what it described.
-                disk::remove_file(disk, &path)?;
+                if !disk.is_read_only() {
+                    disk::remove_file(disk, &path)?;
+                }
                 report.corrupt_snapshots.push((path, why));
                 corrupt.push(offset);
             }

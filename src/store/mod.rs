@@ -858,6 +858,15 @@ impl Inner {
     }
 }
 
+/// Reads every store-level file a writable open reads, changing nothing: the topic registry,
+/// the producer registry and every group's offsets. The first damaged one is the error.
+pub(crate) fn check_store_files(disk: &dyn Disk, dir: &Path) -> Result<()> {
+    topics_file::read(disk, dir, &LogConfig::default())?;
+    producers_file::read(disk, dir)?;
+    crate::group::offsets::load_all(disk, dir)?;
+    Ok(())
+}
+
 /// The settings of a topic found on disk without a config: the store's, retention off.
 fn adopted_config(options: &StoreOptions) -> Result<LogConfig> {
     let config = &options.log;

@@ -31,10 +31,15 @@ pub(crate) fn run(dir: Option<&Path>, args: &DumpArgs, out: &mut Out) -> Result<
     if path.is_dir() {
         let segments = inspect::list_segments(&path)?;
         if segments.is_empty() {
-            return out.line(format_args!("no segments in {}", path.display()));
+            out.line(format_args!(
+                "no segments in {}: not a partition directory, or one without data yet",
+                path.display()
+            ))?;
+            return Err(Failure::ProblemsFound);
         }
+        let mut clean = true;
         for segment in segments {
-            dump_log(&segment.log, args.base64, out)?;
+            clean &= dump_log(&segment.log, args.base64, out)?;
             if let Some(index) = &segment.index {
                 dump_offset_index(index, out)?;
             }
@@ -42,10 +47,17 @@ pub(crate) fn run(dir: Option<&Path>, args: &DumpArgs, out: &mut Out) -> Result<
                 dump_time_index(time_index, out)?;
             }
         }
-        return Ok(());
+        return if clean {
+            Ok(())
+        } else {
+            Err(Failure::ProblemsFound)
+        };
     }
     match path.extension().and_then(|e| e.to_str()) {
-        Some("log") => dump_log(&path, args.base64, out),
+        Some("log") => match dump_log(&path, args.base64, out)? {
+            true => Ok(()),
+            false => Err(Failure::ProblemsFound),
+        },
         Some("index") => dump_offset_index(&path, out),
         Some("timeindex") => dump_time_index(&path, out),
         _ => Err(Failure::Usage(format!(
@@ -55,7 +67,10 @@ pub(crate) fn run(dir: Option<&Path>, args: &DumpArgs, out: &mut Out) -> Result<
     }
 }
 
-fn dump_log(path: &Path, base64: bool, out: &mut Out) -> Result<(), Failure> {
+/// Dumps one `.log`; `false` if some of it could not be read (a bad CRC, records that do not
+/// decode or whose codec this build lacks, bytes after the last whole batch).
+fn dump_log(path: &Path, base64: bool, out: &mut Out) -> Result<bool, Failure> {
+    let mut clean = true;
     let mut reader = LogFileReader::open(path)?;
     out.line(format_args!("Dumping {}", path.display()))?;
     if let Some(base) = base_offset_of(path) {
@@ -63,6 +78,7 @@ fn dump_log(path: &Path, base64: bool, out: &mut Out) -> Result<(), Failure> {
     }
     while let Some(batch) = reader.next_batch()? {
         let info = *batch.info();
+        clean &= info.crc_valid;
         batch_line(&info, out)?;
         match batch.owned_records() {
             BatchRecords::Decoded(records) => {
@@ -70,11 +86,15 @@ fn dump_log(path: &Path, base64: bool, out: &mut Out) -> Result<(), Failure> {
                     record_line(&info, record, base64, out)?;
                 }
             }
-            BatchRecords::Compressed(codec) => out.line(format_args!(
-                "| {} records unavailable: compressed with {codec} (codec left out of this build)",
-                info.header.records_count
-            ))?,
+            BatchRecords::Compressed(codec) => {
+                clean = false;
+                out.line(format_args!(
+                    "| {} records unavailable: compressed with {codec} (codec left out of this build)",
+                    info.header.records_count
+                ))?
+            }
             BatchRecords::Invalid { records, error } => {
+                clean = false;
                 for record in &records {
                     record_line(&info, record, base64, out)?;
                 }
@@ -83,13 +103,17 @@ fn dump_log(path: &Path, base64: bool, out: &mut Out) -> Result<(), Failure> {
                     error.position
                 ))?;
             }
-            _ => out.line(format_args!("| records unavailable"))?,
+            _ => {
+                clean = false;
+                out.line(format_args!("| records unavailable"))?
+            }
         }
     }
     if let Some(tail) = reader.tail() {
+        clean = false;
         out.line(format_args!("Tail at position {}: {tail}", tail.position))?;
     }
-    Ok(())
+    Ok(clean)
 }
 
 /// One line per batch, with `kafka-dump-log`'s field names.

@@ -19,7 +19,7 @@ pub(crate) enum Failure {
     },
     /// Stdout was closed by its reader (`| head`): the command ends quietly (exit 0).
     StdoutClosed,
-    /// `verify` found problems and printed them (exit 1).
+    /// `verify` found problems, or `dump` met bytes it cannot read, and printed them (exit 1).
     ProblemsFound,
 }
 
@@ -30,7 +30,7 @@ impl fmt::Display for Failure {
             Failure::Store(e) => write!(f, "{e}"),
             Failure::Io { what, source } => write!(f, "{what}: {source}"),
             Failure::StdoutClosed => f.write_str("standard output closed"),
-            Failure::ProblemsFound => f.write_str("verification found problems"),
+            Failure::ProblemsFound => f.write_str("problems found"),
         }
     }
 }
