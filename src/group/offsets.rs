@@ -41,8 +41,14 @@ pub(crate) const FILE_PREFIX: &str = "topiclog-group-";
 pub(crate) const FILE_SUFFIX: &str = ".offsets";
 /// End of the temporary file [`disk::write_atomic`] writes before renaming.
 const TMP_SUFFIX: &str = ".offsets.tmp";
-/// Format version, the first line (Kafka's checkpoint files start at 0 too).
-const VERSION: &str = "0";
+/// Format version, the first line: 1 ends with a checksum line (see [`crate::sealed`]); 0,
+/// written before, has none (Kafka's checkpoint files start at 0 too).
+const VERSION: &str = "1";
+const VERSION_UNSEALED: &str = "0";
+/// The store's list of groups with an offsets file, one percent-encoded id a line after a
+/// header, sealed: a group file deleted or renamed is then missed, not silently forgotten.
+pub(crate) const GROUPS_FILE: &str = "topiclog-groups";
+const GROUPS_HEADER: &str = "topiclog-groups 1";
 /// Group ids up to this many bytes are spelled out in hex in the file name (up to 223 bytes
 /// with the prefix, suffix and `.tmp`, within the usual 255-byte limit); longer ones are
 /// shortened with a hash.
@@ -108,7 +114,7 @@ pub(crate) fn decode(text: &str) -> std::result::Result<(String, Offsets), (u64,
     let end = text.len() as u64;
     let mut next = |missing: &'static str| lines.next().ok_or((end, missing));
     let (at, version) = next("empty file")?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_UNSEALED {
         return Err((at, "unknown group offsets version"));
     }
     let (at, id) = next("no group id")?;
@@ -145,19 +151,75 @@ pub(crate) fn decode(text: &str) -> std::result::Result<(String, Offsets), (u64,
     Ok((group, offsets))
 }
 
-/// Replaces `group`'s file with `offsets`, atomically and durably.
+/// Replaces `group`'s file with `offsets`, atomically and durably. A group's first file is
+/// then listed in [`GROUPS_FILE`] (a crash in between leaves a file the next load lists).
 pub(crate) fn write(disk: &dyn Disk, dir: &Path, group: &str, offsets: &Offsets) -> Result<()> {
+    let path = dir.join(file_name(group));
+    let new = disk::file_len(disk, &path)?.is_none();
     disk::write_atomic(
         disk,
-        &dir.join(file_name(group)),
+        &path,
         crate::sealed::seal(encode(group, offsets)).as_bytes(),
-    )
+    )?;
+    if new {
+        let mut listed = read_groups(disk, dir)?.unwrap_or_default();
+        if listed.insert(group.to_owned()) {
+            write_groups(disk, dir, &listed)?;
+        }
+    }
+    Ok(())
 }
 
-/// Removes `group`'s file, durably; a missing file is no error.
+/// Removes `group`'s file, durably; a missing file is no error. The group leaves
+/// [`GROUPS_FILE`] first (a crash in between leaves a file the next load lists again).
 pub(crate) fn remove(disk: &dyn Disk, dir: &Path, group: &str) -> Result<()> {
+    if let Some(mut listed) = read_groups(disk, dir)?
+        && listed.remove(group)
+    {
+        write_groups(disk, dir, &listed)?;
+    }
     disk::remove_file(disk, &dir.join(file_name(group)))?;
     disk::sync_dir(disk, dir)
+}
+
+/// The groups [`GROUPS_FILE`] lists; `None` if there is no such file (a store from before
+/// it, or without groups).
+fn read_groups(disk: &dyn Disk, dir: &Path) -> Result<Option<std::collections::BTreeSet<String>>> {
+    let path = dir.join(GROUPS_FILE);
+    let bytes = match File::open(disk, path.clone(), OpenMode::Read) {
+        Ok(file) => file.read_all()?,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let body = crate::sealed::open(&bytes, &path, crate::sealed::Required::Yes)?;
+    let corrupt = |why| Error::corrupt(&path, 0, Corruption::Metadata(why));
+    let text = std::str::from_utf8(body).map_err(|_| corrupt("not UTF-8"))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(GROUPS_HEADER) {
+        return Err(corrupt("not a version 1 groups file"));
+    }
+    lines
+        .map(|line| crate::percent::decode(line).ok_or_else(|| corrupt("malformed group id")))
+        .collect::<Result<_>>()
+        .map(Some)
+}
+
+fn write_groups(
+    disk: &dyn Disk,
+    dir: &Path,
+    groups: &std::collections::BTreeSet<String>,
+) -> Result<()> {
+    let mut text = format!("{GROUPS_HEADER}\n");
+    for group in groups {
+        let _ = writeln!(text, "{}", crate::percent::encode(group));
+    }
+    disk::write_atomic(
+        disk,
+        &dir.join(GROUPS_FILE),
+        crate::sealed::seal(text).as_bytes(),
+    )
 }
 
 /// Reads every group's offsets from the store directory, removing temporary files a crash
@@ -182,7 +244,12 @@ pub(crate) fn load_all(disk: &dyn Disk, dir: &Path) -> Result<BTreeMap<String, O
             continue;
         }
         let bytes = File::open(disk, path.clone(), OpenMode::Read)?.read_all()?;
-        let bytes = crate::sealed::open(&bytes, &path, crate::sealed::Required::No)?;
+        let required = if bytes.starts_with(b"0\n") {
+            crate::sealed::Required::No
+        } else {
+            crate::sealed::Required::Yes
+        };
+        let bytes = crate::sealed::open(&bytes, &path, required)?;
         let corrupt = |position, why| Error::corrupt(&path, position, Corruption::Metadata(why));
         let text =
             std::str::from_utf8(bytes).map_err(|e| corrupt(e.valid_up_to() as u64, "not UTF-8"))?;
@@ -191,6 +258,24 @@ pub(crate) fn load_all(disk: &dyn Disk, dir: &Path) -> Result<BTreeMap<String, O
             return Err(corrupt(0, "group id does not match the file name"));
         }
         groups.insert(group, offsets);
+    }
+    let listed = read_groups(disk, dir)?;
+    if let Some(listed) = &listed
+        && let Some(missing) = listed.iter().find(|g| !groups.contains_key(*g))
+    {
+        return Err(Error::corrupt(
+            dir.join(file_name(missing)),
+            0,
+            Corruption::Metadata("a group listed in topiclog-groups has lost its offsets file"),
+        ));
+    }
+    // Files the list lacks: a store from before the list, or a crash before a group's first
+    // file was listed.
+    let unlisted = listed
+        .as_ref()
+        .is_none_or(|listed| groups.keys().any(|g| !listed.contains(g)));
+    if unlisted && !groups.is_empty() && !disk.is_read_only() {
+        write_groups(disk, dir, &groups.keys().cloned().collect())?;
     }
     Ok(groups)
 }
@@ -240,7 +325,7 @@ mod tests {
         }
         assert_eq!(
             encode("my group", &offsets(&[("orders", 1, 17)])),
-            "0\nmy%20group\n1\norders 1 17\n"
+            "1\nmy%20group\n1\norders 1 17\n"
         );
         assert_eq!(decode("0\ng\n0\n"), Ok(("g".to_owned(), Offsets::new())));
     }
@@ -249,7 +334,7 @@ mod tests {
     fn malformed_text_says_where_and_what() {
         for (text, at, says) in [
             ("", 0, "empty file"),
-            ("1\ng\n0\n", 0, "version"),
+            ("2\ng\n0\n", 0, "version"),
             ("0\n", 2, "no group id"),
             ("0\n\n0\n", 2, "malformed group id"),
             ("0\na b\n0\n", 2, "malformed group id"),

@@ -15,7 +15,10 @@ use crate::error::{Corruption, Error, Result};
 
 use super::manifest::SegmentRecord;
 
-const VERSION: &str = "0";
+/// Version 1 files end with a checksum line (see [`crate::sealed`]); version 0, Kafka's
+/// and topiclog's before it, has none.
+const VERSION: &str = "1";
+const VERSION_UNSEALED: &str = "0";
 
 /// File name of a partition's log-start checkpoint: Kafka's format, one entry holding the log
 /// start offset. Absent means the log starts at its first segment.
@@ -93,14 +96,23 @@ pub(crate) fn read(disk: &dyn Disk, path: &Path) -> Result<Option<Vec<Vec<String
         Err(e) => return Err(e),
     };
     let bytes = file.read_all()?;
-    let bytes = crate::sealed::open(&bytes, path, crate::sealed::Required::No)?;
+    let required = if bytes.starts_with(b"0\n") {
+        crate::sealed::Required::No
+    } else {
+        crate::sealed::Required::Yes
+    };
+    let bytes = if bytes.is_empty() {
+        &bytes[..]
+    } else {
+        crate::sealed::open(&bytes, path, required)?
+    };
     let corrupt = |why| Error::corrupt(path, 0, Corruption::Metadata(why));
     let text = std::str::from_utf8(bytes).map_err(|_| corrupt("checkpoint is not UTF-8"))?;
     let mut lines = text.lines();
     let Some(version) = lines.next() else {
         return Ok(Some(Vec::new()));
     };
-    if version.trim() != VERSION {
+    if version.trim() != VERSION && version.trim() != VERSION_UNSEALED {
         return Err(corrupt("unknown checkpoint version"));
     }
     let count: usize = lines
@@ -302,7 +314,7 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join(RECOVERY_POINT_FILE)).expect("text");
         assert_eq!(
             text,
-            crate::sealed::seal("0\n2\n0 100 8 12 10 5 0\n10 100 8 12 25 5 10\n".to_owned())
+            crate::sealed::seal("1\n2\n0 100 8 12 10 5 0\n10 100 8 12 25 5 10\n".to_owned())
         );
         assert_eq!(flushed(&disk).expect("reads"), records);
         assert_eq!(point.offset(), 25);

@@ -255,7 +255,7 @@ pub(crate) fn open(
         match open_once(disk, dir, config, options) {
             Err(e) if attempt < READ_ONLY_RETRIES && may_be_transient(&e) => {
                 attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(5 << attempt));
+                std::thread::sleep(std::time::Duration::from_millis(1 << attempt));
             }
             result => return result,
         }

@@ -275,9 +275,19 @@ impl Store {
         let mut attempt = 0u32;
         loop {
             match Store::load_once(dir.clone(), Arc::clone(&disk), options.clone(), None) {
-                Err(Error::Corrupt { .. } | Error::Io { .. }) if attempt < 4 => {
+                // Partition opens read again by themselves; these come from the store's files.
+                Err(Error::Corrupt {
+                    kind: Corruption::Topics(_),
+                    ..
+                }) if attempt < 4 => {
                     attempt += 1;
-                    std::thread::sleep(Duration::from_millis(5 << attempt));
+                    std::thread::sleep(Duration::from_millis(1 << attempt));
+                }
+                Err(Error::Io { source, .. })
+                    if attempt < 4 && source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(1 << attempt));
                 }
                 result => return result,
             }
@@ -913,8 +923,9 @@ impl StoreListing {
                 continue;
             };
             if entry.is_file {
-                listing.has_store_files |=
-                    name == PRODUCERS_FILE || name.starts_with(crate::group::offsets::FILE_PREFIX);
+                listing.has_store_files |= name == PRODUCERS_FILE
+                    || name == crate::group::offsets::GROUPS_FILE
+                    || name.starts_with(crate::group::offsets::FILE_PREFIX);
                 listing.has_lock_file |= name == LOCK_FILE;
                 continue;
             }
