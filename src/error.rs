@@ -46,13 +46,17 @@ pub enum Error {
         position: u64,
     },
     /// An append was larger than a limit; nothing was written.
-    #[error("record batch of {size} bytes exceeds {setting} ({limit})")]
+    #[error("record batch of {}{size} bytes exceeds {setting} ({limit})", if *at_least { "at least " } else { "" })]
     RecordTooLarge {
-        /// Encoded size of the batch, or a lower bound of it.
+        /// Encoded size of the batch, or a lower bound of it (`at_least`).
         size: usize,
+        /// `size` is a lower bound (the records' bytes, counted before encoding).
+        at_least: bool,
         /// The limit.
         limit: usize,
-        /// The setting that sets the limit (`max.message.bytes` or `segment.bytes`).
+        /// What sets the limit: `max.message.bytes`, `segment.bytes`,
+        /// `max_decompressed_batch_bytes` (compressed batches), or the format's 32-bit batch
+        /// length.
         setting: &'static str,
     },
     /// A read asked for an offset outside `[log_start, log_end]`.
@@ -83,7 +87,9 @@ pub enum Error {
     Closed,
     /// An fsync failed: the kernel may have dropped the data it could not write, so the
     /// partition refuses writes until it is reopened (and recovered).
-    #[error("the partition refuses writes after a failed fsync ({reason}); reopen it to recover")]
+    #[error(
+        "the partition refuses writes since a write or fsync failed ({reason}); reopen it to recover"
+    )]
     Poisoned {
         /// What failed.
         reason: String,
@@ -297,7 +303,7 @@ pub enum Corruption {
     Topics(String),
     /// Bytes written after the last successful fsync before one failed: the kernel may have
     /// dropped them, so recovery cuts them.
-    #[error("bytes after {synced} were never made durable: an fsync failed")]
+    #[error("bytes after {synced} were never made durable: a write or fsync failed")]
     UnsyncedAfterFailedFsync {
         /// The segment's durable length.
         synced: u64,

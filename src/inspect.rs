@@ -1200,18 +1200,44 @@ pub fn verify_store(dir: impl AsRef<Path>, topic: Option<&str>) -> Result<StoreV
         }
     };
     for (_, partition_dir) in partitions {
-        let mut checked = verify_partition(&partition_dir)?;
-        match crate::Partition::open_read_only(&partition_dir, crate::LogConfig::default()) {
-            Ok(partition) => {
-                if let Err(e) = partition.check_producer_state() {
-                    rejected(e, &mut checked.problems)?;
-                }
-            }
-            Err(e) => rejected(e, &mut checked.problems)?,
-        }
+        let checked = check_partition(&partition_dir)?;
         report.partitions.push((partition_dir, checked));
     }
     Ok(report)
+}
+
+/// [`verify_partition`], and what opening the partition for writing checks, run read-only with
+/// the same code: its checkpoints and marker, its durable data, its producer snapshots. A
+/// partition without problems opens for writing without losing or cutting durable data; one a
+/// writable open would refuse has a [`ProblemKind::Rejected`] problem.
+///
+/// # Errors
+///
+/// [`Error::Io`] if the directory cannot be listed or a file cannot be read. Damage is a
+/// [`Problem`], not an error.
+pub fn check_partition(dir: impl AsRef<Path>) -> Result<VerifyReport> {
+    let dir = dir.as_ref();
+    let mut checked = verify_partition(dir)?;
+    let problem = match crate::Partition::open_read_only(dir, crate::LogConfig::default()) {
+        Ok(partition) => partition.check_producer_state().err(),
+        Err(e) => Some(e),
+    };
+    match problem {
+        Some(Error::Corrupt {
+            path,
+            position,
+            kind,
+        }) => checked.problems.push(Problem {
+            path,
+            position,
+            kind: ProblemKind::Rejected {
+                reason: kind.to_string(),
+            },
+        }),
+        Some(other) => return Err(other),
+        None => {}
+    }
+    Ok(checked)
 }
 
 /// Checks one segment, reading only: its `.log` and, if present, the `.index` and `.timeindex`

@@ -492,9 +492,15 @@ impl Partition {
         let codec = config.compression_type().codec_for(requested);
         // Compressed batches may hold far more than `max.message.bytes` of records (the limit
         // is on the compressed batch); what they decompress to is bounded instead.
-        let max = match codec {
-            Compression::None => usize::try_from(config.max_message_bytes()).unwrap_or(0),
-            _ => config.max_decompressed_batch_bytes(),
+        let (max, setting) = match codec {
+            Compression::None => (
+                usize::try_from(config.max_message_bytes()).unwrap_or(0),
+                "max.message.bytes",
+            ),
+            _ => (
+                config.max_decompressed_batch_bytes(),
+                "max_decompressed_batch_bytes",
+            ),
         };
         // Cheap lower bound first, so a huge value is refused before it is encoded.
         let payload = records.iter().fold(0usize, |sum, r| {
@@ -509,8 +515,9 @@ impl Partition {
         if payload > max {
             return Err(Error::RecordTooLarge {
                 size: payload,
+                at_least: true,
                 limit: max,
-                setting: "max.message.bytes",
+                setting,
             });
         }
         if self.read_only {

@@ -384,9 +384,10 @@ impl Writer {
                 reason: "this build does not include the codec (its cargo feature is off)",
             },
             _ => Error::RecordTooLarge {
-                size: usize::MAX,
+                size: i32::MAX as usize + 1,
+                at_least: true,
                 limit: i32::MAX as usize,
-                setting: "max.message.bytes",
+                setting: "the format's 32-bit batch length",
             },
         })?;
         let size = encoded.size;
@@ -400,6 +401,7 @@ impl Writer {
             self.tail.truncate(start);
             return Err(Error::RecordTooLarge {
                 size,
+                at_least: false,
                 limit: limit as usize,
                 setting,
             });

@@ -922,6 +922,14 @@ impl StoreListing {
             let Some(name) = entry.name.to_str() else {
                 continue;
             };
+            if entry.is_file && name.starts_with("topiclog-") && name.ends_with(".tmp") {
+                // A replacement a crash interrupted before its rename: the file it was to
+                // replace is intact.
+                if !read_only {
+                    disk::remove_file(disk, &dir.join(name))?;
+                }
+                continue;
+            }
             if entry.is_file {
                 listing.has_store_files |= name == PRODUCERS_FILE
                     || name == crate::group::offsets::GROUPS_FILE
