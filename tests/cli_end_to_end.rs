@@ -1369,3 +1369,149 @@ fn follow_continues_past_records_retention_deleted_and_says_so() {
     drop(child);
     store.close().unwrap();
 }
+
+/// `verify` exits 1, listing the problem with its file, for every store state a writable open
+/// refuses: damaged group offsets or producer registry, a registry that disagrees with the
+/// directories, a segment cut by one byte after a clean close, durable data damaged in the
+/// active segment after a crash. And exactly then: a healthy store, and one whose indexes are
+/// only missing (rebuilt at open), pass.
+#[test]
+fn verify_fails_on_every_state_a_writable_open_refuses() {
+    let _serial = serial();
+    type Damage = fn(&Path);
+    let cases: [(&str, Damage); 5] = [
+        ("group offsets", |dir| {
+            let file = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.to_string_lossy().ends_with(".offsets"))
+                .unwrap();
+            let mut bytes = std::fs::read(&file).unwrap();
+            let at = bytes.len() / 2;
+            bytes[at] ^= 1;
+            std::fs::write(file, bytes).unwrap();
+        }),
+        ("producer registry", |dir| {
+            std::fs::write(
+                dir.join("topiclog-producers"),
+                b"topiclog-producers 2\nnext-id x\n",
+            )
+            .unwrap();
+        }),
+        ("registry lowered", |dir| {
+            std::fs::create_dir(dir.join("t-1")).unwrap();
+        }),
+        ("segment cut by one byte", |dir| {
+            let log = inspect::list_segments(dir.join("t-0")).unwrap()[0]
+                .log
+                .clone();
+            let len = std::fs::metadata(&log).unwrap().len();
+            let file = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+            file.set_len(len - 1).unwrap();
+        }),
+        ("active segment damaged below the recovery point", |dir| {
+            // As a crash leaves it: no marker, the checkpoint vouching for the active data.
+            std::fs::remove_file(dir.join("t-0/.topiclog_cleanshutdown")).unwrap();
+            let log = inspect::list_segments(dir.join("t-0"))
+                .unwrap()
+                .pop()
+                .unwrap()
+                .log;
+            let mut bytes = std::fs::read(&log).unwrap();
+            bytes[70] ^= 0x20;
+            std::fs::write(log, bytes).unwrap();
+        }),
+    ];
+    for (name, damage) in cases {
+        let dir = segmented_store();
+        tl(
+            dir.path(),
+            &["reset-offsets", "g", "--topic", "t", "--to", "3"],
+        )
+        .ok();
+        tl_in(dir.path(), &["produce", "t"], b"one more\n").ok();
+        assert!(
+            tl(dir.path(), &["verify"]).ok().starts_with("OK: "),
+            "{name}: healthy"
+        );
+        damage(dir.path());
+        let out = tl(dir.path(), &["verify"]);
+        assert_eq!(out.code, 1, "{name}: {out:?}");
+        let text = out.text();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("problem: ") && l.contains(dir.path().to_str().unwrap())),
+            "{name}: {text}"
+        );
+        // The writable open agrees.
+        let opened = Store::open(dir.path()).and_then(|s| s.committed_offsets("g").map(|_| ()));
+        assert!(opened.is_err(), "{name}: the writable open accepted it");
+    }
+    // Missing indexes are caches: verify passes, and so does the open.
+    let dir = segmented_store();
+    for segment in inspect::list_segments(dir.path().join("t-0")).unwrap() {
+        if let Some(index) = segment.index {
+            std::fs::remove_file(index).unwrap();
+        }
+    }
+    assert!(tl(dir.path(), &["verify"]).ok().starts_with("OK: "));
+}
+
+/// `dump` exits 1 on what it cannot read: a directory with no segment, a batch whose CRC or
+/// records are bad, bytes after the last whole batch.
+#[test]
+fn dump_exits_non_zero_on_what_it_cannot_read() {
+    let _serial = serial();
+    let dir = segmented_store();
+    let partition = dir.path().join("t-0");
+    assert_eq!(tl(dir.path(), &["dump", "t-0"]).code, 0);
+    let empty = tempfile::tempdir().unwrap();
+    let out = run(&["dump", empty.path().to_str().unwrap()], b"");
+    assert_eq!(out.code, 1, "{out:?}");
+    let log = inspect::list_segments(&partition).unwrap()[0].log.clone();
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[70] ^= 0x20;
+    std::fs::write(&log, &bytes).unwrap();
+    let out = run(&["dump", log.to_str().unwrap()], b"");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.text().contains("isvalid: false"));
+    bytes[70] ^= 0x20;
+    bytes.extend_from_slice(b"garbage after the batches");
+    std::fs::write(&log, &bytes).unwrap();
+    assert_eq!(run(&["dump", log.to_str().unwrap()], b"").code, 1);
+    assert_eq!(tl(dir.path(), &["dump", "t-0"]).code, 1);
+}
+
+/// A partition count out of range is refused at once, before anything is written; a writing
+/// command waits for the lock with --lock-timeout.
+#[test]
+fn create_topic_bounds_and_lock_timeout() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = tl(
+        dir.path(),
+        &["create-topic", "x", "--partitions", "4294967295"],
+    );
+    let line = out.failed(2);
+    assert!(line.contains("partitions"), "{line}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!dir.path().join("x-0").exists());
+    tl(dir.path(), &["create-topic", "x", "--partitions", "2"]).ok();
+    assert_eq!(tl(dir.path(), &["topics"]).ok(), "x\t2\n");
+
+    let store = Store::open(dir.path()).unwrap();
+    let line = tl_in(dir.path(), &["produce", "x"], b"v\n").failed(2);
+    assert!(line.contains("locked"), "{line}");
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        store.close().unwrap();
+    });
+    let out = tl_in(
+        dir.path(),
+        &["produce", "x", "--lock-timeout", "20000"],
+        b"v\n",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    releaser.join().unwrap();
+}
