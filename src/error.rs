@@ -237,6 +237,19 @@ pub enum Corruption {
         /// The smallest base offset it could have.
         expected_at_least: i64,
     },
+    /// A batch's offsets reach past what its segment holds (a base offset field changed: it is
+    /// outside the CRC).
+    #[error(
+        "batch offsets {base_offset}..={last_offset} reach past the segment's end at {next_offset}"
+    )]
+    OffsetBeyondSegment {
+        /// The batch's base offset.
+        base_offset: i64,
+        /// The batch's last offset.
+        last_offset: i64,
+        /// The segment's next offset.
+        next_offset: i64,
+    },
     /// A batch's offsets cannot be expressed relative to its segment's base (more than
     /// `i32::MAX` apart).
     #[error("batch last offset {last_offset} overflows segment base {segment_base}")]

@@ -232,3 +232,49 @@ fn a_partition_without_a_segment_yet_opens_read_only_as_an_empty_log() {
     let missing = dir.path().join("nope");
     assert!(Partition::open_read_only(&missing, small_config(2048)).is_err());
 }
+
+#[test]
+fn a_changed_base_offset_is_corrupt_at_the_first_read_never_other_offsets() {
+    // The base offset lies outside the CRC: after a clean close nothing is scanned, so the
+    // reader itself must notice a batch whose offsets do not fit where it stands.
+    for (delta, from) in [(1i64 << 40, 0), (-3, 0), (1 << 40, 50), (-3, 50)] {
+        let (dir, bases) = partition(true);
+        let log_path = segment_path(dir.path(), bases[1], "log");
+        let mut bytes = fs::read(&log_path).expect("log");
+        // The second batch of the segment.
+        let first_len = u32::from_be_bytes(bytes[8..12].try_into().expect("len")) as usize + 12;
+        let at = first_len;
+        let base = i64::from_be_bytes(bytes[at..at + 8].try_into().expect("base"));
+        bytes[at..at + 8].copy_from_slice(&(base + delta).to_be_bytes());
+        fs::write(&log_path, &bytes).expect("write");
+        let log =
+            Partition::open(dir.path(), small_config(2048)).expect("a clean open reads nothing");
+        let mut expected = from;
+        let mut failed = false;
+        for record in log.read(from).expect("reader") {
+            match record {
+                Ok(record) => {
+                    assert_eq!(
+                        record.offset(),
+                        expected,
+                        "delta {delta}: never another offset"
+                    );
+                    expected += 1;
+                }
+                Err(Error::Corrupt { path, .. }) => {
+                    assert_eq!(path, log_path);
+                    failed = true;
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(
+            failed || expected > base,
+            "delta {delta} from {from}: the damage was read"
+        );
+        // verify says so too.
+        let report = topiclog::inspect::check_partition(dir.path()).expect("check");
+        assert!(!report.is_ok(), "delta {delta}");
+    }
+}

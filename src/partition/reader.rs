@@ -11,7 +11,7 @@ use crate::record::{
     RecordView, RecordsMeta, peek_frame,
 };
 use crate::segment::file_name::FileKind;
-use crate::segment::{Chunk, Segment, warm};
+use crate::segment::{Chunk, Segment, offsets_problem, warm};
 
 use super::Shared;
 
@@ -182,6 +182,8 @@ pub struct Reader {
     /// A read-only reader's handle on its segment's `.log`, opened on first read: a writer in
     /// another process may delete the file (retention), and the open handle reads it to its end.
     held: Option<crate::disk::File>,
+    /// The offset the next batch of the segment must start at or above.
+    at_least: i64,
 }
 
 impl fmt::Debug for Reader {
@@ -221,6 +223,7 @@ impl Reader {
             index_hint: pos > 0,
             done: false,
             held: None,
+            at_least: i64::MIN,
         })
     }
 
@@ -369,6 +372,7 @@ impl Reader {
                 }
                 self.segment = next;
                 (self.pos, self.chunk, self.index_hint, self.held) = (0, None, false, None);
+                self.at_least = i64::MIN;
                 continue;
             }
             let mut chunk = self.chunk_at(BATCH_HEADER_LEN)?;
@@ -392,7 +396,11 @@ impl Reader {
                 let rel = usize::try_from(self.pos - chunk.start()).unwrap_or(usize::MAX);
                 if let Some(frame) = peek_frame(chunk.bytes().get(rel..).unwrap_or(&[])) {
                     let end = self.pos + frame.size as u64;
-                    if frame.next_offset <= self.min_offset && end <= self.segment.size() {
+                    if frame.next_offset <= self.min_offset
+                        && end <= self.segment.size()
+                        && frame.base_offset >= self.at_least.max(self.segment.base_offset())
+                    {
+                        self.at_least = frame.next_offset;
                         self.pos = end;
                         continue;
                     }
@@ -415,10 +423,25 @@ impl Reader {
             let checked = match parsed {
                 Ok(batch) => {
                     let h = batch.header();
+                    let at_least = self.at_least.max(self.segment.base_offset());
+                    let end = Some(self.segment.next_offset());
+                    let (base, last) = (h.base_offset, h.last_offset());
+                    if let Some(kind) =
+                        offsets_problem(self.segment.base_offset(), at_least, end, base, last)
+                        && !self.index_hint
+                    {
+                        self.done = true;
+                        return Err(Error::corrupt(
+                            self.segment.path(FileKind::Log),
+                            self.pos,
+                            kind,
+                        ));
+                    }
                     let skip = h.next_offset() <= self.min_offset
                         || (h.is_control() && !self.include_control)
                         || h.max_timestamp < self.min_timestamp;
                     if skip && !self.index_hint {
+                        self.at_least = h.next_offset();
                         self.pos += batch.size() as u64;
                         continue;
                     }
@@ -440,6 +463,24 @@ impl Reader {
             let header = *batch.header();
             let size = batch.size();
             let position = self.pos;
+            if self.index_hint
+                && let Some(kind) = offsets_problem(
+                    self.segment.base_offset(),
+                    self.segment.base_offset(),
+                    Some(self.segment.next_offset()),
+                    header.base_offset,
+                    header.last_offset(),
+                )
+            {
+                // The index led here; the batch's CRC holds, its offsets do not.
+                self.done = true;
+                return Err(Error::corrupt(
+                    self.segment.path(FileKind::Log),
+                    position,
+                    kind,
+                ));
+            }
+            self.at_least = header.next_offset();
             self.pos += size as u64;
             self.index_hint = false;
             if skip {

@@ -212,6 +212,8 @@ impl BatchHeader {
 /// A batch's extent, read from its first 27 bytes without decoding the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Frame {
+    /// The batch's first offset.
+    pub(crate) base_offset: i64,
     /// The offset after the batch.
     pub(crate) next_offset: i64,
     /// The batch's size in bytes.
@@ -231,6 +233,7 @@ pub(crate) fn peek_frame(buf: &[u8]) -> Option<Frame> {
         return None;
     }
     Some(Frame {
+        base_offset,
         next_offset: base_offset.checked_add(i64::from(last_offset_delta) + 1)?,
         size: usize::try_from(length).ok()? + LOG_OVERHEAD,
     })

@@ -14,7 +14,9 @@ mod time_index;
 pub(crate) use chunk::{Chunk, warm};
 pub(crate) use index::{Entry, Index};
 pub(crate) use offset_index::OffsetEntry;
-pub(crate) use scan::{FoundBatch, IndexBuilder, ScanOutcome, find_batches, scan, scan_marked};
+pub(crate) use scan::{
+    FoundBatch, IndexBuilder, ScanOutcome, find_batches, offsets_problem, scan, scan_marked,
+};
 pub(crate) use time_index::TimeEntry;
 pub(crate) use time_index::should_append as should_append_time;
 

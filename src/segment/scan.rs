@@ -169,6 +169,41 @@ impl ScanOutcome {
     }
 }
 
+/// What is wrong with a batch's offsets where they stand: below `at_least` (the offset after
+/// the batch before it, or the segment's base offset), more than `i32::MAX` above the
+/// segment's base, or (given `end`, the segment's next offset) past its end. The base offset
+/// lies outside the CRC, so only these checks catch a changed one. Every reader of a segment
+/// (recovery's scan, a partition's readers) applies them.
+pub(crate) fn offsets_problem(
+    segment_base: i64,
+    at_least: i64,
+    end: Option<i64>,
+    base_offset: i64,
+    last_offset: i64,
+) -> Option<Corruption> {
+    if base_offset < at_least {
+        return Some(Corruption::OffsetOutOfOrder {
+            base_offset,
+            last_offset,
+            expected_at_least: at_least,
+        });
+    }
+    if last_offset - segment_base > i64::from(i32::MAX) {
+        return Some(Corruption::RelativeOffsetOverflow {
+            segment_base,
+            last_offset,
+        });
+    }
+    match end {
+        Some(next_offset) if last_offset >= next_offset => Some(Corruption::OffsetBeyondSegment {
+            base_offset,
+            last_offset,
+            next_offset,
+        }),
+        _ => None,
+    }
+}
+
 /// Scans a segment's log from byte `start` (a batch boundary) to `file_size`, through `map`
 /// when given. Index entries are built for what it scans.
 pub(crate) fn scan(
@@ -233,23 +268,13 @@ pub(crate) fn scan_marked(
             }
         };
         let h = *batch.header();
-        if h.base_offset < next_offset {
-            let kind = Corruption::OffsetOutOfOrder {
-                base_offset: h.base_offset,
-                last_offset: h.last_offset(),
-                expected_at_least: next_offset,
-            };
-            stop = Some(ScanStop {
-                position: pos,
-                kind,
-            });
-            break;
-        }
-        if h.last_offset() - base_offset > i64::from(i32::MAX) {
-            let kind = Corruption::RelativeOffsetOverflow {
-                segment_base: base_offset,
-                last_offset: h.last_offset(),
-            };
+        if let Some(kind) = offsets_problem(
+            base_offset,
+            next_offset,
+            None,
+            h.base_offset,
+            h.last_offset(),
+        ) {
             stop = Some(ScanStop {
                 position: pos,
                 kind,
