@@ -278,3 +278,19 @@ fn a_changed_base_offset_is_corrupt_at_the_first_read_never_other_offsets() {
         assert!(!report.is_ok(), "delta {delta}");
     }
 }
+
+#[test]
+fn a_damaged_recovery_checkpoint_after_a_crash_is_corrupt_unless_repair_is_asked() {
+    let (dir, bases) = partition(false);
+    let checkpoint = dir.path().join(".topiclog_recovery_point");
+    let mut bytes = fs::read(&checkpoint).expect("checkpoint");
+    bytes.truncate(bytes.len() / 2);
+    fs::write(&checkpoint, &bytes).expect("cut");
+    // With it, a deleted segment would otherwise pass as one of the gaps Kafka's format allows.
+    move_segment(dir.path(), bases[1], None);
+    assert_corrupt_both_ways(dir.path(), &checkpoint, |_| true);
+    let options = RecoveryOptions::new().truncate_corrupt(true);
+    let log = Partition::open_with(dir.path(), small_config(2048), options).expect("repair");
+    assert!(log.recovery().recovery_checkpoint_unusable.is_some());
+    assert_eq!(log.recovery().segments_scanned, bases.len() - 1);
+}

@@ -18,7 +18,9 @@
 //!   that offset, or a read ends in a typed error;
 //! * a writable open that refuses is a problem `check_partition` reports;
 //! * when `check_partition` finds no problem, the writable open succeeds and reads every
-//!   offset from the log start to the end without an error.
+//!   offset from the log start to the end without an error, unless neither the recovery
+//!   checkpoint nor the clean-shutdown marker is left to say which segments existed (then a
+//!   deleted segment leaves a gap Kafka's format allows).
 #![no_main]
 
 use std::path::{Path, PathBuf};
@@ -182,6 +184,8 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
+    let knows_segments = dir.join(".topiclog_recovery_point").exists()
+        || dir.join(".topiclog_cleanshutdown").exists();
     let verified = inspect::check_partition(&dir);
     let read_only = Partition::open_read_only(&dir, config(small)).map(|log| served(&log));
     let writable = Partition::open(&dir, config(small));
@@ -211,7 +215,9 @@ fuzz_target!(|data: &[u8]| {
         if report.is_ok() {
             let (start, end, records, error) = writable_served.expect("writable opened");
             assert!(error.is_none(), "verify passed, read failed: {error:?}");
-            assert_eq!(records.len() as i64, end - start, "every offset from {start} to {end}");
+            if knows_segments {
+                assert_eq!(records.len() as i64, end - start, "every offset from {start} to {end}");
+            }
         }
     }
     if let Ok(log) = writable {

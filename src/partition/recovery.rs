@@ -67,7 +67,8 @@ impl RecoveryOptions {
 
     /// Cut the partition at damaged data that had been fsynced (at or below the recovery
     /// point) instead of failing the open with [`Error::Corrupt`]. Everything from the damage
-    /// on is lost, later segments included; the [`Truncation`] says so (`flushed` is set).
+    /// on is lost, later segments included; the [`Truncation`] says so (`flushed` is set). A
+    /// damaged recovery checkpoint is set aside too: every segment is then scanned.
     pub fn truncate_corrupt(mut self, on: bool) -> RecoveryOptions {
         self.truncate_corrupt = on;
         self
@@ -119,8 +120,10 @@ pub struct RecoveryReport {
     /// checkpoint recorded everything as fsynced (flushed segments are trusted without reading
     /// them; damage below it is corruption, not a torn write).
     pub recovery_point: i64,
-    /// The recovery checkpoint could not be read (why): every segment was scanned, and damage
-    /// could not be told apart from a torn write.
+    /// The recovery checkpoint could not be read (why). Unless the clean-shutdown marker
+    /// vouched for the files, the open failed with [`Error::Corrupt`], or with
+    /// [`RecoveryOptions::truncate_corrupt`] scanned every segment, where damage could not be
+    /// told apart from a torn write.
     pub recovery_checkpoint_unusable: Option<String>,
     /// Segments read batch by batch.
     pub segments_scanned: usize,
@@ -308,12 +311,15 @@ fn open_once(
         cut_after_failed_fsync(&**disk, dir, &mut report)?;
     }
     let bases = sweep(&**disk, dir, writes, &mut report)?;
-    // A damaged recovery checkpoint costs a longer scan (every segment is scanned), and the
-    // report says so.
+    // A damaged recovery checkpoint: unless the marker vouches for every file, what was
+    // durable is unknown, and a lost segment would go unnoticed. It fails the open, or with
+    // `truncate_corrupt` costs a scan of every segment (the report says so).
+    let mut damaged_point = None;
     let point = match checkpoint::read_recovery_point(&**disk, dir) {
         Ok(point) => Some(point),
         Err(e) => {
             report.recovery_checkpoint_unusable = Some(e.to_string());
+            damaged_point = Some(e);
             None
         }
     };
@@ -333,6 +339,11 @@ fn open_once(
         },
     };
     report.recovery_point = known.offset();
+    if let (Err(_), Some(e)) = (&clean, damaged_point)
+        && !options.truncate_corrupt
+    {
+        return Err(e);
+    }
     // Read after the listing: a writer's retention persists a new log start before it
     // deletes a file, so every segment missing from the listing lies below this start.
     let recorded_start = recorded_log_start(&**disk, dir, &known, options, &mut report)?;
