@@ -64,12 +64,31 @@ fn bench(c: &mut Criterion) {
             false,
         ),
     ];
+    let only = std::env::var("TOPICLOG_BENCH_CASE").ok();
+    let reuse = std::env::var("TOPICLOG_BENCH_DIR").ok();
     for (name, segment_bytes, flushed, clean) in cases {
-        let dir = common::fresh_dir();
-        write(dir.path(), segment_bytes, total, flushed, clean);
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        let kept;
+        let fresh;
+        let dir: &Path = match &reuse {
+            Some(root) => {
+                kept = Path::new(root).join(name.replace('/', "_"));
+                if !kept.exists() {
+                    write(&kept, segment_bytes, total, flushed, clean);
+                }
+                &kept
+            }
+            None => {
+                fresh = common::fresh_dir();
+                write(fresh.path(), segment_bytes, total, flushed, clean);
+                fresh.path()
+            }
+        };
         group.bench_function(format!("{name}/size={gib}GiB"), |b| {
             b.iter(|| {
-                let log = Partition::open(dir.path(), config(segment_bytes)).expect("open");
+                let log = Partition::open(dir, config(segment_bytes)).expect("open");
                 assert!(log.next_offset() > 0);
                 log
             })
