@@ -124,9 +124,11 @@ fn edit(dir: &Path, data: &mut &[u8]) -> bool {
     true
 }
 
-/// Records served from the log start: `(offset, value)`, then the error that ended the read,
-/// if one did.
-fn served(log: &Partition) -> (i64, i64, Vec<(i64, Vec<u8>)>, Option<String>) {
+/// What an open served: its log start and next offset, the records read from the log start
+/// as `(offset, value)`, and the error that ended the read, if one did.
+type Served = (i64, i64, Vec<(i64, Vec<u8>)>, Option<String>);
+
+fn served(log: &Partition) -> Served {
     let (start, end) = (log.log_start_offset(), log.next_offset());
     let mut records = Vec::new();
     let mut error = None;
