@@ -1040,6 +1040,20 @@ impl Drop for Killed {
     }
 }
 
+/// The lines a child writes to `out`, as they come.
+fn lines_of(out: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 #[test]
 fn follow_picks_up_records_a_writer_appends() {
     let _serial = serial();
@@ -1067,16 +1081,7 @@ fn follow_picks_up_records_a_writer_appends() {
             .spawn()
             .unwrap(),
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let (send, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if send.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = lines_of(child.0.stdout.take().unwrap());
     let next = |what: &str| -> serde_json::Value {
         let line = lines
             .recv_timeout(Duration::from_secs(5))
@@ -1299,24 +1304,8 @@ fn follow_continues_past_records_retention_deleted_and_says_so() {
             .spawn()
             .unwrap(),
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let stderr = child.0.stderr.take().unwrap();
-    let (send, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if send.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let (send_err, err_lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let _ = send_err.send(line);
-        }
-    });
+    let lines = lines_of(child.0.stdout.take().unwrap());
+    let err_lines = lines_of(child.0.stderr.take().unwrap());
     let offset_of = |line: String| -> i64 {
         let record: serde_json::Value = serde_json::from_str(&line).unwrap();
         record["offset"].as_i64().unwrap()

@@ -213,7 +213,9 @@ pub fn run(data: &[u8]) {
         }
         (ro, w) => panic!("the opens disagree: read-only {ro:?}, writable {w:?}"),
     }
-    let recovery_point = writable.as_ref().map_or(0, |log| log.recovery().recovery_point);
+    let recovery_point = writable
+        .as_ref()
+        .map_or(0, |log| log.recovery().recovery_point);
     if let Some((_, _, records, _)) = &writable_served {
         for (offset, v) in records {
             // A batch's base offset lies outside its CRC, and Kafka's format allows offset
@@ -221,7 +223,10 @@ pub fn run(data: &[u8]) {
             // cannot be told from a gap, so there only the CRC-checked value must be one
             // topiclog wrote.
             if *offset >= recovery_point {
-                assert!(v.starts_with(b"value-"), "offset {offset} serves bytes never written");
+                assert!(
+                    v.starts_with(b"value-"),
+                    "offset {offset} serves bytes never written"
+                );
                 continue;
             }
             assert_eq!(v, &value(*offset), "offset {offset} serves another value");
