@@ -24,8 +24,8 @@
 //! * a writable open that refuses is a problem `check_partition` reports;
 //! * when `check_partition` finds no problem, the writable open succeeds and reads every
 //!   offset from the log start to the end without an error, unless neither the recovery
-//!   checkpoint nor the clean-shutdown marker is left to say which segments existed (then a
-//!   deleted segment leaves a gap Kafka's format allows).
+//!   checkpoint nor the clean-shutdown marker is left intact to say which segments existed
+//!   (then a deleted segment leaves a gap Kafka's format allows).
 
 use std::path::{Path, PathBuf};
 
@@ -81,7 +81,9 @@ fn target(dir: &Path, which: u8) -> Option<PathBuf> {
     }
 }
 
-fn edit(dir: &Path, data: &mut &[u8]) -> bool {
+/// Applies the next edit, noting its target's number in `touched`; `false` once the input
+/// is spent.
+fn edit(dir: &Path, data: &mut &[u8], touched: &mut Vec<u8>) -> bool {
     let Some((&op, rest)) = data.split_first() else {
         return false;
     };
@@ -89,6 +91,7 @@ fn edit(dir: &Path, data: &mut &[u8]) -> bool {
     let Some(path) = target(dir, op) else {
         return true;
     };
+    touched.push(op % 13);
     let mut take = |n: usize| -> Vec<u8> {
         let n = n.min(data.len());
         let (head, tail) = data.split_at(n);
@@ -188,14 +191,17 @@ pub fn run(data: &[u8]) {
             log.close().expect("close");
         }
     }
+    let mut touched = Vec::new();
     for _ in 0..16 {
-        if !edit(&dir, &mut data) {
+        if !edit(&dir, &mut data, &mut touched) {
             break;
         }
     }
 
-    let knows_segments = dir.join(".topiclog_recovery_point").exists()
-        || dir.join(".topiclog_cleanshutdown").exists();
+    // Whether an intact checkpoint or marker is left to say which segments existed.
+    let intact = |n: u8, name: &str| !touched.contains(&n) && dir.join(name).exists();
+    let knows_segments =
+        intact(9, ".topiclog_recovery_point") || intact(11, ".topiclog_cleanshutdown");
     let verified = inspect::check_partition(&dir);
     let read_only = Partition::open_read_only(&dir, config(small)).map(|log| served(&log));
     let writable = Partition::open(&dir, config(small));
