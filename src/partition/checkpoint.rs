@@ -88,6 +88,20 @@ pub(crate) fn write(disk: &dyn Disk, path: &Path, entries: &[String]) -> Result<
 /// Reads a checkpoint's entries, each split into fields. `Ok(None)` if the file does not exist;
 /// an empty file has no entries. A wrong version or count is [`Error::Corrupt`].
 pub(crate) fn read(disk: &dyn Disk, path: &Path) -> Result<Option<Vec<Vec<String>>>> {
+    let entries = read_entries(disk, path)?;
+    Ok(entries.map(|entries| entries.into_iter().map(|e| e.fields).collect()))
+}
+
+/// One entry of a checkpoint file: its fields, and the byte position of its line (what an
+/// error about it names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) position: u64,
+    pub(crate) fields: Vec<String>,
+}
+
+/// [`read`], each entry with its line's byte position.
+pub(crate) fn read_entries(disk: &dyn Disk, path: &Path) -> Result<Option<Vec<Entry>>> {
     let file = match File::open(disk, path.to_path_buf(), OpenMode::Read) {
         Ok(f) => f,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -106,25 +120,39 @@ pub(crate) fn read(disk: &dyn Disk, path: &Path) -> Result<Option<Vec<Vec<String
     } else {
         crate::sealed::open(&bytes, path, required)?
     };
-    let corrupt = |why| Error::corrupt(path, 0, Corruption::Metadata(why));
-    let text = std::str::from_utf8(bytes).map_err(|_| corrupt("checkpoint is not UTF-8"))?;
-    let mut lines = text.lines();
-    let Some(version) = lines.next() else {
+    let corrupt = |at, why| Error::corrupt(path, at, Corruption::Metadata(why));
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| corrupt(e.valid_up_to() as u64, "checkpoint is not UTF-8"))?;
+    let mut position = 0u64;
+    let mut lines = text.split_inclusive('\n').map(|line| {
+        let at = position;
+        position += line.len() as u64;
+        (at, line.trim_end_matches('\n'))
+    });
+    let Some((at, version)) = lines.next() else {
         return Ok(Some(Vec::new()));
     };
     if version.trim() != VERSION && version.trim() != VERSION_UNSEALED {
-        return Err(corrupt("unknown checkpoint version"));
+        return Err(corrupt(at, "unknown checkpoint version"));
     }
-    let count: usize = lines
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| corrupt("bad checkpoint entry count"))?;
-    let entries: Vec<Vec<String>> = lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+    let end = text.len() as u64;
+    let (at, count) = lines.next().unwrap_or((end, ""));
+    let count: usize = count
+        .trim()
+        .parse()
+        .map_err(|_| corrupt(at, "bad checkpoint entry count"))?;
+    let entries: Vec<Entry> = lines
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(position, l)| Entry {
+            position,
+            fields: l.split_whitespace().map(str::to_owned).collect(),
+        })
         .collect();
     if entries.len() != count {
-        return Err(corrupt("checkpoint entry count does not match its entries"));
+        return Err(corrupt(
+            end,
+            "checkpoint entry count does not match its entries",
+        ));
     }
     Ok(Some(entries))
 }
@@ -217,13 +245,13 @@ const LOG_START_TAG: &str = "log-start";
 /// `active <base> <size> <next offset>` and `log-start <offset>`.
 pub(crate) fn read_recovery_point(disk: &dyn Disk, dir: &Path) -> Result<RecoveryPoint> {
     let path = dir.join(RECOVERY_POINT_FILE);
-    let Some(entries) = read(disk, &path)? else {
+    let Some(entries) = read_entries(disk, &path)? else {
         return Ok(RecoveryPoint::default());
     };
-    let corrupt = |why| Error::corrupt(&path, 0, Corruption::Metadata(why));
     let mut point = RecoveryPoint::default();
     for entry in &entries {
-        let fields: Vec<&str> = entry.iter().map(String::as_str).collect();
+        let corrupt = |why| Error::corrupt(&path, entry.position, Corruption::Metadata(why));
+        let fields: Vec<&str> = entry.fields.iter().map(String::as_str).collect();
         match fields.as_slice() {
             [ACTIVE_TAG, base, size, next] => {
                 let (Ok(base_offset), Ok(size), Ok(next_offset)) =
@@ -355,6 +383,16 @@ mod tests {
                 }) => {}
                 other => panic!("{bad:?}: expected Corrupt, got {other:?}"),
             }
+        }
+        // Errors name the line, by its byte position.
+        std::fs::write(
+            dir.path().join(RECOVERY_POINT_FILE),
+            "0\n2\n0 100 8 12 10 5 0\nactive 5 x 7\n",
+        )
+        .expect("write");
+        match flushed(&disk) {
+            Err(Error::Corrupt { position, .. }) => assert_eq!(position, 22),
+            other => panic!("expected Corrupt, got {other:?}"),
         }
         std::fs::write(dir.path().join(RECOVERY_POINT_FILE), "").expect("write");
         assert_eq!(

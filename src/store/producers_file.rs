@@ -65,38 +65,44 @@ pub(crate) fn encode(registry: &Registry) -> String {
     text
 }
 
-/// Decodes the registry; `Err` says what is wrong.
-pub(crate) fn decode(text: &str) -> std::result::Result<Registry, &'static str> {
-    let mut lines = text.lines();
-    if !matches!(lines.next(), Some(HEADER | HEADER_V1)) {
-        return Err("not a version 1 or 2 producers file");
+/// Decodes the registry; `Err` says where (the byte position of the line) and what is wrong.
+pub(crate) fn decode(text: &str) -> std::result::Result<Registry, (u64, &'static str)> {
+    let mut position = 0u64;
+    let mut lines = text.split_inclusive('\n').map(|line| {
+        let at = position;
+        position += line.len() as u64;
+        (at, line.trim_end_matches('\n'))
+    });
+    let end = text.len() as u64;
+    if !matches!(lines.next(), Some((_, HEADER | HEADER_V1))) {
+        return Err((0, "not a version 1 or 2 producers file"));
     }
-    let next_id = lines
-        .next()
-        .and_then(|l| l.strip_prefix(NEXT_ID))
+    let (at, line) = lines.next().unwrap_or((end, ""));
+    let next_id = line
+        .strip_prefix(NEXT_ID)
         .and_then(|n| n.trim().parse::<i64>().ok())
         .filter(|&n| n >= 0)
-        .ok_or("malformed next-id line")?;
+        .ok_or((at, "malformed next-id line"))?;
     let mut registry = Registry {
         next_id,
         producers: BTreeMap::new(),
     };
-    for line in lines.filter(|l| !l.trim().is_empty()) {
+    for (at, line) in lines.filter(|(_, l)| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split(' ').collect();
         let [name, id, epoch] = fields.as_slice() else {
-            return Err("a producer line needs a name, an id and an epoch");
+            return Err((at, "a producer line needs a name, an id and an epoch"));
         };
         let name = crate::percent::decode(name)
             .filter(|n| !n.is_empty())
-            .ok_or("malformed producer name")?;
+            .ok_or((at, "malformed producer name"))?;
         let (Ok(id), Ok(epoch)) = (id.parse::<i64>(), epoch.parse::<i16>()) else {
-            return Err("malformed producer id or epoch");
+            return Err((at, "malformed producer id or epoch"));
         };
         if id < 0 || epoch < 0 || id >= next_id {
-            return Err("producer id or epoch out of range");
+            return Err((at, "producer id or epoch out of range"));
         }
         if registry.producers.insert(name, (id, epoch)).is_some() {
-            return Err("a producer is listed twice");
+            return Err((at, "a producer is listed twice"));
         }
     }
     Ok(registry)
@@ -126,7 +132,7 @@ pub(crate) fn read(disk: &dyn Disk, dir: &Path) -> Result<Registry> {
             Corruption::Metadata("producers file is not UTF-8"),
         )
     })?;
-    decode(text).map_err(|why| Error::corrupt(&path, 0, Corruption::Metadata(why)))
+    decode(text).map_err(|(at, why)| Error::corrupt(&path, at, Corruption::Metadata(why)))
 }
 
 /// Writes the registry atomically and durably.
@@ -182,5 +188,14 @@ mod tests {
         ] {
             assert!(decode(text).is_err(), "{text:?}");
         }
+        // Errors name the line, by its byte position.
+        assert_eq!(
+            decode("topiclog-producers 2\nnext-id 5\nname x 0\n").map_err(|(at, _)| at),
+            Err(31)
+        );
+        assert_eq!(
+            decode("topiclog-producers 2\nnext-id\n").map_err(|(at, _)| at),
+            Err(21)
+        );
     }
 }
