@@ -1,9 +1,10 @@
 //! Read-only inspection of partition files: batch headers, records, index entries, CRC results,
 //! and a verifier that checks a partition directory the way Kafka's format promises it is.
 //!
-//! Nothing here writes, locks or memory-maps a file: `.log` files are read with `pread`
-//! ([`std::os::unix::fs::FileExt::read_at`]) in bounded chunks, index files with
-//! [`std::fs::read`]. Another process may be appending to (or shortening) the files meanwhile;
+//! Nothing here writes, locks or memory-maps a file: everything is read through the crate's
+//! I/O seam, read-only, `.log` files with positioned reads in bounded chunks, index files
+//! whole. Directories are listed the one way partitions open them, and offsets are checked by
+//! the rule recovery and readers share. Another process may be appending to (or shortening) the files meanwhile;
 //! a file that ends earlier than it did reads as ending there. Arbitrary bytes never panic:
 //! what is wrong with them is data in the answer, not an [`Error`].
 //!
@@ -69,11 +70,10 @@
 //! ```
 
 use std::fmt;
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::disk::{File, OpenMode, ReadOnlyDisk};
 use crate::error::{Error, IoOp, Result};
 use crate::record::{
     BATCH_HEADER_LEN, Batch, BatchHeader, Compression, DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES,
@@ -202,7 +202,7 @@ pub fn offset_index_entries(
 ) -> Result<IndexFile<OffsetIndexEntry>> {
     let path = path.as_ref();
     let base = base_or_name(path, base_offset)?;
-    let bytes = std::fs::read(path).map_err(|e| Error::io(IoOp::Read, path, e))?;
+    let bytes = read_whole(path)?;
     Ok(decode_index(path, base, &bytes, offset_entry))
 }
 
@@ -221,7 +221,7 @@ pub fn time_index_entries(
 ) -> Result<IndexFile<TimeIndexEntry>> {
     let path = path.as_ref();
     let base = base_or_name(path, base_offset)?;
-    let bytes = std::fs::read(path).map_err(|e| Error::io(IoOp::Read, path, e))?;
+    let bytes = read_whole(path)?;
     Ok(decode_index(path, base, &bytes, time_entry))
 }
 
@@ -273,11 +273,16 @@ fn read_index_if_present<E: Entry, T>(
     base: i64,
     convert: impl Fn(E, i64) -> T,
 ) -> Result<Option<IndexFile<T>>> {
-    match std::fs::read(path) {
+    match read_whole(path) {
         Ok(bytes) => Ok(Some(decode_index(path, base, &bytes, convert))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(IoOp::Read, path, e)),
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
+}
+
+/// A whole file, read through the I/O seam without changing anything.
+fn read_whole(path: &Path) -> Result<Vec<u8>> {
+    File::open(&ReadOnlyDisk, path.to_path_buf(), OpenMode::Read)?.read_all()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -503,11 +508,8 @@ impl LogFileReader {
     /// [`Error::Io`] if the file cannot be opened or its length read.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(|e| Error::io(IoOp::Open, &path, e))?;
-        let file_len = file
-            .metadata()
-            .map_err(|e| Error::io(IoOp::Read, &path, e))?
-            .len();
+        let file = File::open(&ReadOnlyDisk, path.clone(), OpenMode::Read)?;
+        let file_len = file.len()?;
         Ok(LogFileReader {
             path,
             file,
@@ -606,8 +608,7 @@ impl LogFileReader {
         let len = (READ_CHUNK.max(min) as u64).min(available) as usize;
         self.buf.clear();
         self.buf.resize(len, 0);
-        let n = read_full_at(&self.file, &mut self.buf, pos)
-            .map_err(|e| Error::io(IoOp::Read, &self.path, e))?;
+        let n = self.file.read_at(&mut self.buf, pos)?;
         self.buf.truncate(n);
         self.buf_start = pos;
         if n < len {
@@ -655,20 +656,6 @@ impl LogFileReader {
         }
         Ok(true)
     }
-}
-
-/// Reads until `buf` is full or the file ends; returns the bytes read.
-fn read_full_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], pos + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }
 
 /// Every batch of a `.log` file, without its records (see [`batches`]).
@@ -1837,8 +1824,10 @@ mod tests {
     }
 
     fn write_at(path: &Path, pos: u64, bytes: &[u8]) {
-        let file = OpenOptions::new().write(true).open(path).expect("open");
-        file.write_all_at(bytes, pos).expect("write");
+        let mut all = std::fs::read(path).expect("read");
+        let pos = pos as usize;
+        all[pos..pos + bytes.len()].copy_from_slice(bytes);
+        std::fs::write(path, all).expect("write");
     }
 
     fn extend_with_zeros(path: &Path, extra: u64) {
