@@ -115,7 +115,8 @@ fn a_second_process_cannot_write_a_partition_another_holds() {
 fn the_readme_example_run_twice_at_once_keeps_every_acknowledged_record() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().expect("tempdir");
-    let children: Vec<_> = (0..2).map(|_| spawn_holder(dir.path(), 200)).collect();
+    // The winner holds the lock long enough for the other child to start and try.
+    let children: Vec<_> = (0..2).map(|_| spawn_holder(dir.path(), 3000)).collect();
     let mut appended = 0;
     for (mut child, said) in children {
         appended += match said.as_str() {
