@@ -294,3 +294,34 @@ fn a_damaged_recovery_checkpoint_after_a_crash_is_corrupt_unless_repair_is_asked
     assert!(log.recovery().recovery_checkpoint_unusable.is_some());
     assert_eq!(log.recovery().segments_scanned, bases.len() - 1);
 }
+
+#[test]
+fn after_a_failed_fsync_both_opens_serve_only_what_was_synced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Partition::open(dir.path(), small_config(1 << 20)).expect("open");
+    append_range(&log, 0, 10);
+    drop(log);
+    let spans = common::batch_spans(&segment_path(dir.path(), 0, "log"));
+    // The note a failed fsync leaves: the sixth batch on were never made durable.
+    let synced = spans[5].start;
+    fs::write(
+        dir.path().join(".topiclog_failed_fsync"),
+        format!("0\n1\n0 {synced}\n"),
+    )
+    .expect("note");
+    let reader = Partition::open_read_only(dir.path(), small_config(1 << 20)).expect("read-only");
+    assert_eq!(reader.next_offset(), 5);
+    assert_range(&read_all(&reader, 0), 0, 5);
+    let log = Partition::open(dir.path(), small_config(1 << 20)).expect("writable");
+    assert_eq!(log.next_offset(), 5);
+    assert_range(&read_all(&log, 0), 0, 5);
+    // A note that does not parse fails both.
+    drop((reader, log));
+    fs::write(
+        dir.path().join(".topiclog_failed_fsync"),
+        "0\n1\nnonsense\n",
+    )
+    .expect("note");
+    assert!(Partition::open_read_only(dir.path(), small_config(1 << 20)).is_err());
+    assert!(Partition::open(dir.path(), small_config(1 << 20)).is_err());
+}

@@ -306,9 +306,14 @@ fn open_once(
 ) -> Result<Opened> {
     let writes = !disk.is_read_only();
     let mut report = RecoveryReport::default();
+    // After a failed fsync, bytes past the last successful one were never acknowledged as
+    // durable: a writable open cuts them, a read-only one serves only what lies before.
+    let mut unsynced = None;
     if writes {
         create_dir_durably(&**disk, dir)?;
         cut_after_failed_fsync(&**disk, dir, &mut report)?;
+    } else {
+        unsynced = checkpoint::read_poison(&**disk, dir)?;
     }
     let bases = sweep(&**disk, dir, writes, &mut report)?;
     // A damaged recovery checkpoint: unless the marker vouches for every file, what was
@@ -327,6 +332,7 @@ fn open_once(
     let clean = match marker::read(&**disk, dir)? {
         None => Err("no clean-shutdown marker".to_owned()),
         Some(Err(why)) => Err(format!("clean-shutdown marker unusable: {why}")),
+        Some(Ok(_)) if unsynced.is_some() => Err("an fsync failed after the close".to_owned()),
         Some(Ok(records)) => match check_marker(&**disk, dir, &bases, &records) {
             Ok(()) => Ok(records),
             Err(why) => {
@@ -359,7 +365,12 @@ fn open_once(
         Err(reason) => {
             report.unclean_reason = Some(reason);
             let floor = recorded_start.unwrap_or(i64::MIN);
-            recover(disk, dir, config, &bases, (&known, floor), options, report)?
+            let known = Known {
+                point: &known,
+                log_start: floor,
+                unsynced,
+            };
+            recover(disk, dir, config, &bases, known, options, report)?
         }
     };
     let head_lost = report
@@ -827,6 +838,17 @@ fn open_recorded(
         .collect()
 }
 
+/// What an unclean open knows besides the files.
+#[derive(Debug, Clone, Copy)]
+struct Known<'a> {
+    /// What fsyncs made durable (the recovery checkpoint, or the marker's newer word).
+    point: &'a RecoveryPoint,
+    /// The recorded log start (`i64::MIN` if none): records below it were deleted.
+    log_start: i64,
+    /// A read-only open's bound from a failed-fsync note: `(segment base, synced length)`.
+    unsynced: Option<(i64, u64)>,
+}
+
 /// Pass 3: recovery after an unclean stop. Returns the segments, for each one that was
 /// scanned the index state to append with, and how much of the last one is known durable.
 ///
@@ -838,7 +860,7 @@ fn recover(
     dir: &Path,
     config: &LogConfig,
     bases: &BTreeMap<i64, Present>,
-    (point, log_start): (&RecoveryPoint, i64),
+    known: Known<'_>,
     options: RecoveryOptions,
     mut report: RecoveryReport,
 ) -> Result<(
@@ -848,6 +870,7 @@ fn recover(
     Option<(u64, i64)>,
 )> {
     let writes = !disk.is_read_only();
+    let (point, log_start) = (known.point, known.log_start);
     let interval = config.index_interval_bytes();
     let max_batch = u64::try_from(config.max_message_bytes())
         .unwrap_or(0)
@@ -892,7 +915,10 @@ fn recover(
     let mut cut = false;
     for (i, &base) in bases.iter().enumerate() {
         let log_path = file_name::file_path(dir, base, FileKind::Log);
-        let log_len = disk::file_len(&**disk, &log_path)?.unwrap_or(0);
+        let mut log_len = disk::file_len(&**disk, &log_path)?.unwrap_or(0);
+        if let Some((_, synced)) = known.unsynced.filter(|&(b, _)| b == base) {
+            log_len = log_len.min(synced);
+        }
         cut |= first_missing.is_some_and(|m| base > m.base_offset);
         if cut {
             if let Ok(log) = File::open(&**disk, log_path.clone(), OpenMode::Read) {
