@@ -210,6 +210,26 @@ pub(crate) fn file_len(disk: &dyn Disk, path: &Path) -> Result<Option<u64>> {
     }
 }
 
+/// A directory's entry names with their lengths (`None` for directories and unreadable
+/// entries), sorted: what a writer's change to the directory alters. Empty if it cannot be
+/// listed.
+pub(crate) fn fingerprint(disk: &dyn Disk, dir: &Path) -> Vec<(std::ffi::OsString, Option<u64>)> {
+    let mut entries: Vec<_> = disk
+        .list_dir(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            let len = e
+                .is_file
+                .then(|| disk.file_len(&dir.join(&e.name)).ok())
+                .flatten();
+            (e.name, len)
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
 /// Removes a file; one that is already gone is not an error.
 pub(crate) fn remove_file(disk: &dyn Disk, path: &Path) -> Result<()> {
     match disk.remove_file(path) {

@@ -255,14 +255,14 @@ pub(crate) fn open(
     }
     let mut attempt = 0u32;
     loop {
-        let before = fingerprint(&**disk, dir);
+        let before = disk::fingerprint(&**disk, dir);
         match open_once(disk, dir, config, options) {
             // Read again only if the directory changed meanwhile: damage that stays put is
             // reported at once.
             Err(e)
                 if attempt < READ_ONLY_RETRIES
                     && may_be_transient(&e)
-                    && fingerprint(&**disk, dir) != before =>
+                    && disk::fingerprint(&**disk, dir) != before =>
             {
                 attempt += 1;
                 std::thread::sleep(std::time::Duration::from_millis(1 << attempt));
@@ -270,20 +270,6 @@ pub(crate) fn open(
             result => return result,
         }
     }
-}
-
-/// The directory's file names and lengths: what a writer's change alters.
-fn fingerprint(disk: &dyn Disk, dir: &Path) -> Vec<(std::ffi::OsString, Option<u64>)> {
-    let mut entries: Vec<_> = disk::list_dir(disk, dir)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| {
-            let len = disk.file_len(&dir.join(&e.name)).ok();
-            (e.name, len)
-        })
-        .collect();
-    entries.sort();
-    entries
 }
 
 /// How many times a read-only open reads the directory again after a failed check.

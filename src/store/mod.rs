@@ -274,7 +274,7 @@ impl Store {
         // again a few times before the failure is reported.
         let mut attempt = 0u32;
         loop {
-            let before = store_fingerprint(&*disk, &dir);
+            let before = disk::fingerprint(&*disk, &dir);
             let result = Store::load_once(dir.clone(), Arc::clone(&disk), options.clone(), None);
             // Partition opens read again by themselves; these come from the store's files, and
             // are read again only if the directory changed meanwhile.
@@ -286,7 +286,7 @@ impl Store {
                 Err(Error::Io { source, .. }) => source.kind() == std::io::ErrorKind::NotFound,
                 _ => false,
             };
-            if !transient || attempt >= 4 || store_fingerprint(&*disk, &dir) == before {
+            if !transient || attempt >= 4 || disk::fingerprint(&*disk, &dir) == before {
                 return result;
             }
             attempt += 1;
@@ -875,23 +875,6 @@ pub(crate) fn check_store_files(disk: &dyn Disk, dir: &Path) -> Result<()> {
     producers_file::read(disk, dir)?;
     crate::group::offsets::load_all(disk, dir)?;
     Ok(())
-}
-
-/// A store directory's entry names and file lengths: what a writer's topic change alters.
-fn store_fingerprint(disk: &dyn Disk, dir: &Path) -> Vec<(std::ffi::OsString, Option<u64>)> {
-    let mut entries: Vec<_> = disk::list_dir(disk, dir)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| {
-            let len = e
-                .is_file
-                .then(|| disk.file_len(&dir.join(&e.name)).ok())
-                .flatten();
-            (e.name, len)
-        })
-        .collect();
-    entries.sort();
-    entries
 }
 
 /// The settings of a topic found on disk without a config: the store's, retention off.
