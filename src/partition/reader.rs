@@ -209,6 +209,7 @@ impl Reader {
         include_control: bool,
     ) -> Result<Reader> {
         let pos = segment.position_for(seek)?;
+        let segment_base = segment.base_offset();
         Ok(Reader {
             shared,
             segment,
@@ -223,7 +224,7 @@ impl Reader {
             index_hint: pos > 0,
             done: false,
             held: None,
-            at_least: i64::MIN,
+            at_least: segment_base,
         })
     }
 
@@ -372,7 +373,7 @@ impl Reader {
                 }
                 self.segment = next;
                 (self.pos, self.chunk, self.index_hint, self.held) = (0, None, false, None);
-                self.at_least = i64::MIN;
+                self.at_least = self.segment.base_offset();
                 continue;
             }
             let mut chunk = self.chunk_at(BATCH_HEADER_LEN)?;
@@ -398,7 +399,7 @@ impl Reader {
                     let end = self.pos + frame.size as u64;
                     if frame.next_offset <= self.min_offset
                         && end <= self.segment.size()
-                        && frame.base_offset >= self.at_least.max(self.segment.base_offset())
+                        && frame.base_offset >= self.at_least
                     {
                         self.at_least = frame.next_offset;
                         self.pos = end;
@@ -423,12 +424,10 @@ impl Reader {
             let checked = match parsed {
                 Ok(batch) => {
                     let h = batch.header();
-                    let at_least = self.at_least.max(self.segment.base_offset());
                     let end = Some(self.segment.next_offset());
                     let (base, last) = (h.base_offset, h.last_offset());
                     if let Some(kind) =
-                        offsets_problem(self.segment.base_offset(), at_least, end, base, last)
-                        && !self.index_hint
+                        offsets_problem(self.segment.base_offset(), self.at_least, end, base, last)
                     {
                         self.done = true;
                         return Err(Error::corrupt(
@@ -463,23 +462,6 @@ impl Reader {
             let header = *batch.header();
             let size = batch.size();
             let position = self.pos;
-            if self.index_hint
-                && let Some(kind) = offsets_problem(
-                    self.segment.base_offset(),
-                    self.segment.base_offset(),
-                    Some(self.segment.next_offset()),
-                    header.base_offset,
-                    header.last_offset(),
-                )
-            {
-                // The index led here; the batch's CRC holds, its offsets do not.
-                self.done = true;
-                return Err(Error::corrupt(
-                    self.segment.path(FileKind::Log),
-                    position,
-                    kind,
-                ));
-            }
             self.at_least = header.next_offset();
             self.pos += size as u64;
             self.index_hint = false;
