@@ -14,18 +14,20 @@
 //! threads, which a finished round may still hold): with N appenders one fsync acknowledges up
 //! to N appends, and a lone appender never waits.
 //!
-//! A failed fsync poisons the partition: the kernel may have dropped the dirty pages it could
-//! not write, so nothing after it can be trusted until the partition is reopened and recovered.
+//! A failed write or fsync poisons the partition (see `poison`): the failing round's leader
+//! reports the error, every other appender gets `Error::Poisoned`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::disk;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use super::Shared;
+use super::poison::Poison;
 use super::writer::CommitPlan;
 
 /// The longest a leader waits for appenders to gather, whatever the fsync costs.
@@ -36,16 +38,17 @@ struct State {
     /// Appends through this sequence number are durable and published.
     synced: u64,
     leading: bool,
-    failed: Option<String>,
     /// Appenders the last round covered, and how long its fsyncs took.
     last_round: usize,
     last_sync: Duration,
 }
 
 /// The commit state of one partition.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Commit {
     state: Mutex<State>,
+    /// The writer's poison flag: a commit never waits on a poisoned partition.
+    poison: Arc<Poison>,
     done: Condvar,
     /// The highest sequence number an append has been given.
     appended: AtomicU64,
@@ -54,6 +57,16 @@ pub(crate) struct Commit {
 }
 
 impl Commit {
+    pub(crate) fn new(poison: Arc<Poison>) -> Self {
+        Commit {
+            state: Mutex::default(),
+            poison,
+            done: Condvar::new(),
+            appended: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+        }
+    }
+
     /// Notes that appends through `seq` were accepted and wait for a commit.
     pub(crate) fn accepted(&self, seq: u64) {
         self.appended.fetch_max(seq, Ordering::AcqRel);
@@ -67,11 +80,7 @@ impl Shared {
         let commit = &self.commit;
         let mut state = commit.state.lock();
         loop {
-            if let Some(reason) = &state.failed {
-                return Err(Error::Poisoned {
-                    reason: reason.clone(),
-                });
-            }
+            commit.poison.check()?;
             if state.synced >= seq {
                 return Ok(());
             }
@@ -85,7 +94,7 @@ impl Shared {
                     std::thread::yield_now();
                 }
                 state = commit.state.lock();
-                if state.leading && state.synced < seq && state.failed.is_none() {
+                if state.leading && state.synced < seq && !commit.poison.is_set() {
                     commit.done.wait(&mut state);
                 }
                 continue;
@@ -118,9 +127,9 @@ impl Shared {
                     commit.synced.store(state.synced, Ordering::Release);
                 }
                 Err(e) => {
-                    // The leader reports the failure itself; every other caller, now and
-                    // until the partition is reopened, gets `Error::Poisoned`.
-                    state.failed.get_or_insert_with(|| e.to_string());
+                    // The round poisoned the writer; the leader reports the failure itself,
+                    // every other caller, now and until the partition is reopened, gets
+                    // `Error::Poisoned`.
                     commit.done.notify_all();
                     return Err(e);
                 }
@@ -169,11 +178,11 @@ impl Shared {
         finished.map(|()| target)
     }
 
-    /// Records a failure outside a commit round (an interval flush, `flush`, `close`), so
-    /// waiting and later appenders see the partition as poisoned too.
-    pub(crate) fn poison_commits(&self, error: &Error) {
-        let mut state = self.commit.state.lock();
-        state.failed.get_or_insert_with(|| error.to_string());
+    /// Wakes appenders waiting for a commit after the writer was poisoned outside a round (a
+    /// flush, a roll, `close`), so they see it at once. Taking the state lock orders this after
+    /// any waiter's check of the flag.
+    pub(crate) fn wake_committers(&self) {
+        let _state = self.commit.state.lock();
         self.commit.done.notify_all();
     }
 }

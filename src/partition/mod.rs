@@ -11,6 +11,7 @@ mod checkpoint;
 mod commit;
 mod manifest;
 mod marker;
+mod poison;
 mod producer_state;
 mod reader;
 mod recovery;
@@ -310,7 +311,8 @@ impl Partition {
             durable_active: opened.durable_active,
             log_start_checkpointed: opened.log_start_checkpointed,
         };
-        let mut writer = Writer::new(&config, active, opened.active, resume);
+        let poison = Arc::new(poison::Poison::default());
+        let mut writer = Writer::new(&config, active, opened.active, resume, poison.clone());
         let mut report = opened.report;
         if !read_only {
             // After the writer mapped the active segment, so replaying it reads only headers.
@@ -332,7 +334,7 @@ impl Partition {
             disk,
             segments: RwLock::new(opened.segments),
             writer: Mutex::new(writer),
-            commit: commit::Commit::default(),
+            commit: commit::Commit::new(poison),
             next_offset: AtomicI64::new(next_offset),
             log_start_offset: AtomicI64::new(log_start),
             checkpoint: Mutex::new((0, opened.recovery_point)),
@@ -574,7 +576,7 @@ impl Partition {
             if let Err(e @ (Error::Io { .. } | Error::Corrupt { .. })) = &result {
                 writer.poison(e);
                 drop(writer);
-                self.shared.poison_commits(e);
+                self.shared.wake_committers();
             }
             return result;
         }

@@ -16,6 +16,7 @@ use crate::segment::{Entry, IndexBuilder, OffsetEntry, Segment, TimeEntry};
 use super::checkpoint::RecoveryPoint;
 use super::manifest::SegmentRecord;
 use super::marker;
+use super::poison::Poison;
 use super::producer_state::{Accepted, Check, ProducerStamp, ProducerStateMap, Rejection};
 use super::retention::{self, Limits, SegmentInfo};
 use super::{AppendInfo, RetentionReport, Shared, checkpoint};
@@ -109,8 +110,9 @@ pub(crate) struct Writer {
     /// flushing).
     unflushed: i64,
     unflushed_since: i64,
-    /// Set by a failed fsync: every write is refused until the partition is reopened.
-    poisoned: Option<String>,
+    /// Set by a failed write or fsync: every write is refused until the partition is reopened.
+    /// Shared with the group commit.
+    poison: Arc<Poison>,
     /// Bytes of the active segment a successful commit made durable.
     synced_end: u64,
     /// What the recovery checkpoint may call durable of the active segment: `(bytes, next
@@ -161,6 +163,7 @@ impl Writer {
         active: Arc<Segment>,
         init: ActiveInit,
         resume: Resume,
+        poison: Arc<Poison>,
     ) -> Writer {
         let (offset_entries, time_entries) = active
             .with_indexes(|ix| (ix.offsets.len(), ix.times.len()))
@@ -174,7 +177,7 @@ impl Writer {
             pending: std::collections::VecDeque::new(),
             unflushed: 0,
             unflushed_since: 0,
-            poisoned: None,
+            poison,
             synced_end: active.size(),
             durable_active: resume.durable_active,
             log_start_checkpointed: resume.log_start_checkpointed,
@@ -507,12 +510,7 @@ impl Writer {
     }
 
     fn check_poison(&self) -> Result<()> {
-        match &self.poisoned {
-            Some(reason) => Err(Error::Poisoned {
-                reason: reason.clone(),
-            }),
-            None => Ok(()),
-        }
+        self.poison.check()
     }
 
     /// Refuses writes from now on: an fsync failed, and the kernel may have dropped the pages
@@ -524,10 +522,9 @@ impl Writer {
     /// loss. Readers never see past that point (only durable batches are published), so the
     /// cut cannot pull bytes from under one.
     pub(crate) fn poison(&mut self, error: &Error) {
-        if self.poisoned.is_some() {
+        if !self.poison.set(error) {
             return;
         }
-        self.poisoned = Some(error.to_string());
         self.pending.clear();
         // Best effort: the disk is failing. The next open cuts back to the durable point.
         let base = self.active.base_offset();
@@ -961,7 +958,7 @@ impl Writer {
         &mut self,
         shared: &Shared,
     ) -> Option<(u64, RecoveryPoint)> {
-        if self.closed || self.poisoned.is_some() || !self.unsynced.is_empty() {
+        if self.closed || self.poison.is_set() || !self.unsynced.is_empty() {
             return None;
         }
         Some(self.recovery_point(shared, self.flushed.clone()))
