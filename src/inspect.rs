@@ -76,15 +76,13 @@ use std::path::{Path, PathBuf};
 use crate::disk::{File, OpenMode, ReadOnlyDisk};
 use crate::error::{Error, IoOp, Result};
 use crate::record::{
-    BATCH_HEADER_LEN, Batch, BatchHeader, Compression, DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES,
-    DecodeError, DecodeErrorKind, NO_TIMESTAMP, Records,
+    Batch, BatchHeader, Compression, DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, DecodeError,
+    DecodeErrorKind, NO_TIMESTAMP, Records,
 };
 use crate::segment::file_name::{self, FileKind};
+use crate::segment::walk::{Frame, Walker, Window};
 use crate::segment::{Entry, OffsetEntry, TimeEntry};
 use crate::{OwnedHeader, OwnedRecord};
-
-/// Bytes read from a `.log` file per `pread` (more when one batch is larger).
-const READ_CHUNK: usize = 256 * 1024;
 
 /// Position of the CRC field in a batch header.
 const CRC_POS: usize = 17;
@@ -489,13 +487,8 @@ impl<'a> ScannedBatch<'a> {
 #[derive(Debug)]
 pub struct LogFileReader {
     path: PathBuf,
-    file: File,
     file_len: u64,
-    /// Readable end: the length at open, lowered if a read finds the file shorter.
-    end: u64,
-    pos: u64,
-    buf: Vec<u8>,
-    buf_start: u64,
+    walker: Walker<'static>,
     tail: Option<TailProblem>,
     done: bool,
 }
@@ -512,12 +505,8 @@ impl LogFileReader {
         let file_len = file.len()?;
         Ok(LogFileReader {
             path,
-            file,
             file_len,
-            end: file_len,
-            pos: 0,
-            buf: Vec::new(),
-            buf_start: 0,
+            walker: Walker::new(Window::new(file, None, file_len), 0),
             tail: None,
             done: false,
         })
@@ -535,7 +524,7 @@ impl LogFileReader {
 
     /// Byte position of the next batch: after the last one returned.
     pub fn position(&self) -> u64 {
-        self.pos
+        self.walker.position()
     }
 
     /// Once reading has stopped: what follows the last batch, if the file does not end there.
@@ -553,75 +542,35 @@ impl LogFileReader {
         if self.done {
             return Ok(None);
         }
-        let pos = self.pos;
-        if pos >= self.end {
-            self.done = true;
-            return Ok(None);
-        }
-        let from = self.fill(pos, BATCH_HEADER_LEN)?;
-        let size = match Batch::parse(&self.buf[from..]).map(|b| b.size()) {
-            Ok(size) => size,
-            Err(e) => match e.kind {
-                // Whole in the file, not yet in the window.
-                DecodeErrorKind::Truncated { needed, .. }
-                    if pos.saturating_add(needed as u64) <= self.end =>
-                {
-                    needed
-                }
-                _ => {
-                    self.stop(pos, e)?;
+        let stop = match self.walker.frame()? {
+            Frame::Batch { position, size } => {
+                let Some(batch) = self.walker.framed(position, size) else {
+                    self.done = true; // unreachable: `frame` parsed these very bytes
                     return Ok(None);
-                }
-            },
+                };
+                let computed_crc = batch.compute_crc();
+                let info = BatchInfo {
+                    position,
+                    header: *batch.header(),
+                    computed_crc,
+                    crc_valid: computed_crc == batch.header().crc,
+                };
+                return Ok(Some(ScannedBatch { info, batch }));
+            }
+            Frame::End => None,
+            Frame::Stop { position, error } => Some((position, error)),
         };
-        let from = self.fill(pos, size)?;
-        if let Some(e) = Batch::parse(&self.buf[from..]).err() {
-            // The file was shortened while being read.
-            self.stop(pos, e)?;
-            return Ok(None);
-        }
-        let Ok(batch) = Batch::parse(&self.buf[from..]) else {
-            self.done = true; // unreachable: the same bytes parsed just above
-            return Ok(None);
-        };
-        self.pos = pos + batch.size() as u64;
-        let computed_crc = batch.compute_crc();
-        let info = BatchInfo {
-            position: pos,
-            header: *batch.header(),
-            computed_crc,
-            crc_valid: computed_crc == batch.header().crc,
-        };
-        Ok(Some(ScannedBatch { info, batch }))
-    }
-
-    /// Makes the window hold the bytes from `pos`, at least `min` of them if the file has
-    /// them; returns the index of `pos` in the window.
-    fn fill(&mut self, pos: u64, min: usize) -> Result<usize> {
-        let available = self.end.saturating_sub(pos);
-        let want = (min as u64).min(available);
-        let buf_end = self.buf_start + self.buf.len() as u64;
-        if pos >= self.buf_start && pos + want <= buf_end {
-            return Ok((pos - self.buf_start) as usize);
-        }
-        // At most max(READ_CHUNK, min), so it fits a usize.
-        let len = (READ_CHUNK.max(min) as u64).min(available) as usize;
-        self.buf.clear();
-        self.buf.resize(len, 0);
-        let n = self.file.read_at(&mut self.buf, pos)?;
-        self.buf.truncate(n);
-        self.buf_start = pos;
-        if n < len {
-            // Shortened since it was opened: it ends here now.
-            self.end = pos + n as u64;
-        }
-        Ok(0)
-    }
-
-    /// Stops reading at `pos`, recording what lies there.
-    fn stop(&mut self, pos: u64, error: DecodeError) -> Result<()> {
         self.done = true;
-        let zeros = self.all_zero_from(pos)?;
+        if let Some((position, error)) = stop {
+            self.stop(position, error)?;
+        }
+        Ok(None)
+    }
+
+    /// Records what lies at `pos`, where no batch could be framed.
+    fn stop(&mut self, pos: u64, error: DecodeError) -> Result<()> {
+        let window = self.walker.window();
+        let zeros = window.all_zero_from(pos)?;
         let kind = if zeros {
             TailKind::ZeroFilled
         } else if matches!(error.kind, DecodeErrorKind::Truncated { .. }) {
@@ -629,7 +578,7 @@ impl LogFileReader {
         } else {
             TailKind::Invalid
         };
-        let len = self.end.saturating_sub(pos);
+        let len = window.end().saturating_sub(pos);
         if len > 0 {
             self.tail = Some(TailProblem {
                 position: pos,
@@ -639,22 +588,6 @@ impl LogFileReader {
             });
         }
         Ok(())
-    }
-
-    fn all_zero_from(&mut self, pos: u64) -> Result<bool> {
-        let mut p = pos;
-        while p < self.end {
-            let from = self.fill(p, READ_CHUNK)?;
-            let chunk = &self.buf[from..];
-            if chunk.is_empty() {
-                break;
-            }
-            if chunk.iter().any(|&b| b != 0) {
-                return Ok(false);
-            }
-            p += chunk.len() as u64;
-        }
-        Ok(true)
     }
 }
 
@@ -1737,7 +1670,7 @@ impl TimeIndexCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{BatchParams, Header, Record, encode_batch};
+    use crate::record::{BATCH_HEADER_LEN, BatchParams, Header, Record, encode_batch};
     use crate::segment::{Index, IndexBuilder, Indexes};
     use crate::{LogConfig, Partition};
     use proptest::prelude::*;

@@ -10,6 +10,7 @@ mod index;
 mod offset_index;
 mod scan;
 mod time_index;
+pub(crate) mod walk;
 
 pub(crate) use chunk::{Chunk, warm};
 pub(crate) use index::{Entry, Index};

@@ -1,16 +1,17 @@
-//! Walking a segment's batches from its first byte: recovery and index rebuilds both use it.
+//! Checking a segment's batches from its first byte: recovery and index rebuilds both use it.
 //! The scan checks every batch (framing, CRC, offsets rising and fitting the segment) and stops
 //! at the first that fails, saying where and why; it builds the indexes as it goes, with the
 //! same rule the append path uses, so a rebuilt index equals the one appends wrote.
 
 use crate::disk::{File, Mapping};
 use crate::error::{Corruption, Result};
-use crate::record::{BATCH_HEADER_LEN, Batch, DecodeErrorKind, NO_TIMESTAMP};
+use crate::record::{BATCH_HEADER_LEN, Batch, NO_TIMESTAMP};
 
+use super::Indexes;
 use super::index::Index;
 use super::offset_index::OffsetEntry;
 use super::time_index::{self, TimeEntry};
-use super::{Indexes, READ_CHUNK};
+use super::walk::{Step, Walker, Window};
 
 /// Adds index entries as batches are appended or scanned (Kafka's `LogSegment.append` rule):
 /// an offset entry, and a time entry if the running maximum timestamp rose, once more than
@@ -228,45 +229,34 @@ pub(crate) fn scan_marked(
     index_interval_bytes: i32,
     mark: u64,
 ) -> Result<ScanOutcome> {
-    let mut window = Window {
-        log,
-        map,
-        end: file_size,
-        buf: Vec::new(),
-        buf_start: 0,
-    };
+    let mut walker = Walker::new(Window::new(log.clone(), map, file_size), start);
     let mut indexes = Indexes {
         offsets: Index::new(),
         times: Index::new(),
     };
     let mut builder = IndexBuilder::new(index_interval_bytes, base_offset);
-    let mut pos = start;
     let mut next_offset = base_offset;
     let mut stop = None;
     let mut at_mark = (start, base_offset);
-    while pos < file_size {
-        let bytes = window.get(pos, BATCH_HEADER_LEN)?;
-        let parsed = match Batch::parse(bytes) {
-            Err(e) => match e.kind {
-                DecodeErrorKind::Truncated { needed, .. } if pos + needed as u64 <= file_size => {
-                    // The batch is whole in the file but not in this window: widen it.
-                    Batch::parse(window.get(pos, needed)?)
-                }
-                _ => Err(e),
-            },
-            ok => ok,
-        };
-        let checked = parsed.and_then(|b| b.verify_crc().map(|()| b));
-        let batch = match checked {
-            Ok(batch) => batch,
-            Err(e) => {
+    loop {
+        let (pos, batch) = match walker.next()? {
+            Step::End => break,
+            Step::Stop { position, error } => {
                 stop = Some(ScanStop {
-                    position: pos,
-                    kind: Corruption::Batch(e),
+                    position,
+                    kind: Corruption::Batch(error),
                 });
                 break;
             }
+            Step::Batch { position, batch } => (position, batch),
         };
+        if let Err(e) = batch.verify_crc() {
+            stop = Some(ScanStop {
+                position: pos,
+                kind: Corruption::Batch(e),
+            });
+            break;
+        }
         let h = *batch.header();
         if let Some(kind) = offsets_problem(
             base_offset,
@@ -291,11 +281,12 @@ pub(crate) fn scan_marked(
             size,
         );
         next_offset = h.next_offset();
-        pos += size;
-        if pos <= mark {
-            at_mark = (pos, next_offset);
+        if pos + size <= mark {
+            at_mark = (pos + size, next_offset);
         }
     }
+    // Where the walk stopped: after the last valid batch.
+    let pos = stop.as_ref().map_or(walker.position(), |s| s.position);
     builder.finish(&mut indexes, base_offset);
     Ok(ScanOutcome {
         valid_size: pos,
@@ -326,13 +317,7 @@ pub(crate) fn find_batches(
     max_batch: u64,
     limit: usize,
 ) -> Result<(Vec<FoundBatch>, u64)> {
-    let mut window = Window {
-        log,
-        map: None,
-        end,
-        buf: Vec::new(),
-        buf_start: 0,
-    };
+    let mut window = Window::new(log.clone(), None, end);
     let mut found = Vec::new();
     let mut more = 0u64;
     let mut pos = from;
@@ -376,38 +361,4 @@ pub(crate) fn find_batches(
         }
     }
     Ok((found, more))
-}
-
-/// Windows onto a file's bytes: slices of the mapping when there is one, else `pread`s into a
-/// reused buffer.
-struct Window<'a> {
-    log: &'a File,
-    map: Option<&'a Mapping>,
-    end: u64,
-    buf: Vec<u8>,
-    buf_start: u64,
-}
-
-impl Window<'_> {
-    /// Bytes from `pos`: at least `min` of them, or all that remain before the end.
-    fn get(&mut self, pos: u64, min: usize) -> Result<&[u8]> {
-        let end = self.end;
-        if let Some(map) = self.map {
-            let (Ok(from), Ok(to)) = (usize::try_from(pos), usize::try_from(end)) else {
-                return Ok(&[]);
-            };
-            return Ok(map.get(from..to.min(map.len())).unwrap_or(&[]));
-        }
-        let want = (min as u64).min(end.saturating_sub(pos));
-        let buf_end = self.buf_start + self.buf.len() as u64;
-        if pos < self.buf_start || pos + want > buf_end {
-            let len = (READ_CHUNK.max(min) as u64).min(end.saturating_sub(pos)) as usize;
-            self.buf.resize(len, 0);
-            let n = self.log.read_at(&mut self.buf, pos)?;
-            self.buf.truncate(n);
-            self.buf_start = pos;
-        }
-        let from = (pos - self.buf_start) as usize;
-        Ok(&self.buf[from..])
-    }
 }
