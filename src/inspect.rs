@@ -79,9 +79,10 @@ use crate::record::{
     Batch, BatchHeader, Compression, DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, DecodeError,
     DecodeErrorKind, NO_TIMESTAMP, Records,
 };
+pub use crate::segment::IndexFault;
 use crate::segment::file_name::{self, FileKind};
 use crate::segment::walk::{Frame, Walker, Window};
-use crate::segment::{Entry, OffsetEntry, TimeEntry};
+use crate::segment::{Entry, OffsetEntry, TimeEntry, offset_index, time_index};
 use crate::{OwnedHeader, OwnedRecord};
 
 /// Position of the CRC field in a batch header.
@@ -237,6 +238,26 @@ fn offset_entry(e: OffsetEntry, base: i64) -> OffsetIndexEntry {
         offset: base.saturating_add(i64::from(e.relative_offset)),
         relative_offset: e.relative_offset,
         position: e.position,
+    }
+}
+
+impl OffsetIndexEntry {
+    /// The entry as stored.
+    fn stored(&self) -> OffsetEntry {
+        OffsetEntry {
+            relative_offset: self.relative_offset,
+            position: self.position,
+        }
+    }
+}
+
+impl TimeIndexEntry {
+    /// The entry as stored.
+    fn stored(&self) -> TimeEntry {
+        TimeEntry {
+            timestamp: self.timestamp,
+            relative_offset: self.relative_offset,
+        }
     }
 }
 
@@ -807,85 +828,6 @@ impl fmt::Display for ProblemKind {
                 f,
                 "time index entry (timestamp {}, offset {}): {fault}",
                 entry.timestamp, entry.offset
-            ),
-        }
-    }
-}
-
-/// Why an index entry is wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum IndexFault {
-    /// The relative offset is negative.
-    OffsetBelowBase,
-    /// The offset is at or past the segment's next offset: no batch holds it.
-    OffsetPastEnd {
-        /// The offset after the segment's last batch.
-        next_offset: i64,
-    },
-    /// The position is negative.
-    NegativePosition,
-    /// The position is at or past the end of the log's readable batches.
-    PositionPastEnd {
-        /// Bytes of whole batches in the `.log` file.
-        log_len: u64,
-    },
-    /// Offset index: the offset or the position is not above the previous entry's. Time
-    /// index: the timestamp is not above the previous entry's, or the offset is below it.
-    NotIncreasing,
-    /// The position is not the start of a batch.
-    NotBatchStart,
-    /// The batch at the position starts after the entry's offset.
-    BatchStartsAfterOffset {
-        /// The base offset of the batch at the position.
-        batch_base_offset: i64,
-    },
-    /// A batch before the position already reaches the entry's offset, so a lookup would
-    /// start too late.
-    EarlierBatchHoldsOffset {
-        /// The largest last offset of the batches before the position.
-        previous_last_offset: i64,
-    },
-    /// No batch holds the offset (it falls between batches).
-    NotInBatch,
-    /// The timestamp is not the largest timestamp of the batches up to and including the one
-    /// holding the offset.
-    TimestampMismatch {
-        /// The largest batch timestamp up to that batch.
-        expected: i64,
-    },
-}
-
-impl fmt::Display for IndexFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            IndexFault::OffsetBelowBase => f.write_str("offset below the segment's base offset"),
-            IndexFault::OffsetPastEnd { next_offset } => write!(
-                f,
-                "offset at or past the segment's next offset {next_offset}"
-            ),
-            IndexFault::NegativePosition => f.write_str("negative position"),
-            IndexFault::PositionPastEnd { log_len } => write!(
-                f,
-                "position at or past the end of the log's {log_len} bytes of batches"
-            ),
-            IndexFault::NotIncreasing => f.write_str("not above the previous entry"),
-            IndexFault::NotBatchStart => f.write_str("position is not the start of a batch"),
-            IndexFault::BatchStartsAfterOffset { batch_base_offset } => write!(
-                f,
-                "the batch at the position starts at offset {batch_base_offset}, after the \
-                 entry's offset"
-            ),
-            IndexFault::EarlierBatchHoldsOffset {
-                previous_last_offset,
-            } => write!(
-                f,
-                "a batch before the position already reaches offset {previous_last_offset}"
-            ),
-            IndexFault::NotInBatch => f.write_str("no batch holds the offset"),
-            IndexFault::TimestampMismatch { expected } => write!(
-                f,
-                "the largest timestamp up to the batch holding the offset is {expected}"
             ),
         }
     }
@@ -1501,24 +1443,14 @@ impl OffsetIndexCheck {
             faults: Vec::new(),
             checked: n,
         };
-        let mut previous: Option<OffsetIndexEntry> = None;
+        let mut previous = None;
         for (i, &e) in ix.entries[..n].iter().enumerate() {
-            let fault = if e.relative_offset < 0 {
-                Some(IndexFault::OffsetBelowBase)
-            } else if e.position < 0 {
-                Some(IndexFault::NegativePosition)
-            } else if previous
-                .is_some_and(|p| e.relative_offset <= p.relative_offset || e.position <= p.position)
-            {
-                Some(IndexFault::NotIncreasing)
-            } else {
-                None
-            };
-            match fault {
+            let stored = e.stored();
+            match offset_index::entry_fault(previous, stored) {
                 Some(fault) => check.faults.push((i, e, fault)),
                 None => check.pending.push((i, e)),
             }
-            previous = Some(e);
+            previous = Some(stored);
         }
         check.pending.sort_by_key(|&(i, e)| (e.position, i));
         check
@@ -1573,9 +1505,9 @@ impl OffsetIndexCheck {
             self.faults.push((i, e, fault));
         }
         for &(i, e) in &self.at_batch {
-            if e.offset >= next_offset {
-                self.faults
-                    .push((i, e, IndexFault::OffsetPastEnd { next_offset }));
+            let base = e.offset - i64::from(e.relative_offset);
+            if let Some(fault) = offset_index::past_end(e.stored(), base, next_offset, log_len) {
+                self.faults.push((i, e, fault));
             }
         }
         out.extend(self.faults.into_iter().map(|(i, entry, fault)| Problem {
@@ -1610,22 +1542,14 @@ impl TimeIndexCheck {
             faults: Vec::new(),
             checked: n,
         };
-        let mut previous: Option<TimeIndexEntry> = None;
+        let mut previous = None;
         for (i, &e) in ix.entries[..n].iter().enumerate() {
-            let fault = if e.relative_offset < 0 {
-                Some(IndexFault::OffsetBelowBase)
-            } else if previous.is_some_and(|p| {
-                e.timestamp <= p.timestamp || e.relative_offset < p.relative_offset
-            }) {
-                Some(IndexFault::NotIncreasing)
-            } else {
-                None
-            };
-            match fault {
+            let stored = e.stored();
+            match time_index::entry_fault(previous, stored) {
                 Some(fault) => check.faults.push((i, e, fault)),
                 None => check.pending.push((i, e)),
             }
-            previous = Some(e);
+            previous = Some(stored);
         }
         check.pending.sort_by_key(|&(i, e)| (e.offset, i));
         check
@@ -1656,8 +1580,11 @@ impl TimeIndexCheck {
 
     fn finish(mut self, ix: &IndexFile<TimeIndexEntry>, next_offset: i64, out: &mut Vec<Problem>) {
         for &(i, e) in &self.pending[self.next..] {
-            self.faults
-                .push((i, e, IndexFault::OffsetPastEnd { next_offset }));
+            // Past every batch of the log: past its end.
+            let base = e.offset - i64::from(e.relative_offset);
+            let fault = time_index::past_end(e.stored(), base, next_offset)
+                .unwrap_or(IndexFault::NotInBatch);
+            self.faults.push((i, e, fault));
         }
         out.extend(self.faults.into_iter().map(|(i, entry, fault)| Problem {
             path: ix.path.clone(),

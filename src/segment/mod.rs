@@ -7,13 +7,15 @@
 pub(crate) mod chunk;
 pub(crate) mod file_name;
 mod index;
-mod offset_index;
+mod index_fault;
+pub(crate) mod offset_index;
 mod scan;
-mod time_index;
+pub(crate) mod time_index;
 pub(crate) mod walk;
 
 pub(crate) use chunk::{Chunk, warm};
 pub(crate) use index::{Entry, Index};
+pub use index_fault::IndexFault;
 pub(crate) use offset_index::OffsetEntry;
 pub(crate) use scan::{
     FoundBatch, IndexBuilder, ScanOutcome, find_batches, offsets_problem, scan, scan_marked,

@@ -6,6 +6,7 @@
 //! module's callers: [`OffsetEntry::offset`] adds the base back.
 
 use super::index::{Entry, Index};
+use super::index_fault::IndexFault;
 
 /// One offset-index entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,32 +46,56 @@ impl OffsetEntry {
     }
 }
 
-/// Checks an offset index against its segment: relative offsets and positions strictly
-/// increase, offsets lie in `[base, next_offset)`, positions in `[0, log_size)`. Kafka's
-/// `sanityCheck` checks only the last entry; every entry is cheap enough to check here.
+/// What is wrong with entry `e` on its own or after `previous` (the rules that need no log):
+/// relative offsets and positions are non-negative and strictly increase.
+pub(crate) fn entry_fault(previous: Option<OffsetEntry>, e: OffsetEntry) -> Option<IndexFault> {
+    if e.relative_offset < 0 {
+        Some(IndexFault::OffsetBelowBase)
+    } else if e.position < 0 {
+        Some(IndexFault::NegativePosition)
+    } else if previous
+        .is_some_and(|p| e.relative_offset <= p.relative_offset || e.position <= p.position)
+    {
+        Some(IndexFault::NotIncreasing)
+    } else {
+        None
+    }
+}
+
+/// Whether entry `e` points past its segment: at or past `log_size` bytes of whole batches, or
+/// at or past the segment's next offset.
+pub(crate) fn past_end(
+    e: OffsetEntry,
+    base_offset: i64,
+    next_offset: i64,
+    log_size: u64,
+) -> Option<IndexFault> {
+    if u64::try_from(e.position).is_ok_and(|p| p >= log_size) {
+        Some(IndexFault::PositionPastEnd { log_len: log_size })
+    } else if e.offset(base_offset) >= next_offset {
+        Some(IndexFault::OffsetPastEnd { next_offset })
+    } else {
+        None
+    }
+}
+
+/// Checks an offset index against its segment: [`entry_fault`] and [`past_end`] for every
+/// entry. Kafka's `sanityCheck` checks only the last entry; every entry is cheap enough to
+/// check here. Returns the first fault and its entry's number.
 pub(crate) fn validate(
     index: &Index<OffsetEntry>,
     base_offset: i64,
     next_offset: i64,
     log_size: u64,
-) -> Result<(), &'static str> {
-    let mut prev: Option<OffsetEntry> = None;
-    for e in index.iter() {
-        if e.relative_offset < 0 || e.position < 0 {
-            return Err("negative relative offset or position");
+) -> Result<(), (usize, IndexFault)> {
+    let mut previous = None;
+    for (i, e) in index.iter().enumerate() {
+        let fault =
+            entry_fault(previous, e).or_else(|| past_end(e, base_offset, next_offset, log_size));
+        if let Some(fault) = fault {
+            return Err((i, fault));
         }
-        if e.offset(base_offset) >= next_offset {
-            return Err("offset at or past the segment's end");
-        }
-        if e.position as u64 >= log_size {
-            return Err("position past the end of the log");
-        }
-        if let Some(p) = prev
-            && (e.relative_offset <= p.relative_offset || e.position <= p.position)
-        {
-            return Err("entries out of order");
-        }
-        prev = Some(e);
+        previous = Some(e);
     }
     Ok(())
 }

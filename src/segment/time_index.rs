@@ -6,6 +6,7 @@
 //! segment's largest timestamp from it.
 
 use super::index::{Entry, Index};
+use super::index_fault::IndexFault;
 
 /// One time-index entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,27 +54,39 @@ pub(crate) fn should_append(index: &Index<TimeEntry>, timestamp: i64) -> bool {
     timestamp > index.last().map_or(-1, |e| e.timestamp)
 }
 
-/// Checks a time index against its segment: timestamps strictly increase, relative offsets do
-/// not decrease and lie in `[base, next_offset)`.
+/// What is wrong with entry `e` on its own or after `previous` (the rules that need no log):
+/// relative offsets are non-negative and never fall, timestamps strictly increase.
+pub(crate) fn entry_fault(previous: Option<TimeEntry>, e: TimeEntry) -> Option<IndexFault> {
+    if e.relative_offset < 0 {
+        Some(IndexFault::OffsetBelowBase)
+    } else if previous
+        .is_some_and(|p| e.timestamp <= p.timestamp || e.relative_offset < p.relative_offset)
+    {
+        Some(IndexFault::NotIncreasing)
+    } else {
+        None
+    }
+}
+
+/// Whether entry `e` points at or past the segment's next offset.
+pub(crate) fn past_end(e: TimeEntry, base_offset: i64, next_offset: i64) -> Option<IndexFault> {
+    (e.offset(base_offset) >= next_offset).then_some(IndexFault::OffsetPastEnd { next_offset })
+}
+
+/// Checks a time index against its segment: [`entry_fault`] and [`past_end`] for every entry.
+/// Returns the first fault and its entry's number.
 pub(crate) fn validate(
     index: &Index<TimeEntry>,
     base_offset: i64,
     next_offset: i64,
-) -> Result<(), &'static str> {
-    let mut prev: Option<TimeEntry> = None;
-    for e in index.iter() {
-        if e.relative_offset < 0 {
-            return Err("negative relative offset");
+) -> Result<(), (usize, IndexFault)> {
+    let mut previous = None;
+    for (i, e) in index.iter().enumerate() {
+        let fault = entry_fault(previous, e).or_else(|| past_end(e, base_offset, next_offset));
+        if let Some(fault) = fault {
+            return Err((i, fault));
         }
-        if e.offset(base_offset) >= next_offset {
-            return Err("offset at or past the segment's end");
-        }
-        if let Some(p) = prev
-            && (e.timestamp <= p.timestamp || e.relative_offset < p.relative_offset)
-        {
-            return Err("entries out of order");
-        }
-        prev = Some(e);
+        previous = Some(e);
     }
     Ok(())
 }
