@@ -1041,18 +1041,8 @@ pub fn verify_store(dir: impl AsRef<Path>, topic: Option<&str>) -> Result<StoreV
         }
         Err(e) => {
             rejected(e, &mut report.problems)?;
-            let mut dirs: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
-                .map_err(|e| Error::io(IoOp::Directory, dir, e))?
-                .filter_map(|entry| entry.ok())
-                .filter(|entry| entry.path().is_dir())
-                .filter_map(|entry| {
-                    let name = entry.file_name().into_string().ok()?;
-                    let (t, _) = crate::topic::parse_partition_dir(&name)?;
-                    Some((t.to_owned(), entry.path()))
-                })
-                .filter(|(t, _)| topic.is_none_or(|want| want == t))
-                .collect();
-            dirs.sort();
+            let mut dirs = crate::store::list_partition_dirs(&ReadOnlyDisk, dir)?;
+            dirs.retain(|(t, _)| topic.is_none_or(|want| want == t));
             report.topics = dirs
                 .iter()
                 .map(|(t, _)| t)

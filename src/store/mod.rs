@@ -897,6 +897,21 @@ fn adopted_config(options: &StoreOptions) -> Result<LogConfig> {
 
 /// What a store directory holds, listed once: partition directories by topic, and which of
 /// topiclog's own files are there.
+/// The partition directories of the store at `dir` (`<topic>-<partition>`, the one rule a
+/// store lists them by), as `(topic, directory)` in name order; changes nothing.
+pub(crate) fn list_partition_dirs(disk: &dyn Disk, dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let listing = StoreListing::read(disk, dir, true)?;
+    Ok(listing
+        .partitions
+        .into_iter()
+        .flat_map(|(topic, partitions)| {
+            partitions
+                .into_iter()
+                .map(move |p| (topic.clone(), topic::partition_dir(dir, &topic, p)))
+        })
+        .collect())
+}
+
 #[derive(Debug, Default)]
 struct StoreListing {
     partitions: BTreeMap<String, std::collections::BTreeSet<u32>>,
