@@ -81,6 +81,7 @@
 //! Nothing panics on bad input: damaged files, bad arguments and I/O failures are [`Error`]
 //! variants carrying the file, byte position and offsets involved. The pure codec in
 //! [`record`] reports [`record::DecodeError`]s with the byte position in its input.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -95,6 +96,7 @@ pub mod record;
 /// Open a partition on it with [`Partition::open_on_fault_disk`], arm faults, crash, reopen and
 /// check what survived.
 #[cfg(feature = "fault-injection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
 pub mod testing {
     pub use crate::disk::fault::{CrashMode, Fault, FaultDisk, FaultKind, FaultOp, MAX_FILE_BYTES};
 }

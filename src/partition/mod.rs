@@ -266,6 +266,7 @@ impl Partition {
     /// # Errors
     /// As [`open`](Partition::open); the disk's injected failures are [`Error::Io`].
     #[cfg(feature = "fault-injection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
     pub fn open_on_fault_disk(
         disk: Arc<crate::disk::fault::FaultDisk>,
         dir: impl AsRef<Path>,
@@ -279,6 +280,7 @@ impl Partition {
     /// # Errors
     /// As [`open_with`](Partition::open_with).
     #[cfg(feature = "fault-injection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
     pub fn open_on_fault_disk_with(
         disk: Arc<crate::disk::fault::FaultDisk>,
         dir: impl AsRef<Path>,
