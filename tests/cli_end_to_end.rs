@@ -1504,3 +1504,34 @@ fn create_topic_bounds_and_lock_timeout() {
     assert_eq!(out.code, 0, "{out:?}");
     releaser.join().unwrap();
 }
+
+#[test]
+fn verbose_logs_what_the_library_does_and_quiet_logs_nothing() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    tl(dir.path(), &["create-topic", "t", "--partitions", "1"]).ok();
+    // Default: warnings and errors only; a clean open has none.
+    let plain = tl_in(dir.path(), &["produce", "t"], b"a\n");
+    plain.ok();
+    assert_eq!(plain.stderr, "", "{plain:?}");
+    let verbose = tl_in(dir.path(), &["-v", "produce", "t"], b"b\n");
+    assert_eq!(verbose.code, 0, "{verbose:?}");
+    assert!(
+        verbose
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("topiclog: info: opened partition") && l.contains("t-0")),
+        "{verbose:?}"
+    );
+    let debug = tl(dir.path(), &["-vv", "describe", "t"]);
+    assert_eq!(debug.code, 0, "{debug:?}");
+    assert!(
+        debug.stderr.contains("topiclog: debug: opened partition"),
+        "{debug:?}"
+    );
+    let quiet = tl_in(dir.path(), &["-q", "-v", "produce", "t"], b"c\n");
+    assert_eq!(quiet.code, 2, "-q and -v conflict: {quiet:?}");
+    let quiet = tl_in(dir.path(), &["-q", "produce", "t"], b"c\n");
+    quiet.ok();
+    assert_eq!(quiet.stderr, "", "{quiet:?}");
+}

@@ -89,6 +89,8 @@ pub(crate) struct Coordinator {
 /// One group's state.
 #[derive(Default)]
 struct Group {
+    /// The group id, for log lines.
+    name: String,
     members: BTreeMap<String, Member>,
     /// Who owns each owned partition; the same facts as the members' `owned` sets.
     owners: BTreeMap<TopicPartition, String>,
@@ -134,6 +136,7 @@ impl Coordinator {
             .into_iter()
             .map(|(name, committed)| {
                 let group = Group {
+                    name: name.clone(),
                     committed,
                     ..Group::default()
                 };
@@ -542,7 +545,14 @@ impl Coordinator {
 
     /// The group's state, created if new.
     fn group(&self, name: &str) -> Arc<Mutex<Group>> {
-        Arc::clone(self.groups.lock().entry(name.to_owned()).or_default())
+        let mut groups = self.groups.lock();
+        let group = groups.entry(name.to_owned()).or_insert_with(|| {
+            Arc::new(Mutex::new(Group {
+                name: name.to_owned(),
+                ..Group::default()
+            }))
+        });
+        Arc::clone(group)
     }
 
     /// The group's state if the group was seen.
@@ -648,6 +658,10 @@ impl Group {
         for id in &expired {
             self.remove_member(id);
         }
+        log::info!(
+            "group {}: members {expired:?} removed (no poll within max.poll.interval.ms)",
+            self.name
+        );
         self.rebalance()
     }
 
@@ -669,6 +683,12 @@ impl Group {
     /// Recomputes every member's target and starts a new generation.
     fn rebalance(&mut self) -> Vec<WakeFn> {
         self.generation += 1;
+        log::info!(
+            "group {}: rebalancing to generation {} with {} members",
+            self.name,
+            self.generation,
+            self.members.len()
+        );
         if self.members.is_empty() {
             return Vec::new();
         }

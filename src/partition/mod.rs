@@ -297,7 +297,11 @@ impl Partition {
         options: RecoveryOptions,
     ) -> Result<Partition> {
         let read_only = disk.is_read_only();
-        let opened = recovery::open(&disk, dir, &config, options)?;
+        let opened = recovery::open(&disk, dir, &config, options).inspect_err(|e| {
+            if matches!(e, Error::Corrupt { .. }) {
+                log::error!("cannot open partition {}: {e}", dir.display());
+            }
+        })?;
         let log_start = opened.log_start_offset;
         let active = opened
             .segments
@@ -342,6 +346,7 @@ impl Partition {
             checkpoint: Mutex::new((0, opened.recovery_point)),
             watchers: watch::Watchers::default(),
         });
+        recovery::log_opened(dir, &report, read_only, (log_start, next_offset));
         Ok(Partition {
             shared,
             recovery: report,

@@ -272,6 +272,84 @@ pub(crate) fn open(
     }
 }
 
+/// Logs what an open found: one summary line (info for a writable open, debug for a read-only
+/// one, which other processes may repeat often), and a warning for each loss a repair made.
+pub(crate) fn log_opened(dir: &Path, report: &RecoveryReport, read_only: bool, range: (i64, i64)) {
+    let level = if read_only {
+        log::Level::Debug
+    } else {
+        log::Level::Info
+    };
+    let how = match (&report.unclean_reason, report.clean_shutdown) {
+        (_, true) => "after a clean shutdown".to_owned(),
+        (Some(reason), false) => format!("after an unclean stop ({reason})"),
+        (None, false) => "after an unclean stop".to_owned(),
+    };
+    log::log!(
+        level,
+        "opened partition {}{} {how}: offsets {}..{}, {} segments scanned, {} bytes cut",
+        dir.display(),
+        if read_only { " read-only" } else { "" },
+        range.0,
+        range.1,
+        report.segments_scanned,
+        report.bytes_lost(),
+    );
+    if let Some(reason) = &report.recovery_checkpoint_unusable {
+        log::warn!("{}: recovery checkpoint unusable: {reason}", dir.display());
+    }
+    // A read-only open changes nothing: it leaves out what the writable open will cut.
+    let (loss, cut, removed) = if read_only {
+        (log::Level::Debug, "not serving", "not serving")
+    } else {
+        (log::Level::Warn, "cut", "removed")
+    };
+    for t in &report.truncations {
+        let what = if t.flushed {
+            "fsynced data"
+        } else {
+            "a torn write"
+        };
+        log::log!(
+            loss,
+            "{cut} {} from byte {} ({} bytes of {what}): {}",
+            t.path.display(),
+            t.position,
+            t.bytes_removed,
+            t.reason
+        );
+    }
+    for r in &report.removed_segments {
+        log::log!(
+            loss,
+            "{}: {removed} segment {} ({} bytes) after a cut",
+            dir.display(),
+            r.base_offset,
+            r.bytes
+        );
+    }
+    let after_cut = report.batches_after_cut.len() as u64 + report.batches_after_cut_unlisted;
+    if after_cut > 0 {
+        log::log!(
+            loss,
+            "{}: {after_cut} whole batches with valid CRCs lay after the cuts and were lost \
+             with them (a power loss wrote a later page and lost an earlier one)",
+            dir.display()
+        );
+    }
+    if let Some(rebuild) = &report.log_start_rebuilt {
+        log::warn!(
+            "{}: log-start checkpoint rebuilt at offset {}: {}",
+            dir.display(),
+            rebuild.offset,
+            rebuild.reason
+        );
+    }
+    for f in &report.removed_files {
+        log::debug!("removed leftover file {}", f.display());
+    }
+}
+
 /// How many times a read-only open reads the directory again after a failed check.
 const READ_ONLY_RETRIES: u32 = 4;
 

@@ -525,6 +525,10 @@ impl Writer {
         if !self.poison.set(error) {
             return;
         }
+        log::error!(
+            "partition {} poisoned: {error}; writes are refused until it is reopened",
+            self.dir().display()
+        );
         self.pending.clear();
         // Best effort: the disk is failing. The next open cuts back to the durable point.
         let base = self.active.base_offset();
@@ -826,7 +830,12 @@ impl Writer {
             .windows(2)
             .take_while(|pair| pair[1].base_offset() <= before)
             .count();
-        self.remove_oldest(shared, below)?;
+        let deleted = self.remove_oldest(shared, below)?;
+        log::info!(
+            "{}: delete_records: log start raised to {before}, {} segments deleted",
+            shared.dir.display(),
+            deleted.len()
+        );
         Ok(before)
     }
 
@@ -878,6 +887,13 @@ impl Writer {
                 report.deleted_segments.push(base_offset);
                 report.bytes_deleted += bytes;
             }
+            log::info!(
+                "{}: retention deleted segments {:?} ({} bytes); log start now {}",
+                shared.dir.display(),
+                report.deleted_segments,
+                report.bytes_deleted,
+                shared.log_start_offset()
+            );
         }
         report.log_start_offset = shared.log_start_offset();
         Ok(report)

@@ -59,6 +59,13 @@ impl DirLock {
                     });
                 }
                 Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    if pause == Duration::from_millis(1) {
+                        log::info!(
+                            "{} is locked by another writer; waiting up to {} ms",
+                            locked.display(),
+                            timeout.as_millis()
+                        );
+                    }
                     let left = deadline.saturating_duration_since(Instant::now());
                     std::thread::sleep(pause.min(left));
                     pause = (pause * 2).min(Duration::from_millis(50));

@@ -9,6 +9,7 @@
 
 mod consume;
 mod dump;
+mod logger;
 mod output;
 mod produce;
 mod verify;
@@ -41,6 +42,15 @@ struct Cli {
     /// milliseconds (default 0: fail at once)
     #[arg(long, global = true, value_name = "MS", default_value_t = 0)]
     lock_timeout: u64,
+
+    /// Log more on stderr: -v what recovery, retention and groups do, -vv details (default:
+    /// warnings and errors only)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+
+    /// Log nothing on stderr (errors that end the command are still printed)
+    #[arg(short, long, global = true)]
+    quiet: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -178,6 +188,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
+    // `recover` prints every repair on stdout already: its warnings would repeat them.
+    let quiet = cli.quiet || (matches!(cli.command, Command::Recover(_)) && cli.verbose == 0);
+    logger::install(logger::level(cli.verbose, quiet));
     let mut out = Out::stdout();
     let result = run(&cli, &mut out).and_then(|()| out.flush());
     match result {
