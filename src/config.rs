@@ -1,8 +1,42 @@
-//! Log settings, with Kafka's names and defaults.
+//! Every setting, with Kafka's names and defaults: a topic's [`LogConfig`], a
+//! [`ConsumerConfig`], a store's [`StoreOptions`], and the constants of their defaults.
+//!
+//! Each config is built with its builder's typed methods, or from Kafka-style `(key, value)`
+//! pairs (`from_pairs`, the builders' `set` and `set_all`) or a Java `.properties` file
+//! (`from_properties_file`), with Kafka's names: a topic's `--config` settings, a consumer's
+//! properties, a broker's `server.properties`. An unknown key is [`Error::UnknownConfig`]
+//! naming it; a value out of range is [`Error::InvalidConfig`] naming the key, the value and
+//! the accepted range. Kafka's settings that mean nothing to an embedded log are accepted and
+//! ignored with a log line ([`IGNORED_TOPIC_KEYS`], [`IGNORED_CONSUMER_KEYS`],
+//! [`IGNORED_STORE_KEYS`]).
+//!
+//! ```
+//! use topiclog::config::{ConsumerConfig, LogConfig, StoreOptions};
+//!
+//! let topic = LogConfig::from_pairs([("retention.ms", "86400000"), ("cleanup.policy", "delete")])?;
+//! let consumer = ConsumerConfig::from_pairs([("group.id", "billing")])?;
+//! let store = StoreOptions::from_pairs([("log.retention.hours", "24")])?;
+//! assert_eq!(store.log_config().retention_ms(), topic.retention_ms());
+//! assert!(LogConfig::from_pairs([("segment.byte", "1")]).is_err()); // a typo is an error
+//! # let _ = consumer;
+//! # Ok::<(), topiclog::Error>(())
+//! ```
+//!
+//! New settings go here, with their Kafka names in their docs.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use crate::consumer::{
+    ConsumerConfig, ConsumerConfigBuilder, DEFAULT_AUTO_COMMIT_INTERVAL_MS,
+    DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_RECORDS, IGNORED_CONSUMER_KEYS, OffsetReset,
+};
+pub use crate::store::{
+    DEFAULT_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS, DEFAULT_MAX_PARTITIONS,
+    DEFAULT_RETENTION_CHECK_INTERVAL_MS, IGNORED_STORE_KEYS, StoreOptions, StoreOptionsBuilder,
+};
+pub use crate::topic::TopicConfig;
 
 use crate::error::{Error, Result};
 use crate::record::{
@@ -89,6 +123,51 @@ pub struct LogConfig {
     clock: Arc<dyn Clock>,
 }
 
+/// The clock of every config that sets none: one, so that such configs compare equal.
+static SYSTEM_CLOCK: std::sync::LazyLock<Arc<dyn Clock>> =
+    std::sync::LazyLock::new(|| Arc::new(SystemClock));
+
+/// Equal when every setting is, and both use the same clock (the same `Arc`).
+impl PartialEq for LogConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_pairs() == other.to_pairs()
+            && self.write_buffer_bytes == other.write_buffer_bytes
+            && self.max_decompressed_batch_bytes == other.max_decompressed_batch_bytes
+            && std::ptr::addr_eq(Arc::as_ptr(&self.clock), Arc::as_ptr(&other.clock))
+    }
+}
+
+impl Eq for LogConfig {}
+
+/// Topic settings of a Kafka broker that mean nothing to an embedded log (replication,
+/// tiered storage, message-format conversion, preallocation, jitter, deletion delays) or that
+/// belong to log compaction, which is not built yet. They are accepted and ignored, with a log
+/// line, as a broker ignores client settings.
+pub const IGNORED_TOPIC_KEYS: &[&str] = &[
+    "confluent.placement.constraints",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "message.downconversion.enable",
+    "message.format.version",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+    "remote.storage.enable",
+    "segment.jitter.ms",
+    "unclean.leader.election.enable",
+];
+
 /// `compression.type`: how a topic's batches are compressed, with Kafka's names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -153,7 +232,7 @@ impl std::str::FromStr for CompressionType {
         .ok_or_else(|| Error::InvalidConfig {
             key: "compression.type",
             value: value.to_owned(),
-            reason: "must be producer, uncompressed, gzip, snappy, lz4 or zstd",
+            reason: "must be producer, uncompressed, gzip, snappy, lz4 or zstd".into(),
         })
     }
 }
@@ -176,7 +255,7 @@ impl Default for LogConfig {
             max_decompressed_batch_bytes: DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES,
             compression_type: CompressionType::default(),
             compression_levels: CompressionLevels::default(),
-            clock: Arc::new(SystemClock),
+            clock: Arc::clone(&SYSTEM_CLOCK),
         }
     }
 }
@@ -187,6 +266,85 @@ impl LogConfig {
         LogConfigBuilder {
             config: LogConfig::default(),
         }
+    }
+
+    /// A builder starting from this config's settings.
+    pub fn to_builder(&self) -> LogConfigBuilder {
+        LogConfigBuilder {
+            config: self.clone(),
+        }
+    }
+
+    /// A config from Kafka-style `(key, value)` pairs over the defaults, as
+    /// [`LogConfigBuilder::set`] takes them one by one.
+    ///
+    /// ```
+    /// use topiclog::LogConfig;
+    /// let config = LogConfig::from_pairs([("segment.bytes", "1048576"), ("retention.ms", "-1")])?;
+    /// assert_eq!((config.segment_bytes(), config.retention_ms()), (1 << 20, -1));
+    /// # Ok::<(), topiclog::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownConfig`] naming an unknown key, [`Error::InvalidConfig`] naming a key
+    /// whose value does not parse or lies out of range.
+    pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Result<LogConfig>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        LogConfig::builder().set_all(pairs)?.build()
+    }
+
+    /// A config from a Java `.properties` file of topic settings (Kafka's names, as
+    /// `kafka-configs --add-config` or a topic's `--config` take them).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read, [`Error::ConfigFile`] naming the line of a
+    /// malformed entry, and the errors of [`from_pairs`](LogConfig::from_pairs).
+    pub fn from_properties_file(path: impl AsRef<std::path::Path>) -> Result<LogConfig> {
+        LogConfig::from_pairs(crate::properties::read_file(path.as_ref())?)
+    }
+
+    /// The settings as Kafka `(key, value)` pairs, in a fixed order: what
+    /// [`from_pairs`](LogConfig::from_pairs) reads back into an equal config (the clock, the
+    /// write buffer and the decompression limit are not Kafka settings and are left out).
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let timestamp_type = match self.message_timestamp_type {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        };
+        let mut pairs = vec![
+            ("segment.bytes", self.segment_bytes.to_string()),
+            ("segment.ms", self.segment_ms.to_string()),
+            ("segment.index.bytes", self.segment_index_bytes.to_string()),
+            (
+                "index.interval.bytes",
+                self.index_interval_bytes.to_string(),
+            ),
+            ("max.message.bytes", self.max_message_bytes.to_string()),
+            ("message.timestamp.type", timestamp_type.to_owned()),
+            ("retention.ms", self.retention_ms.to_string()),
+            ("retention.bytes", self.retention_bytes.to_string()),
+            ("flush.messages", self.flush_messages.to_string()),
+            ("flush.ms", self.flush_ms.to_string()),
+            (
+                "producer.id.expiration.ms",
+                self.producer_id_expiration_ms.to_string(),
+            ),
+            ("compression.type", self.compression_type.name().to_owned()),
+        ];
+        let levels = &self.compression_levels;
+        if let Some(level) = levels.gzip {
+            pairs.push(("compression.gzip.level", level.to_string()));
+        }
+        if let Some(level) = levels.lz4 {
+            pairs.push(("compression.lz4.level", level.to_string()));
+        }
+        if let Some(level) = levels.zstd {
+            pairs.push(("compression.zstd.level", level.to_string()));
+        }
+        pairs
     }
 
     /// `segment.bytes`: a segment rolls before it would grow past this size.
@@ -417,14 +575,19 @@ impl LogConfigBuilder {
     /// `producer.id.expiration.ms`, `compression.type`, `compression.gzip.level`,
     /// `compression.lz4.level`, `compression.zstd.level`.
     ///
+    /// `cleanup.policy` `delete` (Kafka's default, and what topiclog does) is accepted;
+    /// `compact` is refused until log compaction is built. The keys in
+    /// [`IGNORED_TOPIC_KEYS`] are accepted and ignored with a log line.
+    ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for an unknown key or a value that does not parse.
+    /// [`Error::UnknownConfig`] for an unknown key, [`Error::InvalidConfig`] for a value that
+    /// does not parse (ranges are checked by [`build`](LogConfigBuilder::build)).
     pub fn set(self, key: &str, value: &str) -> Result<Self> {
         fn num<T: std::str::FromStr>(key: &'static str, value: &str) -> Result<T> {
             value.parse().map_err(|_| Error::InvalidConfig {
                 key,
                 value: value.to_owned(),
-                reason: "not a number",
+                reason: "not a number".into(),
             })
         }
         Ok(match key {
@@ -459,18 +622,52 @@ impl LogConfigBuilder {
                     return Err(Error::InvalidConfig {
                         key: "message.timestamp.type",
                         value: value.to_owned(),
-                        reason: "must be CreateTime or LogAppendTime",
+                        reason: "must be CreateTime or LogAppendTime".into(),
                     });
                 }
             }),
+            "cleanup.policy" => match value.trim() {
+                "delete" => self,
+                "compact" | "compact,delete" | "delete,compact" => {
+                    return Err(Error::InvalidConfig {
+                        key: "cleanup.policy",
+                        value: value.to_owned(),
+                        reason: "log compaction is not supported yet; only delete is".into(),
+                    });
+                }
+                _ => {
+                    return Err(Error::InvalidConfig {
+                        key: "cleanup.policy",
+                        value: value.to_owned(),
+                        reason: "must be delete (compact is not supported yet)".into(),
+                    });
+                }
+            },
+            _ if IGNORED_TOPIC_KEYS.contains(&key) => {
+                log::info!("ignoring topic setting {key}={value}: no effect in topiclog");
+                self
+            }
             _ => {
-                return Err(Error::InvalidConfig {
-                    key: "config",
-                    value: key.to_owned(),
-                    reason: "unknown setting",
+                return Err(Error::UnknownConfig {
+                    key: key.to_owned(),
+                    kind: "topic",
                 });
             }
         })
+    }
+
+    /// [`set`](LogConfigBuilder::set) for each pair, in order.
+    ///
+    /// # Errors
+    /// The first error of [`set`](LogConfigBuilder::set).
+    pub fn set_all<K, V>(self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<Self>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        pairs
+            .into_iter()
+            .try_fold(self, |b, (k, v)| b.set(k.as_ref(), v.as_ref()))
     }
 
     /// The config, or [`Error::InvalidConfig`] naming the first value out of range.
@@ -568,7 +765,7 @@ fn check(key: &'static str, value: impl ToString, ok: bool, reason: &'static str
         Err(Error::InvalidConfig {
             key,
             value: value.to_string(),
-            reason,
+            reason: reason.into(),
         })
     }
 }
@@ -597,7 +794,7 @@ mod tests {
             assert!(
                 matches!(
                     LogConfig::builder().set(key, value),
-                    Err(Error::InvalidConfig { .. })
+                    Err(Error::InvalidConfig { .. } | Error::UnknownConfig { .. })
                 ),
                 "{key}"
             );

@@ -76,8 +76,27 @@ pub enum Error {
         key: &'static str,
         /// The rejected value.
         value: String,
-        /// Why it is rejected.
-        reason: &'static str,
+        /// Why it is rejected: the accepted range, or the setting that bounds it.
+        reason: std::borrow::Cow<'static, str>,
+    },
+    /// A setting's name is not one topiclog knows for that kind of config (Kafka broker-only
+    /// and network-client keys are accepted and ignored instead, with a log line).
+    #[error("unknown setting {key:?} for {kind}")]
+    UnknownConfig {
+        /// The key as given.
+        key: String,
+        /// Which config it was given to: `topic`, `consumer` or `store`.
+        kind: &'static str,
+    },
+    /// A `.properties` file is malformed.
+    #[error("{}: line {line}: {reason}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The 1-based line where the malformed entry starts.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
     },
     /// An argument is unusable, such as an empty batch.
     #[error("invalid argument: {0}")]

@@ -101,13 +101,14 @@ pub mod testing {
     pub use crate::disk::fault::{CrashMode, Fault, FaultDisk, FaultKind, FaultOp, MAX_FILE_BYTES};
 }
 
-mod config;
+pub mod config;
 mod consumer;
 mod disk;
 mod error;
 mod group;
 mod partition;
 mod percent;
+mod properties;
 mod sealed;
 mod segment;
 mod store;

@@ -68,7 +68,7 @@ pub(crate) fn parse_partition_dir(name: &str) -> Option<(&str, u32)> {
 /// assert_eq!(config.partitions(), 6);
 /// # Ok::<(), topiclog::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
     partitions: u32,
     log: LogConfig,
@@ -81,6 +81,29 @@ impl TopicConfig {
             partitions,
             log: LogConfig::default(),
         }
+    }
+
+    /// `partitions` partitions with log settings from Kafka-style `(key, value)` pairs, as
+    /// `kafka-topics --create --partitions N --config K=V` takes them.
+    ///
+    /// ```
+    /// use topiclog::TopicConfig;
+    /// let config = TopicConfig::from_pairs(3, [("retention.ms", "-1")])?;
+    /// assert_eq!((config.partitions(), config.log().retention_ms()), (3, -1));
+    /// # Ok::<(), topiclog::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`LogConfig::from_pairs`].
+    pub fn from_pairs<K, V>(
+        partitions: u32,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<TopicConfig>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        Ok(TopicConfig::new(partitions).with_log(LogConfig::from_pairs(pairs)?))
     }
 
     /// The same with these log settings (`segment.bytes`, `retention.ms`, ...).

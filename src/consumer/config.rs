@@ -12,6 +12,46 @@ pub const DEFAULT_AUTO_COMMIT_INTERVAL_MS: i64 = 5_000;
 /// `max.poll.interval.ms` default: 5 minutes.
 pub const DEFAULT_MAX_POLL_INTERVAL_MS: i64 = 300_000;
 
+/// Settings of Kafka's network consumer that mean nothing in-process (connections, wire
+/// formats, fetch sizing, heartbeats, security). They are accepted and ignored, with a log line.
+pub const IGNORED_CONSUMER_KEYS: &[&str] = &[
+    "allow.auto.create.topics",
+    "bootstrap.servers",
+    "check.crcs",
+    "client.dns.lookup",
+    "client.id",
+    "client.rack",
+    "connections.max.idle.ms",
+    "default.api.timeout.ms",
+    "exclude.internal.topics",
+    "fetch.max.bytes",
+    "fetch.max.wait.ms",
+    "fetch.min.bytes",
+    "heartbeat.interval.ms",
+    "interceptor.classes",
+    "key.deserializer",
+    "max.partition.fetch.bytes",
+    "metadata.max.age.ms",
+    "metric.reporters",
+    "metrics.num.samples",
+    "metrics.recording.level",
+    "metrics.sample.window.ms",
+    "receive.buffer.bytes",
+    "reconnect.backoff.max.ms",
+    "reconnect.backoff.ms",
+    "request.timeout.ms",
+    "retry.backoff.ms",
+    "sasl.jaas.config",
+    "sasl.mechanism",
+    "security.protocol",
+    "send.buffer.bytes",
+    "session.timeout.ms",
+    "socket.connection.setup.timeout.max.ms",
+    "socket.connection.setup.timeout.ms",
+    "ssl.endpoint.identification.algorithm",
+    "value.deserializer",
+];
+
 /// `auto.offset.reset`: where a consumer starts in a partition its group has no committed
 /// offset for, or whose position fell out of the log (retention deleted it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -48,7 +88,7 @@ impl FromStr for OffsetReset {
             _ => Err(Error::InvalidConfig {
                 key: "auto.offset.reset",
                 value: s.to_owned(),
-                reason: "must be earliest, latest or none",
+                reason: "must be earliest, latest or none".into(),
             }),
         }
     }
@@ -65,7 +105,7 @@ impl FromStr for OffsetReset {
 /// assert_eq!(config.max_poll_records(), 500);
 /// # Ok::<(), topiclog::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
     pub(crate) group_id: Option<String>,
     pub(crate) member_id: Option<String>,
@@ -99,6 +139,41 @@ impl ConsumerConfig {
         ConsumerConfigBuilder {
             config: ConsumerConfig::default(),
         }
+    }
+
+    /// A config from Kafka-style `(key, value)` pairs over the defaults, as
+    /// [`ConsumerConfigBuilder::set`] takes them one by one.
+    ///
+    /// ```
+    /// use topiclog::ConsumerConfig;
+    /// let config = ConsumerConfig::from_pairs([
+    ///     ("group.id", "billing"),
+    ///     ("auto.offset.reset", "earliest"),
+    ///     ("bootstrap.servers", "localhost:9092"), // a network setting: ignored
+    /// ])?;
+    /// assert_eq!(config.group_id(), Some("billing"));
+    /// # Ok::<(), topiclog::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownConfig`] naming an unknown key, [`Error::InvalidConfig`] naming a key
+    /// whose value does not parse or lies out of range.
+    pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Result<ConsumerConfig>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        ConsumerConfig::builder().set_all(pairs)?.build()
+    }
+
+    /// A config from a Java `.properties` file of consumer settings (a Kafka consumer's
+    /// properties file works: its network settings are ignored).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read, [`Error::ConfigFile`] naming the line of a
+    /// malformed entry, and the errors of [`from_pairs`](ConsumerConfig::from_pairs).
+    pub fn from_properties_file(path: impl AsRef<std::path::Path>) -> Result<ConsumerConfig> {
+        ConsumerConfig::from_pairs(crate::properties::read_file(path.as_ref())?)
     }
 
     /// `group.id`: the consumer group, needed for subscriptions and committed offsets.
@@ -205,14 +280,18 @@ impl ConsumerConfigBuilder {
 
     /// Sets a setting by its Kafka name, from text (as a properties file or CLI gives it).
     ///
+    /// Kafka's network-client keys in [`IGNORED_CONSUMER_KEYS`] (`bootstrap.servers`,
+    /// deserializers, timeouts, ...) are accepted and ignored with a log line, so a Kafka
+    /// consumer's properties file works as it is.
+    ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for an unknown key or a bad value.
+    /// [`Error::UnknownConfig`] for an unknown key, [`Error::InvalidConfig`] for a bad value.
     pub fn set(self, key: &str, value: &str) -> Result<Self> {
         let int = |key: &'static str| {
             value.parse::<i64>().map_err(|_| Error::InvalidConfig {
                 key,
                 value: value.to_owned(),
-                reason: "not an integer",
+                reason: "not an integer".into(),
             })
         };
         let bool_value = |key: &'static str| match value {
@@ -221,7 +300,7 @@ impl ConsumerConfigBuilder {
             _ => Err(Error::InvalidConfig {
                 key,
                 value: value.to_owned(),
-                reason: "must be true or false",
+                reason: "must be true or false".into(),
             }),
         };
         Ok(match key {
@@ -238,14 +317,31 @@ impl ConsumerConfigBuilder {
             }
             "max.poll.interval.ms" => self.max_poll_interval_ms(int("max.poll.interval.ms")?),
             "partition.assignment.strategy" => self.assignor(value.parse()?),
+            _ if IGNORED_CONSUMER_KEYS.contains(&key) => {
+                log::info!("ignoring consumer setting {key}={value}: no effect in topiclog");
+                self
+            }
             _ => {
-                return Err(Error::InvalidConfig {
-                    key: "consumer setting",
-                    value: key.to_owned(),
-                    reason: "unknown key",
+                return Err(Error::UnknownConfig {
+                    key: key.to_owned(),
+                    kind: "consumer",
                 });
             }
         })
+    }
+
+    /// [`set`](ConsumerConfigBuilder::set) for each pair, in order.
+    ///
+    /// # Errors
+    /// The first error of [`set`](ConsumerConfigBuilder::set).
+    pub fn set_all<K, V>(self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<Self>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        pairs
+            .into_iter()
+            .try_fold(self, |b, (k, v)| b.set(k.as_ref(), v.as_ref()))
     }
 
     /// Checks the settings.
@@ -256,7 +352,11 @@ impl ConsumerConfigBuilder {
     pub fn build(self) -> Result<ConsumerConfig> {
         let c = self.config;
         let invalid = |key: &'static str, value: String, reason: &'static str| {
-            Err(Error::InvalidConfig { key, value, reason })
+            Err(Error::InvalidConfig {
+                key,
+                value,
+                reason: reason.into(),
+            })
         };
         if c.max_poll_records == 0 {
             return invalid("max.poll.records", "0".into(), "must be at least 1");
@@ -302,13 +402,16 @@ mod tests {
             ("max.poll.records", "0"),
             ("max.poll.interval.ms", "-1"),
             ("group.id", ""),
-            ("fetch.min.bytes", "1"),
+            ("fetch.min.byte", "1"),
         ] {
             let built = ConsumerConfig::builder()
                 .set(key, value)
                 .and_then(ConsumerConfigBuilder::build);
             assert!(
-                matches!(built, Err(Error::InvalidConfig { .. })),
+                matches!(
+                    built,
+                    Err(Error::InvalidConfig { .. } | Error::UnknownConfig { .. })
+                ),
                 "{key}={value}"
             );
         }

@@ -13,7 +13,7 @@ mod config;
 
 pub use config::{
     ConsumerConfig, ConsumerConfigBuilder, DEFAULT_AUTO_COMMIT_INTERVAL_MS,
-    DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_RECORDS, OffsetReset,
+    DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_RECORDS, IGNORED_CONSUMER_KEYS, OffsetReset,
 };
 
 use std::collections::BTreeMap;

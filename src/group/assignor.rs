@@ -109,7 +109,7 @@ impl FromStr for Assignor {
         .ok_or_else(|| Error::InvalidConfig {
             key: "partition.assignment.strategy",
             value: name.to_owned(),
-            reason: "expected range, roundrobin or cooperative-sticky",
+            reason: "expected range, roundrobin or cooperative-sticky".into(),
         })
     }
 }

@@ -384,7 +384,7 @@ impl Writer {
             EncodeError::UnsupportedCompression(codec) => Error::InvalidConfig {
                 key: "compression.type",
                 value: codec.name().to_owned(),
-                reason: "this build does not include the codec (its cargo feature is off)",
+                reason: "this build does not include the codec (its cargo feature is off)".into(),
             },
             _ => Error::RecordTooLarge {
                 size: i32::MAX as usize + 1,

@@ -73,6 +73,8 @@ impl StoreOptions {
     pub fn builder() -> StoreOptionsBuilder {
         StoreOptionsBuilder {
             options: StoreOptions::default(),
+            retention_unit: 0,
+            roll_unit: 0,
         }
     }
 }
@@ -82,9 +84,240 @@ impl StoreOptions {
 #[must_use]
 pub struct StoreOptionsBuilder {
     options: StoreOptions,
+    /// Precision of the unit the retention and roll times were last set in (hours 1, minutes
+    /// 2, milliseconds 3): as in Kafka, a coarser key never overrides a finer one.
+    retention_unit: u8,
+    roll_unit: u8,
+}
+
+/// Kafka broker settings that set the default of a topic setting: `(broker key, topic key,
+/// multiplier to milliseconds or 1, precision)`.
+const BROKER_TOPIC_DEFAULTS: &[(&str, &str, i64, u8)] = &[
+    ("log.segment.bytes", "segment.bytes", 1, 0),
+    ("log.roll.ms", "segment.ms", 1, 3),
+    ("log.roll.hours", "segment.ms", 3_600_000, 1),
+    ("log.index.size.max.bytes", "segment.index.bytes", 1, 0),
+    ("log.index.interval.bytes", "index.interval.bytes", 1, 0),
+    ("message.max.bytes", "max.message.bytes", 1, 0),
+    ("log.message.timestamp.type", "message.timestamp.type", 1, 0),
+    ("log.retention.ms", "retention.ms", 1, 3),
+    ("log.retention.minutes", "retention.ms", 60_000, 2),
+    ("log.retention.hours", "retention.ms", 3_600_000, 1),
+    ("log.retention.bytes", "retention.bytes", 1, 0),
+    ("log.flush.interval.messages", "flush.messages", 1, 0),
+    ("log.flush.interval.ms", "flush.ms", 1, 0),
+    (
+        "producer.id.expiration.ms",
+        "producer.id.expiration.ms",
+        1,
+        0,
+    ),
+    ("compression.type", "compression.type", 1, 0),
+    ("compression.gzip.level", "compression.gzip.level", 1, 0),
+    ("compression.lz4.level", "compression.lz4.level", 1, 0),
+    ("compression.zstd.level", "compression.zstd.level", 1, 0),
+    ("log.cleanup.policy", "cleanup.policy", 1, 0),
+];
+
+/// Kafka broker settings that mean nothing to an embedded store (identity, listeners,
+/// threads, replication, internal topics, controllers). Accepted and ignored with a log line,
+/// so a broker's `server.properties` opens a store as it is.
+pub const IGNORED_STORE_KEYS: &[&str] = &[
+    "advertised.listeners",
+    "auto.create.topics.enable",
+    "broker.id",
+    "broker.rack",
+    "controller.listener.names",
+    "controller.quorum.bootstrap.servers",
+    "controller.quorum.voters",
+    "default.replication.factor",
+    "delete.topic.enable",
+    "group.initial.rebalance.delay.ms",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "listeners",
+    "log.cleaner.enable",
+    "log.cleaner.threads",
+    "log.dir",
+    "log.dirs",
+    "log.preallocate",
+    "log.segment.delete.delay.ms",
+    "min.insync.replicas",
+    "node.id",
+    "num.io.threads",
+    "num.network.threads",
+    "num.partitions",
+    "num.recovery.threads.per.data.dir",
+    "offsets.topic.replication.factor",
+    "process.roles",
+    "socket.receive.buffer.bytes",
+    "socket.request.max.bytes",
+    "socket.send.buffer.bytes",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.replication.factor",
+    "unclean.leader.election.enable",
+    "zookeeper.connect",
+    "zookeeper.connection.timeout.ms",
+];
+
+impl StoreOptions {
+    /// Options from Kafka-style `(key, value)` pairs over the defaults, as
+    /// [`StoreOptionsBuilder::set`] takes them one by one: a broker's `server.properties`
+    /// works as it is.
+    ///
+    /// ```
+    /// use topiclog::StoreOptions;
+    /// let options = StoreOptions::from_pairs([
+    ///     ("log.retention.hours", "168"),
+    ///     ("log.segment.bytes", "1073741824"),
+    ///     ("broker.id", "0"), // a broker's identity: ignored
+    /// ])?;
+    /// assert_eq!(options.log_config().retention_ms(), 168 * 3_600_000);
+    /// # Ok::<(), topiclog::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownConfig`] naming an unknown key, [`Error::InvalidConfig`] naming a key
+    /// whose value does not parse or lies out of range.
+    pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Result<StoreOptions>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        Ok(StoreOptions::builder().set_all(pairs)?.build())
+    }
+
+    /// Options from a Java `.properties` file, such as a Kafka broker's `server.properties`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read, [`Error::ConfigFile`] naming the line of a
+    /// malformed entry, and the errors of [`from_pairs`](StoreOptions::from_pairs).
+    pub fn from_properties_file(path: impl AsRef<Path>) -> Result<StoreOptions> {
+        StoreOptions::from_pairs(crate::properties::read_file(path.as_ref())?)
+    }
+
+    /// The log settings of topics created without their own and of adopted Kafka topics.
+    pub fn log_config(&self) -> &LogConfig {
+        &self.log
+    }
 }
 
 impl StoreOptionsBuilder {
+    /// Sets an option by its Kafka broker name, from text:
+    ///
+    /// - the broker defaults of topic settings: `log.segment.bytes`, `log.roll.ms`,
+    ///   `log.roll.hours`, `log.index.size.max.bytes`, `log.index.interval.bytes`,
+    ///   `message.max.bytes`, `log.message.timestamp.type`, `log.retention.ms`,
+    ///   `log.retention.minutes`, `log.retention.hours` (the finest unit set wins, as in
+    ///   Kafka), `log.retention.bytes`, `log.flush.interval.messages`, `log.flush.interval.ms`,
+    ///   `producer.id.expiration.ms`, `compression.type` and its levels, `log.cleanup.policy`;
+    /// - `log.retention.check.interval.ms` (turns background retention on) and
+    ///   `log.flush.offset.checkpoint.interval.ms`;
+    /// - topiclog's own: `topiclog.create.if.missing` (`true`/`false`),
+    ///   `topiclog.lock.timeout.ms`, `topiclog.max.partitions`.
+    ///
+    /// The keys in [`IGNORED_STORE_KEYS`] are accepted and ignored with a log line.
+    ///
+    /// # Errors
+    /// [`Error::UnknownConfig`] for an unknown key, [`Error::InvalidConfig`] for a value that
+    /// does not parse or lies out of range.
+    pub fn set(mut self, key: &str, value: &str) -> Result<Self> {
+        fn num<T: std::str::FromStr>(key: &'static str, value: &str) -> Result<T> {
+            value.trim().parse().map_err(|_| Error::InvalidConfig {
+                key,
+                value: value.to_owned(),
+                reason: "not a number in range".into(),
+            })
+        }
+        if let Some(&(_, topic_key, scale, unit)) =
+            BROKER_TOPIC_DEFAULTS.iter().find(|(k, ..)| *k == key)
+        {
+            let (current, slot) = match topic_key {
+                "retention.ms" => (self.retention_unit, Some(&mut self.retention_unit)),
+                "segment.ms" => (self.roll_unit, Some(&mut self.roll_unit)),
+                _ => (0, None),
+            };
+            if unit < current {
+                return Ok(self); // a finer unit was set already
+            }
+            if let Some(slot) = slot {
+                *slot = unit;
+            }
+            let value = if scale == 1 {
+                value.to_owned()
+            } else {
+                let n: i64 = num(topic_key, value)?;
+                // -1 (forever) stays -1 whatever the unit.
+                if n < 0 { n } else { n.saturating_mul(scale) }.to_string()
+            };
+            self.options.log = self
+                .options
+                .log
+                .to_builder()
+                .set(topic_key, &value)?
+                .build()?;
+            return Ok(self);
+        }
+        Ok(match key {
+            "log.retention.check.interval.ms" => {
+                self.retention_check_interval_ms(num("log.retention.check.interval.ms", value)?)
+            }
+            "log.flush.offset.checkpoint.interval.ms" => self.flush_offset_checkpoint_interval_ms(
+                num("log.flush.offset.checkpoint.interval.ms", value)?,
+            ),
+            "topiclog.create.if.missing" => match value.trim() {
+                "true" => self.create_if_missing(true),
+                "false" => self.create_if_missing(false),
+                _ => {
+                    return Err(Error::InvalidConfig {
+                        key: "topiclog.create.if.missing",
+                        value: value.to_owned(),
+                        reason: "must be true or false".into(),
+                    });
+                }
+            },
+            "topiclog.lock.timeout.ms" => self.lock_timeout(Duration::from_millis(num(
+                "topiclog.lock.timeout.ms",
+                value,
+            )?)),
+            "topiclog.max.partitions" => {
+                let max: u32 = num("topiclog.max.partitions", value)?;
+                if max == 0 {
+                    return Err(Error::InvalidConfig {
+                        key: "topiclog.max.partitions",
+                        value: value.to_owned(),
+                        reason: "must be at least 1".into(),
+                    });
+                }
+                self.max_partitions(max)
+            }
+            _ if IGNORED_STORE_KEYS.contains(&key) => {
+                log::info!("ignoring store setting {key}={value}: no effect in topiclog");
+                self
+            }
+            _ => {
+                return Err(Error::UnknownConfig {
+                    key: key.to_owned(),
+                    kind: "store",
+                });
+            }
+        })
+    }
+
+    /// [`set`](StoreOptionsBuilder::set) for each pair, in order.
+    ///
+    /// # Errors
+    /// The first error of [`set`](StoreOptionsBuilder::set).
+    pub fn set_all<K, V>(self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<Self>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        pairs
+            .into_iter()
+            .try_fold(self, |b, (k, v)| b.set(k.as_ref(), v.as_ref()))
+    }
+
     /// Whether a missing store directory is created (default `true`); otherwise opening it is
     /// an [`Error::Io`].
     pub fn create_if_missing(mut self, create: bool) -> Self {
@@ -644,7 +877,7 @@ impl Store {
             return Err(Error::InvalidConfig {
                 key: "partitions",
                 value: partitions.to_string(),
-                reason: "a topic's partition count can only grow",
+                reason: "a topic's partition count can only grow".into(),
             });
         }
         self.inner.check_partition_count(partitions)?;
@@ -763,7 +996,7 @@ impl Inner {
             return Err(Error::InvalidConfig {
                 key: "partitions",
                 value: partitions.to_string(),
-                reason: "must be at least 1 and at most the store's max_partitions (1024 by default)",
+                reason: format!("must be 1 to {max} (the store's max_partitions)").into(),
             });
         }
         Ok(())
@@ -835,7 +1068,7 @@ impl Inner {
         let mut builder = LogConfig::builder()
             .clock(self.options.log.clock().clone())
             .write_buffer_bytes(self.options.log.write_buffer_bytes());
-        for (key, value) in topics_file::settings(config) {
+        for (key, value) in config.to_pairs() {
             // Values read back from a valid config always apply.
             builder = builder.clone().set(key, &value).unwrap_or(builder);
         }

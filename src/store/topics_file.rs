@@ -28,7 +28,6 @@ use std::path::Path;
 use crate::config::LogConfig;
 use crate::disk::{self, Disk, File, OpenMode};
 use crate::error::{Corruption, Error, Result};
-use crate::record::TimestampType;
 
 /// File name of the registry in a store directory.
 pub const TOPICS_FILE: &str = "topiclog-topics";
@@ -60,51 +59,6 @@ impl TopicEntry {
     }
 }
 
-/// The settings of `config` as Kafka `key=value` pairs, in a fixed order.
-pub(crate) fn settings(config: &LogConfig) -> Vec<(&'static str, String)> {
-    let timestamp_type = match config.message_timestamp_type() {
-        TimestampType::CreateTime => "CreateTime",
-        TimestampType::LogAppendTime => "LogAppendTime",
-    };
-    let mut settings = vec![
-        ("segment.bytes", config.segment_bytes().to_string()),
-        ("segment.ms", config.segment_ms().to_string()),
-        (
-            "segment.index.bytes",
-            config.segment_index_bytes().to_string(),
-        ),
-        (
-            "index.interval.bytes",
-            config.index_interval_bytes().to_string(),
-        ),
-        ("max.message.bytes", config.max_message_bytes().to_string()),
-        ("message.timestamp.type", timestamp_type.to_owned()),
-        ("retention.ms", config.retention_ms().to_string()),
-        ("retention.bytes", config.retention_bytes().to_string()),
-        ("flush.messages", config.flush_messages().to_string()),
-        ("flush.ms", config.flush_ms().to_string()),
-        (
-            "producer.id.expiration.ms",
-            config.producer_id_expiration_ms().to_string(),
-        ),
-        (
-            "compression.type",
-            config.compression_type().name().to_owned(),
-        ),
-    ];
-    let levels = config.compression_levels();
-    if let Some(level) = levels.gzip {
-        settings.push(("compression.gzip.level", level.to_string()));
-    }
-    if let Some(level) = levels.lz4 {
-        settings.push(("compression.lz4.level", level.to_string()));
-    }
-    if let Some(level) = levels.zstd {
-        settings.push(("compression.zstd.level", level.to_string()));
-    }
-    settings
-}
-
 /// Encodes the registry.
 pub(crate) fn encode(topics: &BTreeMap<String, TopicEntry>) -> String {
     let mut text = format!("{HEADER}\n");
@@ -117,7 +71,7 @@ pub(crate) fn encode(topics: &BTreeMap<String, TopicEntry>) -> String {
         if entry.adopted {
             text.push_str(" adopted=1");
         } else {
-            for (key, value) in settings(&entry.config) {
+            for (key, value) in entry.config.to_pairs() {
                 text.push_str(&format!(" {key}={value}"));
             }
         }
