@@ -128,7 +128,7 @@ impl TopicConfig {
 #[derive(Debug)]
 pub struct Topic {
     name: String,
-    config: LogConfig,
+    config: RwLock<Arc<LogConfig>>,
     partitions: RwLock<Vec<Arc<Partition>>>,
     partitioner: Arc<dyn Partitioner>,
 }
@@ -142,7 +142,7 @@ impl Topic {
     ) -> Topic {
         Topic {
             name,
-            config,
+            config: RwLock::new(Arc::new(config)),
             partitions: RwLock::new(partitions),
             partitioner,
         }
@@ -153,9 +153,14 @@ impl Topic {
         &self.name
     }
 
-    /// The log settings of its partitions.
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    /// The log settings of its partitions (as of now: see
+    /// [`Store::alter_topic_config`](crate::Store::alter_topic_config)).
+    pub fn config(&self) -> Arc<LogConfig> {
+        Arc::clone(&self.config.read())
+    }
+
+    pub(crate) fn set_config(&self, config: Arc<LogConfig>) {
+        *self.config.write() = config;
     }
 
     /// The number of partitions.

@@ -1535,3 +1535,42 @@ fn verbose_logs_what_the_library_does_and_quiet_logs_nothing() {
     quiet.ok();
     assert_eq!(quiet.stderr, "", "{quiet:?}");
 }
+
+#[test]
+fn alter_config_changes_and_persists_a_topics_settings() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    tl(dir.path(), &["create-topic", "t", "--partitions", "2"]).ok();
+    let altered = tl(
+        dir.path(),
+        &[
+            "alter-config",
+            "t",
+            "--config",
+            "retention.ms=60000",
+            "--config",
+            "cleanup.policy=delete",
+        ],
+    );
+    let text = altered.ok();
+    assert!(text.lines().any(|l| l == "retention.ms=60000"), "{text}");
+    assert!(
+        text.lines().any(|l| l == "segment.bytes=1073741824"),
+        "{text}"
+    );
+    let store = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(store.topic("t").unwrap().config().retention_ms(), 60_000);
+    drop(store);
+    let unknown = tl(
+        dir.path(),
+        &["alter-config", "t", "--config", "retention.msec=1"],
+    );
+    assert!(unknown.failed(2).contains("retention.msec"), "{unknown:?}");
+    let compact = tl(
+        dir.path(),
+        &["alter-config", "t", "--config", "cleanup.policy=compact"],
+    );
+    assert!(compact.failed(2).contains("compaction"), "{compact:?}");
+    let none = tl(dir.path(), &["alter-config", "t"]);
+    assert_eq!(none.code, 2, "at least one --config: {none:?}");
+}

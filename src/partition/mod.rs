@@ -101,7 +101,8 @@ pub struct TimestampOffset {
 #[derive(Debug)]
 pub(crate) struct Shared {
     dir: PathBuf,
-    config: LogConfig,
+    /// Replaced whole by [`Partition::set_config`]; readers take the `Arc`.
+    config: RwLock<Arc<LogConfig>>,
     disk: Arc<dyn Disk>,
     /// Ascending by base offset; the last is the active segment.
     segments: RwLock<Vec<Arc<Segment>>>,
@@ -117,6 +118,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The settings in force.
+    fn config(&self) -> Arc<LogConfig> {
+        Arc::clone(&self.config.read())
+    }
+
     /// Writes a recovery-checkpoint snapshot unless a newer one was written, or the file
     /// already says the same.
     fn write_recovery_point(&self, seq: u64, point: &RecoveryPoint) -> Result<()> {
@@ -336,7 +342,7 @@ impl Partition {
         }
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
-            config,
+            config: RwLock::new(Arc::new(config)),
             disk,
             segments: RwLock::new(opened.segments),
             writer: Mutex::new(writer),
@@ -497,7 +503,7 @@ impl Partition {
                 "an append needs at least one record",
             ));
         }
-        let config = &self.shared.config;
+        let config = self.shared.config();
         let codec = config.compression_type().codec_for(requested);
         // Compressed batches may hold far more than `max.message.bytes` of records (the limit
         // is on the compressed batch); what they decompress to is bounded instead.
@@ -737,6 +743,31 @@ impl Partition {
         self.with_committed_writer(|w, shared| w.flush(shared))
     }
 
+    /// Replaces the partition's settings while it is open (Kafka's dynamic topic configs):
+    /// retention, roll, size limits, compression, timestamps and flushing apply from the next
+    /// append or retention run; `segment.index.bytes` and `index.interval.bytes` from the next
+    /// index entry. Changing `flush.messages` between 1 (durable) and more flushes first, so
+    /// nothing appended under one policy waits under the other. Nothing is persisted here:
+    /// [`Store::alter_topic_config`](crate::Store::alter_topic_config) records a topic's
+    /// settings in its registry.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] on a read-only partition; what [`flush`](Partition::flush) returns.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let config = Arc::new(config);
+        self.with_committed_writer(|w, shared| {
+            if w.is_durable() != config.is_durable() {
+                w.flush(shared)?;
+            }
+            w.apply_config(&config);
+            *shared.config.write() = Arc::clone(&config);
+            Ok(())
+        })
+    }
+
     /// Flushes, finishes the active segment's indexes, and writes the clean-shutdown marker so
     /// the next open trusts the files without scanning them. Appends after this fail with
     /// [`Error::Closed`]; reads still work. Closing twice is a no-op.
@@ -799,7 +830,7 @@ impl Partition {
         // writes under.
         let _serial = self.shared.writer.lock();
         let shared = &self.shared;
-        let interval = shared.config.index_interval_bytes();
+        let interval = shared.config().index_interval_bytes();
         let mut grew = false;
         loop {
             let Some(active) = shared.segments.read().last().cloned() else {
@@ -849,8 +880,8 @@ impl Partition {
             log_start: shared.log_start_offset(),
             log_end: shared.next_offset(),
             clean: self.recovery.clean_shutdown,
-            now_ms: shared.config.clock().now_ms(),
-            expiration_ms: shared.config.producer_id_expiration_ms(),
+            now_ms: shared.config().clock().now_ms(),
+            expiration_ms: shared.config().producer_id_expiration_ms(),
         };
         producer_state::load(&*shared.disk, &shared.dir, &segments, bounds).map(|(_, r)| r)
     }
@@ -866,8 +897,8 @@ impl Partition {
     }
 
     /// The partition's settings.
-    pub fn config(&self) -> &LogConfig {
-        &self.shared.config
+    pub fn config(&self) -> Arc<LogConfig> {
+        self.shared.config()
     }
 
     /// Bytes of segment data (the `.log` files' published lengths), all segments together.

@@ -382,7 +382,7 @@ impl Reader {
                 // half of it at once rather than one header at a time (half measured faster than
                 // all of it: the rest is often not needed).
                 let rel = usize::try_from(self.pos - chunk.start()).unwrap_or(usize::MAX);
-                let span = self.shared.config.index_interval_bytes().max(0) as usize / 2 + 512;
+                let span = self.shared.config().index_interval_bytes().max(0) as usize / 2 + 512;
                 warm(
                     chunk
                         .bytes()
@@ -481,7 +481,7 @@ impl Reader {
                 None
             } else {
                 let mut buf = Vec::new();
-                let max = self.shared.config.max_decompressed_batch_bytes();
+                let max = self.shared.config().max_decompressed_batch_bytes();
                 if let Err(e) = batch.decompress_into(&mut buf, max) {
                     return Err(match e.kind {
                         DecodeErrorKind::UnsupportedCompression(codec) => {

@@ -130,7 +130,7 @@ const STAMP: ProducerStamp = ProducerStamp {
 /// sequence number.
 fn append_uncommitted(log: &Partition, records: &[Record<'_>]) -> (AppendInfo, u64) {
     let shared = &*log.shared;
-    let now = shared.config.clock().now_ms();
+    let now = shared.config().clock().now_ms();
     let appended = shared.writer.lock().append(
         shared,
         records,

@@ -208,6 +208,19 @@ impl Writer {
         }
     }
 
+    /// Takes up changed settings (see `Partition::set_config`); the caller flushed first if
+    /// the durability policy changes.
+    pub(crate) fn apply_config(&mut self, config: &LogConfig) {
+        self.durable = config.is_durable();
+        let index_bytes = usize::try_from(config.segment_index_bytes()).unwrap_or(0);
+        self.max_offset_entries = index_bytes / OffsetEntry::SIZE;
+        self.max_time_entries = index_bytes / TimeEntry::SIZE;
+    }
+
+    pub(crate) fn is_durable(&self) -> bool {
+        self.durable
+    }
+
     /// Starts from the producer state open rebuilt (as of the log end).
     pub(crate) fn set_producers(&mut self, producers: ProducerStateMap) {
         self.producers = producers;
@@ -235,7 +248,7 @@ impl Writer {
     /// [`ProducerStateMap::take_snapshot`]); then the next flush or commit round syncs it, and
     /// the directory after that segment.
     fn snapshot_producers(&mut self, shared: &Shared, offset: i64) -> Result<()> {
-        let config = &shared.config;
+        let config = shared.config();
         let expiry = (config.clock().now_ms(), config.producer_id_expiration_ms());
         let durable = self.unsynced.is_empty();
         self.producers
@@ -298,7 +311,7 @@ impl Writer {
             self.save_checkpoint(shared, self.flushed.clone())?;
             self.checkpoint_stale = false;
         }
-        let config = &shared.config;
+        let config = shared.config();
         let (index, times) = self.index_files(shared)?;
         // Room to grow again after a trim. Bytes past the written entries are stale until
         // overwritten; they are never read (the active segment's indexes live in memory, and a
@@ -346,7 +359,7 @@ impl Writer {
         }
         self.check_poison()?;
         self.prepare(shared)?;
-        let config = &shared.config;
+        let config = shared.config();
         let durable = config.is_durable();
         let base_offset = self.next_offset;
         let mut params = BatchParams {
@@ -410,7 +423,7 @@ impl Writer {
             });
         }
         if self.should_roll(
-            config,
+            &config,
             size as u64,
             encoded.max_timestamp,
             encoded.last_offset,
@@ -487,7 +500,7 @@ impl Writer {
         );
         shared.next_offset.store(last_offset + 1, Ordering::Release);
         shared.fire_watchers();
-        self.flush_if_due(shared, config, records.len() as i64)?;
+        self.flush_if_due(shared, &config, records.len() as i64)?;
         Ok(Appended::Done(info))
     }
 
@@ -654,7 +667,7 @@ impl Writer {
     fn roll(&mut self, shared: &Shared) -> Result<()> {
         self.write_buffer()?;
         self.finish_indexes()?;
-        let config = &shared.config;
+        let config = shared.config();
         let base = self.next_offset;
         // Kafka's snapshot at roll, named after the new base: an open replays at most the
         // batches after it.
@@ -845,7 +858,7 @@ impl Writer {
         if self.closed {
             return Err(Error::Closed);
         }
-        let config = &shared.config;
+        let config = shared.config();
         self.producers
             .expire(config.clock().now_ms(), config.producer_id_expiration_ms());
         let segments = shared.segments();

@@ -828,6 +828,62 @@ impl Store {
         self.inner.topics.read().keys().cloned().collect()
     }
 
+    /// Changes a topic's settings (Kafka's `kafka-configs --alter --add-config`): `pairs` are
+    /// Kafka topic keys over the topic's current settings. The registry records them durably
+    /// first, then every open partition takes them up (see [`Partition::set_config`]), and
+    /// they hold after reopening. A Kafka broker's adopted topic becomes configured.
+    ///
+    /// ```
+    /// use topiclog::{Store, TopicConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// store.create_topic("events", TopicConfig::new(2))?;
+    /// store.alter_topic_config("events", [("retention.ms", "3600000")])?;
+    /// assert_eq!(store.topic("events")?.config().retention_ms(), 3_600_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; [`Error::UnknownConfig`] or [`Error::InvalidConfig`] naming a
+    /// bad key or value (nothing is changed then); [`Error::ReadOnly`]; [`Error::Io`] if the
+    /// registry cannot be written (nothing is changed then either).
+    pub fn alter_topic_config<K, V>(
+        &self,
+        name: &str,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<()>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        self.writable()?;
+        let mut registry = self.inner.registry.lock();
+        self.writable()?;
+        let topic = self.topic(name)?;
+        let entry = registry.get(name).cloned().unwrap_or_else(|| {
+            TopicEntry::new(topic.partition_count(), LogConfig::clone(&topic.config()))
+        });
+        let config = entry.config.to_builder().set_all(pairs)?.build()?;
+        let config = self.inner.with_store_runtime(&config);
+        let mut updated = registry.clone();
+        updated.insert(
+            name.to_owned(),
+            TopicEntry {
+                adopted: false,
+                config: config.clone(),
+                ..entry
+            },
+        );
+        topics_file::write(&*self.inner.disk, &self.inner.dir, &updated)?;
+        *registry = updated;
+        topic.set_config(Arc::new(config.clone()));
+        for partition in topic.partitions() {
+            partition.set_config(config.clone())?;
+        }
+        log::info!("topic {name}: settings changed");
+        Ok(())
+    }
+
     /// Deletes a topic and its files. Its registration goes first (durably); each partition
     /// directory is then renamed `<topic>-<n>.<id>-delete`, as Kafka names it, and removed, so
     /// a crash in between finishes the deletion at the next open. Readers still holding the
@@ -884,7 +940,7 @@ impl Store {
         let mut entry = registry
             .get(name)
             .cloned()
-            .unwrap_or_else(|| TopicEntry::new(current, topic.config().clone()));
+            .unwrap_or_else(|| TopicEntry::new(current, LogConfig::clone(&topic.config())));
         entry.partitions = current;
         entry.creating = Some(partitions);
         let added = self

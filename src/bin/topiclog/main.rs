@@ -96,6 +96,9 @@ enum Command {
     /// Kafka's DeleteRecords: the offset becomes the log start offset; segments wholly below it
     /// are deleted.
     DeleteRecords(DeleteRecordsArgs),
+    /// Change a topic's settings (opens the store for writing); prints every setting after,
+    /// one `KEY=VALUE` line each
+    AlterConfig(AlterConfigArgs),
     /// Apply retention now and print what was deleted (opens the store for writing)
     ///
     /// Applies each topic's retention.ms and retention.bytes to every partition, whole segments
@@ -160,6 +163,16 @@ struct CreateTopicArgs {
     partitions: u32,
     /// A Kafka topic setting such as retention.ms=60000 or segment.bytes=1048576 (repeatable)
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    config: Vec<(String, String)>,
+}
+
+/// `alter-config`.
+#[derive(Debug, Args)]
+struct AlterConfigArgs {
+    /// The topic
+    topic: String,
+    /// A Kafka topic setting such as retention.ms=60000 (repeatable, at least one)
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value, required = true)]
     config: Vec<(String, String)>,
 }
 
@@ -274,6 +287,7 @@ fn run(cli: &Cli, out: &mut Out) -> Result<(), Failure> {
         Command::Dump(args) => dump::run(cli.dir.as_deref(), args, out),
         Command::Verify { topic } => verify::run(store_dir(cli)?, topic.as_deref(), out),
         Command::DeleteRecords(args) => delete_records(store_dir(cli)?, args, out),
+        Command::AlterConfig(args) => alter_config(store_dir(cli)?, args, out),
         Command::EnforceRetention => enforce_retention(store_dir(cli)?, out),
         Command::Recover(args) => recover(store_dir(cli)?, args, out),
         Command::Groups => groups(store_dir(cli)?, out),
@@ -347,6 +361,17 @@ fn describe(dir: &Path, topic: &str, out: &mut Out) -> Result<(), Failure> {
         ))?;
     }
     Ok(())
+}
+
+fn alter_config(dir: &Path, args: &AlterConfigArgs, out: &mut Out) -> Result<(), Failure> {
+    let store = open_for_writing(dir)?;
+    with_writable_store(store, |store| {
+        store.alter_topic_config(&args.topic, args.config.iter().map(|(k, v)| (k, v)))?;
+        for (key, value) in store.topic(&args.topic)?.config().to_pairs() {
+            out.line(format_args!("{key}={value}"))?;
+        }
+        Ok(())
+    })
 }
 
 fn delete_records(dir: &Path, args: &DeleteRecordsArgs, out: &mut Out) -> Result<(), Failure> {
