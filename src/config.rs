@@ -22,6 +22,19 @@
 //! # Ok::<(), topiclog::Error>(())
 //! ```
 //!
+//! With the `serde` feature, every config (de)serializes as a map of its Kafka settings, so a
+//! TOML, YAML or JSON file uses Kafka's names too (values may be strings, numbers or booleans;
+//! a bad key or value is an error naming it):
+//!
+//! ```
+//! # #[cfg(feature = "serde")] {
+//! use topiclog::config::LogConfig;
+//! let json = r#"{ "retention.ms": 3600000, "cleanup.policy": "delete" }"#;
+//! let config: LogConfig = serde_json::from_str(json).expect("valid");
+//! assert_eq!(config.retention_ms(), 3_600_000);
+//! # }
+//! ```
+//!
 //! New settings go here, with their Kafka names in their docs.
 
 use std::fmt;

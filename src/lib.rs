@@ -102,6 +102,9 @@ pub mod testing {
 }
 
 pub mod config;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+mod config_serde;
 mod consumer;
 mod disk;
 mod error;

@@ -176,6 +176,39 @@ impl ConsumerConfig {
         ConsumerConfig::from_pairs(crate::properties::read_file(path.as_ref())?)
     }
 
+    /// The settings as Kafka `(key, value)` pairs, in a fixed order: what
+    /// [`from_pairs`](ConsumerConfig::from_pairs) reads back into an equal config.
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        if let Some(group) = &self.group_id {
+            pairs.push(("group.id", group.clone()));
+        }
+        if let Some(member) = &self.member_id {
+            pairs.push(("group.instance.id", member.clone()));
+        }
+        pairs.extend([
+            (
+                "auto.offset.reset",
+                self.auto_offset_reset.name().to_owned(),
+            ),
+            ("enable.auto.commit", self.enable_auto_commit.to_string()),
+            (
+                "auto.commit.interval.ms",
+                self.auto_commit_interval_ms.to_string(),
+            ),
+            ("max.poll.records", self.max_poll_records.to_string()),
+            (
+                "max.poll.interval.ms",
+                self.max_poll_interval_ms.to_string(),
+            ),
+            (
+                "partition.assignment.strategy",
+                self.assignor.name().to_owned(),
+            ),
+        ]);
+        pairs
+    }
+
     /// `group.id`: the consumer group, needed for subscriptions and committed offsets.
     pub fn group_id(&self) -> Option<&str> {
         self.group_id.as_deref()
