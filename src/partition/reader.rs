@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Corruption, Error, Result};
+use crate::record::DebugBytes;
 use crate::record::{
     BATCH_HEADER_LEN, Batch, Compression, DecodeError, DecodeErrorKind, Headers, RecordCursor,
     RecordView, RecordsMeta, peek_frame,
@@ -110,15 +111,15 @@ impl fmt::Debug for LogRecord {
         f.debug_struct("LogRecord")
             .field("offset", &self.raw.offset)
             .field("timestamp", &self.raw.timestamp)
-            .field("key", &self.key())
-            .field("value", &self.value())
+            .field("key", &DebugBytes(self.key()))
+            .field("value", &DebugBytes(self.value()))
             .field("headers", &self.headers().collect::<Vec<_>>())
             .finish()
     }
 }
 
 /// A record that owns its key, value and headers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct OwnedRecord {
     /// The record's offset.
     pub offset: i64,
@@ -133,12 +134,33 @@ pub struct OwnedRecord {
 }
 
 /// A header that owns its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct OwnedHeader {
     /// Header key.
     pub key: Vec<u8>,
     /// Header value, or `None` for null.
     pub value: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for OwnedRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedRecord")
+            .field("offset", &self.offset)
+            .field("timestamp", &self.timestamp)
+            .field("key", &DebugBytes(self.key.as_deref()))
+            .field("value", &DebugBytes(self.value.as_deref()))
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+impl fmt::Debug for OwnedHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedHeader")
+            .field("key", &DebugBytes(Some(&self.key)))
+            .field("value", &DebugBytes(self.value.as_deref()))
+            .finish()
+    }
 }
 
 /// The batch being walked: where it sits in the chunk, and how far into it we are.

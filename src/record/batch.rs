@@ -12,6 +12,8 @@
 //! | 21  | 2    | attributes            | | 57  | 4    | recordsCount   |
 //! | 23  | 4    | lastOffsetDelta       | | 61  | ...  | records        |
 
+use std::fmt;
+
 use super::codec::{self, CompressionLevels, MIN_RECORD_LEN};
 use super::error::{DecodeError, DecodeErrorKind};
 use super::varint::{
@@ -651,13 +653,25 @@ fn read_bytes<'a>(
 }
 
 /// A record inside a batch, borrowing its key, value and headers from the batch's bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct RecordView<'a> {
     offset: i64,
     timestamp: i64,
     key: Option<&'a [u8]>,
     value: Option<&'a [u8]>,
     headers: Headers<'a>,
+}
+
+impl fmt::Debug for RecordView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordView")
+            .field("offset", &self.offset)
+            .field("timestamp", &self.timestamp)
+            .field("key", &super::DebugBytes(self.key))
+            .field("value", &super::DebugBytes(self.value))
+            .field("headers", &self.headers)
+            .finish()
+    }
 }
 
 impl<'a> RecordView<'a> {
@@ -705,7 +719,7 @@ impl<'a> RecordView<'a> {
 }
 
 /// The headers of one record, in stored order (repeated keys included).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Headers<'a> {
     buf: &'a [u8],
     remaining: u32,
@@ -733,6 +747,13 @@ impl<'a> Headers<'a> {
     /// The raw header bytes and count, as stored (for owners that re-create the view).
     pub(crate) fn raw(&self) -> (&'a [u8], u32) {
         (self.buf, self.remaining)
+    }
+}
+
+/// The headers, as a list.
+impl fmt::Debug for Headers<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(*self).finish()
     }
 }
 

@@ -42,12 +42,45 @@ use std::fmt;
 /// One record header: a key (Kafka clients treat it as UTF-8) and an optional value.
 ///
 /// Repeated keys are allowed and keep their order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Header<'a> {
     /// Header key.
     pub key: &'a [u8],
     /// Header value; `None` is Kafka's null.
     pub value: Option<&'a [u8]>,
+}
+
+/// Bytes as `Debug` shows them in records and headers: `b"text\x00"` (ASCII escaped, as a
+/// byte-string literal), `None` for Kafka's null.
+pub(crate) struct DebugBytes<'a>(pub(crate) Option<&'a [u8]>);
+
+impl fmt::Debug for DebugBytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(bytes) => write!(f, "b\"{}\"", bytes.escape_ascii()),
+            None => f.write_str("None"),
+        }
+    }
+}
+
+impl fmt::Debug for Header<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Header")
+            .field("key", &DebugBytes(Some(self.key)))
+            .field("value", &DebugBytes(self.value))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Record<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("key", &DebugBytes(self.key))
+            .field("value", &DebugBytes(self.value))
+            .field("headers", &self.headers)
+            .field("timestamp", &self.timestamp)
+            .finish()
+    }
 }
 
 impl<'a> Header<'a> {
@@ -61,7 +94,7 @@ impl<'a> Header<'a> {
 ///
 /// A `None` key or value is Kafka's null (a null value is a tombstone for compaction); an empty
 /// slice is a present, empty value. A `None` timestamp means "now" at append time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct Record<'a> {
     /// Record key, or null.
     pub key: Option<&'a [u8]>,

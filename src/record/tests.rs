@@ -1482,3 +1482,18 @@ fn offsets_outside_zero_to_i64_max_are_refused() {
     let encoded = encode_batch(&mut Vec::new(), &params, &records, 0).expect("fits exactly");
     assert_eq!(encoded.last_offset, i64::MAX);
 }
+
+#[test]
+fn debug_shows_bytes_as_escaped_strings() {
+    let headers = [Header::new(b"source", Some(b"web\x00"))];
+    let record = Record::keyed(b"user-7", b"clicked \xff").with_headers(&headers);
+    let shown = format!("{record:?}");
+    assert!(shown.contains(r#"key: b"user-7""#), "{shown}");
+    assert!(shown.contains(r#"value: b"clicked \xff""#), "{shown}");
+    assert!(
+        shown.contains(r#"Header { key: b"source", value: b"web\x00" }"#),
+        "{shown}"
+    );
+    let tombstone = format!("{:?}", Record::tombstone(b"k"));
+    assert!(tombstone.contains("value: None"), "{tombstone}");
+}
