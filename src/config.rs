@@ -202,6 +202,13 @@ pub enum CompressionType {
     Zstd,
 }
 
+impl fmt::Display for CompressionType {
+    /// Kafka's name (see [`CompressionType::name`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl CompressionType {
     /// Kafka's name of the setting's value.
     pub fn name(self) -> &'static str {

@@ -400,6 +400,17 @@ pub enum TailKind {
     Invalid,
 }
 
+impl fmt::Display for TailKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TailKind::Truncated => "truncated batch",
+            TailKind::ZeroFilled => "zero-filled",
+            TailKind::Unfinished => "unfinished append",
+            TailKind::Invalid => "invalid bytes",
+        })
+    }
+}
+
 /// The records of one batch, copied out of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -661,6 +672,15 @@ pub enum SegmentRole {
     /// mid-append. A torn tail of its `.log` and a zero-filled (preallocated) tail of its index
     /// files are allowed.
     Active,
+}
+
+impl fmt::Display for SegmentRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SegmentRole::Sealed => "sealed",
+            SegmentRole::Active => "active",
+        })
+    }
 }
 
 /// One thing wrong with a partition's files.

@@ -206,3 +206,17 @@ fn a_malformed_or_missing_file_names_the_file_and_line() {
         "{err}"
     );
 }
+
+#[test]
+fn setting_enums_display_their_kafka_names() {
+    use topiclog::RebalanceEvent;
+    use topiclog::record::TimestampType;
+    assert_eq!(OffsetReset::Earliest.to_string(), "earliest");
+    assert_eq!(CompressionType::Zstd.to_string(), "zstd");
+    assert_eq!(TimestampType::LogAppendTime.to_string(), "LogAppendTime");
+    assert_eq!(
+        RebalanceEvent::Assigned(vec![("t".to_owned(), 0), ("t".to_owned(), 3)]).to_string(),
+        "assigned t-0, t-3"
+    );
+    assert_eq!(RebalanceEvent::Lost(vec![]).to_string(), "lost");
+}

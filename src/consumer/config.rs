@@ -1,5 +1,6 @@
 //! Consumer settings, with Kafka's names and defaults.
 
+use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
@@ -64,6 +65,13 @@ pub enum OffsetReset {
     Latest,
     /// No reset: [`Error::NoOffsetForPartition`].
     None,
+}
+
+impl fmt::Display for OffsetReset {
+    /// Kafka's name (see [`OffsetReset::name`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl OffsetReset {

@@ -17,6 +17,7 @@ pub use config::{
 };
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -50,6 +51,23 @@ pub enum RebalanceEvent {
     /// `max.poll.interval.ms`) and lost these partitions without a chance to commit; it has
     /// joined again (Kafka's `onPartitionsLost`).
     Lost(Vec<TopicPartition>),
+}
+
+impl fmt::Display for RebalanceEvent {
+    /// `revoked t-0, t-1` (or `assigned`, `lost`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (what, partitions) = match self {
+            RebalanceEvent::Revoked(p) => ("revoked", p),
+            RebalanceEvent::Assigned(p) => ("assigned", p),
+            RebalanceEvent::Lost(p) => ("lost", p),
+        };
+        f.write_str(what)?;
+        for (i, tp) in partitions.iter().enumerate() {
+            let sep = if i == 0 { " " } else { ", " };
+            write!(f, "{sep}{}-{}", tp.0, tp.1)?;
+        }
+        Ok(())
+    }
 }
 
 /// A consumer's place in its group.

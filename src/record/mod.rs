@@ -160,6 +160,16 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+impl fmt::Display for TimestampType {
+    /// Kafka's name: `CreateTime` or `LogAppendTime`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        })
+    }
+}
+
 /// A batch's compression codec (attribute bits 0-2). Each codec but `None` needs its cargo
 /// feature (`gzip`, `snappy`, `lz4`, `zstd`; all on by default): see [`is_supported`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
