@@ -4,6 +4,9 @@
 //! `\n`, `\r`, `\f`, `\uXXXX` and `\<any>` escapes. The settings themselves are checked by the
 //! config builders, each against its own keys.
 
+// It parses files users edit: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::path::Path;
 
 use crate::error::{Error, IoOp, Result};
