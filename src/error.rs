@@ -98,9 +98,80 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// An argument is unusable, such as an empty batch.
-    #[error("invalid argument: {0}")]
-    InvalidArgument(&'static str),
+    /// An append with no records.
+    #[error("an append needs at least one record")]
+    EmptyBatch,
+    /// The log reached the largest offset Kafka's format can hold.
+    #[error("the log has run out of offsets")]
+    OffsetsExhausted,
+    /// A negative offset where an offset is needed (a seek, a commit, an offset reset).
+    #[error("offset {offset} is negative")]
+    NegativeOffset {
+        /// The offset given.
+        offset: i64,
+    },
+    /// The operation needs the consumer's `group.id`, and it has none.
+    #[error("{operation} needs a group.id")]
+    NoGroupId {
+        /// What was asked: `subscribing`, `committing`, ...
+        operation: &'static str,
+    },
+    /// `assign` on a subscribed consumer: its group assigns its partitions (Kafka's
+    /// `IllegalStateException`).
+    #[error("the consumer is subscribed: its group assigns its partitions")]
+    Subscribed,
+    /// A member id already in the group joined again.
+    #[error("member {member:?} is already in group {group:?}")]
+    MemberExists {
+        /// The group.
+        group: String,
+        /// The member id.
+        member: String,
+    },
+    /// A member asked for another assignor than the group's members use (Kafka's
+    /// `INCONSISTENT_GROUP_PROTOCOL`).
+    #[error("group {group:?}'s members use the {current} assignor, not {requested}")]
+    InconsistentAssignor {
+        /// The group.
+        group: String,
+        /// The assignor its members use.
+        current: crate::group::Assignor,
+        /// The one asked for.
+        requested: crate::group::Assignor,
+    },
+    /// An operation that needs an empty group met live members (Kafka's `NON_EMPTY_GROUP`).
+    #[error("group {group:?} has live members: {operation} only while it is empty")]
+    GroupNotEmpty {
+        /// The group.
+        group: String,
+        /// What was asked: `resetting offsets`, `deleting it`.
+        operation: &'static str,
+    },
+    /// A file name that is not `<20-digit base offset>.log` (or `.index`, `.timeindex`) where
+    /// the base offset must come from the name.
+    #[error("{}: not a segment file name (<20-digit base offset>.log); pass the base offset", path.display())]
+    NotASegmentFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A producer stamp with a negative producer id, epoch or sequence.
+    #[error(
+        "invalid producer stamp (id {producer_id}, epoch {epoch}, sequence {base_sequence}): none may be negative"
+    )]
+    InvalidProducerStamp {
+        /// The producer id.
+        producer_id: i64,
+        /// The epoch.
+        epoch: i16,
+        /// The first sequence number.
+        base_sequence: i32,
+    },
+    /// An empty producer name.
+    #[error("a producer name must not be empty")]
+    EmptyProducerName,
+    /// A broken internal invariant: a bug in topiclog. Please report it with the message.
+    #[error("internal error (a topiclog bug, please report it): {0}")]
+    Internal(&'static str),
     /// The partition was closed; open it again to write.
     #[error("the partition is closed")]
     Closed,

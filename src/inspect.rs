@@ -193,7 +193,7 @@ pub struct IndexFile<E> {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidArgument`] if `base_offset` is `None` and the file name holds no base
+/// [`Error::NotASegmentFile`] if `base_offset` is `None` and the file name holds no base
 /// offset; [`Error::Io`] if the file cannot be read.
 pub fn offset_index_entries(
     path: impl AsRef<Path>,
@@ -212,7 +212,7 @@ pub fn offset_index_entries(
 ///
 /// # Errors
 ///
-/// [`Error::InvalidArgument`] if `base_offset` is `None` and the file name holds no base
+/// [`Error::NotASegmentFile`] if `base_offset` is `None` and the file name holds no base
 /// offset; [`Error::Io`] if the file cannot be read.
 pub fn time_index_entries(
     path: impl AsRef<Path>,
@@ -227,9 +227,9 @@ pub fn time_index_entries(
 fn base_or_name(path: &Path, base_offset: Option<i64>) -> Result<i64> {
     match base_offset.or_else(|| base_offset_of(path)) {
         Some(base) => Ok(base),
-        None => Err(Error::InvalidArgument(
-            "the file name holds no base offset: pass the segment's base offset",
-        )),
+        None => Err(Error::NotASegmentFile {
+            path: path.to_path_buf(),
+        }),
     }
 }
 
@@ -1145,7 +1145,7 @@ pub fn check_partition(dir: impl AsRef<Path>) -> Result<VerifyReport> {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidArgument`] if the file name is not `<20-digit base offset>.log`;
+/// [`Error::NotASegmentFile`] if the file name is not `<20-digit base offset>.log`;
 /// [`Error::Io`] if a file cannot be read.
 pub fn verify_segment(log_path: impl AsRef<Path>, role: SegmentRole) -> Result<SegmentReport> {
     let log_path = log_path.as_ref();
@@ -1155,9 +1155,9 @@ pub fn verify_segment(log_path: impl AsRef<Path>, role: SegmentRole) -> Result<S
         .and_then(file_name::parse)
         .filter(|p| p.kind == FileKind::Log && p.suffix.is_none());
     let Some(parsed) = parsed else {
-        return Err(Error::InvalidArgument(
-            "not a segment log file name (<20-digit base offset>.log)",
-        ));
+        return Err(Error::NotASegmentFile {
+            path: log_path.to_path_buf(),
+        });
     };
     let dir = log_path.parent().unwrap_or(Path::new(""));
     let base = parsed.base_offset;
@@ -2217,7 +2217,7 @@ mod tests {
         std::fs::write(&path, [0, 0, 0, 3, 0, 0, 1, 0])?;
         assert!(matches!(
             offset_index_entries(&path, None),
-            Err(Error::InvalidArgument(_))
+            Err(Error::NotASegmentFile { .. })
         ));
         let entries = offset_index_entries(&path, Some(100))?.entries;
         assert_eq!(
@@ -2230,7 +2230,7 @@ mod tests {
         );
         assert!(matches!(
             verify_segment(&path, SegmentRole::Active),
-            Err(Error::InvalidArgument(_))
+            Err(Error::NotASegmentFile { .. })
         ));
         assert!(matches!(
             verify_partition(dir.path().join("missing")),

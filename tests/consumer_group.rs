@@ -364,20 +364,17 @@ fn subscriptions_need_a_group_and_a_writable_store() {
     let mut plain = store.consumer(ConsumerConfig::default()).expect("consumer");
     assert!(matches!(
         plain.subscribe(&["t"]),
-        Err(Error::InvalidArgument(_))
+        Err(Error::NoGroupId { .. })
     ));
-    assert!(matches!(plain.commit(), Err(Error::InvalidArgument(_))));
+    assert!(matches!(plain.commit(), Err(Error::NoGroupId { .. })));
     let mut a = member(&store, "g", "a", &["t"]);
-    assert!(matches!(
-        a.assign(&[("t", 0)]),
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(matches!(a.assign(&[("t", 0)]), Err(Error::Subscribed)));
     let mut dup = store
         .consumer(config("g", "a").build().expect("config"))
         .expect("consumer");
     assert!(matches!(
         dup.subscribe(&["t"]),
-        Err(Error::InvalidArgument(_))
+        Err(Error::MemberExists { .. })
     ));
     let read_only = Store::open_read_only(dir.path()).expect("read-only");
     let mut ro = read_only

@@ -175,7 +175,7 @@ fn positions_and_seeks() {
     assert_eq!(consumer.position("t", 0).expect("position"), 10);
     assert!(matches!(
         consumer.seek("t", 0, -1),
-        Err(Error::InvalidArgument(_))
+        Err(Error::NegativeOffset { offset: -1 })
     ));
     assert!(matches!(
         consumer.seek_to_end(&[("t", 3)]),

@@ -191,10 +191,7 @@ fn a_reader_at_the_end_sees_later_appends() {
 fn empty_appends_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
-    assert!(matches!(
-        log.append_batch(&[]),
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(matches!(log.append_batch(&[]), Err(Error::EmptyBatch)));
     assert_eq!(log.next_offset(), 0);
 }
 

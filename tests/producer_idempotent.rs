@@ -239,7 +239,10 @@ fn a_gap_is_out_of_order_and_writes_nothing() {
     }
     assert!(matches!(
         try_append(&log, stamp(-1, 0, 0), "bad", 1),
-        Err(Error::InvalidArgument(_))
+        Err(Error::InvalidProducerStamp {
+            producer_id: -1,
+            ..
+        })
     ));
 }
 

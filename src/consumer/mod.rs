@@ -188,11 +188,9 @@ impl Consumer {
 
     /// The group coordinator, for a consumer with a `group.id` on a writable store.
     fn coordinator(&self) -> Result<(Arc<Coordinator>, String)> {
-        let group = self
-            .config
-            .group_id
-            .clone()
-            .ok_or(Error::InvalidArgument("this needs a group.id"))?;
+        let group = self.config.group_id.clone().ok_or(Error::NoGroupId {
+            operation: "group membership",
+        })?;
         let store = self.store.upgrade().ok_or(Error::Closed)?;
         let coordinator = store.coordinator.clone().ok_or(Error::ReadOnly)?;
         Ok((coordinator, group))
@@ -205,7 +203,7 @@ impl Consumer {
     /// Replaces a hand-made assignment or an earlier subscription.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] without a `group.id`, for a member id already in the group
+    /// [`Error::NoGroupId`] without a `group.id`, [`Error::MemberExists`] for a member id already in the group
     /// or another assignor than the group's; [`Error::ReadOnly`] on a read-only store.
     pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
         let (coordinator, group) = self.coordinator()?;
@@ -276,7 +274,7 @@ impl Consumer {
     /// # Errors
     /// [`Error::CommitRejected`] (nothing committed) if the group moved one of the partitions
     /// to another member; [`Error::UnknownMember`] if the consumer was removed from the group;
-    /// [`Error::InvalidArgument`] without a `group.id`; [`Error::ReadOnly`]; [`Error::Io`].
+    /// [`Error::NoGroupId`] without a `group.id`; [`Error::ReadOnly`]; [`Error::Io`].
     pub fn commit(&mut self) -> Result<()> {
         let offsets: Vec<(TopicPartition, i64)> = self.positions().into_iter().collect();
         self.commit_list(&offsets)
@@ -285,7 +283,7 @@ impl Consumer {
     /// Commits the given offsets (the next offset to consume of each partition).
     ///
     /// # Errors
-    /// As [`commit`](Consumer::commit); [`Error::InvalidArgument`] for a negative offset.
+    /// As [`commit`](Consumer::commit); [`Error::NegativeOffset`] for a negative offset.
     pub fn commit_offsets(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
         let offsets: Vec<(TopicPartition, i64)> =
             offsets.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
@@ -294,7 +292,9 @@ impl Consumer {
 
     fn commit_list(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
         if self.config.group_id.is_none() {
-            return Err(Error::InvalidArgument("committing needs a group.id"));
+            return Err(Error::NoGroupId {
+                operation: "committing",
+            });
         }
         if offsets.is_empty() {
             return Ok(());
@@ -308,7 +308,7 @@ impl Consumer {
                 coordinator
                     .reset_offsets(&group, offsets)
                     .map_err(|e| match e {
-                        Error::InvalidArgument(_)
+                        Error::GroupNotEmpty { .. }
                             if !coordinator.live_members(&group).is_empty() =>
                         {
                             let (topic, partition) = offsets[0].0.clone();
@@ -328,7 +328,7 @@ impl Consumer {
     /// The group's committed offset of a partition, if any.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] without a `group.id`; [`Error::ReadOnly`].
+    /// [`Error::NoGroupId`] without a `group.id`; [`Error::ReadOnly`].
     pub fn committed(&self, topic: &str, partition: u32) -> Result<Option<i64>> {
         let (coordinator, group) = self.coordinator()?;
         Ok(coordinator.committed(&group, &(topic.to_owned(), partition)))
@@ -486,9 +486,7 @@ impl Consumer {
     /// is gone.
     pub fn assign(&mut self, partitions: &[(&str, u32)]) -> Result<()> {
         if self.membership.is_some() {
-            return Err(Error::InvalidArgument(
-                "the consumer is subscribed: its group assigns its partitions",
-            ));
+            return Err(Error::Subscribed);
         }
         let store = self.store.upgrade().ok_or(Error::Closed)?;
         let committed = |topic: &str, number: u32| {
@@ -714,10 +712,10 @@ impl Consumer {
     /// offset outside the log is reset by `auto.offset.reset` when read, as in Kafka.
     ///
     /// # Errors
-    /// [`Error::PartitionNotAssigned`]; [`Error::InvalidArgument`] for a negative offset.
+    /// [`Error::PartitionNotAssigned`]; [`Error::NegativeOffset`] for a negative offset.
     pub fn seek(&mut self, topic: &str, partition: u32, offset: i64) -> Result<()> {
         if offset < 0 {
-            return Err(Error::InvalidArgument("a seek offset must not be negative"));
+            return Err(Error::NegativeOffset { offset });
         }
         let i = self.index(topic, partition)?;
         self.assigned[i].position = Some(offset);

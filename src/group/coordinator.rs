@@ -162,7 +162,7 @@ impl Coordinator {
     /// sync for `max.poll.interval.ms`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for an empty group or member id, a member id already in the
+    /// [`Error::InvalidConfig`] for an empty group or member id, [`Error::MemberExists`] for a member id already in the
     /// group, another assignor than the group's, or `max_poll_interval_ms` below 1;
     /// [`Error::InvalidTopicName`] for a topic name Kafka would refuse.
     #[expect(
@@ -180,15 +180,17 @@ impl Coordinator {
         wake: WakeFn,
     ) -> Result<()> {
         if group.is_empty() {
-            return Err(Error::InvalidArgument("the group id is empty"));
+            return Err(empty("group.id"));
         }
         if member.is_empty() {
-            return Err(Error::InvalidArgument("the member id is empty"));
+            return Err(empty("group.instance.id"));
         }
         if max_poll_interval_ms < 1 {
-            return Err(Error::InvalidArgument(
-                "max.poll.interval.ms must be at least 1",
-            ));
+            return Err(Error::InvalidConfig {
+                key: "max.poll.interval.ms",
+                value: max_poll_interval_ms.to_string(),
+                reason: "must be at least 1".into(),
+            });
         }
         for topic in topics {
             crate::topic::validate_name(topic)?;
@@ -211,9 +213,10 @@ impl Coordinator {
             let mut wakes = g.expire(now);
             if g.members.contains_key(member) {
                 break (
-                    Err(Error::InvalidArgument(
-                        "a member with this id is already in the group",
-                    )),
+                    Err(Error::MemberExists {
+                        group: group.to_owned(),
+                        member: member.to_owned(),
+                    }),
                     wakes,
                 );
             }
@@ -221,9 +224,11 @@ impl Coordinator {
                 g.assignor = assignor;
             } else if g.assignor != assignor {
                 break (
-                    Err(Error::InvalidArgument(
-                        "the group's members use another assignor",
-                    )),
+                    Err(Error::InconsistentAssignor {
+                        group: group.to_owned(),
+                        current: g.assignor,
+                        requested: assignor,
+                    }),
                     wakes,
                 );
             }
@@ -320,7 +325,7 @@ impl Coordinator {
     /// # Errors
     /// [`Error::UnknownMember`] if the member left or expired; [`Error::CommitRejected`]
     /// (nothing committed) if it does not own one of the partitions right now (Kafka's
-    /// `CommitFailedException`); [`Error::InvalidArgument`] for a negative offset;
+    /// `CommitFailedException`); [`Error::NegativeOffset`] for a negative offset;
     /// [`Error::Io`] if the file cannot be written (nothing committed either).
     pub(crate) fn commit(
         &self,
@@ -404,7 +409,7 @@ impl Coordinator {
     /// not named keep their offsets.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the group has live members, for an empty group id or a
+    /// [`Error::GroupNotEmpty`] if the group has live members, [`Error::InvalidConfig`] for an empty group id, [`Error::NegativeOffset`] for a
     /// negative offset; [`Error::InvalidTopicName`]; [`Error::Io`] (nothing changed).
     pub(crate) fn reset_offsets(
         &self,
@@ -412,7 +417,7 @@ impl Coordinator {
         offsets: &[(TopicPartition, i64)],
     ) -> Result<()> {
         if group.is_empty() {
-            return Err(Error::InvalidArgument("the group id is empty"));
+            return Err(empty("group.id"));
         }
         for ((topic, _), _) in offsets {
             crate::topic::validate_name(topic)?;
@@ -423,9 +428,10 @@ impl Coordinator {
         let result = if g.members.is_empty() {
             self.write_offsets(&mut g, group, offsets)
         } else {
-            Err(Error::InvalidArgument(
-                "the group has live members; offsets can be reset only while it is empty",
-            ))
+            Err(Error::GroupNotEmpty {
+                group: group.to_owned(),
+                operation: "resetting offsets",
+            })
         };
         drop(g);
         call(wakes);
@@ -436,7 +442,7 @@ impl Coordinator {
     /// `kafka-consumer-groups --delete`. A group without offsets is no error.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the group has live members; [`Error::Io`].
+    /// [`Error::GroupNotEmpty`] if the group has live members; [`Error::Io`].
     pub(crate) fn delete_group(&self, group: &str) -> Result<()> {
         let Some(handle) = self.existing(group) else {
             return Ok(());
@@ -444,9 +450,10 @@ impl Coordinator {
         let mut g = handle.lock();
         let wakes = g.expire(self.clock.now_ms());
         let result = if !g.members.is_empty() {
-            Err(Error::InvalidArgument(
-                "the group has live members; it can be deleted only while it is empty",
-            ))
+            Err(Error::GroupNotEmpty {
+                group: group.to_owned(),
+                operation: "deleting it",
+            })
         } else if g.committed.is_empty() {
             Ok(())
         } else if let Err(e) = self.not_closed() {
@@ -527,10 +534,8 @@ impl Coordinator {
         group: &str,
         offsets: &[(TopicPartition, i64)],
     ) -> Result<()> {
-        if offsets.iter().any(|(_, offset)| *offset < 0) {
-            return Err(Error::InvalidArgument(
-                "a committed offset must not be negative",
-            ));
+        if let Some(&(_, offset)) = offsets.iter().find(|(_, offset)| *offset < 0) {
+            return Err(Error::NegativeOffset { offset });
         }
         let mut updated = g.committed.clone();
         updated.extend(offsets.iter().cloned());
@@ -778,5 +783,14 @@ fn unknown_member(group: &str, member: &str) -> Error {
 fn call(wakes: Vec<WakeFn>) {
     for wake in wakes {
         wake();
+    }
+}
+
+/// The error for an empty group or member id.
+fn empty(key: &'static str) -> Error {
+    Error::InvalidConfig {
+        key,
+        value: String::new(),
+        reason: "must not be empty".into(),
     }
 }

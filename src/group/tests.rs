@@ -240,7 +240,7 @@ fn a_commit_of_a_lost_partition_is_rejected_and_writes_nothing() {
     ));
     assert!(matches!(
         f.coordinator.commit("g", "a", &[(tp("t", 0), -1)]),
-        Err(Error::InvalidArgument(_))
+        Err(Error::NegativeOffset { offset: -1 })
     ));
     f.coordinator
         .commit("g", "b", &[(tp("t", 1), 21)])
@@ -408,11 +408,11 @@ fn reset_offsets_is_refused_while_the_group_has_live_members() {
         .expect("commits");
     assert!(matches!(
         f.coordinator.reset_offsets("g", &[(tp("t", 0), 0)]),
-        Err(Error::InvalidArgument(_))
+        Err(Error::GroupNotEmpty { .. })
     ));
     assert!(matches!(
         f.coordinator.delete_group("g"),
-        Err(Error::InvalidArgument(_))
+        Err(Error::GroupNotEmpty { .. })
     ));
     assert_eq!(f.coordinator.committed("g", &tp("t", 0)), Some(5));
 
@@ -430,7 +430,7 @@ fn reset_offsets_is_refused_while_the_group_has_live_members() {
     ));
     assert!(matches!(
         f.coordinator.reset_offsets("g", &[(tp("t", 0), -1)]),
-        Err(Error::InvalidArgument(_))
+        Err(Error::NegativeOffset { offset: -1 })
     ));
     f.coordinator
         .reset_offsets("fresh", &[(tp("t", 1), 1)])
@@ -469,18 +469,31 @@ fn groups_are_independent() {
 fn join_refuses_duplicates_other_assignors_and_bad_arguments() {
     let f = Fixture::new(&[("t", 1)]);
     f.join("g", "a", &["t"], Assignor::Range);
-    let invalid = |r: Result<Wakes, Error>| matches!(r, Err(Error::InvalidArgument(_)));
-    assert!(invalid(f.join_with("g", "a", &["t"], Assignor::Range, 10)));
-    assert!(invalid(f.join_with(
-        "g",
-        "b",
-        &["t"],
-        Assignor::RoundRobin,
-        10
-    )));
-    assert!(invalid(f.join_with("", "b", &["t"], Assignor::Range, 10)));
-    assert!(invalid(f.join_with("g", "", &["t"], Assignor::Range, 10)));
-    assert!(invalid(f.join_with("g", "b", &["t"], Assignor::Range, 0)));
+    assert!(matches!(
+        f.join_with("g", "a", &["t"], Assignor::Range, 10),
+        Err(Error::MemberExists { .. })
+    ));
+    assert!(matches!(
+        f.join_with("g", "b", &["t"], Assignor::RoundRobin, 10),
+        Err(Error::InconsistentAssignor {
+            current: Assignor::Range,
+            requested: Assignor::RoundRobin,
+            ..
+        })
+    ));
+    let invalid = |r: Result<Wakes, Error>, k: &str| matches!(r, Err(Error::InvalidConfig { key, .. }) if key == k);
+    assert!(invalid(
+        f.join_with("", "b", &["t"], Assignor::Range, 10),
+        "group.id"
+    ));
+    assert!(invalid(
+        f.join_with("g", "", &["t"], Assignor::Range, 10),
+        "group.instance.id"
+    ));
+    assert!(invalid(
+        f.join_with("g", "b", &["t"], Assignor::Range, 0),
+        "max.poll.interval.ms"
+    ));
     assert!(matches!(
         f.join_with("g", "b", &["no spaces"], Assignor::Range, 10),
         Err(Error::InvalidTopicName { .. })
@@ -809,7 +822,7 @@ impl Model {
                     wake,
                 );
                 if self.members[group].contains_key(&name) {
-                    check(matches!(result, Err(Error::InvalidArgument(_))), || {
+                    check(matches!(result, Err(Error::MemberExists { .. })), || {
                         format!("duplicate join: {result:?}")
                     })?;
                 } else {

@@ -313,7 +313,7 @@ impl Partition {
             .segments
             .last()
             .cloned()
-            .ok_or(Error::InvalidArgument("recovery produced no segment"))?;
+            .ok_or(Error::Internal("recovery produced no segment"))?;
         let next_offset = active.next_offset();
         let resume = Resume {
             marker_present: opened.marker_present,
@@ -377,7 +377,7 @@ impl Partition {
     /// returns, not on disk: [`flush`](Partition::flush) makes it durable.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for no records; [`Error::RecordTooLarge`] when the batch
+    /// [`Error::EmptyBatch`] for no records; [`Error::RecordTooLarge`] when the batch
     /// exceeds `max.message.bytes` or `segment.bytes` (nothing is written); [`Error::Closed`];
     /// [`Error::Io`].
     #[inline]
@@ -450,7 +450,7 @@ impl Partition {
     /// # Errors
     /// As [`append_batch`](Partition::append_batch), plus [`Error::ProducerFenced`] (with an
     /// empty producer name: a partition knows ids only), [`Error::OutOfOrderSequence`], and
-    /// [`Error::InvalidArgument`] for a negative id, epoch or sequence. After an error the
+    /// [`Error::InvalidProducerStamp`] for a negative id, epoch or sequence. After an error the
     /// same call may be retried: a batch that was written is recognized as a duplicate.
     pub fn append_idempotent(
         &self,
@@ -471,9 +471,11 @@ impl Partition {
         codec: Compression,
     ) -> Result<(AppendInfo, bool)> {
         if stamp.producer_id < 0 || stamp.epoch < 0 || stamp.base_sequence < 0 {
-            return Err(Error::InvalidArgument(
-                "producer id, epoch and sequence must not be negative",
-            ));
+            return Err(Error::InvalidProducerStamp {
+                producer_id: stamp.producer_id,
+                epoch: stamp.epoch,
+                base_sequence: stamp.base_sequence,
+            });
         }
         self.append_with(records, Some(stamp), codec)
     }
@@ -499,9 +501,7 @@ impl Partition {
         requested: Compression,
     ) -> Result<(AppendInfo, bool)> {
         if records.is_empty() {
-            return Err(Error::InvalidArgument(
-                "an append needs at least one record",
-            ));
+            return Err(Error::EmptyBatch);
         }
         let config = self.shared.config();
         let codec = config.compression_type().codec_for(requested);

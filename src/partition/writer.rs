@@ -390,10 +390,8 @@ impl Writer {
             }
         };
         let encoded = encoded.map_err(|e| match e {
-            EncodeError::Empty => Error::InvalidArgument("an append needs at least one record"),
-            EncodeError::OffsetOutOfRange => {
-                Error::InvalidArgument("the log has run out of offsets")
-            }
+            EncodeError::Empty => Error::EmptyBatch,
+            EncodeError::OffsetOutOfRange => Error::OffsetsExhausted,
             EncodeError::UnsupportedCompression(codec) => Error::InvalidConfig {
                 key: "compression.type",
                 value: codec.name().to_owned(),

@@ -580,7 +580,7 @@ fn empty(file: &File) -> Result<()> {
 #[cold]
 fn unreachable_indexes<R>() -> Result<R> {
     // with_indexes sets the Option to Some under the same write guard before reading it.
-    Err(crate::error::Error::InvalidArgument(
+    Err(crate::error::Error::Internal(
         "segment indexes vanished while locked",
     ))
 }

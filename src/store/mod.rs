@@ -752,7 +752,7 @@ impl Store {
     /// `kafka-consumer-groups --reset-offsets`); partitions not named keep theirs.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the group has live members or an offset is negative;
+    /// [`Error::GroupNotEmpty`] if the group has live members, [`Error::NegativeOffset`] if an offset is negative;
     /// [`Error::ReadOnly`]; [`Error::Io`].
     pub fn reset_offsets(&self, group: &str, offsets: &[(TopicPartition, i64)]) -> Result<()> {
         self.coordinator()?.reset_offsets(group, offsets)
@@ -762,7 +762,7 @@ impl Store {
     /// `kafka-consumer-groups --delete`). A group without offsets is no error.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the group has live members; [`Error::ReadOnly`];
+    /// [`Error::GroupNotEmpty`] if the group has live members; [`Error::ReadOnly`];
     /// [`Error::Io`].
     pub fn delete_group(&self, group: &str) -> Result<()> {
         self.coordinator()?.delete_group(group)
@@ -791,12 +791,12 @@ impl Store {
     /// store directory ([`PRODUCERS_FILE`]) before this returns, so they survive reopening.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for an empty name, [`Error::ReadOnly`], [`Error::Io`] when the
+    /// [`Error::EmptyProducerName`] for an empty name, [`Error::ReadOnly`], [`Error::Io`] when the
     /// registry cannot be written.
     pub fn producer(&self, name: &str) -> Result<Producer> {
         self.writable()?;
         if name.is_empty() {
-            return Err(Error::InvalidArgument("a producer name must not be empty"));
+            return Err(Error::EmptyProducerName);
         }
         let mut producers = self.inner.producers.lock();
         let (registry, slots) = &mut *producers;
@@ -1070,9 +1070,7 @@ impl Inner {
         from: u32,
     ) -> Result<Vec<Arc<Partition>>> {
         let Some(target) = entry.creating else {
-            return Err(Error::InvalidArgument(
-                "a topic change needs a target count",
-            ));
+            return Err(Error::Internal("a topic change needs a target count"));
         };
         let mut intent = registry.clone();
         intent.insert(name.to_owned(), entry.clone());
