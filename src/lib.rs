@@ -111,6 +111,8 @@ mod consumer;
 mod disk;
 mod error;
 mod group;
+mod layout;
+mod lock;
 mod partition;
 mod percent;
 mod properties;

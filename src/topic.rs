@@ -1,64 +1,16 @@
 //! Topics: a name, N partitions, their settings, and routing records to partitions exactly as
 //! a Kafka producer does (see [`partitioner`](crate::partitioner)).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
+pub use crate::layout::{MAX_TOPIC_NAME_LEN, validate_name};
 use crate::partition::{AppendInfo, Partition};
 use crate::partitioner::Partitioner;
 use crate::record::{Compression, Record};
-
-/// Kafka's longest topic name.
-pub const MAX_TOPIC_NAME_LEN: usize = 249;
-
-/// Checks a topic name against Kafka's rules (`Topic.validate`): 1 to 249 characters of
-/// `[a-zA-Z0-9._-]`, and not `.` or `..`. Names become directory names, so the rule matters.
-pub fn validate_name(name: &str) -> Result<()> {
-    let reason = if name.is_empty() {
-        Some("empty")
-    } else if name == "." || name == ".." {
-        Some("`.` and `..` are not allowed")
-    } else if name.len() > MAX_TOPIC_NAME_LEN {
-        Some("longer than 249 characters")
-    } else if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        Some("only ASCII letters, digits, '.', '_' and '-' are allowed")
-    } else {
-        None
-    };
-    match reason {
-        None => Ok(()),
-        Some(reason) => Err(Error::InvalidTopicName {
-            name: name.to_owned(),
-            reason,
-        }),
-    }
-}
-
-/// Kafka's partition directory name: `<topic>-<partition>`.
-pub(crate) fn partition_dir(store: &Path, topic: &str, partition: u32) -> PathBuf {
-    store.join(format!("{topic}-{partition}"))
-}
-
-/// Splits a partition directory name at its last `-`: `("orders", 3)` for `orders-3`. Kafka's
-/// deleted, future and stray folders (`<topic>-<n>.<id>-delete`, ...) do not parse.
-pub(crate) fn parse_partition_dir(name: &str) -> Option<(&str, u32)> {
-    let (topic, partition) = name.rsplit_once('-')?;
-    if partition.is_empty()
-        || !partition.bytes().all(|b| b.is_ascii_digit())
-        || (partition.len() > 1 && partition.starts_with('0'))
-    {
-        return None;
-    }
-    validate_name(topic).ok()?;
-    Some((topic, partition.parse().ok()?))
-}
 
 /// A topic's settings: its partition count and the log settings of each partition.
 ///
@@ -322,23 +274,6 @@ mod tests {
                 matches!(validate_name(bad), Err(Error::InvalidTopicName { .. })),
                 "{bad:?}"
             );
-        }
-    }
-
-    #[test]
-    fn partition_directories_parse_at_the_last_dash() {
-        assert_eq!(parse_partition_dir("orders-0"), Some(("orders", 0)));
-        assert_eq!(parse_partition_dir("my-topic-12"), Some(("my-topic", 12)));
-        for skipped in [
-            "orders",
-            "orders-",
-            "orders-01",
-            "-3",
-            "orders-0.0123456789abcdef0123456789abcdef-delete",
-            "orders-0.0123456789abcdef0123456789abcdef-future",
-            "orders-x",
-        ] {
-            assert_eq!(parse_partition_dir(skipped), None, "{skipped}");
         }
     }
 }

@@ -129,7 +129,7 @@ pub(crate) fn decode(text: &str) -> std::result::Result<(String, Offsets), (u64,
         let [topic, partition, offset] = fields.as_slice() else {
             return Err((at, "an entry is not `<topic> <partition> <offset>`"));
         };
-        crate::topic::validate_name(topic).map_err(|_| (at, "invalid topic name"))?;
+        crate::layout::validate_name(topic).map_err(|_| (at, "invalid topic name"))?;
         let partition: u32 = partition
             .parse()
             .map_err(|_| (at, "partition is not a number"))?;
@@ -299,7 +299,10 @@ mod tests {
         assert_ne!(file_name("Group"), file_name("group"), "case-distinct");
         for group in ["a", "0", "orders-3", "__consumer_offsets"] {
             let name = file_name(group);
-            assert!(crate::topic::parse_partition_dir(&name).is_none(), "{name}");
+            assert!(
+                crate::layout::parse_partition_dir(&name).is_none(),
+                "{name}"
+            );
         }
         let long = "x".repeat(MAX_PLAIN_ID_BYTES + 1);
         let long_name = file_name(&long);

@@ -219,7 +219,7 @@ pub struct Partition {
     read_only: bool,
     /// The writer lock of a partition opened on its own (a store holds its own), released at
     /// [`close`](Partition::close) or drop.
-    lock: Mutex<Option<crate::store::DirLock>>,
+    lock: Mutex<Option<crate::lock::DirLock>>,
 }
 
 impl Partition {
@@ -248,7 +248,7 @@ impl Partition {
         let dir = dir.as_ref();
         let disk: Arc<dyn Disk> = Arc::new(OsDisk);
         recovery::create_dir_durably(&*disk, dir)?;
-        let lock = crate::store::DirLock::for_partition(dir, options.lock_wait())?;
+        let lock = crate::lock::DirLock::for_partition(dir, options.lock_wait())?;
         let partition = Partition::open_on(disk, dir, config, options)?;
         *partition.lock.lock() = Some(lock);
         Ok(partition)

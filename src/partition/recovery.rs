@@ -824,7 +824,7 @@ fn sweep(
                 RECOVERY_POINT_FILE,
                 LOG_START_FILE,
                 checkpoint::POISON_FILE,
-                crate::store::PARTITION_LOCK_FILE,
+                crate::layout::PARTITION_LOCK_FILE,
                 "leader-epoch-checkpoint",
                 "partition.metadata",
             ];

@@ -1049,7 +1049,7 @@ fn rejected(shared: &Shared, stamp: ProducerStamp, rejection: Rejection) -> Erro
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let (topic, partition) = match crate::topic::parse_partition_dir(&name) {
+            let (topic, partition) = match crate::layout::parse_partition_dir(&name) {
                 Some((topic, partition)) => (topic.to_owned(), partition),
                 None => (name, 0),
             };

@@ -1,7 +1,6 @@
 //! A store: a directory of topics, each topic a set of Kafka partition directories
 //! (`<topic>-<partition>`), held under an exclusive OS lock.
 
-mod lock;
 mod producer;
 mod producers_file;
 mod topics_file;
@@ -20,14 +19,15 @@ use crate::consumer::{Consumer, ConsumerConfig, TopicPartition};
 use crate::disk::{self, Disk, OsDisk, ReadOnlyDisk};
 use crate::error::{Corruption, Error, IoOp, Result};
 use crate::group::Coordinator;
+use crate::layout;
 use crate::partition::{Partition, RecoveryOptions, RetentionReport};
 use crate::partitioner::{DefaultPartitioner, Partitioner};
 use crate::topic::{self, Topic, TopicConfig};
 use producer::ProducerSlot;
 use topics_file::TopicEntry;
 
-pub(crate) use lock::DirLock;
-pub use lock::{LOCK_FILE, PARTITION_LOCK_FILE};
+pub use crate::layout::{LOCK_FILE, PARTITION_LOCK_FILE};
+pub(crate) use crate::lock::DirLock;
 pub use producer::Producer;
 pub use producers_file::PRODUCERS_FILE;
 pub use topics_file::TOPICS_FILE;
@@ -566,7 +566,7 @@ impl Store {
             let present = found.entry(name.clone()).or_default();
             for partition in entry.partitions..target {
                 if present.remove(&partition) && !read_only {
-                    let path = topic::partition_dir(&dir, name, partition);
+                    let path = layout::partition_dir(&dir, name, partition);
                     std::fs::remove_dir_all(&path)
                         .map_err(|e| Error::io(IoOp::Remove, &path, e))?;
                 }
@@ -579,7 +579,7 @@ impl Store {
             let present = found.remove(name).unwrap_or_default();
             if let Some(missing) = (0..entry.partitions).find(|p| !present.contains(p)) {
                 return Err(Error::corrupt(
-                    topic::partition_dir(&dir, name, missing),
+                    layout::partition_dir(&dir, name, missing),
                     0,
                     Corruption::Topics(format!(
                         "topic {name:?} is registered with {} partitions, but partition {missing} has no directory",
@@ -589,7 +589,7 @@ impl Store {
             }
             if let Some(extra) = present.range(entry.partitions..).next() {
                 return Err(Error::corrupt(
-                    topic::partition_dir(&dir, name, *extra),
+                    layout::partition_dir(&dir, name, *extra),
                     0,
                     Corruption::Topics(format!(
                         "topic {name:?} is registered with {} partitions, but partition {extra} has a directory",
@@ -689,7 +689,7 @@ impl Store {
             return Err(Error::TopicExists(name.to_owned()));
         }
         let partitions = config.partitions();
-        if (0..partitions).any(|p| topic::partition_dir(&self.inner.dir, name, p).exists()) {
+        if (0..partitions).any(|p| layout::partition_dir(&self.inner.dir, name, p).exists()) {
             return Err(Error::TopicExists(name.to_owned()));
         }
         let log = self.inner.with_store_runtime(config.log());
@@ -908,7 +908,7 @@ impl Store {
         );
         for (n, partition) in topic.partitions().iter().enumerate() {
             partition.close()?;
-            let from = topic::partition_dir(&self.inner.dir, name, n as u32);
+            let from = layout::partition_dir(&self.inner.dir, name, n as u32);
             let to = self.inner.dir.join(format!("{name}-{n}.{id}-delete"));
             std::fs::rename(&from, &to).map_err(|e| Error::io(IoOp::Rename, &from, e))?;
             std::fs::remove_dir_all(&to).map_err(|e| Error::io(IoOp::Remove, &to, e))?;
@@ -1093,7 +1093,7 @@ impl Inner {
             }
             Err(e) => {
                 for partition in from..target {
-                    let path = topic::partition_dir(&self.dir, name, partition);
+                    let path = layout::partition_dir(&self.dir, name, partition);
                     let _ = std::fs::remove_dir_all(path);
                 }
                 let _ = topics_file::write(&*self.disk, &self.dir, registry);
@@ -1108,7 +1108,7 @@ impl Inner {
         partition: u32,
         config: LogConfig,
     ) -> Result<Arc<Partition>> {
-        let dir = topic::partition_dir(&self.dir, name, partition);
+        let dir = layout::partition_dir(&self.dir, name, partition);
         let opened = if self.read_only {
             Partition::open_read_only(&dir, config)?
         } else {
@@ -1194,7 +1194,7 @@ pub(crate) fn list_partition_dirs(disk: &dyn Disk, dir: &Path) -> Result<Vec<(St
         .flat_map(|(topic, partitions)| {
             partitions
                 .into_iter()
-                .map(move |p| (topic.clone(), topic::partition_dir(dir, &topic, p)))
+                .map(move |p| (topic.clone(), layout::partition_dir(dir, &topic, p)))
         })
         .collect())
 }
@@ -1248,7 +1248,7 @@ impl StoreListing {
                 }
                 continue;
             }
-            if let Some((topic, partition)) = topic::parse_partition_dir(name) {
+            if let Some((topic, partition)) = layout::parse_partition_dir(name) {
                 listing.has_partition_files |=
                     crate::partition::has_topiclog_files(&dir.join(name));
                 listing

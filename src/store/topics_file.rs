@@ -29,8 +29,7 @@ use crate::config::LogConfig;
 use crate::disk::{self, Disk, File, OpenMode};
 use crate::error::{Corruption, Error, Result};
 
-/// File name of the registry in a store directory.
-pub const TOPICS_FILE: &str = "topiclog-topics";
+pub use crate::layout::TOPICS_FILE;
 const HEADER: &str = "topiclog-topics 2";
 /// The version written before files ended with a checksum line.
 const HEADER_V1: &str = "topiclog-topics 1";

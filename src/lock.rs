@@ -12,13 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, IoOp, Result};
-
-/// Name of the lock file in a store directory.
-pub const LOCK_FILE: &str = ".lock";
-
-/// Name of the lock file a partition opened on its own takes in its directory (outside a
-/// store). Kafka ignores it.
-pub const PARTITION_LOCK_FILE: &str = ".topiclog_lock";
+use crate::layout::{LOCK_FILE, PARTITION_LOCK_FILE, TOPICS_FILE};
 
 /// The held lock; released when dropped.
 #[derive(Debug)]
@@ -86,7 +80,7 @@ impl DirLock {
         let store = dir
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-            .filter(|p| p.join(super::TOPICS_FILE).exists() || p.join(LOCK_FILE).exists());
+            .filter(|p| p.join(TOPICS_FILE).exists() || p.join(LOCK_FILE).exists());
         match store {
             Some(store) => DirLock::acquire(store, timeout),
             None => DirLock::acquire_file(&dir.join(PARTITION_LOCK_FILE), dir, timeout),
