@@ -324,6 +324,7 @@ impl Partition {
             log_start_checkpointed: opened.log_start_checkpointed,
         };
         let poison = Arc::new(poison::Poison::default());
+        let config = Arc::new(config);
         let mut writer = Writer::new(&config, active, opened.active, resume, poison.clone());
         let mut report = opened.report;
         if !read_only {
@@ -342,7 +343,7 @@ impl Partition {
         }
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
-            config: RwLock::new(Arc::new(config)),
+            config: RwLock::new(config),
             disk,
             segments: RwLock::new(opened.segments),
             writer: Mutex::new(writer),

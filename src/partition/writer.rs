@@ -113,6 +113,9 @@ pub(crate) struct Writer {
     /// Set by a failed write or fsync: every write is refused until the partition is reopened.
     /// Shared with the group commit.
     poison: Arc<Poison>,
+    /// The settings in force: the same `Arc` as `Shared::config`, replaced with it under this
+    /// lock, so the append path reads them without taking the shared lock.
+    config: Arc<LogConfig>,
     /// Bytes of the active segment a successful commit made durable.
     synced_end: u64,
     /// What the recovery checkpoint may call durable of the active segment: `(bytes, next
@@ -159,7 +162,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new(
-        config: &LogConfig,
+        config: &Arc<LogConfig>,
         active: Arc<Segment>,
         init: ActiveInit,
         resume: Resume,
@@ -178,6 +181,7 @@ impl Writer {
             unflushed: 0,
             unflushed_since: 0,
             poison,
+            config: Arc::clone(config),
             synced_end: active.size(),
             durable_active: resume.durable_active,
             log_start_checkpointed: resume.log_start_checkpointed,
@@ -210,7 +214,8 @@ impl Writer {
 
     /// Takes up changed settings (see `Partition::set_config`); the caller flushed first if
     /// the durability policy changes.
-    pub(crate) fn apply_config(&mut self, config: &LogConfig) {
+    pub(crate) fn apply_config(&mut self, config: &Arc<LogConfig>) {
+        self.config = Arc::clone(config);
         self.durable = config.is_durable();
         let index_bytes = usize::try_from(config.segment_index_bytes()).unwrap_or(0);
         self.max_offset_entries = index_bytes / OffsetEntry::SIZE;
@@ -248,7 +253,7 @@ impl Writer {
     /// [`ProducerStateMap::take_snapshot`]); then the next flush or commit round syncs it, and
     /// the directory after that segment.
     fn snapshot_producers(&mut self, shared: &Shared, offset: i64) -> Result<()> {
-        let config = shared.config();
+        let config = Arc::clone(&self.config);
         let expiry = (config.clock().now_ms(), config.producer_id_expiration_ms());
         let durable = self.unsynced.is_empty();
         self.producers
@@ -311,7 +316,7 @@ impl Writer {
             self.save_checkpoint(shared, self.flushed.clone())?;
             self.checkpoint_stale = false;
         }
-        let config = shared.config();
+        let config = Arc::clone(&self.config);
         let (index, times) = self.index_files(shared)?;
         // Room to grow again after a trim. Bytes past the written entries are stale until
         // overwritten; they are never read (the active segment's indexes live in memory, and a
@@ -359,7 +364,7 @@ impl Writer {
         }
         self.check_poison()?;
         self.prepare(shared)?;
-        let config = shared.config();
+        let config = Arc::clone(&self.config);
         let durable = config.is_durable();
         let base_offset = self.next_offset;
         let mut params = BatchParams {
@@ -665,7 +670,7 @@ impl Writer {
     fn roll(&mut self, shared: &Shared) -> Result<()> {
         self.write_buffer()?;
         self.finish_indexes()?;
-        let config = shared.config();
+        let config = Arc::clone(&self.config);
         let base = self.next_offset;
         // Kafka's snapshot at roll, named after the new base: an open replays at most the
         // batches after it.
@@ -856,7 +861,7 @@ impl Writer {
         if self.closed {
             return Err(Error::Closed);
         }
-        let config = shared.config();
+        let config = Arc::clone(&self.config);
         self.producers
             .expire(config.clock().now_ms(), config.producer_id_expiration_ms());
         let segments = shared.segments();
