@@ -11,8 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use topiclog::Partition;
+use topiclog::config::LogConfig;
 use topiclog::record::{Compression, Record};
-use topiclog::{LogConfig, Partition};
 
 const BATCH: usize = 100;
 /// Records written per directory for the read benchmark and the size figure.

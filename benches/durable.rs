@@ -9,8 +9,9 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use topiclog::Partition;
+use topiclog::config::LogConfig;
 use topiclog::record::Record;
-use topiclog::{LogConfig, Partition};
 
 fn durable(dir: &std::path::Path) -> Partition {
     Partition::open(dir, LogConfig::default()).expect("open the partition")

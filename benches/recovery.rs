@@ -10,8 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use topiclog::Partition;
+use topiclog::config::LogConfig;
 use topiclog::record::Record;
-use topiclog::{LogConfig, Partition};
 
 const GIB: u64 = 1 << 30;
 

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use topiclog::Store;
+use topiclog::config::{ConsumerConfig, LogConfig, OffsetReset, TopicConfig};
 use topiclog::record::Record;
-use topiclog::{ConsumerConfig, LogConfig, OffsetReset, Store, TopicConfig};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;

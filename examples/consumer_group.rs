@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use topiclog::Store;
+use topiclog::config::{ConsumerConfig, OffsetReset, TopicConfig};
+use topiclog::consumer::RebalanceEvent;
 use topiclog::record::Record;
-use topiclog::{ConsumerConfig, OffsetReset, RebalanceEvent, Store, TopicConfig};
 
 const TOPIC: &str = "orders";
 const PARTITIONS: u32 = 6;

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use topiclog::Store;
+use topiclog::config::TopicConfig;
 use topiclog::record::Record;
-use topiclog::{Store, TopicConfig};
 
 /// Jobs the producer adds per run.
 const JOBS: i64 = 2_000;

@@ -12,8 +12,9 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use topiclog::Partition;
+use topiclog::config::LogConfig;
 use topiclog::record::{Header, Record};
-use topiclog::{LogConfig, Partition};
 
 /// Records appended per run.
 pub const RECORDS: i64 = 5_000;

@@ -20,9 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use topiclog::Store;
+use topiclog::config::TopicConfig;
 use topiclog::config::{ConsumerConfig, OffsetReset};
 use topiclog::record::Record;
-use topiclog::{Store, TopicConfig};
 
 const RECORDS: usize = 1_000;
 

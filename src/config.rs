@@ -41,10 +41,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use crate::consumer::{
+pub use crate::consumer::config::{
     ConsumerConfig, ConsumerConfigBuilder, DEFAULT_AUTO_COMMIT_INTERVAL_MS,
     DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_RECORDS, IGNORED_CONSUMER_KEYS, OffsetReset,
 };
+pub use crate::group::Assignor;
+pub use crate::partition::recovery::RecoveryOptions;
 pub use crate::store::{
     DEFAULT_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS, DEFAULT_MAX_PARTITIONS,
     DEFAULT_RETENTION_CHECK_INTERVAL_MS, IGNORED_STORE_KEYS, StoreOptions, StoreOptionsBuilder,
@@ -110,7 +112,7 @@ impl Clock for SystemClock {
 /// Kafka key it mirrors and its default.
 ///
 /// ```
-/// use topiclog::LogConfig;
+/// use topiclog::config::LogConfig;
 /// let config = LogConfig::builder().segment_bytes(64 << 20).build()?;
 /// assert_eq!(config.segment_bytes(), 64 << 20);
 /// assert_eq!(config.index_interval_bytes(), 4096);
@@ -299,7 +301,7 @@ impl LogConfig {
     /// [`LogConfigBuilder::set`] takes them one by one.
     ///
     /// ```
-    /// use topiclog::LogConfig;
+    /// use topiclog::config::LogConfig;
     /// let config = LogConfig::from_pairs([("segment.bytes", "1048576"), ("retention.ms", "-1")])?;
     /// assert_eq!((config.segment_bytes(), config.retention_ms()), (1 << 20, -1));
     /// # Ok::<(), topiclog::Error>(())

@@ -28,7 +28,8 @@
 //! ```
 //! use topiclog::inspect::{self, BatchRecords};
 //! use topiclog::record::Record;
-//! use topiclog::{LogConfig, Partition};
+//! use topiclog::Partition;
+//! use topiclog::config::LogConfig;
 //!
 //! let dir = tempfile::tempdir()?;
 //! let log = Partition::open(dir.path(), LogConfig::default())?;
@@ -1090,7 +1091,7 @@ pub fn verify_store(dir: impl AsRef<Path>, topic: Option<&str>) -> Result<StoreV
 pub fn check_partition(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let dir = dir.as_ref();
     let mut checked = verify_partition(dir)?;
-    let problem = match crate::Partition::open_read_only(dir, crate::LogConfig::default()) {
+    let problem = match crate::Partition::open_read_only(dir, crate::config::LogConfig::default()) {
         Ok(partition) => partition.check_producer_state().err(),
         Err(e) => Some(e),
     };
@@ -1607,9 +1608,10 @@ impl TimeIndexCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Partition;
+    use crate::config::LogConfig;
     use crate::record::{BATCH_HEADER_LEN, BatchParams, Header, Record, encode_batch};
     use crate::segment::{Index, IndexBuilder, Indexes};
-    use crate::{LogConfig, Partition};
     use proptest::prelude::*;
     use std::fs::OpenOptions;
 

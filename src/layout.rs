@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 /// File name of the registry in a store directory.
 pub const TOPICS_FILE: &str = "topiclog-topics";
 
+/// File name of the producer registry in a store directory (producer names, ids and epochs).
+pub const PRODUCERS_FILE: &str = "topiclog-producers";
+
 /// Name of the lock file in a store directory.
 pub const LOCK_FILE: &str = ".lock";
 
@@ -21,7 +24,7 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
 /// Checks a topic name against Kafka's rules (`Topic.validate`): 1 to 249 characters of
 /// `[a-zA-Z0-9._-]`, and not `.` or `..`. Names become directory names, so the rule matters.
-pub fn validate_name(name: &str) -> Result<()> {
+pub fn validate_topic_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         Some("empty")
     } else if name == "." || name == ".." {
@@ -60,7 +63,7 @@ pub(crate) fn parse_partition_dir(name: &str) -> Option<(&str, u32)> {
     {
         return None;
     }
-    validate_name(topic).ok()?;
+    validate_topic_name(topic).ok()?;
     Some((topic, partition.parse().ok()?))
 }
 

@@ -8,7 +8,8 @@
 //!
 //! ```
 //! use topiclog::record::{Header, Record};
-//! use topiclog::{LogConfig, Partition};
+//! use topiclog::Partition;
+//! use topiclog::config::LogConfig;
 //!
 //! let dir = tempfile::tempdir()?;
 //! let log = Partition::open(dir.path(), LogConfig::default())?;
@@ -34,7 +35,7 @@
 //!
 //! ## What is durable when
 //!
-//! By default ([`LogConfig::flush_messages`] 1) an append returns once its records are fsynced,
+//! By default ([`LogConfig::flush_messages`](config::LogConfig::flush_messages) 1) an append returns once its records are fsynced,
 //! and concurrent appends share fsyncs (group commit); readers in the process see a record only
 //! once it is durable. Kafka's own default never fsyncs (it relies on replication); the same
 //! policy is `flush_messages(i64::MAX)`, where an append returns with its batch in the write
@@ -49,7 +50,7 @@
 //! offset below which fsyncs made everything durable, checkpointed periodically, at roll and at
 //! close) is scanned batch by batch (CRC, framing, offsets): a torn or zero-filled tail is cut
 //! at the last valid batch and indexes are rebuilt. Damage at or below the recovery point, or a
-//! missing log-start checkpoint, is [`Error::Corrupt`] unless [`RecoveryOptions`] allow the
+//! missing log-start checkpoint, is [`Error::Corrupt`] unless [`RecoveryOptions`](config::RecoveryOptions) allow the
 //! repair. [`Partition::recovery`] reports what was found and cut.
 //!
 //! ## Consumers and groups
@@ -107,13 +108,13 @@ pub mod config;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 mod config_serde;
-mod consumer;
+pub mod consumer;
 mod disk;
-mod error;
+pub mod error;
 mod group;
-mod layout;
+pub mod layout;
 mod lock;
-mod partition;
+pub mod partition;
 mod percent;
 mod properties;
 mod sealed;
@@ -121,29 +122,9 @@ mod segment;
 mod store;
 mod topic;
 
-pub use config::{Clock, CompressionType, LogConfig, LogConfigBuilder, SystemClock};
-pub use config::{
-    DEFAULT_FLUSH_MESSAGES, DEFAULT_FLUSH_MS, DEFAULT_INDEX_INTERVAL_BYTES,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PRODUCER_ID_EXPIRATION_MS, DEFAULT_RETENTION_BYTES,
-    DEFAULT_RETENTION_MS, DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_INDEX_BYTES, DEFAULT_SEGMENT_MS,
-    DEFAULT_WRITE_BUFFER_BYTES,
-};
-pub use consumer::{
-    Consumer, ConsumerConfig, ConsumerConfigBuilder, ConsumerRecord,
-    DEFAULT_AUTO_COMMIT_INTERVAL_MS, DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_RECORDS,
-    OffsetReset, RebalanceEvent, TopicPartition,
-};
-pub use error::{Corruption, Error, IoOp, Result};
-pub use group::Assignor;
-pub use partition::{
-    AppendInfo, BatchAfterCut, LogRecord, LogStartRebuild, MAX_REPORTED_BATCHES_AFTER_CUT,
-    OwnedHeader, OwnedRecord, Partition, ProducerStamp, ProducerState, ProducerStateRecovery,
-    Reader, RecoveryOptions, RecoveryReport, RemovedSegment, RetentionReport, TimestampOffset,
-    Truncation,
-};
-pub use store::{
-    DEFAULT_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS, DEFAULT_MAX_PARTITIONS,
-    DEFAULT_RETENTION_CHECK_INTERVAL_MS, LOCK_FILE, PARTITION_LOCK_FILE, PRODUCERS_FILE, Producer,
-    Store, StoreOptions, StoreOptionsBuilder, TOPICS_FILE,
-};
-pub use topic::{MAX_TOPIC_NAME_LEN, Topic, TopicConfig, validate_name as validate_topic_name};
+pub use consumer::{Consumer, ConsumerRecord};
+pub use error::{Error, Result};
+pub use partition::{LogRecord, OwnedHeader, OwnedRecord, Partition};
+pub use record::{Header, Record};
+pub use store::{Producer, Store};
+pub use topic::Topic;

@@ -7,7 +7,6 @@ use parking_lot::RwLock;
 
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
-pub use crate::layout::{MAX_TOPIC_NAME_LEN, validate_name};
 use crate::partition::{AppendInfo, Partition};
 use crate::partitioner::Partitioner;
 use crate::record::{Compression, Record};
@@ -15,7 +14,7 @@ use crate::record::{Compression, Record};
 /// A topic's settings: its partition count and the log settings of each partition.
 ///
 /// ```
-/// use topiclog::{LogConfig, TopicConfig};
+/// use topiclog::config::{LogConfig, TopicConfig};
 /// let config = TopicConfig::new(6).with_log(LogConfig::builder().retention_ms(-1).build()?);
 /// assert_eq!(config.partitions(), 6);
 /// # Ok::<(), topiclog::Error>(())
@@ -39,7 +38,7 @@ impl TopicConfig {
     /// `kafka-topics --create --partitions N --config K=V` takes them.
     ///
     /// ```
-    /// use topiclog::TopicConfig;
+    /// use topiclog::config::TopicConfig;
     /// let config = TopicConfig::from_pairs(3, [("retention.ms", "-1")])?;
     /// assert_eq!((config.partitions(), config.log().retention_ms()), (3, -1));
     /// # Ok::<(), topiclog::Error>(())
@@ -168,7 +167,8 @@ impl Topic {
     /// [`Partition::append_batch_compressed`](crate::Partition::append_batch_compressed).
     ///
     /// ```
-    /// use topiclog::{Store, TopicConfig, record::{Compression, Record}};
+    /// use topiclog::{Store, record::{Compression, Record}};
+    /// use topiclog::config::TopicConfig;
     ///
     /// # // Builds without the codec's cargo feature skip the example.
     /// # if !topiclog::record::is_supported(Compression::Lz4) { return Ok(()); }
@@ -267,11 +267,14 @@ mod tests {
             "__consumer_offsets",
             &"x".repeat(249),
         ] {
-            assert!(validate_name(ok).is_ok(), "{ok}");
+            assert!(crate::layout::validate_topic_name(ok).is_ok(), "{ok}");
         }
         for bad in ["", ".", "..", "a/b", "a b", "ü", "a:b", &"x".repeat(250)] {
             assert!(
-                matches!(validate_name(bad), Err(Error::InvalidTopicName { .. })),
+                matches!(
+                    crate::layout::validate_topic_name(bad),
+                    Err(Error::InvalidTopicName { .. })
+                ),
                 "{bad:?}"
             );
         }

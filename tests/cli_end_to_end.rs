@@ -21,10 +21,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use topiclog::config::{LogConfig, TopicConfig};
 use topiclog::inspect;
 use topiclog::partitioner::partition_for_key;
 use topiclog::record::{Header, Record};
-use topiclog::{LogConfig, OwnedRecord, Store, TopicConfig};
+use topiclog::{OwnedRecord, Store};
 
 const BIN: &str = env!("CARGO_BIN_EXE_topiclog");
 

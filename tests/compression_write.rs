@@ -14,8 +14,9 @@
     allow(unused_imports, dead_code)
 )]
 
+use topiclog::config::{CompressionType, LogConfig};
 use topiclog::record::{Compression, Record};
-use topiclog::{CompressionType, Error, LogConfig, Partition};
+use topiclog::{Error, Partition};
 
 /// The codec id in each batch's attributes, walking the `.log` files of `dir`.
 fn codecs(dir: &std::path::Path) -> Vec<u8> {
@@ -162,13 +163,14 @@ mod every_codec {
 
     #[test]
     fn compression_settings_use_kafkas_names_and_persist_with_the_topic() {
-        use topiclog::{Store, TopicConfig};
+        use topiclog::Store;
+        use topiclog::config::TopicConfig;
         let built = LogConfig::builder()
             .set("compression.type", "gzip")
             .and_then(|b| b.set("compression.gzip.level", "9"))
             .and_then(|b| b.set("compression.zstd.level", "-5"))
             .and_then(|b| b.set("compression.lz4.level", "12"))
-            .and_then(topiclog::LogConfigBuilder::build)
+            .and_then(topiclog::config::LogConfigBuilder::build)
             .expect("valid");
         assert_eq!(built.compression_type(), CompressionType::Gzip);
         assert_eq!(built.compression_levels().gzip, Some(9));
@@ -182,7 +184,7 @@ mod every_codec {
         ] {
             let result = LogConfig::builder()
                 .set(key, value)
-                .and_then(topiclog::LogConfigBuilder::build);
+                .and_then(topiclog::config::LogConfigBuilder::build);
             assert!(
                 matches!(result, Err(Error::InvalidConfig { .. })),
                 "{key}={value}"
@@ -206,7 +208,8 @@ mod every_codec {
 
     #[test]
     fn topic_and_producer_appends_ask_for_a_codec() {
-        use topiclog::{Store, TopicConfig};
+        use topiclog::Store;
+        use topiclog::config::TopicConfig;
         let values: Vec<Vec<u8>> = (0..40).map(json).collect();
         let keys: Vec<String> = (0..values.len()).map(|i| format!("key-{i}")).collect();
         let records: Vec<Record<'_>> = values

@@ -2,8 +2,9 @@
 //! the registry and every open partition takes them up at once; `Partition::set_config` does
 //! the second half for a partition on its own.
 
+use topiclog::config::{LogConfig, TopicConfig};
 use topiclog::record::Record;
-use topiclog::{Error, LogConfig, Partition, Store, TopicConfig};
+use topiclog::{Error, Partition, Store};
 
 fn append_n(store: &Store, topic: &str, n: usize) {
     let t = store.topic(topic).expect("topic");

@@ -3,11 +3,12 @@
 
 use std::io::Write as _;
 
+use topiclog::Error;
+use topiclog::config::CompressionType;
 use topiclog::config::{
     ConsumerConfig, IGNORED_CONSUMER_KEYS, IGNORED_STORE_KEYS, IGNORED_TOPIC_KEYS, LogConfig,
     OffsetReset, StoreOptions, TopicConfig,
 };
-use topiclog::{CompressionType, Error};
 
 fn file(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().expect("temp file");
@@ -209,7 +210,7 @@ fn a_malformed_or_missing_file_names_the_file_and_line() {
 
 #[test]
 fn setting_enums_display_their_kafka_names() {
-    use topiclog::RebalanceEvent;
+    use topiclog::consumer::RebalanceEvent;
     use topiclog::record::TimestampType;
     assert_eq!(OffsetReset::Earliest.to_string(), "earliest");
     assert_eq!(CompressionType::Zstd.to_string(), "zstd");

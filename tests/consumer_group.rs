@@ -11,13 +11,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::ManualClock;
-use topiclog::record::Record;
-use topiclog::{
-    Assignor, Consumer, ConsumerConfig, Error, LogConfig, OffsetReset, RebalanceEvent, Store,
-    StoreOptions, TopicConfig, TopicPartition,
+use topiclog::config::{
+    Assignor, ConsumerConfig, LogConfig, OffsetReset, StoreOptions, TopicConfig,
 };
+use topiclog::consumer::{RebalanceEvent, TopicPartition};
+use topiclog::record::Record;
+use topiclog::{Consumer, Error, Store};
 
-fn config(group: &str, member: &str) -> topiclog::ConsumerConfigBuilder {
+fn config(group: &str, member: &str) -> topiclog::config::ConsumerConfigBuilder {
     ConsumerConfig::builder()
         .group_id(group)
         .member_id(member)

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use topiclog::config::{ConsumerConfig, OffsetReset, TopicConfig};
 use topiclog::record::Record;
-use topiclog::{ConsumerConfig, Error, OffsetReset, Store, TopicConfig};
+use topiclog::{Error, Store};
 
 fn earliest(max_poll_records: usize) -> ConsumerConfig {
     ConsumerConfig::builder()

@@ -72,8 +72,10 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use topiclog::config::{LogConfig, LogConfigBuilder};
+use topiclog::partition::{Reader, RecoveryReport};
 use topiclog::record::{Header, Record};
-use topiclog::{LogConfig, LogConfigBuilder, LogRecord, Partition, Reader, RecoveryReport};
+use topiclog::{LogRecord, Partition};
 
 const CHILD_DIR_ENV: &str = "TOPICLOG_CRASH_CHILD_DIR";
 const CHILD_CYCLE_ENV: &str = "TOPICLOG_CRASH_CHILD_CYCLE";

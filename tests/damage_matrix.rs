@@ -21,11 +21,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use topiclog::config::{LogConfig, RecoveryOptions, StoreOptions, TopicConfig};
+use topiclog::consumer::TopicPartition;
 use topiclog::inspect;
 use topiclog::record::Record;
-use topiclog::{
-    Error, LogConfig, RecoveryOptions, Store, StoreOptions, TopicConfig, TopicPartition,
-};
+use topiclog::{Error, Store};
 
 const TOPIC: &str = "t";
 const PARTITIONS: u32 = 2;

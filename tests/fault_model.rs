@@ -32,9 +32,10 @@ use std::sync::Arc;
 use common::ManualClock;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
+use topiclog::config::LogConfig;
 use topiclog::record::{Header, Record};
 use topiclog::testing::{CrashMode, FaultDisk};
-use topiclog::{Error, LogConfig, OwnedHeader, OwnedRecord, Partition};
+use topiclog::{Error, OwnedHeader, OwnedRecord, Partition};
 
 /// The partition directory on the fault disk.
 const DIR: &str = "/p0";
@@ -164,7 +165,7 @@ fn config(
         .flush_messages(if durable { 1 } else { i64::MAX })
         .retention_bytes(retention.bytes())
         .retention_ms(retention.ms())
-        .clock(Arc::clone(clock) as Arc<dyn topiclog::Clock>)
+        .clock(Arc::clone(clock) as Arc<dyn topiclog::config::Clock>)
         .build()
         .expect("config")
 }

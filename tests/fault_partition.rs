@@ -29,9 +29,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use topiclog::config::LogConfig;
+use topiclog::error::IoOp;
 use topiclog::record::Record;
 use topiclog::testing::{CrashMode, Fault, FaultDisk, FaultKind, FaultOp};
-use topiclog::{Error, IoOp, LogConfig, Partition};
+use topiclog::{Error, Partition};
 
 /// The partition directory on the fault disk (directly under the root, which is durable).
 const DIR: &str = "/p0";

@@ -26,11 +26,13 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
+use topiclog::config::LogConfig;
+use topiclog::partition::TimestampOffset;
 use topiclog::record::{
     Batch, Batches, Compression, DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, DecodeErrorKind, RecordView,
     TimestampType, is_supported,
 };
-use topiclog::{Error, LogConfig, OwnedHeader, OwnedRecord, Partition, TimestampOffset};
+use topiclog::{Error, OwnedHeader, OwnedRecord, Partition};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kafka-made");
 

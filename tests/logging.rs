@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use log::{Level, LevelFilter, Log, Metadata, Record as LogLine};
 use tempfile::TempDir;
-use topiclog::record::Record;
-use topiclog::{
-    ConsumerConfig, LogConfig, OffsetReset, Partition, RecoveryOptions, Store, StoreOptions,
-    TopicConfig,
+use topiclog::config::{
+    ConsumerConfig, LogConfig, OffsetReset, RecoveryOptions, StoreOptions, TopicConfig,
 };
+use topiclog::record::Record;
+use topiclog::{Partition, Store};
 
 struct Capture(Mutex<Vec<(Level, String)>>);
 

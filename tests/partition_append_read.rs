@@ -6,8 +6,9 @@
 mod common;
 
 use common::*;
+use topiclog::config::LogConfig;
 use topiclog::record::{Header, Record, TimestampType};
-use topiclog::{Error, LogConfig, Partition};
+use topiclog::{Error, Partition};
 
 fn open(dir: &std::path::Path) -> Partition {
     Partition::open(dir, small_config(2048)).expect("open")
@@ -225,7 +226,7 @@ fn owned_records_outlive_the_partition() {
 fn handles_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Partition>();
-    assert_send_sync::<topiclog::Reader>();
+    assert_send_sync::<topiclog::partition::Reader>();
     assert_send_sync::<topiclog::LogRecord>();
     assert_send_sync::<Error>();
 }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
+use topiclog::config::LogConfig;
 use topiclog::record::{Header, Record};
-use topiclog::{LogConfig, LogRecord, Partition};
+use topiclog::{LogRecord, Partition};
 
 const WRITERS: u64 = 4;
 const PER_WRITER: u64 = 3_000;

@@ -2,8 +2,9 @@
 //! last offset) are valid data: recovery keeps them, reads pass over them, and the offsets they
 //! cover are taken, so the next append goes after them.
 
+use topiclog::Partition;
+use topiclog::config::LogConfig;
 use topiclog::record::{BATCH_HEADER_LEN, Batch, BatchHeader, BatchParams, Record, encode_batch};
-use topiclog::{LogConfig, Partition};
 
 fn batch(base_offset: i64, values: &[&[u8]]) -> Vec<u8> {
     let records: Vec<Record<'_>> = values

@@ -8,8 +8,9 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
+use topiclog::Partition;
+use topiclog::config::LogConfig;
 use topiclog::record::{Batches, Record};
-use topiclog::{LogConfig, Partition};
 
 fn entries(bytes: &[u8], size: usize) -> Vec<&[u8]> {
     bytes.chunks_exact(size).collect()

@@ -4,8 +4,9 @@
 
 mod common;
 
+use topiclog::config::LogConfig;
 use topiclog::record::Record;
-use topiclog::{Error, LogConfig, Partition};
+use topiclog::{Error, Partition};
 
 fn log_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)

@@ -8,11 +8,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use topiclog::config::{LogConfig, RecoveryOptions, StoreOptions, TopicConfig};
+use topiclog::layout::PARTITION_LOCK_FILE;
 use topiclog::record::Record;
-use topiclog::{
-    Error, LogConfig, PARTITION_LOCK_FILE, Partition, RecoveryOptions, Store, StoreOptions,
-    TopicConfig,
-};
+use topiclog::{Error, Partition, Store};
 
 const CHILD_ENV: &str = "TOPICLOG_TEST_PARTITION_LOCK_CHILD";
 const HOLD_MS_ENV: &str = "TOPICLOG_TEST_PARTITION_LOCK_HOLD_MS";

@@ -8,8 +8,9 @@
 mod common;
 
 use proptest::prelude::*;
+use topiclog::config::LogConfig;
 use topiclog::record::Record;
-use topiclog::{LogConfig, OwnedRecord, Partition};
+use topiclog::{OwnedRecord, Partition};
 
 #[derive(Debug, Clone)]
 enum Op {

@@ -3,8 +3,9 @@
 
 mod common;
 
+use topiclog::Partition;
+use topiclog::config::LogConfig;
 use topiclog::record::Record;
-use topiclog::{LogConfig, Partition};
 
 #[test]
 fn bounded_reads_stop_at_batch_boundaries() {

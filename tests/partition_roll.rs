@@ -6,8 +6,9 @@
 mod common;
 
 use common::*;
+use topiclog::Partition;
+use topiclog::config::LogConfig;
 use topiclog::record::Record;
-use topiclog::{LogConfig, Partition};
 
 fn segment_sizes(dir: &std::path::Path) -> Vec<(i64, u64)> {
     let mut logs: Vec<(i64, u64)> = std::fs::read_dir(dir)

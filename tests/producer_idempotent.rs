@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::ManualClock;
+use topiclog::config::{LogConfig, TopicConfig};
+use topiclog::partition::{AppendInfo, ProducerStamp};
 use topiclog::record::{Batches, Record};
-use topiclog::{AppendInfo, Error, LogConfig, Partition, ProducerStamp, Store, TopicConfig};
+use topiclog::{Error, Partition, Store};
 
 fn stamp(producer_id: i64, epoch: i16, base_sequence: i32) -> ProducerStamp {
     ProducerStamp {
@@ -664,7 +666,7 @@ fn producer_ids_and_epochs_are_persisted_and_a_newer_handle_fences_the_older() {
     store.close().expect("close");
     drop(store);
 
-    assert!(dir.path().join(topiclog::PRODUCERS_FILE).is_file());
+    assert!(dir.path().join(topiclog::layout::PRODUCERS_FILE).is_file());
     let store = Store::open(dir.path()).expect("reopen");
     let a3 = store.producer("checkout").expect("producer after reopen");
     assert_eq!((a3.id(), a3.epoch()), (0, 2));

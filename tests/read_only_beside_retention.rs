@@ -7,8 +7,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use topiclog::config::LogConfig;
 use topiclog::record::Record;
-use topiclog::{Error, LogConfig, Partition};
+use topiclog::{Error, Partition};
 
 const CHILD_ENV: &str = "TOPICLOG_TEST_RETENTION_WRITER";
 

@@ -6,12 +6,13 @@
 //! panic or an allocation of what the batch asks for. In a build without a codec, its batches
 //! are `UnsupportedCompression` (through a partition: `tests/kafka_made_fixtures.rs`).
 
+use topiclog::config::LogConfig;
 use topiclog::record::{
     Batch, BatchParams, Compression, CompressionLevels, DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES,
     DecodeErrorKind, EncodeError, Header, Record, encode_batch, encode_compressed_batch,
     is_supported,
 };
-use topiclog::{LogConfig, OwnedRecord, Partition};
+use topiclog::{OwnedRecord, Partition};
 
 const CODECS: [Compression; 4] = [
     Compression::Gzip,

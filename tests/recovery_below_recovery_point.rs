@@ -27,7 +27,9 @@ use common::{
     snapshot,
 };
 use tempfile::TempDir;
-use topiclog::{Corruption, Error, Partition, RecoveryOptions};
+use topiclog::config::RecoveryOptions;
+use topiclog::error::Corruption;
+use topiclog::{Error, Partition};
 
 /// Records flushed, and the records appended after the flush.
 const FLUSHED: i64 = 300;

@@ -17,7 +17,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{append_range, assert_range, batch_spans, read_all, segment_path, small_config};
-use topiclog::{Corruption, Error, Partition, RecoveryOptions, Store, StoreOptions, TopicConfig};
+use topiclog::config::{RecoveryOptions, StoreOptions, TopicConfig};
+use topiclog::error::Corruption;
+use topiclog::{Error, Partition, Store};
 
 const RECOVERY_POINT: &str = ".topiclog_recovery_point";
 const LOG_START: &str = ".topiclog_log_start_offset";

@@ -21,8 +21,10 @@ use std::path::{Path, PathBuf};
 
 use common::{copy_dir, segment_path};
 use tempfile::TempDir;
+use topiclog::config::LogConfig;
+use topiclog::partition::TimestampOffset;
 use topiclog::record::{Header, Record};
-use topiclog::{LogConfig, OwnedRecord, Partition, TimestampOffset};
+use topiclog::{OwnedRecord, Partition};
 
 /// Records in the base partition.
 const N: i64 = 420;

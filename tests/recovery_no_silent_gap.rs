@@ -14,7 +14,9 @@ use std::fs;
 use std::path::Path;
 
 use common::{append_range, assert_range, read_all, segment_path, small_config};
-use topiclog::{Corruption, Error, Partition, RecoveryOptions};
+use topiclog::config::RecoveryOptions;
+use topiclog::error::Corruption;
+use topiclog::{Error, Partition};
 
 const LOG_START: &str = ".topiclog_log_start_offset";
 

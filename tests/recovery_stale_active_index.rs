@@ -5,8 +5,9 @@
 
 mod common;
 
+use topiclog::Partition;
+use topiclog::config::LogConfig;
 use topiclog::record::Record;
-use topiclog::{LogConfig, Partition};
 
 fn config() -> LogConfig {
     LogConfig::builder()

@@ -21,7 +21,10 @@ use common::{
     segment_path,
 };
 use tempfile::TempDir;
-use topiclog::{Corruption, LogConfig, Partition, RecoveryReport};
+use topiclog::Partition;
+use topiclog::config::LogConfig;
+use topiclog::error::Corruption;
+use topiclog::partition::RecoveryReport;
 
 /// Records appended one per batch, then `LAST_BATCH` records in one final batch.
 const SINGLES: i64 = 130;

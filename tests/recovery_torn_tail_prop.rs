@@ -38,8 +38,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 use tempfile::TempDir;
+use topiclog::Partition;
+use topiclog::config::LogConfig;
 use topiclog::record::{Batch, BatchParams, Record, encode_batch};
-use topiclog::{LogConfig, Partition};
 
 /// A record as it must read back: offset, timestamp, value.
 type Expected = (i64, i64, Option<Vec<u8>>);

@@ -23,15 +23,15 @@ use common::{
     small_config, snapshot,
 };
 use tempfile::TempDir;
-use topiclog::{
-    Corruption, DEFAULT_SEGMENT_INDEX_BYTES, Error, OwnedRecord, Partition, RecoveryOptions,
-    RecoveryReport, TimestampOffset,
-};
+use topiclog::config::{DEFAULT_SEGMENT_INDEX_BYTES, RecoveryOptions};
+use topiclog::error::Corruption;
+use topiclog::partition::{RecoveryReport, TimestampOffset};
+use topiclog::{Error, OwnedRecord, Partition};
 
 const MARKER: &str = ".topiclog_cleanshutdown";
 const END: i64 = 360;
 
-fn config() -> topiclog::LogConfig {
+fn config() -> topiclog::config::LogConfig {
     small_config(4096)
 }
 

@@ -6,8 +6,9 @@
 mod common;
 
 use common::*;
+use topiclog::config::LogConfig;
 use topiclog::record::Record;
-use topiclog::{Error, LogConfig, Partition};
+use topiclog::{Error, Partition};
 
 fn logs(dir: &std::path::Path) -> Vec<String> {
     files(dir)

@@ -5,7 +5,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use topiclog::{Error, Store, TopicConfig};
+use topiclog::config::TopicConfig;
+use topiclog::{Error, Store};
 
 const CHILD_ENV: &str = "TOPICLOG_TEST_LOCK_CHILD";
 

@@ -7,8 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::ManualClock;
+use topiclog::config::{LogConfig, StoreOptions, TopicConfig};
 use topiclog::record::Record;
-use topiclog::{Error, LogConfig, Store, StoreOptions, TopicConfig};
+use topiclog::{Error, Store};
 
 #[test]
 fn a_read_only_store_reads_beside_a_writer() {

@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
+use topiclog::Store;
+use topiclog::config::{StoreOptions, TopicConfig};
 use topiclog::partitioner::{Partitioner, partition_for_key};
 use topiclog::record::Record;
-use topiclog::{Store, StoreOptions, TopicConfig};
 
 #[test]
 fn keyed_records_land_where_a_java_producer_puts_them() {

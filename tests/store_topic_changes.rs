@@ -12,8 +12,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use topiclog::config::{StoreOptions, TopicConfig};
+use topiclog::error::Corruption;
+use topiclog::layout::TOPICS_FILE;
 use topiclog::record::Record;
-use topiclog::{Corruption, Error, Store, StoreOptions, TOPICS_FILE, TopicConfig};
+use topiclog::{Error, Store};
 
 const CHILD_ENV: &str = "TOPICLOG_TEST_TOPIC_CHANGES_CHILD";
 
@@ -73,7 +76,10 @@ fn the_partition_count_is_bounded_before_anything_is_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
     assert!(matches!(
-        store.create_topic("x", TopicConfig::new(topiclog::DEFAULT_MAX_PARTITIONS + 1)),
+        store.create_topic(
+            "x",
+            TopicConfig::new(topiclog::config::DEFAULT_MAX_PARTITIONS + 1)
+        ),
         Err(Error::InvalidConfig { .. })
     ));
     assert!(partition_dirs(dir.path()).is_empty());

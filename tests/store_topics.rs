@@ -4,8 +4,10 @@
 
 mod common;
 
+use topiclog::config::{LogConfig, TopicConfig};
+use topiclog::error::Corruption;
 use topiclog::record::Record;
-use topiclog::{Corruption, Error, LogConfig, Store, TopicConfig};
+use topiclog::{Error, Store};
 
 #[test]
 fn create_list_grow_delete_and_reopen() {
@@ -128,7 +130,7 @@ fn a_topic_with_100_partitions() {
 fn a_malformed_registry_is_a_typed_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     drop(Store::open(dir.path()).unwrap());
-    let registry = dir.path().join(topiclog::TOPICS_FILE);
+    let registry = dir.path().join(topiclog::layout::TOPICS_FILE);
     for text in [
         "topiclog-topics 9\n",
         "topiclog-topics 1\norders partitions=x\n",
@@ -152,7 +154,7 @@ fn a_malformed_registry_is_a_typed_error_naming_the_file() {
 fn a_missing_directory_is_created_unless_told_not_to() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("store");
-    let options = topiclog::StoreOptions::builder()
+    let options = topiclog::config::StoreOptions::builder()
         .create_if_missing(false)
         .build();
     assert!(matches!(

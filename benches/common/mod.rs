@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use tempfile::TempDir;
-use topiclog::{LogConfig, Partition};
+use topiclog::Partition;
+use topiclog::config::LogConfig;
 
 /// A brand-new partition directory under the crate's target dir (`target/tmp`), removed when
 /// the returned guard drops.

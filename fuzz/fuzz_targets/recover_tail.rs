@@ -41,7 +41,8 @@ use topiclog::inspect;
 use topiclog::record::{
     BATCH_HEADER_LEN, BatchParams, Batches, Header, Record, TimestampType, encode_batch,
 };
-use topiclog::{LogConfig, Partition};
+use topiclog::Partition;
+use topiclog::config::LogConfig;
 
 /// Batches in the prefix, at most.
 const MAX_BATCHES: u8 = 7;
@@ -385,7 +386,7 @@ fuzz_target!(|data: &[u8]| {
     let interval = if small_interval {
         i32::from(input.byte())
     } else {
-        topiclog::DEFAULT_INDEX_INTERVAL_BYTES
+        topiclog::config::DEFAULT_INDEX_INTERVAL_BYTES
     };
 
     // The valid prefix.

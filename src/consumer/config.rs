@@ -105,7 +105,7 @@ impl FromStr for OffsetReset {
 /// How a [`Consumer`](super::Consumer) reads. Build with [`ConsumerConfig::builder`].
 ///
 /// ```
-/// use topiclog::{ConsumerConfig, OffsetReset};
+/// use topiclog::config::{ConsumerConfig, OffsetReset};
 /// let config = ConsumerConfig::builder()
 ///     .group_id("billing")
 ///     .auto_offset_reset(OffsetReset::Earliest)
@@ -153,7 +153,7 @@ impl ConsumerConfig {
     /// [`ConsumerConfigBuilder::set`] takes them one by one.
     ///
     /// ```
-    /// use topiclog::ConsumerConfig;
+    /// use topiclog::config::ConsumerConfig;
     /// let config = ConsumerConfig::from_pairs([
     ///     ("group.id", "billing"),
     ///     ("auto.offset.reset", "earliest"),

@@ -9,12 +9,9 @@
 //! re-reads the files every 50 ms while waiting). Under the durable flush policy a record is
 //! published, and so returned, only once it is durable.
 
-mod config;
+pub(crate) mod config;
 
-pub use config::{
-    ConsumerConfig, ConsumerConfigBuilder, DEFAULT_AUTO_COMMIT_INTERVAL_MS,
-    DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_RECORDS, IGNORED_CONSUMER_KEYS, OffsetReset,
-};
+pub(crate) use config::{ConsumerConfig, OffsetReset};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -142,7 +139,8 @@ struct Assigned {
 ///
 /// ```
 /// use std::time::Duration;
-/// use topiclog::{ConsumerConfig, OffsetReset, Store, TopicConfig, record::Record};
+/// use topiclog::{Store, record::Record};
+/// use topiclog::config::{ConsumerConfig, OffsetReset, TopicConfig};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let store = Store::open(dir.path())?;

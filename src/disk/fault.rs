@@ -213,7 +213,8 @@ struct ByteBudget {
 /// use std::sync::Arc;
 /// use topiclog::record::Record;
 /// use topiclog::testing::FaultDisk;
-/// use topiclog::{LogConfig, Partition};
+/// use topiclog::Partition;
+/// use topiclog::config::LogConfig;
 ///
 /// let disk = Arc::new(FaultDisk::new());
 /// let config = LogConfig::builder().segment_index_bytes(4096).build()?;
@@ -1615,7 +1616,7 @@ mod tests {
         let f = crate::disk::File::open(&disk, PathBuf::from("/f"), OpenMode::Write).expect("open");
         match f.write_all_at(b"x", 9) {
             Err(crate::Error::Io { op, path, .. }) => {
-                assert_eq!(op, crate::IoOp::Write);
+                assert_eq!(op, crate::error::IoOp::Write);
                 assert_eq!(path, Path::new("/f"));
             }
             other => panic!("expected a typed write error, got {other:?}"),

@@ -30,7 +30,7 @@ pub(crate) type Assignment = BTreeMap<String, BTreeSet<TopicPartition>>;
 /// is handed over only after its old owner releases it).
 ///
 /// ```
-/// use topiclog::Assignor;
+/// use topiclog::config::Assignor;
 ///
 /// let assignor: Assignor = "cooperative-sticky".parse()?;
 /// assert_eq!(assignor, Assignor::CooperativeSticky);

@@ -193,7 +193,7 @@ impl Coordinator {
             });
         }
         for topic in topics {
-            crate::layout::validate_name(topic)?;
+            crate::layout::validate_topic_name(topic)?;
         }
         let handle = self.group(group);
         let mut attempts = 0;
@@ -420,7 +420,7 @@ impl Coordinator {
             return Err(empty("group.id"));
         }
         for ((topic, _), _) in offsets {
-            crate::layout::validate_name(topic)?;
+            crate::layout::validate_topic_name(topic)?;
         }
         let handle = self.group(group);
         let mut g = handle.lock();

@@ -129,7 +129,7 @@ pub(crate) fn decode(text: &str) -> std::result::Result<(String, Offsets), (u64,
         let [topic, partition, offset] = fields.as_slice() else {
             return Err((at, "an entry is not `<topic> <partition> <offset>`"));
         };
-        crate::layout::validate_name(topic).map_err(|_| (at, "invalid topic name"))?;
+        crate::layout::validate_topic_name(topic).map_err(|_| (at, "invalid topic name"))?;
         let partition: u32 = partition
             .parse()
             .map_err(|_| (at, "partition is not a number"))?;

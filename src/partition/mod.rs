@@ -14,7 +14,7 @@ mod marker;
 mod poison;
 mod producer_state;
 mod reader;
-mod recovery;
+pub(crate) mod recovery;
 mod retention;
 #[cfg(test)]
 mod tests;
@@ -24,9 +24,10 @@ mod writer;
 pub(crate) use producer_state::increment_sequence;
 pub use producer_state::{ProducerStamp, ProducerState, ProducerStateRecovery};
 pub use reader::{LogRecord, OwnedHeader, OwnedRecord, Reader};
+pub(crate) use recovery::RecoveryOptions;
 pub use recovery::{
-    BatchAfterCut, LogStartRebuild, MAX_REPORTED_BATCHES_AFTER_CUT, RecoveryOptions,
-    RecoveryReport, RemovedSegment, Truncation,
+    BatchAfterCut, LogStartRebuild, MAX_REPORTED_BATCHES_AFTER_CUT, RecoveryReport, RemovedSegment,
+    Truncation,
 };
 
 use std::path::{Path, PathBuf};
@@ -197,7 +198,8 @@ impl Shared {
 /// it with an `Arc`.
 ///
 /// ```
-/// use topiclog::{Partition, LogConfig, record::Record};
+/// use topiclog::{Partition, record::Record};
+/// use topiclog::config::LogConfig;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let log = Partition::open(dir.path(), LogConfig::default())?;
@@ -393,7 +395,8 @@ impl Partition {
     /// `codec`, as a broker recompresses to its topic's type.
     ///
     /// ```
-    /// use topiclog::{LogConfig, Partition, record::{Compression, Record}};
+    /// use topiclog::{Partition, record::{Compression, Record}};
+    /// use topiclog::config::LogConfig;
     ///
     /// let dir = tempfile::tempdir()?;
     /// # // Builds without the codec's cargo feature skip the example.
@@ -434,7 +437,9 @@ impl Partition {
     /// sequences for you.
     ///
     /// ```
-    /// use topiclog::{LogConfig, Partition, ProducerStamp, record::Record};
+    /// use topiclog::{Partition, record::Record};
+    /// use topiclog::config::LogConfig;
+    /// use topiclog::partition::ProducerStamp;
     ///
     /// let dir = tempfile::tempdir()?;
     /// let log = Partition::open(dir.path(), LogConfig::default())?;

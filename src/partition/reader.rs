@@ -320,7 +320,7 @@ impl Reader {
     /// count per record. Use the [`Iterator`] for records that outlive the next call.
     ///
     /// ```
-    /// # use topiclog::{Partition, LogConfig, record::Record};
+    /// # use topiclog::{Partition, config::LogConfig, record::Record};
     /// # let dir = tempfile::tempdir()?;
     /// # let log = Partition::open(dir.path(), LogConfig::default())?;
     /// # log.append_batch(&[Record::new(b"a"), Record::new(b"bc")])?;

@@ -44,7 +44,8 @@ pub const MAX_REPORTED_BATCHES_AFTER_CUT: usize = 1024;
 /// that was fsynced fails the open with a typed error, and the caller decides.
 ///
 /// ```
-/// use topiclog::{LogConfig, Partition, RecoveryOptions};
+/// use topiclog::Partition;
+/// use topiclog::config::{LogConfig, RecoveryOptions};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let options = RecoveryOptions::new().truncate_corrupt(true);

@@ -22,15 +22,13 @@ use crate::group::Coordinator;
 use crate::layout;
 use crate::partition::{Partition, RecoveryOptions, RetentionReport};
 use crate::partitioner::{DefaultPartitioner, Partitioner};
-use crate::topic::{self, Topic, TopicConfig};
+use crate::topic::{Topic, TopicConfig};
 use producer::ProducerSlot;
 use topics_file::TopicEntry;
 
-pub use crate::layout::{LOCK_FILE, PARTITION_LOCK_FILE};
+use crate::layout::{LOCK_FILE, PRODUCERS_FILE, TOPICS_FILE};
 pub(crate) use crate::lock::DirLock;
 pub use producer::Producer;
-pub use producers_file::PRODUCERS_FILE;
-pub use topics_file::TOPICS_FILE;
 
 /// `log.retention.check.interval.ms` default: 5 minutes.
 pub const DEFAULT_RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
@@ -166,7 +164,7 @@ impl StoreOptions {
     /// works as it is.
     ///
     /// ```
-    /// use topiclog::StoreOptions;
+    /// use topiclog::config::StoreOptions;
     /// let options = StoreOptions::from_pairs([
     ///     ("log.retention.hours", "168"),
     ///     ("log.segment.bytes", "1073741824"),
@@ -397,7 +395,8 @@ impl StoreOptionsBuilder {
 /// use [`Store::open_read_only`] beside a running application. `Send + Sync`.
 ///
 /// ```
-/// use topiclog::{Store, TopicConfig, record::Record};
+/// use topiclog::{Store, record::Record};
+/// use topiclog::config::TopicConfig;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let store = Store::open(dir.path())?;
@@ -681,7 +680,7 @@ impl Store {
     /// [`Error::ReadOnly`], [`Error::Closed`], [`Error::Io`].
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Arc<Topic>> {
         self.writable()?;
-        topic::validate_name(name)?;
+        layout::validate_topic_name(name)?;
         self.inner.check_partition_count(config.partitions())?;
         let mut registry = self.inner.registry.lock();
         self.writable()?;
@@ -834,7 +833,8 @@ impl Store {
     /// they hold after reopening. A Kafka broker's adopted topic becomes configured.
     ///
     /// ```
-    /// use topiclog::{Store, TopicConfig};
+    /// use topiclog::Store;
+    /// use topiclog::config::TopicConfig;
     /// let dir = tempfile::tempdir()?;
     /// let store = Store::open(dir.path())?;
     /// store.create_topic("events", TopicConfig::new(2))?;

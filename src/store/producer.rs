@@ -58,7 +58,8 @@ impl ProducerSlot {
 /// is dropped, appends fail with [`Error::Closed`].
 ///
 /// ```
-/// use topiclog::{Error, Store, TopicConfig, record::Record};
+/// use topiclog::{Error, Store, record::Record};
+/// use topiclog::config::TopicConfig;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let store = Store::open(dir.path())?;
@@ -126,7 +127,8 @@ impl Producer {
     /// default) stores its codec instead, as a broker recompresses.
     ///
     /// ```
-    /// use topiclog::{Store, TopicConfig, record::{Compression, Record}};
+    /// use topiclog::{Store, record::{Compression, Record}};
+    /// use topiclog::config::TopicConfig;
     ///
     /// # // Builds without the codec's cargo feature skip the example.
     /// # if !topiclog::record::is_supported(Compression::Zstd) { return Ok(()); }

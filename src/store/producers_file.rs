@@ -21,8 +21,8 @@ use std::path::Path;
 use crate::disk::{self, Disk, File, OpenMode};
 use crate::error::{Corruption, Error, Result};
 
-/// File name of the producer registry in a store directory.
-pub const PRODUCERS_FILE: &str = "topiclog-producers";
+use crate::layout::PRODUCERS_FILE;
+
 const HEADER: &str = "topiclog-producers 2";
 /// The version written before files ended with a checksum line.
 const HEADER_V1: &str = "topiclog-producers 1";

@@ -29,7 +29,8 @@ use crate::config::LogConfig;
 use crate::disk::{self, Disk, File, OpenMode};
 use crate::error::{Corruption, Error, Result};
 
-pub use crate::layout::TOPICS_FILE;
+use crate::layout::TOPICS_FILE;
+
 const HEADER: &str = "topiclog-topics 2";
 /// The version written before files ended with a checksum line.
 const HEADER_V1: &str = "topiclog-topics 1";
@@ -99,7 +100,7 @@ pub(crate) fn decode(
         let name = fields
             .next()
             .ok_or_else(|| format!("line {line_no}: empty"))?;
-        crate::topic::validate_name(name).map_err(|e| format!("line {line_no}: {e}"))?;
+        crate::layout::validate_topic_name(name).map_err(|e| format!("line {line_no}: {e}"))?;
         let mut partitions = None;
         let mut creating = None;
         let mut adopted = false;

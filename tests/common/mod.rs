@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use topiclog::config::LogConfig;
 use topiclog::record::{Header, Record};
-use topiclog::{LogConfig, OwnedRecord, Partition};
+use topiclog::{OwnedRecord, Partition};
 
 /// A config with small segments and indexes, so tests roll often.
 pub fn small_config(segment_bytes: i32) -> LogConfig {
@@ -96,7 +97,7 @@ impl ManualClock {
     }
 }
 
-impl topiclog::Clock for ManualClock {
+impl topiclog::config::Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }

@@ -31,9 +31,10 @@
 
 use std::path::{Path, PathBuf};
 
+use topiclog::config::LogConfig;
 use topiclog::inspect;
 use topiclog::record::Record;
-use topiclog::{Error, LogConfig, Partition};
+use topiclog::{Error, Partition};
 
 fn value(offset: i64) -> Vec<u8> {
     format!("value-{offset}").into_bytes()

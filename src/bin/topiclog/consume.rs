@@ -10,9 +10,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Args;
 use std::collections::BTreeMap;
 
-use topiclog::{
-    ConsumerConfig, Error, LogRecord, OffsetReset, Partition, Reader, Store, TopicPartition,
-};
+use topiclog::config::{ConsumerConfig, OffsetReset};
+use topiclog::consumer::TopicPartition;
+use topiclog::partition::Reader;
+use topiclog::{Error, LogRecord, Partition, Store};
 
 use crate::output::{Failure, Out, stdout_failure};
 

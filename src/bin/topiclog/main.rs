@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use topiclog::{LogConfig, RecoveryOptions, RecoveryReport, Store, StoreOptions, TopicConfig};
+use topiclog::Store;
+use topiclog::config::{LogConfig, RecoveryOptions, StoreOptions, TopicConfig};
+use topiclog::partition::RecoveryReport;
 
 use output::{Failure, Out};
 
@@ -271,7 +273,7 @@ fn one_line(rendered: &str) -> String {
 static LOCK_TIMEOUT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
 
 /// Options for opening a store for writing: waits `--lock-timeout` for the lock.
-pub(crate) fn writer_options() -> topiclog::StoreOptionsBuilder {
+pub(crate) fn writer_options() -> topiclog::config::StoreOptionsBuilder {
     let timeout = LOCK_TIMEOUT.get().copied().unwrap_or_default();
     StoreOptions::builder().lock_timeout(timeout)
 }
