@@ -431,6 +431,19 @@ pub enum BatchRecords {
     },
 }
 
+impl fmt::Display for BatchRecords {
+    /// `3 records`, `lz4-compressed, not decoded` or `2 records, then <the fault>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchRecords::Decoded(records) => write!(f, "{} records", records.len()),
+            BatchRecords::Compressed(codec) => write!(f, "{codec}-compressed, not decoded"),
+            BatchRecords::Invalid { records, error } => {
+                write!(f, "{} records, then {error}", records.len())
+            }
+        }
+    }
+}
+
 /// A batch just read by a [`LogFileReader`], borrowing the reader's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScannedBatch<'a> {
@@ -665,6 +678,8 @@ pub fn batches(path: impl AsRef<Path>) -> Result<LogFileBatches> {
 // ---------------------------------------------------------------------------------------------
 
 /// Where a segment sits in its partition, which decides what its files may hold.
+///
+/// Exhaustive on purpose: a partition has one active segment and sealed ones, nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SegmentRole {
     /// Not the last segment: complete, and its indexes trimmed to their entries.

@@ -88,6 +88,22 @@ impl FaultOp {
     }
 }
 
+impl fmt::Display for FaultOp {
+    /// The system call's name: `write`, `fdatasync`, ... (`any` for [`FaultOp::Any`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FaultOp::Write => "write",
+            FaultOp::Sync => "fdatasync",
+            FaultOp::SetLen => "ftruncate",
+            FaultOp::Rename => "rename",
+            FaultOp::Remove => "unlink",
+            FaultOp::SyncDir => "directory fsync",
+            FaultOp::Open => "open",
+            FaultOp::Any => "any",
+        })
+    }
+}
+
 /// What an injected fault does to the call it hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -109,6 +125,18 @@ pub enum FaultKind {
     CrashAfterBytes(u64),
 }
 
+impl fmt::Display for FaultKind {
+    /// `ENOSPC`, `EIO`, `short write` or `crash after N bytes`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultKind::NoSpace => f.write_str("ENOSPC"),
+            FaultKind::Io => f.write_str("EIO"),
+            FaultKind::ShortWrite => f.write_str("short write"),
+            FaultKind::CrashAfterBytes(n) => write!(f, "crash after {n} bytes"),
+        }
+    }
+}
+
 /// How [`FaultDisk::crash`] treats each file's changes since its last sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -122,6 +150,16 @@ pub enum CrashMode {
     /// or zeros where the file had none. This is what a power loss may do.
     #[default]
     Pages,
+}
+
+impl fmt::Display for CrashMode {
+    /// `prefix` or `pages`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CrashMode::Prefix => "prefix",
+            CrashMode::Pages => "pages",
+        })
+    }
 }
 
 /// A fault to arm with [`FaultDisk::inject`]: which calls it hits and what it does.

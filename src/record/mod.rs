@@ -151,6 +151,8 @@ impl<'a> Record<'a> {
 }
 
 /// Which clock a batch's timestamps come from (`message.timestamp.type`).
+///
+/// Exhaustive on purpose: the batch format has one attribute bit for it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum TimestampType {
     /// The producer's timestamp on each record (Kafka's default).
