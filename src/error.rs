@@ -1,4 +1,30 @@
-//! The crate's one error type.
+//! The crate's one error type, [`Error`], and the details some variants carry: what is wrong
+//! with damaged data ([`Corruption`]) and which I/O operation failed ([`IoOp`]).
+//!
+//! Every failure a caller can act on is its own variant, with the file, byte position, offsets
+//! or setting involved, so code matches on it instead of parsing messages. Nothing in topiclog
+//! panics on bad input: damaged files, bad arguments and failed system calls all come back as
+//! an `Error`. New failures get their own variants; the enums are `#[non_exhaustive]`.
+//!
+//! ```
+//! use topiclog::config::LogConfig;
+//! use topiclog::{Error, Partition, Record};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let log = Partition::open(dir.path(), LogConfig::default())?;
+//! log.append(Record::new(b"only"))?;
+//! match log.read(5) {
+//!     Err(Error::OffsetOutOfRange { requested, log_start, log_end }) => {
+//!         assert_eq!((requested, log_start, log_end), (5, 0, 1));
+//!     }
+//!     other => panic!("expected OffsetOutOfRange, got {other:?}"),
+//! }
+//! match LogConfig::from_pairs([("segment.byte", "1024")]) {
+//!     Err(Error::UnknownConfig { key, .. }) => assert_eq!(key, "segment.byte"),
+//!     other => panic!("expected UnknownConfig, got {other:?}"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 use std::io;

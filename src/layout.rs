@@ -1,6 +1,36 @@
-//! The names of files and directories in a store, Kafka's and topiclog's: one owner for each,
-//! below the modules that use them (partitions, stores, topics, the lock), so none of those
-//! depends on another for a name.
+//! The names of files and directories in a store, Kafka's and topiclog's, and the rule for
+//! topic names. One owner for each name, below the modules that use them (partitions, stores,
+//! topics, the lock), so none of those depends on another for a name.
+//!
+//! A store directory is a Kafka log directory with a few files of topiclog's beside the
+//! partitions:
+//!
+//! ```text
+//! store/
+//!   .lock                          LOCK_FILE: held by the one writing process
+//!   topiclog-topics                TOPICS_FILE: topics, partition counts, settings
+//!   topiclog-producers             PRODUCERS_FILE: producer names, ids and epochs
+//!   topiclog-group-<hex>.offsets   committed offsets of a consumer group (hex of its name)
+//!   orders-0/                      a partition: Kafka's <topic>-<partition>
+//!     00000000000000000000.log     segments, named by base offset (RecordBatch v2)
+//!     00000000000000000000.index   offset index
+//!     00000000000000000000.timeindex
+//!     00000000000000000042.snapshot  producer state (Kafka's format)
+//!     .topiclog_recovery_point     checkpoints Kafka ignores
+//! ```
+//!
+//! ```
+//! use topiclog::config::TopicConfig;
+//! use topiclog::{layout, Store};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path())?;
+//! store.create_topic("orders", TopicConfig::new(2))?;
+//! assert!(dir.path().join(layout::TOPICS_FILE).is_file());
+//! assert!(dir.path().join("orders-1").is_dir());
+//! assert!(layout::validate_topic_name("orders/..").is_err()); // names become directories
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::path::{Path, PathBuf};
 

@@ -98,6 +98,29 @@ pub mod record;
 /// power on request (every byte and directory entry not yet synced may go, pages out of order).
 /// Open a partition on it with [`Partition::open_on_fault_disk`], arm faults, crash, reopen and
 /// check what survived.
+///
+/// ```
+/// use std::sync::Arc;
+/// use topiclog::config::LogConfig;
+/// use topiclog::testing::{Fault, FaultDisk, FaultKind, FaultOp};
+/// use topiclog::{Error, Partition, Record};
+///
+/// let disk = Arc::new(FaultDisk::new());
+/// let config = LogConfig::builder().segment_index_bytes(4096).build()?;
+/// let log = Partition::open_on_fault_disk(Arc::clone(&disk), "/p0", config.clone())?;
+/// log.append(Record::new(b"durable"))?;
+///
+/// // The next fsync fails: the append errs and the partition refuses writes until reopened,
+/// // since the kernel may have dropped the dirty pages (Linux does).
+/// disk.inject(Fault::new(FaultOp::Sync, FaultKind::Io));
+/// assert!(log.append(Record::new(b"lost")).is_err());
+/// assert!(matches!(log.append(Record::new(b"refused")), Err(Error::Poisoned { .. })));
+/// drop(log);
+///
+/// let log = Partition::open_on_fault_disk(disk, "/p0", config)?;
+/// assert_eq!(log.next_offset(), 1); // the failed append never happened
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(feature = "fault-injection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
 pub mod testing {
@@ -123,6 +146,11 @@ mod store;
 mod topic;
 
 pub use consumer::{Consumer, ConsumerRecord};
+
+/// The README's code, compiled with the doctests so that the tour stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub use error::{Error, Result};
 pub use partition::{LogRecord, OwnedHeader, OwnedRecord, Partition};
 pub use record::{Header, Record};

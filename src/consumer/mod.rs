@@ -8,6 +8,37 @@
 //! no sleep-polling (a read-only store, where another process appends, is the exception: it
 //! re-reads the files every 50 ms while waiting). Under the durable flush policy a record is
 //! published, and so returned, only once it is durable.
+//!
+//! With a `group.id`, [`Consumer::subscribe`] joins the group: the topic's partitions are shared
+//! among its members, [`Consumer::rebalance_events`] says what moved, and
+//! [`Consumer::commit`] stores the positions durably in the store, where the next member to own
+//! a partition starts. Delivery is at least once: commit after processing.
+//!
+//! ```
+//! use std::time::Duration;
+//! use topiclog::config::{ConsumerConfig, OffsetReset, TopicConfig};
+//! use topiclog::consumer::RebalanceEvent;
+//! use topiclog::{Record, Store};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path())?;
+//! let jobs = store.create_topic("jobs", TopicConfig::new(2))?;
+//! jobs.append_to(0, Record::new(b"resize a.png"))?;
+//!
+//! let config = ConsumerConfig::builder()
+//!     .group_id("workers")
+//!     .auto_offset_reset(OffsetReset::Earliest)
+//!     .build()?;
+//! let mut worker = store.consumer(config)?;
+//! worker.subscribe(&["jobs"])?;
+//! let records = worker.poll(Duration::from_secs(1))?; // joins, then reads
+//! assert_eq!(records[0].value(), Some(&b"resize a.png"[..]));
+//! let assigned = vec![("jobs".to_owned(), 0), ("jobs".to_owned(), 1)];
+//! assert_eq!(worker.rebalance_events(), [RebalanceEvent::Assigned(assigned)]);
+//! worker.commit()?; // processed: the group resumes after it
+//! assert_eq!(store.committed_offsets("workers")?[&("jobs".to_owned(), 0)], 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub(crate) mod config;
 

@@ -6,6 +6,36 @@
 //! to the file with one write when it fills, on [`flush`](Partition::flush), on roll and on
 //! close. Readers read below the published end without taking the writer lock, except for bytes
 //! still in the buffer, which they copy under it.
+//!
+//! A [`Partition`] opens on its own directory (outside a store) or comes from a store's
+//! [`Topic`](crate::Topic). Besides the handle, this module holds what its methods return:
+//! where an append landed ([`AppendInfo`]), a [`Reader`] of records from an offset, a
+//! timestamp lookup's answer ([`TimestampOffset`]), what recovery found
+//! ([`RecoveryReport`]) and retention deleted ([`RetentionReport`]), and idempotent producers'
+//! stamps and state ([`ProducerStamp`], [`ProducerState`]).
+//!
+//! ```
+//! use topiclog::config::LogConfig;
+//! use topiclog::{Partition, Record};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let config = LogConfig::builder().segment_bytes(1024).build()?; // small segments: rolls
+//! let log = Partition::open(dir.path(), config)?;
+//! for i in 0..100u32 {
+//!     let info = log.append_batch(&[Record::new(&i.to_be_bytes()).with_timestamp(i64::from(i))])?;
+//!     assert_eq!(info.base_offset, i64::from(i));
+//! }
+//! assert!(std::fs::read_dir(dir.path())?.count() > 3); // several segments' files
+//! assert_eq!(log.offset_for_timestamp(42)?.map(|t| t.offset), Some(42));
+//! let values: Vec<_> = log.read(98)?.map(|r| r.map(|r| r.value().map(<[u8]>::to_vec))).collect::<Result<_, _>>()?;
+//! assert_eq!(values, [Some(98u32.to_be_bytes().to_vec()), Some(99u32.to_be_bytes().to_vec())]);
+//! log.close()?;
+//!
+//! // A clean close: the next open scans nothing.
+//! let log = Partition::open(dir.path(), LogConfig::default())?;
+//! assert_eq!(log.recovery().segments_scanned, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod checkpoint;
 mod commit;
