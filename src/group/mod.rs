@@ -16,6 +16,7 @@
 pub(crate) mod assignor;
 pub(crate) mod coordinator;
 pub(crate) mod offsets;
+pub(crate) mod state;
 
 #[cfg(test)]
 mod tests;
