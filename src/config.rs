@@ -43,7 +43,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use crate::consumer::config::{
     ConsumerConfig, ConsumerConfigBuilder, DEFAULT_AUTO_COMMIT_INTERVAL_MS,
-    DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_RECORDS, IGNORED_CONSUMER_KEYS, OffsetReset,
+    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_RECORDS,
+    DEFAULT_SESSION_TIMEOUT_MS, IGNORED_CONSUMER_KEYS, OffsetReset,
 };
 pub use crate::group::Assignor;
 pub use crate::partition::recovery::RecoveryOptions;

@@ -42,6 +42,10 @@ pub const TOPICS_FILE: &str = "topiclog-topics";
 /// File name of the producer registry in a store directory (producer names, ids and epochs).
 pub const PRODUCERS_FILE: &str = "topiclog-producers";
 
+/// The store's groups lock: every process that changes a consumer group's files holds it for
+/// that one step.
+pub const GROUPS_LOCK_FILE: &str = "topiclog-groups.lock";
+
 /// Name of the lock file in a store directory.
 pub const LOCK_FILE: &str = ".lock";
 

@@ -12,6 +12,10 @@ pub const DEFAULT_MAX_POLL_RECORDS: usize = 500;
 pub const DEFAULT_AUTO_COMMIT_INTERVAL_MS: i64 = 5_000;
 /// `max.poll.interval.ms` default: 5 minutes.
 pub const DEFAULT_MAX_POLL_INTERVAL_MS: i64 = 300_000;
+/// `session.timeout.ms` default: 45 seconds.
+pub const DEFAULT_SESSION_TIMEOUT_MS: i64 = 45_000;
+/// `heartbeat.interval.ms` default: 3 seconds.
+pub const DEFAULT_HEARTBEAT_INTERVAL_MS: i64 = 3_000;
 
 /// Settings of Kafka's network consumer that mean nothing in-process (connections, wire
 /// formats, fetch sizing, heartbeats, security). They are accepted and ignored, with a log line.
@@ -20,7 +24,6 @@ pub const IGNORED_CONSUMER_KEYS: &[&str] = &[
     "bootstrap.servers",
     "check.crcs",
     "client.dns.lookup",
-    "client.id",
     "client.rack",
     "connections.max.idle.ms",
     "default.api.timeout.ms",
@@ -28,7 +31,6 @@ pub const IGNORED_CONSUMER_KEYS: &[&str] = &[
     "fetch.max.bytes",
     "fetch.max.wait.ms",
     "fetch.min.bytes",
-    "heartbeat.interval.ms",
     "interceptor.classes",
     "key.deserializer",
     "max.partition.fetch.bytes",
@@ -46,7 +48,6 @@ pub const IGNORED_CONSUMER_KEYS: &[&str] = &[
     "sasl.mechanism",
     "security.protocol",
     "send.buffer.bytes",
-    "session.timeout.ms",
     "socket.connection.setup.timeout.max.ms",
     "socket.connection.setup.timeout.ms",
     "ssl.endpoint.identification.algorithm",
@@ -122,6 +123,9 @@ pub struct ConsumerConfig {
     pub(crate) auto_commit_interval_ms: i64,
     pub(crate) max_poll_records: usize,
     pub(crate) max_poll_interval_ms: i64,
+    pub(crate) session_timeout_ms: i64,
+    pub(crate) heartbeat_interval_ms: i64,
+    pub(crate) client_id: String,
     pub(crate) assignor: Assignor,
 }
 
@@ -135,6 +139,9 @@ impl Default for ConsumerConfig {
             auto_commit_interval_ms: DEFAULT_AUTO_COMMIT_INTERVAL_MS,
             max_poll_records: DEFAULT_MAX_POLL_RECORDS,
             max_poll_interval_ms: DEFAULT_MAX_POLL_INTERVAL_MS,
+            session_timeout_ms: DEFAULT_SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms: DEFAULT_HEARTBEAT_INTERVAL_MS,
+            client_id: String::new(),
             assignor: Assignor::default(),
         }
     }
@@ -209,11 +216,19 @@ impl ConsumerConfig {
                 "max.poll.interval.ms",
                 self.max_poll_interval_ms.to_string(),
             ),
+            ("session.timeout.ms", self.session_timeout_ms.to_string()),
+            (
+                "heartbeat.interval.ms",
+                self.heartbeat_interval_ms.to_string(),
+            ),
             (
                 "partition.assignment.strategy",
                 self.assignor.name().to_owned(),
             ),
         ]);
+        if !self.client_id.is_empty() {
+            pairs.push(("client.id", self.client_id.clone()));
+        }
         pairs
     }
 
@@ -251,6 +266,22 @@ impl ConsumerConfig {
     /// from its group.
     pub fn max_poll_interval_ms(&self) -> i64 {
         self.max_poll_interval_ms
+    }
+
+    /// `session.timeout.ms`: a group member whose process has not heartbeaten for this long
+    /// (it died, or is paused) is removed from its group.
+    pub fn session_timeout_ms(&self) -> i64 {
+        self.session_timeout_ms
+    }
+
+    /// `heartbeat.interval.ms`: how often a member's process tells its group it is alive.
+    pub fn heartbeat_interval_ms(&self) -> i64 {
+        self.heartbeat_interval_ms
+    }
+
+    /// `client.id`: a name for the consumer in `describe-group` and logs (empty: none).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
     }
 
     /// `partition.assignment.strategy`: how a group spreads partitions over its members.
@@ -312,6 +343,26 @@ impl ConsumerConfigBuilder {
         self
     }
 
+    /// `session.timeout.ms` (default 45000): how long a member's process may go without a
+    /// heartbeat before the group removes the member and gives its partitions to others.
+    pub fn session_timeout_ms(mut self, ms: i64) -> Self {
+        self.config.session_timeout_ms = ms;
+        self
+    }
+
+    /// `heartbeat.interval.ms` (default 3000): how often the member's process heartbeats, from
+    /// a background thread, whether or not the application polls. Below `session.timeout.ms`.
+    pub fn heartbeat_interval_ms(mut self, ms: i64) -> Self {
+        self.config.heartbeat_interval_ms = ms;
+        self
+    }
+
+    /// `client.id` (default empty): a name shown by `describe-group`.
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.config.client_id = id.into();
+        self
+    }
+
     /// `partition.assignment.strategy` (default range). Every member of a group must use the
     /// same one.
     pub fn assignor(mut self, assignor: Assignor) -> Self {
@@ -357,6 +408,9 @@ impl ConsumerConfigBuilder {
                 self.max_poll_records(usize::try_from(n).unwrap_or(0))
             }
             "max.poll.interval.ms" => self.max_poll_interval_ms(int("max.poll.interval.ms")?),
+            "session.timeout.ms" => self.session_timeout_ms(int("session.timeout.ms")?),
+            "heartbeat.interval.ms" => self.heartbeat_interval_ms(int("heartbeat.interval.ms")?),
+            "client.id" => self.client_id(value),
             "partition.assignment.strategy" => self.assignor(value.parse()?),
             _ if IGNORED_CONSUMER_KEYS.contains(&key) => {
                 log::info!("ignoring consumer setting {key}={value}: no effect in topiclog");
@@ -388,8 +442,8 @@ impl ConsumerConfigBuilder {
     /// Checks the settings.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for `max.poll.records` 0, a non-positive interval or an empty
-    /// group or member id.
+    /// [`Error::InvalidConfig`] for `max.poll.records` 0, a non-positive interval or timeout,
+    /// a heartbeat interval not below the session timeout, or an empty group or member id.
     pub fn build(self) -> Result<ConsumerConfig> {
         let c = self.config;
         let invalid = |key: &'static str, value: String, reason: &'static str| {
@@ -409,6 +463,18 @@ impl ConsumerConfigBuilder {
         if c.max_poll_interval_ms <= 0 {
             let v = c.max_poll_interval_ms.to_string();
             return invalid("max.poll.interval.ms", v, "must be positive");
+        }
+        if c.session_timeout_ms <= 0 {
+            let v = c.session_timeout_ms.to_string();
+            return invalid("session.timeout.ms", v, "must be positive");
+        }
+        if c.heartbeat_interval_ms <= 0 || c.heartbeat_interval_ms >= c.session_timeout_ms {
+            let v = c.heartbeat_interval_ms.to_string();
+            return invalid(
+                "heartbeat.interval.ms",
+                v,
+                "must be positive and below session.timeout.ms",
+            );
         }
         if c.group_id.as_deref() == Some("") {
             return invalid("group.id", String::new(), "must not be empty");

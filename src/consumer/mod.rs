@@ -50,8 +50,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use crate::disk::ReadOnlyDisk;
 use crate::error::{Error, Result};
 use crate::group::Coordinator;
+use crate::group::coordinator::JoinRequest;
 use crate::partition::watch::Signal;
 use crate::partition::{LogRecord, Partition};
 use crate::store::Inner;
@@ -337,9 +339,7 @@ impl Consumer {
                 coordinator
                     .reset_offsets(&group, offsets)
                     .map_err(|e| match e {
-                        Error::GroupNotEmpty { .. }
-                            if !coordinator.live_members(&group).is_empty() =>
-                        {
+                        Error::GroupNotEmpty { .. } => {
                             let (topic, partition) = offsets[0].0.clone();
                             Error::CommitRejected {
                                 group: group.clone(),
@@ -360,7 +360,7 @@ impl Consumer {
     /// [`Error::NoGroupId`] without a `group.id`; [`Error::ReadOnly`].
     pub fn committed(&self, topic: &str, partition: u32) -> Result<Option<i64>> {
         let (coordinator, group) = self.coordinator()?;
-        Ok(coordinator.committed(&group, &(topic.to_owned(), partition)))
+        coordinator.committed(&group, &(topic.to_owned(), partition))
     }
 
     /// Leaves the group after committing (with auto-commit on), and stops reading. Dropping
@@ -458,7 +458,7 @@ impl Consumer {
                     topic: Arc::from(tp.0.as_str()),
                     number: tp.1,
                     partition,
-                    position: coordinator.committed(&group, tp),
+                    position: coordinator.committed(&group, tp)?,
                     revoked: false,
                 });
                 assigned.push(tp.clone());
@@ -518,10 +518,14 @@ impl Consumer {
             return Err(Error::Subscribed);
         }
         let store = self.store.upgrade().ok_or(Error::Closed)?;
-        let committed = |topic: &str, number: u32| {
-            let group = self.config.group_id.as_deref()?;
-            let coordinator = store.coordinator.as_ref()?;
-            coordinator.committed(group, &(topic.to_owned(), number))
+        // Kafka's standalone consumers start at their group's committed offsets too.
+        let committed = |topic: &str, number: u32| -> Result<Option<i64>> {
+            let Some(group) = self.config.group_id.as_deref() else {
+                return Ok(None);
+            };
+            let tp = (topic.to_owned(), number);
+            let committed = crate::group::offsets::read(&ReadOnlyDisk, &store.dir, group)?;
+            Ok(committed.and_then(|c| c.get(&tp).copied()))
         };
         let mut next = Vec::with_capacity(partitions.len());
         for &(topic, number) in partitions {
@@ -541,7 +545,7 @@ impl Consumer {
                     topic: Arc::from(topic),
                     number,
                     partition: store.topic(topic)?.partition(number)?,
-                    position: committed(topic, number),
+                    position: committed(topic, number)?,
                     revoked: false,
                 },
             };
@@ -837,12 +841,17 @@ fn join(
     });
     coordinator.join(
         group,
-        member,
-        topics,
-        config.assignor,
-        config.max_poll_interval_ms,
-        partitions,
-        wake,
+        JoinRequest {
+            member: member.to_owned(),
+            topics: topics.to_vec(),
+            assignor: config.assignor,
+            max_poll_interval_ms: config.max_poll_interval_ms,
+            session_timeout_ms: config.session_timeout_ms,
+            heartbeat_interval_ms: config.heartbeat_interval_ms,
+            client_id: config.client_id.clone(),
+            partitions,
+            wake,
+        },
     )
 }
 

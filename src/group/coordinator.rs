@@ -1,8 +1,23 @@
-//! The in-process group coordinator: members of consumer groups, which partition each owns,
-//! rebalances, and committed offsets.
+//! The group coordinator: members of consumer groups, which partition each owns, rebalances,
+//! heartbeats and committed offsets, shared by every process that opens the store.
 //!
-//! Membership is in memory only; a reopened store starts with empty groups, as Kafka's members
-//! rejoin a restarted coordinator. Committed offsets are durable ([`super::offsets`]).
+//! There is no coordinator process: each process's `Coordinator` reads and replaces the
+//! group's files under the store's groups lock ([`GROUPS_LOCK_FILE`], an OS file lock held
+//! for the few microseconds of one step, so a process that dies releases it at once). A group
+//! has two files beside the partitions:
+//!
+//! * `topiclog-group-<id>.members` ([`super::state`]): generation, assignor, partition
+//!   counts, and per member its process, timers, subscription, target and owned partitions.
+//!   Soft state, replaced atomically without fsync: a power loss kills every member anyway.
+//! * `topiclog-group-<id>.offsets` ([`super::offsets`]): committed offsets, replaced atomically
+//!   and durably.
+//!
+//! Every step (join, sync, release, leave, heartbeat, commit) is: take the lock, read the
+//! members file, remove expired members, change the state, write the file if it changed,
+//! release the lock. A step is one atomic file replacement (a commit: one durable replacement
+//! of the offsets file, checked against the members file under the same lock), so a process
+//! that dies at any moment leaves the files as they were before or after its step, never in
+//! between; its members stay listed until their session timeout, then lose their partitions.
 //!
 //! ## How a rebalance hands partitions over
 //!
@@ -17,30 +32,42 @@
 //! offset. Only partitions that move are revoked, whatever the assignor (Kafka's eager protocol
 //! revokes all; this is the cooperative protocol's handover for every assignor).
 //!
-//! Expiry: a member that does not sync within its `max.poll.interval.ms` of its last sync (or
-//! join), by the store's [`Clock`], is removed at the next call that touches its group, and
-//! its partitions are free at once (Kafka's consumer leaves the group when its poll timer
-//! expires).
+//! ## Liveness
 //!
-//! Locking: one mutex per group (different groups never wait for each other), held during a
-//! commit's file write so that commits of a group reach the disk in order. Neither the `wake`
-//! nor the `partitions` callbacks are ever called with a lock held.
+//! A member is removed, and its partitions freed, when its process has not heartbeaten within
+//! its `session.timeout.ms` (each process heartbeats its members every
+//! `heartbeat.interval.ms` from a background thread, so a process that dies, even by SIGKILL,
+//! or is paused, stops), or when it has not polled within its `max.poll.interval.ms` (Kafka's
+//! consumer leaves the group when its poll timer expires). Times are the store's [`Clock`].
+//! Removal happens at the next step of any process that touches the group, so a removed
+//! member learns it at its own next step ([`Error::UnknownMember`]) and its commits are
+//! refused from that moment: a paused process that resumes cannot commit for partitions it
+//! lost.
+//!
+//! Wakes: a member blocked in poll is woken (its `wake` callback, never called with a lock
+//! held) when a step of this process gives it partitions to take or release; members of other
+//! processes learn it at their next heartbeat.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::config::Clock;
 use crate::disk::Disk;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoOp, Result};
+use crate::layout::GROUPS_LOCK_FILE;
 
 use super::TopicPartition;
 use super::assignor::{Assignment, Assignor, Subscriptions};
 use super::offsets::{self, Offsets};
+use super::state::{self, GroupState, MemberState};
 
 /// A topic's current partition count, `None` for no such topic. Given at
 /// [`Coordinator::join`]; the coordinator keeps the latest joiner's and calls it again from
@@ -51,10 +78,9 @@ pub(crate) type PartitionsFn = Arc<dyn Fn(&str) -> Option<u32> + Send + Sync>;
 /// Wakes a member blocked in poll: called when it has partitions to release or to take.
 pub(crate) type WakeFn = Arc<dyn Fn() + Send + Sync>;
 
-/// How often [`Coordinator::join`] recomputes partition counts when metadata keeps changing
-/// while it computes them, before it goes ahead with the last counts (a later
-/// [`Coordinator::metadata_changed`] corrects them).
-const MAX_COUNT_ATTEMPTS: u32 = 16;
+/// How long a step waits for the groups lock before giving up ([`Error::Locked`]): far longer
+/// than any step holds it, unless its holder is stopped (`SIGSTOP`, a debugger).
+const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a member learns at each [`Coordinator::sync`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -71,58 +97,81 @@ pub(crate) struct MemberSync {
     pub owned: Vec<TopicPartition>,
 }
 
-/// The coordinator of a store's consumer groups: one per writable store. `Send + Sync`.
+/// A member's request to join a group: its consumer's settings and callbacks.
+#[derive(Clone)]
+pub(crate) struct JoinRequest {
+    /// The member id (`group.instance.id`, or one made up per consumer).
+    pub member: String,
+    pub topics: Vec<String>,
+    pub assignor: Assignor,
+    pub max_poll_interval_ms: i64,
+    pub session_timeout_ms: i64,
+    pub heartbeat_interval_ms: i64,
+    /// The consumer's `client.id`, shown by `describe-group`.
+    pub client_id: String,
+    /// Partition counts by the joining process's view of the store.
+    pub partitions: PartitionsFn,
+    pub wake: WakeFn,
+}
+
+/// A member of a group as `describe-group` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MemberInfo {
+    pub member: String,
+    pub client_id: String,
+    pub pid: u32,
+    pub host: String,
+    pub owned: Vec<TopicPartition>,
+}
+
+/// The coordinator of a store's consumer groups, one per open store that may write group
+/// files. `Send + Sync`.
 pub(crate) struct Coordinator {
+    shared: Arc<Shared>,
+    heartbeat: Mutex<Option<JoinHandle<()>>>,
+    /// Tests that move a manual clock turn the heartbeat thread off: it would expire members
+    /// at moments the test does not choose.
+    #[cfg(test)]
+    pub(crate) heartbeats: bool,
+}
+
+struct Shared {
     disk: Arc<dyn Disk>,
     dir: PathBuf,
     clock: Arc<dyn Clock>,
-    /// Every group seen since open. Entries are never removed (a group is a few bytes when it
-    /// has no members and no offsets), so a handle taken from here is never orphaned.
-    groups: Mutex<BTreeMap<String, Arc<Mutex<Group>>>>,
+    /// This process's members, per group.
+    local: Mutex<BTreeMap<String, LocalGroup>>,
+    /// Serializes this process's steps before they take the file lock.
+    serial: Mutex<()>,
     /// Bumped by every [`Coordinator::metadata_changed`]: partition counts computed before a
     /// bump may be stale.
     metadata_epoch: AtomicU64,
-    /// Set when the store closes: its lock is released, so nothing is written any more.
-    closed: std::sync::atomic::AtomicBool,
+    /// Set when the store closes: nothing is written any more.
+    closed: AtomicBool,
+    /// Stops the heartbeat thread.
+    stop: (Mutex<bool>, Condvar),
+    pid: u32,
+    host: String,
 }
 
-/// One group's state.
+/// A group's members in this process.
 #[derive(Default)]
-struct Group {
-    /// The group id, for log lines.
-    name: String,
-    members: BTreeMap<String, Member>,
-    /// Who owns each owned partition; the same facts as the members' `owned` sets.
-    owners: BTreeMap<TopicPartition, String>,
-    generation: u64,
-    /// The assignor of the current members (the first joiner's).
-    assignor: Assignor,
-    /// Partition counts of the topics members subscribe to (topics that exist).
-    partition_counts: BTreeMap<String, u32>,
-    /// The metadata epoch `partition_counts` were computed in.
-    counts_epoch: u64,
-    /// The latest joiner's partition counts; dropped when the last member goes.
+struct LocalGroup {
+    members: BTreeMap<String, LocalMember>,
+    /// The latest joiner's partition counts.
     partitions: Option<PartitionsFn>,
-    committed: Offsets,
 }
 
-/// One live member.
-struct Member {
-    topics: BTreeSet<String>,
-    max_poll_interval_ms: i64,
-    last_sync_ms: i64,
-    /// What the assignor gives it.
-    target: BTreeSet<TopicPartition>,
-    /// What it owns.
-    owned: BTreeSet<TopicPartition>,
+struct LocalMember {
     wake: WakeFn,
     /// Woken since its last sync: one wake is enough until it syncs.
     woken: bool,
+    heartbeat_interval_ms: i64,
 }
 
 impl Coordinator {
-    /// Opens the coordinator of the store in `store_dir`, loading every group's committed
-    /// offsets (and removing temporary files a crash left).
+    /// Opens the coordinator of the store in `store_dir`, checking every group's committed
+    /// offsets (and removing temporary files a crash left, under the groups lock).
     ///
     /// # Errors
     /// [`Error::Corrupt`] naming a group offsets file that does not parse; [`Error::Io`].
@@ -131,147 +180,155 @@ impl Coordinator {
         store_dir: &Path,
         clock: Arc<dyn Clock>,
     ) -> Result<Coordinator> {
-        let loaded = offsets::load_all(&*disk, store_dir)?;
-        let groups = loaded
-            .into_iter()
-            .map(|(name, committed)| {
-                let group = Group {
-                    name: name.clone(),
-                    committed,
-                    ..Group::default()
-                };
-                (name, Arc::new(Mutex::new(group)))
-            })
-            .collect();
+        {
+            let _lock = GroupsLock::acquire(store_dir)?;
+            offsets::load_all(&*disk, store_dir)?;
+        }
         Ok(Coordinator {
-            disk,
-            dir: store_dir.to_path_buf(),
-            clock,
-            groups: Mutex::new(groups),
-            metadata_epoch: AtomicU64::new(0),
-            closed: std::sync::atomic::AtomicBool::new(false),
+            shared: Arc::new(Shared {
+                disk,
+                dir: store_dir.to_path_buf(),
+                clock,
+                local: Mutex::new(BTreeMap::new()),
+                serial: Mutex::new(()),
+                metadata_epoch: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+                stop: (Mutex::new(false), Condvar::new()),
+                pid: std::process::id(),
+                host: host_name(),
+            }),
+            heartbeat: Mutex::new(None),
+            #[cfg(test)]
+            heartbeats: true,
         })
     }
 
-    /// Adds `member` to `group`, subscribed to `topics`, and rebalances. The first member of a
-    /// group chooses its assignor; later members must use the same one (Kafka's
-    /// `INCONSISTENT_GROUP_PROTOCOL`). `partitions` gives a topic's partition count (topics
-    /// without one are ignored until [`metadata_changed`](Self::metadata_changed) finds them);
-    /// `wake` is called, with no lock held, when the member has partitions to release or to
-    /// take, at most once between two of its syncs. The join counts as the member's first
-    /// sync for `max.poll.interval.ms`.
+    /// Adds a member to `group` and rebalances. The first member of a group chooses its
+    /// assignor; later members must use the same one (Kafka's `INCONSISTENT_GROUP_PROTOCOL`).
+    /// Topics without a partition count are ignored until
+    /// [`metadata_changed`](Self::metadata_changed) finds them. The join counts as the
+    /// member's first sync and heartbeat. A member id listed by another process (or an
+    /// earlier life of this one) replaces that member, fencing it (Kafka's static
+    /// membership).
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for an empty group or member id, [`Error::MemberExists`] for a member id already in the
-    /// group, another assignor than the group's, or `max_poll_interval_ms` below 1;
-    /// [`Error::InvalidTopicName`] for a topic name Kafka would refuse.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the Consumer's join: each argument is one of its settings"
-    )]
-    pub(crate) fn join(
-        &self,
-        group: &str,
-        member: &str,
-        topics: &[String],
-        assignor: Assignor,
-        max_poll_interval_ms: i64,
-        partitions: PartitionsFn,
-        wake: WakeFn,
-    ) -> Result<()> {
+    /// [`Error::InvalidConfig`] for an empty group or member id or a timer below 1;
+    /// [`Error::MemberExists`] for a member id already in the group in this process;
+    /// [`Error::InconsistentAssignor`]; [`Error::InvalidTopicName`]; [`Error::Io`].
+    pub(crate) fn join(&self, group: &str, request: JoinRequest) -> Result<()> {
         if group.is_empty() {
             return Err(empty("group.id"));
         }
-        if member.is_empty() {
+        if request.member.is_empty() {
             return Err(empty("group.instance.id"));
         }
-        if max_poll_interval_ms < 1 {
-            return Err(Error::InvalidConfig {
-                key: "max.poll.interval.ms",
-                value: max_poll_interval_ms.to_string(),
-                reason: "must be at least 1".into(),
-            });
+        for (key, value) in [
+            ("max.poll.interval.ms", request.max_poll_interval_ms),
+            ("session.timeout.ms", request.session_timeout_ms),
+            ("heartbeat.interval.ms", request.heartbeat_interval_ms),
+        ] {
+            if value < 1 {
+                return Err(Error::InvalidConfig {
+                    key,
+                    value: value.to_string(),
+                    reason: "must be at least 1".into(),
+                });
+            }
         }
-        for topic in topics {
+        for topic in &request.topics {
             crate::layout::validate_topic_name(topic)?;
         }
-        let handle = self.group(group);
-        let mut attempts = 0;
-        let (result, wakes) = loop {
-            // Partition counts are computed with no lock held; if metadata changed meanwhile
-            // they may be stale, so compute them again.
-            let epoch = self.metadata_epoch.load(Ordering::SeqCst);
-            let counts: Vec<(&String, Option<u32>)> =
-                topics.iter().map(|t| (t, partitions(t))).collect();
-            let mut g = handle.lock();
-            attempts += 1;
-            if epoch != self.metadata_epoch.load(Ordering::SeqCst) && attempts < MAX_COUNT_ATTEMPTS
-            {
-                continue;
-            }
-            let now = self.clock.now_ms();
-            let mut wakes = g.expire(now);
-            if g.members.contains_key(member) {
-                break (
-                    Err(Error::MemberExists {
+        let s = &self.shared;
+        // Counts are computed with no lock held (the callback may call back in).
+        let counts: Vec<(String, Option<u32>)> = request
+            .topics
+            .iter()
+            .map(|t| (t.clone(), (request.partitions)(t)))
+            .collect();
+        let member = request.member.clone();
+        let (result, wakes) = s.step(group, None, |g, now| {
+            let here = s
+                .local
+                .lock()
+                .get(group)
+                .is_some_and(|l| l.members.contains_key(&member));
+            if g.members.contains_key(&member) {
+                if here {
+                    return Err(Error::MemberExists {
                         group: group.to_owned(),
-                        member: member.to_owned(),
-                    }),
-                    wakes,
-                );
+                        member: member.clone(),
+                    });
+                }
+                g.members.remove(&member);
+                log::info!("group {group}: member {member} joins again, replacing its old self");
             }
             if g.members.is_empty() {
-                g.assignor = assignor;
-            } else if g.assignor != assignor {
-                break (
-                    Err(Error::InconsistentAssignor {
-                        group: group.to_owned(),
-                        current: g.assignor,
-                        requested: assignor,
-                    }),
-                    wakes,
-                );
+                g.assignor = request.assignor;
+            } else if g.assignor != request.assignor {
+                return Err(Error::InconsistentAssignor {
+                    group: group.to_owned(),
+                    current: g.assignor,
+                    requested: request.assignor,
+                });
             }
             for (topic, count) in counts {
-                match count {
-                    Some(n) => g.partition_counts.insert(topic.clone(), n),
-                    None => g.partition_counts.remove(topic),
-                };
+                if let Some(n) = count {
+                    // Another process may know more partitions than this one's view.
+                    let known = g.partition_counts.entry(topic).or_insert(n);
+                    *known = (*known).max(n);
+                }
             }
-            g.counts_epoch = g.counts_epoch.max(epoch);
-            g.partitions = Some(partitions.clone());
             g.members.insert(
-                member.to_owned(),
-                Member {
-                    topics: topics.iter().cloned().collect(),
-                    max_poll_interval_ms,
+                member.clone(),
+                MemberState {
+                    client_id: request.client_id.clone(),
+                    pid: s.pid,
+                    host: s.host.clone(),
+                    topics: request.topics.iter().cloned().collect(),
+                    session_timeout_ms: request.session_timeout_ms,
+                    max_poll_interval_ms: request.max_poll_interval_ms,
+                    last_heartbeat_ms: now,
                     last_sync_ms: now,
                     target: BTreeSet::new(),
                     owned: BTreeSet::new(),
-                    wake: wake.clone(),
-                    woken: false,
                 },
             );
-            wakes.extend(g.rebalance());
-            break (Ok(()), wakes);
-        };
+            // Registered before the wakes are computed: the joiner may have partitions to take.
+            let mut local = s.local.lock();
+            let entry = local.entry(group.to_owned()).or_default();
+            entry.partitions = Some(request.partitions.clone());
+            entry.members.insert(
+                member.clone(),
+                LocalMember {
+                    wake: request.wake.clone(),
+                    woken: false,
+                    heartbeat_interval_ms: request.heartbeat_interval_ms,
+                },
+            );
+            drop(local);
+            rebalance(group, g);
+            Ok(())
+        })?;
         call(wakes);
+        if result.is_ok() {
+            self.start_heartbeats();
+        }
         result
     }
 
     /// Removes `member` from `group` (nothing if it is not a member) and rebalances: its
     /// partitions are free at once. Kafka's `LeaveGroup`.
     pub(crate) fn leave(&self, group: &str, member: &str) {
-        let Some(handle) = self.existing(group) else {
-            return;
-        };
-        let mut g = handle.lock();
-        let mut wakes = g.expire(self.clock.now_ms());
-        if g.remove_member(member) {
-            wakes.extend(g.rebalance());
+        let s = &self.shared;
+        s.forget(group, member);
+        match s.step(group, None, |g, _| {
+            if g.members.remove(member).is_some() {
+                rebalance(group, g);
+            }
+        }) {
+            Ok(((), wakes)) => call(wakes),
+            Err(e) => log::warn!("group {group}: member {member} could not leave: {e}"),
         }
-        drop(g);
-        call(wakes);
     }
 
     /// The member's poll: removes expired members of the group (rebalancing), restarts this
@@ -279,18 +336,33 @@ impl Coordinator {
     /// owns, and says what it must release.
     ///
     /// # Errors
-    /// [`Error::UnknownMember`] if it left or expired: it must join again.
+    /// [`Error::UnknownMember`] if it left or expired: it must join again; [`Error::Io`].
     pub(crate) fn sync(&self, group: &str, member: &str) -> Result<MemberSync> {
-        let handle = self
-            .existing(group)
-            .ok_or_else(|| unknown_member(group, member))?;
-        let mut g = handle.lock();
-        let now = self.clock.now_ms();
-        let wakes = g.expire(now);
-        let result = g
-            .sync(member, now)
-            .ok_or_else(|| unknown_member(group, member));
-        drop(g);
+        let s = &self.shared;
+        let (result, wakes) = s.step(group, Some(member), |g, now| {
+            let generation = g.generation;
+            let owners = g.owners();
+            let m = g
+                .members
+                .get_mut(member)
+                .ok_or_else(|| unknown_member(group, member))?;
+            m.last_sync_ms = now;
+            m.last_heartbeat_ms = now;
+            let revoke = m.owned.difference(&m.target).cloned().collect();
+            let assign: Vec<TopicPartition> = m
+                .target
+                .iter()
+                .filter(|tp| !m.owned.contains(*tp) && !owners.contains_key(*tp))
+                .cloned()
+                .collect();
+            m.owned.extend(assign.iter().cloned());
+            Ok(MemberSync {
+                generation,
+                revoke,
+                assign,
+                owned: m.owned.iter().cloned().collect(),
+            })
+        })?;
         call(wakes);
         result
     }
@@ -298,24 +370,16 @@ impl Coordinator {
     /// Gives up `partitions` the member owns (others are ignored), so their new owners can
     /// take them at their next sync.
     pub(crate) fn release(&self, group: &str, member: &str, partitions: &[TopicPartition]) {
-        let Some(handle) = self.existing(group) else {
-            return;
-        };
-        let mut g = handle.lock();
-        let mut wakes = g.expire(self.clock.now_ms());
-        let Group {
-            members, owners, ..
-        } = &mut *g;
-        if let Some(m) = members.get_mut(member) {
-            for tp in partitions {
-                if m.owned.remove(tp) {
-                    owners.remove(tp);
+        match self.shared.step(group, None, |g, _| {
+            if let Some(m) = g.members.get_mut(member) {
+                for tp in partitions {
+                    m.owned.remove(tp);
                 }
             }
+        }) {
+            Ok(((), wakes)) => call(wakes),
+            Err(e) => log::warn!("group {group}: member {member} could not release: {e}"),
         }
-        wakes.extend(g.wakes());
-        drop(g);
-        call(wakes);
     }
 
     /// Commits `offsets` (the next offset to read of each partition) for the group, durably:
@@ -333,12 +397,8 @@ impl Coordinator {
         member: &str,
         offsets: &[(TopicPartition, i64)],
     ) -> Result<()> {
-        let handle = self
-            .existing(group)
-            .ok_or_else(|| unknown_member(group, member))?;
-        let mut g = handle.lock();
-        let wakes = g.expire(self.clock.now_ms());
-        let result = match g.members.get(member) {
+        let s = &self.shared;
+        let (result, wakes) = s.step(group, None, |g, _| match g.members.get(member) {
             None => Err(unknown_member(group, member)),
             Some(m) => match offsets.iter().find(|(tp, _)| !m.owned.contains(tp)) {
                 Some(((topic, partition), _)) => Err(Error::CommitRejected {
@@ -347,61 +407,79 @@ impl Coordinator {
                     topic: topic.clone(),
                     partition: *partition,
                 }),
-                None => self.write_offsets(&mut g, group, offsets),
+                None => s.write_offsets(group, offsets),
             },
-        };
-        drop(g);
+        })?;
         call(wakes);
         result
     }
 
     /// The group's committed offset of a partition.
-    pub(crate) fn committed(&self, group: &str, tp: &TopicPartition) -> Option<i64> {
-        let handle = self.existing(group)?;
-        handle.lock().committed.get(tp).copied()
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the offsets file is damaged; [`Error::Io`].
+    pub(crate) fn committed(&self, group: &str, tp: &TopicPartition) -> Result<Option<i64>> {
+        Ok(self.committed_offsets(group)?.get(tp).copied())
     }
 
-    /// All of the group's committed offsets.
-    pub(crate) fn committed_offsets(&self, group: &str) -> BTreeMap<TopicPartition, i64> {
-        self.existing(group)
-            .map(|handle| handle.lock().committed.clone())
-            .unwrap_or_default()
+    /// All of the group's committed offsets (read from its file: other processes commit too).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the offsets file is damaged; [`Error::Io`].
+    pub(crate) fn committed_offsets(&self, group: &str) -> Result<Offsets> {
+        let s = &self.shared;
+        Ok(offsets::read(&*s.disk, &s.dir, group)?.unwrap_or_default())
     }
 
     /// Groups with committed offsets or live members, sorted.
-    pub(crate) fn groups(&self) -> Vec<String> {
-        let handles: Vec<(String, Arc<Mutex<Group>>)> = self
-            .groups
-            .lock()
-            .iter()
-            .map(|(name, g)| (name.clone(), Arc::clone(g)))
-            .collect();
-        let now = self.clock.now_ms();
-        let mut names = Vec::new();
-        for (name, handle) in handles {
-            let mut g = handle.lock();
-            let wakes = g.expire(now);
-            let listed = !g.members.is_empty() || !g.committed.is_empty();
-            drop(g);
-            call(wakes);
-            if listed {
-                names.push(name);
+    ///
+    /// # Errors
+    /// [`Error::Io`] listing the store directory.
+    pub(crate) fn groups(&self) -> Result<Vec<String>> {
+        let s = &self.shared;
+        let mut names = BTreeSet::new();
+        for group in offsets::list(&*s.disk, &s.dir)? {
+            names.insert(group);
+        }
+        for group in state::list(&*s.disk, &s.dir)? {
+            if !self.live_members(&group)?.is_empty() {
+                names.insert(group);
             }
         }
-        names
+        Ok(names.into_iter().collect())
     }
 
     /// The group's live members, sorted (expired members are removed first).
-    pub(crate) fn live_members(&self, group: &str) -> Vec<String> {
-        let Some(handle) = self.existing(group) else {
-            return Vec::new();
-        };
-        let mut g = handle.lock();
-        let wakes = g.expire(self.clock.now_ms());
-        let members = g.members.keys().cloned().collect();
-        drop(g);
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub(crate) fn live_members(&self, group: &str) -> Result<Vec<String>> {
+        Ok(self
+            .describe(group)?
+            .into_iter()
+            .map(|m| m.member)
+            .collect())
+    }
+
+    /// The group's live members with their processes and partitions, sorted by member id.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub(crate) fn describe(&self, group: &str) -> Result<Vec<MemberInfo>> {
+        let (members, wakes) = self.shared.step(group, None, |g, _| {
+            g.members
+                .iter()
+                .map(|(id, m)| MemberInfo {
+                    member: id.clone(),
+                    client_id: m.client_id.clone(),
+                    pid: m.pid,
+                    host: m.host.clone(),
+                    owned: m.owned.iter().cloned().collect(),
+                })
+                .collect()
+        })?;
         call(wakes);
-        members
+        Ok(members)
     }
 
     /// Sets committed offsets of a group that has no live members (Kafka's
@@ -409,8 +487,9 @@ impl Coordinator {
     /// not named keep their offsets.
     ///
     /// # Errors
-    /// [`Error::GroupNotEmpty`] if the group has live members, [`Error::InvalidConfig`] for an empty group id, [`Error::NegativeOffset`] for a
-    /// negative offset; [`Error::InvalidTopicName`]; [`Error::Io`] (nothing changed).
+    /// [`Error::GroupNotEmpty`] if the group has live members, [`Error::InvalidConfig`] for an
+    /// empty group id, [`Error::NegativeOffset`] for a negative offset;
+    /// [`Error::InvalidTopicName`]; [`Error::Io`] (nothing changed).
     pub(crate) fn reset_offsets(
         &self,
         group: &str,
@@ -422,18 +501,17 @@ impl Coordinator {
         for ((topic, _), _) in offsets {
             crate::layout::validate_topic_name(topic)?;
         }
-        let handle = self.group(group);
-        let mut g = handle.lock();
-        let wakes = g.expire(self.clock.now_ms());
-        let result = if g.members.is_empty() {
-            self.write_offsets(&mut g, group, offsets)
-        } else {
-            Err(Error::GroupNotEmpty {
-                group: group.to_owned(),
-                operation: "resetting offsets",
-            })
-        };
-        drop(g);
+        let s = &self.shared;
+        let (result, wakes) = s.step(group, None, |g, _| {
+            if g.members.is_empty() {
+                s.write_offsets(group, offsets)
+            } else {
+                Err(Error::GroupNotEmpty {
+                    group: group.to_owned(),
+                    operation: "resetting offsets",
+                })
+            }
+        })?;
         call(wakes);
         result
     }
@@ -444,57 +522,61 @@ impl Coordinator {
     /// # Errors
     /// [`Error::GroupNotEmpty`] if the group has live members; [`Error::Io`].
     pub(crate) fn delete_group(&self, group: &str) -> Result<()> {
-        let Some(handle) = self.existing(group) else {
-            return Ok(());
-        };
-        let mut g = handle.lock();
-        let wakes = g.expire(self.clock.now_ms());
-        let result = if !g.members.is_empty() {
-            Err(Error::GroupNotEmpty {
-                group: group.to_owned(),
-                operation: "deleting it",
-            })
-        } else if g.committed.is_empty() {
-            Ok(())
-        } else if let Err(e) = self.not_closed() {
-            Err(e)
-        } else {
-            offsets::remove(&*self.disk, &self.dir, group).map(|()| g.committed.clear())
-        };
-        drop(g);
+        let s = &self.shared;
+        let (result, wakes) = s.step(group, None, |g, _| {
+            if !g.members.is_empty() {
+                return Err(Error::GroupNotEmpty {
+                    group: group.to_owned(),
+                    operation: "deleting it",
+                });
+            }
+            s.not_closed()?;
+            match offsets::read(&*s.disk, &s.dir, group)? {
+                Some(_) => offsets::remove(&*s.disk, &s.dir, group),
+                None => Ok(()),
+            }
+        })?;
         call(wakes);
         result
     }
 
-    /// Refuses every later write: the store closed and released its lock.
+    /// Refuses every later write and stops heartbeating: the store closed.
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.stop_heartbeats();
     }
 
-    /// [`Error::Closed`] once the store closed.
-    fn not_closed(&self) -> Result<()> {
-        if self.closed.load(Ordering::SeqCst) {
-            Err(Error::Closed)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Asks every group's latest `partitions` callback for its topics' partition counts again
-    /// and rebalances the groups where a count changed: call it after a topic is created,
-    /// deleted or grows.
+    /// Asks this process's latest `partitions` callback of each group for its topics'
+    /// partition counts again and rebalances the groups where a count changed: call it after a
+    /// topic is created, deleted or grows.
     pub(crate) fn metadata_changed(&self) {
-        let epoch = self.metadata_epoch.fetch_add(1, Ordering::SeqCst) + 1;
-        let handles: Vec<Arc<Mutex<Group>>> = self.groups.lock().values().cloned().collect();
-        for handle in handles {
-            let (partitions, topics) = {
-                let g = handle.lock();
-                let topics: BTreeSet<String> =
-                    g.members.values().flat_map(|m| m.topics.clone()).collect();
-                (g.partitions.clone(), topics)
-            };
+        let s = &self.shared;
+        let epoch = s.metadata_epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        let groups: Vec<(String, Option<PartitionsFn>)> = s
+            .local
+            .lock()
+            .iter()
+            .map(|(name, g)| (name.clone(), g.partitions.clone()))
+            .collect();
+        for (group, partitions) in groups {
             let Some(partitions) = partitions else {
                 continue;
+            };
+            // The topics come from the file: members of other processes subscribe too.
+            let topics: BTreeSet<String> = match s.step(&group, None, |g, _| {
+                g.members
+                    .values()
+                    .flat_map(|m| m.topics.iter().cloned())
+                    .collect()
+            }) {
+                Ok((topics, wakes)) => {
+                    call(wakes);
+                    topics
+                }
+                Err(e) => {
+                    log::warn!("group {group}: could not read its members: {e}");
+                    continue;
+                }
             };
             let counts: Vec<(String, Option<u32>)> = topics
                 .into_iter()
@@ -503,74 +585,71 @@ impl Coordinator {
                     (t, n)
                 })
                 .collect();
-            let mut g = handle.lock();
-            if g.counts_epoch > epoch {
-                // A later call applied fresher counts.
+            if s.metadata_epoch.load(Ordering::SeqCst) != epoch {
+                // A later call applies fresher counts.
                 continue;
             }
-            g.counts_epoch = epoch;
-            let mut wakes = g.expire(self.clock.now_ms());
-            let mut changed = false;
-            for (topic, count) in counts {
-                let before = match count {
-                    Some(n) => g.partition_counts.insert(topic, n),
-                    None => g.partition_counts.remove(&topic),
-                };
-                changed |= before != count;
+            match s.step(&group, None, |g, _| {
+                let mut changed = false;
+                for (topic, count) in counts {
+                    let before = match count {
+                        Some(n) => g.partition_counts.insert(topic, n),
+                        None => g.partition_counts.remove(&topic),
+                    };
+                    changed |= before != count;
+                }
+                if changed && !g.members.is_empty() {
+                    rebalance(&group, g);
+                }
+            }) {
+                Ok(((), wakes)) => call(wakes),
+                Err(e) => log::warn!("group {group}: could not apply new partition counts: {e}"),
             }
-            if changed && !g.members.is_empty() {
-                wakes.extend(g.rebalance());
-            }
-            drop(g);
-            call(wakes);
         }
     }
 
-    /// Merges `offsets` into the group's committed offsets and writes them all; memory changes
-    /// only once the file is durable.
-    fn write_offsets(
-        &self,
-        g: &mut Group,
-        group: &str,
-        offsets: &[(TopicPartition, i64)],
-    ) -> Result<()> {
-        if let Some(&(_, offset)) = offsets.iter().find(|(_, offset)| *offset < 0) {
-            return Err(Error::NegativeOffset { offset });
+    /// Starts the heartbeat thread if it is not running, or has it look at the members again.
+    fn start_heartbeats(&self) {
+        #[cfg(test)]
+        if !self.heartbeats {
+            return;
         }
-        let mut updated = g.committed.clone();
-        updated.extend(offsets.iter().cloned());
-        if updated == g.committed {
-            return Ok(());
+        let mut slot = self.heartbeat.lock();
+        let (stopped, wake) = &self.shared.stop;
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+            wake.notify_all();
+            return;
         }
-        self.not_closed()?;
-        offsets::write(&*self.disk, &self.dir, group, &updated)?;
-        g.committed = updated;
-        Ok(())
+        *stopped.lock() = false;
+        let shared = Arc::downgrade(&self.shared);
+        match std::thread::Builder::new()
+            .name("topiclog-heartbeat".to_owned())
+            .spawn(move || heartbeat_loop(&shared))
+        {
+            Ok(handle) => *slot = Some(handle),
+            Err(e) => log::error!("could not start the group heartbeat thread: {e}"),
+        }
     }
 
-    /// The group's state, created if new.
-    fn group(&self, name: &str) -> Arc<Mutex<Group>> {
-        let mut groups = self.groups.lock();
-        let group = groups.entry(name.to_owned()).or_insert_with(|| {
-            Arc::new(Mutex::new(Group {
-                name: name.to_owned(),
-                ..Group::default()
-            }))
-        });
-        Arc::clone(group)
-    }
-
-    /// The group's state if the group was seen.
-    fn existing(&self, name: &str) -> Option<Arc<Mutex<Group>>> {
-        self.groups.lock().get(name).cloned()
+    fn stop_heartbeats(&self) {
+        let handle = self.heartbeat.lock().take();
+        {
+            let (stopped, wake) = &self.shared.stop;
+            *stopped.lock() = true;
+            wake.notify_all();
+        }
+        if let Some(handle) = handle
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
+        }
     }
 
     /// Who owns what in `group`, per live member (test inspection).
     #[cfg(test)]
     pub(crate) fn ownership(&self, group: &str) -> BTreeMap<String, BTreeSet<TopicPartition>> {
-        self.existing(group)
-            .map(|handle| {
-                let g = handle.lock();
+        state::load(&*self.shared.disk, &self.shared.dir, group)
+            .map(|g| {
                 g.members
                     .iter()
                     .map(|(id, m)| (id.clone(), m.owned.clone()))
@@ -587,28 +666,25 @@ impl Coordinator {
         group: &str,
         member: &str,
     ) -> Option<(BTreeSet<TopicPartition>, BTreeSet<TopicPartition>)> {
-        let handle = self.existing(group)?;
-        let g = handle.lock();
+        let g = state::load(&*self.shared.disk, &self.shared.dir, group).ok()?;
+        let owners = g.owners();
         let m = g.members.get(member)?;
         let release = m.owned.difference(&m.target).cloned().collect();
         let take = m
             .target
             .iter()
-            .filter(|tp| !m.owned.contains(*tp) && !g.owners.contains_key(*tp))
+            .filter(|tp| !m.owned.contains(*tp) && !owners.contains_key(*tp))
             .cloned()
             .collect();
         Some((release, take))
     }
 
-    /// Checks the group's internal invariants (tests): owner map and owned sets agree, no
-    /// partition has two owners, members own and target only partitions of their topics, and
-    /// targets are disjoint.
+    /// Checks the group's invariants (tests): no partition has two owners, members own and
+    /// target only partitions of their topics, and targets are disjoint.
     #[cfg(test)]
     pub(crate) fn check_invariants(&self, group: &str) -> std::result::Result<(), String> {
-        let Some(handle) = self.existing(group) else {
-            return Ok(());
-        };
-        let g = handle.lock();
+        let g =
+            state::load(&*self.shared.disk, &self.shared.dir, group).map_err(|e| e.to_string())?;
         let mut owners = BTreeMap::new();
         let mut targeted = BTreeSet::new();
         for (id, m) in &g.members {
@@ -631,145 +707,294 @@ impl Coordinator {
                 }
             }
         }
-        if owners != g.owners {
-            return Err(format!("owner map {:?} != owned sets {owners:?}", g.owners));
-        }
         Ok(())
+    }
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        self.stop_heartbeats();
     }
 }
 
 impl fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Coordinator")
-            .field("dir", &self.dir)
-            .field("groups", &self.groups.lock().keys().collect::<Vec<_>>())
+            .field("dir", &self.shared.dir)
+            .field(
+                "local_groups",
+                &self.shared.local.lock().keys().collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
 
-impl Group {
-    /// Removes members whose `max.poll.interval.ms` ran out by `now_ms`, then rebalances if
-    /// any went. Returns the wakes to call once the lock is released.
-    fn expire(&mut self, now_ms: i64) -> Vec<WakeFn> {
-        let expired: Vec<String> = self
-            .members
-            .iter()
-            .filter(|(_, m)| now_ms >= m.last_sync_ms.saturating_add(m.max_poll_interval_ms))
-            .map(|(id, _)| id.clone())
-            .collect();
-        if expired.is_empty() {
-            return Vec::new();
+impl Shared {
+    /// One step on `group`'s shared state: under the process's and the file's lock, loads the
+    /// members file, removes expired members (rebalancing), runs `op`, and writes the file if
+    /// the state changed. Returns `op`'s result and the wakes to call, with no lock held, for
+    /// this process's members that now have partitions to take or release.
+    ///
+    /// `syncing` names a member in its poll now: it is not woken, and may be woken again from
+    /// now on.
+    fn step<R>(
+        &self,
+        group: &str,
+        syncing: Option<&str>,
+        op: impl FnOnce(&mut GroupState, i64) -> R,
+    ) -> Result<(R, Vec<WakeFn>)> {
+        let _serial = self.serial.lock();
+        let _lock = GroupsLock::acquire(&self.dir)?;
+        let mut g = state::load(&*self.disk, &self.dir, group)?;
+        let before = g.clone();
+        let now = self.clock.now_ms();
+        expire(group, &mut g, now);
+        let result = op(&mut g, now);
+        if g != before {
+            self.not_closed()?;
+            state::save(&*self.disk, &self.dir, group, &g)?;
         }
-        for id in &expired {
-            self.remove_member(id);
-        }
-        log::info!(
-            "group {}: members {expired:?} removed (no poll within max.poll.interval.ms)",
-            self.name
-        );
-        self.rebalance()
+        Ok((result, self.wakes(group, &g, syncing)))
     }
 
-    /// Removes a member and frees its partitions; `false` if it was not a member.
-    fn remove_member(&mut self, id: &str) -> bool {
-        let Some(member) = self.members.remove(id) else {
-            return false;
+    /// The wakes of this process's members of `group` that have partitions to release or to
+    /// take (or that are gone, to learn it) and were not woken since their last sync.
+    fn wakes(&self, group: &str, g: &GroupState, syncing: Option<&str>) -> Vec<WakeFn> {
+        let mut local = self.local.lock();
+        let Some(lg) = local.get_mut(group) else {
+            return Vec::new();
         };
-        for tp in &member.owned {
-            self.owners.remove(tp);
+        if let Some(m) = syncing.and_then(|id| lg.members.get_mut(id)) {
+            m.woken = false;
         }
-        if self.members.is_empty() {
-            // Nothing will use them, and they may hold the store.
-            self.partitions = None;
-        }
-        true
-    }
-
-    /// Recomputes every member's target and starts a new generation.
-    fn rebalance(&mut self) -> Vec<WakeFn> {
-        self.generation += 1;
-        log::info!(
-            "group {}: rebalancing to generation {} with {} members",
-            self.name,
-            self.generation,
-            self.members.len()
-        );
-        if self.members.is_empty() {
-            return Vec::new();
-        }
-        let subscriptions: Subscriptions = self
-            .members
-            .iter()
-            .map(|(id, m)| (id.clone(), m.topics.clone()))
-            .collect();
-        // What each member has: what it owns, plus its targets no one owns yet (it may be
-        // about to take them).
-        let current: Assignment = self
-            .members
-            .iter()
-            .map(|(id, m)| {
-                let mut has = m.owned.clone();
-                has.extend(
-                    m.target
-                        .iter()
-                        .filter(|tp| !self.owners.contains_key(*tp))
-                        .cloned(),
-                );
-                (id.clone(), has)
+        let owners = g.owners();
+        lg.members
+            .iter_mut()
+            .filter(|(id, m)| {
+                let due = g.members.get(*id).is_none_or(|s| {
+                    s.owned.iter().any(|tp| !s.target.contains(tp))
+                        || s.target
+                            .iter()
+                            .any(|tp| !s.owned.contains(tp) && !owners.contains_key(tp))
+                });
+                !m.woken && due && Some(id.as_str()) != syncing
             })
-            .collect();
-        let mut target = self
-            .assignor
-            .assign(&subscriptions, &self.partition_counts, &current);
-        for (id, m) in &mut self.members {
-            m.target = target.remove(id).unwrap_or_default();
-        }
-        self.wakes()
-    }
-
-    /// The wakes of members that have partitions to release or to take and were not woken
-    /// since their last sync.
-    fn wakes(&mut self) -> Vec<WakeFn> {
-        let owners = &self.owners;
-        self.members
-            .values_mut()
-            .filter(|m| {
-                let releasable = m.owned.iter().any(|tp| !m.target.contains(tp));
-                let takeable = m
-                    .target
-                    .iter()
-                    .any(|tp| !m.owned.contains(tp) && !owners.contains_key(tp));
-                !m.woken && (releasable || takeable)
-            })
-            .map(|m| {
+            .map(|(_, m)| {
                 m.woken = true;
                 Arc::clone(&m.wake)
             })
             .collect()
     }
 
-    /// A member's sync; `None` if it is not a member.
-    fn sync(&mut self, id: &str, now_ms: i64) -> Option<MemberSync> {
-        let generation = self.generation;
-        let m = self.members.get_mut(id)?;
-        m.last_sync_ms = now_ms;
-        m.woken = false;
-        let revoke = m.owned.difference(&m.target).cloned().collect();
-        let mut assign = Vec::new();
-        for tp in &m.target {
-            if !m.owned.contains(tp) && !self.owners.contains_key(tp) {
-                self.owners.insert(tp.clone(), id.to_owned());
-                assign.push(tp.clone());
+    /// Drops a member from this process's list.
+    fn forget(&self, group: &str, member: &str) {
+        let mut local = self.local.lock();
+        if let Some(g) = local.get_mut(group) {
+            g.members.remove(member);
+            if g.members.is_empty() {
+                local.remove(group);
             }
         }
-        m.owned.extend(assign.iter().cloned());
-        Some(MemberSync {
-            generation,
-            revoke,
-            assign,
-            owned: m.owned.iter().cloned().collect(),
-        })
     }
+
+    /// Merges `offsets` into the group's committed offsets and writes them all, durably.
+    fn write_offsets(&self, group: &str, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        if let Some(&(_, offset)) = offsets.iter().find(|(_, offset)| *offset < 0) {
+            return Err(Error::NegativeOffset { offset });
+        }
+        let committed = offsets::read(&*self.disk, &self.dir, group)?.unwrap_or_default();
+        let mut updated = committed.clone();
+        updated.extend(offsets.iter().cloned());
+        if updated == committed {
+            return Ok(());
+        }
+        self.not_closed()?;
+        offsets::write(&*self.disk, &self.dir, group, &updated)
+    }
+
+    /// [`Error::Closed`] once the store closed.
+    fn not_closed(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Heartbeats this process's members of every group.
+    fn heartbeat_all(&self) -> Beat {
+        let groups: Vec<(String, Vec<String>, i64)> = self
+            .local
+            .lock()
+            .iter()
+            .map(|(name, g)| {
+                let interval = g
+                    .members
+                    .values()
+                    .map(|m| m.heartbeat_interval_ms)
+                    .min()
+                    .unwrap_or(i64::MAX);
+                (name.clone(), g.members.keys().cloned().collect(), interval)
+            })
+            .collect();
+        if groups.is_empty() {
+            return Beat::Idle;
+        }
+        let mut next = i64::MAX;
+        for (group, members, interval) in groups {
+            next = next.min(interval);
+            match self.step(&group, None, |g, now| {
+                for id in &members {
+                    if let Some(m) = g.members.get_mut(id) {
+                        m.last_heartbeat_ms = now;
+                    }
+                }
+            }) {
+                Ok(((), wakes)) => call(wakes),
+                Err(Error::Closed) => return Beat::Closed,
+                Err(e) => log::warn!("group {group}: heartbeat failed: {e}"),
+            }
+        }
+        Beat::Next(Duration::from_millis(
+            u64::try_from(next).unwrap_or(u64::MAX),
+        ))
+    }
+}
+
+/// What a heartbeat round found.
+enum Beat {
+    /// The store closed.
+    Closed,
+    /// No member in this process: wait for a join.
+    Idle,
+    /// The next round is due after this long.
+    Next(Duration),
+}
+
+/// How long the heartbeat thread waits with no member to heartbeat (a join wakes it sooner).
+const IDLE_PAUSE: Duration = Duration::from_secs(60);
+
+/// The heartbeat thread: heartbeats this process's members until the store closes or the
+/// coordinator is dropped; with no member here, it waits for a join.
+fn heartbeat_loop(shared: &Weak<Shared>) {
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let pause = match s.heartbeat_all() {
+            Beat::Closed => return,
+            Beat::Idle => IDLE_PAUSE,
+            Beat::Next(pause) => pause,
+        };
+        let deadline = Instant::now() + pause;
+        let (stopped, wake) = &s.stop;
+        let mut guard = stopped.lock();
+        if !*guard {
+            wake.wait_until(&mut guard, deadline);
+        }
+        if *guard {
+            return;
+        }
+    }
+}
+
+/// Removes members whose session or poll timer ran out by `now_ms`, then rebalances if any
+/// went.
+fn expire(group: &str, g: &mut GroupState, now_ms: i64) {
+    let expired: Vec<(String, &'static str)> = g
+        .members
+        .iter()
+        .filter_map(|(id, m)| m.expired(now_ms).map(|why| (id.clone(), why)))
+        .collect();
+    if expired.is_empty() {
+        return;
+    }
+    for (id, why) in &expired {
+        g.members.remove(id);
+        log::info!("group {group}: member {id} removed ({why})");
+    }
+    rebalance(group, g);
+}
+
+/// Recomputes every member's target and starts a new generation.
+fn rebalance(group: &str, g: &mut GroupState) {
+    g.generation += 1;
+    log::info!(
+        "group {group}: rebalancing to generation {} with {} members",
+        g.generation,
+        g.members.len()
+    );
+    if g.members.is_empty() {
+        return;
+    }
+    let owners = g.owners();
+    let subscriptions: Subscriptions = g
+        .members
+        .iter()
+        .map(|(id, m)| (id.clone(), m.topics.clone()))
+        .collect();
+    // What each member has: what it owns, plus its targets no one owns yet (it may be about
+    // to take them).
+    let current: Assignment = g
+        .members
+        .iter()
+        .map(|(id, m)| {
+            let mut has = m.owned.clone();
+            has.extend(
+                m.target
+                    .iter()
+                    .filter(|tp| !owners.contains_key(*tp))
+                    .cloned(),
+            );
+            (id.clone(), has)
+        })
+        .collect();
+    let mut target = g
+        .assignor
+        .assign(&subscriptions, &g.partition_counts, &current);
+    for (id, m) in &mut g.members {
+        m.target = target.remove(id).unwrap_or_default();
+    }
+}
+
+/// The store's groups lock, held for one step.
+struct GroupsLock {
+    _file: File,
+}
+
+impl GroupsLock {
+    fn acquire(dir: &Path) -> Result<GroupsLock> {
+        let path = dir.join(GROUPS_LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(IoOp::Open, &path, e))?;
+        let deadline = Instant::now() + LOCK_TIMEOUT;
+        let mut pause = Duration::from_micros(50);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(GroupsLock { _file: file }),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(5));
+                }
+                Err(TryLockError::WouldBlock) => return Err(Error::Locked { path }),
+                Err(TryLockError::Error(e)) => return Err(Error::io(IoOp::Open, path, e)),
+            }
+        }
+    }
+}
+
+/// This machine's name, for `describe-group`; empty where it cannot be read.
+fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }
 
 fn unknown_member(group: &str, member: &str) -> Error {

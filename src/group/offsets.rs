@@ -244,19 +244,7 @@ pub(crate) fn load_all(disk: &dyn Disk, dir: &Path) -> Result<BTreeMap<String, O
             continue;
         }
         let bytes = File::open(disk, path.clone(), OpenMode::Read)?.read_all()?;
-        let required = if bytes.starts_with(b"0\n") {
-            crate::sealed::Required::No
-        } else {
-            crate::sealed::Required::Yes
-        };
-        let bytes = crate::sealed::open(&bytes, &path, required)?;
-        let corrupt = |position, why| Error::corrupt(&path, position, Corruption::Metadata(why));
-        let text =
-            std::str::from_utf8(bytes).map_err(|e| corrupt(e.valid_up_to() as u64, "not UTF-8"))?;
-        let (group, offsets) = decode(text).map_err(|(at, why)| corrupt(at, why))?;
-        if file_name(&group) != name {
-            return Err(corrupt(0, "group id does not match the file name"));
-        }
+        let (group, offsets) = parse_file(&bytes, &path, name)?;
         groups.insert(group, offsets);
     }
     let listed = read_groups(disk, dir)?;
@@ -278,6 +266,47 @@ pub(crate) fn load_all(disk: &dyn Disk, dir: &Path) -> Result<BTreeMap<String, O
         write_groups(disk, dir, &groups.keys().cloned().collect())?;
     }
     Ok(groups)
+}
+
+/// A group offsets file's group id and offsets, checked against its checksum and its file
+/// name; [`Error::Corrupt`] naming `path` and the byte otherwise.
+fn parse_file(bytes: &[u8], path: &Path, name: &str) -> Result<(String, Offsets)> {
+    let required = if bytes.starts_with(b"0\n") {
+        crate::sealed::Required::No
+    } else {
+        crate::sealed::Required::Yes
+    };
+    let bytes = crate::sealed::open(bytes, path, required)?;
+    let corrupt = |position, why| Error::corrupt(path, position, Corruption::Metadata(why));
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| corrupt(e.valid_up_to() as u64, "not UTF-8"))?;
+    let (group, offsets) = decode(text).map_err(|(at, why)| corrupt(at, why))?;
+    if file_name(&group) != name {
+        return Err(corrupt(0, "group id does not match the file name"));
+    }
+    Ok((group, offsets))
+}
+
+/// `group`'s committed offsets as its file holds them now; `None` without a file. Needs no
+/// lock: the file is only ever replaced whole.
+pub(crate) fn read(disk: &dyn Disk, dir: &Path, group: &str) -> Result<Option<Offsets>> {
+    let name = file_name(group);
+    let path = dir.join(&name);
+    let bytes = match File::open(disk, path.clone(), OpenMode::Read) {
+        Ok(file) => file.read_all()?,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    parse_file(&bytes, &path, &name).map(|(_, offsets)| Some(offsets))
+}
+
+/// The groups with an offsets file, as [`GROUPS_FILE`] lists them.
+pub(crate) fn list(disk: &dyn Disk, dir: &Path) -> Result<Vec<String>> {
+    Ok(read_groups(disk, dir)?
+        .map(|groups| groups.into_iter().collect())
+        .unwrap_or_default())
 }
 
 #[cfg(test)]

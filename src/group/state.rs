@@ -66,7 +66,11 @@ impl MemberState {
     /// Why the member is gone by `now_ms`, if it is: no heartbeat within its session timeout,
     /// or no poll within its poll interval.
     pub(crate) fn expired(&self, now_ms: i64) -> Option<&'static str> {
-        if now_ms >= self.last_heartbeat_ms.saturating_add(self.session_timeout_ms) {
+        if now_ms
+            >= self
+                .last_heartbeat_ms
+                .saturating_add(self.session_timeout_ms)
+        {
             Some("no heartbeat within session.timeout.ms")
         } else if now_ms >= self.last_sync_ms.saturating_add(self.max_poll_interval_ms) {
             Some("no poll within max.poll.interval.ms")
@@ -291,8 +295,8 @@ pub(crate) fn load(disk: &dyn Disk, dir: &Path, group: &str) -> crate::error::Re
 pub(crate) fn parse(bytes: &[u8], path: &Path, group: &str) -> Result<GroupState, String> {
     let body = crate::sealed::open(bytes, path, crate::sealed::Required::Yes)
         .map_err(|e| e.to_string())?;
-    let text = std::str::from_utf8(body)
-        .map_err(|e| format!("not UTF-8 at byte {}", e.valid_up_to()))?;
+    let text =
+        std::str::from_utf8(body).map_err(|e| format!("not UTF-8 at byte {}", e.valid_up_to()))?;
     let (id, state) = decode(text).map_err(|(at, why)| format!("{why} at byte {at}"))?;
     if id != group {
         return Err(format!("it names group {id:?}"));
@@ -300,8 +304,8 @@ pub(crate) fn parse(bytes: &[u8], path: &Path, group: &str) -> Result<GroupState
     Ok(state)
 }
 
-/// Replaces `group`'s file with `state` (atomically, unsynced: soft state); removes it when
-/// the group has no members.
+/// Replaces `group`'s file with `state` (atomically, unsynced: soft state). A group without
+/// members keeps its file, so that its generation only grows.
 pub(crate) fn save(
     disk: &dyn Disk,
     dir: &Path,
@@ -309,13 +313,34 @@ pub(crate) fn save(
     state: &GroupState,
 ) -> crate::error::Result<()> {
     let path = dir.join(file_name(group));
-    if state.members.is_empty() {
-        return match disk::file_len(disk, &path)? {
-            Some(_) => disk::remove_file(disk, &path),
-            None => Ok(()),
-        };
-    }
     disk::write_atomic_unsynced(disk, &path, encode(group, state).as_bytes())
+}
+
+/// The groups with a membership file (ids read from the files; damaged ones are skipped,
+/// and logged by [`load`] when their group is used).
+pub(crate) fn list(disk: &dyn Disk, dir: &Path) -> crate::error::Result<Vec<String>> {
+    let mut groups = Vec::new();
+    for entry in disk::list_dir(disk, dir)? {
+        let Some(name) = entry.name.to_str().filter(|_| entry.is_file) else {
+            continue;
+        };
+        if !(name.starts_with(offsets::FILE_PREFIX) && name.ends_with(FILE_SUFFIX)) {
+            continue;
+        }
+        let path = dir.join(name);
+        let Ok(bytes) = File::open(disk, path.clone(), OpenMode::Read).and_then(|f| f.read_all())
+        else {
+            continue; // removed meanwhile (the group emptied)
+        };
+        let group = crate::sealed::open(&bytes, &path, crate::sealed::Required::Yes)
+            .ok()
+            .and_then(|body| std::str::from_utf8(body).ok())
+            .and_then(|text| decode(text).ok())
+            .map(|(group, _)| group)
+            .filter(|group| file_name(group) == name);
+        groups.extend(group);
+    }
+    Ok(groups)
 }
 
 #[cfg(test)]
@@ -371,7 +396,10 @@ mod tests {
         let text = encode("g", &sample());
         let path = Path::new("x");
         for cut in [0, 10, text.len() / 2, text.len() - 3] {
-            assert!(parse(&text.as_bytes()[..cut], path, "g").is_err(), "cut {cut}");
+            assert!(
+                parse(&text.as_bytes()[..cut], path, "g").is_err(),
+                "cut {cut}"
+            );
         }
         let flipped = text.replace("generation 7", "generation 8");
         assert!(parse(flipped.as_bytes(), path, "g").is_err());

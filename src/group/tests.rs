@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 use super::assignor::{Assignment, Subscriptions};
-use super::coordinator::{PartitionsFn, WakeFn};
+use super::coordinator::{JoinRequest, PartitionsFn, WakeFn};
 use super::offsets::{GROUPS_FILE, file_name};
 use super::{Assignor, Coordinator, MemberSync, TopicPartition};
 use crate::config::Clock;
@@ -55,8 +55,9 @@ impl Fixture {
     fn new(topics: &[(&str, u32)]) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(ManualClock::default());
-        let coordinator =
+        let mut coordinator =
             Coordinator::open(Arc::new(OsDisk), dir.path(), clock.clone()).expect("opens");
+        coordinator.heartbeats = false;
         Fixture {
             dir,
             clock,
@@ -94,12 +95,14 @@ impl Fixture {
         let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
         self.coordinator.join(
             group,
-            member,
-            &topics,
-            assignor,
-            interval_ms,
-            self.partitions(),
-            wakes.wake_fn(),
+            request(
+                member,
+                &topics,
+                assignor,
+                interval_ms,
+                self.partitions(),
+                wakes.wake_fn(),
+            ),
         )?;
         Ok(wakes)
     }
@@ -111,6 +114,7 @@ impl Fixture {
     fn reopen(&mut self) {
         self.coordinator = Coordinator::open(Arc::new(OsDisk), self.dir.path(), self.clock.clone())
             .expect("reopens");
+        self.coordinator.heartbeats = false;
     }
 }
 
@@ -128,6 +132,29 @@ impl Wakes {
 
     fn count(&self) -> usize {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A join request with `max.poll.interval.ms` `interval_ms` and session timers too long to
+/// matter (the heartbeat thread runs on real time; these tests move a manual clock).
+fn request(
+    member: &str,
+    topics: &[String],
+    assignor: Assignor,
+    interval_ms: i64,
+    partitions: PartitionsFn,
+    wake: WakeFn,
+) -> JoinRequest {
+    JoinRequest {
+        member: member.to_owned(),
+        topics: topics.to_vec(),
+        assignor,
+        max_poll_interval_ms: interval_ms,
+        session_timeout_ms: i64::MAX / 4,
+        heartbeat_interval_ms: 3_600_000,
+        client_id: String::new(),
+        partitions,
+        wake,
     }
 }
 
@@ -163,8 +190,8 @@ fn a_lone_member_gets_every_partition_of_its_topics() {
     );
     let again = f.sync("g", "a");
     assert_eq!((again.assign, again.owned), (vec![], all));
-    assert_eq!(f.coordinator.live_members("g"), ["a"]);
-    assert_eq!(f.coordinator.groups(), ["g"]);
+    assert_eq!(f.coordinator.live_members("g").expect("reads"), ["a"]);
+    assert_eq!(f.coordinator.groups().expect("lists"), ["g"]);
 }
 
 /// Range: b joins while a owns all four partitions; a is told to revoke two, keeps them (and
@@ -196,7 +223,10 @@ fn a_join_moves_partitions_only_after_the_old_owner_releases_them() {
     assert_eq!(b_wakes.count(), 1, "b is woken for what a released");
     let b = f.sync("g", "b");
     assert_eq!(b.assign, tps(&[("t", 2), ("t", 3)]));
-    assert_eq!(f.coordinator.committed("g", &tp("t", 3)), Some(30));
+    assert_eq!(
+        f.coordinator.committed("g", &tp("t", 3)).expect("reads"),
+        Some(30)
+    );
     let a = f.sync("g", "a");
     assert_eq!((a.revoke, a.owned), (vec![], tps(&[("t", 0), ("t", 1)])));
 }
@@ -231,8 +261,14 @@ fn a_commit_of_a_lost_partition_is_rejected_and_writes_nothing() {
         other => panic!("expected CommitRejected, got {other:?}"),
     }
     assert_eq!(std::fs::read(&file).expect("file"), before);
-    assert_eq!(f.coordinator.committed("g", &tp("t", 0)), Some(10));
-    assert_eq!(f.coordinator.committed("g", &tp("t", 1)), Some(20));
+    assert_eq!(
+        f.coordinator.committed("g", &tp("t", 0)).expect("reads"),
+        Some(10)
+    );
+    assert_eq!(
+        f.coordinator.committed("g", &tp("t", 1)).expect("reads"),
+        Some(20)
+    );
     // Partitions of other topics, and of no topic at all, are not owned either.
     assert!(matches!(
         f.coordinator.commit("g", "a", &[(tp("zzz", 0), 1)]),
@@ -246,7 +282,7 @@ fn a_commit_of_a_lost_partition_is_rejected_and_writes_nothing() {
         .commit("g", "b", &[(tp("t", 1), 21)])
         .expect("the new owner commits");
     assert_eq!(
-        f.coordinator.committed_offsets("g"),
+        f.coordinator.committed_offsets("g").expect("reads"),
         BTreeMap::from([(tp("t", 0), 10), (tp("t", 1), 21)])
     );
 }
@@ -278,7 +314,7 @@ fn a_leaving_member_frees_its_partitions_at_once() {
         f.coordinator.sync("nope", "b"),
         Err(Error::UnknownMember { .. })
     ));
-    assert_eq!(f.coordinator.live_members("g"), ["a"]);
+    assert_eq!(f.coordinator.live_members("g").expect("reads"), ["a"]);
 }
 
 /// Kafka's `max.poll.interval.ms`: a member that does not sync for its interval is removed by
@@ -298,11 +334,11 @@ fn a_member_that_stops_polling_is_removed_after_max_poll_interval() {
     f.sync("g", "b");
     f.sync("g", "a");
     f.clock.set(1_998);
-    assert_eq!(f.coordinator.live_members("g"), ["a", "b"]);
+    assert_eq!(f.coordinator.live_members("g").expect("reads"), ["a", "b"]);
     let woken = b_wakes.count();
     f.clock.set(1_999);
     assert_eq!(
-        f.coordinator.live_members("g"),
+        f.coordinator.live_members("g").expect("reads"),
         ["b"],
         "a's interval ran out"
     );
@@ -335,8 +371,11 @@ fn an_expired_member_learns_it_at_its_next_sync() {
         f.coordinator.sync("g", "a"),
         Err(Error::UnknownMember { .. })
     ));
-    assert!(f.coordinator.live_members("g").is_empty());
-    assert!(f.coordinator.groups().is_empty(), "no members, no offsets");
+    assert!(f.coordinator.live_members("g").expect("reads").is_empty());
+    assert!(
+        f.coordinator.groups().expect("lists").is_empty(),
+        "no members, no offsets"
+    );
 }
 
 #[test]
@@ -364,23 +403,25 @@ fn commits_survive_reopening_the_coordinator() {
 
     f.reopen();
     assert_eq!(
-        f.coordinator.committed_offsets("g"),
+        f.coordinator.committed_offsets("g").expect("reads"),
         BTreeMap::from([(tp("t", 0), 8), (tp("t", 1), 9), (tp("u", 0), 3)])
     );
     assert_eq!(
-        f.coordinator.committed("other group", &tp("u", 0)),
+        f.coordinator
+            .committed("other group", &tp("u", 0))
+            .expect("reads"),
         Some(100)
     );
-    assert_eq!(f.coordinator.committed("g", &tp("u", 1)), None);
-    assert_eq!(f.coordinator.groups(), ["g", "other group"]);
-    assert!(
-        f.coordinator.live_members("g").is_empty(),
-        "membership is not persisted"
+    assert_eq!(
+        f.coordinator.committed("g", &tp("u", 1)).expect("reads"),
+        None
     );
-    assert!(matches!(
-        f.coordinator.sync("g", "a"),
-        Err(Error::UnknownMember { .. })
-    ));
+    assert_eq!(f.coordinator.groups().expect("lists"), ["g", "other group"]);
+    assert_eq!(
+        f.coordinator.live_members("g").expect("reads"),
+        ["a"],
+        "membership is in the group's file, shared with other processes"
+    );
 }
 
 #[test]
@@ -414,14 +455,17 @@ fn reset_offsets_is_refused_while_the_group_has_live_members() {
         f.coordinator.delete_group("g"),
         Err(Error::GroupNotEmpty { .. })
     ));
-    assert_eq!(f.coordinator.committed("g", &tp("t", 0)), Some(5));
+    assert_eq!(
+        f.coordinator.committed("g", &tp("t", 0)).expect("reads"),
+        Some(5)
+    );
 
     f.coordinator.leave("g", "a");
     f.coordinator
         .reset_offsets("g", &[(tp("t", 0), 0), (tp("new-topic", 4), 2)])
         .expect("resets an empty group");
     assert_eq!(
-        f.coordinator.committed_offsets("g"),
+        f.coordinator.committed_offsets("g").expect("reads"),
         BTreeMap::from([(tp("new-topic", 4), 2), (tp("t", 0), 0), (tp("t", 1), 6)])
     );
     assert!(matches!(
@@ -435,15 +479,20 @@ fn reset_offsets_is_refused_while_the_group_has_live_members() {
     f.coordinator
         .reset_offsets("fresh", &[(tp("t", 1), 1)])
         .expect("a group that never had members");
-    assert_eq!(f.coordinator.groups(), ["fresh", "g"]);
+    assert_eq!(f.coordinator.groups().expect("lists"), ["fresh", "g"]);
 
     f.coordinator.delete_group("g").expect("deletes");
     f.coordinator
         .delete_group("never")
         .expect("nothing to delete");
     assert!(!f.dir.path().join(file_name("g")).exists());
-    assert!(f.coordinator.committed_offsets("g").is_empty());
-    assert_eq!(f.coordinator.groups(), ["fresh"]);
+    assert!(
+        f.coordinator
+            .committed_offsets("g")
+            .expect("reads")
+            .is_empty()
+    );
+    assert_eq!(f.coordinator.groups().expect("lists"), ["fresh"]);
 }
 
 #[test]
@@ -461,8 +510,14 @@ fn groups_are_independent() {
         .expect("commits");
     f.coordinator.leave("one", "m");
     assert_eq!(f.sync("two", "m").owned, tps(&[("t", 0)]));
-    assert_eq!(f.coordinator.committed("one", &tp("t", 0)), Some(1));
-    assert_eq!(f.coordinator.committed("two", &tp("t", 0)), Some(2));
+    assert_eq!(
+        f.coordinator.committed("one", &tp("t", 0)).expect("reads"),
+        Some(1)
+    );
+    assert_eq!(
+        f.coordinator.committed("two", &tp("t", 0)).expect("reads"),
+        Some(2)
+    );
 }
 
 #[test]
@@ -498,7 +553,7 @@ fn join_refuses_duplicates_other_assignors_and_bad_arguments() {
         f.join_with("g", "b", &["no spaces"], Assignor::Range, 10),
         Err(Error::InvalidTopicName { .. })
     ));
-    assert_eq!(f.coordinator.live_members("g"), ["a"]);
+    assert_eq!(f.coordinator.live_members("g").expect("reads"), ["a"]);
     // Once the group is empty, a new first member picks the assignor.
     f.coordinator.leave("g", "a");
     f.join("g", "b", &["t"], Assignor::RoundRobin);
@@ -546,14 +601,14 @@ fn callbacks_run_with_no_lock_held() {
         let (wake_slot, wake_seen) = (Arc::clone(&slot), Arc::clone(&seen));
         let wake: WakeFn = Arc::new(move || {
             if let Some(c) = wake_slot.get().and_then(Weak::upgrade) {
-                wake_seen.fetch_add(c.live_members("g").len(), Ordering::SeqCst);
+                wake_seen.fetch_add(c.live_members("g").expect("reads").len(), Ordering::SeqCst);
             }
         });
         let (count_slot, topics) = (Arc::clone(&slot), Arc::clone(&f.topics));
         let partitions: PartitionsFn = Arc::new(move |topic: &str| {
             if let Some(c) = count_slot.get().and_then(Weak::upgrade) {
-                let _ = c.committed("g", &tp(topic, 0));
-                let _ = c.groups();
+                let _ = c.committed("g", &tp(topic, 0)).expect("reads");
+                let _ = c.groups().expect("lists");
             }
             topics.lock().get(topic).copied()
         });
@@ -562,12 +617,14 @@ fn callbacks_run_with_no_lock_held() {
             coordinator
                 .join(
                     "g",
-                    member,
-                    &topics,
-                    Assignor::Range,
-                    INTERVAL_MS,
-                    partitions.clone(),
-                    wake.clone(),
+                    request(
+                        member,
+                        &topics,
+                        Assignor::Range,
+                        INTERVAL_MS,
+                        partitions.clone(),
+                        wake.clone(),
+                    ),
                 )
                 .expect("joins");
             coordinator.sync("g", member).expect("syncs");
@@ -644,7 +701,7 @@ fn concurrent_members_never_share_a_partition() {
     for thread in threads {
         thread.join().expect("member thread");
     }
-    assert!(f.coordinator.live_members("g").is_empty());
+    assert!(f.coordinator.live_members("g").expect("reads").is_empty());
     f.coordinator.check_invariants("g").expect("consistent");
 }
 
@@ -814,12 +871,14 @@ impl Model {
                 let list: Vec<String> = topics.iter().cloned().collect();
                 let result = self.f.coordinator.join(
                     GROUPS[group],
-                    &name,
-                    &list,
-                    assignor_of(group),
-                    interval_of(member),
-                    self.f.partitions(),
-                    wake,
+                    request(
+                        &name,
+                        &list,
+                        assignor_of(group),
+                        interval_of(member),
+                        self.f.partitions(),
+                        wake,
+                    ),
                 );
                 if self.members[group].contains_key(&name) {
                     check(matches!(result, Err(Error::MemberExists { .. })), || {
@@ -896,7 +955,11 @@ impl Model {
                         self.committed[group].insert(partition.clone(), offset);
                     }
                 }
-                let got = self.f.coordinator.committed(GROUPS[group], &partition);
+                let got = self
+                    .f
+                    .coordinator
+                    .committed(GROUPS[group], &partition)
+                    .expect("reads");
                 check(
                     got == self.committed[group].get(&partition).copied(),
                     || format!("committed {partition:?}: {got:?}"),
@@ -914,13 +977,24 @@ impl Model {
             }
             Op::Quiesce => self.quiesce()?,
             Op::Reopen => {
+                // A store closing: its consumers leave first (membership is in the group's
+                // file, so members that did not leave would stay until their session ends).
+                for (group, members) in self.members.iter().enumerate() {
+                    for name in members.keys() {
+                        self.f.coordinator.leave(GROUPS[group], name);
+                    }
+                }
                 self.f.reopen();
                 for members in &mut self.members {
                     members.clear();
                 }
                 self.generations = vec![0; GROUPS.len()];
                 for (group, committed) in self.committed.iter().enumerate() {
-                    let got = self.f.coordinator.committed_offsets(GROUPS[group]);
+                    let got = self
+                        .f
+                        .coordinator
+                        .committed_offsets(GROUPS[group])
+                        .expect("reads");
                     check(&got == committed, || {
                         format!("{} after reopen: {got:?} != {committed:?}", GROUPS[group])
                     })?;
@@ -1118,6 +1192,11 @@ fn the_store_directory_stays_free_of_stray_files() {
         .collect();
     let mut names = names;
     names.sort();
-    assert_eq!(names, [file_name("g"), GROUPS_FILE.to_owned()]);
+    let members = crate::group::state::file_name("g");
+    let lock = crate::layout::GROUPS_LOCK_FILE.to_owned();
+    assert_eq!(
+        names,
+        [members, file_name("g"), GROUPS_FILE.to_owned(), lock]
+    );
     assert!(Path::new(&f.dir.path().join(file_name("g"))).is_file());
 }

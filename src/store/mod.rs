@@ -417,7 +417,7 @@ pub struct Store {
 /// What a store's handles share.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     disk: Arc<dyn Disk>,
     options: StoreOptions,
     read_only: bool,
@@ -723,7 +723,7 @@ impl Store {
     /// the files).
     pub fn groups(&self) -> Result<Vec<String>> {
         match &self.inner.coordinator {
-            Some(c) => Ok(c.groups()),
+            Some(c) => c.groups(),
             None => Ok(
                 crate::group::offsets::load_all(&ReadOnlyDisk, &self.inner.dir)?
                     .into_keys()
@@ -737,14 +737,7 @@ impl Store {
     /// # Errors
     /// As [`groups`](Store::groups).
     pub fn committed_offsets(&self, group: &str) -> Result<BTreeMap<TopicPartition, i64>> {
-        match &self.inner.coordinator {
-            Some(c) => Ok(c.committed_offsets(group)),
-            None => Ok(
-                crate::group::offsets::load_all(&ReadOnlyDisk, &self.inner.dir)?
-                    .remove(group)
-                    .unwrap_or_default(),
-            ),
-        }
+        Ok(crate::group::offsets::read(&ReadOnlyDisk, &self.inner.dir, group)?.unwrap_or_default())
     }
 
     /// Sets a group's committed offsets while it has no live members (Kafka's
@@ -1226,8 +1219,9 @@ impl StoreListing {
             };
             if entry.is_file && name.starts_with("topiclog-") && name.ends_with(".tmp") {
                 // A replacement a crash interrupted before its rename: the file it was to
-                // replace is intact.
-                if !read_only {
+                // replace is intact. Group files are replaced by consumer processes too, under
+                // the groups lock: the coordinator removes theirs holding it.
+                if !read_only && !name.starts_with("topiclog-group") {
                     disk::remove_file(disk, &dir.join(name))?;
                 }
                 continue;
