@@ -23,6 +23,7 @@ mod writer;
 
 pub(crate) use producer_state::increment_sequence;
 pub use producer_state::{ProducerStamp, ProducerState, ProducerStateRecovery};
+use reader::ReadPlan;
 pub use reader::{LogRecord, OwnedHeader, OwnedRecord, Reader};
 pub use recovery::{
     BatchAfterCut, LogStartRebuild, MAX_REPORTED_BATCHES_AFTER_CUT, RecoveryOptions,
@@ -632,15 +633,14 @@ impl Partition {
                 log_end,
             })?;
         let floor = segment.next_offset();
-        match Reader::new(
-            Arc::clone(&self.shared),
-            segment,
+        let plan = ReadPlan {
+            seek: from,
             from,
-            from,
-            max_bytes,
-            i64::MIN,
-            false,
-        ) {
+            budget: max_bytes,
+            min_timestamp: i64::MIN,
+            include_control: false,
+        };
+        match Reader::new(Arc::clone(&self.shared), segment, plan) {
             // A writer in another process deleted the segment (retention) since it was listed.
             Err(Error::Io { source, .. })
                 if self.read_only && source.kind() == std::io::ErrorKind::NotFound =>
@@ -672,15 +672,14 @@ impl Partition {
         // The time index names the batch to start from; the record sought may come earlier in
         // that batch than the offset it names, so only records below the log start are skipped.
         let seek = segment.offset_for_time_lookup(timestamp)?.max(log_start);
-        let reader = Reader::new(
-            Arc::clone(&self.shared),
-            segment,
+        let plan = ReadPlan {
             seek,
-            log_start,
-            None,
-            timestamp,
-            true,
-        )?;
+            from: log_start,
+            budget: None,
+            min_timestamp: timestamp,
+            include_control: true,
+        };
+        let reader = Reader::new(Arc::clone(&self.shared), segment, plan)?;
         for record in reader {
             let record = record?;
             if record.timestamp() >= timestamp && record.offset() >= log_start {
