@@ -29,7 +29,7 @@ use crate::error::{Corruption, Error, Result};
 use crate::record::BatchHeader;
 use crate::segment::file_name::{self, FileKind, TempSuffix};
 use crate::segment::{
-    FoundBatch, Index, IndexBuilder, ScanOutcome, Segment, find_batches, scan, scan_marked,
+    Access, FoundBatch, Index, IndexBuilder, ScanOutcome, Segment, find_batches, scan, scan_marked,
 };
 
 use super::checkpoint::{self, DurablePrefix, LOG_START_FILE, RECOVERY_POINT_FILE, RecoveryPoint};
@@ -379,7 +379,7 @@ fn open_once(
     } else {
         unsynced = checkpoint::read_poison(&**disk, dir)?;
     }
-    let bases = sweep(&**disk, dir, writes, &mut report)?;
+    let bases = sweep(&**disk, dir, Access::of(&**disk), &mut report)?;
     // A damaged recovery checkpoint: unless the marker vouches for every file, what was
     // durable is unknown, and a lost segment would go unnoticed. It fails the open, or with
     // `truncate_corrupt` costs a scan of every segment (the report says so).
@@ -420,7 +420,7 @@ fn open_once(
     let (segments, scanned, report, durable_active) = match clean {
         Ok(records) => {
             report.clean_shutdown = true;
-            let segments = open_recorded(disk, dir, config, &records, writes)?;
+            let segments = open_recorded(disk, dir, config, &records)?;
             let scanned = vec![None; segments.len()];
             // A clean close fsynced everything.
             let durable = segments.last().map(|s| (s.size(), s.next_offset()));
@@ -640,7 +640,7 @@ fn restart_at(
 fn new_segment(disk: &Arc<dyn Disk>, dir: &Path, base: i64, config: &LogConfig) -> Result<Segment> {
     let interval = config.index_interval_bytes();
     if disk.is_read_only() {
-        return Ok(Segment::empty(disk, dir, base, interval, false));
+        return Ok(Segment::empty(disk, dir, base, interval, Access::ReadOnly));
     }
     let segment = Segment::create(disk, dir, base, config.segment_index_bytes(), interval)?;
     disk::sync_dir(&**disk, dir)?;
@@ -674,7 +674,7 @@ pub(crate) fn scan_read_only(
         state,
         Some(outcome.indexes),
         interval,
-        false,
+        Access::ReadOnly,
     )?;
     Ok((segment, outcome.builder, stop))
 }
@@ -736,7 +736,7 @@ pub(crate) fn grow_read_only(segment: &Segment, interval: i32) -> Result<bool> {
 /// Base offsets of the `.log` files in `dir`, ascending, as [`sweep`] lists them, changing
 /// nothing.
 pub(crate) fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<i64>> {
-    let listed = sweep(disk, dir, false, &mut RecoveryReport::default())?;
+    let listed = sweep(disk, dir, Access::ReadOnly, &mut RecoveryReport::default())?;
     Ok(listed.into_keys().collect())
 }
 
@@ -789,16 +789,16 @@ pub(crate) fn create_dir_durably(disk: &dyn Disk, dir: &Path) -> Result<()> {
 }
 
 /// Pass 1: lists the directory, the one way a partition's files are told apart. Returns the
-/// segments' base offsets in order; with `writes`, removes leftovers and orphans (a read-only
-/// listing leaves them, as they are a live writer's business).
+/// segments' base offsets in order; when [`Access::Writable`], removes leftovers and orphans (a
+/// read-only listing leaves them, as they are a live writer's business).
 fn sweep(
     disk: &dyn Disk,
     dir: &Path,
-    writes: bool,
+    access: Access,
     report: &mut RecoveryReport,
 ) -> Result<BTreeMap<i64, Present>> {
     let remove = |path: PathBuf, report: &mut RecoveryReport| -> Result<()> {
-        if writes {
+        if access == Access::Writable {
             disk::remove_file(disk, &path)?;
             report.removed_files.push(path);
         }
@@ -891,13 +891,13 @@ fn open_recorded(
     dir: &Path,
     config: &LogConfig,
     records: &[SegmentRecord],
-    writes: bool,
 ) -> Result<Vec<Arc<Segment>>> {
     let interval = config.index_interval_bytes();
+    let access = Access::of(&**disk);
     records
         .iter()
         .map(|r| {
-            Segment::open(disk, dir, r.base_offset, r.state, None, interval, writes).map(Arc::new)
+            Segment::open(disk, dir, r.base_offset, r.state, None, interval, access).map(Arc::new)
         })
         .collect()
 }
@@ -934,6 +934,7 @@ fn recover(
     Option<(u64, i64)>,
 )> {
     let writes = !disk.is_read_only();
+    let access = Access::of(&**disk);
     let (point, log_start) = (known.point, known.log_start);
     let interval = config.index_interval_bytes();
     let max_batch = u64::try_from(config.max_message_bytes())
@@ -1001,7 +1002,7 @@ fn recover(
         }
         let record = point.flushed.iter().find(|r| r.base_offset == base);
         if let Some(record) = record.filter(|r| r.check_files(&**disk, dir).is_ok()) {
-            let segment = Segment::open(disk, dir, base, record.state, None, interval, writes)?;
+            let segment = Segment::open(disk, dir, base, record.state, None, interval, access)?;
             segments.push(Arc::new(segment));
             scanned.push(None);
             durable_last = Some((record.state.size, record.state.next_offset));
@@ -1118,7 +1119,7 @@ fn recover(
             state,
             Some(outcome.indexes),
             interval,
-            writes,
+            access,
         )?;
         segments.push(Arc::new(segment));
         scanned.push(Some(outcome.builder));

@@ -56,6 +56,27 @@ pub(crate) struct SegmentState {
     pub(crate) offset_of_max_timestamp: i64,
 }
 
+/// Whether a segment's files may be written through it: an enum, so call sites say which
+/// rather than passing a bare `true` or `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Opened read-only (a read-only partition beside a writer in another process).
+    ReadOnly,
+    /// Opened for writing (the partition's writer).
+    Writable,
+}
+
+impl Access {
+    /// What `disk` allows: a read-only disk refuses every write.
+    pub(crate) fn of(disk: &dyn Disk) -> Access {
+        if disk.is_read_only() {
+            Access::ReadOnly
+        } else {
+            Access::Writable
+        }
+    }
+}
+
 #[derive(Debug)]
 enum MapState {
     Untried,
@@ -73,7 +94,7 @@ pub(crate) struct Segment {
     /// partition may have tens of thousands of them): it opens its file when it must read,
     /// map or sync it, and a mapping needs no handle once made.
     log: Mutex<Option<File>>,
-    writable: bool,
+    access: Access,
     map: Mutex<MapState>,
     /// Published bytes: readers may read `[0, size)`.
     size: AtomicU64,
@@ -113,7 +134,13 @@ impl Segment {
         let log_path = file_name::file_path(dir, base_offset, FileKind::Log);
         let log = File::open(&**disk, log_path, OpenMode::Create)?;
         empty(&log)?;
-        let segment = Segment::empty(disk, dir, base_offset, index_interval_bytes, true);
+        let segment = Segment::empty(
+            disk,
+            dir,
+            base_offset,
+            index_interval_bytes,
+            Access::Writable,
+        );
         *segment.log.lock() = Some(log);
         Ok(segment)
     }
@@ -126,7 +153,7 @@ impl Segment {
         dir: &Path,
         base_offset: i64,
         index_interval_bytes: i32,
-        writable: bool,
+        access: Access,
     ) -> Segment {
         let state = SegmentState {
             size: 0,
@@ -145,7 +172,7 @@ impl Segment {
             state,
             Some(indexes),
             index_interval_bytes,
-            writable,
+            access,
         )
     }
 
@@ -157,7 +184,7 @@ impl Segment {
         state: SegmentState,
         indexes: Option<Indexes>,
         index_interval_bytes: i32,
-        writable: bool,
+        access: Access,
     ) -> Result<Segment> {
         let log_path = file_name::file_path(dir, base_offset, FileKind::Log);
         if disk::file_len(&**disk, &log_path)?.is_none() {
@@ -175,7 +202,7 @@ impl Segment {
             state,
             indexes,
             index_interval_bytes,
-            writable,
+            access,
         ))
     }
 
@@ -186,14 +213,14 @@ impl Segment {
         state: SegmentState,
         indexes: Option<Indexes>,
         index_interval_bytes: i32,
-        writable: bool,
+        access: Access,
     ) -> Segment {
         Segment {
             base_offset,
             dir: dir.to_path_buf(),
             disk: Arc::clone(disk),
             log: Mutex::new(None),
-            writable,
+            access,
             map: Mutex::new(MapState::Untried),
             size: AtomicU64::new(state.size),
             file_size: AtomicU64::new(state.size),
@@ -252,10 +279,9 @@ impl Segment {
         if let Some(file) = held.as_ref() {
             return Ok(file.clone());
         }
-        let mode = if self.writable {
-            OpenMode::Write
-        } else {
-            OpenMode::Read
+        let mode = match self.access {
+            Access::Writable => OpenMode::Write,
+            Access::ReadOnly => OpenMode::Read,
         };
         let file = File::open(&*self.disk, self.path(FileKind::Log), mode)?;
         if !self.is_sealed() {
@@ -342,7 +368,7 @@ impl Segment {
 
     /// Whether the segment's files may be written through this handle.
     pub(crate) fn is_writable(&self) -> bool {
-        self.writable
+        self.access == Access::Writable
     }
 
     /// Maps the active segment with room to grow to `capacity` bytes, where the disk allows a
