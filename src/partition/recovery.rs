@@ -29,7 +29,8 @@ use crate::error::{Corruption, Error, Result};
 use crate::record::BatchHeader;
 use crate::segment::file_name::{self, FileKind, TempSuffix};
 use crate::segment::{
-    Access, FoundBatch, Index, IndexBuilder, ScanOutcome, Segment, find_batches, scan, scan_marked,
+    Access, FoundBatch, Index, IndexBuilder, IndexSizing, ScanOutcome, Segment, SegmentState,
+    find_batches, scan, scan_marked,
 };
 
 use super::checkpoint::{self, DurablePrefix, LOG_START_FILE, RECOVERY_POINT_FILE, RecoveryPoint};
@@ -642,7 +643,11 @@ fn new_segment(disk: &Arc<dyn Disk>, dir: &Path, base: i64, config: &LogConfig) 
     if disk.is_read_only() {
         return Ok(Segment::empty(disk, dir, base, interval, Access::ReadOnly));
     }
-    let segment = Segment::create(disk, dir, base, config.segment_index_bytes(), interval)?;
+    let sizing = IndexSizing {
+        file_bytes: config.segment_index_bytes(),
+        interval_bytes: interval,
+    };
+    let segment = Segment::create(disk, dir, base, sizing)?;
     disk::sync_dir(&**disk, dir)?;
     Ok(segment)
 }
@@ -724,12 +729,12 @@ pub(crate) fn grow_read_only(segment: &Segment, interval: i32) -> Result<bool> {
         (before.max_timestamp, before.offset_of_max_timestamp)
     };
     segment.set_file_size(outcome.valid_size);
-    segment.publish(
-        outcome.valid_size,
-        outcome.next_offset,
+    segment.publish(SegmentState {
+        size: outcome.valid_size,
+        next_offset: outcome.next_offset,
         max_timestamp,
-        offset_of_max,
-    );
+        offset_of_max_timestamp: offset_of_max,
+    });
     Ok(true)
 }
 

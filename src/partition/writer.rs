@@ -11,7 +11,9 @@ use crate::record::{
     BatchParams, Compression, EncodeError, Record, encode_batch, encode_compressed_batch,
 };
 use crate::segment::file_name::FileKind;
-use crate::segment::{Entry, IndexBuilder, OffsetEntry, Segment, TimeEntry};
+use crate::segment::{
+    Entry, IndexBuilder, IndexSizing, OffsetEntry, Segment, SegmentState, TimeEntry,
+};
 
 use super::checkpoint::RecoveryPoint;
 use super::manifest::SegmentRecord;
@@ -495,12 +497,12 @@ impl Writer {
             });
             return Ok(Appended::Commit(info, self.appended_seq));
         }
-        segment.publish(
-            self.end,
-            last_offset + 1,
-            encoded.max_timestamp,
-            last_offset,
-        );
+        segment.publish(SegmentState {
+            size: self.end,
+            next_offset: last_offset + 1,
+            max_timestamp: encoded.max_timestamp,
+            offset_of_max_timestamp: last_offset,
+        });
         shared.next_offset.store(last_offset + 1, Ordering::Release);
         shared.fire_watchers();
         self.flush_if_due(shared, &config, records.len() as i64)?;
@@ -616,8 +618,12 @@ impl Writer {
             if p.seq > seq {
                 break;
             }
-            p.segment
-                .publish(p.end, p.last_offset + 1, p.max_timestamp, p.last_offset);
+            p.segment.publish(SegmentState {
+                size: p.end,
+                next_offset: p.last_offset + 1,
+                max_timestamp: p.max_timestamp,
+                offset_of_max_timestamp: p.last_offset,
+            });
             shared
                 .next_offset
                 .store(p.last_offset + 1, Ordering::Release);
@@ -675,13 +681,11 @@ impl Writer {
         // Kafka's snapshot at roll, named after the new base: an open replays at most the
         // batches after it.
         self.snapshot_producers(shared, base)?;
-        let segment = Segment::create(
-            &shared.disk,
-            &shared.dir,
-            base,
-            config.segment_index_bytes(),
-            config.index_interval_bytes(),
-        )?;
+        let sizing = IndexSizing {
+            file_bytes: config.segment_index_bytes(),
+            interval_bytes: config.index_interval_bytes(),
+        };
+        let segment = Segment::create(&shared.disk, &shared.dir, base, sizing)?;
         segment.map_for_growth(u64::try_from(config.segment_bytes()).unwrap_or(0));
         let segment = Arc::new(segment);
         // The new segment is listed before the old one reads as sealed, so a reader that finds

@@ -56,6 +56,16 @@ pub(crate) struct SegmentState {
     pub(crate) offset_of_max_timestamp: i64,
 }
 
+/// A new segment's index settings: named, because both are `i32` byte counts that positional
+/// arguments would let a caller swap.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexSizing {
+    /// `segment.index.bytes`: each index file is preallocated to this, in whole entries.
+    pub(crate) file_bytes: i32,
+    /// `index.interval.bytes`: bytes of batches between offset-index entries.
+    pub(crate) interval_bytes: i32,
+}
+
 /// Whether a segment's files may be written through it: an enum, so call sites say which
 /// rather than passing a bare `true` or `false`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,10 +128,9 @@ impl Segment {
         disk: &Arc<dyn Disk>,
         dir: &Path,
         base_offset: i64,
-        segment_index_bytes: i32,
-        index_interval_bytes: i32,
+        sizing: IndexSizing,
     ) -> Result<Segment> {
-        let index_bytes = u64::try_from(segment_index_bytes).unwrap_or(0);
+        let index_bytes = u64::try_from(sizing.file_bytes).unwrap_or(0);
         for (kind, entry_size) in [
             (FileKind::Index, OffsetEntry::SIZE),
             (FileKind::TimeIndex, TimeEntry::SIZE),
@@ -138,7 +147,7 @@ impl Segment {
             disk,
             dir,
             base_offset,
-            index_interval_bytes,
+            sizing.interval_bytes,
             Access::Writable,
         );
         *segment.log.lock() = Some(log);
@@ -324,21 +333,19 @@ impl Segment {
         self.max_timestamp.load(Ordering::Acquire)
     }
 
-    /// Makes a batch visible to readers: `size` bytes in all, ending before `next_offset`.
-    pub(crate) fn publish(
-        &self,
-        size: u64,
-        next_offset: i64,
-        max_timestamp: i64,
-        offset_of_max: i64,
-    ) {
-        if max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
+    /// Makes a batch visible to readers: the segment now holds `state.size` bytes, ending
+    /// before `state.next_offset`. The max timestamp (with its offset) is taken only if it
+    /// is larger than the one published. Takes a [`SegmentState`] because its three offsets
+    /// and timestamps are all `i64`s that positional arguments would let a caller swap.
+    pub(crate) fn publish(&self, state: SegmentState) {
+        if state.max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
             self.offset_of_max_timestamp
-                .store(offset_of_max, Ordering::Release);
-            self.max_timestamp.store(max_timestamp, Ordering::Release);
+                .store(state.offset_of_max_timestamp, Ordering::Release);
+            self.max_timestamp
+                .store(state.max_timestamp, Ordering::Release);
         }
-        self.next_offset.store(next_offset, Ordering::Release);
-        self.size.store(size, Ordering::Release);
+        self.next_offset.store(state.next_offset, Ordering::Release);
+        self.size.store(state.size, Ordering::Release);
     }
 
     pub(crate) fn is_sealed(&self) -> bool {
