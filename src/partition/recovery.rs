@@ -418,14 +418,19 @@ fn open_once(
     // Read after the listing: a writer's retention persists a new log start before it
     // deletes a file, so every segment missing from the listing lies below this start.
     let recorded_start = recorded_log_start(&**disk, dir, &known, options, &mut report)?;
-    let (segments, scanned, report, durable_active) = match clean {
+    let mut recovered = match clean {
         Ok(records) => {
             report.clean_shutdown = true;
             let segments = open_recorded(disk, dir, config, &records)?;
             let scanned = vec![None; segments.len()];
             // A clean close fsynced everything.
-            let durable = segments.last().map(|s| (s.size(), s.next_offset()));
-            (segments, scanned, report, durable)
+            let durable_active = segments.last().map(|s| (s.size(), s.next_offset()));
+            Recovered {
+                segments,
+                scanned,
+                report,
+                durable_active,
+            }
         }
         Err(reason) => {
             report.unclean_reason = Some(reason);
@@ -438,25 +443,34 @@ fn open_once(
             recover(disk, dir, config, &bases, known, options, report)?
         }
     };
-    let head_lost = report
+    let head_lost = recovered
+        .report
         .truncations
         .iter()
         .any(|t| matches!(t.reason, Corruption::SegmentMissing { .. }));
-    let (start, restart) =
-        check_log_start(dir, &segments, recorded_start, &known, options, head_lost)?;
-    let mut report = report;
+    let (start, restart) = check_log_start(
+        dir,
+        &recovered.segments,
+        recorded_start,
+        &known,
+        options,
+        head_lost,
+    )?;
     if let Some(why) = restart.rebuilt {
-        report.log_start_rebuilt = Some(LogStartRebuild {
+        recovered.report.log_start_rebuilt = Some(LogStartRebuild {
             offset: start,
             reason: why,
         });
     }
-    let (segments, scanned, report, durable_active) = if restart.below_start {
-        let (segments, scanned, report) = restart_at(disk, dir, config, segments, start, report)?;
-        (segments, scanned, report, None)
-    } else {
-        (segments, scanned, report, durable_active)
-    };
+    if restart.below_start {
+        recovered = restart_at(disk, dir, config, recovered, start)?;
+    }
+    let Recovered {
+        segments,
+        scanned,
+        report,
+        durable_active,
+    } = recovered;
     let first_base = segments.first().map_or(0, |s| s.base_offset());
     let log_start = start.max(first_base);
     let mut report = report;
@@ -604,15 +618,18 @@ fn recorded_log_start(
 
 /// A log whose end lies below its recorded start (everything was deleted, then the segments
 /// lost data) is emptied and restarts at the recorded start, as Kafka's loader does.
-#[allow(clippy::type_complexity)]
 fn restart_at(
     disk: &Arc<dyn Disk>,
     dir: &Path,
     config: &LogConfig,
-    segments: Vec<Arc<Segment>>,
+    recovered: Recovered,
     start: i64,
-    mut report: RecoveryReport,
-) -> Result<(Vec<Arc<Segment>>, Vec<Option<IndexBuilder>>, RecoveryReport)> {
+) -> Result<Recovered> {
+    let Recovered {
+        segments,
+        mut report,
+        ..
+    } = recovered;
     for segment in &segments {
         report.removed_segments.push(RemovedSegment {
             base_offset: segment.base_offset(),
@@ -629,11 +646,12 @@ fn restart_at(
         .unclean_reason
         .get_or_insert_with(|| "log ends below its start".to_owned());
     report.clean_shutdown = false;
-    Ok((
-        vec![Arc::new(segment)],
-        vec![Some(IndexBuilder::new(interval, start))],
+    Ok(Recovered {
+        segments: vec![Arc::new(segment)],
+        scanned: vec![Some(IndexBuilder::new(interval, start))],
         report,
-    ))
+        durable_active: None,
+    })
 }
 
 /// A new, empty segment at `base`: created and made durable by a writable open, only in
@@ -918,12 +936,25 @@ struct Known<'a> {
     unsynced: Option<(i64, u64)>,
 }
 
+/// What the segments were found to hold, by a clean open, a recovery or a restart: named,
+/// so the passes after it cannot mix up its parts.
+#[derive(Debug)]
+struct Recovered {
+    /// The segments to serve, oldest first.
+    segments: Vec<Arc<Segment>>,
+    /// For each segment, the index state to append with if it was scanned.
+    scanned: Vec<Option<IndexBuilder>>,
+    /// What was found and done.
+    report: RecoveryReport,
+    /// How much of the last segment is known durable: `(bytes, next offset)`.
+    durable_active: Option<(u64, i64)>,
+}
+
 /// Pass 3: recovery after an unclean stop. Returns the segments, for each one that was
 /// scanned the index state to append with, and how much of the last one is known durable.
 ///
 /// A read-only open (the disk refuses writes) makes the same checks and the same cuts, but
 /// only in what it serves: the files stay as they are.
-#[allow(clippy::type_complexity)]
 fn recover(
     disk: &Arc<dyn Disk>,
     dir: &Path,
@@ -932,12 +963,7 @@ fn recover(
     known: Known<'_>,
     options: RecoveryOptions,
     mut report: RecoveryReport,
-) -> Result<(
-    Vec<Arc<Segment>>,
-    Vec<Option<IndexBuilder>>,
-    RecoveryReport,
-    Option<(u64, i64)>,
-)> {
+) -> Result<Recovered> {
     let writes = !disk.is_read_only();
     let access = Access::of(&**disk);
     let (point, log_start) = (known.point, known.log_start);
@@ -1158,7 +1184,12 @@ fn recover(
             flushed: true,
         });
     }
-    Ok((segments, scanned, report, durable_last))
+    Ok(Recovered {
+        segments,
+        scanned,
+        report,
+        durable_active: durable_last,
+    })
 }
 
 /// Where and why a scanned segment fails what an fsync made durable of it (`prefix`): a bad
