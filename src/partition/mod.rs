@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::record::{Compression, Record, TimestampType};
 use crate::segment::{Chunk, READ_CHUNK, Segment};
 use checkpoint::RecoveryPoint;
-use writer::{Appended, Resume, Writer};
+use writer::{AppendOptions, Appended, Resume, Writer};
 
 /// Base offsets of the segments in `dir`, ascending, as every open lists them.
 pub(crate) fn list_segment_bases(disk: &dyn Disk, dir: &Path) -> Result<Vec<i64>> {
@@ -551,10 +551,11 @@ impl Partition {
         };
         let shared = &*self.shared;
         loop {
-            let appended = shared
-                .writer
-                .lock()
-                .append(shared, records, now, (stamp, codec));
+            let appended =
+                shared
+                    .writer
+                    .lock()
+                    .append(shared, records, now, AppendOptions { stamp, codec });
             match appended? {
                 Appended::Done(info) => return Ok((info, false)),
                 Appended::Commit(info, seq) => {

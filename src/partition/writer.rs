@@ -8,7 +8,8 @@ use crate::config::LogConfig;
 use crate::disk::{self, File, OpenMode};
 use crate::error::{Error, Result};
 use crate::record::{
-    BatchParams, Compression, EncodeError, Record, encode_batch, encode_compressed_batch,
+    BatchParams, Compression, EncodeError, EncodedBatch, Record, encode_batch,
+    encode_compressed_batch,
 };
 use crate::segment::file_name::FileKind;
 use crate::segment::{
@@ -64,14 +65,34 @@ struct Pending {
     max_timestamp: i64,
 }
 
-/// What one group-commit round must fsync to make every append through `seq` durable.
-#[derive(Debug)]
-pub(crate) struct CommitPlan {
-    /// The active segment, and its bytes in the file when the round began.
+/// What a group-commit round's fsyncs make durable of the active segment, as it stood when
+/// the round began: named, because its two offsets are `i64`s a positional tuple would let a
+/// caller swap.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Synced {
+    /// The active segment's base offset.
     pub(crate) active_base: i64,
+    /// Its bytes in the file.
     pub(crate) synced_end: u64,
     /// The offset after the last batch in those bytes.
     pub(crate) synced_next: i64,
+}
+
+/// How [`Writer::append`] writes a batch: named, rather than a `(stamp, codec)` tuple.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AppendOptions {
+    /// An idempotent producer's stamp, checked against the producer state; `None` for a plain
+    /// batch.
+    pub(crate) stamp: Option<ProducerStamp>,
+    /// The codec the batch is compressed with.
+    pub(crate) codec: Compression,
+}
+
+/// What one group-commit round must fsync to make every append through `seq` durable.
+#[derive(Debug)]
+pub(crate) struct CommitPlan {
+    /// What the round makes durable of the active segment.
+    pub(crate) synced: Synced,
     pub(crate) seq: u64,
     pub(crate) files: Vec<File>,
     /// Sealed segments the round syncs (one at a time, see [`Segment::sync_files`]), recorded
@@ -352,15 +373,17 @@ impl Writer {
         Ok((index, times))
     }
 
-    /// Appends `records` as one batch; with a `stamp`, as an idempotent producer's batch,
-    /// checked against the producer state first (see [`super::producer_state`]).
+    /// Appends `records` as one batch compressed with `options.codec`; with a stamp, as an
+    /// idempotent producer's batch, checked against the producer state first (see
+    /// [`super::producer_state`]).
     pub(crate) fn append(
         &mut self,
         shared: &Shared,
         records: &[Record<'_>],
         now: i64,
-        (stamp, codec): (Option<ProducerStamp>, Compression),
+        options: AppendOptions,
     ) -> Result<Appended> {
+        let AppendOptions { stamp, codec } = options;
         if self.closed {
             return Err(Error::Closed);
         }
@@ -427,12 +450,7 @@ impl Writer {
                 setting,
             });
         }
-        if self.should_roll(
-            &config,
-            size as u64,
-            encoded.max_timestamp,
-            encoded.last_offset,
-        ) {
+        if self.should_roll(&config, &encoded) {
             if !self.pending.is_empty() {
                 // The old segment's batches must be published before it reads as sealed.
                 self.tail.truncate(start);
@@ -585,9 +603,11 @@ impl Writer {
         files.extend(self.take_unsynced_snapshots()?);
         let sealed = self.unsynced.clone();
         Ok(CommitPlan {
-            synced_end: self.active.file_size(),
-            synced_next: self.next_offset,
-            active_base: self.active.base_offset(),
+            synced: Synced {
+                active_base: self.active.base_offset(),
+                synced_end: self.active.file_size(),
+                synced_next: self.next_offset,
+            },
             seq: self.appended_seq,
             files,
             sealed,
@@ -595,15 +615,21 @@ impl Writer {
         })
     }
 
-    /// Second half of a group commit, once the fsyncs succeeded: publishes every batch through
-    /// `seq` and records the sealed segments synced as flushed.
+    /// Second half of a group commit, once the fsyncs succeeded: notes what `synced` made
+    /// durable, publishes every batch through `seq` and records the sealed segments synced as
+    /// flushed.
     pub(crate) fn finish_commit(
         &mut self,
         shared: &Shared,
         seq: u64,
-        (active_base, synced_end, synced_next): (i64, u64, i64),
+        synced: Synced,
         sealed: &[Arc<Segment>],
     ) -> Result<()> {
+        let Synced {
+            active_base,
+            synced_end,
+            synced_next,
+        } = synced;
         if active_base == self.active.base_offset() {
             self.synced_end = self.synced_end.max(synced_end);
             if self
@@ -647,15 +673,11 @@ impl Writer {
         Ok(())
     }
 
-    /// Kafka's `LogSegment.shouldRoll`: size, time, a full index, or offsets the segment cannot
-    /// express. An empty segment never rolls.
-    fn should_roll(
-        &self,
-        config: &LogConfig,
-        size: u64,
-        max_timestamp: i64,
-        last_offset: i64,
-    ) -> bool {
+    /// Kafka's `LogSegment.shouldRoll` for appending `batch`: size, time, a full index, or
+    /// offsets the segment cannot express. An empty segment never rolls.
+    fn should_roll(&self, config: &LogConfig, batch: &EncodedBatch) -> bool {
+        let (size, max_timestamp, last_offset) =
+            (batch.size as u64, batch.max_timestamp, batch.last_offset);
         let current = self.end;
         if current == 0 {
             return false;
