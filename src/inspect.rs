@@ -1608,7 +1608,7 @@ impl TimeIndexCheck {
 mod tests {
     use super::*;
     use crate::record::{BATCH_HEADER_LEN, BatchParams, Header, Record, encode_batch};
-    use crate::segment::{Index, IndexBuilder, Indexes};
+    use crate::segment::{Index, IndexBuilder, IndexedBatch, Indexes};
     use crate::{LogConfig, Partition};
     use proptest::prelude::*;
     use std::fs::OpenOptions;
@@ -2315,14 +2315,13 @@ mod tests {
                 ..BatchParams::default()
             };
             let encoded = encode_batch(&mut log, &params, &records, 0).expect("encode");
-            builder.on_batch(
-                &mut indexes,
-                base,
+            let indexed = IndexedBatch {
                 position,
-                encoded.last_offset,
-                encoded.max_timestamp,
-                encoded.size as u64,
-            );
+                size: encoded.size as u64,
+                last_offset: encoded.last_offset,
+                max_timestamp: encoded.max_timestamp,
+            };
+            builder.on_batch(&mut indexes, base, indexed);
             offset = encoded.last_offset + 1 + gap;
         }
         builder.finish(&mut indexes, base);

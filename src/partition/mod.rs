@@ -173,13 +173,13 @@ impl Shared {
     ) -> Result<Chunk> {
         let file_size = segment.file_size();
         if pos < file_size {
-            return segment.read_file_with(held, pos, file_size, min_len);
+            return segment.read_file_with(held, pos..file_size, min_len);
         }
         let writer = self.writer.lock();
         let file_size = segment.file_size();
         if pos < file_size {
             drop(writer);
-            return segment.read_file_with(held, pos, file_size, min_len);
+            return segment.read_file_with(held, pos..file_size, min_len);
         }
         let tail = writer.tail_of(segment);
         let from = usize::try_from(pos - file_size).unwrap_or(usize::MAX);

@@ -49,6 +49,7 @@
 //! [`ProducerStateMap::take_snapshot`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -691,19 +692,19 @@ pub(crate) fn load(
     let upgrade = bounds.clean && listed.is_empty();
     if !upgrade && from < bounds.log_end {
         report.replayed_from = Some(from);
-        report.batches_replayed = replay(&mut map, segments, from, bounds.log_end)?;
+        report.batches_replayed = replay(&mut map, segments, from..bounds.log_end)?;
     }
     report.expired_producers = map.expire(bounds.now_ms, bounds.expiration_ms);
     Ok((map, report))
 }
 
-/// Replays the headers of the batches in `[from, end)`; returns how many had a producer id.
+/// Replays the headers of the batches in `offsets`; returns how many had a producer id.
 fn replay(
     map: &mut ProducerStateMap,
     segments: &[Arc<Segment>],
-    from: i64,
-    end: i64,
+    offsets: Range<i64>,
 ) -> Result<u64> {
+    let (from, end) = (offsets.start, offsets.end);
     let first = segments
         .partition_point(|s| s.base_offset() <= from)
         .saturating_sub(1);
@@ -712,19 +713,19 @@ fn replay(
         if segment.base_offset() >= end {
             break;
         }
-        replayed += replay_segment(map, segment, from, end)?;
+        replayed += replay_segment(map, segment, offsets.clone())?;
     }
     Ok(replayed)
 }
 
-/// Walks one segment's batch headers from the indexed position for `from`, reading only what
-/// holds the headers (a mapping, or a chunk at a time).
+/// Walks one segment's batch headers in `offsets` from the indexed position for its start,
+/// reading only what holds the headers (a mapping, or a chunk at a time).
 fn replay_segment(
     map: &mut ProducerStateMap,
     segment: &Segment,
-    from: i64,
-    end: i64,
+    offsets: Range<i64>,
 ) -> Result<u64> {
+    let Range { start: from, end } = offsets;
     let size = segment.size();
     let mut pos = if from > segment.base_offset() {
         segment.position_for(from)?
@@ -737,7 +738,7 @@ fn replay_segment(
         let header_end = pos + BATCH_HEADER_LEN as u64;
         let covers = |c: &Chunk| c.start() <= pos && header_end <= c.end();
         if !chunk.as_ref().is_some_and(covers) {
-            chunk = Some(segment.read_file(pos, size, BATCH_HEADER_LEN)?);
+            chunk = Some(segment.read_file(pos..size, BATCH_HEADER_LEN)?);
         }
         let bytes = chunk
             .as_ref()

@@ -12,7 +12,7 @@ use crate::record::{
     RecordView, RecordsMeta, peek_frame,
 };
 use crate::segment::file_name::FileKind;
-use crate::segment::{Chunk, Segment, offsets_problem, warm};
+use crate::segment::{Chunk, OffsetBounds, Segment, offsets_problem, warm};
 
 use super::Shared;
 
@@ -465,11 +465,12 @@ impl Reader {
             let checked = match parsed {
                 Ok(batch) => {
                     let h = batch.header();
-                    let end = Some(self.segment.next_offset());
-                    let (base, last) = (h.base_offset, h.last_offset());
-                    if let Some(kind) =
-                        offsets_problem(self.segment.base_offset(), self.at_least, end, base, last)
-                    {
+                    let bounds = OffsetBounds {
+                        segment_base: self.segment.base_offset(),
+                        at_least: self.at_least,
+                        end: Some(self.segment.next_offset()),
+                    };
+                    if let Some(kind) = offsets_problem(bounds, h) {
                         self.done = true;
                         return Err(Error::corrupt(
                             self.segment.path(FileKind::Log),

@@ -681,7 +681,7 @@ pub(crate) fn scan_read_only(
     let log_path = file_name::file_path(dir, base, FileKind::Log);
     let log_len = disk::file_len(&**disk, &log_path)?.unwrap_or(0);
     let log = File::open(&**disk, log_path.clone(), OpenMode::Read)?;
-    let outcome = scan(&log, None, base, 0, log_len, interval)?;
+    let outcome = scan(&log, None, base, 0..log_len, interval)?;
     let stop = outcome.stop.as_ref().map(|stop| Truncation {
         path: log_path,
         position: stop.position,
@@ -720,7 +720,7 @@ pub(crate) fn grow_read_only(segment: &Segment, interval: i32) -> Result<bool> {
         return Ok(false);
     }
     let base = segment.base_offset();
-    let outcome = scan(&log, None, base, start, file_len, interval)?;
+    let outcome = scan(&log, None, base, start..file_len, interval)?;
     if outcome.valid_size <= start {
         return Ok(false);
     }
@@ -1018,7 +1018,7 @@ fn recover(
         cut |= first_missing.is_some_and(|m| base > m.base_offset);
         if cut {
             if let Ok(log) = File::open(&**disk, log_path.clone(), OpenMode::Read) {
-                note_batches_after_cut(&mut report, &log, &log_path, (0, log_len), max_batch)?;
+                note_batches_after_cut(&mut report, &log, &log_path, 0..log_len, max_batch)?;
             }
             if writes {
                 for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
@@ -1061,7 +1061,7 @@ fn recover(
         let end = record.map_or(log_len, |r| r.state.size.min(log_len));
         let map = log.map(end).ok().flatten();
         let mark = prefix.map_or(0, |p| p.size);
-        let mut outcome = scan_marked(&log, map.as_ref(), base, (0, end), interval, mark)?;
+        let mut outcome = scan_marked(&log, map.as_ref(), base, 0..end, interval, mark)?;
         drop(map);
         report.segments_scanned += 1;
         // A first batch below the segment's base offset is no torn write: the file was
@@ -1080,7 +1080,7 @@ fn recover(
             }
             // Keep the batches before the damage that still match what was fsynced.
             let keep = outcome.valid_size.min(outcome.at_mark.0);
-            note_batches_after_cut(&mut report, &log, &log_path, (keep, log_len), max_batch)?;
+            note_batches_after_cut(&mut report, &log, &log_path, keep..log_len, max_batch)?;
             if writes {
                 log.set_len(keep)?;
             }
@@ -1091,7 +1091,7 @@ fn recover(
                 reason: kind,
                 flushed: true,
             });
-            outcome = scan(&log, None, base, 0, keep, interval)?;
+            outcome = scan(&log, None, base, 0..keep, interval)?;
             cut = true;
         } else if record.is_some() {
             if log_len > end {
@@ -1107,7 +1107,7 @@ fn recover(
                 });
             }
         } else if let Some(stop) = &outcome.stop {
-            let torn = (outcome.valid_size, log_len);
+            let torn = outcome.valid_size..log_len;
             note_batches_after_cut(&mut report, &log, &log_path, torn, max_batch)?;
             if writes {
                 log.set_len(outcome.valid_size)?;
@@ -1218,12 +1218,12 @@ fn durable_damage(
     None
 }
 
-/// Lists the valid-looking batches in `range` of a `.log` a cut removes (or removed).
+/// Lists the valid-looking batches in bytes `range` of a `.log` a cut removes (or removed).
 fn note_batches_after_cut(
     report: &mut RecoveryReport,
     log: &File,
     path: &Path,
-    range: (u64, u64),
+    range: std::ops::Range<u64>,
     max_batch: u64,
 ) -> Result<()> {
     let room = MAX_REPORTED_BATCHES_AFTER_CUT.saturating_sub(report.batches_after_cut.len());
@@ -1311,11 +1311,7 @@ fn active_init(active: &Segment, config: &LogConfig) -> Result<ActiveInit> {
         size => first_batch_max_timestamp(&active.log()?, size)?,
     };
     Ok(ActiveInit {
-        builder: IndexBuilder::resume(
-            config.index_interval_bytes(),
-            state.max_timestamp,
-            state.offset_of_max_timestamp,
-        ),
+        builder: IndexBuilder::resume(config.index_interval_bytes(), state),
         first_batch_timestamp,
         offsets_written: 0,
         times_written: 0,

@@ -13,7 +13,7 @@ use crate::record::{
 };
 use crate::segment::file_name::FileKind;
 use crate::segment::{
-    Entry, IndexBuilder, IndexSizing, OffsetEntry, Segment, SegmentState, TimeEntry,
+    Entry, IndexBuilder, IndexSizing, IndexedBatch, OffsetEntry, Segment, SegmentState, TimeEntry,
 };
 
 use super::checkpoint::RecoveryPoint;
@@ -472,17 +472,23 @@ impl Writer {
         let segment = Arc::clone(&self.active);
         let position = self.end;
         let last_offset = encoded.last_offset;
-        self.builder.observe(last_offset, encoded.max_timestamp);
+        let indexed = IndexedBatch {
+            position,
+            size: size as u64,
+            last_offset,
+            max_timestamp: encoded.max_timestamp,
+        };
+        self.builder.observe(&indexed);
         if self.builder.entry_due() {
             let base = segment.base_offset();
             let builder = &mut self.builder;
             let counts = segment.with_indexes_mut(|ix| {
-                builder.add_entry(ix, base, position, last_offset);
+                builder.add_entry(ix, base, &indexed);
                 (ix.offsets.len(), ix.times.len())
             })?;
             (self.offset_entries, self.time_entries) = counts;
         }
-        self.builder.count(size as u64);
+        self.builder.count(indexed.size);
         self.first_batch_timestamp
             .get_or_insert(encoded.max_timestamp);
         self.end = position + size as u64;

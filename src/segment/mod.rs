@@ -18,7 +18,8 @@ pub(crate) use index::{Entry, Index};
 pub use index_fault::IndexFault;
 pub(crate) use offset_index::OffsetEntry;
 pub(crate) use scan::{
-    FoundBatch, IndexBuilder, ScanOutcome, find_batches, offsets_problem, scan, scan_marked,
+    FoundBatch, IndexBuilder, IndexedBatch, OffsetBounds, ScanOutcome, find_batches,
+    offsets_problem, scan, scan_marked,
 };
 pub(crate) use time_index::TimeEntry;
 pub(crate) use time_index::should_append as should_append_time;
@@ -421,10 +422,11 @@ impl Segment {
         }
     }
 
-    /// Bytes `[pos, end)` from the file (`end <= file_size`), at least `min_len` of them if the
-    /// range holds that many: the mapping's if there is one, else up to a chunk read with pread.
-    pub(crate) fn read_file(&self, pos: u64, end: u64, min_len: usize) -> Result<Chunk> {
-        self.read_file_with(None, pos, end, min_len)
+    /// Bytes `range` from the file (ending at most at `file_size`), at least `min_len` of them
+    /// if the range holds that many: the mapping's if there is one, else up to a chunk read
+    /// with pread.
+    pub(crate) fn read_file(&self, range: std::ops::Range<u64>, min_len: usize) -> Result<Chunk> {
+        self.read_file_with(None, range, min_len)
     }
 
     /// [`read_file`](Segment::read_file) through `held`, a handle the caller keeps open on this
@@ -433,10 +435,10 @@ impl Segment {
     pub(crate) fn read_file_with(
         &self,
         held: Option<&File>,
-        pos: u64,
-        end: u64,
+        range: std::ops::Range<u64>,
         min_len: usize,
     ) -> Result<Chunk> {
+        let std::ops::Range { start: pos, end } = range;
         let available = end.saturating_sub(pos);
         if let Some(map) = self.mapping()
             && let Some(chunk) = usize::try_from(available)
@@ -563,8 +565,7 @@ impl Segment {
             &log,
             map.as_deref(),
             self.base_offset,
-            0,
-            size,
+            0..size,
             self.index_interval_bytes,
         )?;
         let indexes = outcome.indexes;
