@@ -335,8 +335,7 @@ impl Partition {
                 log_start,
                 log_end: next_offset,
                 clean: report.clean_shutdown,
-                now_ms: config.clock().now_ms(),
-                expiration_ms: config.producer_id_expiration_ms(),
+                expiry: producer_state::Expiry::now(&config),
             };
             let (map, loaded) = producer_state::load(&*disk, dir, &opened.segments, bounds)?;
             report.producer_state = loaded;
@@ -881,8 +880,7 @@ impl Partition {
             log_start: shared.log_start_offset(),
             log_end: shared.next_offset(),
             clean: self.recovery.clean_shutdown,
-            now_ms: shared.config().clock().now_ms(),
-            expiration_ms: shared.config().producer_id_expiration_ms(),
+            expiry: producer_state::Expiry::now(&shared.config()),
         };
         producer_state::load(&*shared.disk, &shared.dir, &segments, bounds).map(|(_, r)| r)
     }

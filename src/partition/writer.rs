@@ -20,7 +20,7 @@ use super::checkpoint::RecoveryPoint;
 use super::manifest::SegmentRecord;
 use super::marker;
 use super::poison::Poison;
-use super::producer_state::{Accepted, Check, ProducerStamp, ProducerStateMap, Rejection};
+use super::producer_state::{Accepted, Check, Expiry, ProducerStamp, ProducerStateMap, Rejection};
 use super::retention::{self, Limits, SegmentInfo};
 use super::{AppendInfo, RetentionReport, Shared, checkpoint};
 
@@ -276,8 +276,7 @@ impl Writer {
     /// [`ProducerStateMap::take_snapshot`]); then the next flush or commit round syncs it, and
     /// the directory after that segment.
     fn snapshot_producers(&mut self, shared: &Shared, offset: i64) -> Result<()> {
-        let config = Arc::clone(&self.config);
-        let expiry = (config.clock().now_ms(), config.producer_id_expiration_ms());
+        let expiry = Expiry::now(&self.config);
         let durable = self.unsynced.is_empty();
         self.producers
             .take_snapshot(&*shared.disk, &shared.dir, offset, expiry, durable)?;
@@ -400,8 +399,10 @@ impl Writer {
         };
         let mut last_seq = None;
         if let Some(stamp) = stamp {
-            let expiration_ms = config.producer_id_expiration_ms();
-            self.producers.expire_if_due(now, expiration_ms);
+            self.producers.expire_if_due(Expiry {
+                now_ms: now,
+                expiration_ms: config.producer_id_expiration_ms(),
+            });
             match self.producers.check(stamp, records.len()) {
                 Ok(Check::Duplicate(info, seq)) => return Ok(Appended::Duplicate(info, seq)),
                 Ok(Check::Append { last_seq: last }) => last_seq = Some(last),
@@ -894,8 +895,7 @@ impl Writer {
             return Err(Error::Closed);
         }
         let config = Arc::clone(&self.config);
-        self.producers
-            .expire(config.clock().now_ms(), config.producer_id_expiration_ms());
+        self.producers.expire(Expiry::now(&config));
         let segments = shared.segments();
         let disk = &*shared.disk;
         let mut infos = Vec::with_capacity(segments.len());
