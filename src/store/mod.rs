@@ -23,7 +23,7 @@ use crate::layout;
 use crate::partition::{Partition, RecoveryOptions, RetentionReport};
 use crate::partitioner::{DefaultPartitioner, Partitioner};
 use crate::topic::{self, Topic, TopicConfig};
-use producer::ProducerSlot;
+use producer::{IdEpoch, ProducerSlot};
 use topics_file::TopicEntry;
 
 pub use crate::layout::{LOCK_FILE, PARTITION_LOCK_FILE};
@@ -468,11 +468,11 @@ impl Store {
             disk::create_dir_all(&*disk, &dir)?;
         }
         let lock = DirLock::acquire(&dir, options.lock_timeout)?;
-        let intervals = (
-            options.retention_check_interval_ms,
-            options.checkpoint_interval_ms,
-        );
-        let inner = Arc::new(Store::load(dir, disk, options, false, Some(lock))?);
+        let intervals = Intervals {
+            retention_ms: options.retention_check_interval_ms,
+            checkpoint_ms: options.checkpoint_interval_ms,
+        };
+        let inner = Arc::new(Store::load(dir, disk, options, Some(lock))?);
         let background = Background::start(Arc::downgrade(&inner), intervals);
         Ok(Store {
             inner,
@@ -485,21 +485,21 @@ impl Store {
     /// may shorten is mapped (see [`Partition::open_read_only`]).
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
-        let inner = Store::load(dir, Arc::new(OsDisk), StoreOptions::default(), true, None)?;
+        let inner = Store::load(dir, Arc::new(OsDisk), StoreOptions::default(), None)?;
         Ok(Store {
             inner: Arc::new(inner),
             background: None,
         })
     }
 
+    /// Loads the store in `dir`: for writing under `lock`, or read-only without one.
     fn load(
         dir: PathBuf,
         disk: Arc<dyn Disk>,
         options: StoreOptions,
-        read_only: bool,
         lock: Option<DirLock>,
     ) -> Result<Inner> {
-        if !read_only {
+        if lock.is_some() {
             return Store::load_once(dir, disk, options, lock);
         }
         // Beside a live writer, the directory may change between two reads of it (a topic
@@ -537,7 +537,12 @@ impl Store {
         // The directories first, then the registry: a topic change writes its intent to the
         // registry before it creates a directory, so every directory listed here is accounted
         // for by the registry read after.
-        let mut listing = StoreListing::read(&*disk, &dir, read_only)?;
+        let leftovers = if read_only {
+            Leftovers::Keep
+        } else {
+            Leftovers::Remove
+        };
+        let mut listing = StoreListing::read(&*disk, &dir, leftovers)?;
         if let Some(lock) = &lock {
             // The listing sees the file this open created.
             listing.has_lock_file = lock.existed;
@@ -811,14 +816,15 @@ impl Store {
         let (updated, id, epoch) = registry.next_handle(name, known);
         producers_file::write(&*self.inner.disk, &self.inner.dir, &updated)?;
         *registry = updated;
+        let current = IdEpoch { id, epoch };
         let slot = slots
             .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(ProducerSlot::new(id, epoch)));
-        slot.set(id, epoch);
+            .or_insert_with(|| Arc::new(ProducerSlot::new(current)));
+        slot.set(current);
         Ok(Producer::new(
             Arc::downgrade(&self.inner),
             name.to_owned(),
-            (id, epoch),
+            current,
             Arc::clone(slot),
         ))
     }
@@ -1187,7 +1193,7 @@ fn adopted_config(options: &StoreOptions) -> Result<LogConfig> {
 /// The partition directories of the store at `dir` (`<topic>-<partition>`, the one rule a
 /// store lists them by), as `(topic, directory)` in name order; changes nothing.
 pub(crate) fn list_partition_dirs(disk: &dyn Disk, dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let listing = StoreListing::read(disk, dir, true)?;
+    let listing = StoreListing::read(disk, dir, Leftovers::Keep)?;
     Ok(listing
         .partitions
         .into_iter()
@@ -1197,6 +1203,16 @@ pub(crate) fn list_partition_dirs(disk: &dyn Disk, dir: &Path) -> Result<Vec<(St
                 .map(move |p| (topic.clone(), layout::partition_dir(dir, &topic, p)))
         })
         .collect())
+}
+
+/// What [`StoreListing::read`] does with work a crash interrupted (temporary files, topic
+/// directories being deleted): an enum, so call sites say which rather than pass a bare bool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leftovers {
+    /// Finish it: a writable open.
+    Remove,
+    /// Leave it to the writer: a read-only listing changes nothing.
+    Keep,
 }
 
 #[derive(Debug, Default)]
@@ -1218,7 +1234,8 @@ impl StoreListing {
         self.has_store_files || (self.has_lock_file && self.has_partition_files)
     }
 
-    fn read(disk: &dyn Disk, dir: &Path, read_only: bool) -> Result<StoreListing> {
+    fn read(disk: &dyn Disk, dir: &Path, leftovers: Leftovers) -> Result<StoreListing> {
+        let remove = leftovers == Leftovers::Remove;
         let mut listing = StoreListing::default();
         for entry in disk::list_dir(disk, dir)? {
             let Some(name) = entry.name.to_str() else {
@@ -1227,7 +1244,7 @@ impl StoreListing {
             if entry.is_file && name.starts_with("topiclog-") && name.ends_with(".tmp") {
                 // A replacement a crash interrupted before its rename: the file it was to
                 // replace is intact.
-                if !read_only {
+                if remove {
                     disk::remove_file(disk, &dir.join(name))?;
                 }
                 continue;
@@ -1240,7 +1257,7 @@ impl StoreListing {
                 continue;
             }
             if name.ends_with("-delete") {
-                if !read_only {
+                if remove {
                     // A topic deletion that a crash interrupted: finish it.
                     let path = dir.join(name);
                     std::fs::remove_dir_all(&path)
@@ -1262,10 +1279,23 @@ impl StoreListing {
     }
 }
 
+/// How often [`Background`] works: named, rather than an `(Option<u64>, u64)` tuple.
+#[derive(Debug, Clone, Copy)]
+struct Intervals {
+    /// Milliseconds between retention runs; `None` for none.
+    retention_ms: Option<u64>,
+    /// Milliseconds between recovery-checkpoint writes.
+    checkpoint_ms: u64,
+}
+
 impl Background {
-    /// Runs retention every `retention_ms` (when set) and writes recovery checkpoints every
-    /// `checkpoint_ms`, on one thread.
-    fn start(store: Weak<Inner>, (retention_ms, checkpoint_ms): (Option<u64>, u64)) -> Background {
+    /// Runs retention every `intervals.retention_ms` (when set) and writes recovery
+    /// checkpoints every `intervals.checkpoint_ms`, on one thread.
+    fn start(store: Weak<Inner>, intervals: Intervals) -> Background {
+        let Intervals {
+            retention_ms,
+            checkpoint_ms,
+        } = intervals;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
         let every = |ms: u64| Duration::from_millis(ms);
