@@ -353,7 +353,7 @@ impl Partition {
             checkpoint: Mutex::new((0, opened.recovery_point)),
             watchers: watch::Watchers::default(),
         });
-        recovery::log_opened(dir, &report, read_only, (log_start, next_offset));
+        recovery::log_opened(dir, &report, read_only, log_start..next_offset);
         Ok(Partition {
             shared,
             recovery: report,

@@ -357,13 +357,13 @@ impl Reader {
             Err(e) => return Some(Err(e)),
         };
         let bytes = self.record_chunk()?.bytes();
-        Some(Ok(RecordView::from_parts(
-            raw.offset,
-            raw.timestamp,
-            raw.key.get(bytes),
-            raw.value.get(bytes),
-            raw.headers(bytes),
-        )))
+        Some(Ok(RecordView {
+            offset: raw.offset,
+            timestamp: raw.timestamp,
+            key: raw.key.get(bytes),
+            value: raw.value.get(bytes),
+            headers: raw.headers(bytes),
+        }))
     }
 
     /// The chunk the last record returned lies in: the decompressed records of a compressed

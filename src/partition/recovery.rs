@@ -275,7 +275,12 @@ pub(crate) fn open(
 
 /// Logs what an open found: one summary line (info for a writable open, debug for a read-only
 /// one, which other processes may repeat often), and a warning for each loss a repair made.
-pub(crate) fn log_opened(dir: &Path, report: &RecoveryReport, read_only: bool, range: (i64, i64)) {
+pub(crate) fn log_opened(
+    dir: &Path,
+    report: &RecoveryReport,
+    read_only: bool,
+    offsets: std::ops::Range<i64>,
+) {
     let level = if read_only {
         log::Level::Debug
     } else {
@@ -291,8 +296,8 @@ pub(crate) fn log_opened(dir: &Path, report: &RecoveryReport, read_only: bool, r
         "opened partition {}{} {how}: offsets {}..{}, {} segments scanned, {} bytes cut",
         dir.display(),
         if read_only { " read-only" } else { "" },
-        range.0,
-        range.1,
+        offsets.start,
+        offsets.end,
         report.segments_scanned,
         report.bytes_lost(),
     );

@@ -28,6 +28,16 @@ use super::{AppendInfo, RetentionReport, Shared, checkpoint};
 /// leader-epoch cache from them.
 const PARTITION_LEADER_EPOCH: i32 = 0;
 
+/// What writing index entries does with the preallocated room past them: an enum, so call
+/// sites say which rather than pass a bare bool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexTail {
+    /// Leave it, for the entries still to come.
+    Keep,
+    /// Cut the files to their entries (on roll and close).
+    Trim,
+}
+
 /// What recovery hands the writer about the active segment.
 #[derive(Debug)]
 pub(crate) struct ActiveInit {
@@ -740,7 +750,7 @@ impl Writer {
     pub(crate) fn write_buffer(&mut self) -> Result<()> {
         // Index entries first: if they fail, the data is not in the file either, so the
         // append that failed leaves nothing a later append could land behind.
-        self.write_index_entries(false)?;
+        self.write_index_entries(IndexTail::Keep)?;
         if !self.tail.is_empty() {
             let segment = &self.active;
             let pos = segment.file_size();
@@ -751,8 +761,10 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes index entries not yet in the files; with `trim`, cuts the files to their entries.
-    fn write_index_entries(&mut self, trim: bool) -> Result<()> {
+    /// Writes index entries not yet in the files; with [`IndexTail::Trim`], cuts the files to
+    /// their entries.
+    fn write_index_entries(&mut self, tail: IndexTail) -> Result<()> {
+        let trim = tail == IndexTail::Trim;
         let (index, times) = match self.index_files.clone() {
             Some(files) => files,
             // Not prepared: nothing was appended since open, and only a trim has work to do.
@@ -769,10 +781,11 @@ impl Writer {
                 (index, times)
             }
         };
-        self.write_entries_to(&index, &times, trim)
+        self.write_entries_to(&index, &times, tail)
     }
 
-    fn write_entries_to(&mut self, index: &File, times: &File, trim: bool) -> Result<()> {
+    fn write_entries_to(&mut self, index: &File, times: &File, tail: IndexTail) -> Result<()> {
+        let trim = tail == IndexTail::Trim;
         let (ow, tw) = (self.offsets_written, self.times_written);
         let counts = self.active.with_indexes(|ix| -> Result<(usize, usize)> {
             let offsets = ix.offsets.as_bytes();
@@ -808,7 +821,7 @@ impl Writer {
             (ix.offsets.len(), ix.times.len())
         })?;
         (self.offset_entries, self.time_entries) = counts;
-        self.write_index_entries(true)
+        self.write_index_entries(IndexTail::Trim)
     }
 
     pub(crate) fn flush(&mut self, shared: &Shared) -> Result<()> {
