@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::LogConfig;
-use crate::consumer::{Consumer, ConsumerConfig, TopicPartition};
+use crate::consumer::{Consumer, ConsumerConfig, Source, TopicPartition};
 use crate::disk::{self, Disk, OsDisk, ReadOnlyDisk};
 use crate::error::{Corruption, Error, IoOp, Result};
 use crate::group::Coordinator;
@@ -783,11 +783,9 @@ impl Store {
     /// # Errors
     /// None: joining a group happens at [`Consumer::subscribe`].
     pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
-        Ok(Consumer::new(
-            Arc::downgrade(&self.inner),
-            config,
-            self.inner.read_only,
-        ))
+        let inner: Weak<Inner> = Arc::downgrade(&self.inner);
+        let source: Weak<dyn Source> = inner;
+        Ok(Consumer::new(source, config, self.inner.read_only))
     }
 
     /// An idempotent producer for `name` (see [`Producer`]): the name keeps its producer id
@@ -998,6 +996,21 @@ impl Drop for Store {
         if let Some(background) = self.background.take() {
             background.stop();
         }
+    }
+}
+
+/// What consumers read through: the store's coordinator and partitions.
+impl Source for Inner {
+    fn coordinator(&self) -> Option<&Arc<Coordinator>> {
+        self.coordinator.as_ref()
+    }
+
+    fn partition(&self, topic: &str, number: u32) -> Result<Arc<Partition>> {
+        self.topic(topic)?.partition(number)
+    }
+
+    fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.topic(topic).ok().map(|t| t.partition_count())
     }
 }
 
