@@ -1516,7 +1516,7 @@ impl OffsetIndexCheck {
         }
         for &(i, e) in &self.at_batch {
             let base = e.offset - i64::from(e.relative_offset);
-            if let Some(fault) = offset_index::past_end(e.stored(), base, next_offset, log_len) {
+            if let Some(fault) = offset_index::past_end(e.stored(), base..next_offset, log_len) {
                 self.faults.push((i, e, fault));
             }
         }
@@ -1592,7 +1592,7 @@ impl TimeIndexCheck {
         for &(i, e) in &self.pending[self.next..] {
             // Past every batch of the log: past its end.
             let base = e.offset - i64::from(e.relative_offset);
-            let fault = time_index::past_end(e.stored(), base, next_offset)
+            let fault = time_index::past_end(e.stored(), base..next_offset)
                 .unwrap_or(IndexFault::NotInBatch);
             self.faults.push((i, e, fault));
         }

@@ -513,11 +513,11 @@ impl Segment {
         let offsets = self
             .load_index::<OffsetEntry>(FileKind::Index)
             .filter(|ix| {
-                offset_index::validate(ix, self.base_offset, state.next_offset, state.size).is_ok()
+                offset_index::validate(ix, self.base_offset..state.next_offset, state.size).is_ok()
             });
         let times = self
             .load_index::<TimeEntry>(FileKind::TimeIndex)
-            .filter(|ix| time_index::validate(ix, self.base_offset, state.next_offset).is_ok());
+            .filter(|ix| time_index::validate(ix, self.base_offset..state.next_offset).is_ok());
         match (offsets, times) {
             (Some(offsets), Some(times)) => Ok(Indexes { offsets, times }),
             _ => self.rebuild(),
