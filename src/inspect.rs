@@ -1532,7 +1532,7 @@ impl OffsetIndexCheck {
         }
         for &(i, e) in &self.at_batch {
             let base = e.offset - i64::from(e.relative_offset);
-            if let Some(fault) = offset_index::past_end(e.stored(), base, next_offset, log_len) {
+            if let Some(fault) = offset_index::past_end(e.stored(), base..next_offset, log_len) {
                 self.faults.push((i, e, fault));
             }
         }
@@ -1608,7 +1608,7 @@ impl TimeIndexCheck {
         for &(i, e) in &self.pending[self.next..] {
             // Past every batch of the log: past its end.
             let base = e.offset - i64::from(e.relative_offset);
-            let fault = time_index::past_end(e.stored(), base, next_offset)
+            let fault = time_index::past_end(e.stored(), base..next_offset)
                 .unwrap_or(IndexFault::NotInBatch);
             self.faults.push((i, e, fault));
         }
@@ -1626,7 +1626,7 @@ mod tests {
     use crate::Partition;
     use crate::config::LogConfig;
     use crate::record::{BATCH_HEADER_LEN, BatchParams, Header, Record, encode_batch};
-    use crate::segment::{Index, IndexBuilder, Indexes};
+    use crate::segment::{Index, IndexBuilder, IndexedBatch, Indexes};
     use proptest::prelude::*;
     use std::fs::OpenOptions;
 
@@ -2332,14 +2332,13 @@ mod tests {
                 ..BatchParams::default()
             };
             let encoded = encode_batch(&mut log, &params, &records, 0).expect("encode");
-            builder.on_batch(
-                &mut indexes,
-                base,
+            let indexed = IndexedBatch {
                 position,
-                encoded.last_offset,
-                encoded.max_timestamp,
-                encoded.size as u64,
-            );
+                size: encoded.size as u64,
+                last_offset: encoded.last_offset,
+                max_timestamp: encoded.max_timestamp,
+            };
+            builder.on_batch(&mut indexes, base, indexed);
             offset = encoded.last_offset + 1 + gap;
         }
         builder.finish(&mut indexes, base);

@@ -50,13 +50,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use crate::disk::ReadOnlyDisk;
 use crate::error::{Error, Result};
 use crate::group::Coordinator;
 use crate::group::coordinator::JoinRequest;
 use crate::partition::watch::Signal;
 use crate::partition::{LogRecord, Partition};
-use crate::store::Inner;
 
 /// How often a consumer of a read-only store re-reads the files while it waits: the writer is
 /// another process, whose appends cannot wake it.
@@ -64,6 +62,29 @@ const READ_ONLY_REFRESH: Duration = Duration::from_millis(50);
 
 /// A topic and a partition number.
 pub type TopicPartition = (String, u32);
+
+/// What a consumer needs from the place it reads from (a store): its group coordinator and
+/// its partitions. A trait, so this module does not depend on the store's, which depends on
+/// this one to make consumers.
+pub(crate) trait Source: Send + Sync {
+    /// The group coordinator; `None` where groups are not kept (a read-only store).
+    fn coordinator(&self) -> Option<&Arc<Coordinator>>;
+
+    /// Partition `number` of `topic`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`].
+    fn partition(&self, topic: &str, number: u32) -> Result<Arc<Partition>>;
+
+    /// How many partitions `topic` has; `None` for an unknown topic.
+    fn partition_count(&self, topic: &str) -> Option<u32>;
+
+    /// A group's committed offsets, as its file holds them now.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged offsets file; [`Error::Io`].
+    fn committed_offsets(&self, group: &str) -> Result<crate::group::offsets::Offsets>;
+}
 
 /// A change of a group member's partitions, as [`Consumer::rebalance_events`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,7 +212,8 @@ struct Assigned {
 /// ```
 #[derive(Debug)]
 pub struct Consumer {
-    store: Weak<Inner>,
+    /// The store it reads from; the consumer does not keep it open.
+    source: Weak<dyn Source>,
     config: ConsumerConfig,
     assigned: Vec<Assigned>,
     signal: Arc<Signal>,
@@ -204,9 +226,13 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub(crate) fn new(store: Weak<Inner>, config: ConsumerConfig, read_only: bool) -> Consumer {
+    pub(crate) fn new(
+        source: Weak<dyn Source>,
+        config: ConsumerConfig,
+        read_only: bool,
+    ) -> Consumer {
         Consumer {
-            store,
+            source,
             config,
             assigned: Vec::new(),
             signal: Signal::new(),
@@ -222,8 +248,8 @@ impl Consumer {
         let group = self.config.group_id.clone().ok_or(Error::NoGroupId {
             operation: "group membership",
         })?;
-        let store = self.store.upgrade().ok_or(Error::Closed)?;
-        let coordinator = store.coordinator.clone().ok_or(Error::ReadOnly)?;
+        let source = self.source.upgrade().ok_or(Error::Closed)?;
+        let coordinator = source.coordinator().cloned().ok_or(Error::ReadOnly)?;
         Ok((coordinator, group))
     }
 
@@ -252,7 +278,7 @@ impl Consumer {
             &member,
             &topics,
             &self.config,
-            &self.store,
+            &self.source,
             &self.signal,
         )?;
         self.membership = Some(Membership {
@@ -427,7 +453,7 @@ impl Consumer {
                     &member,
                     &topics,
                     &self.config,
-                    &self.store,
+                    &self.source,
                     &self.signal,
                 )?;
                 if let Some(m) = &mut self.membership {
@@ -450,9 +476,9 @@ impl Consumer {
         }
         let mut assigned = Vec::new();
         if !sync.assign.is_empty() {
-            let store = self.store.upgrade().ok_or(Error::Closed)?;
+            let source = self.source.upgrade().ok_or(Error::Closed)?;
             for tp in &sync.assign {
-                let partition = store.topic(&tp.0)?.partition(tp.1)?;
+                let partition = source.partition(&tp.0, tp.1)?;
                 partition.watch(&self.signal);
                 self.assigned.push(Assigned {
                     topic: Arc::from(tp.0.as_str()),
@@ -517,15 +543,14 @@ impl Consumer {
         if self.membership.is_some() {
             return Err(Error::Subscribed);
         }
-        let store = self.store.upgrade().ok_or(Error::Closed)?;
+        let source = self.source.upgrade().ok_or(Error::Closed)?;
         // Kafka's standalone consumers start at their group's committed offsets too.
         let committed = |topic: &str, number: u32| -> Result<Option<i64>> {
             let Some(group) = self.config.group_id.as_deref() else {
                 return Ok(None);
             };
             let tp = (topic.to_owned(), number);
-            let committed = crate::group::offsets::read(&ReadOnlyDisk, &store.dir, group)?;
-            Ok(committed.and_then(|c| c.get(&tp).copied()))
+            Ok(source.committed_offsets(group)?.get(&tp).copied())
         };
         let mut next = Vec::with_capacity(partitions.len());
         for &(topic, number) in partitions {
@@ -544,7 +569,7 @@ impl Consumer {
                 None => Assigned {
                     topic: Arc::from(topic),
                     number,
-                    partition: store.topic(topic)?.partition(number)?,
+                    partition: source.partition(topic, number)?,
                     position: committed(topic, number)?,
                     revoked: false,
                 },
@@ -825,14 +850,11 @@ fn join(
     member: &str,
     topics: &[String],
     config: &ConsumerConfig,
-    store: &Weak<Inner>,
+    source: &Weak<dyn Source>,
     signal: &Arc<Signal>,
 ) -> Result<()> {
-    let store = store.clone();
-    let partitions = Arc::new(move |topic: &str| {
-        let store = store.upgrade()?;
-        store.topic(topic).ok().map(|t| t.partition_count())
-    });
+    let source = source.clone();
+    let partitions = Arc::new(move |topic: &str| source.upgrade()?.partition_count(topic));
     let wake_signal = Arc::downgrade(signal);
     let wake = Arc::new(move || {
         if let Some(signal) = wake_signal.upgrade() {

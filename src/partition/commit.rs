@@ -142,9 +142,7 @@ impl Shared {
     fn commit_round(&self) -> Result<u64> {
         let begun = self.writer.lock().begin_commit();
         let CommitPlan {
-            active_base,
-            synced_end,
-            synced_next,
+            synced,
             seq: target,
             files,
             sealed,
@@ -158,7 +156,7 @@ impl Shared {
         };
         // Sealed segments one at a time (each opens its files only for the fsync), then the
         // active segment, then the directory.
-        let synced = sealed
+        let fsynced = sealed
             .iter()
             .try_for_each(|s| s.sync_files())
             .and_then(|()| files.iter().try_for_each(|f| f.sync_data()))
@@ -170,8 +168,7 @@ impl Shared {
                 }
             });
         let mut writer = self.writer.lock();
-        let durable = (active_base, synced_end, synced_next);
-        let finished = synced.and_then(|()| writer.finish_commit(self, target, durable, &sealed));
+        let finished = fsynced.and_then(|()| writer.finish_commit(self, target, synced, &sealed));
         if let Err(e) = &finished {
             writer.poison(e);
         }

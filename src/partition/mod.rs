@@ -53,6 +53,7 @@ mod writer;
 
 pub(crate) use producer_state::increment_sequence;
 pub use producer_state::{ProducerStamp, ProducerState, ProducerStateRecovery};
+use reader::ReadPlan;
 pub use reader::{LogRecord, OwnedHeader, OwnedRecord, Reader};
 pub(crate) use recovery::RecoveryOptions;
 pub use recovery::{
@@ -72,7 +73,7 @@ use crate::error::{Error, Result};
 use crate::record::{Compression, Record, TimestampType};
 use crate::segment::{Chunk, READ_CHUNK, Segment};
 use checkpoint::RecoveryPoint;
-use writer::{Appended, Resume, Writer};
+use writer::{AppendOptions, Appended, Resume, Writer};
 
 /// Base offsets of the segments in `dir`, ascending, as every open lists them.
 pub(crate) fn list_segment_bases(disk: &dyn Disk, dir: &Path) -> Result<Vec<i64>> {
@@ -203,13 +204,13 @@ impl Shared {
     ) -> Result<Chunk> {
         let file_size = segment.file_size();
         if pos < file_size {
-            return segment.read_file_with(held, pos, file_size, min_len);
+            return segment.read_file_with(held, pos..file_size, min_len);
         }
         let writer = self.writer.lock();
         let file_size = segment.file_size();
         if pos < file_size {
             drop(writer);
-            return segment.read_file_with(held, pos, file_size, min_len);
+            return segment.read_file_with(held, pos..file_size, min_len);
         }
         let tail = writer.tail_of(segment);
         let from = usize::try_from(pos - file_size).unwrap_or(usize::MAX);
@@ -366,8 +367,7 @@ impl Partition {
                 log_start,
                 log_end: next_offset,
                 clean: report.clean_shutdown,
-                now_ms: config.clock().now_ms(),
-                expiration_ms: config.producer_id_expiration_ms(),
+                expiry: producer_state::Expiry::now(&config),
             };
             let (map, loaded) = producer_state::load(&*disk, dir, &opened.segments, bounds)?;
             report.producer_state = loaded;
@@ -385,7 +385,7 @@ impl Partition {
             checkpoint: Mutex::new((0, opened.recovery_point)),
             watchers: watch::Watchers::default(),
         });
-        recovery::log_opened(dir, &report, read_only, (log_start, next_offset));
+        recovery::log_opened(dir, &report, read_only, log_start..next_offset);
         Ok(Partition {
             shared,
             recovery: report,
@@ -585,10 +585,11 @@ impl Partition {
         };
         let shared = &*self.shared;
         loop {
-            let appended = shared
-                .writer
-                .lock()
-                .append(shared, records, now, (stamp, codec));
+            let appended =
+                shared
+                    .writer
+                    .lock()
+                    .append(shared, records, now, AppendOptions { stamp, codec });
             match appended? {
                 Appended::Done(info) => return Ok((info, false)),
                 Appended::Commit(info, seq) => {
@@ -667,15 +668,14 @@ impl Partition {
                 log_end,
             })?;
         let floor = segment.next_offset();
-        match Reader::new(
-            Arc::clone(&self.shared),
-            segment,
+        let plan = ReadPlan {
+            seek: from,
             from,
-            from,
-            max_bytes,
-            i64::MIN,
-            false,
-        ) {
+            budget: max_bytes,
+            min_timestamp: i64::MIN,
+            include_control: false,
+        };
+        match Reader::new(Arc::clone(&self.shared), segment, plan) {
             // A writer in another process deleted the segment (retention) since it was listed.
             Err(Error::Io { source, .. })
                 if self.read_only && source.kind() == std::io::ErrorKind::NotFound =>
@@ -707,15 +707,14 @@ impl Partition {
         // The time index names the batch to start from; the record sought may come earlier in
         // that batch than the offset it names, so only records below the log start are skipped.
         let seek = segment.offset_for_time_lookup(timestamp)?.max(log_start);
-        let reader = Reader::new(
-            Arc::clone(&self.shared),
-            segment,
+        let plan = ReadPlan {
             seek,
-            log_start,
-            None,
-            timestamp,
-            true,
-        )?;
+            from: log_start,
+            budget: None,
+            min_timestamp: timestamp,
+            include_control: true,
+        };
+        let reader = Reader::new(Arc::clone(&self.shared), segment, plan)?;
         for record in reader {
             let record = record?;
             if record.timestamp() >= timestamp && record.offset() >= log_start {
@@ -916,8 +915,7 @@ impl Partition {
             log_start: shared.log_start_offset(),
             log_end: shared.next_offset(),
             clean: self.recovery.clean_shutdown,
-            now_ms: shared.config().clock().now_ms(),
-            expiration_ms: shared.config().producer_id_expiration_ms(),
+            expiry: producer_state::Expiry::now(&shared.config()),
         };
         producer_state::load(&*shared.disk, &shared.dir, &segments, bounds).map(|(_, r)| r)
     }

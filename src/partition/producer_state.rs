@@ -49,9 +49,11 @@
 //! [`ProducerStateMap::take_snapshot`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::config::LogConfig;
 use crate::disk::{self, Disk, File, OpenMode};
 use crate::error::{Corruption, Error, Result};
 use crate::record::{BATCH_HEADER_LEN, BatchHeader, NO_PRODUCER_EPOCH, NO_SEQUENCE};
@@ -63,6 +65,26 @@ use super::AppendInfo;
 /// Batches remembered per producer for duplicate detection: Kafka's `NUM_BATCHES_TO_RETAIN`,
 /// matching a producer's `max.in.flight.requests.per.connection` limit of 5.
 pub(crate) const BATCHES_TO_RETAIN: usize = 5;
+
+/// When producers expire: named, because both are `i64` milliseconds that positional
+/// arguments would let a caller swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expiry {
+    /// The time now, in ms since the epoch.
+    pub(crate) now_ms: i64,
+    /// `producer.id.expiration.ms`: how long a producer may stay idle.
+    pub(crate) expiration_ms: i64,
+}
+
+impl Expiry {
+    /// As of now by `config`'s clock, with its `producer.id.expiration.ms`.
+    pub(crate) fn now(config: &LogConfig) -> Expiry {
+        Expiry {
+            now_ms: config.clock().now_ms(),
+            expiration_ms: config.producer_id_expiration_ms(),
+        }
+    }
+}
 
 /// How often appends look for expired producers: Kafka's
 /// `producer.id.expiration.check.interval.ms` default, 10 minutes.
@@ -202,10 +224,11 @@ impl ProducerEntry {
         self.last_timestamp = last_timestamp;
     }
 
-    /// Idle for `expiration_ms` and in no open transaction (Kafka's `isProducerExpired`).
-    fn is_expired(&self, now_ms: i64, expiration_ms: i64) -> bool {
+    /// Idle for `expiry.expiration_ms` and in no open transaction (Kafka's
+    /// `isProducerExpired`).
+    fn is_expired(&self, expiry: Expiry) -> bool {
         self.current_txn_first_offset < 0
-            && now_ms.saturating_sub(self.last_timestamp) >= expiration_ms
+            && expiry.now_ms.saturating_sub(self.last_timestamp) >= expiry.expiration_ms
     }
 }
 
@@ -349,23 +372,23 @@ impl ProducerStateMap {
         }
     }
 
-    /// Drops producers idle for `expiration_ms`; returns how many.
-    pub(crate) fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+    /// Drops producers idle for `expiry.expiration_ms`; returns how many.
+    pub(crate) fn expire(&mut self, expiry: Expiry) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| !e.is_expired(now_ms, expiration_ms));
-        self.last_expiry_check_ms = now_ms;
+        self.producers.retain(|_, e| !e.is_expired(expiry));
+        self.last_expiry_check_ms = expiry.now_ms;
         before - self.producers.len()
     }
 
     /// [`expire`](Self::expire), at most every [`EXPIRATION_CHECK_INTERVAL_MS`] (or every
-    /// `expiration_ms` if shorter): cheap enough for every idempotent append.
-    pub(crate) fn expire_if_due(&mut self, now_ms: i64, expiration_ms: i64) {
-        let interval = EXPIRATION_CHECK_INTERVAL_MS.min(expiration_ms);
+    /// `expiry.expiration_ms` if shorter): cheap enough for every idempotent append.
+    pub(crate) fn expire_if_due(&mut self, expiry: Expiry) {
+        let interval = EXPIRATION_CHECK_INTERVAL_MS.min(expiry.expiration_ms);
+        let now_ms = expiry.now_ms;
         if now_ms.saturating_sub(self.last_expiry_check_ms) >= interval
             || now_ms < self.last_expiry_check_ms
         {
-            self.expire(now_ms, expiration_ms);
+            self.expire(expiry);
         }
     }
 
@@ -414,10 +437,10 @@ impl ProducerStateMap {
         disk: &dyn Disk,
         dir: &Path,
         offset: i64,
-        (now_ms, expiration_ms): (i64, i64),
+        expiry: Expiry,
         durable: bool,
     ) -> Result<()> {
-        self.expire(now_ms, expiration_ms);
+        self.expire(expiry);
         let path = snapshot_path(dir, offset);
         if durable {
             disk::write_atomic(disk, &path, &self.encode_snapshot())?;
@@ -631,8 +654,8 @@ pub(crate) struct LogBounds {
     pub(crate) log_end: i64,
     /// The open trusted a clean-shutdown marker.
     pub(crate) clean: bool,
-    pub(crate) now_ms: i64,
-    pub(crate) expiration_ms: i64,
+    /// Producers idle for longer are dropped.
+    pub(crate) expiry: Expiry,
 }
 
 /// Rebuilds the producer state on open: the newest usable snapshot, then the batches after it
@@ -691,19 +714,19 @@ pub(crate) fn load(
     let upgrade = bounds.clean && listed.is_empty();
     if !upgrade && from < bounds.log_end {
         report.replayed_from = Some(from);
-        report.batches_replayed = replay(&mut map, segments, from, bounds.log_end)?;
+        report.batches_replayed = replay(&mut map, segments, from..bounds.log_end)?;
     }
-    report.expired_producers = map.expire(bounds.now_ms, bounds.expiration_ms);
+    report.expired_producers = map.expire(bounds.expiry);
     Ok((map, report))
 }
 
-/// Replays the headers of the batches in `[from, end)`; returns how many had a producer id.
+/// Replays the headers of the batches in `offsets`; returns how many had a producer id.
 fn replay(
     map: &mut ProducerStateMap,
     segments: &[Arc<Segment>],
-    from: i64,
-    end: i64,
+    offsets: Range<i64>,
 ) -> Result<u64> {
+    let (from, end) = (offsets.start, offsets.end);
     let first = segments
         .partition_point(|s| s.base_offset() <= from)
         .saturating_sub(1);
@@ -712,19 +735,19 @@ fn replay(
         if segment.base_offset() >= end {
             break;
         }
-        replayed += replay_segment(map, segment, from, end)?;
+        replayed += replay_segment(map, segment, offsets.clone())?;
     }
     Ok(replayed)
 }
 
-/// Walks one segment's batch headers from the indexed position for `from`, reading only what
-/// holds the headers (a mapping, or a chunk at a time).
+/// Walks one segment's batch headers in `offsets` from the indexed position for its start,
+/// reading only what holds the headers (a mapping, or a chunk at a time).
 fn replay_segment(
     map: &mut ProducerStateMap,
     segment: &Segment,
-    from: i64,
-    end: i64,
+    offsets: Range<i64>,
 ) -> Result<u64> {
+    let Range { start: from, end } = offsets;
     let size = segment.size();
     let mut pos = if from > segment.base_offset() {
         segment.position_for(from)?
@@ -737,7 +760,7 @@ fn replay_segment(
         let header_end = pos + BATCH_HEADER_LEN as u64;
         let covers = |c: &Chunk| c.start() <= pos && header_end <= c.end();
         if !chunk.as_ref().is_some_and(covers) {
-            chunk = Some(segment.read_file(pos, size, BATCH_HEADER_LEN)?);
+            chunk = Some(segment.read_file(pos..size, BATCH_HEADER_LEN)?);
         }
         let bytes = chunk
             .as_ref()
@@ -956,11 +979,15 @@ mod tests {
         let mut map = ProducerStateMap::default();
         append(&mut map, stamp(1, 0, 0), 1, 0).expect("accepted"); // timestamp 0
         append(&mut map, stamp(2, 0, 0), 1, 100).expect("accepted"); // timestamp 1000
-        assert_eq!(map.expire(1_500, 1_000), 1);
+        let at = |now_ms| Expiry {
+            now_ms,
+            expiration_ms: 1_000,
+        };
+        assert_eq!(map.expire(at(1_500)), 1);
         assert_eq!(map.producers()[0].producer_id, 2);
-        map.expire_if_due(1_600, 1_000); // not due yet: checked at 1_500
+        map.expire_if_due(at(1_600)); // not due yet: checked at 1_500
         assert_eq!(map.producers().len(), 1);
-        map.expire_if_due(2_500, 1_000);
+        map.expire_if_due(at(2_500));
         assert!(map.producers().is_empty());
     }
 }

@@ -12,7 +12,7 @@ use crate::record::{
     RecordView, RecordsMeta, peek_frame,
 };
 use crate::segment::file_name::FileKind;
-use crate::segment::{Chunk, Segment, offsets_problem, warm};
+use crate::segment::{Chunk, OffsetBounds, Segment, offsets_problem, warm};
 
 use super::Shared;
 
@@ -218,18 +218,37 @@ impl fmt::Debug for Reader {
     }
 }
 
+/// Where a [`Reader`] starts and what it skips: named, because three of these are `i64`
+/// offsets or timestamps that positional arguments would let a caller swap.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReadPlan {
+    /// The offset looked up in the offset index: reading starts at the batch holding it.
+    pub(super) seek: i64,
+    /// Records below this offset are skipped.
+    pub(super) from: i64,
+    /// Bytes of batches to return (`read_bounded`), or `None` for no bound.
+    pub(super) budget: Option<u64>,
+    /// Batches whose max timestamp is below this are skipped (timestamp searches).
+    pub(super) min_timestamp: i64,
+    /// Whether control batches (transaction markers) are returned.
+    pub(super) include_control: bool,
+}
+
 impl Reader {
-    /// A reader of `segment` from the batch holding `seek` (found through the offset index),
-    /// returning records at or after `from`.
+    /// A reader of `segment` as `plan` says: from the batch holding `plan.seek` (found
+    /// through the offset index), returning records at or after `plan.from`.
     pub(super) fn new(
         shared: Arc<Shared>,
         segment: Arc<Segment>,
-        seek: i64,
-        from: i64,
-        budget: Option<u64>,
-        min_timestamp: i64,
-        include_control: bool,
+        plan: ReadPlan,
     ) -> Result<Reader> {
+        let ReadPlan {
+            seek,
+            from,
+            budget,
+            min_timestamp,
+            include_control,
+        } = plan;
         let pos = segment.position_for(seek)?;
         let segment_base = segment.base_offset();
         Ok(Reader {
@@ -338,13 +357,13 @@ impl Reader {
             Err(e) => return Some(Err(e)),
         };
         let bytes = self.record_chunk()?.bytes();
-        Some(Ok(RecordView::from_parts(
-            raw.offset,
-            raw.timestamp,
-            raw.key.get(bytes),
-            raw.value.get(bytes),
-            raw.headers(bytes),
-        )))
+        Some(Ok(RecordView {
+            offset: raw.offset,
+            timestamp: raw.timestamp,
+            key: raw.key.get(bytes),
+            value: raw.value.get(bytes),
+            headers: raw.headers(bytes),
+        }))
     }
 
     /// The chunk the last record returned lies in: the decompressed records of a compressed
@@ -446,11 +465,12 @@ impl Reader {
             let checked = match parsed {
                 Ok(batch) => {
                     let h = batch.header();
-                    let end = Some(self.segment.next_offset());
-                    let (base, last) = (h.base_offset, h.last_offset());
-                    if let Some(kind) =
-                        offsets_problem(self.segment.base_offset(), self.at_least, end, base, last)
-                    {
+                    let bounds = OffsetBounds {
+                        segment_base: self.segment.base_offset(),
+                        at_least: self.at_least,
+                        end: Some(self.segment.next_offset()),
+                    };
+                    if let Some(kind) = offsets_problem(bounds, h) {
                         self.done = true;
                         return Err(Error::corrupt(
                             self.segment.path(FileKind::Log),

@@ -29,7 +29,8 @@ use crate::error::{Corruption, Error, Result};
 use crate::record::BatchHeader;
 use crate::segment::file_name::{self, FileKind, TempSuffix};
 use crate::segment::{
-    FoundBatch, Index, IndexBuilder, ScanOutcome, Segment, find_batches, scan, scan_marked,
+    Access, FoundBatch, Index, IndexBuilder, IndexSizing, ScanOutcome, Segment, SegmentState,
+    find_batches, scan, scan_marked,
 };
 
 use super::checkpoint::{self, DurablePrefix, LOG_START_FILE, RECOVERY_POINT_FILE, RecoveryPoint};
@@ -275,7 +276,12 @@ pub(crate) fn open(
 
 /// Logs what an open found: one summary line (info for a writable open, debug for a read-only
 /// one, which other processes may repeat often), and a warning for each loss a repair made.
-pub(crate) fn log_opened(dir: &Path, report: &RecoveryReport, read_only: bool, range: (i64, i64)) {
+pub(crate) fn log_opened(
+    dir: &Path,
+    report: &RecoveryReport,
+    read_only: bool,
+    offsets: std::ops::Range<i64>,
+) {
     let level = if read_only {
         log::Level::Debug
     } else {
@@ -291,8 +297,8 @@ pub(crate) fn log_opened(dir: &Path, report: &RecoveryReport, read_only: bool, r
         "opened partition {}{} {how}: offsets {}..{}, {} segments scanned, {} bytes cut",
         dir.display(),
         if read_only { " read-only" } else { "" },
-        range.0,
-        range.1,
+        offsets.start,
+        offsets.end,
         report.segments_scanned,
         report.bytes_lost(),
     );
@@ -380,7 +386,7 @@ fn open_once(
     } else {
         unsynced = checkpoint::read_poison(&**disk, dir)?;
     }
-    let bases = sweep(&**disk, dir, writes, &mut report)?;
+    let bases = sweep(&**disk, dir, Access::of(&**disk), &mut report)?;
     // A damaged recovery checkpoint: unless the marker vouches for every file, what was
     // durable is unknown, and a lost segment would go unnoticed. It fails the open, or with
     // `truncate_corrupt` costs a scan of every segment (the report says so).
@@ -418,14 +424,19 @@ fn open_once(
     // Read after the listing: a writer's retention persists a new log start before it
     // deletes a file, so every segment missing from the listing lies below this start.
     let recorded_start = recorded_log_start(&**disk, dir, &known, options, &mut report)?;
-    let (segments, scanned, report, durable_active) = match clean {
+    let mut recovered = match clean {
         Ok(records) => {
             report.clean_shutdown = true;
-            let segments = open_recorded(disk, dir, config, &records, writes)?;
+            let segments = open_recorded(disk, dir, config, &records)?;
             let scanned = vec![None; segments.len()];
             // A clean close fsynced everything.
-            let durable = segments.last().map(|s| (s.size(), s.next_offset()));
-            (segments, scanned, report, durable)
+            let durable_active = segments.last().map(|s| (s.size(), s.next_offset()));
+            Recovered {
+                segments,
+                scanned,
+                report,
+                durable_active,
+            }
         }
         Err(reason) => {
             report.unclean_reason = Some(reason);
@@ -438,25 +449,34 @@ fn open_once(
             recover(disk, dir, config, &bases, known, options, report)?
         }
     };
-    let head_lost = report
+    let head_lost = recovered
+        .report
         .truncations
         .iter()
         .any(|t| matches!(t.reason, Corruption::SegmentMissing { .. }));
-    let (start, restart) =
-        check_log_start(dir, &segments, recorded_start, &known, options, head_lost)?;
-    let mut report = report;
+    let (start, restart) = check_log_start(
+        dir,
+        &recovered.segments,
+        recorded_start,
+        &known,
+        options,
+        head_lost,
+    )?;
     if let Some(why) = restart.rebuilt {
-        report.log_start_rebuilt = Some(LogStartRebuild {
+        recovered.report.log_start_rebuilt = Some(LogStartRebuild {
             offset: start,
             reason: why,
         });
     }
-    let (segments, scanned, report, durable_active) = if restart.below_start {
-        let (segments, scanned, report) = restart_at(disk, dir, config, segments, start, report)?;
-        (segments, scanned, report, None)
-    } else {
-        (segments, scanned, report, durable_active)
-    };
+    if restart.below_start {
+        recovered = restart_at(disk, dir, config, recovered, start)?;
+    }
+    let Recovered {
+        segments,
+        scanned,
+        report,
+        durable_active,
+    } = recovered;
     let first_base = segments.first().map_or(0, |s| s.base_offset());
     let log_start = start.max(first_base);
     let mut report = report;
@@ -604,15 +624,18 @@ fn recorded_log_start(
 
 /// A log whose end lies below its recorded start (everything was deleted, then the segments
 /// lost data) is emptied and restarts at the recorded start, as Kafka's loader does.
-#[allow(clippy::type_complexity)]
 fn restart_at(
     disk: &Arc<dyn Disk>,
     dir: &Path,
     config: &LogConfig,
-    segments: Vec<Arc<Segment>>,
+    recovered: Recovered,
     start: i64,
-    mut report: RecoveryReport,
-) -> Result<(Vec<Arc<Segment>>, Vec<Option<IndexBuilder>>, RecoveryReport)> {
+) -> Result<Recovered> {
+    let Recovered {
+        segments,
+        mut report,
+        ..
+    } = recovered;
     for segment in &segments {
         report.removed_segments.push(RemovedSegment {
             base_offset: segment.base_offset(),
@@ -629,11 +652,12 @@ fn restart_at(
         .unclean_reason
         .get_or_insert_with(|| "log ends below its start".to_owned());
     report.clean_shutdown = false;
-    Ok((
-        vec![Arc::new(segment)],
-        vec![Some(IndexBuilder::new(interval, start))],
+    Ok(Recovered {
+        segments: vec![Arc::new(segment)],
+        scanned: vec![Some(IndexBuilder::new(interval, start))],
         report,
-    ))
+        durable_active: None,
+    })
 }
 
 /// A new, empty segment at `base`: created and made durable by a writable open, only in
@@ -641,9 +665,13 @@ fn restart_at(
 fn new_segment(disk: &Arc<dyn Disk>, dir: &Path, base: i64, config: &LogConfig) -> Result<Segment> {
     let interval = config.index_interval_bytes();
     if disk.is_read_only() {
-        return Ok(Segment::empty(disk, dir, base, interval, false));
+        return Ok(Segment::empty(disk, dir, base, interval, Access::ReadOnly));
     }
-    let segment = Segment::create(disk, dir, base, config.segment_index_bytes(), interval)?;
+    let sizing = IndexSizing {
+        file_bytes: config.segment_index_bytes(),
+        interval_bytes: interval,
+    };
+    let segment = Segment::create(disk, dir, base, sizing)?;
     disk::sync_dir(&**disk, dir)?;
     Ok(segment)
 }
@@ -659,7 +687,7 @@ pub(crate) fn scan_read_only(
     let log_path = file_name::file_path(dir, base, FileKind::Log);
     let log_len = disk::file_len(&**disk, &log_path)?.unwrap_or(0);
     let log = File::open(&**disk, log_path.clone(), OpenMode::Read)?;
-    let outcome = scan(&log, None, base, 0, log_len, interval)?;
+    let outcome = scan(&log, None, base, 0..log_len, interval)?;
     let stop = outcome.stop.as_ref().map(|stop| Truncation {
         path: log_path,
         position: stop.position,
@@ -675,7 +703,7 @@ pub(crate) fn scan_read_only(
         state,
         Some(outcome.indexes),
         interval,
-        false,
+        Access::ReadOnly,
     )?;
     Ok((segment, outcome.builder, stop))
 }
@@ -698,7 +726,7 @@ pub(crate) fn grow_read_only(segment: &Segment, interval: i32) -> Result<bool> {
         return Ok(false);
     }
     let base = segment.base_offset();
-    let outcome = scan(&log, None, base, start, file_len, interval)?;
+    let outcome = scan(&log, None, base, start..file_len, interval)?;
     if outcome.valid_size <= start {
         return Ok(false);
     }
@@ -725,19 +753,19 @@ pub(crate) fn grow_read_only(segment: &Segment, interval: i32) -> Result<bool> {
         (before.max_timestamp, before.offset_of_max_timestamp)
     };
     segment.set_file_size(outcome.valid_size);
-    segment.publish(
-        outcome.valid_size,
-        outcome.next_offset,
+    segment.publish(SegmentState {
+        size: outcome.valid_size,
+        next_offset: outcome.next_offset,
         max_timestamp,
-        offset_of_max,
-    );
+        offset_of_max_timestamp: offset_of_max,
+    });
     Ok(true)
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending, as [`sweep`] lists them, changing
 /// nothing.
 pub(crate) fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<i64>> {
-    let listed = sweep(disk, dir, false, &mut RecoveryReport::default())?;
+    let listed = sweep(disk, dir, Access::ReadOnly, &mut RecoveryReport::default())?;
     Ok(listed.into_keys().collect())
 }
 
@@ -790,16 +818,16 @@ pub(crate) fn create_dir_durably(disk: &dyn Disk, dir: &Path) -> Result<()> {
 }
 
 /// Pass 1: lists the directory, the one way a partition's files are told apart. Returns the
-/// segments' base offsets in order; with `writes`, removes leftovers and orphans (a read-only
-/// listing leaves them, as they are a live writer's business).
+/// segments' base offsets in order; when [`Access::Writable`], removes leftovers and orphans (a
+/// read-only listing leaves them, as they are a live writer's business).
 fn sweep(
     disk: &dyn Disk,
     dir: &Path,
-    writes: bool,
+    access: Access,
     report: &mut RecoveryReport,
 ) -> Result<BTreeMap<i64, Present>> {
     let remove = |path: PathBuf, report: &mut RecoveryReport| -> Result<()> {
-        if writes {
+        if access == Access::Writable {
             disk::remove_file(disk, &path)?;
             report.removed_files.push(path);
         }
@@ -892,13 +920,13 @@ fn open_recorded(
     dir: &Path,
     config: &LogConfig,
     records: &[SegmentRecord],
-    writes: bool,
 ) -> Result<Vec<Arc<Segment>>> {
     let interval = config.index_interval_bytes();
+    let access = Access::of(&**disk);
     records
         .iter()
         .map(|r| {
-            Segment::open(disk, dir, r.base_offset, r.state, None, interval, writes).map(Arc::new)
+            Segment::open(disk, dir, r.base_offset, r.state, None, interval, access).map(Arc::new)
         })
         .collect()
 }
@@ -914,12 +942,25 @@ struct Known<'a> {
     unsynced: Option<(i64, u64)>,
 }
 
+/// What the segments were found to hold, by a clean open, a recovery or a restart: named,
+/// so the passes after it cannot mix up its parts.
+#[derive(Debug)]
+struct Recovered {
+    /// The segments to serve, oldest first.
+    segments: Vec<Arc<Segment>>,
+    /// For each segment, the index state to append with if it was scanned.
+    scanned: Vec<Option<IndexBuilder>>,
+    /// What was found and done.
+    report: RecoveryReport,
+    /// How much of the last segment is known durable: `(bytes, next offset)`.
+    durable_active: Option<(u64, i64)>,
+}
+
 /// Pass 3: recovery after an unclean stop. Returns the segments, for each one that was
 /// scanned the index state to append with, and how much of the last one is known durable.
 ///
 /// A read-only open (the disk refuses writes) makes the same checks and the same cuts, but
 /// only in what it serves: the files stay as they are.
-#[allow(clippy::type_complexity)]
 fn recover(
     disk: &Arc<dyn Disk>,
     dir: &Path,
@@ -928,13 +969,9 @@ fn recover(
     known: Known<'_>,
     options: RecoveryOptions,
     mut report: RecoveryReport,
-) -> Result<(
-    Vec<Arc<Segment>>,
-    Vec<Option<IndexBuilder>>,
-    RecoveryReport,
-    Option<(u64, i64)>,
-)> {
+) -> Result<Recovered> {
     let writes = !disk.is_read_only();
+    let access = Access::of(&**disk);
     let (point, log_start) = (known.point, known.log_start);
     let interval = config.index_interval_bytes();
     let max_batch = u64::try_from(config.max_message_bytes())
@@ -987,7 +1024,7 @@ fn recover(
         cut |= first_missing.is_some_and(|m| base > m.base_offset);
         if cut {
             if let Ok(log) = File::open(&**disk, log_path.clone(), OpenMode::Read) {
-                note_batches_after_cut(&mut report, &log, &log_path, (0, log_len), max_batch)?;
+                note_batches_after_cut(&mut report, &log, &log_path, 0..log_len, max_batch)?;
             }
             if writes {
                 for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
@@ -1002,7 +1039,7 @@ fn recover(
         }
         let record = point.flushed.iter().find(|r| r.base_offset == base);
         if let Some(record) = record.filter(|r| r.check_files(&**disk, dir).is_ok()) {
-            let segment = Segment::open(disk, dir, base, record.state, None, interval, writes)?;
+            let segment = Segment::open(disk, dir, base, record.state, None, interval, access)?;
             segments.push(Arc::new(segment));
             scanned.push(None);
             durable_last = Some((record.state.size, record.state.next_offset));
@@ -1030,7 +1067,7 @@ fn recover(
         let end = record.map_or(log_len, |r| r.state.size.min(log_len));
         let map = log.map(end).ok().flatten();
         let mark = prefix.map_or(0, |p| p.size);
-        let mut outcome = scan_marked(&log, map.as_ref(), base, (0, end), interval, mark)?;
+        let mut outcome = scan_marked(&log, map.as_ref(), base, 0..end, interval, mark)?;
         drop(map);
         report.segments_scanned += 1;
         // A first batch below the segment's base offset is no torn write: the file was
@@ -1049,7 +1086,7 @@ fn recover(
             }
             // Keep the batches before the damage that still match what was fsynced.
             let keep = outcome.valid_size.min(outcome.at_mark.0);
-            note_batches_after_cut(&mut report, &log, &log_path, (keep, log_len), max_batch)?;
+            note_batches_after_cut(&mut report, &log, &log_path, keep..log_len, max_batch)?;
             if writes {
                 log.set_len(keep)?;
             }
@@ -1060,7 +1097,7 @@ fn recover(
                 reason: kind,
                 flushed: true,
             });
-            outcome = scan(&log, None, base, 0, keep, interval)?;
+            outcome = scan(&log, None, base, 0..keep, interval)?;
             cut = true;
         } else if record.is_some() {
             if log_len > end {
@@ -1076,7 +1113,7 @@ fn recover(
                 });
             }
         } else if let Some(stop) = &outcome.stop {
-            let torn = (outcome.valid_size, log_len);
+            let torn = outcome.valid_size..log_len;
             note_batches_after_cut(&mut report, &log, &log_path, torn, max_batch)?;
             if writes {
                 log.set_len(outcome.valid_size)?;
@@ -1119,7 +1156,7 @@ fn recover(
             state,
             Some(outcome.indexes),
             interval,
-            writes,
+            access,
         )?;
         segments.push(Arc::new(segment));
         scanned.push(Some(outcome.builder));
@@ -1153,7 +1190,12 @@ fn recover(
             flushed: true,
         });
     }
-    Ok((segments, scanned, report, durable_last))
+    Ok(Recovered {
+        segments,
+        scanned,
+        report,
+        durable_active: durable_last,
+    })
 }
 
 /// Where and why a scanned segment fails what an fsync made durable of it (`prefix`): a bad
@@ -1182,12 +1224,12 @@ fn durable_damage(
     None
 }
 
-/// Lists the valid-looking batches in `range` of a `.log` a cut removes (or removed).
+/// Lists the valid-looking batches in bytes `range` of a `.log` a cut removes (or removed).
 fn note_batches_after_cut(
     report: &mut RecoveryReport,
     log: &File,
     path: &Path,
-    range: (u64, u64),
+    range: std::ops::Range<u64>,
     max_batch: u64,
 ) -> Result<()> {
     let room = MAX_REPORTED_BATCHES_AFTER_CUT.saturating_sub(report.batches_after_cut.len());
@@ -1275,11 +1317,7 @@ fn active_init(active: &Segment, config: &LogConfig) -> Result<ActiveInit> {
         size => first_batch_max_timestamp(&active.log()?, size)?,
     };
     Ok(ActiveInit {
-        builder: IndexBuilder::resume(
-            config.index_interval_bytes(),
-            state.max_timestamp,
-            state.offset_of_max_timestamp,
-        ),
+        builder: IndexBuilder::resume(config.index_interval_bytes(), state),
         first_batch_timestamp,
         offsets_written: 0,
         times_written: 0,

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::writer::Appended;
+use super::writer::{AppendOptions, Appended};
 use super::{AppendInfo, Partition, ProducerStamp};
 use crate::config::LogConfig;
 use crate::disk::NoMapDisk;
@@ -135,7 +135,10 @@ fn append_uncommitted(log: &Partition, records: &[Record<'_>]) -> (AppendInfo, u
         shared,
         records,
         now,
-        (Some(STAMP), crate::record::Compression::None),
+        AppendOptions {
+            stamp: Some(STAMP),
+            codec: crate::record::Compression::None,
+        },
     );
     match appended.expect("append") {
         Appended::Commit(info, seq) => {

@@ -8,22 +8,35 @@ use crate::config::LogConfig;
 use crate::disk::{self, File, OpenMode};
 use crate::error::{Error, Result};
 use crate::record::{
-    BatchParams, Compression, EncodeError, Record, encode_batch, encode_compressed_batch,
+    BatchParams, Compression, EncodeError, EncodedBatch, Record, encode_batch,
+    encode_compressed_batch,
 };
 use crate::segment::file_name::FileKind;
-use crate::segment::{Entry, IndexBuilder, OffsetEntry, Segment, TimeEntry};
+use crate::segment::{
+    Entry, IndexBuilder, IndexSizing, IndexedBatch, OffsetEntry, Segment, SegmentState, TimeEntry,
+};
 
 use super::checkpoint::RecoveryPoint;
 use super::manifest::SegmentRecord;
 use super::marker;
 use super::poison::Poison;
-use super::producer_state::{Accepted, Check, ProducerStamp, ProducerStateMap, Rejection};
+use super::producer_state::{Accepted, Check, Expiry, ProducerStamp, ProducerStateMap, Rejection};
 use super::retention::{self, Limits, SegmentInfo};
 use super::{AppendInfo, RetentionReport, Shared, checkpoint};
 
 /// Leader epoch stamped on every batch, so a Kafka broker adopting the files builds a
 /// leader-epoch cache from them.
 const PARTITION_LEADER_EPOCH: i32 = 0;
+
+/// What writing index entries does with the preallocated room past them: an enum, so call
+/// sites say which rather than pass a bare bool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexTail {
+    /// Leave it, for the entries still to come.
+    Keep,
+    /// Cut the files to their entries (on roll and close).
+    Trim,
+}
 
 /// What recovery hands the writer about the active segment.
 #[derive(Debug)]
@@ -62,14 +75,34 @@ struct Pending {
     max_timestamp: i64,
 }
 
-/// What one group-commit round must fsync to make every append through `seq` durable.
-#[derive(Debug)]
-pub(crate) struct CommitPlan {
-    /// The active segment, and its bytes in the file when the round began.
+/// What a group-commit round's fsyncs make durable of the active segment, as it stood when
+/// the round began: named, because its two offsets are `i64`s a positional tuple would let a
+/// caller swap.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Synced {
+    /// The active segment's base offset.
     pub(crate) active_base: i64,
+    /// Its bytes in the file.
     pub(crate) synced_end: u64,
     /// The offset after the last batch in those bytes.
     pub(crate) synced_next: i64,
+}
+
+/// How [`Writer::append`] writes a batch: named, rather than a `(stamp, codec)` tuple.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AppendOptions {
+    /// An idempotent producer's stamp, checked against the producer state; `None` for a plain
+    /// batch.
+    pub(crate) stamp: Option<ProducerStamp>,
+    /// The codec the batch is compressed with.
+    pub(crate) codec: Compression,
+}
+
+/// What one group-commit round must fsync to make every append through `seq` durable.
+#[derive(Debug)]
+pub(crate) struct CommitPlan {
+    /// What the round makes durable of the active segment.
+    pub(crate) synced: Synced,
     pub(crate) seq: u64,
     pub(crate) files: Vec<File>,
     /// Sealed segments the round syncs (one at a time, see [`Segment::sync_files`]), recorded
@@ -253,8 +286,7 @@ impl Writer {
     /// [`ProducerStateMap::take_snapshot`]); then the next flush or commit round syncs it, and
     /// the directory after that segment.
     fn snapshot_producers(&mut self, shared: &Shared, offset: i64) -> Result<()> {
-        let config = Arc::clone(&self.config);
-        let expiry = (config.clock().now_ms(), config.producer_id_expiration_ms());
+        let expiry = Expiry::now(&self.config);
         let durable = self.unsynced.is_empty();
         self.producers
             .take_snapshot(&*shared.disk, &shared.dir, offset, expiry, durable)?;
@@ -350,15 +382,17 @@ impl Writer {
         Ok((index, times))
     }
 
-    /// Appends `records` as one batch; with a `stamp`, as an idempotent producer's batch,
-    /// checked against the producer state first (see [`super::producer_state`]).
+    /// Appends `records` as one batch compressed with `options.codec`; with a stamp, as an
+    /// idempotent producer's batch, checked against the producer state first (see
+    /// [`super::producer_state`]).
     pub(crate) fn append(
         &mut self,
         shared: &Shared,
         records: &[Record<'_>],
         now: i64,
-        (stamp, codec): (Option<ProducerStamp>, Compression),
+        options: AppendOptions,
     ) -> Result<Appended> {
+        let AppendOptions { stamp, codec } = options;
         if self.closed {
             return Err(Error::Closed);
         }
@@ -375,8 +409,10 @@ impl Writer {
         };
         let mut last_seq = None;
         if let Some(stamp) = stamp {
-            let expiration_ms = config.producer_id_expiration_ms();
-            self.producers.expire_if_due(now, expiration_ms);
+            self.producers.expire_if_due(Expiry {
+                now_ms: now,
+                expiration_ms: config.producer_id_expiration_ms(),
+            });
             match self.producers.check(stamp, records.len()) {
                 Ok(Check::Duplicate(info, seq)) => return Ok(Appended::Duplicate(info, seq)),
                 Ok(Check::Append { last_seq: last }) => last_seq = Some(last),
@@ -425,12 +461,7 @@ impl Writer {
                 setting,
             });
         }
-        if self.should_roll(
-            &config,
-            size as u64,
-            encoded.max_timestamp,
-            encoded.last_offset,
-        ) {
+        if self.should_roll(&config, &encoded) {
             if !self.pending.is_empty() {
                 // The old segment's batches must be published before it reads as sealed.
                 self.tail.truncate(start);
@@ -452,17 +483,23 @@ impl Writer {
         let segment = Arc::clone(&self.active);
         let position = self.end;
         let last_offset = encoded.last_offset;
-        self.builder.observe(last_offset, encoded.max_timestamp);
+        let indexed = IndexedBatch {
+            position,
+            size: size as u64,
+            last_offset,
+            max_timestamp: encoded.max_timestamp,
+        };
+        self.builder.observe(&indexed);
         if self.builder.entry_due() {
             let base = segment.base_offset();
             let builder = &mut self.builder;
             let counts = segment.with_indexes_mut(|ix| {
-                builder.add_entry(ix, base, position, last_offset);
+                builder.add_entry(ix, base, &indexed);
                 (ix.offsets.len(), ix.times.len())
             })?;
             (self.offset_entries, self.time_entries) = counts;
         }
-        self.builder.count(size as u64);
+        self.builder.count(indexed.size);
         self.first_batch_timestamp
             .get_or_insert(encoded.max_timestamp);
         self.end = position + size as u64;
@@ -495,12 +532,12 @@ impl Writer {
             });
             return Ok(Appended::Commit(info, self.appended_seq));
         }
-        segment.publish(
-            self.end,
-            last_offset + 1,
-            encoded.max_timestamp,
-            last_offset,
-        );
+        segment.publish(SegmentState {
+            size: self.end,
+            next_offset: last_offset + 1,
+            max_timestamp: encoded.max_timestamp,
+            offset_of_max_timestamp: last_offset,
+        });
         shared.next_offset.store(last_offset + 1, Ordering::Release);
         shared.fire_watchers();
         self.flush_if_due(shared, &config, records.len() as i64)?;
@@ -583,9 +620,11 @@ impl Writer {
         files.extend(self.take_unsynced_snapshots()?);
         let sealed = self.unsynced.clone();
         Ok(CommitPlan {
-            synced_end: self.active.file_size(),
-            synced_next: self.next_offset,
-            active_base: self.active.base_offset(),
+            synced: Synced {
+                active_base: self.active.base_offset(),
+                synced_end: self.active.file_size(),
+                synced_next: self.next_offset,
+            },
             seq: self.appended_seq,
             files,
             sealed,
@@ -593,15 +632,21 @@ impl Writer {
         })
     }
 
-    /// Second half of a group commit, once the fsyncs succeeded: publishes every batch through
-    /// `seq` and records the sealed segments synced as flushed.
+    /// Second half of a group commit, once the fsyncs succeeded: notes what `synced` made
+    /// durable, publishes every batch through `seq` and records the sealed segments synced as
+    /// flushed.
     pub(crate) fn finish_commit(
         &mut self,
         shared: &Shared,
         seq: u64,
-        (active_base, synced_end, synced_next): (i64, u64, i64),
+        synced: Synced,
         sealed: &[Arc<Segment>],
     ) -> Result<()> {
+        let Synced {
+            active_base,
+            synced_end,
+            synced_next,
+        } = synced;
         if active_base == self.active.base_offset() {
             self.synced_end = self.synced_end.max(synced_end);
             if self
@@ -616,8 +661,12 @@ impl Writer {
             if p.seq > seq {
                 break;
             }
-            p.segment
-                .publish(p.end, p.last_offset + 1, p.max_timestamp, p.last_offset);
+            p.segment.publish(SegmentState {
+                size: p.end,
+                next_offset: p.last_offset + 1,
+                max_timestamp: p.max_timestamp,
+                offset_of_max_timestamp: p.last_offset,
+            });
             shared
                 .next_offset
                 .store(p.last_offset + 1, Ordering::Release);
@@ -641,15 +690,11 @@ impl Writer {
         Ok(())
     }
 
-    /// Kafka's `LogSegment.shouldRoll`: size, time, a full index, or offsets the segment cannot
-    /// express. An empty segment never rolls.
-    fn should_roll(
-        &self,
-        config: &LogConfig,
-        size: u64,
-        max_timestamp: i64,
-        last_offset: i64,
-    ) -> bool {
+    /// Kafka's `LogSegment.shouldRoll` for appending `batch`: size, time, a full index, or
+    /// offsets the segment cannot express. An empty segment never rolls.
+    fn should_roll(&self, config: &LogConfig, batch: &EncodedBatch) -> bool {
+        let (size, max_timestamp, last_offset) =
+            (batch.size as u64, batch.max_timestamp, batch.last_offset);
         let current = self.end;
         if current == 0 {
             return false;
@@ -675,13 +720,11 @@ impl Writer {
         // Kafka's snapshot at roll, named after the new base: an open replays at most the
         // batches after it.
         self.snapshot_producers(shared, base)?;
-        let segment = Segment::create(
-            &shared.disk,
-            &shared.dir,
-            base,
-            config.segment_index_bytes(),
-            config.index_interval_bytes(),
-        )?;
+        let sizing = IndexSizing {
+            file_bytes: config.segment_index_bytes(),
+            interval_bytes: config.index_interval_bytes(),
+        };
+        let segment = Segment::create(&shared.disk, &shared.dir, base, sizing)?;
         segment.map_for_growth(u64::try_from(config.segment_bytes()).unwrap_or(0));
         let segment = Arc::new(segment);
         // The new segment is listed before the old one reads as sealed, so a reader that finds
@@ -707,7 +750,7 @@ impl Writer {
     pub(crate) fn write_buffer(&mut self) -> Result<()> {
         // Index entries first: if they fail, the data is not in the file either, so the
         // append that failed leaves nothing a later append could land behind.
-        self.write_index_entries(false)?;
+        self.write_index_entries(IndexTail::Keep)?;
         if !self.tail.is_empty() {
             let segment = &self.active;
             let pos = segment.file_size();
@@ -718,8 +761,10 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes index entries not yet in the files; with `trim`, cuts the files to their entries.
-    fn write_index_entries(&mut self, trim: bool) -> Result<()> {
+    /// Writes index entries not yet in the files; with [`IndexTail::Trim`], cuts the files to
+    /// their entries.
+    fn write_index_entries(&mut self, tail: IndexTail) -> Result<()> {
+        let trim = tail == IndexTail::Trim;
         let (index, times) = match self.index_files.clone() {
             Some(files) => files,
             // Not prepared: nothing was appended since open, and only a trim has work to do.
@@ -736,10 +781,11 @@ impl Writer {
                 (index, times)
             }
         };
-        self.write_entries_to(&index, &times, trim)
+        self.write_entries_to(&index, &times, tail)
     }
 
-    fn write_entries_to(&mut self, index: &File, times: &File, trim: bool) -> Result<()> {
+    fn write_entries_to(&mut self, index: &File, times: &File, tail: IndexTail) -> Result<()> {
+        let trim = tail == IndexTail::Trim;
         let (ow, tw) = (self.offsets_written, self.times_written);
         let counts = self.active.with_indexes(|ix| -> Result<(usize, usize)> {
             let offsets = ix.offsets.as_bytes();
@@ -775,7 +821,7 @@ impl Writer {
             (ix.offsets.len(), ix.times.len())
         })?;
         (self.offset_entries, self.time_entries) = counts;
-        self.write_index_entries(true)
+        self.write_index_entries(IndexTail::Trim)
     }
 
     pub(crate) fn flush(&mut self, shared: &Shared) -> Result<()> {
@@ -862,8 +908,7 @@ impl Writer {
             return Err(Error::Closed);
         }
         let config = Arc::clone(&self.config);
-        self.producers
-            .expire(config.clock().now_ms(), config.producer_id_expiration_ms());
+        self.producers.expire(Expiry::now(&config));
         let segments = shared.segments();
         let disk = &*shared.disk;
         let mut infos = Vec::with_capacity(segments.len());

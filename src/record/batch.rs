@@ -572,8 +572,8 @@ impl RecordsMeta {
                 at,
             ));
         }
-        let key = read_bytes(body, &mut p, true)?;
-        let value = read_bytes(body, &mut p, true)?;
+        let key = read_bytes(body, &mut p, Null::Allowed)?;
+        let value = read_bytes(body, &mut p, Null::Allowed)?;
         let at = p;
         let count = read_varint(body, &mut p).map_err(bad_varint(p))?;
         // Each header takes at least two bytes, so a count beyond that is a lie.
@@ -582,8 +582,8 @@ impl RecordsMeta {
         }
         let headers_start = p;
         for _ in 0..count {
-            read_bytes(body, &mut p, false)?;
-            read_bytes(body, &mut p, true)?;
+            read_bytes(body, &mut p, Null::Invalid)?;
+            read_bytes(body, &mut p, Null::Allowed)?;
         }
         let consumed = p - body_start;
         if consumed != body_len {
@@ -631,16 +631,26 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
-/// Reads a length-prefixed byte field; -1 is null where `nullable`.
+/// Whether a byte field may be null (length -1): an enum, so call sites say which rather than
+/// pass a bare bool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Null {
+    /// A key or a value: -1 is null.
+    Allowed,
+    /// A header key: -1 is an invalid length.
+    Invalid,
+}
+
+/// Reads a length-prefixed byte field; -1 is null where `null` allows it.
 #[inline]
 fn read_bytes<'a>(
     body: &'a [u8],
     p: &mut usize,
-    nullable: bool,
+    null: Null,
 ) -> Result<Option<&'a [u8]>, (DecodeErrorKind, usize)> {
     let at = *p;
     let len = read_varint(body, p).map_err(|_| (DecodeErrorKind::InvalidVarint, at))?;
-    if len == -1 && nullable {
+    if len == -1 && null == Null::Allowed {
         return Ok(None);
     }
     let n = usize::try_from(len)
@@ -655,11 +665,13 @@ fn read_bytes<'a>(
 /// A record inside a batch, borrowing its key, value and headers from the batch's bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct RecordView<'a> {
-    offset: i64,
-    timestamp: i64,
-    key: Option<&'a [u8]>,
-    value: Option<&'a [u8]>,
-    headers: Headers<'a>,
+    // Visible to the crate, so a view is built with its fields named: its two offsets and
+    // timestamps, and its key and value, have the same types.
+    pub(crate) offset: i64,
+    pub(crate) timestamp: i64,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: Option<&'a [u8]>,
+    pub(crate) headers: Headers<'a>,
 }
 
 impl fmt::Debug for RecordView<'_> {
@@ -675,22 +687,6 @@ impl fmt::Debug for RecordView<'_> {
 }
 
 impl<'a> RecordView<'a> {
-    pub(crate) fn from_parts(
-        offset: i64,
-        timestamp: i64,
-        key: Option<&'a [u8]>,
-        value: Option<&'a [u8]>,
-        headers: Headers<'a>,
-    ) -> Self {
-        RecordView {
-            offset,
-            timestamp,
-            key,
-            value,
-            headers,
-        }
-    }
-
     /// The record's offset.
     pub fn offset(&self) -> i64 {
         self.offset
@@ -767,8 +763,8 @@ impl<'a> Iterator for Headers<'a> {
         // The record decoder validated these bytes; a failure here can only mean a hand-built
         // view, and ends the iteration instead of panicking.
         let mut p = 0;
-        let key = read_bytes(self.buf, &mut p, false).ok().flatten();
-        let value = read_bytes(self.buf, &mut p, true).ok();
+        let key = read_bytes(self.buf, &mut p, Null::Invalid).ok().flatten();
+        let value = read_bytes(self.buf, &mut p, Null::Allowed).ok();
         match (key, value) {
             (Some(key), Some(value)) => {
                 self.buf = &self.buf[p..];

@@ -18,7 +18,8 @@ pub(crate) use index::{Entry, Index};
 pub use index_fault::IndexFault;
 pub(crate) use offset_index::OffsetEntry;
 pub(crate) use scan::{
-    FoundBatch, IndexBuilder, ScanOutcome, find_batches, offsets_problem, scan, scan_marked,
+    FoundBatch, IndexBuilder, IndexedBatch, OffsetBounds, ScanOutcome, find_batches,
+    offsets_problem, scan, scan_marked,
 };
 pub(crate) use time_index::TimeEntry;
 pub(crate) use time_index::should_append as should_append_time;
@@ -56,6 +57,37 @@ pub(crate) struct SegmentState {
     pub(crate) offset_of_max_timestamp: i64,
 }
 
+/// A new segment's index settings: named, because both are `i32` byte counts that positional
+/// arguments would let a caller swap.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexSizing {
+    /// `segment.index.bytes`: each index file is preallocated to this, in whole entries.
+    pub(crate) file_bytes: i32,
+    /// `index.interval.bytes`: bytes of batches between offset-index entries.
+    pub(crate) interval_bytes: i32,
+}
+
+/// Whether a segment's files may be written through it: an enum, so call sites say which
+/// rather than passing a bare `true` or `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Opened read-only (a read-only partition beside a writer in another process).
+    ReadOnly,
+    /// Opened for writing (the partition's writer).
+    Writable,
+}
+
+impl Access {
+    /// What `disk` allows: a read-only disk refuses every write.
+    pub(crate) fn of(disk: &dyn Disk) -> Access {
+        if disk.is_read_only() {
+            Access::ReadOnly
+        } else {
+            Access::Writable
+        }
+    }
+}
+
 #[derive(Debug)]
 enum MapState {
     Untried,
@@ -73,7 +105,7 @@ pub(crate) struct Segment {
     /// partition may have tens of thousands of them): it opens its file when it must read,
     /// map or sync it, and a mapping needs no handle once made.
     log: Mutex<Option<File>>,
-    writable: bool,
+    access: Access,
     map: Mutex<MapState>,
     /// Published bytes: readers may read `[0, size)`.
     size: AtomicU64,
@@ -97,10 +129,9 @@ impl Segment {
         disk: &Arc<dyn Disk>,
         dir: &Path,
         base_offset: i64,
-        segment_index_bytes: i32,
-        index_interval_bytes: i32,
+        sizing: IndexSizing,
     ) -> Result<Segment> {
-        let index_bytes = u64::try_from(segment_index_bytes).unwrap_or(0);
+        let index_bytes = u64::try_from(sizing.file_bytes).unwrap_or(0);
         for (kind, entry_size) in [
             (FileKind::Index, OffsetEntry::SIZE),
             (FileKind::TimeIndex, TimeEntry::SIZE),
@@ -113,7 +144,13 @@ impl Segment {
         let log_path = file_name::file_path(dir, base_offset, FileKind::Log);
         let log = File::open(&**disk, log_path, OpenMode::Create)?;
         empty(&log)?;
-        let segment = Segment::empty(disk, dir, base_offset, index_interval_bytes, true);
+        let segment = Segment::empty(
+            disk,
+            dir,
+            base_offset,
+            sizing.interval_bytes,
+            Access::Writable,
+        );
         *segment.log.lock() = Some(log);
         Ok(segment)
     }
@@ -126,7 +163,7 @@ impl Segment {
         dir: &Path,
         base_offset: i64,
         index_interval_bytes: i32,
-        writable: bool,
+        access: Access,
     ) -> Segment {
         let state = SegmentState {
             size: 0,
@@ -145,7 +182,7 @@ impl Segment {
             state,
             Some(indexes),
             index_interval_bytes,
-            writable,
+            access,
         )
     }
 
@@ -157,7 +194,7 @@ impl Segment {
         state: SegmentState,
         indexes: Option<Indexes>,
         index_interval_bytes: i32,
-        writable: bool,
+        access: Access,
     ) -> Result<Segment> {
         let log_path = file_name::file_path(dir, base_offset, FileKind::Log);
         if disk::file_len(&**disk, &log_path)?.is_none() {
@@ -175,7 +212,7 @@ impl Segment {
             state,
             indexes,
             index_interval_bytes,
-            writable,
+            access,
         ))
     }
 
@@ -186,14 +223,14 @@ impl Segment {
         state: SegmentState,
         indexes: Option<Indexes>,
         index_interval_bytes: i32,
-        writable: bool,
+        access: Access,
     ) -> Segment {
         Segment {
             base_offset,
             dir: dir.to_path_buf(),
             disk: Arc::clone(disk),
             log: Mutex::new(None),
-            writable,
+            access,
             map: Mutex::new(MapState::Untried),
             size: AtomicU64::new(state.size),
             file_size: AtomicU64::new(state.size),
@@ -252,10 +289,9 @@ impl Segment {
         if let Some(file) = held.as_ref() {
             return Ok(file.clone());
         }
-        let mode = if self.writable {
-            OpenMode::Write
-        } else {
-            OpenMode::Read
+        let mode = match self.access {
+            Access::Writable => OpenMode::Write,
+            Access::ReadOnly => OpenMode::Read,
         };
         let file = File::open(&*self.disk, self.path(FileKind::Log), mode)?;
         if !self.is_sealed() {
@@ -298,21 +334,19 @@ impl Segment {
         self.max_timestamp.load(Ordering::Acquire)
     }
 
-    /// Makes a batch visible to readers: `size` bytes in all, ending before `next_offset`.
-    pub(crate) fn publish(
-        &self,
-        size: u64,
-        next_offset: i64,
-        max_timestamp: i64,
-        offset_of_max: i64,
-    ) {
-        if max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
+    /// Makes a batch visible to readers: the segment now holds `state.size` bytes, ending
+    /// before `state.next_offset`. The max timestamp (with its offset) is taken only if it
+    /// is larger than the one published. Takes a [`SegmentState`] because its three offsets
+    /// and timestamps are all `i64`s that positional arguments would let a caller swap.
+    pub(crate) fn publish(&self, state: SegmentState) {
+        if state.max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
             self.offset_of_max_timestamp
-                .store(offset_of_max, Ordering::Release);
-            self.max_timestamp.store(max_timestamp, Ordering::Release);
+                .store(state.offset_of_max_timestamp, Ordering::Release);
+            self.max_timestamp
+                .store(state.max_timestamp, Ordering::Release);
         }
-        self.next_offset.store(next_offset, Ordering::Release);
-        self.size.store(size, Ordering::Release);
+        self.next_offset.store(state.next_offset, Ordering::Release);
+        self.size.store(state.size, Ordering::Release);
     }
 
     pub(crate) fn is_sealed(&self) -> bool {
@@ -342,7 +376,7 @@ impl Segment {
 
     /// Whether the segment's files may be written through this handle.
     pub(crate) fn is_writable(&self) -> bool {
-        self.writable
+        self.access == Access::Writable
     }
 
     /// Maps the active segment with room to grow to `capacity` bytes, where the disk allows a
@@ -388,10 +422,11 @@ impl Segment {
         }
     }
 
-    /// Bytes `[pos, end)` from the file (`end <= file_size`), at least `min_len` of them if the
-    /// range holds that many: the mapping's if there is one, else up to a chunk read with pread.
-    pub(crate) fn read_file(&self, pos: u64, end: u64, min_len: usize) -> Result<Chunk> {
-        self.read_file_with(None, pos, end, min_len)
+    /// Bytes `range` from the file (ending at most at `file_size`), at least `min_len` of them
+    /// if the range holds that many: the mapping's if there is one, else up to a chunk read
+    /// with pread.
+    pub(crate) fn read_file(&self, range: std::ops::Range<u64>, min_len: usize) -> Result<Chunk> {
+        self.read_file_with(None, range, min_len)
     }
 
     /// [`read_file`](Segment::read_file) through `held`, a handle the caller keeps open on this
@@ -400,10 +435,10 @@ impl Segment {
     pub(crate) fn read_file_with(
         &self,
         held: Option<&File>,
-        pos: u64,
-        end: u64,
+        range: std::ops::Range<u64>,
         min_len: usize,
     ) -> Result<Chunk> {
+        let std::ops::Range { start: pos, end } = range;
         let available = end.saturating_sub(pos);
         if let Some(map) = self.mapping()
             && let Some(chunk) = usize::try_from(available)
@@ -478,11 +513,11 @@ impl Segment {
         let offsets = self
             .load_index::<OffsetEntry>(FileKind::Index)
             .filter(|ix| {
-                offset_index::validate(ix, self.base_offset, state.next_offset, state.size).is_ok()
+                offset_index::validate(ix, self.base_offset..state.next_offset, state.size).is_ok()
             });
         let times = self
             .load_index::<TimeEntry>(FileKind::TimeIndex)
-            .filter(|ix| time_index::validate(ix, self.base_offset, state.next_offset).is_ok());
+            .filter(|ix| time_index::validate(ix, self.base_offset..state.next_offset).is_ok());
         match (offsets, times) {
             (Some(offsets), Some(times)) => Ok(Indexes { offsets, times }),
             _ => self.rebuild(),
@@ -530,8 +565,7 @@ impl Segment {
             &log,
             map.as_deref(),
             self.base_offset,
-            0,
-            size,
+            0..size,
             self.index_interval_bytes,
         )?;
         let indexes = outcome.indexes;

@@ -5,6 +5,8 @@
 //! keyed by the last offset of the batch that starts at P. Relative offsets never leave this
 //! module's callers: [`OffsetEntry::offset`] adds the base back.
 
+use std::ops::Range;
+
 use super::index::{Entry, Index};
 use super::index_fault::IndexFault;
 
@@ -62,14 +64,13 @@ pub(crate) fn entry_fault(previous: Option<OffsetEntry>, e: OffsetEntry) -> Opti
     }
 }
 
-/// Whether entry `e` points past its segment: at or past `log_size` bytes of whole batches, or
-/// at or past the segment's next offset.
-pub(crate) fn past_end(
-    e: OffsetEntry,
-    base_offset: i64,
-    next_offset: i64,
-    log_size: u64,
-) -> Option<IndexFault> {
+/// Whether entry `e` points past its segment, whose offsets are `offsets` (base offset to next
+/// offset): at or past `log_size` bytes of whole batches, or at or past the next offset.
+pub(crate) fn past_end(e: OffsetEntry, offsets: Range<i64>, log_size: u64) -> Option<IndexFault> {
+    let Range {
+        start: base_offset,
+        end: next_offset,
+    } = offsets;
     if u64::try_from(e.position).is_ok_and(|p| p >= log_size) {
         Some(IndexFault::PositionPastEnd { log_len: log_size })
     } else if e.offset(base_offset) >= next_offset {
@@ -84,14 +85,12 @@ pub(crate) fn past_end(
 /// check here. Returns the first fault and its entry's number.
 pub(crate) fn validate(
     index: &Index<OffsetEntry>,
-    base_offset: i64,
-    next_offset: i64,
+    offsets: Range<i64>,
     log_size: u64,
 ) -> Result<(), (usize, IndexFault)> {
     let mut previous = None;
     for (i, e) in index.iter().enumerate() {
-        let fault =
-            entry_fault(previous, e).or_else(|| past_end(e, base_offset, next_offset, log_size));
+        let fault = entry_fault(previous, e).or_else(|| past_end(e, offsets.clone(), log_size));
         if let Some(fault) = fault {
             return Err((i, fault));
         }
@@ -135,13 +134,13 @@ mod tests {
         assert_eq!(lookup(&idx, 100, 150), 4168);
         assert_eq!(lookup(&idx, 100, 229), 4168);
         assert_eq!(lookup(&idx, 100, 500), 8400);
-        assert_eq!(validate(&idx, 100, 231, 9000), Ok(()));
+        assert_eq!(validate(&idx, 100..231, 9000), Ok(()));
         assert!(
-            validate(&idx, 100, 230, 9000).is_err(),
+            validate(&idx, 100..230, 9000).is_err(),
             "offset past the end"
         );
         assert!(
-            validate(&idx, 100, 231, 8400).is_err(),
+            validate(&idx, 100..231, 8400).is_err(),
             "position past the log"
         );
     }
@@ -149,16 +148,16 @@ mod tests {
     #[test]
     fn zeroed_or_unordered_entries_fail_validation() {
         let idx = Index::<OffsetEntry>::from_vec(vec![0; 24]);
-        assert!(validate(&idx, 0, 10, 100).is_err());
+        assert!(validate(&idx, 0..10, 100).is_err());
         let one_zero = Index::<OffsetEntry>::from_vec(vec![0; 8]);
         // A single (0, 0) entry is true of any segment: harmless.
-        assert_eq!(validate(&one_zero, 0, 10, 100), Ok(()));
+        assert_eq!(validate(&one_zero, 0..10, 100), Ok(()));
         // Kafka's testSanityLastOffsetEqualToBaseOffset.
         let mut base = Index::new();
         base.push(OffsetEntry {
             relative_offset: 0,
             position: 0,
         });
-        assert_eq!(validate(&base, 20, 21, 10), Ok(()));
+        assert_eq!(validate(&base, 20..21, 10), Ok(()));
     }
 }

@@ -5,13 +5,29 @@
 
 use crate::disk::{File, Mapping};
 use crate::error::{Corruption, Result};
-use crate::record::{BATCH_HEADER_LEN, Batch, NO_TIMESTAMP};
+use std::ops::Range;
 
-use super::Indexes;
+use crate::record::{BATCH_HEADER_LEN, Batch, BatchHeader, NO_TIMESTAMP};
+
 use super::index::Index;
 use super::offset_index::OffsetEntry;
 use super::time_index::{self, TimeEntry};
 use super::walk::{Step, Walker, Window};
+use super::{Indexes, SegmentState};
+
+/// A batch as [`IndexBuilder`] records it: named, because its position, size, last offset
+/// and max timestamp are four integers that positional arguments would let a caller swap.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexedBatch {
+    /// Its byte position in the segment.
+    pub(crate) position: u64,
+    /// Its size in bytes.
+    pub(crate) size: u64,
+    /// Its last offset.
+    pub(crate) last_offset: i64,
+    /// Its max timestamp.
+    pub(crate) max_timestamp: i64,
+}
 
 /// Adds index entries as batches are appended or scanned (Kafka's `LogSegment.append` rule):
 /// an offset entry, and a time entry if the running maximum timestamp rose, once more than
@@ -34,41 +50,34 @@ impl IndexBuilder {
         }
     }
 
-    /// Resumes from a known maximum timestamp (a segment reopened for appends).
-    pub(crate) fn resume(
-        index_interval_bytes: i32,
-        max_timestamp: i64,
-        offset_of_max: i64,
-    ) -> Self {
+    /// Resumes from the maximum timestamp of `state` (a segment reopened for appends).
+    pub(crate) fn resume(index_interval_bytes: i32, state: SegmentState) -> Self {
         IndexBuilder {
-            max_timestamp,
-            offset_of_max_timestamp: offset_of_max,
-            ..IndexBuilder::new(index_interval_bytes, offset_of_max)
+            max_timestamp: state.max_timestamp,
+            offset_of_max_timestamp: state.offset_of_max_timestamp,
+            ..IndexBuilder::new(index_interval_bytes, state.offset_of_max_timestamp)
         }
     }
 
-    /// Records a batch of `size` bytes at `position` ending at `last_offset`.
+    /// Records `batch`, in the segment starting at `base_offset`.
     pub(crate) fn on_batch(
         &mut self,
         indexes: &mut Indexes,
         base_offset: i64,
-        position: u64,
-        last_offset: i64,
-        max_timestamp: i64,
-        size: u64,
+        batch: IndexedBatch,
     ) {
-        self.observe(last_offset, max_timestamp);
+        self.observe(&batch);
         if self.entry_due() {
-            self.add_entry(indexes, base_offset, position, last_offset);
+            self.add_entry(indexes, base_offset, &batch);
         }
-        self.count(size);
+        self.count(batch.size);
     }
 
     /// First step for a batch: track the running maximum timestamp.
-    pub(crate) fn observe(&mut self, last_offset: i64, max_timestamp: i64) {
-        if max_timestamp > self.max_timestamp {
-            self.max_timestamp = max_timestamp;
-            self.offset_of_max_timestamp = last_offset;
+    pub(crate) fn observe(&mut self, batch: &IndexedBatch) {
+        if batch.max_timestamp > self.max_timestamp {
+            self.max_timestamp = batch.max_timestamp;
+            self.offset_of_max_timestamp = batch.last_offset;
         }
     }
 
@@ -78,16 +87,15 @@ impl IndexBuilder {
         self.bytes_since_last_entry > self.interval
     }
 
-    /// Adds the entries for the batch at `position` ending at `last_offset`.
+    /// Adds the entries for `batch`, in the segment starting at `base_offset`.
     pub(crate) fn add_entry(
         &mut self,
         indexes: &mut Indexes,
         base_offset: i64,
-        position: u64,
-        last_offset: i64,
+        batch: &IndexedBatch,
     ) {
-        let relative = i32::try_from(last_offset - base_offset);
-        let position = i32::try_from(position);
+        let relative = i32::try_from(batch.last_offset - base_offset);
+        let position = i32::try_from(batch.position);
         // Both fit for any segment topiclog writes or accepts; an entry that would not is
         // simply not written (the index is a cache).
         if let (Ok(relative_offset), Ok(position)) = (relative, position) {
@@ -170,18 +178,30 @@ impl ScanOutcome {
     }
 }
 
-/// What is wrong with a batch's offsets where they stand: below `at_least` (the offset after
-/// the batch before it, or the segment's base offset), more than `i32::MAX` above the
-/// segment's base, or (given `end`, the segment's next offset) past its end. The base offset
-/// lies outside the CRC, so only these checks catch a changed one. Every reader of a segment
-/// (recovery's scan, a partition's readers) applies them.
-pub(crate) fn offsets_problem(
-    segment_base: i64,
-    at_least: i64,
-    end: Option<i64>,
-    base_offset: i64,
-    last_offset: i64,
-) -> Option<Corruption> {
+/// Where a batch's offsets must lie, for [`offsets_problem`]: named, because these and the
+/// batch's own offsets are all `i64`s that positional arguments would let a caller swap.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OffsetBounds {
+    /// The segment's base offset.
+    pub(crate) segment_base: i64,
+    /// The offset after the batch before it, or the segment's base offset.
+    pub(crate) at_least: i64,
+    /// The segment's next offset, when known.
+    pub(crate) end: Option<i64>,
+}
+
+/// What is wrong with the offsets of the batch `header` heads where it stands: below
+/// `bounds.at_least`, more than `i32::MAX` above the segment's base, or (given `bounds.end`)
+/// past the segment's end. The base offset lies outside the CRC, so only these checks catch a
+/// changed one. Every reader of a segment (recovery's scan, a partition's readers) applies
+/// them.
+pub(crate) fn offsets_problem(bounds: OffsetBounds, header: &BatchHeader) -> Option<Corruption> {
+    let OffsetBounds {
+        segment_base,
+        at_least,
+        end,
+    } = bounds;
+    let (base_offset, last_offset) = (header.base_offset, header.last_offset());
     if base_offset < at_least {
         return Some(Corruption::OffsetOutOfOrder {
             base_offset,
@@ -205,30 +225,33 @@ pub(crate) fn offsets_problem(
     }
 }
 
-/// Scans a segment's log from byte `start` (a batch boundary) to `file_size`, through `map`
-/// when given. Index entries are built for what it scans.
+/// Scans the bytes `range` of a segment's log (it starts at a batch boundary and ends at most
+/// at the file's end), through `map` when given. Index entries are built for what it scans.
 pub(crate) fn scan(
     log: &File,
     map: Option<&Mapping>,
     base_offset: i64,
-    start: u64,
-    file_size: u64,
+    range: Range<u64>,
     index_interval_bytes: i32,
 ) -> Result<ScanOutcome> {
-    let range = (start, file_size);
-    scan_marked(log, map, base_offset, range, index_interval_bytes, start)
+    let mark = range.start;
+    scan_marked(log, map, base_offset, range, index_interval_bytes, mark)
 }
 
-/// [`scan`] over `(start, file_size)`, noting where the batches stand at byte `mark` (what
-/// recovery checks against a recorded durable length).
+/// [`scan`], noting where the batches stand at byte `mark` (what recovery checks against a
+/// recorded durable length).
 pub(crate) fn scan_marked(
     log: &File,
     map: Option<&Mapping>,
     base_offset: i64,
-    (start, file_size): (u64, u64),
+    range: Range<u64>,
     index_interval_bytes: i32,
     mark: u64,
 ) -> Result<ScanOutcome> {
+    let Range {
+        start,
+        end: file_size,
+    } = range;
     let mut walker = Walker::new(Window::new(log.clone(), map, file_size), start);
     let mut indexes = Indexes {
         offsets: Index::new(),
@@ -258,13 +281,12 @@ pub(crate) fn scan_marked(
             break;
         }
         let h = *batch.header();
-        if let Some(kind) = offsets_problem(
-            base_offset,
-            next_offset,
-            None,
-            h.base_offset,
-            h.last_offset(),
-        ) {
+        let bounds = OffsetBounds {
+            segment_base: base_offset,
+            at_least: next_offset,
+            end: None,
+        };
+        if let Some(kind) = offsets_problem(bounds, &h) {
             stop = Some(ScanStop {
                 position: pos,
                 kind,
@@ -272,14 +294,13 @@ pub(crate) fn scan_marked(
             break;
         }
         let size = batch.size() as u64;
-        builder.on_batch(
-            &mut indexes,
-            base_offset,
-            pos,
-            h.last_offset(),
-            h.max_timestamp,
+        let indexed = IndexedBatch {
+            position: pos,
             size,
-        );
+            last_offset: h.last_offset(),
+            max_timestamp: h.max_timestamp,
+        };
+        builder.on_batch(&mut indexes, base_offset, indexed);
         next_offset = h.next_offset();
         if pos + size <= mark {
             at_mark = (pos + size, next_offset);
@@ -306,17 +327,18 @@ pub(crate) struct FoundBatch {
     pub(crate) last_offset: i64,
 }
 
-/// Looks for whole batches with valid CRCs anywhere in `[from, end)` of `log`, at every byte
+/// Looks for whole batches with valid CRCs anywhere in bytes `range` of `log`, at every byte
 /// position: after a power loss, pages written later than the first torn one may have reached
 /// the disk, and what they hold is lost with the cut. Returns up to `limit` of them, and how
 /// many more were found. Batches larger than `max_batch` bytes are not looked for, so garbage
 /// claiming a huge length costs no huge read.
 pub(crate) fn find_batches(
     log: &File,
-    (from, end): (u64, u64),
+    range: Range<u64>,
     max_batch: u64,
     limit: usize,
 ) -> Result<(Vec<FoundBatch>, u64)> {
+    let Range { start: from, end } = range;
     let mut window = Window::new(log.clone(), None, end);
     let mut found = Vec::new();
     let mut more = 0u64;

@@ -5,6 +5,8 @@
 //! last entry of a sealed segment holds the segment's largest timestamp; Kafka derives a closed
 //! segment's largest timestamp from it.
 
+use std::ops::Range;
+
 use super::index::{Entry, Index};
 use super::index_fault::IndexFault;
 
@@ -68,21 +70,22 @@ pub(crate) fn entry_fault(previous: Option<TimeEntry>, e: TimeEntry) -> Option<I
     }
 }
 
-/// Whether entry `e` points at or past the segment's next offset.
-pub(crate) fn past_end(e: TimeEntry, base_offset: i64, next_offset: i64) -> Option<IndexFault> {
-    (e.offset(base_offset) >= next_offset).then_some(IndexFault::OffsetPastEnd { next_offset })
+/// Whether entry `e` points at or past the next offset of its segment, whose offsets are
+/// `offsets` (base offset to next offset).
+pub(crate) fn past_end(e: TimeEntry, offsets: Range<i64>) -> Option<IndexFault> {
+    let next_offset = offsets.end;
+    (e.offset(offsets.start) >= next_offset).then_some(IndexFault::OffsetPastEnd { next_offset })
 }
 
 /// Checks a time index against its segment: [`entry_fault`] and [`past_end`] for every entry.
 /// Returns the first fault and its entry's number.
 pub(crate) fn validate(
     index: &Index<TimeEntry>,
-    base_offset: i64,
-    next_offset: i64,
+    offsets: Range<i64>,
 ) -> Result<(), (usize, IndexFault)> {
     let mut previous = None;
     for (i, e) in index.iter().enumerate() {
-        let fault = entry_fault(previous, e).or_else(|| past_end(e, base_offset, next_offset));
+        let fault = entry_fault(previous, e).or_else(|| past_end(e, offsets.clone()));
         if let Some(fault) = fault {
             return Err((i, fault));
         }
@@ -130,13 +133,13 @@ mod tests {
             !should_append(&Index::new(), -1),
             "no entry for a missing timestamp"
         );
-        assert_eq!(validate(&idx, 100, 171), Ok(()));
-        assert!(validate(&idx, 100, 170).is_err());
+        assert_eq!(validate(&idx, 100..171), Ok(()));
+        assert!(validate(&idx, 100..170).is_err());
     }
 
     #[test]
     fn zeroed_entries_fail_validation() {
         let idx = Index::<TimeEntry>::from_vec(vec![0; 36]);
-        assert!(validate(&idx, 0, 10).is_err());
+        assert!(validate(&idx, 0..10).is_err());
     }
 }

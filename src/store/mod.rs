@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::LogConfig;
-use crate::consumer::{Consumer, ConsumerConfig, TopicPartition};
+use crate::consumer::{Consumer, ConsumerConfig, Source, TopicPartition};
 use crate::disk::{self, Disk, OsDisk, ReadOnlyDisk};
 use crate::error::{Corruption, Error, IoOp, Result};
 use crate::group::Coordinator;
@@ -23,7 +23,7 @@ use crate::layout;
 use crate::partition::{Partition, RecoveryOptions, RetentionReport};
 use crate::partitioner::{DefaultPartitioner, Partitioner};
 use crate::topic::{Topic, TopicConfig};
-use producer::ProducerSlot;
+use producer::{IdEpoch, ProducerSlot};
 use topics_file::TopicEntry;
 
 use crate::layout::{LOCK_FILE, PRODUCERS_FILE, TOPICS_FILE};
@@ -467,11 +467,11 @@ impl Store {
             disk::create_dir_all(&*disk, &dir)?;
         }
         let lock = DirLock::acquire(&dir, options.lock_timeout)?;
-        let intervals = (
-            options.retention_check_interval_ms,
-            options.checkpoint_interval_ms,
-        );
-        let inner = Arc::new(Store::load(dir, disk, options, false, Some(lock))?);
+        let intervals = Intervals {
+            retention_ms: options.retention_check_interval_ms,
+            checkpoint_ms: options.checkpoint_interval_ms,
+        };
+        let inner = Arc::new(Store::load(dir, disk, options, Some(lock))?);
         let background = Background::start(Arc::downgrade(&inner), intervals);
         Ok(Store {
             inner,
@@ -484,21 +484,21 @@ impl Store {
     /// may shorten is mapped (see [`Partition::open_read_only`]).
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
-        let inner = Store::load(dir, Arc::new(OsDisk), StoreOptions::default(), true, None)?;
+        let inner = Store::load(dir, Arc::new(OsDisk), StoreOptions::default(), None)?;
         Ok(Store {
             inner: Arc::new(inner),
             background: None,
         })
     }
 
+    /// Loads the store in `dir`: for writing under `lock`, or read-only without one.
     fn load(
         dir: PathBuf,
         disk: Arc<dyn Disk>,
         options: StoreOptions,
-        read_only: bool,
         lock: Option<DirLock>,
     ) -> Result<Inner> {
-        if !read_only {
+        if lock.is_some() {
             return Store::load_once(dir, disk, options, lock);
         }
         // Beside a live writer, the directory may change between two reads of it (a topic
@@ -536,7 +536,12 @@ impl Store {
         // The directories first, then the registry: a topic change writes its intent to the
         // registry before it creates a directory, so every directory listed here is accounted
         // for by the registry read after.
-        let mut listing = StoreListing::read(&*disk, &dir, read_only)?;
+        let leftovers = if read_only {
+            Leftovers::Keep
+        } else {
+            Leftovers::Remove
+        };
+        let mut listing = StoreListing::read(&*disk, &dir, leftovers)?;
         if let Some(lock) = &lock {
             // The listing sees the file this open created.
             listing.has_lock_file = lock.existed;
@@ -770,11 +775,9 @@ impl Store {
     /// # Errors
     /// None: joining a group happens at [`Consumer::subscribe`].
     pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
-        Ok(Consumer::new(
-            Arc::downgrade(&self.inner),
-            config,
-            self.inner.read_only,
-        ))
+        let inner: Weak<Inner> = Arc::downgrade(&self.inner);
+        let source: Weak<dyn Source> = inner;
+        Ok(Consumer::new(source, config, self.inner.read_only))
     }
 
     /// An idempotent producer for `name` (see [`Producer`]): the name keeps its producer id
@@ -803,14 +806,15 @@ impl Store {
         let (updated, id, epoch) = registry.next_handle(name, known);
         producers_file::write(&*self.inner.disk, &self.inner.dir, &updated)?;
         *registry = updated;
+        let current = IdEpoch { id, epoch };
         let slot = slots
             .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(ProducerSlot::new(id, epoch)));
-        slot.set(id, epoch);
+            .or_insert_with(|| Arc::new(ProducerSlot::new(current)));
+        slot.set(current);
         Ok(Producer::new(
             Arc::downgrade(&self.inner),
             name.to_owned(),
-            (id, epoch),
+            current,
             Arc::clone(slot),
         ))
     }
@@ -985,6 +989,25 @@ impl Drop for Store {
         if let Some(background) = self.background.take() {
             background.stop();
         }
+    }
+}
+
+/// What consumers read through: the store's coordinator and partitions.
+impl Source for Inner {
+    fn coordinator(&self) -> Option<&Arc<Coordinator>> {
+        self.coordinator.as_ref()
+    }
+
+    fn partition(&self, topic: &str, number: u32) -> Result<Arc<Partition>> {
+        self.topic(topic)?.partition(number)
+    }
+
+    fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.topic(topic).ok().map(|t| t.partition_count())
+    }
+
+    fn committed_offsets(&self, group: &str) -> Result<crate::group::offsets::Offsets> {
+        Ok(crate::group::offsets::read(&ReadOnlyDisk, &self.dir, group)?.unwrap_or_default())
     }
 }
 
@@ -1180,7 +1203,7 @@ fn adopted_config(options: &StoreOptions) -> Result<LogConfig> {
 /// The partition directories of the store at `dir` (`<topic>-<partition>`, the one rule a
 /// store lists them by), as `(topic, directory)` in name order; changes nothing.
 pub(crate) fn list_partition_dirs(disk: &dyn Disk, dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let listing = StoreListing::read(disk, dir, true)?;
+    let listing = StoreListing::read(disk, dir, Leftovers::Keep)?;
     Ok(listing
         .partitions
         .into_iter()
@@ -1190,6 +1213,16 @@ pub(crate) fn list_partition_dirs(disk: &dyn Disk, dir: &Path) -> Result<Vec<(St
                 .map(move |p| (topic.clone(), layout::partition_dir(dir, &topic, p)))
         })
         .collect())
+}
+
+/// What [`StoreListing::read`] does with work a crash interrupted (temporary files, topic
+/// directories being deleted): an enum, so call sites say which rather than pass a bare bool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leftovers {
+    /// Finish it: a writable open.
+    Remove,
+    /// Leave it to the writer: a read-only listing changes nothing.
+    Keep,
 }
 
 #[derive(Debug, Default)]
@@ -1211,7 +1244,8 @@ impl StoreListing {
         self.has_store_files || (self.has_lock_file && self.has_partition_files)
     }
 
-    fn read(disk: &dyn Disk, dir: &Path, read_only: bool) -> Result<StoreListing> {
+    fn read(disk: &dyn Disk, dir: &Path, leftovers: Leftovers) -> Result<StoreListing> {
+        let remove = leftovers == Leftovers::Remove;
         let mut listing = StoreListing::default();
         for entry in disk::list_dir(disk, dir)? {
             let Some(name) = entry.name.to_str() else {
@@ -1221,7 +1255,7 @@ impl StoreListing {
                 // A replacement a crash interrupted before its rename: the file it was to
                 // replace is intact. Group files are replaced by consumer processes too, under
                 // the groups lock: the coordinator removes theirs holding it.
-                if !read_only && !name.starts_with("topiclog-group") {
+                if remove && !name.starts_with("topiclog-group") {
                     disk::remove_file(disk, &dir.join(name))?;
                 }
                 continue;
@@ -1234,7 +1268,7 @@ impl StoreListing {
                 continue;
             }
             if name.ends_with("-delete") {
-                if !read_only {
+                if remove {
                     // A topic deletion that a crash interrupted: finish it.
                     let path = dir.join(name);
                     std::fs::remove_dir_all(&path)
@@ -1256,10 +1290,23 @@ impl StoreListing {
     }
 }
 
+/// How often [`Background`] works: named, rather than an `(Option<u64>, u64)` tuple.
+#[derive(Debug, Clone, Copy)]
+struct Intervals {
+    /// Milliseconds between retention runs; `None` for none.
+    retention_ms: Option<u64>,
+    /// Milliseconds between recovery-checkpoint writes.
+    checkpoint_ms: u64,
+}
+
 impl Background {
-    /// Runs retention every `retention_ms` (when set) and writes recovery checkpoints every
-    /// `checkpoint_ms`, on one thread.
-    fn start(store: Weak<Inner>, (retention_ms, checkpoint_ms): (Option<u64>, u64)) -> Background {
+    /// Runs retention every `intervals.retention_ms` (when set) and writes recovery
+    /// checkpoints every `intervals.checkpoint_ms`, on one thread.
+    fn start(store: Weak<Inner>, intervals: Intervals) -> Background {
+        let Intervals {
+            retention_ms,
+            checkpoint_ms,
+        } = intervals;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
         let every = |ms: u64| Duration::from_millis(ms);

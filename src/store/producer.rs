@@ -12,28 +12,37 @@ use crate::record::{Compression, Record};
 
 use super::Inner;
 
+/// A producer handle's id and epoch: named, rather than an `(i64, i16)` tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdEpoch {
+    /// Kafka's producer id, kept by the name.
+    pub(crate) id: i64,
+    /// The epoch, raised each time the name is opened again.
+    pub(crate) epoch: i16,
+}
+
 /// A name's current producer id and epoch, shared by the store and every handle for the name,
 /// so a handle notices at once when a newer one fences it.
 #[derive(Debug)]
 pub(crate) struct ProducerSlot {
-    current: Mutex<(i64, i16)>,
+    current: Mutex<IdEpoch>,
 }
 
 impl ProducerSlot {
     /// A name's slot, at its first handle's id and epoch.
-    pub(crate) fn new(id: i64, epoch: i16) -> ProducerSlot {
+    pub(crate) fn new(current: IdEpoch) -> ProducerSlot {
         ProducerSlot {
-            current: Mutex::new((id, epoch)),
+            current: Mutex::new(current),
         }
     }
 
     /// A newer handle took over: older handles are fenced from now on.
-    pub(crate) fn set(&self, id: i64, epoch: i16) {
-        *self.current.lock() = (id, epoch);
+    pub(crate) fn set(&self, current: IdEpoch) {
+        *self.current.lock() = current;
     }
 
     /// The id and epoch of the newest handle.
-    fn get(&self) -> (i64, i16) {
+    fn get(&self) -> IdEpoch {
         *self.current.lock()
     }
 }
@@ -104,13 +113,14 @@ const _: () = {
 };
 
 impl Producer {
-    /// A handle for `name` at `id` and `epoch`, fenced once `slot` moves on.
+    /// A handle for `name` at `current`, fenced once `slot` moves on.
     pub(super) fn new(
         store: Weak<Inner>,
         name: String,
-        (id, epoch): (i64, i16),
+        current: IdEpoch,
         slot: Arc<ProducerSlot>,
     ) -> Producer {
+        let IdEpoch { id, epoch } = current;
         Producer {
             store,
             name,
@@ -261,7 +271,11 @@ impl Producer {
         let slot = self.sequence(topic, partition);
         let mut next = slot.lock();
         // Checked under the lock, so no append of a fenced handle starts after the check.
-        if self.slot.get() != (self.id, self.epoch) {
+        let mine = IdEpoch {
+            id: self.id,
+            epoch: self.epoch,
+        };
+        if self.slot.get() != mine {
             return Err(self.fenced());
         }
         let base_sequence = sequence.unwrap_or(*next);
