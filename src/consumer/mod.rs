@@ -79,6 +79,13 @@ pub(crate) trait Source: Send + Sync {
     /// How many partitions `topic` has; `None` for an unknown topic.
     fn partition_count(&self, topic: &str) -> Option<u32>;
 
+    /// Picks up topics and partitions another process created, if the registry changed
+    /// (read-only and consumer stores); whether anything changed.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged registry; errors opening a new partition.
+    fn refresh_if_changed(&self) -> Result<bool>;
+
     /// A group's committed offsets, as its file holds them now.
     ///
     /// # Errors
@@ -380,13 +387,41 @@ impl Consumer {
         }
     }
 
-    /// The group's committed offset of a partition, if any.
+    /// The group's committed offset of a partition, if any (as the group's file holds it now:
+    /// members in other processes commit too). Works on every kind of store.
     ///
     /// # Errors
-    /// [`Error::NoGroupId`] without a `group.id`; [`Error::ReadOnly`].
+    /// [`Error::NoGroupId`] without a `group.id`; [`Error::Corrupt`] for a damaged offsets
+    /// file; [`Error::Closed`] once the store is gone.
     pub fn committed(&self, topic: &str, partition: u32) -> Result<Option<i64>> {
-        let (coordinator, group) = self.coordinator()?;
-        coordinator.committed(&group, &(topic.to_owned(), partition))
+        let tp = (topic.to_owned(), partition);
+        Ok(self
+            .committed_offsets(&[(topic, partition)])?
+            .get(&tp)
+            .copied())
+    }
+
+    /// The group's committed offsets of these partitions (Kafka's `committed(Set)`): those
+    /// with one, by partition.
+    ///
+    /// # Errors
+    /// As [`committed`](Consumer::committed).
+    pub fn committed_offsets(
+        &self,
+        partitions: &[(&str, u32)],
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        let group = self.config.group_id.as_deref().ok_or(Error::NoGroupId {
+            operation: "reading committed offsets",
+        })?;
+        let source = self.source.upgrade().ok_or(Error::Closed)?;
+        let all = source.committed_offsets(group)?;
+        Ok(partitions
+            .iter()
+            .filter_map(|&(t, p)| {
+                let tp = (t.to_owned(), p);
+                all.get(&tp).map(|&o| (tp, o))
+            })
+            .collect())
     }
 
     /// Leaves the group after committing (with auto-commit on), and stops reading. Dropping
@@ -621,6 +656,9 @@ impl Consumer {
             }
             self.auto_commit();
             if self.read_only {
+                if let Some(source) = self.source.upgrade() {
+                    source.refresh_if_changed()?;
+                }
                 for a in &self.assigned {
                     a.partition.refresh()?;
                 }

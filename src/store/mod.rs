@@ -427,8 +427,10 @@ pub(crate) struct Inner {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// The persisted registry (configured topics), under its own lock so updates serialize.
     registry: Mutex<BTreeMap<String, TopicEntry>>,
-    /// Consumer groups: membership and committed offsets (writable stores only).
+    /// Consumer groups: membership and committed offsets (writable and consumer stores).
     pub(crate) coordinator: Option<Arc<Coordinator>>,
+    /// The registry file as a read-only store last read it, to notice a writer's changes.
+    registry_stamp: Mutex<Option<FileStamp>>,
     /// Named idempotent producers: the persisted registry, and each name's current id and
     /// epoch as its handles see it.
     producers: Mutex<(
@@ -491,6 +493,60 @@ impl Store {
         })
     }
 
+    /// Opens the store in `dir` for consuming, beside the process that writes it (or none):
+    /// partitions are read as [`open_read_only`](Store::open_read_only) reads them (no writer
+    /// lock, nothing repaired), while consumers of this store can join groups, commit and read
+    /// committed offsets, with the same group semantics as the writer's own consumers (the
+    /// group files are shared through the store's groups lock; see the `group` docs in the
+    /// README). Topics and partitions created after the open appear by themselves (see
+    /// [`refresh`](Store::refresh)).
+    ///
+    /// ```
+    /// use topiclog::config::{ConsumerConfig, OffsetReset, TopicConfig};
+    /// use topiclog::{Record, Store};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let writer = Store::open(dir.path())?; // the application, usually another process
+    /// writer.create_topic("jobs", TopicConfig::new(1))?.append_to(0, Record::new(b"a"))?;
+    ///
+    /// let store = Store::open_consumer(dir.path())?; // no writer lock taken
+    /// let config = ConsumerConfig::builder()
+    ///     .group_id("workers")
+    ///     .auto_offset_reset(OffsetReset::Earliest)
+    ///     .build()?;
+    /// let mut worker = store.consumer(config)?;
+    /// worker.subscribe(&["jobs"])?;
+    /// let records = worker.poll(std::time::Duration::from_secs(5))?;
+    /// assert_eq!(records.len(), 1);
+    /// worker.commit()?;
+    /// assert_eq!(writer.committed_offsets("workers")?[&("jobs".to_owned(), 0)], 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`open_read_only`](Store::open_read_only); [`Error::Corrupt`] naming a damaged
+    /// group offsets file; [`Error::Io`] if the group lock file cannot be created.
+    pub fn open_consumer(dir: impl AsRef<Path>) -> Result<Store> {
+        Store::open_consumer_with(dir, StoreOptions::default())
+    }
+
+    /// [`open_consumer`](Store::open_consumer) with options (the clock, recovery options;
+    /// settings that only a writer uses are ignored).
+    ///
+    /// # Errors
+    /// As [`open_consumer`](Store::open_consumer).
+    pub fn open_consumer_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        let mut inner = Store::load(dir, Arc::new(OsDisk), options, None)?;
+        let clock = inner.options.log.clock().clone();
+        let coordinator = Coordinator::open(Arc::new(OsDisk), &inner.dir, clock)?;
+        inner.coordinator = Some(Arc::new(coordinator));
+        Ok(Store {
+            inner: Arc::new(inner),
+            background: None,
+        })
+    }
+
     /// Loads the store in `dir`: for writing under `lock`, or read-only without one.
     fn load(
         dir: PathBuf,
@@ -546,6 +602,7 @@ impl Store {
             // The listing sees the file this open created.
             listing.has_lock_file = lock.existed;
         }
+        let stamp = registry_stamp(&dir);
         let registry_file = dir.join(TOPICS_FILE);
         let had_registry = disk::file_len(&*disk, &registry_file)?.is_some();
         if !had_registry && listing.was_a_store() {
@@ -633,6 +690,7 @@ impl Store {
             topics: RwLock::new(BTreeMap::new()),
             registry: Mutex::new(registry.clone()),
             coordinator: None,
+            registry_stamp: Mutex::new(stamp),
             producers: Mutex::new((producers, BTreeMap::new())),
         };
         if !read_only {
@@ -666,6 +724,19 @@ impl Store {
     /// The store's directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// For a store opened read-only or for consuming: reads the topic registry again, opening
+    /// topics and partitions created since (a writer in another process made them) and
+    /// dropping deleted topics, and rebalances groups whose topics changed. Returns whether
+    /// anything changed. Consumers call it by themselves when the registry file changes, and
+    /// [`topic`](Store::topic) when asked for a topic it does not know; a writable store has
+    /// nothing to pick up (`Ok(false)`).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged registry; errors opening a new partition.
+    pub fn refresh(&self) -> Result<bool> {
+        self.inner.refresh()
     }
 
     /// Whether the store was opened with [`open_read_only`](Store::open_read_only).
@@ -718,7 +789,12 @@ impl Store {
 
     /// The topic named `name`.
     pub fn topic(&self, name: &str) -> Result<Arc<Topic>> {
-        self.inner.topic(name)
+        match self.inner.topic(name) {
+            Err(Error::UnknownTopic(_)) if self.inner.refresh_if_changed()? => {
+                self.inner.topic(name)
+            }
+            found => found,
+        }
     }
 
     /// The consumer groups with committed offsets or live members, sorted.
@@ -999,11 +1075,23 @@ impl Source for Inner {
     }
 
     fn partition(&self, topic: &str, number: u32) -> Result<Arc<Partition>> {
-        self.topic(topic)?.partition(number)
+        match self.topic(topic)?.partition(number) {
+            Err(Error::UnknownPartition { .. }) if self.refresh_if_changed()? => {
+                self.topic(topic)?.partition(number)
+            }
+            found => found,
+        }
     }
 
     fn partition_count(&self, topic: &str) -> Option<u32> {
+        if self.topic(topic).is_err() {
+            let _ = self.refresh_if_changed();
+        }
         self.topic(topic).ok().map(|t| t.partition_count())
+    }
+
+    fn refresh_if_changed(&self) -> Result<bool> {
+        Inner::refresh_if_changed(self)
     }
 
     fn committed_offsets(&self, group: &str) -> Result<crate::group::offsets::Offsets> {
@@ -1021,6 +1109,98 @@ impl Inner {
         } else {
             Ok(())
         }
+    }
+
+    /// [`refresh`](Self::refresh) if the registry file was replaced since the last look (one
+    /// `stat`); `Ok(false)` otherwise and for writable stores.
+    pub(crate) fn refresh_if_changed(&self) -> Result<bool> {
+        if !self.read_only {
+            return Ok(false);
+        }
+        let stamp = registry_stamp(&self.dir);
+        if *self.registry_stamp.lock() == stamp {
+            return Ok(false);
+        }
+        self.refresh()
+    }
+
+    /// See [`Store::refresh`].
+    pub(crate) fn refresh(&self) -> Result<bool> {
+        if !self.read_only {
+            return Ok(false);
+        }
+        let mut registry = self.registry.lock();
+        // The stamp first: a change after it is seen by the next look.
+        let stamp = registry_stamp(&self.dir);
+        let read = topics_file::read(&*self.disk, &self.dir, &self.options.log)?;
+        let current: BTreeMap<String, Arc<Topic>> = self.topics.read().clone();
+        let mut next = BTreeMap::new();
+        let mut changed = false;
+        for (name, entry) in &read {
+            // `partitions` counts what the writer finished creating; `creating` is intent.
+            if entry.partitions == 0 {
+                continue;
+            }
+            let topic = match current.get(name) {
+                Some(topic) => {
+                    let have = topic.partition_count();
+                    if have < entry.partitions {
+                        match self.open_partitions(name, have..entry.partitions, &entry.config) {
+                            Ok(added) => {
+                                topic.push_partitions(added);
+                                changed = true;
+                            }
+                            // Being deleted meanwhile: the next refresh sees it gone.
+                            Err(Error::Io { source, .. })
+                                if source.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Arc::clone(topic)
+                }
+                None => {
+                    let opened =
+                        match self.open_partitions(name, 0..entry.partitions, &entry.config) {
+                            Err(Error::Io { source, .. })
+                                if source.kind() == std::io::ErrorKind::NotFound =>
+                            {
+                                continue;
+                            }
+                            opened => opened?,
+                        };
+                    changed = true;
+                    Arc::new(Topic::new(
+                        name.clone(),
+                        entry.config.clone(),
+                        opened,
+                        Arc::clone(&self.options.partitioner),
+                    ))
+                }
+            };
+            next.insert(name.clone(), topic);
+        }
+        // Topics adopted from a broker's directories are not in the registry of a store
+        // opened read-only before its writer registered them: keep what is open.
+        for (name, topic) in &current {
+            if !next.contains_key(name) {
+                if registry.get(name).is_some_and(|e| e.adopted) && !read.contains_key(name) {
+                    next.insert(name.clone(), Arc::clone(topic));
+                } else {
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            log::debug!("{}: topics refreshed from the registry", self.dir.display());
+            *self.topics.write() = next;
+        }
+        *registry = read;
+        *self.registry_stamp.lock() = stamp;
+        drop(registry);
+        if changed {
+            self.metadata_changed();
+        }
+        Ok(changed)
     }
 
     /// Tells the group coordinator that topics or partition counts changed (rebalance).
@@ -1196,6 +1376,19 @@ fn adopted_config(options: &StoreOptions) -> Result<LogConfig> {
         .write_buffer_bytes(config.write_buffer_bytes())
         .clock(config.clock().clone())
         .build()
+}
+
+/// What identifies one version of a file: it is replaced whole (a new inode) at each change.
+type FileStamp = (u64, std::time::SystemTime, u64);
+
+/// The registry file's stamp, `None` if it cannot be read.
+fn registry_stamp(dir: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(dir.join(TOPICS_FILE)).ok()?;
+    #[cfg(unix)]
+    let id = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let id = 0;
+    Some((id, meta.modified().ok()?, meta.len()))
 }
 
 /// What a store directory holds, listed once: partition directories by topic, and which of
