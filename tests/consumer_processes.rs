@@ -1,0 +1,415 @@
+//! Consumer groups across real processes: a writer (this test process) and worker processes
+//! that open the store with `Store::open_consumer` and share a group.
+//!
+//! The test binary re-runs itself as each worker (`current_exe()` with `--exact
+//! worker_child`, the store directory and the worker's name in environment variables; in a
+//! normal run that test does nothing). A worker subscribes to `jobs` in group `workers`
+//! (`session.timeout.ms` 1000, `heartbeat.interval.ms` 100, auto-commit off) and loops: poll,
+//! print `@GOT <partition> <offset>` for each record, commit, print `@COMMITTED <partition>
+//! <next offset>` for each owned partition once the commit returned. It stops (closing its
+//! consumer, which leaves the group) when the file `stop` appears in the store directory, and
+//! exits non-zero on any error but a rejected commit.
+//!
+//! What is checked: every appended record reaches some worker; with no process killed, each
+//! exactly once (partitions change hands only after their owner committed and let go); with a
+//! worker killed by SIGKILL, the records delivered twice are only ones the killed worker got
+//! but had not committed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use topiclog::config::{ConsumerConfig, OffsetReset, TopicConfig};
+use topiclog::{Error, Record, Store};
+
+const DIR_ENV: &str = "TOPICLOG_CP_DIR";
+const NAME_ENV: &str = "TOPICLOG_CP_NAME";
+const CHILD_TEST: &str = "worker_child";
+const PARTITIONS: u32 = 6;
+
+/// A worker process; runs only when started by a test below.
+#[test]
+fn worker_child() {
+    let (Ok(dir), Ok(name)) = (std::env::var(DIR_ENV), std::env::var(NAME_ENV)) else {
+        return;
+    };
+    if let Err(e) = work(Path::new(&dir), &name) {
+        eprintln!("worker {name}: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn work(dir: &Path, name: &str) -> Result<(), Error> {
+    let store = Store::open_consumer(dir)?;
+    let config = ConsumerConfig::builder()
+        .group_id("workers")
+        .client_id(name)
+        .auto_offset_reset(OffsetReset::Earliest)
+        .enable_auto_commit(false)
+        .session_timeout_ms(1_000)
+        .heartbeat_interval_ms(100)
+        .build()?;
+    let mut consumer = store.consumer(config)?;
+    consumer.subscribe(&["jobs"])?;
+    let stop = dir.join("stop");
+    while !stop.exists() {
+        let records = consumer.poll(Duration::from_millis(50))?;
+        let mut lines = String::new();
+        for r in &records {
+            lines.push_str(&format!("@GOT {} {}\n", r.partition(), r.offset()));
+        }
+        emit(&lines);
+        match consumer.commit() {
+            Ok(()) => {
+                let mut lines = String::new();
+                for ((_, p), next) in consumer.positions() {
+                    lines.push_str(&format!("@COMMITTED {p} {next}\n"));
+                }
+                emit(&lines);
+            }
+            Err(Error::CommitRejected { .. } | Error::UnknownMember { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    consumer.close()
+}
+
+fn emit(text: &str) {
+    use std::io::Write;
+    if text.is_empty() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// What the parent learned from one worker's output.
+#[derive(Debug, Default)]
+struct Seen {
+    got: Vec<(u32, i64)>,
+    /// Highest committed next offset per partition.
+    committed: BTreeMap<u32, i64>,
+}
+
+struct Worker {
+    name: String,
+    child: Child,
+    seen: Arc<Mutex<Seen>>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    fn start(dir: &Path, name: &str) -> Worker {
+        let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "--exact",
+                CHILD_TEST,
+                "--nocapture",
+                "--test-threads=1",
+                "-q",
+            ])
+            .env(DIR_ENV, dir)
+            .env(NAME_ENV, name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn worker");
+        let stdout = child.stdout.take().expect("piped");
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let into = Arc::clone(&seen);
+        let reader = thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let fields: Vec<&str> = line.split(' ').collect();
+                let mut seen = into.lock().expect("lock");
+                match fields.as_slice() {
+                    ["@GOT", p, o] => seen
+                        .got
+                        .push((p.parse().expect("p"), o.parse().expect("o"))),
+                    ["@COMMITTED", p, o] => {
+                        let (p, o): (u32, i64) = (p.parse().expect("p"), o.parse().expect("o"));
+                        let c = seen.committed.entry(p).or_insert(o);
+                        *c = (*c).max(o);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Worker {
+            name: name.to_owned(),
+            child,
+            seen,
+            reader: Some(reader),
+        }
+    }
+
+    fn got(&self) -> Vec<(u32, i64)> {
+        self.seen.lock().expect("lock").got.clone()
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reap");
+        if let Some(r) = self.reader.take() {
+            r.join().expect("reader");
+        }
+    }
+
+    fn finish(&mut self) {
+        let status = self.child.wait().expect("wait");
+        if let Some(r) = self.reader.take() {
+            r.join().expect("reader");
+        }
+        assert!(status.success(), "worker {} failed: {status}", self.name);
+    }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    writer: Store,
+    appended: BTreeMap<u32, i64>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let writer = Store::open(dir.path()).expect("opens");
+        writer
+            .create_topic("jobs", TopicConfig::new(PARTITIONS))
+            .expect("creates");
+        Fixture {
+            dir,
+            writer,
+            appended: BTreeMap::new(),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    fn append(&mut self, n: usize, pause: Duration) {
+        let topic = self.writer.topic("jobs").expect("topic");
+        for i in 0..n {
+            let p = (i as u32) % PARTITIONS;
+            let offset = topic
+                .append_to(p, Record::new(format!("job {i}").as_bytes()))
+                .expect("appends");
+            self.appended.insert(p, offset + 1);
+            if !pause.is_zero() {
+                thread::sleep(pause);
+            }
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.appended.values().map(|&n| n as usize).sum()
+    }
+
+    /// Waits until the workers together got every appended record.
+    fn wait_for_all(&self, workers: &[&Worker]) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got: BTreeSet<(u32, i64)> = workers.iter().flat_map(|w| w.got()).collect();
+            if got.len() >= self.total() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {} records delivered",
+                got.len(),
+                self.total()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&self) {
+        std::fs::write(self.dir.path().join("stop"), b"").expect("stop file");
+    }
+
+    /// Every appended offset delivered at least once, nothing else.
+    fn check_complete(&self, all: &[(u32, i64)]) {
+        let got: BTreeSet<(u32, i64)> = all.iter().copied().collect();
+        let expected: BTreeSet<(u32, i64)> = self
+            .appended
+            .iter()
+            .flat_map(|(&p, &n)| (0..n).map(move |o| (p, o)))
+            .collect();
+        assert_eq!(got, expected, "delivered records");
+    }
+}
+
+fn duplicates(all: &[(u32, i64)]) -> BTreeSet<(u32, i64)> {
+    let mut seen = BTreeSet::new();
+    all.iter().filter(|r| !seen.insert(**r)).copied().collect()
+}
+
+#[test]
+fn three_worker_processes_share_a_topic_and_process_each_job_once() {
+    let mut f = Fixture::new();
+    f.append(120, Duration::ZERO);
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::start(&f.path(), &format!("w{i}")))
+        .collect();
+    f.append(480, Duration::from_micros(500));
+    f.wait_for_all(&workers.iter().collect::<Vec<_>>());
+    f.stop();
+    for w in &mut workers {
+        w.finish();
+    }
+    let all: Vec<(u32, i64)> = workers.iter().flat_map(Worker::got).collect();
+    f.check_complete(&all);
+    assert!(duplicates(&all).is_empty(), "twice: {:?}", duplicates(&all));
+    for w in &workers {
+        assert!(!w.got().is_empty(), "{} took part", w.name);
+    }
+    let committed = f.writer.committed_offsets("workers").expect("reads");
+    for (&p, &n) in &f.appended {
+        assert_eq!(
+            committed.get(&("jobs".to_owned(), p)),
+            Some(&n),
+            "partition {p}"
+        );
+    }
+    assert!(
+        f.writer
+            .groups()
+            .expect("lists")
+            .contains(&"workers".to_owned()),
+        "the group is listed"
+    );
+}
+
+#[test]
+fn a_killed_worker_loses_nothing_and_only_its_uncommitted_records_come_again() {
+    let mut f = Fixture::new();
+    f.append(300, Duration::ZERO);
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::start(&f.path(), &format!("w{i}")))
+        .collect();
+    // Kill, mid-run, the worker that got the most so far (the others may have joined after
+    // it had taken everything).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let victim = loop {
+        let (i, most) = (0..workers.len())
+            .map(|i| (i, workers[i].got().len()))
+            .max_by_key(|&(_, n)| n)
+            .expect("workers");
+        if most >= 20 {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "no worker got work");
+        thread::sleep(Duration::from_millis(2));
+    };
+    workers[victim].kill();
+    let victim_got = workers[victim].got();
+    let victim_committed = workers[victim].seen.lock().expect("lock").committed.clone();
+    f.append(300, Duration::from_micros(300));
+    f.wait_for_all(&workers.iter().collect::<Vec<_>>());
+    f.stop();
+    for (i, w) in workers.iter_mut().enumerate() {
+        if i != victim {
+            w.finish();
+        }
+    }
+    let all: Vec<(u32, i64)> = workers.iter().flat_map(Worker::got).collect();
+    f.check_complete(&all);
+    for (p, o) in duplicates(&all) {
+        let committed = victim_committed.get(&p).copied().unwrap_or(0);
+        assert!(
+            victim_got.contains(&(p, o)) && o >= committed,
+            "{p}:{o} came twice but the killed worker had committed up to {committed}"
+        );
+    }
+}
+
+#[test]
+fn workers_wait_through_a_writer_restart() {
+    let mut f = Fixture::new();
+    let mut workers: Vec<Worker> = (0..2)
+        .map(|i| Worker::start(&f.path(), &format!("w{i}")))
+        .collect();
+    f.append(60, Duration::ZERO);
+    f.wait_for_all(&workers.iter().collect::<Vec<_>>());
+    f.writer.close().expect("closes");
+    let appended = std::mem::take(&mut f.appended);
+    f.writer = Store::open(f.dir.path()).expect("reopens while the workers wait");
+    f.appended = appended;
+    f.append(60, Duration::ZERO);
+    f.wait_for_all(&workers.iter().collect::<Vec<_>>());
+    f.stop();
+    for w in &mut workers {
+        w.finish();
+    }
+    let all: Vec<(u32, i64)> = workers.iter().flat_map(Worker::got).collect();
+    f.check_complete(&all);
+    assert!(duplicates(&all).is_empty(), "twice: {:?}", duplicates(&all));
+}
+
+#[test]
+fn members_joining_and_leaving_while_commits_flow_keep_each_job_once() {
+    let mut f = Fixture::new();
+    let mut first: Vec<Worker> = (0..2)
+        .map(|i| Worker::start(&f.path(), &format!("a{i}")))
+        .collect();
+    f.append(200, Duration::from_micros(500));
+    // Two more join while the first two commit after every poll.
+    let mut second: Vec<Worker> = (0..2)
+        .map(|i| Worker::start(&f.path(), &format!("b{i}")))
+        .collect();
+    f.append(200, Duration::from_micros(500));
+    // The in-process consumer of the writer's store joins too, reads a few polls, leaves.
+    let config = ConsumerConfig::builder()
+        .group_id("workers")
+        .auto_offset_reset(OffsetReset::Earliest)
+        .enable_auto_commit(false)
+        .session_timeout_ms(1_000)
+        .heartbeat_interval_ms(100)
+        .build()
+        .expect("valid");
+    let mut local = f.writer.consumer(config).expect("consumer");
+    local.subscribe(&["jobs"]).expect("subscribes");
+    let mut local_got = Vec::new();
+    let until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < until {
+        for r in local.poll(Duration::from_millis(20)).expect("polls") {
+            local_got.push((r.partition(), r.offset()));
+        }
+        local.commit().expect("commits what it owns");
+    }
+    local.close().expect("leaves");
+    f.append(200, Duration::from_micros(500));
+    let everyone: Vec<&Worker> = first.iter().chain(second.iter()).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: BTreeSet<(u32, i64)> = everyone
+            .iter()
+            .flat_map(|w| w.got())
+            .chain(local_got.iter().copied())
+            .collect();
+        if got.len() >= f.total() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} of {}", got.len(), f.total());
+        thread::sleep(Duration::from_millis(20));
+    }
+    f.stop();
+    for w in first.iter_mut().chain(second.iter_mut()) {
+        w.finish();
+    }
+    let all: Vec<(u32, i64)> = first
+        .iter()
+        .chain(second.iter())
+        .flat_map(Worker::got)
+        .chain(local_got)
+        .collect();
+    f.check_complete(&all);
+    assert!(duplicates(&all).is_empty(), "twice: {:?}", duplicates(&all));
+}
