@@ -201,6 +201,10 @@ pub enum Error {
     /// The partition was closed; open it again to write.
     #[error("the partition is closed")]
     Closed,
+    /// [`Waker::wakeup`](crate::consumer::Waker::wakeup) interrupted a consumer's `poll`
+    /// (Kafka's `WakeupException`): nothing was consumed by that call.
+    #[error("the consumer's poll was woken up")]
+    Wakeup,
     /// An fsync failed: the kernel may have dropped the data it could not write, so the
     /// partition refuses writes until it is reopened (and recovered).
     #[error(

@@ -52,6 +52,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::group::Coordinator;
+pub use crate::group::GroupMember;
 use crate::group::coordinator::JoinRequest;
 use crate::partition::watch::Signal;
 use crate::partition::{LogRecord, Partition};
@@ -193,6 +194,43 @@ struct Assigned {
     position: Option<i64>,
     /// Revoked by the group: not read any more, let go at the next poll.
     revoked: bool,
+    /// Paused by the application: kept, but not fetched from until resumed.
+    paused: bool,
+}
+
+/// Interrupts a consumer's blocking [`poll`](Consumer::poll) from another thread (or a signal
+/// handler's thread): Kafka's `wakeup()`. `Send + Sync + Clone`; get one with
+/// [`Consumer::waker`].
+///
+/// ```
+/// use std::time::Duration;
+/// use topiclog::config::{ConsumerConfig, TopicConfig};
+/// use topiclog::{Error, Store};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// store.create_topic("t", TopicConfig::new(1))?;
+/// let mut consumer = store.consumer(ConsumerConfig::default())?;
+/// consumer.assign(&[("t", 0)])?;
+/// let waker = consumer.waker();
+/// std::thread::spawn(move || waker.wakeup());
+/// // Returns at once when woken, instead of after an hour.
+/// assert!(matches!(consumer.poll(Duration::from_secs(3600)), Err(Error::Wakeup)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Waker {
+    signal: Arc<Signal>,
+    woken: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Waker {
+    /// Makes the consumer's current `poll` return [`Error::Wakeup`] at once, or its next one
+    /// if none is running. One wakeup ends one poll.
+    pub fn wakeup(&self) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.signal.fire();
+    }
 }
 
 /// Reads records from partitions of a [`Store`](crate::Store), by hand-made assignment.
@@ -230,6 +268,8 @@ pub struct Consumer {
     membership: Option<Membership>,
     /// When auto-commit last committed.
     last_auto_commit: Instant,
+    /// Set by a [`Waker`]; the next poll check clears it and returns [`Error::Wakeup`].
+    woken: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Consumer {
@@ -247,6 +287,7 @@ impl Consumer {
             read_only,
             membership: None,
             last_auto_commit: Instant::now(),
+            woken: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -521,6 +562,7 @@ impl Consumer {
                     partition,
                     position: coordinator.committed(&group, tp)?,
                     revoked: false,
+                    paused: false,
                 });
                 assigned.push(tp.clone());
             }
@@ -607,6 +649,7 @@ impl Consumer {
                     partition: source.partition(topic, number)?,
                     position: committed(topic, number)?,
                     revoked: false,
+                    paused: false,
                 },
             };
             next.push(assigned);
@@ -648,9 +691,12 @@ impl Consumer {
                 .max(10),
         );
         loop {
-            // Armed before looking: an append (or a rebalance) from here on ends the wait
-            // below at once.
+            // Armed before looking: an append (or a rebalance, or a wakeup) from here on ends
+            // the wait below at once.
             self.signal.arm();
+            if self.woken.swap(false, Ordering::SeqCst) {
+                return Err(Error::Wakeup);
+            }
             if self.group_sync()? {
                 return Ok(Vec::new());
             }
@@ -698,7 +744,7 @@ impl Consumer {
                 }
                 let quota = if round == 0 { share } else { max - out.len() };
                 let index = (first + i) % n;
-                if self.assigned[index].revoked {
+                if self.assigned[index].revoked || self.assigned[index].paused {
                     continue;
                 }
                 let read = self.read_partition(index, quota.min(max - out.len()));
@@ -860,6 +906,104 @@ impl Consumer {
             self.assigned[i].position = Some(offset);
         }
         Ok(())
+    }
+
+    /// A handle that interrupts this consumer's `poll` from another thread.
+    pub fn waker(&self) -> Waker {
+        Waker {
+            signal: Arc::clone(&self.signal),
+            woken: Arc::clone(&self.woken),
+        }
+    }
+
+    /// Stops fetching from these partitions (Kafka's `pause`): `poll` returns nothing of them,
+    /// keeps their positions, and the consumer keeps them (a group does not move them for
+    /// being paused). A rebalance that takes a partition away forgets its pause.
+    ///
+    /// # Errors
+    /// [`Error::PartitionNotAssigned`] (nothing paused).
+    pub fn pause(&mut self, partitions: &[(&str, u32)]) -> Result<()> {
+        self.set_paused(partitions, true)
+    }
+
+    /// Fetches from these paused partitions again (Kafka's `resume`).
+    ///
+    /// # Errors
+    /// [`Error::PartitionNotAssigned`] (nothing resumed).
+    pub fn resume(&mut self, partitions: &[(&str, u32)]) -> Result<()> {
+        self.set_paused(partitions, false)
+    }
+
+    /// The paused partitions, in assignment order.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.assigned
+            .iter()
+            .filter(|a| a.paused)
+            .map(|a| (a.topic.to_string(), a.number))
+            .collect()
+    }
+
+    fn set_paused(&mut self, partitions: &[(&str, u32)], paused: bool) -> Result<()> {
+        let indexes = partitions
+            .iter()
+            .map(|&(t, p)| self.index(t, p))
+            .collect::<Result<Vec<_>>>()?;
+        for i in indexes {
+            self.assigned[i].paused = paused;
+        }
+        // A resumed partition may have records now.
+        self.signal.fire();
+        Ok(())
+    }
+
+    /// The log start offsets of these partitions (Kafka's `beginningOffsets`), assigned or
+    /// not.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`], [`Error::Closed`].
+    pub fn beginning_offsets(
+        &self,
+        partitions: &[(&str, u32)],
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        self.offsets_of(partitions, |p| p.log_start_offset())
+    }
+
+    /// The end offsets (next offsets) of these partitions (Kafka's `endOffsets`), as a reader
+    /// in this process may read them: up to the last durable record under the durable flush
+    /// policy. Partitions of a store another process writes are read again first.
+    ///
+    /// # Errors
+    /// As [`beginning_offsets`](Consumer::beginning_offsets).
+    pub fn end_offsets(&self, partitions: &[(&str, u32)]) -> Result<BTreeMap<TopicPartition, i64>> {
+        self.offsets_of(partitions, |p| p.next_offset())
+    }
+
+    fn offsets_of(
+        &self,
+        partitions: &[(&str, u32)],
+        offset: impl Fn(&Partition) -> i64,
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        let source = self.source.upgrade().ok_or(Error::Closed)?;
+        let mut out = BTreeMap::new();
+        for &(topic, number) in partitions {
+            let partition = source.partition(topic, number)?;
+            if self.read_only {
+                partition.refresh()?;
+            }
+            out.insert((topic.to_owned(), number), offset(&partition));
+        }
+        Ok(out)
+    }
+
+    /// How many records of an assigned partition lie between the consumer's position and the
+    /// end (Kafka's `currentLag`); `None` before the partition has a position.
+    ///
+    /// # Errors
+    /// [`Error::PartitionNotAssigned`].
+    pub fn current_lag(&self, topic: &str, partition: u32) -> Result<Option<i64>> {
+        let a = &self.assigned[self.index(topic, partition)?];
+        Ok(a.position
+            .map(|position| (a.partition.next_offset() - position).max(0)))
     }
 
     /// The consumed positions of every partition that has one.

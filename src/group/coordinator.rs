@@ -64,10 +64,10 @@ use crate::disk::Disk;
 use crate::error::{Error, IoOp, Result};
 use crate::layout::GROUPS_LOCK_FILE;
 
-use super::TopicPartition;
 use super::assignor::{Assignment, Assignor, Subscriptions};
 use super::offsets::{self, Offsets};
 use super::state::{self, GroupState, MemberState};
+use super::{GroupMember, TopicPartition};
 
 /// A topic's current partition count, `None` for no such topic. Given at
 /// [`Coordinator::join`]; the coordinator keeps the latest joiner's and calls it again from
@@ -112,16 +112,6 @@ pub(crate) struct JoinRequest {
     /// Partition counts by the joining process's view of the store.
     pub partitions: PartitionsFn,
     pub wake: WakeFn,
-}
-
-/// A member of a group as `describe-group` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MemberInfo {
-    pub member: String,
-    pub client_id: String,
-    pub pid: u32,
-    pub host: String,
-    pub owned: Vec<TopicPartition>,
 }
 
 /// The coordinator of a store's consumer groups, one per open store that may write group
@@ -457,7 +447,7 @@ impl Coordinator {
         Ok(self
             .describe(group)?
             .into_iter()
-            .map(|m| m.member)
+            .map(|m| m.member_id)
             .collect())
     }
 
@@ -465,19 +455,8 @@ impl Coordinator {
     ///
     /// # Errors
     /// [`Error::Io`].
-    pub(crate) fn describe(&self, group: &str) -> Result<Vec<MemberInfo>> {
-        let (members, wakes) = self.shared.step(group, None, |g, _| {
-            g.members
-                .iter()
-                .map(|(id, m)| MemberInfo {
-                    member: id.clone(),
-                    client_id: m.client_id.clone(),
-                    pid: m.pid,
-                    host: m.host.clone(),
-                    owned: m.owned.iter().cloned().collect(),
-                })
-                .collect()
-        })?;
+    pub(crate) fn describe(&self, group: &str) -> Result<Vec<GroupMember>> {
+        let (members, wakes) = self.shared.step(group, None, |g, _| describe(g))?;
         call(wakes);
         Ok(members)
     }
@@ -896,9 +875,23 @@ fn heartbeat_loop(shared: &Weak<Shared>) {
     }
 }
 
+/// The group's members as `describe-group` shows them.
+pub(crate) fn describe(g: &GroupState) -> Vec<GroupMember> {
+    g.members
+        .iter()
+        .map(|(id, m)| GroupMember {
+            member_id: id.clone(),
+            client_id: m.client_id.clone(),
+            pid: m.pid,
+            host: m.host.clone(),
+            partitions: m.owned.iter().cloned().collect(),
+        })
+        .collect()
+}
+
 /// Removes members whose session or poll timer ran out by `now_ms`, then rebalances if any
 /// went.
-fn expire(group: &str, g: &mut GroupState, now_ms: i64) {
+pub(crate) fn expire(group: &str, g: &mut GroupState, now_ms: i64) {
     let expired: Vec<(String, &'static str)> = g
         .members
         .iter()

@@ -29,3 +29,20 @@ use coordinator::MemberSync;
 /// A partition of a topic: `(topic, partition)`. Ordered by topic, then partition, which is the
 /// order Kafka's assignors lay partitions out in.
 pub(crate) type TopicPartition = (String, u32);
+
+/// A live member of a consumer group, as [`Store::describe_group`](crate::Store::describe_group)
+/// lists it (Kafka's `MemberDescription`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupMember {
+    /// The member id (`group.instance.id`, or generated).
+    pub member_id: String,
+    /// The consumer's `client.id` (empty if not set).
+    pub client_id: String,
+    /// The member's process id.
+    pub pid: u32,
+    /// The member's host name.
+    pub host: String,
+    /// The partitions it owns now.
+    pub partitions: Vec<(String, u32)>,
+}

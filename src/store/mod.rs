@@ -805,11 +805,38 @@ impl Store {
     pub fn groups(&self) -> Result<Vec<String>> {
         match &self.inner.coordinator {
             Some(c) => c.groups(),
-            None => Ok(
-                crate::group::offsets::load_all(&ReadOnlyDisk, &self.inner.dir)?
-                    .into_keys()
-                    .collect(),
-            ),
+            None => {
+                let dir = &self.inner.dir;
+                let mut groups: std::collections::BTreeSet<String> =
+                    crate::group::offsets::load_all(&ReadOnlyDisk, dir)?
+                        .into_keys()
+                        .collect();
+                for group in crate::group::state::list(&ReadOnlyDisk, dir)? {
+                    if !self.describe_group(&group)?.is_empty() {
+                        groups.insert(group);
+                    }
+                }
+                Ok(groups.into_iter().collect())
+            }
+        }
+    }
+
+    /// A group's live members: their client ids, processes and partitions (Kafka's
+    /// `describeConsumerGroups`), sorted by member id. Members whose session or poll timer
+    /// ran out are not listed. Works on every kind of store (a read-only store reads the
+    /// group's file and changes nothing).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn describe_group(&self, group: &str) -> Result<Vec<crate::consumer::GroupMember>> {
+        match &self.inner.coordinator {
+            Some(c) => c.describe(group),
+            None => {
+                let mut g = crate::group::state::load(&ReadOnlyDisk, &self.inner.dir, group)?;
+                let now = self.inner.options.log.clock().now_ms();
+                crate::group::coordinator::expire(group, &mut g, now);
+                Ok(crate::group::coordinator::describe(&g))
+            }
         }
     }
 

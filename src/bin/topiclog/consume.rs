@@ -11,9 +11,9 @@ use clap::Args;
 use std::collections::BTreeMap;
 
 use topiclog::config::{ConsumerConfig, OffsetReset};
-use topiclog::consumer::TopicPartition;
+use topiclog::consumer::{TopicPartition, Waker};
 use topiclog::partition::Reader;
-use topiclog::{Error, LogRecord, Partition, Store};
+use topiclog::{Consumer, Error, LogRecord, Partition, Store};
 
 use crate::output::{Failure, Out, stdout_failure};
 
@@ -48,15 +48,15 @@ pub(crate) struct ConsumeArgs {
     /// At the end of the log, wait for new records (until interrupted) instead of exiting
     #[arg(long)]
     follow: bool,
-    /// Consume as group G: start at its committed offsets (--from and --from-time apply only
-    /// to partitions without one) and commit what was printed, at exit and every 1000 records
-    /// (opens the store for writing)
+    /// Consume as a member of group G, beside the writer and other members in any process:
+    /// the group shares the topic's partitions among its members (with --partition, this one
+    /// partition is read by hand, as Kafka's assign). Each partition starts at the group's
+    /// committed offset (--from and --from-time apply only to partitions without one); what
+    /// was printed is committed after each batch, before a partition moves to another
+    /// member, and at exit, including on SIGINT or SIGTERM (then exit 0)
     #[arg(long, value_name = "G")]
     group: Option<String>,
 }
-
-/// How often `consume --group` commits what it printed, at least.
-const GROUP_COMMIT_EVERY: u64 = 1000;
 
 /// `--from`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,8 +96,7 @@ struct Source {
 
 pub(crate) fn run(dir: &Path, args: &ConsumeArgs, out: &mut Out) -> Result<(), Failure> {
     if let Some(group) = &args.group {
-        let options = crate::writer_options().create_if_missing(false).build();
-        let store = Store::open_with(dir, options)?;
+        let store = Store::open_consumer(dir)?;
         let result = run_group(&store, group, args, out);
         let closed = store.close();
         result?;
@@ -219,64 +218,134 @@ fn say_skipped(topic: &str, partition: u32, from: i64, to: i64) {
     );
 }
 
-/// `consume --group`: a consumer of the group reading the topic's partitions (assigned by
-/// hand: the store's lock keeps every other member out), from the committed offsets.
+/// `consume --group`: a member of the group (or, with `--partition`, a hand-assigned
+/// consumer of that partition), printing what its polls return and committing what it printed.
 fn run_group(store: &Store, group: &str, args: &ConsumeArgs, out: &mut Out) -> Result<(), Failure> {
     let topic = store.topic(&args.topic)?;
-    let numbers: Vec<u32> = match args.partition {
-        Some(n) => vec![topic.partition(n)?; 1].iter().map(|_| n).collect(),
-        None => (0..topic.partition_count()).collect(),
+    // Where a partition without a committed offset starts: `none` makes poll say which one,
+    // so that --from OFFSET and --from-time can place it.
+    let reset = match (args.from_time, args.from) {
+        (None, StartAt::Beginning) => OffsetReset::Earliest,
+        (None, StartAt::End) => OffsetReset::Latest,
+        _ => OffsetReset::None,
     };
     let config = ConsumerConfig::builder()
         .group_id(group)
+        .client_id("topiclog-cli")
         .enable_auto_commit(false)
-        .auto_offset_reset(OffsetReset::Earliest)
+        .auto_offset_reset(reset)
         .build()?;
     let mut consumer = store.consumer(config)?;
-    let assignment: Vec<(&str, u32)> = numbers.iter().map(|&n| (args.topic.as_str(), n)).collect();
-    consumer.assign(&assignment)?;
-    // Printed so far: the offset after the last printed record of each partition.
-    let mut printed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-    for &n in &numbers {
-        if consumer.committed(&args.topic, n)?.is_none() {
-            let partition = topic.partition(n)?;
-            let from = start_offset(&partition, args)?;
-            consumer.seek(&args.topic, n, from.min(partition.next_offset()))?;
+    match args.partition {
+        Some(n) => {
+            topic.partition(n)?;
+            consumer.assign(&[(args.topic.as_str(), n)])?;
         }
+        None => consumer.subscribe(&[args.topic.as_str()])?,
     }
+    let stop = stop_on_signals(consumer.waker());
+    // Printed since the last commit: the offset after the last printed record of each
+    // partition.
+    let mut printed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     let mut left = args.max.unwrap_or(u64::MAX);
-    let mut since_commit = 0;
     let wait = if args.follow {
         FOLLOW_POLL
     } else {
-        Duration::ZERO
+        Duration::from_millis(200)
     };
-    while left > 0 {
+    while left > 0 && !stop.load(std::sync::atomic::Ordering::SeqCst) {
         out.flush()?;
-        let records = consumer.poll(wait)?;
-        if records.is_empty() && !args.follow {
-            break;
-        }
+        let records = match consumer.poll(wait) {
+            Err(Error::Wakeup) => break,
+            Err(Error::NoOffsetForPartition { partition, .. }) => {
+                let from = start_offset(&*topic.partition(partition)?, args)?;
+                consumer.seek(&args.topic, partition, from)?;
+                continue;
+            }
+            polled => polled?,
+        };
+        let got = records.len();
         for record in records {
+            if left == 0 {
+                break;
+            }
             print_record(record.partition(), record.record(), args, out)?;
             printed.insert(
                 (args.topic.clone(), record.partition()),
                 record.offset() + 1,
             );
             left -= 1;
-            since_commit += 1;
-            if since_commit >= GROUP_COMMIT_EVERY {
-                out.flush()?;
-                consumer.commit_offsets(&printed)?;
-                since_commit = 0;
-            }
-            if left == 0 {
-                break;
-            }
+        }
+        out.flush()?;
+        commit_printed(&mut consumer, &mut printed)?;
+        let moved = !consumer.rebalance_events().is_empty();
+        if got == 0 && !moved && !args.follow && caught_up(&mut consumer)? {
+            break;
         }
     }
     out.flush()?;
-    Ok(consumer.commit_offsets(&printed)?)
+    commit_printed(&mut consumer, &mut printed)?;
+    Ok(consumer.close()?)
+}
+
+/// Commits what was printed of the partitions the consumer still owns (a partition lost to
+/// the group was committed before it went, or is the new owner's now).
+fn commit_printed(
+    consumer: &mut Consumer,
+    printed: &mut BTreeMap<TopicPartition, i64>,
+) -> Result<(), Failure> {
+    let owned: std::collections::BTreeSet<TopicPartition> =
+        consumer.assignment().into_iter().collect();
+    printed.retain(|tp, _| owned.contains(tp));
+    if printed.is_empty() {
+        return Ok(());
+    }
+    consumer.commit_offsets(printed)?;
+    printed.clear();
+    Ok(())
+}
+
+/// Whether every assigned partition is read to its end (what `consume` without `--follow`
+/// stops at). A member that owns nothing yet is not caught up: it waits for its share.
+fn caught_up(consumer: &mut Consumer) -> Result<bool, Failure> {
+    let assignment = consumer.assignment();
+    if assignment.is_empty() {
+        return Ok(false);
+    }
+    for (topic, partition) in &assignment {
+        if consumer
+            .current_lag(topic, *partition)?
+            .is_none_or(|lag| lag > 0)
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// A flag set, and the consumer woken, on SIGINT or SIGTERM: the consume loop then commits
+/// what it printed and exits 0.
+fn stop_on_signals(waker: Waker) -> Arc<std::sync::atomic::AtomicBool> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+            Ok(mut signals) => {
+                let flag = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    if signals.forever().next().is_some() {
+                        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                        waker.wakeup();
+                    }
+                });
+            }
+            Err(e) => log::warn!("cannot handle SIGINT/SIGTERM: {e}"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = waker;
+    stop
 }
 
 /// The offset a partition starts at.

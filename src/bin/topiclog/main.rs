@@ -2,8 +2,10 @@
 //!
 //! Commands that only read (`topics`, `describe`, `consume` without `--group`, `dump`,
 //! `verify`, `groups`, `describe-group`) open the store with [`Store::open_read_only`] and take
-//! no lock, so they run beside a live application; the others open it with [`Store::open`] and
-//! fail with the lock error while another process holds it. Exit codes: 0 success, 1 `verify` found a problem, 2 a usage, lock, data or I/O error,
+//! no lock, so they run beside a live application; `consume --group` and `reset-offsets` open
+//! it with [`Store::open_consumer`], beside the writer too (they write only group files); the
+//! others open it with [`Store::open`] and fail with the lock error while another process
+//! holds it. Exit codes: 0 success, 1 `verify` found a problem, 2 a usage, lock, data or I/O error,
 //! reported as one `topiclog: <message>` line on stderr. A closed stdout (`| head`) ends a
 //! command quietly with 0.
 
@@ -113,21 +115,23 @@ enum Command {
     /// and reported. Damage to data that was fsynced, or a missing log-start checkpoint, fails
     /// the open instead; the flags allow repairing them, losing what they must (reported).
     Recover(RecoverArgs),
-    /// List consumer groups with committed offsets, one per line (read-only)
+    /// List consumer groups with committed offsets or live members, one per line (read-only)
     Groups,
-    /// A group's committed offsets and lag (read-only)
+    /// A group's partitions, offsets, lag and members (read-only)
     ///
-    /// One line per partition the group committed:
-    /// `TOPIC<TAB>PARTITION<TAB>COMMITTED<TAB>END<TAB>LAG`.
+    /// One line per partition the group committed or a member owns:
+    /// `TOPIC<TAB>PARTITION<TAB>COMMITTED<TAB>END<TAB>LAG<TAB>MEMBER<TAB>CLIENT<TAB>PID<TAB>HOST`,
+    /// `-` where there is none; then one line per live member owning nothing, with `-` for
+    /// its partition columns. Members are processes consuming the store now, in any process.
     DescribeGroup {
         /// The group
         group: String,
     },
-    /// Move a group's committed offsets for a topic (opens the store for writing)
+    /// Move a group's committed offsets for a topic (runs beside a live writer)
     ///
     /// Sets every partition of the topic to its earliest or latest offset, or to OFFSET
-    /// (clamped to the partition's range). The group must have no live members, which holds
-    /// while this command holds the store's lock.
+    /// (clamped to the partition's range). Refused while the group has live members, in any
+    /// process, as Kafka's tool refuses an active group.
     ResetOffsets(ResetOffsetsArgs),
 }
 
@@ -422,27 +426,65 @@ fn groups(dir: &Path, out: &mut Out) -> Result<(), Failure> {
 fn describe_group(dir: &Path, group: &str, out: &mut Out) -> Result<(), Failure> {
     let store = Store::open_read_only(dir)?;
     let committed = store.committed_offsets(group)?;
-    if committed.is_empty() {
+    let members = store.describe_group(group)?;
+    if committed.is_empty() && members.is_empty() {
         return Err(Failure::Usage(format!(
-            "no committed offsets for group {group:?}"
+            "no committed offsets or live members for group {group:?}"
         )));
     }
-    for ((topic, partition), offset) in committed {
-        // A deleted topic or partition has no end: shown as -.
-        let end = store
-            .topic(&topic)
-            .and_then(|t| t.partition(partition))
-            .map(|p| p.next_offset())
-            .ok();
-        match end {
-            Some(end) => out.line(format_args!(
-                "{topic}\t{partition}\t{offset}\t{end}\t{}",
-                (end - offset).max(0)
-            ))?,
-            None => out.line(format_args!("{topic}\t{partition}\t{offset}\t-\t-"))?,
+    let mut owners = std::collections::BTreeMap::new();
+    for m in &members {
+        for tp in &m.partitions {
+            owners.insert(tp.clone(), m);
         }
     }
+    let partitions: std::collections::BTreeSet<&(String, u32)> =
+        committed.keys().chain(owners.keys()).collect();
+    let dash = || "-".to_owned();
+    for tp in partitions {
+        let (topic, partition) = tp;
+        // A deleted topic or partition has no end: shown as -.
+        let end = store
+            .topic(topic)
+            .and_then(|t| t.partition(*partition))
+            .map(|p| p.next_offset())
+            .ok();
+        let offset = committed.get(tp);
+        let lag = match (offset, end) {
+            (Some(o), Some(e)) => (e - o).max(0).to_string(),
+            _ => dash(),
+        };
+        let owner = owners
+            .get(tp)
+            .map_or_else(|| "-\t-\t-\t-".to_owned(), |m| member_columns(m));
+        out.line(format_args!(
+            "{topic}\t{partition}\t{}\t{}\t{lag}\t{owner}",
+            offset.map_or_else(dash, i64::to_string),
+            end.map_or_else(dash, |e| e.to_string()),
+        ))?;
+    }
+    for m in members.iter().filter(|m| m.partitions.is_empty()) {
+        out.line(format_args!("-\t-\t-\t-\t-\t{}", member_columns(m)))?;
+    }
     Ok(())
+}
+
+/// `MEMBER<TAB>CLIENT<TAB>PID<TAB>HOST`, `-` for an empty client id or host.
+fn member_columns(m: &topiclog::consumer::GroupMember) -> String {
+    let or_dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    format!(
+        "{}\t{}\t{}\t{}",
+        m.member_id,
+        or_dash(&m.client_id),
+        m.pid,
+        or_dash(&m.host)
+    )
 }
 
 fn reset_offsets(dir: &Path, args: &ResetOffsetsArgs, out: &mut Out) -> Result<(), Failure> {
@@ -457,8 +499,8 @@ fn reset_offsets(dir: &Path, args: &ResetOffsetsArgs, out: &mut Out) -> Result<(
             }
         },
     };
-    let store = open_for_writing(dir)?;
-    with_writable_store(store, |store| {
+    let store = Store::open_consumer(dir)?;
+    {
         let topic = store.topic(&args.topic)?;
         let mut offsets = Vec::new();
         for (n, partition) in topic.partitions().iter().enumerate() {
@@ -477,8 +519,8 @@ fn reset_offsets(dir: &Path, args: &ResetOffsetsArgs, out: &mut Out) -> Result<(
                 args.group
             ))?;
         }
-        Ok(())
-    })
+    }
+    Ok(store.close()?)
 }
 
 fn recover(dir: &Path, args: &RecoverArgs, out: &mut Out) -> Result<(), Failure> {
