@@ -49,6 +49,20 @@ pub const GROUPS_LOCK_FILE: &str = "topiclog-groups.lock";
 /// Name of the lock file in a store directory.
 pub const LOCK_FILE: &str = ".lock";
 
+/// The followers file of a store: every process reading the store beside its writer holds a
+/// shared lock on it, so the writer knows someone outside follows (see [`crate::follow`]).
+pub const FOLLOWERS_FILE: &str = "topiclog-followers";
+
+/// The writer's liveness file of a store: its writer holds an exclusive lock on it while the
+/// store is open for writing, so followers know whether a writer is alive.
+pub const WRITER_FILE: &str = "topiclog-writer";
+
+/// [`FOLLOWERS_FILE`] of a partition opened on its own (outside a store).
+pub const PARTITION_FOLLOWERS_FILE: &str = ".topiclog_followers";
+
+/// [`WRITER_FILE`] of a partition opened on its own (outside a store).
+pub const PARTITION_WRITER_FILE: &str = ".topiclog_writer";
+
 /// Name of the lock file a partition opened on its own takes in its directory (outside a
 /// store). Kafka ignores it.
 pub const PARTITION_LOCK_FILE: &str = ".topiclog_lock";

@@ -134,6 +134,7 @@ mod config_serde;
 pub mod consumer;
 mod disk;
 pub mod error;
+mod follow;
 mod group;
 pub mod layout;
 mod lock;

@@ -12,12 +12,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, IoOp, Result};
-use crate::layout::{LOCK_FILE, PARTITION_LOCK_FILE, TOPICS_FILE};
+use crate::layout::{
+    FOLLOWERS_FILE, LOCK_FILE, PARTITION_FOLLOWERS_FILE, PARTITION_LOCK_FILE,
+    PARTITION_WRITER_FILE, TOPICS_FILE, WRITER_FILE,
+};
 
 /// The held lock; released when dropped.
 #[derive(Debug)]
 pub(crate) struct DirLock {
     _file: File,
+    /// The writer's liveness lock, held with the writer lock (see [`crate::follow`]).
+    _live: Option<File>,
     /// The lock file was there before this lock was taken (someone opened the directory
     /// for writing before).
     pub(crate) existed: bool,
@@ -47,8 +52,10 @@ impl DirLock {
         loop {
             match file.try_lock() {
                 Ok(()) => {
+                    let live = crate::follow::hold_writer_file(&path);
                     return Ok(DirLock {
                         _file: file,
+                        _live: live,
                         existed,
                     });
                 }
@@ -77,13 +84,49 @@ impl DirLock {
     /// The writer lock for a partition directory opened on its own: its store's, when `dir`
     /// lies in a store directory (one with a topic registry or a lock file), else its own.
     pub(crate) fn for_partition(dir: &Path, timeout: Duration) -> Result<DirLock> {
-        let store = dir
+        match Domain::of(dir) {
+            Domain::Store(store) => DirLock::acquire(&store, timeout),
+            Domain::Partition(dir) => {
+                DirLock::acquire_file(&dir.join(PARTITION_LOCK_FILE), &dir, timeout)
+            }
+        }
+    }
+}
+
+/// Whose lock covers a partition directory: its store's, when it lies in a store directory
+/// (one with a topic registry or a lock file), else its own. Followers and the writer's
+/// liveness live in the same place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Domain {
+    Store(PathBuf),
+    Partition(PathBuf),
+}
+
+impl Domain {
+    pub(crate) fn of(partition_dir: &Path) -> Domain {
+        let store = partition_dir
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .filter(|p| p.join(TOPICS_FILE).exists() || p.join(LOCK_FILE).exists());
         match store {
-            Some(store) => DirLock::acquire(store, timeout),
-            None => DirLock::acquire_file(&dir.join(PARTITION_LOCK_FILE), dir, timeout),
+            Some(store) => Domain::Store(store.to_path_buf()),
+            None => Domain::Partition(partition_dir.to_path_buf()),
+        }
+    }
+
+    /// The file followers hold a shared lock on.
+    pub(crate) fn followers_file(&self) -> PathBuf {
+        match self {
+            Domain::Store(d) => d.join(FOLLOWERS_FILE),
+            Domain::Partition(d) => d.join(PARTITION_FOLLOWERS_FILE),
+        }
+    }
+
+    /// The file the live writer holds an exclusive lock on.
+    pub(crate) fn writer_file(&self) -> PathBuf {
+        match self {
+            Domain::Store(d) => d.join(WRITER_FILE),
+            Domain::Partition(d) => d.join(PARTITION_WRITER_FILE),
         }
     }
 }

@@ -43,6 +43,7 @@ mod manifest;
 mod marker;
 mod poison;
 mod producer_state;
+mod published;
 mod reader;
 pub(crate) mod recovery;
 mod retention;
@@ -147,6 +148,13 @@ pub(crate) struct Shared {
     checkpoint: Mutex<(u64, Option<RecoveryPoint>)>,
     /// Readers waiting for appends.
     watchers: watch::Watchers,
+    /// A read-only partition's bound on what it returns: the writer's published durable end
+    /// while a writer is alive under the durable policy (see [`published`]), else `i64::MAX`.
+    visible_end: AtomicI64,
+    /// A writable partition's probe for followers in other processes ([`crate::follow`]).
+    followers: std::sync::OnceLock<Arc<crate::follow::FollowerProbe>>,
+    /// A read-only partition's registration as a follower, to ask whether a writer is alive.
+    following: std::sync::OnceLock<Arc<crate::follow::Following>>,
 }
 
 impl Shared {
@@ -167,8 +175,35 @@ impl Shared {
         Ok(())
     }
 
+    /// The end readers read to: for a read-only partition, bounded by what its writer
+    /// published as durable.
     fn next_offset(&self) -> i64 {
-        self.next_offset.load(Ordering::Acquire)
+        self.next_offset
+            .load(Ordering::Acquire)
+            .min(self.visible_end.load(Ordering::Acquire))
+    }
+
+    /// Whether followers in other processes are present now (probing at most every
+    /// [`crate::follow::PROBE_EVERY`]), and whether they just appeared.
+    fn followers_present(&self) -> (bool, bool) {
+        self.followers
+            .get()
+            .map_or((false, false), |probe| probe.present())
+    }
+
+    /// For a read-only partition: bounds reads by the writer's published durable end while a
+    /// writer is alive under the durable policy; lifts the bound otherwise.
+    fn update_visible_end(&self) {
+        let scanned = self.next_offset.load(Ordering::Acquire);
+        let bound = if self.config().is_durable() {
+            published::read(&*self.disk, &self.dir)
+                .filter(|&end| end < scanned)
+                .filter(|_| self.following.get().is_none_or(|f| f.writer_alive()))
+        } else {
+            None
+        };
+        self.visible_end
+            .store(bound.unwrap_or(i64::MAX), Ordering::Release);
     }
 
     fn log_start_offset(&self) -> i64 {
@@ -284,6 +319,7 @@ impl Partition {
         let lock = crate::lock::DirLock::for_partition(dir, options.lock_wait())?;
         let partition = Partition::open_on(disk, dir, config, options)?;
         *partition.lock.lock() = Some(lock);
+        partition.set_follower_probe(Arc::new(crate::follow::FollowerProbe::new(dir, false)));
         Ok(partition)
     }
 
@@ -294,8 +330,40 @@ impl Partition {
     /// [`recovery`](Partition::recovery) and left alone. Appends, flushes and retention return
     /// [`Error::ReadOnly`]. Reads see the log as it was when opened.
     pub fn open_read_only(dir: impl AsRef<Path>, config: LogConfig) -> Result<Partition> {
+        let dir = dir.as_ref();
+        let following = Arc::new(crate::follow::Following::join(dir, false));
+        Partition::open_following(dir, config, Some(following))
+    }
+
+    /// A read-only open as a follower registered by the caller (a store registers once).
+    pub(crate) fn open_following(
+        dir: &Path,
+        config: LogConfig,
+        following: Option<Arc<crate::follow::Following>>,
+    ) -> Result<Partition> {
         let options = RecoveryOptions::default();
-        Partition::open_on(Arc::new(ReadOnlyDisk), dir.as_ref(), config, options)
+        let partition = Partition::open_on(Arc::new(ReadOnlyDisk), dir, config, options)?;
+        if let Some(following) = following {
+            let _ = partition.shared.following.set(following);
+        }
+        partition.shared.update_visible_end();
+        Ok(partition)
+    }
+
+    /// Gives a writable partition the probe for followers of its store (or its own).
+    pub(crate) fn set_follower_probe(&self, probe: Arc<crate::follow::FollowerProbe>) {
+        let _ = self.shared.followers.set(probe);
+    }
+
+    /// Makes what was appended visible to followers in other processes that just appeared:
+    /// writes lazily buffered batches to the file and publishes the durable end. A store's
+    /// background thread calls it when its probe finds new followers.
+    pub(crate) fn serve_followers(&self) {
+        if self.read_only {
+            return;
+        }
+        let mut writer = self.shared.writer.lock();
+        writer.serve_followers(&self.shared);
     }
 
     /// Opens (and recovers) the partition in `dir` on a [`FaultDisk`](crate::testing::FaultDisk)
@@ -381,6 +449,9 @@ impl Partition {
             writer: Mutex::new(writer),
             commit: commit::Commit::new(poison),
             next_offset: AtomicI64::new(next_offset),
+            visible_end: AtomicI64::new(i64::MAX),
+            followers: std::sync::OnceLock::new(),
+            following: std::sync::OnceLock::new(),
             log_start_offset: AtomicI64::new(log_start),
             checkpoint: Mutex::new((0, opened.recovery_point)),
             watchers: watch::Watchers::default(),
@@ -903,6 +974,7 @@ impl Partition {
                 .count();
             segments.drain(..gone);
         }
+        shared.update_visible_end();
         Ok(grew)
     }
 

@@ -619,6 +619,16 @@ impl Iterator for Reader {
             Ok(raw) => raw,
             Err(e) => return Some(Err(e)),
         };
+        // A follower in another process stops at what its writer published as durable.
+        if raw.offset
+            >= self
+                .shared
+                .visible_end
+                .load(std::sync::atomic::Ordering::Acquire)
+        {
+            self.done = true;
+            return None;
+        }
         Some(Ok(LogRecord {
             chunk: Arc::clone(self.record_chunk()?),
             raw,

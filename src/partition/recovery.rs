@@ -854,6 +854,9 @@ fn sweep(
                 LOG_START_FILE,
                 checkpoint::POISON_FILE,
                 crate::layout::PARTITION_LOCK_FILE,
+                crate::layout::PARTITION_FOLLOWERS_FILE,
+                crate::layout::PARTITION_WRITER_FILE,
+                super::published::PUBLISHED_FILE,
                 "leader-epoch-checkpoint",
                 "partition.metadata",
             ];

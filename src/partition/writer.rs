@@ -21,6 +21,7 @@ use super::manifest::SegmentRecord;
 use super::marker;
 use super::poison::Poison;
 use super::producer_state::{Accepted, Check, Expiry, ProducerStamp, ProducerStateMap, Rejection};
+use super::published::Publisher;
 use super::retention::{self, Limits, SegmentInfo};
 use super::{AppendInfo, RetentionReport, Shared, checkpoint};
 
@@ -191,6 +192,9 @@ pub(crate) struct Writer {
     /// Snapshots written without fsync (while sealed segments awaited theirs): fsynced by the
     /// next flush or commit round, before its directory sync.
     unsynced_snapshots: Vec<i64>,
+    /// The published durable end, for followers in other processes; opened at the first
+    /// publication.
+    publisher: Option<Publisher>,
 }
 
 impl Writer {
@@ -242,7 +246,57 @@ impl Writer {
             producers: ProducerStateMap::default(),
             snapshot_after_open: true,
             unsynced_snapshots: Vec::new(),
+            publisher: None,
         }
+    }
+
+    /// The offset below which every record is durable: up to the first sealed segment not
+    /// fsynced yet, else what the last fsync covered of the active segment.
+    fn durable_end(&self) -> i64 {
+        match (self.unsynced.first(), self.durable_active) {
+            (Some(first), _) => first.base_offset(),
+            (None, Some((_, next))) => next,
+            (None, None) => self.active.base_offset(),
+        }
+    }
+
+    /// Publishes the durable end for followers in other processes, if there are any (see
+    /// [`super::published`]). A failure is logged, not returned: the file only bounds what
+    /// followers return early, and the next publication tries again.
+    fn publish_if_followed(&mut self, shared: &Shared) {
+        if !shared.followers_present().0 {
+            return;
+        }
+        let end = self.durable_end();
+        let result = match &mut self.publisher {
+            Some(p) => p.publish(end),
+            None => Publisher::open(&*shared.disk, &shared.dir).and_then(|mut p| {
+                let published = p.publish(end);
+                self.publisher = Some(p);
+                published
+            }),
+        };
+        if let Err(e) = result {
+            log::warn!(
+                "{}: cannot publish the durable end: {e}",
+                shared.dir.display()
+            );
+        }
+    }
+
+    /// Followers just appeared: buffered batches go to the file, the durable end is published.
+    pub(crate) fn serve_followers(&mut self, shared: &Shared) {
+        if self.closed || self.check_poison().is_err() {
+            return;
+        }
+        if let Err(e) = self.write_buffer() {
+            log::warn!(
+                "{}: cannot write buffered batches: {e}",
+                shared.dir.display()
+            );
+            return;
+        }
+        self.publish_if_followed(shared);
     }
 
     /// Takes up changed settings (see `Partition::set_config`); the caller flushed first if
@@ -472,8 +526,14 @@ impl Writer {
             self.tail.extend_from_slice(&batch);
         }
         let start = self.tail.len() - size;
+        // With followers in other processes, lazily flushed batches go to the file at once.
+        let buffer_limit = if !durable && shared.followers_present().0 {
+            0
+        } else {
+            config.write_buffer_bytes()
+        };
         if !durable
-            && self.tail.len() >= config.write_buffer_bytes()
+            && self.tail.len() >= buffer_limit
             && let Err(e) = self.write_buffer()
         {
             // Earlier batches stay buffered (they are published); this one never was.
@@ -687,6 +747,7 @@ impl Writer {
             self.unsynced
                 .retain(|s| !sealed.iter().any(|d| Arc::ptr_eq(d, s)));
         }
+        self.publish_if_followed(shared);
         Ok(())
     }
 
@@ -861,6 +922,7 @@ impl Writer {
             self.flushed = flushed;
             self.unsynced.clear();
         }
+        self.publish_if_followed(shared);
         Ok(())
     }
 

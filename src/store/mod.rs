@@ -427,6 +427,10 @@ pub(crate) struct Inner {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// The persisted registry (configured topics), under its own lock so updates serialize.
     registry: Mutex<BTreeMap<String, TopicEntry>>,
+    /// A writable store's probe for followers in other processes, shared by its partitions.
+    followers: Option<Arc<crate::follow::FollowerProbe>>,
+    /// A read-only store's registration as a follower of the store.
+    following: Option<Arc<crate::follow::Following>>,
     /// Consumer groups: membership and committed offsets (writable and consumer stores).
     pub(crate) coordinator: Option<Arc<Coordinator>>,
     /// The registry file as a read-only store last read it, to notice a writer's changes.
@@ -681,6 +685,9 @@ impl Store {
         } else {
             producers_file::read(&*disk, &dir)?
         };
+        let followers =
+            (!read_only).then(|| Arc::new(crate::follow::FollowerProbe::new(&dir, true)));
+        let following = read_only.then(|| Arc::new(crate::follow::Following::join(&dir, true)));
         let mut inner = Inner {
             dir,
             disk,
@@ -689,6 +696,8 @@ impl Store {
             lock: Mutex::new(lock),
             topics: RwLock::new(BTreeMap::new()),
             registry: Mutex::new(registry.clone()),
+            followers,
+            following,
             coordinator: None,
             registry_stamp: Mutex::new(stamp),
             producers: Mutex::new((producers, BTreeMap::new())),
@@ -1230,6 +1239,21 @@ impl Inner {
         Ok(changed)
     }
 
+    /// Probes for followers in other processes; when some just appeared, every partition
+    /// makes what it holds visible to them.
+    fn serve_new_followers(&self) {
+        let Some(probe) = &self.followers else {
+            return;
+        };
+        if !probe.present().1 {
+            return;
+        }
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        for partition in topics.iter().flat_map(|t| t.partitions()) {
+            partition.serve_followers();
+        }
+    }
+
     /// Tells the group coordinator that topics or partition counts changed (rebalance).
     fn metadata_changed(&self) {
         if let Some(c) = &self.coordinator {
@@ -1333,10 +1357,13 @@ impl Inner {
     ) -> Result<Arc<Partition>> {
         let dir = layout::partition_dir(&self.dir, name, partition);
         let opened = if self.read_only {
-            Partition::open_read_only(&dir, config)?
+            Partition::open_following(&dir, config, self.following.clone())?
         } else {
             Partition::open_on(Arc::new(OsDisk), &dir, config, self.options.recovery)?
         };
+        if let Some(probe) = &self.followers {
+            opened.set_follower_probe(Arc::clone(probe));
+        }
         Ok(Arc::new(opened))
     }
 
@@ -1537,8 +1564,11 @@ impl Background {
                 let start = Instant::now();
                 let mut next_retention = retention_ms.map(|ms| start + every(ms));
                 let mut next_checkpoint = start + every(checkpoint_ms);
+                let mut next_probe = start;
                 loop {
-                    let due = next_retention.map_or(next_checkpoint, |r| r.min(next_checkpoint));
+                    let due = next_retention
+                        .map_or(next_checkpoint, |r| r.min(next_checkpoint))
+                        .min(next_probe);
                     let mut guard = stopped.lock();
                     if !*guard {
                         wake.wait_until(&mut guard, due);
@@ -1549,6 +1579,11 @@ impl Background {
                     drop(guard);
                     let Some(inner) = store.upgrade() else { return };
                     let now = Instant::now();
+                    if now >= next_probe {
+                        // Followers that appeared while nothing was appended see what was.
+                        inner.serve_new_followers();
+                        next_probe = now + crate::follow::PROBE_EVERY;
+                    }
                     // Errors are met again by the next run, or by a direct call (a flush, a
                     // close, `Store::enforce_retention`), which returns them.
                     if now >= next_checkpoint {

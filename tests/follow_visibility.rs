@@ -1,0 +1,143 @@
+//! What a follower (a store opened read-only or for consuming, beside its writer) may return,
+//! per flush policy:
+//!
+//! * durable (`flush.messages` 1): only records below the durable end the live writer
+//!   published; with no live writer, everything in the files;
+//! * lazy: records reach the file within the follower probe's bound once someone follows, and
+//!   at once for appends after that; with no follower, they stay in the writer's buffer.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use topiclog::config::{LogConfig, TopicConfig};
+use topiclog::{Partition, Record, Store};
+
+const PUBLISHED: &str = ".topiclog_published";
+
+fn publish(partition_dir: &Path, next_offset: i64) {
+    let mut bytes = Vec::from(*b"TLP1");
+    bytes.extend_from_slice(&next_offset.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes);
+    bytes.extend_from_slice(&crc.to_be_bytes());
+    std::fs::write(partition_dir.join(PUBLISHED), bytes).expect("write");
+}
+
+fn values(partition: &Partition) -> Vec<i64> {
+    partition
+        .read(partition.log_start_offset())
+        .expect("reader")
+        .map(|r| r.expect("record").offset())
+        .collect()
+}
+
+fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_follower_returns_only_what_the_live_writer_published_as_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = Store::open(dir.path()).expect("opens");
+    let topic = writer
+        .create_topic("t", TopicConfig::new(1))
+        .expect("creates");
+    for i in 0..10u8 {
+        topic.append_to(0, Record::new(&[i])).expect("appends");
+    }
+    let follower = Store::open_read_only(dir.path()).expect("follows");
+    let p = follower
+        .topic("t")
+        .expect("topic")
+        .partition(0)
+        .expect("partition");
+    let pdir = dir.path().join("t-0");
+    // The writer's published end says 5 are durable (as between a write and its fsync): the
+    // follower returns 5, though the file holds 10.
+    publish(&pdir, 5);
+    p.refresh().expect("refreshes");
+    assert_eq!(p.next_offset(), 5);
+    assert_eq!(values(&p), (0..5).collect::<Vec<_>>());
+    // The writer notices the follower and publishes after its next commit.
+    until("the writer to see its follower", || {
+        topic.append_to(0, Record::new(b"more")).expect("appends");
+        p.refresh().expect("refreshes");
+        p.next_offset() > 10
+    });
+    let end = topic.partition(0).expect("partition").next_offset();
+    assert_eq!(p.next_offset(), end, "everything durable is visible");
+    assert_eq!(values(&p).len() as i64, end);
+    // A stale published end with no live writer bounds nothing: the files are all there is.
+    writer.close().expect("closes");
+    publish(&pdir, 3);
+    p.refresh().expect("refreshes");
+    assert_eq!(p.next_offset(), end);
+}
+
+#[test]
+fn a_lazy_writer_writes_through_once_someone_follows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = Store::open(dir.path()).expect("opens");
+    let lazy = LogConfig::builder()
+        .flush_messages(i64::MAX)
+        .build()
+        .expect("valid");
+    let topic = writer
+        .create_topic("t", TopicConfig::new(1).with_log(lazy))
+        .expect("creates");
+    let log_file = dir.path().join("t-0").join("00000000000000000000.log");
+    topic
+        .append_to(0, Record::new(b"buffered"))
+        .expect("appends");
+    assert_eq!(
+        std::fs::metadata(&log_file).expect("log").len(),
+        0,
+        "nobody follows: the batch waits in the write buffer"
+    );
+    let follower = Store::open_read_only(dir.path()).expect("follows");
+    let p = follower
+        .topic("t")
+        .expect("topic")
+        .partition(0)
+        .expect("partition");
+    // The writer's background probe finds the follower and writes its buffer out.
+    until("the buffered batch to reach the file", || {
+        p.refresh().expect("refreshes");
+        p.next_offset() == 1
+    });
+    // From now on every append reaches the file before it returns.
+    for i in 1..20 {
+        topic
+            .append_to(0, Record::new(b"through"))
+            .expect("appends");
+        p.refresh().expect("refreshes");
+        assert_eq!(p.next_offset(), i + 1, "append {i} visible at once");
+    }
+    assert_eq!(values(&p).len(), 20);
+}
+
+#[test]
+fn a_lone_partition_and_its_read_only_follower_do_the_same() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = Partition::open(dir.path(), LogConfig::default()).expect("opens");
+    for i in 0..4u8 {
+        writer.append(Record::new(&[i])).expect("appends");
+    }
+    let follower = Partition::open_read_only(dir.path(), LogConfig::default()).expect("follows");
+    publish(dir.path(), 2);
+    follower.refresh().expect("refreshes");
+    assert_eq!(follower.next_offset(), 2, "bounded by the published end");
+    until("the writer to publish", || {
+        writer.append(Record::new(b"x")).expect("appends");
+        follower.refresh().expect("refreshes");
+        follower.next_offset() == writer.next_offset()
+    });
+    writer.close().expect("closes");
+    drop(writer);
+    publish(dir.path(), 1);
+    follower.refresh().expect("refreshes");
+    assert!(follower.next_offset() > 4, "no writer: not bounded");
+}
