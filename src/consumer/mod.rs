@@ -41,6 +41,7 @@
 //! ```
 
 pub(crate) mod config;
+mod files;
 
 pub(crate) use config::{ConsumerConfig, OffsetReset};
 
@@ -57,9 +58,12 @@ use crate::group::coordinator::JoinRequest;
 use crate::partition::watch::Signal;
 use crate::partition::{LogRecord, Partition};
 
-/// How often a consumer of a read-only store re-reads the files while it waits: the writer is
-/// another process, whose appends cannot wake it.
+/// How often a consumer of a read-only store re-reads the files while it waits, where no
+/// file-change notification wakes it (the writer is another process).
 const READ_ONLY_REFRESH: Duration = Duration::from_millis(50);
+
+/// How often it re-reads them anyway with notification: a safety net for lost events.
+const NOTIFIED_REFRESH: Duration = Duration::from_secs(1);
 
 /// A topic and a partition number.
 pub type TopicPartition = (String, u32);
@@ -86,6 +90,9 @@ pub(crate) trait Source: Send + Sync {
     /// # Errors
     /// [`Error::Corrupt`] for a damaged registry; errors opening a new partition.
     fn refresh_if_changed(&self) -> Result<bool>;
+
+    /// The store's directory.
+    fn dir(&self) -> &std::path::Path;
 
     /// A group's committed offsets, as its file holds them now.
     ///
@@ -270,6 +277,13 @@ pub struct Consumer {
     last_auto_commit: Instant,
     /// Set by a [`Waker`]; the next poll check clears it and returns [`Error::Wakeup`].
     woken: Arc<std::sync::atomic::AtomicBool>,
+    /// A read-only store's consumer: file-change notification of its partitions' directories
+    /// (`None` until first needed, or where the platform has none).
+    files: Option<files::FileWatch>,
+    /// Whether `files` watches every directory of the current assignment.
+    files_complete: bool,
+    /// Bumped whenever the assignment changes, and the value `files` was set for.
+    assignment_version: (u64, u64),
 }
 
 impl Consumer {
@@ -288,6 +302,9 @@ impl Consumer {
             membership: None,
             last_auto_commit: Instant::now(),
             woken: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            files: None,
+            files_complete: false,
+            assignment_version: (1, 0),
         }
     }
 
@@ -351,6 +368,7 @@ impl Consumer {
         if let Some(m) = self.membership.take() {
             m.coordinator.leave(&m.group, &m.member);
         }
+        self.assignment_version.0 += 1;
         for a in self.assigned.drain(..) {
             a.partition.unwatch(&self.signal);
         }
@@ -556,6 +574,7 @@ impl Consumer {
             for tp in &sync.assign {
                 let partition = source.partition(&tp.0, tp.1)?;
                 partition.watch(&self.signal);
+                self.assignment_version.0 += 1;
                 self.assigned.push(Assigned {
                     topic: Arc::from(tp.0.as_str()),
                     number: tp.1,
@@ -581,6 +600,7 @@ impl Consumer {
 
     /// Stops reading the partitions `which` selects.
     fn drop_partitions(&mut self, which: impl Fn(&Assigned) -> bool) {
+        self.assignment_version.0 += 1;
         let signal = &self.signal;
         self.assigned.retain(|a| {
             let drop = which(a);
@@ -589,6 +609,28 @@ impl Consumer {
             }
             !drop
         });
+    }
+
+    /// Keeps the file watch on the store's directory and every assigned partition's.
+    fn watch_files(&mut self) {
+        let (version, watched) = self.assignment_version;
+        if version == watched {
+            return;
+        }
+        if self.files.is_none() {
+            self.files = files::FileWatch::new(&self.signal);
+        }
+        let Some(files) = &mut self.files else {
+            return;
+        };
+        let store = self.source.upgrade().map(|s| s.dir().to_path_buf());
+        let dirs = self
+            .assigned
+            .iter()
+            .map(|a| a.partition.dir().to_path_buf())
+            .chain(store);
+        self.files_complete = files.set(dirs);
+        self.assignment_version.1 = version;
     }
 
     /// Commits the positions every `auto.commit.interval.ms`, at poll time.
@@ -661,6 +703,7 @@ impl Consumer {
             a.partition.watch(&self.signal);
         }
         self.assigned = next;
+        self.assignment_version.0 += 1;
         Ok(())
     }
 
@@ -702,6 +745,7 @@ impl Consumer {
             }
             self.auto_commit();
             if self.read_only {
+                self.watch_files();
                 if let Some(source) = self.source.upgrade() {
                     source.refresh_if_changed()?;
                 }
@@ -715,7 +759,12 @@ impl Consumer {
                 return Ok(records);
             }
             let until = if self.read_only {
-                deadline.min(now + READ_ONLY_REFRESH)
+                let refresh = if self.files_complete {
+                    NOTIFIED_REFRESH
+                } else {
+                    READ_ONLY_REFRESH
+                };
+                deadline.min(now + refresh)
             } else if self.membership.is_some() {
                 deadline.min(now + keep_alive)
             } else {

@@ -1130,6 +1130,10 @@ impl Source for Inner {
         Inner::refresh_if_changed(self)
     }
 
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn committed_offsets(&self, group: &str) -> Result<crate::group::offsets::Offsets> {
         Ok(crate::group::offsets::read(&ReadOnlyDisk, &self.dir, group)?.unwrap_or_default())
     }
