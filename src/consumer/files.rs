@@ -125,8 +125,14 @@ mod tests {
             EventKind::Create(CreateKind::File),
             "00000000000000000100.index"
         )));
-        assert!(!may_mean_records(&event(modify, "00000000000000000000.index")));
-        assert!(!may_mean_records(&event(modify, "topiclog-group-67.members")));
+        assert!(!may_mean_records(&event(
+            modify,
+            "00000000000000000000.index"
+        )));
+        assert!(!may_mean_records(&event(
+            modify,
+            "topiclog-group-67.members"
+        )));
         assert!(!may_mean_records(&event(
             EventKind::Create(CreateKind::File),
             "topiclog-group-67.members.tmp"

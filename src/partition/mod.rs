@@ -53,8 +53,8 @@ pub(crate) mod watch;
 mod writer;
 
 pub(crate) use producer_state::increment_sequence;
-pub(crate) use published::PUBLISHED_FILE;
 pub use producer_state::{ProducerStamp, ProducerState, ProducerStateRecovery};
+pub(crate) use published::PUBLISHED_FILE;
 use reader::ReadPlan;
 pub use reader::{LogRecord, OwnedHeader, OwnedRecord, Reader};
 pub(crate) use recovery::RecoveryOptions;
