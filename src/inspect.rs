@@ -804,6 +804,12 @@ pub enum ProblemKind {
         /// What is wrong with it.
         fault: IndexFault,
     },
+    /// Damage an open repairs by itself (see [`StoreVerifyReport::repairable`]): what the
+    /// repair is.
+    Repairable {
+        /// What an open does about it.
+        repair: String,
+    },
 }
 
 impl fmt::Display for ProblemKind {
@@ -865,6 +871,7 @@ impl fmt::Display for ProblemKind {
                 "time index entry (timestamp {}, offset {}): {fault}",
                 entry.timestamp, entry.offset
             ),
+            ProblemKind::Repairable { repair } => write!(f, "{repair}"),
         }
     }
 }
@@ -1003,6 +1010,11 @@ pub struct StoreVerifyReport {
     pub problems: Vec<Problem>,
     /// Each partition's report, by directory.
     pub partitions: Vec<(PathBuf, VerifyReport)>,
+    /// Damage an open repairs by itself, as documented, so not a failure: a consumer group's
+    /// membership file (its members join again) or a partition's published durable end
+    /// (followers read unbounded until the writer publishes again). Each problem's kind is
+    /// [`ProblemKind::Repairable`].
+    pub repairable: Vec<Problem>,
 }
 
 impl StoreVerifyReport {
@@ -1088,8 +1100,30 @@ pub fn verify_store(dir: impl AsRef<Path>, topic: Option<&str>) -> Result<StoreV
         }
     };
     for (_, partition_dir) in partitions {
+        let published = partition_dir.join(crate::partition::PUBLISHED_FILE);
+        if let Some(problem) = crate::partition::check_published(&disk, &partition_dir) {
+            report.repairable.push(Problem {
+                path: published,
+                position: 0,
+                kind: ProblemKind::Repairable {
+                    repair: format!(
+                        "{problem}; ignored: followers read unbounded until the writer \
+                         publishes again"
+                    ),
+                },
+            });
+        }
         let checked = check_partition(&partition_dir)?;
         report.partitions.push((partition_dir, checked));
+    }
+    for (path, problem) in crate::group::state::check_all(&disk, dir)? {
+        report.repairable.push(Problem {
+            path,
+            position: 0,
+            kind: ProblemKind::Repairable {
+                repair: format!("{problem}; read as no members: every member joins again"),
+            },
+        });
     }
     Ok(report)
 }

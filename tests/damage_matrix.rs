@@ -67,6 +67,20 @@ fn build(dir: &Path, close: bool) -> Expected {
         .create_topic(TOPIC, TopicConfig::new(PARTITIONS).with_log(config()))
         .expect("topic");
     let producer = store.producer("writer").expect("producer");
+    // A follower in another process (here, another store handle) makes the writer publish its
+    // durable end; a member that joined and left leaves the group's membership file.
+    let follower = Store::open_read_only(dir).expect("follower");
+    std::thread::sleep(Duration::from_millis(120));
+    {
+        let config = topiclog::config::ConsumerConfig::builder()
+            .group_id(GROUP)
+            .build()
+            .expect("config");
+        let mut member = store.consumer(config).expect("consumer");
+        member.subscribe(&[TOPIC]).expect("subscribe");
+        member.poll(Duration::from_millis(10)).expect("poll");
+        member.unsubscribe();
+    }
     let mut expected = Expected {
         log_start: BTreeMap::new(),
         end: BTreeMap::new(),
@@ -102,7 +116,7 @@ fn build(dir: &Path, close: bool) -> Expected {
     if close {
         store.close().expect("close");
     }
-    drop((topic, producer, store));
+    drop((topic, producer, store, follower));
     expected
 }
 
@@ -142,6 +156,19 @@ const FILES: &[(&str, Find)] = &[
     }),
     ("group list", |d| in_store(d, "topiclog-groups")),
     ("store lock file", |d| in_store(d, ".lock")),
+    ("group membership", |d| {
+        fs::read_dir(d)
+            .expect("list")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".members"))
+            .collect()
+    }),
+    ("groups lock file", |d| in_store(d, "topiclog-groups.lock")),
+    ("followers file", |d| in_store(d, "topiclog-followers")),
+    ("writer file", |d| in_store(d, "topiclog-writer")),
+    ("published durable end", |d| {
+        in_partition(d, ".topiclog_published")
+    }),
 ];
 
 fn partition_dir(store: &Path) -> PathBuf {
@@ -292,6 +319,18 @@ fn run_case(
     apply(damage, &target);
 
     let verified = inspect::verify_store(&dir, None).map_err(|e| format!("verify: {e}"))?;
+    // Soft state an open repairs by itself: verify passes and names it as repairable.
+    let name = target.to_string_lossy();
+    let soft = name.ends_with(".members") || name.ends_with(".topiclog_published");
+    let content = !matches!(damage, Damage::Deleted | Damage::Renamed);
+    if soft && content {
+        if !verified.is_ok() {
+            return Err(format!("verify failed on soft state: {verified:?}"));
+        }
+        if !verified.repairable.iter().any(|p| p.path == target) {
+            return Err("verify did not name the damaged soft-state file".to_owned());
+        }
+    }
     let read_only = Store::open_read_only(&dir);
     let read_only_served = match &read_only {
         Ok(store) => check_served(store, &dir, expected).map(|()| true),

@@ -343,6 +343,41 @@ pub(crate) fn list(disk: &dyn Disk, dir: &Path) -> crate::error::Result<Vec<Stri
     Ok(groups)
 }
 
+/// Every membership file in the store directory that does not read, with what is wrong (for
+/// `verify`: an open repairs them by reading no members).
+pub(crate) fn check_all(
+    disk: &dyn Disk,
+    dir: &Path,
+) -> crate::error::Result<Vec<(std::path::PathBuf, String)>> {
+    let mut damaged = Vec::new();
+    for entry in disk::list_dir(disk, dir)? {
+        let Some(name) = entry.name.to_str().filter(|_| entry.is_file) else {
+            continue;
+        };
+        if !(name.starts_with(offsets::FILE_PREFIX) && name.ends_with(FILE_SUFFIX)) {
+            continue;
+        }
+        let path = dir.join(name);
+        let Ok(bytes) = File::open(disk, path.clone(), OpenMode::Read).and_then(|f| f.read_all())
+        else {
+            continue;
+        };
+        let problem = match crate::sealed::open(&bytes, &path, crate::sealed::Required::Yes) {
+            Err(e) => Some(e.to_string()),
+            Ok(body) => match std::str::from_utf8(body).map(decode) {
+                Err(e) => Some(format!("not UTF-8 at byte {}", e.valid_up_to())),
+                Ok(Err((at, why))) => Some(format!("{why} at byte {at}")),
+                Ok(Ok((group, _))) if file_name(&group) != name => {
+                    Some("the group id does not match the file name".to_owned())
+                }
+                Ok(Ok(_)) => None,
+            },
+        };
+        damaged.extend(problem.map(|p| (path, p)));
+    }
+    Ok(damaged)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,7 +54,7 @@ mod writer;
 
 pub(crate) use producer_state::increment_sequence;
 pub use producer_state::{ProducerStamp, ProducerState, ProducerStateRecovery};
-pub(crate) use published::PUBLISHED_FILE;
+pub(crate) use published::{PUBLISHED_FILE, check as check_published};
 use reader::ReadPlan;
 pub use reader::{LogRecord, OwnedHeader, OwnedRecord, Reader};
 pub(crate) use recovery::RecoveryOptions;

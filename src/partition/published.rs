@@ -97,6 +97,18 @@ pub(crate) fn read(disk: &dyn Disk, dir: &Path) -> Option<i64> {
     None
 }
 
+/// What is wrong with the partition's file, if it exists and does not read (for `verify`).
+pub(crate) fn check(disk: &dyn Disk, dir: &Path) -> Option<String> {
+    let file = File::open(disk, dir.join(PUBLISHED_FILE), OpenMode::Read).ok()?;
+    let mut bytes = [0u8; LEN];
+    match file.read_at(&mut bytes, 0) {
+        Ok(LEN) if decode(&bytes).is_some() => None,
+        Ok(LEN) => Some("the published durable end fails its check".to_owned()),
+        Ok(n) => Some(format!("the published durable end is {n} bytes, not {LEN}")),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

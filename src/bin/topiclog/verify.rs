@@ -30,6 +30,11 @@ fn print(report: &StoreVerifyReport, problems: usize, out: &mut Out) -> Result<(
     for problem in &report.problems {
         out.line(format_args!("problem: {problem}"))?;
     }
+    for repairable in &report.repairable {
+        out.line(format_args!(
+            "repairable (not a failure: an open repairs it): {repairable}"
+        ))?;
+    }
     for (_, partition) in &report.partitions {
         segments += partition.segments;
         batches += partition.batches;
