@@ -31,15 +31,39 @@ const NAME_ENV: &str = "TOPICLOG_CP_NAME";
 const CHILD_TEST: &str = "worker_child";
 const PARTITIONS: u32 = 6;
 
-/// A worker process; runs only when started by a test below.
+/// A worker process (or, named `writer`, the soak's writer); runs only when started by a test
+/// below.
 #[test]
 fn worker_child() {
     let (Ok(dir), Ok(name)) = (std::env::var(DIR_ENV), std::env::var(NAME_ENV)) else {
         return;
     };
-    if let Err(e) = work(Path::new(&dir), &name) {
-        eprintln!("worker {name}: {e}");
+    let result = if name == "writer" {
+        write(Path::new(&dir))
+    } else {
+        work(Path::new(&dir), &name)
+    };
+    if let Err(e) = result {
+        eprintln!("{name}: {e}");
         std::process::exit(2);
+    }
+}
+
+/// The soak's writer: appends a record every few hundred microseconds, printing `@ACK
+/// <partition> <offset>` once each append returned (durable).
+fn write(dir: &Path) -> Result<(), Error> {
+    let options = topiclog::config::StoreOptions::builder()
+        .lock_timeout(Duration::from_secs(10))
+        .build();
+    let store = Store::open_with(dir, options)?;
+    let topic = store.topic("jobs")?;
+    let mut i = 0u64;
+    loop {
+        let p = (i % u64::from(PARTITIONS)) as u32;
+        let offset = topic.append_to(p, Record::new(format!("soak {i}").as_bytes()))?;
+        emit(&format!("@ACK {p} {offset}\n"));
+        i += 1;
+        thread::sleep(Duration::from_micros(300));
     }
 }
 
@@ -92,6 +116,8 @@ fn emit(text: &str) {
 #[derive(Debug, Default)]
 struct Seen {
     got: Vec<(u32, i64)>,
+    /// Appends the soak's writer acknowledged.
+    acked: Vec<(u32, i64)>,
     /// Highest committed next offset per partition.
     committed: BTreeMap<u32, i64>,
 }
@@ -131,6 +157,9 @@ impl Worker {
                 match fields.as_slice() {
                     ["@GOT", p, o] => seen
                         .got
+                        .push((p.parse().expect("p"), o.parse().expect("o"))),
+                    ["@ACK", p, o] => seen
+                        .acked
                         .push((p.parse().expect("p"), o.parse().expect("o"))),
                     ["@COMMITTED", p, o] => {
                         let (p, o): (u32, i64) = (p.parse().expect("p"), o.parse().expect("o"));
@@ -412,4 +441,101 @@ fn members_joining_and_leaving_while_commits_flow_keep_each_job_once() {
         .collect();
     f.check_complete(&all);
     assert!(duplicates(&all).is_empty(), "twice: {:?}", duplicates(&all));
+}
+
+/// The soak: a writer process and three worker processes, any of them SIGKILLed at random
+/// moments and restarted, for `TOPICLOG_QUEUE_SOAK_SECS` seconds (default 60). Then every
+/// acknowledged record must have been delivered to some worker; duplicates (records a killed
+/// worker got but had not committed) are counted and printed.
+///
+/// ```sh
+/// cargo test --release --test consumer_processes -- --ignored --nocapture
+/// TOPICLOG_QUEUE_SOAK_SECS=600 cargo test --release --test consumer_processes -- --ignored --nocapture
+/// ```
+#[test]
+#[ignore = "a soak: minutes of random kills"]
+fn soak_random_kills_of_any_process() {
+    let secs: u64 = std::env::var("TOPICLOG_QUEUE_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let f = Fixture::new();
+    let dir = f.path();
+    f.writer
+        .close()
+        .expect("the writer is a child process from now on");
+    let mut seed = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut writer = Worker::start(&dir, "writer");
+    let mut retired: Vec<Worker> = Vec::new();
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::start(&dir, &format!("w{i}")))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut kills = 0;
+    while Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(200 + rand(800)));
+        let victim = rand(4) as usize;
+        if victim == 3 {
+            writer.kill();
+            retired.push(std::mem::replace(
+                &mut writer,
+                Worker::start(&dir, "writer"),
+            ));
+        } else {
+            workers[victim].kill();
+            let name = format!("w{victim}-{kills}");
+            retired.push(std::mem::replace(
+                &mut workers[victim],
+                Worker::start(&dir, &name),
+            ));
+        }
+        kills += 1;
+    }
+    writer.kill();
+    retired.push(writer);
+    let acked: BTreeSet<(u32, i64)> = retired
+        .iter()
+        .flat_map(|w| w.seen.lock().expect("lock").acked.clone())
+        .collect();
+    // The live workers drain what is left (killed ones' sessions time out first).
+    let drain = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: BTreeSet<(u32, i64)> = workers
+            .iter()
+            .chain(retired.iter())
+            .flat_map(Worker::got)
+            .collect();
+        let missing: Vec<_> = acked.difference(&got).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < drain,
+            "{} acknowledged records never delivered, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    f.stop();
+    for w in &mut workers {
+        w.finish();
+    }
+    let all: Vec<(u32, i64)> = workers
+        .iter()
+        .chain(retired.iter())
+        .flat_map(Worker::got)
+        .collect();
+    println!(
+        "soak: {secs} s, {kills} kills, {} records acknowledged, {} delivered, {} more than once",
+        acked.len(),
+        all.len(),
+        duplicates(&all).len()
+    );
 }
