@@ -26,8 +26,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::layout::{LOCK_FILE, PARTITION_LOCK_FILE, PARTITION_WRITER_FILE, WRITER_FILE};
-use crate::lock::Domain;
+use crate::layout::{Domain, LOCK_FILE, PARTITION_LOCK_FILE, PARTITION_WRITER_FILE, WRITER_FILE};
 
 /// How often the writer looks for followers, at most: the bound on how long a new follower
 /// waits for a lazily written record to reach the file, or for the durable end to be

@@ -50,7 +50,8 @@ pub const GROUPS_LOCK_FILE: &str = "topiclog-groups.lock";
 pub const LOCK_FILE: &str = ".lock";
 
 /// The followers file of a store: every process reading the store beside its writer holds a
-/// shared lock on it, so the writer knows someone outside follows (see [`crate::follow`]).
+/// shared lock on it, so the writer knows someone outside follows (see the README, "Between
+/// processes").
 pub const FOLLOWERS_FILE: &str = "topiclog-followers";
 
 /// The writer's liveness file of a store: its writer holds an exclusive lock on it while the
@@ -113,6 +114,44 @@ pub(crate) fn parse_partition_dir(name: &str) -> Option<(&str, u32)> {
     }
     validate_topic_name(topic).ok()?;
     Some((topic, partition.parse().ok()?))
+}
+
+/// Whose lock covers a partition directory: its store's, when it lies in a store directory
+/// (one with a topic registry or a lock file), else its own. Followers and the writer's
+/// liveness live in the same place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Domain {
+    Store(PathBuf),
+    Partition(PathBuf),
+}
+
+impl Domain {
+    pub(crate) fn of(partition_dir: &Path) -> Domain {
+        let store = partition_dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .filter(|p| p.join(TOPICS_FILE).exists() || p.join(LOCK_FILE).exists());
+        match store {
+            Some(store) => Domain::Store(store.to_path_buf()),
+            None => Domain::Partition(partition_dir.to_path_buf()),
+        }
+    }
+
+    /// The file followers hold a shared lock on.
+    pub(crate) fn followers_file(&self) -> PathBuf {
+        match self {
+            Domain::Store(d) => d.join(FOLLOWERS_FILE),
+            Domain::Partition(d) => d.join(PARTITION_FOLLOWERS_FILE),
+        }
+    }
+
+    /// The file the live writer holds an exclusive lock on.
+    pub(crate) fn writer_file(&self) -> PathBuf {
+        match self {
+            Domain::Store(d) => d.join(WRITER_FILE),
+            Domain::Partition(d) => d.join(PARTITION_WRITER_FILE),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,10 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, IoOp, Result};
-use crate::layout::{
-    FOLLOWERS_FILE, LOCK_FILE, PARTITION_FOLLOWERS_FILE, PARTITION_LOCK_FILE,
-    PARTITION_WRITER_FILE, TOPICS_FILE, WRITER_FILE,
-};
+use crate::layout::{Domain, LOCK_FILE, PARTITION_LOCK_FILE};
 
 /// The held lock; released when dropped.
 #[derive(Debug)]
@@ -89,44 +86,6 @@ impl DirLock {
             Domain::Partition(dir) => {
                 DirLock::acquire_file(&dir.join(PARTITION_LOCK_FILE), &dir, timeout)
             }
-        }
-    }
-}
-
-/// Whose lock covers a partition directory: its store's, when it lies in a store directory
-/// (one with a topic registry or a lock file), else its own. Followers and the writer's
-/// liveness live in the same place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Domain {
-    Store(PathBuf),
-    Partition(PathBuf),
-}
-
-impl Domain {
-    pub(crate) fn of(partition_dir: &Path) -> Domain {
-        let store = partition_dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .filter(|p| p.join(TOPICS_FILE).exists() || p.join(LOCK_FILE).exists());
-        match store {
-            Some(store) => Domain::Store(store.to_path_buf()),
-            None => Domain::Partition(partition_dir.to_path_buf()),
-        }
-    }
-
-    /// The file followers hold a shared lock on.
-    pub(crate) fn followers_file(&self) -> PathBuf {
-        match self {
-            Domain::Store(d) => d.join(FOLLOWERS_FILE),
-            Domain::Partition(d) => d.join(PARTITION_FOLLOWERS_FILE),
-        }
-    }
-
-    /// The file the live writer holds an exclusive lock on.
-    pub(crate) fn writer_file(&self) -> PathBuf {
-        match self {
-            Domain::Store(d) => d.join(WRITER_FILE),
-            Domain::Partition(d) => d.join(PARTITION_WRITER_FILE),
         }
     }
 }
