@@ -28,6 +28,8 @@ use topiclog::{Error, Record, Store};
 
 const DIR_ENV: &str = "TOPICLOG_CP_DIR";
 const NAME_ENV: &str = "TOPICLOG_CP_NAME";
+/// Milliseconds a worker "works" between a poll that returned records and its commit.
+const PAUSE_ENV: &str = "TOPICLOG_CP_WORK_MS";
 const CHILD_TEST: &str = "worker_child";
 const PARTITIONS: u32 = 6;
 
@@ -80,13 +82,26 @@ fn work(dir: &Path, name: &str) -> Result<(), Error> {
     let mut consumer = store.consumer(config)?;
     consumer.subscribe(&["jobs"])?;
     let stop = dir.join("stop");
+    let pause: u64 = std::env::var(PAUSE_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     while !stop.exists() {
         let records = consumer.poll(Duration::from_millis(50))?;
         let mut lines = String::new();
         for r in &records {
             lines.push_str(&format!("@GOT {} {}\n", r.partition(), r.offset()));
         }
+        for event in consumer.rebalance_events() {
+            if let topiclog::consumer::RebalanceEvent::Lost(_) = event {
+                lines.push_str("@LOST\n");
+            }
+        }
         emit(&lines);
+        if pause > 0 && !records.is_empty() {
+            // Work that takes a while: the window the test stops the process in.
+            thread::sleep(Duration::from_millis(pause));
+        }
         match consumer.commit() {
             Ok(()) => {
                 let mut lines = String::new();
@@ -95,7 +110,9 @@ fn work(dir: &Path, name: &str) -> Result<(), Error> {
                 }
                 emit(&lines);
             }
-            Err(Error::CommitRejected { .. } | Error::UnknownMember { .. }) => {}
+            Err(Error::CommitRejected { .. } | Error::UnknownMember { .. }) => {
+                emit("@REJECTED\n");
+            }
             Err(e) => return Err(e),
         }
     }
@@ -118,6 +135,10 @@ struct Seen {
     got: Vec<(u32, i64)>,
     /// Appends the soak's writer acknowledged.
     acked: Vec<(u32, i64)>,
+    /// Commits refused (the member was removed or lost the partition).
+    rejected: usize,
+    /// `Lost` rebalance events.
+    lost: usize,
     /// Highest committed next offset per partition.
     committed: BTreeMap<u32, i64>,
 }
@@ -131,6 +152,11 @@ struct Worker {
 
 impl Worker {
     fn start(dir: &Path, name: &str) -> Worker {
+        Worker::start_working(dir, name, 0)
+    }
+
+    /// A worker that works `work_ms` between a poll that returned records and its commit.
+    fn start_working(dir: &Path, name: &str, work_ms: u64) -> Worker {
         let mut child = Command::new(std::env::current_exe().expect("the test binary"))
             .args([
                 "--exact",
@@ -141,6 +167,7 @@ impl Worker {
             ])
             .env(DIR_ENV, dir)
             .env(NAME_ENV, name)
+            .env(PAUSE_ENV, work_ms.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -161,6 +188,8 @@ impl Worker {
                     ["@ACK", p, o] => seen
                         .acked
                         .push((p.parse().expect("p"), o.parse().expect("o"))),
+                    ["@REJECTED"] => seen.rejected += 1,
+                    ["@LOST"] => seen.lost += 1,
                     ["@COMMITTED", p, o] => {
                         let (p, o): (u32, i64) = (p.parse().expect("p"), o.parse().expect("o"));
                         let c = seen.committed.entry(p).or_insert(o);
@@ -357,6 +386,70 @@ fn a_killed_worker_loses_nothing_and_only_its_uncommitted_records_come_again() {
             "{p}:{o} came twice but the killed worker had committed up to {committed}"
         );
     }
+}
+
+/// A worker stopped (SIGSTOP) between a poll and its commit for longer than its session
+/// timeout is removed from the group; its partitions go to the other worker; resumed, its
+/// commit is refused, it learns it lost its partitions, and nothing it had not committed is
+/// lost: the other worker delivers it.
+#[test]
+fn a_worker_paused_past_its_session_cannot_commit_what_it_lost() {
+    let mut f = Fixture::new();
+    f.append(60, Duration::ZERO);
+    let mut slow = Worker::start_working(&f.path(), "slow", 400);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slow.got().is_empty() {
+        assert!(Instant::now() < deadline, "the slow worker got nothing");
+        thread::sleep(Duration::from_millis(1));
+    }
+    // Inside its 400 ms of work: stop it for 2.5 s, past its 1 s session.
+    signal(&slow.child, "-STOP");
+    let got_before = slow.got();
+    let committed_before = slow.seen.lock().expect("lock").committed.clone();
+    let mut other = Worker::start(&f.path(), "other");
+    f.append(60, Duration::ZERO);
+    thread::sleep(Duration::from_millis(2_500));
+    signal(&slow.child, "-CONT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = slow.seen.lock().expect("lock");
+        if seen.rejected > 0 && seen.lost > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "resumed: rejected {} lost {}",
+            seen.rejected,
+            seen.lost
+        );
+        drop(seen);
+        thread::sleep(Duration::from_millis(10));
+    }
+    f.wait_for_all(&[&slow, &other]);
+    f.stop();
+    slow.finish();
+    other.finish();
+    // What the paused worker had got but not committed was delivered again by the other.
+    let other_got: BTreeSet<(u32, i64)> = other.got().into_iter().collect();
+    for &(p, o) in &got_before {
+        let committed = committed_before.get(&p).copied().unwrap_or(0);
+        if o >= committed {
+            assert!(
+                other_got.contains(&(p, o)),
+                "{p}:{o}: got by the paused worker, not committed, not delivered again"
+            );
+        }
+    }
+    let all: Vec<(u32, i64)> = slow.got().into_iter().chain(other.got()).collect();
+    f.check_complete(&all);
+}
+
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {signal}");
 }
 
 #[test]
