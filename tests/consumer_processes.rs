@@ -625,8 +625,17 @@ fn soak_random_kills_of_any_process() {
         .chain(retired.iter())
         .flat_map(Worker::got)
         .collect();
+    let (rejected, lost) = workers
+        .iter()
+        .chain(retired.iter())
+        .map(|w| {
+            let seen = w.seen.lock().expect("lock");
+            (seen.rejected, seen.lost)
+        })
+        .fold((0, 0), |(r, l), (a, b)| (r + a, l + b));
     println!(
-        "soak: {secs} s, {kills} kills, {} records acknowledged, {} delivered, {} more than once",
+        "soak: {secs} s, {kills} kills, {} records acknowledged, {} deliveries, {} records \
+         delivered more than once; {rejected} commits refused, {lost} memberships lost",
         acked.len(),
         all.len(),
         duplicates(&all).len()
