@@ -2,6 +2,9 @@
 //! below the modules that use them (partitions, stores, topics, the lock), so none of those
 //! depends on another for a name.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
