@@ -70,6 +70,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -282,7 +285,11 @@ fn decode_index<E: Entry, T>(
         path: path.to_path_buf(),
         base_offset: base,
         file_len: bytes.len() as u64,
-        entries: chunks.map(|c| convert(E::decode(c), base)).collect(),
+        // Every chunk holds a whole entry, so `decode` never ends the iteration early.
+        entries: chunks
+            .map_while(E::decode)
+            .map(|e| convert(e, base))
+            .collect(),
         partial_bytes,
     }
 }
@@ -1504,7 +1511,7 @@ impl OffsetIndexCheck {
             checked: n,
         };
         let mut previous = None;
-        for (i, &e) in ix.entries[..n].iter().enumerate() {
+        for (i, &e) in ix.entries.iter().take(n).enumerate() {
             let stored = e.stored();
             match offset_index::entry_fault(previous, stored) {
                 Some(fault) => check.faults.push((i, e, fault)),
@@ -1555,7 +1562,7 @@ impl OffsetIndexCheck {
         log_len: u64,
         out: &mut Vec<Problem>,
     ) {
-        for &(i, e) in &self.pending[self.next..] {
+        for &(i, e) in self.pending.iter().skip(self.next) {
             let position = u64::try_from(e.position).unwrap_or(0);
             let fault = if position >= log_len {
                 IndexFault::PositionPastEnd { log_len }
@@ -1603,7 +1610,7 @@ impl TimeIndexCheck {
             checked: n,
         };
         let mut previous = None;
-        for (i, &e) in ix.entries[..n].iter().enumerate() {
+        for (i, &e) in ix.entries.iter().take(n).enumerate() {
             let stored = e.stored();
             match time_index::entry_fault(previous, stored) {
                 Some(fault) => check.faults.push((i, e, fault)),
@@ -1639,7 +1646,7 @@ impl TimeIndexCheck {
     }
 
     fn finish(mut self, ix: &IndexFile<TimeIndexEntry>, next_offset: i64, out: &mut Vec<Problem>) {
-        for &(i, e) in &self.pending[self.next..] {
+        for &(i, e) in self.pending.iter().skip(self.next) {
             // Past every batch of the log: past its end.
             let base = e.offset - i64::from(e.relative_offset);
             let fault = time_index::past_end(e.stored(), base..next_offset)

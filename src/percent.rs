@@ -1,6 +1,9 @@
 //! Percent-encoding of names kept in topiclog's text files (group ids, producer names): any
 //! string becomes one space-free token of printable ASCII, and back.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::fmt::Write as _;
 
 /// Printable ASCII stays (except `%`); every other byte becomes `%XX`.

@@ -7,6 +7,9 @@
 //! structure (entry counts, versions) is all that checks them. A format that requires the line
 //! says so through [`Required`].
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::path::Path;
 
 use crate::error::{Corruption, Error, Result};

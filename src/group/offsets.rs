@@ -26,6 +26,9 @@
 //! `topiclog-group-*.offsets.tmp` (a crash during a commit, before the rename) is removed when
 //! the store opens; the file it was to replace is intact.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;

@@ -8,6 +8,9 @@
 //! segments as recorded, without reading them, when their files still have the recorded
 //! lengths; it scans every other segment.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::path::Path;
 
 use crate::disk::{self, Disk, File, OpenMode};

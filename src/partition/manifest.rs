@@ -5,6 +5,9 @@
 //! A record is one line of space-separated integers:
 //! `<base> <log bytes> <index bytes> <timeindex bytes> <next offset> <max timestamp> <offset of max timestamp>`.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::path::Path;
 
 use crate::disk::{self, Disk};

@@ -15,6 +15,9 @@
 //! Any file that disagrees with the marker (a segment more or less, a length that differs)
 //! makes the open unclean.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::fmt::Write as _;
 use std::path::Path;
 

@@ -48,6 +48,9 @@
 //! not synced by the append that rolls: the next flush syncs them (see
 //! [`ProducerStateMap::take_snapshot`]).
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -475,45 +478,49 @@ impl ProducerStateMap {
 
     /// The state in Kafka's snapshot layout.
     pub(crate) fn encode_snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + SNAPSHOT_ENTRY_LEN * self.len());
-        out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
-        out.extend_from_slice(&[0; 4]);
+        // The count and the entries first: the header's CRC covers them.
+        let mut body = Vec::with_capacity(
+            SNAPSHOT_HEADER_LEN - SNAPSHOT_CRC_START + SNAPSHOT_ENTRY_LEN * self.len(),
+        );
         let count = i32::try_from(self.len()).unwrap_or(i32::MAX);
-        out.extend_from_slice(&count.to_be_bytes());
+        body.extend_from_slice(&count.to_be_bytes());
         for (&producer_id, e) in self.producers.iter().take(count as usize) {
             let last = e.batches.back();
-            out.extend_from_slice(&producer_id.to_be_bytes());
-            out.extend_from_slice(&e.epoch.to_be_bytes());
-            out.extend_from_slice(&e.last_seq().to_be_bytes());
-            out.extend_from_slice(&last.map_or(-1i64, |b| b.last_offset).to_be_bytes());
-            out.extend_from_slice(&last.map_or(0i32, |b| b.offset_delta).to_be_bytes());
-            out.extend_from_slice(&e.last_timestamp.to_be_bytes());
-            out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
-            out.extend_from_slice(&e.current_txn_first_offset.to_be_bytes());
+            body.extend_from_slice(&producer_id.to_be_bytes());
+            body.extend_from_slice(&e.epoch.to_be_bytes());
+            body.extend_from_slice(&e.last_seq().to_be_bytes());
+            body.extend_from_slice(&last.map_or(-1i64, |b| b.last_offset).to_be_bytes());
+            body.extend_from_slice(&last.map_or(0i32, |b| b.offset_delta).to_be_bytes());
+            body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+            body.extend_from_slice(&e.current_txn_first_offset.to_be_bytes());
         }
-        let crc = crc32c::crc32c(&out[SNAPSHOT_CRC_START..]);
-        out[2..SNAPSHOT_CRC_START].copy_from_slice(&crc.to_be_bytes());
-        out
+        let crc = crc32c::crc32c(&body);
+        [
+            &SNAPSHOT_VERSION.to_be_bytes()[..],
+            &crc.to_be_bytes(),
+            &body,
+        ]
+        .concat()
     }
 
     /// The state a snapshot file holds; `Err` says why it does not decode.
     fn decode_snapshot(bytes: &[u8]) -> std::result::Result<ProducerStateMap, String> {
-        let header = bytes
-            .get(..SNAPSHOT_HEADER_LEN)
+        let (header, body) = bytes
+            .split_first_chunk::<SNAPSHOT_HEADER_LEN>()
             .ok_or_else(|| format!("{} bytes: shorter than the header", bytes.len()))?;
         let version = i16::from_be_bytes([header[0], header[1]]);
         if version != SNAPSHOT_VERSION {
             return Err(format!("unknown version {version}"));
         }
         let stored = u32::from_be_bytes([header[2], header[3], header[4], header[5]]);
-        let computed = crc32c::crc32c(&bytes[SNAPSHOT_CRC_START..]);
+        let computed = crc32c::crc32c_append(crc32c::crc32c(&header[SNAPSHOT_CRC_START..]), body);
         if stored != computed {
             return Err(format!(
                 "CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"
             ));
         }
         let count = i32::from_be_bytes([header[6], header[7], header[8], header[9]]);
-        let body = &bytes[SNAPSHOT_HEADER_LEN..];
         if usize::try_from(count)
             .ok()
             .and_then(|c| c.checked_mul(SNAPSHOT_ENTRY_LEN))

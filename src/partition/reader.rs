@@ -2,6 +2,9 @@
 //! that borrow their bytes from a shared chunk of the segment (its mapping, or one buffer read
 //! per chunk), so reading allocates nothing per record.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -428,7 +431,7 @@ impl Reader {
                     chunk
                         .bytes()
                         .get(rel..)
-                        .map_or(&[], |b| &b[..b.len().min(span)]),
+                        .map_or(&[], |b| b.get(..span).unwrap_or(b)),
                 );
             }
             // Batches wholly before the target are passed over by their framing alone: their

@@ -19,6 +19,9 @@
 //!    one is [`Error::Corrupt`] unless [`RecoveryOptions::rebuild_log_start`] allows a rebuild.
 //!    A partition never checkpointed (a Kafka-made one) starts at its first segment.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1259,10 +1262,12 @@ fn finish(
     report: RecoveryReport,
     writes: bool,
 ) -> Result<Opened> {
-    let last = segments.len() - 1;
+    let Some((active, sealed)) = segments.split_last() else {
+        return Err(Error::Internal("recovery produced no segment"));
+    };
     let mut kept_flushed = Vec::new();
     let mut unsynced = Vec::new();
-    for (segment, builder) in segments.iter().zip(&scanned).take(last) {
+    for (segment, builder) in sealed.iter().zip(&scanned) {
         segment.seal();
         if builder.is_some() && writes {
             // Cache files: a failure to write them only means another rebuild later.
@@ -1277,7 +1282,7 @@ fn finish(
             _ => unsynced.push(Arc::clone(segment)),
         }
     }
-    let active = Arc::clone(&segments[last]);
+    let active = Arc::clone(active);
     if writes && scanned.last().is_some_and(Option::is_some) {
         // The active segment's files too, as Kafka's recovery rewrites them: until its first
         // append, anyone reading the directory (`topiclog verify`, Kafka's tools) would see
@@ -1334,7 +1339,8 @@ fn first_batch_max_timestamp(log: &File, size: u64) -> Result<Option<i64>> {
     }
     let mut header = [0u8; crate::record::BATCH_HEADER_LEN];
     let n = log.read_at(&mut header, 0)?;
-    Ok(BatchHeader::parse(&header[..n])
-        .ok()
+    Ok(header
+        .get(..n)
+        .and_then(|h| BatchHeader::parse(h).ok())
         .map(|h| h.max_timestamp))
 }

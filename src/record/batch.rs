@@ -12,6 +12,9 @@
 //! | 21  | 2    | attributes            | | 57  | 4    | recordsCount   |
 //! | 23  | 4    | lastOffsetDelta       | | 61  | ...  | records        |
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::fmt;
 
 use super::codec::{self, CompressionLevels, MIN_RECORD_LEN};
@@ -86,15 +89,18 @@ impl BatchHeader {
     /// Decodes the header at the start of `buf` and checks what the header alone can show:
     /// the magic byte, `batchLength >= 49`, and non-negative counts. It does not check that the
     /// whole batch is present, nor its CRC (see [`Batch::parse`] and [`Batch::verify_crc`]).
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<Self, DecodeError> {
         // Magic first: a header of another version has another layout.
-        if buf.len() > MAGIC_POS && buf[MAGIC_POS] as i8 != MAGIC {
+        if let Some(&magic) = buf.get(MAGIC_POS)
+            && magic as i8 != MAGIC
+        {
             return Err(DecodeError::new(
-                DecodeErrorKind::UnsupportedMagic(buf[MAGIC_POS] as i8),
+                DecodeErrorKind::UnsupportedMagic(magic as i8),
                 MAGIC_POS,
             ));
         }
-        let Some(h) = buf.get(..BATCH_HEADER_LEN) else {
+        let Some(header) = buf.get(..BATCH_HEADER_LEN).and_then(BatchHeader::fields) else {
             return Err(DecodeError::new(
                 DecodeErrorKind::Truncated {
                     needed: BATCH_HEADER_LEN,
@@ -102,21 +108,6 @@ impl BatchHeader {
                 },
                 0,
             ));
-        };
-        let header = BatchHeader {
-            base_offset: be_i64(h, 0),
-            batch_length: be_i32(h, 8),
-            partition_leader_epoch: be_i32(h, 12),
-            magic: h[MAGIC_POS] as i8,
-            crc: be_i32(h, CRC_POS) as u32,
-            attributes: be_i16(h, 21),
-            last_offset_delta: be_i32(h, 23),
-            base_timestamp: be_i64(h, 27),
-            max_timestamp: be_i64(h, 35),
-            producer_id: be_i64(h, 43),
-            producer_epoch: be_i16(h, 51),
-            base_sequence: be_i32(h, 53),
-            records_count: be_i32(h, 57),
         };
         if header.batch_length < MIN_BATCH_LENGTH {
             return Err(DecodeError::new(
@@ -137,6 +128,27 @@ impl BatchHeader {
             ));
         }
         Ok(header)
+    }
+
+    /// The header's fields, unchecked; `None` if `h` is shorter than a header. Given exactly
+    /// 61 bytes, as [`parse`](Self::parse) does, the length checks fold away.
+    #[inline]
+    fn fields(h: &[u8]) -> Option<Self> {
+        Some(BatchHeader {
+            base_offset: be_i64(h, 0)?,
+            batch_length: be_i32(h, 8)?,
+            partition_leader_epoch: be_i32(h, 12)?,
+            magic: *h.get(MAGIC_POS)? as i8,
+            crc: be_i32(h, CRC_POS)? as u32,
+            attributes: be_i16(h, 21)?,
+            last_offset_delta: be_i32(h, 23)?,
+            base_timestamp: be_i64(h, 27)?,
+            max_timestamp: be_i64(h, 35)?,
+            producer_id: be_i64(h, 43)?,
+            producer_epoch: be_i16(h, 51)?,
+            base_sequence: be_i32(h, 53)?,
+            records_count: be_i32(h, 57)?,
+        })
     }
 
     /// The 61 header bytes, exactly as stored (the CRC field included).
@@ -228,10 +240,10 @@ pub(crate) struct Frame {
 #[inline]
 pub(crate) fn peek_frame(buf: &[u8]) -> Option<Frame> {
     let b = buf.get(..27)?;
-    let base_offset = be_i64(b, 0);
-    let length = be_i32(b, 8);
-    let last_offset_delta = be_i32(b, 23);
-    if b[MAGIC_POS] as i8 != MAGIC || length < MIN_BATCH_LENGTH || last_offset_delta < 0 {
+    let base_offset = be_i64(b, 0)?;
+    let length = be_i32(b, 8)?;
+    let last_offset_delta = be_i32(b, 23)?;
+    if *b.get(MAGIC_POS)? as i8 != MAGIC || length < MIN_BATCH_LENGTH || last_offset_delta < 0 {
         return None;
     }
     Some(Frame {
@@ -286,7 +298,13 @@ impl<'a> Batch<'a> {
 
     /// CRC-32C of bytes 21..end, as it should be stored.
     pub fn compute_crc(&self) -> u32 {
-        crc32c::crc32c(&self.bytes[CRC_START..])
+        // `parse` made the batch at least a header long: the fallback is never taken.
+        crc32c::crc32c(self.bytes.get(CRC_START..).unwrap_or_default())
+    }
+
+    /// The records section: the bytes after the header.
+    fn records_section(&self) -> &'a [u8] {
+        self.bytes.get(BATCH_HEADER_LEN..).unwrap_or_default()
     }
 
     /// Checks the stored CRC against the bytes.
@@ -312,7 +330,7 @@ impl<'a> Batch<'a> {
     /// [`DecodeErrorKind::UnknownCompression`].
     pub fn records(&self) -> Result<Records<'a>, DecodeError> {
         match self.codec()? {
-            Compression::None => Ok(self.records_of(&self.bytes[BATCH_HEADER_LEN..])),
+            Compression::None => Ok(self.records_of(self.records_section())),
             codec => Err(DecodeError::new(
                 DecodeErrorKind::UnsupportedCompression(codec),
                 21,
@@ -342,7 +360,7 @@ impl<'a> Batch<'a> {
         'a: 'b,
     {
         if self.codec()? == Compression::None {
-            return Ok(self.records_of(&self.bytes[BATCH_HEADER_LEN..]));
+            return Ok(self.records_of(self.records_section()));
         }
         buf.clear();
         self.decompress_into(buf, max_decompressed)?;
@@ -358,13 +376,8 @@ impl<'a> Batch<'a> {
     ) -> Result<(), DecodeError> {
         let codec = self.codec()?;
         let start = out.len();
-        codec::decompress(
-            codec,
-            &self.bytes[BATCH_HEADER_LEN..],
-            max_decompressed,
-            out,
-        )
-        .map_err(|kind| DecodeError::new(kind, BATCH_HEADER_LEN))?;
+        codec::decompress(codec, self.records_section(), max_decompressed, out)
+            .map_err(|kind| DecodeError::new(kind, BATCH_HEADER_LEN))?;
         let len = out.len() - start;
         let declared = self.header.records_count;
         if usize::try_from(declared).unwrap_or(usize::MAX) > len / MIN_RECORD_LEN {
@@ -427,10 +440,11 @@ impl<'a> Iterator for Batches<'a> {
     type Item = Result<Batch<'a>, DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.pos >= self.buf.len() {
+        if self.failed {
             return None;
         }
-        match Batch::parse(&self.buf[self.pos..]) {
+        let rest = self.buf.get(self.pos..).filter(|rest| !rest.is_empty())?;
+        match Batch::parse(rest) {
             Ok(batch) => {
                 self.pos += batch.size();
                 Some(Ok(batch))
@@ -545,11 +559,11 @@ impl RecordsMeta {
         let mut p = start;
         let len = read_varint(buf, &mut p).map_err(|_| (DecodeErrorKind::InvalidVarint, start))?;
         let body_start = p;
-        let body_len = usize::try_from(len)
+        let body = usize::try_from(len)
             .ok()
-            .filter(|&l| l <= buf.len() - body_start)
+            .and_then(|l| buf.get(..body_start + l))
             .ok_or((DecodeErrorKind::InvalidRecordLength(len), start))?;
-        let body = &buf[..body_start + body_len];
+        let body_len = body.len() - body_start;
         let bad_varint = |at: usize| move |_: VarintError| (DecodeErrorKind::InvalidVarint, at);
 
         // attributes: one byte, unused.
@@ -577,14 +591,15 @@ impl RecordsMeta {
         let at = p;
         let count = read_varint(body, &mut p).map_err(bad_varint(p))?;
         // Each header takes at least two bytes, so a count beyond that is a lie.
-        if count < 0 || count as usize > (body.len() - p) / 2 {
-            return Err((DecodeErrorKind::InvalidHeaderCount(count), at));
-        }
-        let headers_start = p;
+        let headers = body
+            .get(p..)
+            .filter(|rest| usize::try_from(count).is_ok_and(|c| c <= rest.len() / 2))
+            .ok_or((DecodeErrorKind::InvalidHeaderCount(count), at))?;
         for _ in 0..count {
             read_bytes(body, &mut p, Null::Invalid)?;
             read_bytes(body, &mut p, Null::Allowed)?;
         }
+        // Once this holds, the headers run to the end of the record: they are all of `headers`.
         let consumed = p - body_start;
         if consumed != body_len {
             return Err((
@@ -608,7 +623,7 @@ impl RecordsMeta {
             key,
             value,
             headers: Headers {
-                buf: &body[headers_start..p],
+                buf: headers,
                 remaining: count as u32,
             },
         })
@@ -653,12 +668,11 @@ fn read_bytes<'a>(
     if len == -1 && null == Null::Allowed {
         return Ok(None);
     }
-    let n = usize::try_from(len)
+    let bytes = usize::try_from(len)
         .ok()
-        .filter(|&n| n <= body.len() - *p)
+        .and_then(|n| body.get(*p..*p + n))
         .ok_or((DecodeErrorKind::InvalidFieldLength(len), at))?;
-    let bytes = &body[*p..*p + n];
-    *p += n;
+    *p += bytes.len();
     Ok(Some(bytes))
 }
 
@@ -765,9 +779,9 @@ impl<'a> Iterator for Headers<'a> {
         let mut p = 0;
         let key = read_bytes(self.buf, &mut p, Null::Invalid).ok().flatten();
         let value = read_bytes(self.buf, &mut p, Null::Allowed).ok();
-        match (key, value) {
-            (Some(key), Some(value)) => {
-                self.buf = &self.buf[p..];
+        match (key, value, self.buf.get(p..)) {
+            (Some(key), Some(value), Some(rest)) => {
+                self.buf = rest;
                 self.remaining -= 1;
                 Some(Header { key, value })
             }
@@ -863,7 +877,7 @@ pub fn encode_batch(
     now_ms: i64,
 ) -> Result<EncodedBatch, EncodeError> {
     let start = out.len();
-    let result = encode_into(out, params, records, now_ms);
+    let result = encode_into(out, params, records, now_ms, None);
     if result.is_err() {
         out.truncate(start);
     }
@@ -890,52 +904,43 @@ pub fn encode_compressed_batch(
         return Err(EncodeError::UnsupportedCompression(codec));
     }
     let start = out.len();
-    let result = encode_into(out, params, records, now_ms)
-        .and_then(|encoded| compress_in_place(out, start, encoded, codec, levels));
+    let result = encode_into(out, params, records, now_ms, Some((codec, levels)));
     if result.is_err() {
         out.truncate(start);
     }
     result
 }
 
-/// Replaces the clear records section of the batch at `out[start..]` with its compression and
-/// fixes `batchLength`, the codec bits and the CRC.
-fn compress_in_place(
+/// Replaces the clear records section at `out[records_at..]` with its compression.
+fn compress_records(
     out: &mut Vec<u8>,
-    start: usize,
-    encoded: EncodedBatch,
+    records_at: usize,
     codec: Compression,
     levels: &CompressionLevels,
-) -> Result<EncodedBatch, EncodeError> {
-    if codec == Compression::None {
-        return Ok(encoded);
-    }
-    let records_at = start + BATCH_HEADER_LEN;
-    let mut compressed = Vec::with_capacity((out.len() - records_at) / 2 + 64);
-    codec::compress(codec, &out[records_at..], levels, &mut compressed)
+) -> Result<(), EncodeError> {
+    // Cannot panic: `encode_into` pushed the 61 header bytes at `records_at - 61`.
+    #[allow(clippy::indexing_slicing)]
+    let clear = &out[records_at..];
+    let mut compressed = Vec::with_capacity(clear.len() / 2 + 64);
+    codec::compress(codec, clear, levels, &mut compressed)
         .map_err(EncodeError::UnsupportedCompression)?;
     out.truncate(records_at);
     out.extend_from_slice(&compressed);
-    let size = out.len() - start;
-    let batch = &mut out[start..];
-    let batch_length = len_i32(size - LOG_OVERHEAD)?;
-    batch[8..12].copy_from_slice(&batch_length.to_be_bytes());
-    let attributes = (be_i16(batch, 21) & !COMPRESSION_MASK) | i16::from(codec.id());
-    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[CRC_START..]);
-    batch[CRC_POS..CRC_START].copy_from_slice(&crc.to_be_bytes());
-    Ok(EncodedBatch { size, ..encoded })
+    Ok(())
 }
 
 fn len_i32(len: usize) -> Result<i32, EncodeError> {
     i32::try_from(len).map_err(|_| EncodeError::TooLarge)
 }
 
+/// Appends a batch of `records` to `out`, its records section compressed if `compression`
+/// names a codec.
 fn encode_into(
     out: &mut Vec<u8>,
     params: &BatchParams,
     records: &[Record<'_>],
     now_ms: i64,
+    compression: Option<(Compression, &CompressionLevels)>,
 ) -> Result<EncodedBatch, EncodeError> {
     let Some(first) = records.first() else {
         return Err(EncodeError::Empty);
@@ -1000,8 +1005,17 @@ fn encode_into(
             }
         }
     }
-    let size = out.len() - start;
+    // Kafka's i32 length bounds the clear batch too.
+    let mut batch_length = len_i32(out.len() - start - LOG_OVERHEAD)?;
     let mut attributes = 0i16;
+    if let Some((codec, levels)) = compression
+        && codec != Compression::None
+    {
+        compress_records(out, start + BATCH_HEADER_LEN, codec, levels)?;
+        batch_length = len_i32(out.len() - start - LOG_OVERHEAD)?;
+        attributes = i16::from(codec.id());
+    }
+    let size = out.len() - start;
     if params.timestamp_type == TimestampType::LogAppendTime {
         attributes |= TIMESTAMP_TYPE_BIT;
         max_timestamp = now_ms;
@@ -1014,7 +1028,7 @@ fn encode_into(
     }
     let header = BatchHeader {
         base_offset: params.base_offset,
-        batch_length: len_i32(size - LOG_OVERHEAD)?,
+        batch_length,
         partition_leader_epoch: params.partition_leader_epoch,
         magic: MAGIC,
         crc: 0,
@@ -1027,11 +1041,14 @@ fn encode_into(
         base_sequence: params.base_sequence,
         records_count: last_offset_delta + 1,
     };
-    // `out[start..]` holds the 61 header bytes pushed above, then the records.
-    let batch = &mut out[start..];
-    batch[..BATCH_HEADER_LEN].copy_from_slice(&header.to_bytes());
-    let crc = crc32c::crc32c(&batch[CRC_START..]);
-    batch[CRC_POS..CRC_START].copy_from_slice(&crc.to_be_bytes());
+    // Cannot panic: `out[start..]` holds the 61 header bytes pushed above, then the records.
+    #[allow(clippy::indexing_slicing)]
+    {
+        let batch = &mut out[start..];
+        batch[..BATCH_HEADER_LEN].copy_from_slice(&header.to_bytes());
+        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        batch[CRC_POS..CRC_START].copy_from_slice(&crc.to_be_bytes());
+    }
     Ok(EncodedBatch {
         size,
         last_offset: params
@@ -1042,21 +1059,23 @@ fn encode_into(
     })
 }
 
+/// The `N` bytes at `at` in `b`, if it holds them.
 #[inline]
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    i64::from_be_bytes(a)
+fn bytes_at<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+    b.get(at..)?.first_chunk().copied()
 }
 
 #[inline]
-fn be_i32(b: &[u8], at: usize) -> i32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    i32::from_be_bytes(a)
+fn be_i64(b: &[u8], at: usize) -> Option<i64> {
+    bytes_at(b, at).map(i64::from_be_bytes)
 }
 
 #[inline]
-fn be_i16(b: &[u8], at: usize) -> i16 {
-    i16::from_be_bytes([b[at], b[at + 1]])
+fn be_i32(b: &[u8], at: usize) -> Option<i32> {
+    bytes_at(b, at).map(i32::from_be_bytes)
+}
+
+#[inline]
+fn be_i16(b: &[u8], at: usize) -> Option<i16> {
+    bytes_at(b, at).map(i16::from_be_bytes)
 }

@@ -6,6 +6,9 @@
 //! whatever the input claims. Each codec sits behind its own cargo feature; without it the
 //! codec is [`DecodeErrorKind::UnsupportedCompression`].
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 #[cfg(any(feature = "gzip", feature = "lz4", feature = "zstd"))]
 use std::io::Read;
 
@@ -166,12 +169,12 @@ fn snappy_decompress(
         };
         let len = usize::try_from(i32::from_be_bytes(*len))
             .map_err(|_| corrupt(Compression::Snappy, "xerial block length is negative"))?;
-        let block = tail.get(..len).ok_or(corrupt(
+        let (block, tail) = tail.split_at_checked(len).ok_or(corrupt(
             Compression::Snappy,
             "xerial block runs past the end of the batch",
         ))?;
         snappy_block(block, start, max_len, out)?;
-        rest = &tail[len..];
+        rest = tail;
     }
     Ok(())
 }
@@ -191,8 +194,11 @@ fn snappy_block(
         return Err(too_large(Compression::Snappy, max_len));
     }
     out.resize(at + claimed, 0);
+    // Cannot panic: `out` was just resized to `at + claimed` bytes.
+    #[allow(clippy::indexing_slicing)]
+    let dst = &mut out[at..];
     let written = snap::raw::Decoder::new()
-        .decompress(block, &mut out[at..])
+        .decompress(block, dst)
         .map_err(|_| corrupt(Compression::Snappy, "snappy block does not decode"))?;
     out.truncate(at + written);
     Ok(())
@@ -213,17 +219,20 @@ fn lz4_compress(input: &[u8], level: Option<u32>, out: &mut Vec<u8>) -> std::io:
     for block in input.chunks(LZ4_BLOCK_LEN) {
         let at = out.len();
         out.resize(at + 4 + bound, 0);
-        let n = lz4::block::compress_to_buffer(block, Some(mode), false, &mut out[at + 4..])?;
+        // Cannot panic: `out` was just resized to `at + 4 + bound` bytes.
+        #[allow(clippy::indexing_slicing)]
+        let (len_field, dst) = out[at..].split_at_mut(4);
+        let n = lz4::block::compress_to_buffer(block, Some(mode), false, dst)?;
         // A block is at most 64 KiB, so its length fits the 31 bits the format gives it.
-        let len = if n < block.len() {
+        if n < block.len() {
+            len_field.copy_from_slice(&(n as u32).to_le_bytes());
             out.truncate(at + 4 + n);
-            n as u32
         } else {
+            let len = block.len() as u32 | LZ4_UNCOMPRESSED_BLOCK;
+            len_field.copy_from_slice(&len.to_le_bytes());
             out.truncate(at + 4);
             out.extend_from_slice(block);
-            block.len() as u32 | LZ4_UNCOMPRESSED_BLOCK
-        };
-        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        }
     }
     out.extend_from_slice(&0u32.to_le_bytes());
     Ok(())
@@ -271,14 +280,14 @@ pub(crate) fn compress(
             let mut encoder = snap::raw::Encoder::new();
             for block in input.chunks(XERIAL_BLOCK_LEN) {
                 let at = out.len();
-                out.extend_from_slice(&[0; 4]);
                 out.resize(at + 4 + snap::raw::max_compress_len(block.len()), 0);
-                let n = encoder
-                    .compress(block, &mut out[at + 4..])
-                    .map_err(|_| codec)?;
+                // Cannot panic: `out` was just resized to `at + 4 + max_compress_len(..)` bytes.
+                #[allow(clippy::indexing_slicing)]
+                let (len_field, dst) = out[at..].split_at_mut(4);
+                let n = encoder.compress(block, dst).map_err(|_| codec)?;
+                let len = i32::try_from(n).map_err(|_| codec)?;
+                len_field.copy_from_slice(&len.to_be_bytes());
                 out.truncate(at + 4 + n);
-                let n = i32::try_from(n).map_err(|_| codec)?;
-                out[at..at + 4].copy_from_slice(&n.to_be_bytes());
             }
             Ok(())
         }

@@ -2,6 +2,9 @@
 //! (`ByteUtils.writeVarint` / `writeVarlong`): zig-zag, then unsigned LEB128, least significant
 //! group first. Kafka rejects a varint longer than 5 bytes and a varlong longer than 10.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 /// Why a varint could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum VarintError {

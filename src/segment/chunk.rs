@@ -2,6 +2,9 @@
 //! read into memory (the write buffer's, or `pread` where there is no mapping). Shared by
 //! reference count so records can borrow from it without copying.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::sync::Arc;
 
 use crate::disk::Mapping;

@@ -1,6 +1,9 @@
 //! Segment file names: `{base offset:020}.{log,index,timeindex}`, as Kafka's `LogFileUtils`
 //! writes them, plus the temporary suffixes Kafka appends (`.deleted`, `.cleaned`, `.swap`).
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::path::{Path, PathBuf};
 
 /// The files of one segment.

@@ -5,6 +5,9 @@
 //! An index is a cache of its `.log`: whatever its bytes say is checked before use, and an index
 //! that fails a check is rebuilt from the log.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -15,8 +18,8 @@ use crate::disk::Mapping;
 pub(crate) trait Entry: Copy + fmt::Debug + PartialEq {
     /// Bytes per entry.
     const SIZE: usize;
-    /// Decodes an entry from exactly `SIZE` bytes.
-    fn decode(bytes: &[u8]) -> Self;
+    /// Decodes an entry from the first `SIZE` bytes; `None` if there are fewer.
+    fn decode(bytes: &[u8]) -> Option<Self>;
     /// Appends the entry's `SIZE` bytes.
     fn encode(&self, out: &mut Vec<u8>);
     /// The value searches order entries by.
@@ -70,7 +73,9 @@ impl<E: Entry> Index<E> {
     pub(crate) fn as_bytes(&self) -> &[u8] {
         match &self.bytes {
             Bytes::Owned(v) => v,
-            Bytes::Mapped(m, len) => &m[..*len],
+            // `mapped` keeps `len` within the mapping; were it not, the index would only be
+            // empty, which costs a scan of the log.
+            Bytes::Mapped(m, len) => m.get(..*len).unwrap_or_default(),
         }
     }
 
@@ -82,7 +87,7 @@ impl<E: Entry> Index<E> {
     /// Entry `i`, if there is one.
     pub(crate) fn get(&self, i: usize) -> Option<E> {
         let start = i.checked_mul(E::SIZE)?;
-        self.as_bytes().get(start..start + E::SIZE).map(E::decode)
+        self.as_bytes().get(start..).and_then(E::decode)
     }
 
     /// The last entry.
@@ -92,14 +97,15 @@ impl<E: Entry> Index<E> {
 
     /// All entries in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = E> + '_ {
-        self.as_bytes().chunks_exact(E::SIZE).map(E::decode)
+        // Every chunk holds a whole entry, so `decode` never ends the iteration early.
+        self.as_bytes().chunks_exact(E::SIZE).map_while(E::decode)
     }
 
     /// Appends an entry. A mapped index becomes an owned copy first (only a rebuilt or
     /// reopened active index is ever appended to).
     pub(crate) fn push(&mut self, entry: E) {
-        if let Bytes::Mapped(m, len) = &self.bytes {
-            self.bytes = Bytes::Owned(m[..*len].to_vec());
+        if let Bytes::Mapped(..) = &self.bytes {
+            self.bytes = Bytes::Owned(self.as_bytes().to_vec());
         }
         if let Bytes::Owned(v) = &mut self.bytes {
             entry.encode(v);

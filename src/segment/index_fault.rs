@@ -1,6 +1,9 @@
 //! Why an index entry is wrong: the one list of index rules, used by segment loads (which
 //! rebuild an index that breaks one) and by `inspect` (which reports each entry that does).
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::fmt;
 
 /// Why an index entry is wrong.

@@ -4,6 +4,9 @@
 //! never change; the active segment's size grows as the partition appends. Readers take what
 //! lies below the published size and nothing else.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 pub(crate) mod chunk;
 pub(crate) mod file_name;
 mod index;

@@ -5,6 +5,9 @@
 //! keyed by the last offset of the batch that starts at P. Relative offsets never leave this
 //! module's callers: [`OffsetEntry::offset`] adds the base back.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::ops::Range;
 
 use super::index::{Entry, Index};
@@ -24,11 +27,12 @@ const _: () = assert!(OffsetEntry::SIZE == 8);
 impl Entry for OffsetEntry {
     const SIZE: usize = 8;
 
-    fn decode(b: &[u8]) -> Self {
-        OffsetEntry {
-            relative_offset: i32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            position: i32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-        }
+    fn decode(b: &[u8]) -> Option<Self> {
+        let (relative_offset, rest) = b.split_first_chunk()?;
+        Some(OffsetEntry {
+            relative_offset: i32::from_be_bytes(*relative_offset),
+            position: i32::from_be_bytes(*rest.first_chunk()?),
+        })
     }
 
     fn encode(&self, out: &mut Vec<u8>) {

@@ -3,6 +3,9 @@
 //! at the first that fails, saying where and why; it builds the indexes as it goes, with the
 //! same rule the append path uses, so a rebuilt index equals the one appends wrote.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::disk::{File, Mapping};
 use crate::error::{Corruption, Result};
 use std::ops::Range;

@@ -5,6 +5,9 @@
 //! last entry of a sealed segment holds the segment's largest timestamp; Kafka derives a closed
 //! segment's largest timestamp from it.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::ops::Range;
 
 use super::index::{Entry, Index};
@@ -24,13 +27,12 @@ const _: () = assert!(TimeEntry::SIZE == 12);
 impl Entry for TimeEntry {
     const SIZE: usize = 12;
 
-    fn decode(b: &[u8]) -> Self {
-        let mut ts = [0u8; 8];
-        ts.copy_from_slice(&b[..8]);
-        TimeEntry {
-            timestamp: i64::from_be_bytes(ts),
-            relative_offset: i32::from_be_bytes([b[8], b[9], b[10], b[11]]),
-        }
+    fn decode(b: &[u8]) -> Option<Self> {
+        let (timestamp, rest) = b.split_first_chunk()?;
+        Some(TimeEntry {
+            timestamp: i64::from_be_bytes(*timestamp),
+            relative_offset: i32::from_be_bytes(*rest.first_chunk()?),
+        })
     }
 
     fn encode(&self, out: &mut Vec<u8>) {

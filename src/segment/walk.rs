@@ -3,6 +3,9 @@
 //! `inspect`'s reader (which reports every batch and goes on past a bad CRC) both walk with it;
 //! what they check in each batch is theirs.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::disk::{File, Mapping};
 use crate::error::Result;
 use crate::record::{BATCH_HEADER_LEN, Batch, DecodeError, DecodeErrorKind};

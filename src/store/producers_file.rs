@@ -14,6 +14,9 @@
 //! `[A-Za-z0-9._-]` is written `%XX`, so any name fits on one line. An unknown version or a
 //! malformed line is [`Error::Corrupt`] naming the file.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;

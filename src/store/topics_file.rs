@@ -22,6 +22,9 @@
 //! An unknown version, an unknown key or a malformed line is [`Error::Corrupt`] naming the file
 //! and line.
 
+// It decodes bytes read from files: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
