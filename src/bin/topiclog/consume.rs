@@ -179,13 +179,20 @@ fn follow(
             Err(Error::NoOffsetForPartition { partition, .. }) => {
                 // The writer's retention deleted records before they were read: continue from
                 // the new log start, and say how many were skipped.
-                let position = consumer.position(&args.topic, partition);
+                let position = consumer.position(&args.topic, partition).ok();
                 let log_start = store.topic(&args.topic)?.partition(partition)?;
                 let log_start = log_start.log_start_offset();
-                if let Ok(position) = position {
-                    say_skipped(&args.topic, partition, position, log_start);
+                match resume_after_deletion(position, log_start) {
+                    Some(to) => {
+                        if let Some(position) = position {
+                            say_skipped(&args.topic, partition, position, to);
+                        }
+                        consumer.seek(&args.topic, partition, to)?;
+                    }
+                    // The next poll reads the new start; a pause in case it never comes (a file
+                    // removed by hand).
+                    None => std::thread::sleep(Duration::from_millis(10)),
                 }
-                consumer.seek(&args.topic, partition, log_start)?;
                 continue;
             }
             polled => polled?,
@@ -204,6 +211,18 @@ fn follow(
                 return Ok(());
             }
         }
+    }
+}
+
+/// Where `--follow` goes on after its position in a partition was deleted: the log start, or
+/// nothing yet when that start is not past the position. The poll that failed refreshed the
+/// log start before it read, so a deletion between the two leaves a start below the position:
+/// seeking there would move back over printed records (and misstate the skip); the next poll
+/// reads the new start.
+fn resume_after_deletion(position: Option<i64>, log_start: i64) -> Option<i64> {
+    match position {
+        Some(position) if log_start <= position => None,
+        _ => Some(log_start),
     }
 }
 
@@ -412,6 +431,16 @@ fn json_bytes(bytes: Option<&[u8]>, base64: bool, out: &mut Out) -> Result<(), F
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deleted_position_never_moves_the_follower_back() {
+        // The log start as the poll's refresh read it, before the deletion: stay.
+        assert_eq!(resume_after_deletion(Some(2137), 2132), None);
+        assert_eq!(resume_after_deletion(Some(2137), 2137), None);
+        // The new start: skip forward to it.
+        assert_eq!(resume_after_deletion(Some(2137), 2160), Some(2160));
+        assert_eq!(resume_after_deletion(None, 2160), Some(2160));
+    }
 
     #[test]
     fn start_positions_parse() {
