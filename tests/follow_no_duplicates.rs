@@ -398,3 +398,58 @@ fn a_follower_beside_a_rolling_restarting_writer_returns_each_offset_once() {
     assert_eq!(seen.skipped, 0, "only records already read were deleted");
     assert!(seen.count > 0);
 }
+
+/// A follower refreshing while the writer rolls and its retention deletes segments as fast as
+/// it can: a segment deleted between the follower's listing and its open is listed again, not
+/// an error, and the follower never skips a segment it has not seen.
+#[test]
+fn refresh_beside_rolls_and_deletions_neither_fails_nor_skips() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = writer_store(dir.path(), 1);
+    let writer = store
+        .topic("t")
+        .expect("topic")
+        .partition(0)
+        .expect("partition");
+    append(&writer, 3, false);
+    writer.flush().expect("flush");
+    let reader = Partition::open_read_only(writer.dir(), config()).expect("follows");
+    let stop = Arc::new(AtomicBool::new(false));
+    let deleting = {
+        let (stop, writer) = (Arc::clone(&stop), Arc::clone(&writer));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                append(&writer, 2, false);
+                writer.flush().expect("flush");
+                // Keep only the last few offsets: deletes segments behind the follower.
+                let keep_from = (writer.next_offset() - 2).max(writer.log_start_offset());
+                writer.delete_records(keep_from).expect("delete records");
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut refreshes = 0;
+    while Instant::now() < deadline {
+        reader
+            .refresh()
+            .expect("a refresh never fails for a deleted segment");
+        // Falls behind now and then, so segments ahead of it are deleted while it lists them.
+        if refreshes % 4 == 0 {
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        // Whatever it serves is contiguous from its log start.
+        let start = reader.log_start_offset();
+        if let Ok(records) = reader.read(start) {
+            let mut at = start;
+            for record in records {
+                let Ok(record) = record else { break };
+                assert_eq!(record.offset(), at, "no offset skipped");
+                at += 1;
+            }
+        }
+        refreshes += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    deleting.join().expect("writer");
+    assert!(refreshes > 10);
+}

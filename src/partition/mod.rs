@@ -939,21 +939,42 @@ impl Partition {
         let shared = &self.shared;
         let interval = shared.config().index_interval_bytes();
         let mut grew = false;
+        // Segments that vanished between a listing and their open: deleted by the writer's
+        // retention, so listed again; a bound keeps a strange directory from looping forever.
+        let mut vanished = 0;
         loop {
             let Some(active) = shared.segments.read().last().cloned() else {
                 return Ok(grew);
             };
+            let later = || -> Result<Vec<i64>> {
+                Ok(recovery::list_segments(&*shared.disk, &shared.dir)?
+                    .into_iter()
+                    .filter(|&b| b > active.base_offset())
+                    .collect())
+            };
             // List first: once a later segment exists, the writer has finished this one.
-            let later: Vec<i64> = recovery::list_segments(&*shared.disk, &shared.dir)?
-                .into_iter()
-                .filter(|&b| b > active.base_offset())
-                .collect();
+            let mut listed = later()?;
+            if !listed.is_empty() {
+                // A listing may miss a file created while it ran yet show one created after
+                // (directories in hash order): a listing begun after seeing a later segment
+                // shows every segment created before it, so no segment is skipped.
+                listed = later()?;
+            }
             grew |= recovery::grow_read_only(&active, interval)?;
-            let Some(&next) = later.first() else {
+            let Some(&next) = listed.first() else {
                 break;
             };
-            let (segment, _, _) =
-                recovery::scan_read_only(&shared.disk, &shared.dir, next, interval)?;
+            let segment = match recovery::scan_read_only(&shared.disk, &shared.dir, next, interval)
+            {
+                Ok((segment, _, _)) => segment,
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && vanished < 8 =>
+                {
+                    vanished += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             shared.segments.write().push(Arc::new(segment));
             active.seal();
             grew = true;
