@@ -440,11 +440,9 @@ fn refresh_beside_rolls_and_deletions_neither_fails_nor_skips() {
         // Whatever it serves is contiguous from its log start.
         let start = reader.log_start_offset();
         if let Ok(records) = reader.read(start) {
-            let mut at = start;
-            for record in records {
+            for (at, record) in (start..).zip(records) {
                 let Ok(record) = record else { break };
                 assert_eq!(record.offset(), at, "no offset skipped");
-                at += 1;
             }
         }
         refreshes += 1;
