@@ -8,7 +8,7 @@
 //! it until the child execs (std's `Command` execs at once; the descriptor is close-on-exec).
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, IoOp, Result};
@@ -35,47 +35,25 @@ impl DirLock {
     /// Takes the lock on the file `path`, creating it if missing; `locked` is what the
     /// [`Error::Locked`] names.
     pub(crate) fn acquire_file(path: &Path, locked: &Path, timeout: Duration) -> Result<DirLock> {
-        let path: PathBuf = path.to_path_buf();
         let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(IoOp::Open, &path, e))?;
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match file.try_lock() {
-                Ok(()) => {
-                    let live = crate::follow::hold_writer_file(&path);
-                    return Ok(DirLock {
-                        _file: file,
-                        _live: live,
-                        existed,
-                    });
-                }
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    if pause == Duration::from_millis(1) {
-                        log::info!(
-                            "{} is locked by another writer; waiting up to {} ms",
-                            locked.display(),
-                            timeout.as_millis()
-                        );
-                    }
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    std::thread::sleep(pause.min(left));
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    return Err(Error::Locked {
-                        path: locked.to_path_buf(),
-                    });
-                }
-                Err(TryLockError::Error(e)) => return Err(Error::io(IoOp::Open, path, e)),
-            }
-        }
+        let wait = Wait {
+            timeout,
+            first_pause: Duration::from_millis(1),
+            max_pause: Duration::from_millis(50),
+        };
+        let file = lock_file(path, locked, wait, |timeout| {
+            log::info!(
+                "{} is locked by another writer; waiting up to {} ms",
+                locked.display(),
+                timeout.as_millis()
+            );
+        })?;
+        let live = crate::follow::hold_writer_file(path);
+        Ok(DirLock {
+            _file: file,
+            _live: live,
+            existed,
+        })
     }
 
     /// The writer lock for a partition directory opened on its own: its store's, when `dir`
@@ -86,6 +64,55 @@ impl DirLock {
             Domain::Partition(dir) => {
                 DirLock::acquire_file(&dir.join(PARTITION_LOCK_FILE), &dir, timeout)
             }
+        }
+    }
+}
+
+/// How long, and how, to wait for a file lock another holder has.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wait {
+    pub(crate) timeout: Duration,
+    /// The first pause between tries; each next one doubles, up to `max_pause`.
+    pub(crate) first_pause: Duration,
+    pub(crate) max_pause: Duration,
+}
+
+/// Opens (creating) the lock file `path` and takes an exclusive lock on it, trying again as
+/// `wait` says (`on_wait` is called once, before the first pause); [`Error::Locked`] naming
+/// `locked` if it stays held.
+pub(crate) fn lock_file(
+    path: &Path,
+    locked: &Path,
+    wait: Wait,
+    on_wait: impl FnOnce(Duration),
+) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io(IoOp::Open, path, e))?;
+    let deadline = Instant::now() + wait.timeout;
+    let mut pause = wait.first_pause;
+    let mut on_wait = Some(on_wait);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                if let Some(said) = on_wait.take() {
+                    said(wait.timeout);
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                std::thread::sleep(pause.min(left));
+                pause = (pause * 2).min(wait.max_pause);
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: locked.to_path_buf(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(Error::io(IoOp::Open, path, e)),
         }
     }
 }

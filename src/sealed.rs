@@ -25,6 +25,17 @@ pub(crate) enum Required {
     No,
 }
 
+/// The lines of one of these files' text, each with the byte position it starts at (for
+/// errors that say where), without its newline.
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = (u64, &str)> {
+    let mut position = 0u64;
+    text.split_inclusive('\n').map(move |line| {
+        let at = position;
+        position += line.len() as u64;
+        (at, line.strip_suffix('\n').unwrap_or(line))
+    })
+}
+
 /// `text` (ending with a newline) followed by its checksum line.
 pub(crate) fn seal(mut text: String) -> String {
     if !text.is_empty() && !text.ends_with('\n') {

@@ -50,7 +50,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -61,7 +61,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::config::Clock;
 use crate::disk::Disk;
-use crate::error::{Error, IoOp, Result};
+use crate::error::{Error, Result};
 use crate::layout::GROUPS_LOCK_FILE;
 
 use super::assignor::{Assignment, Assignor, Subscriptions};
@@ -956,26 +956,13 @@ struct GroupsLock {
 impl GroupsLock {
     fn acquire(dir: &Path) -> Result<GroupsLock> {
         let path = dir.join(GROUPS_LOCK_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(IoOp::Open, &path, e))?;
-        let deadline = Instant::now() + LOCK_TIMEOUT;
-        let mut pause = Duration::from_micros(50);
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(GroupsLock { _file: file }),
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(5));
-                }
-                Err(TryLockError::WouldBlock) => return Err(Error::Locked { path }),
-                Err(TryLockError::Error(e)) => return Err(Error::io(IoOp::Open, path, e)),
-            }
-        }
+        let wait = crate::lock::Wait {
+            timeout: LOCK_TIMEOUT,
+            first_pause: Duration::from_micros(50),
+            max_pause: Duration::from_millis(5),
+        };
+        let file = crate::lock::lock_file(&path, &path, wait, |_| {})?;
+        Ok(GroupsLock { _file: file })
     }
 }
 

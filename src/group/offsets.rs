@@ -108,12 +108,7 @@ pub(crate) fn encode(group: &str, offsets: &Offsets) -> String {
 /// Parses a file's text: the group id and its offsets, or the byte position of the first bad
 /// line and what is wrong with it.
 pub(crate) fn decode(text: &str) -> std::result::Result<(String, Offsets), (u64, &'static str)> {
-    let mut position = 0u64;
-    let mut lines = text.split_inclusive('\n').map(|line| {
-        let at = position;
-        position += line.len() as u64;
-        (at, line.strip_suffix('\n').unwrap_or(line))
-    });
+    let mut lines = crate::sealed::lines(text);
     let end = text.len() as u64;
     let mut next = |missing: &'static str| lines.next().ok_or((end, missing));
     let (at, version) = next("empty file")?;

@@ -152,12 +152,7 @@ pub(crate) fn encode(group: &str, state: &GroupState) -> String {
 /// Parses a file's text (checksum line already checked): the group id and its state, or the
 /// byte position of the first bad line and what is wrong with it.
 pub(crate) fn decode(text: &str) -> std::result::Result<(String, GroupState), (u64, &'static str)> {
-    let mut position = 0u64;
-    let mut lines = text.split_inclusive('\n').map(|line| {
-        let at = position;
-        position += line.len() as u64;
-        (at, line.strip_suffix('\n').unwrap_or(line))
-    });
+    let mut lines = crate::sealed::lines(text);
     let end = text.len() as u64;
     let mut next = |missing: &'static str| lines.next().ok_or((end, missing));
     let (at, header) = next("empty file")?;
@@ -316,10 +311,13 @@ pub(crate) fn save(
     disk::write_atomic_unsynced(disk, &path, encode(group, state).as_bytes())
 }
 
-/// The groups with a membership file (ids read from the files; damaged ones are skipped,
-/// and logged by [`load`] when their group is used).
-pub(crate) fn list(disk: &dyn Disk, dir: &Path) -> crate::error::Result<Vec<String>> {
-    let mut groups = Vec::new();
+/// Every membership file in the store directory: its path, name and bytes (files removed
+/// while listed are left out).
+fn member_files(
+    disk: &dyn Disk,
+    dir: &Path,
+) -> crate::error::Result<Vec<(std::path::PathBuf, String, Vec<u8>)>> {
+    let mut files = Vec::new();
     for entry in disk::list_dir(disk, dir)? {
         let Some(name) = entry.name.to_str().filter(|_| entry.is_file) else {
             continue;
@@ -328,54 +326,46 @@ pub(crate) fn list(disk: &dyn Disk, dir: &Path) -> crate::error::Result<Vec<Stri
             continue;
         }
         let path = dir.join(name);
-        let Ok(bytes) = File::open(disk, path.clone(), OpenMode::Read).and_then(|f| f.read_all())
-        else {
-            continue; // removed meanwhile (the group emptied)
-        };
-        let group = crate::sealed::open(&bytes, &path, crate::sealed::Required::Yes)
-            .ok()
-            .and_then(|body| std::str::from_utf8(body).ok())
-            .and_then(|text| decode(text).ok())
-            .map(|(group, _)| group)
-            .filter(|group| file_name(group) == name);
-        groups.extend(group);
+        if let Ok(bytes) = File::open(disk, path.clone(), OpenMode::Read).and_then(|f| f.read_all())
+        {
+            files.push((path, name.to_owned(), bytes));
+        }
     }
-    Ok(groups)
+    Ok(files)
 }
 
-/// Every membership file in the store directory that does not read, with what is wrong (for
-/// `verify`: an open repairs them by reading no members).
+/// A membership file's group, checked against its checksum, format and name.
+fn check_file(bytes: &[u8], path: &Path, name: &str) -> Result<String, String> {
+    let body = crate::sealed::open(bytes, path, crate::sealed::Required::Yes)
+        .map_err(|e| e.to_string())?;
+    let text =
+        std::str::from_utf8(body).map_err(|e| format!("not UTF-8 at byte {}", e.valid_up_to()))?;
+    let (group, _) = decode(text).map_err(|(at, why)| format!("{why} at byte {at}"))?;
+    if file_name(&group) != name {
+        return Err("the group id does not match the file name".to_owned());
+    }
+    Ok(group)
+}
+
+/// The groups with a membership file (damaged ones are left out, and logged by [`load`] when
+/// their group is used).
+pub(crate) fn list(disk: &dyn Disk, dir: &Path) -> crate::error::Result<Vec<String>> {
+    Ok(member_files(disk, dir)?
+        .into_iter()
+        .filter_map(|(path, name, bytes)| check_file(&bytes, &path, &name).ok())
+        .collect())
+}
+
+/// Every membership file that does not read, with what is wrong (for `verify`: an open
+/// repairs them by reading no members).
 pub(crate) fn check_all(
     disk: &dyn Disk,
     dir: &Path,
 ) -> crate::error::Result<Vec<(std::path::PathBuf, String)>> {
-    let mut damaged = Vec::new();
-    for entry in disk::list_dir(disk, dir)? {
-        let Some(name) = entry.name.to_str().filter(|_| entry.is_file) else {
-            continue;
-        };
-        if !(name.starts_with(offsets::FILE_PREFIX) && name.ends_with(FILE_SUFFIX)) {
-            continue;
-        }
-        let path = dir.join(name);
-        let Ok(bytes) = File::open(disk, path.clone(), OpenMode::Read).and_then(|f| f.read_all())
-        else {
-            continue;
-        };
-        let problem = match crate::sealed::open(&bytes, &path, crate::sealed::Required::Yes) {
-            Err(e) => Some(e.to_string()),
-            Ok(body) => match std::str::from_utf8(body).map(decode) {
-                Err(e) => Some(format!("not UTF-8 at byte {}", e.valid_up_to())),
-                Ok(Err((at, why))) => Some(format!("{why} at byte {at}")),
-                Ok(Ok((group, _))) if file_name(&group) != name => {
-                    Some("the group id does not match the file name".to_owned())
-                }
-                Ok(Ok(_)) => None,
-            },
-        };
-        damaged.extend(problem.map(|p| (path, p)));
-    }
-    Ok(damaged)
+    Ok(member_files(disk, dir)?
+        .into_iter()
+        .filter_map(|(path, name, bytes)| check_file(&bytes, &path, &name).err().map(|e| (path, e)))
+        .collect())
 }
 
 #[cfg(test)]

@@ -126,12 +126,7 @@ pub(crate) fn read_entries(disk: &dyn Disk, path: &Path) -> Result<Option<Vec<En
     let corrupt = |at, why| Error::corrupt(path, at, Corruption::Metadata(why));
     let text = std::str::from_utf8(bytes)
         .map_err(|e| corrupt(e.valid_up_to() as u64, "checkpoint is not UTF-8"))?;
-    let mut position = 0u64;
-    let mut lines = text.split_inclusive('\n').map(|line| {
-        let at = position;
-        position += line.len() as u64;
-        (at, line.trim_end_matches('\n'))
-    });
+    let mut lines = crate::sealed::lines(text);
     let Some((at, version)) = lines.next() else {
         return Ok(Some(Vec::new()));
     };

@@ -70,12 +70,7 @@ pub(crate) fn encode(registry: &Registry) -> String {
 
 /// Decodes the registry; `Err` says where (the byte position of the line) and what is wrong.
 pub(crate) fn decode(text: &str) -> std::result::Result<Registry, (u64, &'static str)> {
-    let mut position = 0u64;
-    let mut lines = text.split_inclusive('\n').map(|line| {
-        let at = position;
-        position += line.len() as u64;
-        (at, line.trim_end_matches('\n'))
-    });
+    let mut lines = crate::sealed::lines(text);
     let end = text.len() as u64;
     if !matches!(lines.next(), Some((_, HEADER | HEADER_V1))) {
         return Err((0, "not a version 1 or 2 producers file"));
