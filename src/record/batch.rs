@@ -234,12 +234,15 @@ pub(crate) struct Frame {
     pub(crate) size: usize,
 }
 
+/// How many bytes [`peek_frame`] reads: through the last offset delta.
+pub(crate) const FRAME_LEN: usize = 27;
+
 /// The extent of the batch at the start of `buf`, if its framing fields are plausible (magic 2,
 /// a length of at least 49, a non-negative last offset delta). Nothing else is checked: for
 /// passing over batches whose contents are not wanted.
 #[inline]
 pub(crate) fn peek_frame(buf: &[u8]) -> Option<Frame> {
-    let b = buf.get(..27)?;
+    let b = buf.get(..FRAME_LEN)?;
     let base_offset = be_i64(b, 0)?;
     let length = be_i32(b, 8)?;
     let last_offset_delta = be_i32(b, 23)?;
