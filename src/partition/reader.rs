@@ -252,8 +252,7 @@ impl Reader {
             min_timestamp,
             include_control,
         } = plan;
-        let pos = segment.position_for(seek)?;
-        let segment_base = segment.base_offset();
+        let (pos, at_least) = segment.seek_for(seek)?;
         Ok(Reader {
             shared,
             segment,
@@ -268,7 +267,7 @@ impl Reader {
             index_hint: pos > 0,
             done: false,
             held: None,
-            at_least: segment_base,
+            at_least,
         })
     }
 
@@ -475,6 +474,11 @@ impl Reader {
                         end: Some(self.segment.next_offset()),
                     };
                     if let Some(kind) = offsets_problem(bounds, h) {
+                        if self.index_hint {
+                            // The index's bound, or the batch's offsets: the index first.
+                            self.distrust_index()?;
+                            continue;
+                        }
                         self.done = true;
                         return Err(Error::corrupt(
                             self.segment.path(FileKind::Log),
@@ -497,10 +501,7 @@ impl Reader {
             let (batch, skip) = match checked {
                 Ok(checked) => checked,
                 Err(_) if self.index_hint => {
-                    // An index is a cache: distrust it before the data.
-                    self.segment.rebuild_indexes()?;
-                    self.pos = self.segment.position_for(self.min_offset)?;
-                    (self.chunk, self.index_hint) = (None, false);
+                    self.distrust_index()?;
                     continue;
                 }
                 Err(e) => return Err(self.corrupt(self.pos, e)),
@@ -561,6 +562,16 @@ impl Reader {
             });
             return Ok(true);
         }
+    }
+
+    /// Rebuilds the segment's indexes from its log and seeks again: the batch an index seek
+    /// found did not fit, and an index is a cache, to distrust before the data. Reading then
+    /// goes on without a hint, so a fault in the log itself is met again and reported.
+    fn distrust_index(&mut self) -> Result<()> {
+        self.segment.rebuild_indexes()?;
+        (self.pos, self.at_least) = self.segment.seek_for(self.min_offset)?;
+        (self.chunk, self.index_hint) = (None, false);
+        Ok(())
     }
 
     /// What is wrong with the batch at segment position `next_pos`, after a batch about to be
