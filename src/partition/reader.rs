@@ -11,8 +11,8 @@ use std::sync::Arc;
 use crate::error::{Corruption, Error, Result};
 use crate::record::DebugBytes;
 use crate::record::{
-    BATCH_HEADER_LEN, Batch, Compression, DecodeError, DecodeErrorKind, Headers, RecordCursor,
-    RecordView, RecordsMeta, peek_frame,
+    BATCH_HEADER_LEN, Batch, Compression, DecodeError, DecodeErrorKind, FRAME_LEN, Headers,
+    RecordCursor, RecordView, RecordsMeta, peek_frame,
 };
 use crate::segment::file_name::FileKind;
 use crate::segment::{Chunk, OffsetBounds, Segment, offsets_problem, warm};
@@ -252,8 +252,7 @@ impl Reader {
             min_timestamp,
             include_control,
         } = plan;
-        let pos = segment.position_for(seek)?;
-        let segment_base = segment.base_offset();
+        let (pos, at_least) = segment.seek_for(seek)?;
         Ok(Reader {
             shared,
             segment,
@@ -268,7 +267,7 @@ impl Reader {
             index_hint: pos > 0,
             done: false,
             held: None,
-            at_least: segment_base,
+            at_least,
         })
     }
 
@@ -459,9 +458,10 @@ impl Reader {
             {
                 let end = self.pos + needed as u64;
                 if end <= self.segment.size() && chunk.end() < end {
-                    // The batch is published whole but this chunk stops short: widen it once.
+                    // The batch is published whole but this chunk stops short: widen it once,
+                    // to the next batch's framing too (see `next_batch_problem`).
                     self.chunk = None;
-                    chunk = self.chunk_at(needed)?;
+                    chunk = self.chunk_at(needed + FRAME_LEN)?;
                     parsed = parse_at(&chunk, self.pos);
                 }
             }
@@ -474,6 +474,11 @@ impl Reader {
                         end: Some(self.segment.next_offset()),
                     };
                     if let Some(kind) = offsets_problem(bounds, h) {
+                        if self.index_hint {
+                            // The index's bound, or the batch's offsets: the index first.
+                            self.distrust_index()?;
+                            continue;
+                        }
                         self.done = true;
                         return Err(Error::corrupt(
                             self.segment.path(FileKind::Log),
@@ -496,10 +501,7 @@ impl Reader {
             let (batch, skip) = match checked {
                 Ok(checked) => checked,
                 Err(_) if self.index_hint => {
-                    // An index is a cache: distrust it before the data.
-                    self.segment.rebuild_indexes()?;
-                    self.pos = self.segment.position_for(self.min_offset)?;
-                    (self.chunk, self.index_hint) = (None, false);
+                    self.distrust_index()?;
                     continue;
                 }
                 Err(e) => return Err(self.corrupt(self.pos, e)),
@@ -512,6 +514,14 @@ impl Reader {
             self.index_hint = false;
             if skip {
                 continue;
+            }
+            if let Some(kind) = self.next_batch_problem(&chunk, self.pos, header.next_offset())? {
+                self.done = true;
+                return Err(Error::corrupt(
+                    self.segment.path(FileKind::Log),
+                    self.pos,
+                    kind,
+                ));
             }
             if let Some(budget) = self.budget {
                 if self.started && size as u64 > budget {
@@ -552,6 +562,55 @@ impl Reader {
             });
             return Ok(true);
         }
+    }
+
+    /// Rebuilds the segment's indexes from its log and seeks again: the batch an index seek
+    /// found did not fit, and an index is a cache, to distrust before the data. Reading then
+    /// goes on without a hint, so a fault in the log itself is met again and reported.
+    fn distrust_index(&mut self) -> Result<()> {
+        self.segment.rebuild_indexes()?;
+        (self.pos, self.at_least) = self.segment.seek_for(self.min_offset)?;
+        (self.chunk, self.index_hint) = (None, false);
+        Ok(())
+    }
+
+    /// What is wrong with the batch at segment position `next_pos`, after a batch about to be
+    /// served that ends before `expected_at_least`: whether it starts below that offset.
+    ///
+    /// A base offset lies outside the CRC, and [`offsets_problem`] bounds a batch from below
+    /// (the batch before it) and by the segment's end only, so a base offset raised into the
+    /// next batch's offsets would pass and its records be served at offsets that hold others.
+    /// The overlap shows at the next batch, so look at its framing before serving any record:
+    /// the error is the one reading on would meet there, only sooner. The last batch of a
+    /// segment is bounded by the segment's end instead.
+    fn next_batch_problem(
+        &mut self,
+        chunk: &Chunk,
+        next_pos: u64,
+        expected_at_least: i64,
+    ) -> Result<Option<Corruption>> {
+        if next_pos >= self.segment.size() {
+            return Ok(None);
+        }
+        let rel = usize::try_from(next_pos.saturating_sub(chunk.start())).unwrap_or(usize::MAX);
+        let frame = match chunk.bytes().get(rel..).filter(|b| b.len() >= FRAME_LEN) {
+            Some(bytes) => peek_frame(bytes),
+            // Rare: the chunk ends inside that framing (a widened chunk holds it).
+            None => {
+                let more =
+                    self.shared
+                        .fetch(&self.segment, self.held.as_ref(), next_pos, FRAME_LEN)?;
+                peek_frame(more.bytes())
+            }
+        };
+        // A framing that does not even peek is met as an error when reading gets there.
+        Ok(frame
+            .filter(|f| f.base_offset < expected_at_least)
+            .map(|f| Corruption::OffsetOutOfOrder {
+                base_offset: f.base_offset,
+                last_offset: f.next_offset - 1,
+                expected_at_least,
+            }))
     }
 
     /// A chunk holding the bytes at `pos`, at least `min_len` of them where published.

@@ -119,6 +119,62 @@ fn batches_larger_than_a_read_chunk_read_back_without_mappings() {
     assert_eq!(values, [600 * 1024, 5]);
 }
 
+/// A batch ending 10 bytes before the end of a 256 KiB read chunk: the framing of the batch
+/// after it, which a reader looks at before serving the batch's record, lies partly past the
+/// chunk and is read on its own. Reads pass through; a base offset raised into that batch's
+/// offsets is refused there.
+#[test]
+fn the_next_batch_framing_past_a_read_chunk_is_checked_without_mappings() {
+    let open = |dir: &std::path::Path| {
+        Partition::open_on(
+            Arc::new(NoMapDisk),
+            dir,
+            LogConfig::default(),
+            Default::default(),
+        )
+        .expect("open")
+    };
+    // A batch's bytes beside its value, for values of this order of size.
+    let probe = tempfile::tempdir().expect("tempdir");
+    let log = open(probe.path());
+    log.append(Record::new(&vec![0u8; 200_000]))
+        .expect("append");
+    let overhead = usize::try_from(log.size_bytes()).expect("size") - 200_000;
+    drop(log);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    let first = vec![1u8; crate::segment::READ_CHUNK - 10 - overhead];
+    log.append(Record::new(&first)).expect("append");
+    assert_eq!(log.size_bytes(), crate::segment::READ_CHUNK as u64 - 10);
+    log.append_batch(&[Record::new(b"a"), Record::new(b"b")])
+        .expect("append");
+    log.close().expect("close");
+    drop(log);
+    let lens = |log: &Partition| -> Vec<crate::error::Result<usize>> {
+        log.read(0)
+            .expect("reader")
+            .map(|r| r.map(|r| r.value().map_or(0, <[u8]>::len)))
+            .collect()
+    };
+    let log = open(dir.path());
+    let read: Vec<usize> = lens(&log).into_iter().map(|r| r.expect("record")).collect();
+    assert_eq!(read, [first.len(), 1, 1]);
+    drop(log);
+
+    let path = dir.path().join(format!("{:020}.log", 0));
+    let mut bytes = std::fs::read(&path).expect("read log");
+    bytes[7] = 1; // the first batch's base offset 0 -> 1, the second batch's first offset
+    std::fs::write(&path, &bytes).expect("write log");
+    let log = open(dir.path());
+    match lens(&log).as_slice() {
+        [Err(crate::error::Error::Corrupt { position, .. })] => {
+            assert_eq!(*position, crate::segment::READ_CHUNK as u64 - 10);
+        }
+        other => panic!("expected the overlap as Corrupt, got {other:?}"),
+    }
+}
+
 const STAMP: ProducerStamp = ProducerStamp {
     producer_id: 3,
     epoch: 0,

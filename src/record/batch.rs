@@ -87,7 +87,8 @@ pub struct BatchHeader {
 
 impl BatchHeader {
     /// Decodes the header at the start of `buf` and checks what the header alone can show:
-    /// the magic byte, `batchLength >= 49`, and non-negative counts. It does not check that the
+    /// the magic byte, `batchLength >= 49`, non-negative counts, and a last offset
+    /// (`baseOffset + lastOffsetDelta`) of at most `i64::MAX`. It does not check that the
     /// whole batch is present, nor its CRC (see [`Batch::parse`] and [`Batch::verify_crc`]).
     #[inline]
     pub fn parse(buf: &[u8]) -> Result<Self, DecodeError> {
@@ -125,6 +126,21 @@ impl BatchHeader {
             return Err(DecodeError::new(
                 DecodeErrorKind::NegativeRecordCount(header.records_count),
                 57,
+            ));
+        }
+        // Offsets past i64::MAX cannot exist: refused here, record offsets (`base + delta`,
+        // delta at most `lastOffsetDelta`) never wrap.
+        if header
+            .base_offset
+            .checked_add(i64::from(header.last_offset_delta))
+            .is_none()
+        {
+            return Err(DecodeError::new(
+                DecodeErrorKind::LastOffsetOverflow {
+                    base_offset: header.base_offset,
+                    last_offset_delta: header.last_offset_delta,
+                },
+                0,
             ));
         }
         Ok(header)
@@ -234,12 +250,15 @@ pub(crate) struct Frame {
     pub(crate) size: usize,
 }
 
+/// How many bytes [`peek_frame`] reads: through the last offset delta.
+pub(crate) const FRAME_LEN: usize = 27;
+
 /// The extent of the batch at the start of `buf`, if its framing fields are plausible (magic 2,
 /// a length of at least 49, a non-negative last offset delta). Nothing else is checked: for
 /// passing over batches whose contents are not wanted.
 #[inline]
 pub(crate) fn peek_frame(buf: &[u8]) -> Option<Frame> {
-    let b = buf.get(..27)?;
+    let b = buf.get(..FRAME_LEN)?;
     let base_offset = be_i64(b, 0)?;
     let length = be_i32(b, 8)?;
     let last_offset_delta = be_i32(b, 23)?;
@@ -618,6 +637,8 @@ impl RecordsMeta {
             self.base_timestamp.wrapping_add(ts_delta)
         };
         Ok(RecordView {
+            // Cannot wrap: `offset_delta <= last_offset_delta`, whose sum with the base
+            // offset `BatchHeader::parse` checked.
             offset: self.base_offset.wrapping_add(i64::from(offset_delta)),
             timestamp,
             key,

@@ -94,6 +94,15 @@ pub enum DecodeErrorKind {
         /// The batch's `lastOffsetDelta`.
         last_offset_delta: i32,
     },
+    /// `baseOffset + lastOffsetDelta` passes `i64::MAX`: the batch's last offsets cannot
+    /// exist, and its records' offsets would wrap.
+    #[error("base offset {base_offset} plus last offset delta {last_offset_delta} passes i64::MAX")]
+    LastOffsetOverflow {
+        /// The batch's `baseOffset`.
+        base_offset: i64,
+        /// The batch's `lastOffsetDelta`.
+        last_offset_delta: i32,
+    },
     /// The batch is compressed with a codec this build cannot decompress.
     #[error("batch is compressed with {0}, which this build does not support")]
     UnsupportedCompression(Compression),

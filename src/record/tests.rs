@@ -535,6 +535,51 @@ fn negative_last_offset_delta() {
     );
 }
 
+/// The `decode_batch` fuzz finding: a batch at base offset `i64::MAX` with four record slots.
+/// Its record offsets wrapped to negative (`base + delta`) while `last_offset()` saturated, so
+/// records lay outside `[baseOffset, lastOffset]`. Offsets past `i64::MAX` cannot exist: the
+/// header is refused, at its base offset, wherever the sum overflows.
+#[test]
+fn last_offset_past_i64_max() {
+    let records: Vec<u8> = (0..4).flat_map(|d| rec(&[&kv_body(d)])).collect();
+    for (base_offset, last_offset_delta) in [
+        (i64::MAX, 3),
+        (i64::MAX, 1),
+        (i64::MAX - 2, 3),
+        (i64::MAX - i64::from(i32::MAX) + 1, i32::MAX),
+    ] {
+        let header = BatchHeader {
+            base_offset,
+            ..raw_header(4, last_offset_delta)
+        };
+        let bytes = build(header, &records);
+        let expected = err(
+            DecodeErrorKind::LastOffsetOverflow {
+                base_offset,
+                last_offset_delta,
+            },
+            0,
+        );
+        assert_eq!(BatchHeader::parse(&bytes).unwrap_err(), expected);
+        assert_eq!(Batch::parse(&bytes).unwrap_err(), expected);
+        let mut batches = Batches::new(&bytes);
+        assert_eq!(batches.next(), Some(Err(expected)));
+        assert_eq!(batches.next(), None);
+    }
+    // The last offset may be i64::MAX itself; its records keep their offsets.
+    let header = BatchHeader {
+        base_offset: i64::MAX - 3,
+        ..raw_header(4, 3)
+    };
+    let (header, decoded) = decode_ok(&build(header, &records));
+    assert_eq!(header.last_offset(), i64::MAX);
+    let offsets: Vec<i64> = decoded.iter().map(|d| d.offset).collect();
+    assert_eq!(
+        offsets,
+        [i64::MAX - 3, i64::MAX - 2, i64::MAX - 1, i64::MAX]
+    );
+}
+
 #[test]
 fn compressed_batches_are_unsupported_but_valid() {
     for codec in ALL_CODECS {

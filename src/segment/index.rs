@@ -114,6 +114,11 @@ impl<E: Entry> Index<E> {
 
     /// The last entry whose key is `<= target`: Kafka's `largestLowerBound`, a binary search.
     pub(crate) fn floor(&self, target: i64) -> Option<E> {
+        self.floor_index(target).and_then(|i| self.get(i))
+    }
+
+    /// The number of [`floor`](Self::floor)'s entry.
+    pub(crate) fn floor_index(&self, target: i64) -> Option<usize> {
         let n = self.len();
         // Number of entries with key <= target, for keys that increase.
         let (mut lo, mut hi) = (0usize, n);
@@ -124,7 +129,7 @@ impl<E: Entry> Index<E> {
                 _ => hi = mid,
             }
         }
-        lo.checked_sub(1).and_then(|i| self.get(i))
+        lo.checked_sub(1)
     }
 }
 

@@ -499,10 +499,20 @@ impl Segment {
 
     /// Byte position to scan from for `offset` (0 if no index entry is at or below it).
     pub(crate) fn position_for(&self, offset: i64) -> Result<u64> {
+        Ok(self.seek_for(offset)?.0)
+    }
+
+    /// [`position_for`](Self::position_for), and the least base offset the batch there can
+    /// have (see `offset_index::seek`).
+    pub(crate) fn seek_for(&self, offset: i64) -> Result<(u64, i64)> {
         let size = self.size();
-        let pos =
-            self.with_indexes(|ix| offset_index::lookup(&ix.offsets, self.base_offset, offset))?;
-        Ok(if pos < size { pos } else { 0 })
+        let (pos, at_least) =
+            self.with_indexes(|ix| offset_index::seek(&ix.offsets, self.base_offset, offset))?;
+        Ok(if pos < size {
+            (pos, at_least)
+        } else {
+            (0, self.base_offset)
+        })
     }
 
     /// Offset to start a search for `timestamp` from (the time index's largest entry <= it).

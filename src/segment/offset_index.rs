@@ -103,13 +103,24 @@ pub(crate) fn validate(
     Ok(())
 }
 
-/// Byte position to start scanning from for `target`: the indexed position of the largest
-/// entry `<= target`, or 0.
-pub(crate) fn lookup(index: &Index<OffsetEntry>, base_offset: i64, target: i64) -> u64 {
+/// Byte position to start scanning from for `target` (the indexed position of the largest
+/// entry `<= target`, or 0), and the least base offset the batch there can have: one more than
+/// the entry before, whose offset is the last of what was appended at its position (one batch
+/// here; in older Kafka versions, every batch of one append), all of which lies before. The
+/// segment's base offset without an entry before. A reader seeking there checks the batch
+/// against it, as it checks a batch against the one it read before: a base offset lies
+/// outside the CRC.
+pub(crate) fn seek(index: &Index<OffsetEntry>, base_offset: i64, target: i64) -> (u64, i64) {
     let relative = target.saturating_sub(base_offset);
-    index
-        .floor(relative)
-        .map_or(0, |e| e.position.max(0) as u64)
+    let Some(i) = index.floor_index(relative) else {
+        return (0, base_offset);
+    };
+    let position = index.get(i).map_or(0, |e| e.position.max(0) as u64);
+    let at_least = i
+        .checked_sub(1)
+        .and_then(|before| index.get(before))
+        .map_or(base_offset, |e| e.offset(base_offset).saturating_add(1));
+    (position, at_least)
 }
 
 #[cfg(test)]
@@ -134,10 +145,11 @@ mod tests {
                 0, 0, 0, 0x32, 0, 0, 0x10, 0x48, 0, 0, 0, 0x82, 0, 0, 0x20, 0xd0
             ]
         );
-        assert_eq!(lookup(&idx, 100, 99), 0);
-        assert_eq!(lookup(&idx, 100, 150), 4168);
-        assert_eq!(lookup(&idx, 100, 229), 4168);
-        assert_eq!(lookup(&idx, 100, 500), 8400);
+        assert_eq!(seek(&idx, 100, 99), (0, 100));
+        assert_eq!(seek(&idx, 100, 150), (4168, 100));
+        assert_eq!(seek(&idx, 100, 229), (4168, 100));
+        // The batch at 8400 comes after the one at 4168, whose last offset is 150.
+        assert_eq!(seek(&idx, 100, 500), (8400, 151));
         assert_eq!(validate(&idx, 100..231, 9000), Ok(()));
         assert!(
             validate(&idx, 100..230, 9000).is_err(),
