@@ -48,17 +48,16 @@ fn a_follower_returns_only_what_the_live_writer_published_as_durable() {
     for i in 0..10u8 {
         topic.append_to(0, Record::new(&[i])).expect("appends");
     }
+    let pdir = dir.path().join("t-0");
+    // The writer's published end says 5 are durable (as between a write and its fsync): the
+    // follower returns 5, though the file holds 10.
+    publish(&pdir, 5);
     let follower = Store::open_read_only(dir.path()).expect("follows");
     let p = follower
         .topic("t")
         .expect("topic")
         .partition(0)
         .expect("partition");
-    let pdir = dir.path().join("t-0");
-    // The writer's published end says 5 are durable (as between a write and its fsync): the
-    // follower returns 5, though the file holds 10.
-    publish(&pdir, 5);
-    p.refresh().expect("refreshes");
     assert_eq!(p.next_offset(), 5);
     assert_eq!(values(&p), (0..5).collect::<Vec<_>>());
     // The writer notices the follower and publishes after its next commit.
@@ -126,9 +125,8 @@ fn a_lone_partition_and_its_read_only_follower_do_the_same() {
     for i in 0..4u8 {
         writer.append(Record::new(&[i])).expect("appends");
     }
-    let follower = Partition::open_read_only(dir.path(), LogConfig::default()).expect("follows");
     publish(dir.path(), 2);
-    follower.refresh().expect("refreshes");
+    let follower = Partition::open_read_only(dir.path(), LogConfig::default()).expect("follows");
     assert_eq!(follower.next_offset(), 2, "bounded by the published end");
     until("the writer to publish", || {
         writer.append(Record::new(b"x")).expect("appends");
@@ -140,4 +138,41 @@ fn a_lone_partition_and_its_read_only_follower_do_the_same() {
     publish(dir.path(), 1);
     follower.refresh().expect("refreshes");
     assert!(follower.next_offset() > 4, "no writer: not bounded");
+}
+
+/// Records a follower read while no writer was alive stay visible when a writer comes back
+/// and has not published past them yet: the visible end never moves back, so a consumer's
+/// position never lies beyond it (which would reset it, re-reading from the start).
+#[test]
+fn the_visible_end_never_moves_back_when_a_writer_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pdir = dir.path().join("t-0");
+    {
+        let writer = Store::open(dir.path()).expect("opens");
+        let topic = writer
+            .create_topic("t", TopicConfig::new(1))
+            .expect("creates");
+        for i in 0..10u8 {
+            topic.append_to(0, Record::new(&[i])).expect("appends");
+        }
+        writer.close().expect("closes");
+    }
+    let follower = Store::open_read_only(dir.path()).expect("follows");
+    let p = follower
+        .topic("t")
+        .expect("topic")
+        .partition(0)
+        .expect("partition");
+    publish(&pdir, 4); // stale, from an earlier life
+    p.refresh().expect("refreshes");
+    assert_eq!(
+        p.next_offset(),
+        10,
+        "no live writer: everything in the files"
+    );
+    let writer = Store::open(dir.path()).expect("the writer returns");
+    publish(&pdir, 4);
+    p.refresh().expect("refreshes");
+    assert_eq!(p.next_offset(), 10, "what was visible stays visible");
+    drop(writer);
 }

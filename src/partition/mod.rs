@@ -152,6 +152,9 @@ pub(crate) struct Shared {
     /// A read-only partition's bound on what it returns: the writer's published durable end
     /// while a writer is alive under the durable policy (see [`published`]), else `i64::MAX`.
     visible_end: AtomicI64,
+    /// The highest end a read-only partition has made visible (`-1`: none yet): the bound
+    /// never goes below it.
+    exposed: AtomicI64,
     /// A writable partition's probe for followers in other processes ([`crate::follow`]).
     followers: std::sync::OnceLock<Arc<crate::follow::FollowerProbe>>,
     /// A read-only partition's registration as a follower, to ask whether a writer is alive.
@@ -193,9 +196,13 @@ impl Shared {
     }
 
     /// For a read-only partition: bounds reads by the writer's published durable end while a
-    /// writer is alive under the durable policy; lifts the bound otherwise.
+    /// writer is alive under the durable policy; lifts the bound otherwise. The bound never
+    /// moves below what was visible before: records read while no writer was alive (the files
+    /// were all there was) stay readable when a restarted writer has not published yet, so a
+    /// consumer's position never lies beyond the end (which would reset it).
     fn update_visible_end(&self) {
         let scanned = self.next_offset.load(Ordering::Acquire);
+        let before = self.exposed.load(Ordering::Acquire);
         let bound = if self.config().is_durable() {
             published::read(&*self.disk, &self.dir)
                 .filter(|&end| end < scanned)
@@ -203,8 +210,10 @@ impl Shared {
         } else {
             None
         };
-        self.visible_end
-            .store(bound.unwrap_or(i64::MAX), Ordering::Release);
+        let visible = bound.map_or(i64::MAX, |end| end.max(before));
+        self.visible_end.store(visible, Ordering::Release);
+        self.exposed
+            .fetch_max(visible.min(scanned), Ordering::AcqRel);
     }
 
     fn log_start_offset(&self) -> i64 {
@@ -451,6 +460,7 @@ impl Partition {
             commit: commit::Commit::new(poison),
             next_offset: AtomicI64::new(next_offset),
             visible_end: AtomicI64::new(i64::MAX),
+            exposed: AtomicI64::new(-1),
             followers: std::sync::OnceLock::new(),
             following: std::sync::OnceLock::new(),
             log_start_offset: AtomicI64::new(log_start),
