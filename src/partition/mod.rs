@@ -203,6 +203,10 @@ impl Shared {
     fn update_visible_end(&self) {
         let scanned = self.next_offset.load(Ordering::Acquire);
         let before = self.exposed.load(Ordering::Acquire);
+        if scanned <= before {
+            // Everything scanned is visible already: no file to read (an idle poll's case).
+            return;
+        }
         let bound = if self.config().is_durable() {
             published::read(&*self.disk, &self.dir)
                 .filter(|&end| end < scanned)
