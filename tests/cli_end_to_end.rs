@@ -1584,3 +1584,189 @@ fn alter_config_changes_and_persists_a_topics_settings() {
     let none = tl(dir.path(), &["alter-config", "t"]);
     assert_eq!(none.code, 2, "at least one --config: {none:?}");
 }
+
+/// `consume --from end --follow` beside writer processes that roll small segments, are killed
+/// (SIGKILL) or stopped at random moments and restarted, while `delete-records` deletes behind
+/// the followers: every follower prints each offset at most once, in order, and accounts for
+/// every offset from where it started to the end as printed or said skipped.
+#[test]
+fn followers_from_end_print_each_offset_once_beside_restarting_writers() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap().to_owned();
+    let tool = |args: &[&str]| {
+        let mut all = vec!["--dir", dir_arg.as_str(), "-q", "--lock-timeout", "10000"];
+        all.extend_from_slice(args);
+        run(&all, b"")
+    };
+    tool(&[
+        "create-topic",
+        "q",
+        "--partitions",
+        "2",
+        "--config",
+        "segment.bytes=3000",
+    ])
+    .ok();
+    // A first record, so "end" is not the log start.
+    run(&["--dir", &dir_arg, "produce", "q"], b"seed\n").ok();
+
+    let ends = || -> Vec<i64> {
+        tool(&["describe", "q"])
+            .ok()
+            .lines()
+            .map(|l| l.split('\t').nth(2).unwrap().parse().unwrap())
+            .collect()
+    };
+    let starts = ends();
+    let followers: Vec<(Killed, mpsc::Receiver<String>, mpsc::Receiver<String>)> = (0..3)
+        .map(|_| {
+            let mut child = Killed(
+                Command::new(BIN)
+                    .args(["--dir", &dir_arg, "consume", "q", "--from", "end"])
+                    .args(["--follow", "--json"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+            let out = lines_of(child.0.stdout.take().unwrap());
+            let err = lines_of(child.0.stderr.take().unwrap());
+            (child, out, err)
+        })
+        .collect();
+    // Followers at the end before anything else is written.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut seed = 0x9e37_79b9_u32;
+    let mut random = move |below: u32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed % below
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    let mut line = 0u64;
+    let signal = |child: &Killed, signal: &str| {
+        let pid = child.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    while std::time::Instant::now() < deadline {
+        // Now and then a follower stops while records are appended and deleted past it.
+        let stopped = (random(3) == 0).then(|| &followers[random(3) as usize].0);
+        if let Some(child) = stopped {
+            signal(child, "-STOP");
+        }
+        let batch = (1 + random(20)).to_string();
+        let mut writer = Killed(
+            Command::new(BIN)
+                .args(["--dir", &dir_arg, "-q", "--lock-timeout", "10000"])
+                .args(["produce", "q", "--batch", &batch])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut input = writer.0.stdin.take().unwrap();
+        let text: String = (0..2000).map(|i| format!("line-{}\n", line + i)).collect();
+        line += 2000;
+        let feeder = std::thread::spawn(move || {
+            let _ = input.write_all(text.as_bytes());
+        });
+        std::thread::sleep(Duration::from_millis(u64::from(20 + random(200))));
+        // SIGKILL, or a clean end of input.
+        if random(3) == 0 {
+            drop(writer);
+        } else {
+            let _ = writer.0.wait();
+        }
+        let _ = feeder.join();
+        if random(2) == 0 {
+            let p = random(2);
+            let end = ends()[p as usize];
+            let before = (end - i64::from(random(400))).max(0).to_string();
+            tool(&[
+                "delete-records",
+                "q",
+                "--partition",
+                &p.to_string(),
+                "--before",
+                &before,
+            ]);
+        }
+        if let Some(child) = stopped {
+            signal(child, "-CONT");
+        }
+    }
+    // A last record on each partition: every follower must reach it, whatever was deleted.
+    for p in ["0", "1"] {
+        run(
+            &["--dir", &dir_arg, "produce", "q", "--partition", p],
+            b"last\n",
+        )
+        .ok();
+    }
+    let ends = ends();
+
+    for (i, (child, out, err)) in followers.into_iter().enumerate() {
+        // Each partition's offsets as printed, until the follower reached both ends.
+        let mut printed: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
+        let reached = |printed: &[Vec<i64>; 2]| {
+            (0..2).all(|p| printed[p].last().is_some_and(|&o| o + 1 == ends[p]))
+        };
+        let mut said = Vec::new();
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while !reached(&printed) && std::time::Instant::now() < until {
+            while let Ok(line) = err.try_recv() {
+                said.push(line);
+            }
+            if let Ok(line) = out.recv_timeout(Duration::from_millis(100)) {
+                let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+                let p = record["partition"].as_u64().unwrap() as usize;
+                printed[p].push(record["offset"].as_i64().unwrap());
+            }
+        }
+        drop(child);
+        while let Ok(line) = err.recv_timeout(Duration::from_millis(200)) {
+            said.push(line);
+        }
+        assert!(
+            said.iter().all(|l| !l.contains("came again")),
+            "follower {i}: {said:?}"
+        );
+        for p in 0..2 {
+            let offsets = &printed[p];
+            assert!(
+                offsets.windows(2).all(|w| w[0] < w[1]),
+                "follower {i}, partition {p}: an offset twice or backwards: {offsets:?}"
+            );
+            assert_eq!(
+                offsets.last().map(|o| o + 1),
+                Some(ends[p]),
+                "follower {i}, partition {p} did not reach the end: {said:?}"
+            );
+            // Every offset from the start to the end printed or said skipped, once.
+            let skipped: i64 = said
+                .iter()
+                .filter_map(|l| l.split(&format!("q-{p}: skipped ")).nth(1))
+                .map(|rest| rest.split(' ').next().unwrap().parse::<i64>().unwrap())
+                .sum();
+            eprintln!(
+                "follower {i}, partition {p}: {} printed, {skipped} skipped",
+                offsets.len()
+            );
+            assert_eq!(
+                offsets.len() as i64 + skipped,
+                ends[p] - starts[p],
+                "follower {i}, partition {p}: {said:?}"
+            );
+        }
+    }
+}

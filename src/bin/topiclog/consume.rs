@@ -129,13 +129,21 @@ pub(crate) fn run(dir: &Path, args: &ConsumeArgs, out: &mut Out) -> Result<(), F
             let record = match record {
                 // A writer's retention deleted the records ahead of the reader.
                 Err(Error::OffsetOutOfRange { log_start, .. }) => {
-                    say_skipped(&args.topic, source.number, source.next, log_start);
-                    source.next = log_start;
-                    source.reader = topic.partition(source.number)?.read(log_start)?;
+                    // Never back over what was read: a start below it is stale.
+                    let to = log_start.max(source.next);
+                    if to > source.next {
+                        say_skipped(&args.topic, source.number, source.next, to);
+                    }
+                    source.next = to;
+                    source.reader = topic.partition(source.number)?.read(to)?;
                     continue;
                 }
                 record => record?,
             };
+            if record.offset() < source.next {
+                say_again(&args.topic, source.number, record.offset());
+                continue;
+            }
             source.next = record.offset() + 1;
             if record.offset() < source.from {
                 continue;
@@ -170,8 +178,12 @@ fn follow(
         .map(|s| (args.topic.as_str(), s.number))
         .collect();
     consumer.assign(&assignment)?;
+    // Per partition, the offset after the last record read: the one line of defence that
+    // makes a printed offset never come out again, whatever moved a position back.
+    let mut read_to: BTreeMap<u32, i64> = BTreeMap::new();
     for source in sources {
         consumer.seek(&args.topic, source.number, source.next)?;
+        read_to.insert(source.number, source.next);
     }
     loop {
         out.flush()?;
@@ -202,6 +214,12 @@ fn follow(
                 .iter()
                 .find(|s| s.number == record.partition())
                 .map_or(0, |s| s.from);
+            let read = read_to.entry(record.partition()).or_insert(0);
+            if record.offset() < *read {
+                say_again(&args.topic, record.partition(), record.offset());
+                continue;
+            }
+            *read = record.offset() + 1;
             if record.offset() < from {
                 continue;
             }
@@ -224,6 +242,16 @@ fn resume_after_deletion(position: Option<i64>, log_start: i64) -> Option<i64> {
         Some(position) if log_start <= position => None,
         _ => Some(log_start),
     }
+}
+
+/// Tells stderr that a record already read came again (a position moved back) and was not
+/// printed twice.
+fn say_again(topic: &str, partition: u32, offset: i64) {
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "topiclog: {topic}-{partition}: offset {offset} came again after it was read; not printed twice"
+    );
 }
 
 /// Tells stderr that records `from..to` of a partition were deleted (by the writer's
