@@ -37,8 +37,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod appender;
 mod checkpoint;
 mod commit;
+mod ledger;
 mod manifest;
 mod marker;
 mod poison;
@@ -855,8 +857,10 @@ impl Partition {
     }
 
     /// Writes buffered appends to the files and fsyncs every file written since the last flush
-    /// (segment data, indexes) and the directory entries of new segments. When it returns,
-    /// every append that returned before it survives a crash or power loss.
+    /// (segment data, sealed segments' indexes, producer snapshots) and the directory entries
+    /// of new segments. When it returns, every append that returned before it survives a crash
+    /// or power loss. (The active segment's indexes are caches that an unclean open rebuilds
+    /// from its data; [`close`](Partition::close) fsyncs them.)
     pub fn flush(&self) -> Result<()> {
         if self.read_only {
             return Ok(());
