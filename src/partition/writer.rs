@@ -420,7 +420,10 @@ impl Writer {
         self.appender.write_buffer()?;
         let set = self.ledger.sync_set(&self.appender, &self.producers)?;
         set.run(shared)?;
-        self.ledger.synced(shared, &self.appender, &set)
+        self.ledger.synced(shared, &self.appender, &set)?;
+        // Interval flushing counts from here again.
+        self.unflushed = Unflushed::default();
+        Ok(())
     }
 
     /// Kafka's DeleteRecords: raises the log start offset to `before` (durably, before any
