@@ -89,10 +89,9 @@ impl IndexFiles {
     }
 }
 
-/// Where an appended batch ends: what publishing it tells readers.
-#[derive(Debug, Clone)]
+/// Where an appended batch ends in its segment: what publishing it tells readers.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchEnd {
-    pub(crate) segment: Arc<Segment>,
     /// The segment's size with the batch.
     pub(crate) end: u64,
     pub(crate) last_offset: i64,
@@ -100,10 +99,11 @@ pub(crate) struct BatchEnd {
 }
 
 impl BatchEnd {
-    /// Makes the batch (and every one before it) visible to readers in this process. Watchers
-    /// are woken by the caller, once for all the batches it publishes.
-    pub(crate) fn publish(&self, shared: &Shared) {
-        self.segment.publish(SegmentState {
+    /// Makes the batch (and every one before it in `segment`) visible to readers in this
+    /// process: the one way a batch is published. Watchers are woken by the caller, once for
+    /// all the batches it publishes.
+    pub(crate) fn publish(&self, segment: &Segment, shared: &Shared) {
+        segment.publish(SegmentState {
             size: self.end,
             next_offset: self.last_offset + 1,
             max_timestamp: self.max_timestamp,
@@ -338,7 +338,6 @@ impl Appender {
         self.end = indexed.position + indexed.size;
         self.next_offset = batch.last_offset + 1;
         Ok(BatchEnd {
-            segment: Arc::clone(segment),
             end: self.end,
             last_offset: batch.last_offset,
             max_timestamp: batch.max_timestamp,

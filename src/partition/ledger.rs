@@ -95,6 +95,7 @@ impl SyncSet {
 #[derive(Debug)]
 struct Pending {
     seq: u64,
+    segment: Arc<Segment>,
     batch: BatchEnd,
 }
 
@@ -186,10 +187,11 @@ impl Ledger {
     }
 
     /// Queues a durable append's batch until a commit covers it; returns its sequence number.
-    pub(crate) fn push_pending(&mut self, batch: BatchEnd) -> u64 {
+    pub(crate) fn push_pending(&mut self, segment: &Arc<Segment>, batch: BatchEnd) -> u64 {
         self.appended_seq += 1;
         self.pending.push_back(Pending {
             seq: self.appended_seq,
+            segment: Arc::clone(segment),
             batch,
         });
         self.appended_seq
@@ -271,7 +273,7 @@ impl Ledger {
             if p.seq > set.seq {
                 break;
             }
-            p.batch.publish(shared);
+            p.batch.publish(&p.segment, shared);
             self.pending.pop_front();
             published = true;
         }

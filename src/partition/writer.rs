@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use crate::config::LogConfig;
 use crate::disk;
 use crate::error::{Error, Result};
-use crate::record::{BatchParams, Compression, Record};
+use crate::record::{BatchParams, Compression, Record, TimestampType};
 use crate::segment::file_name::FileKind;
 use crate::segment::{IndexSizing, Segment};
 
@@ -37,8 +37,11 @@ pub(crate) struct AppendOptions {
     /// An idempotent producer's stamp, checked against the producer state; `None` for a plain
     /// batch.
     pub(crate) stamp: Option<ProducerStamp>,
-    /// The codec the batch is compressed with.
+    /// The codec the caller asks for (the topic's `compression.type` may override it).
     pub(crate) codec: Compression,
+    /// The wall clock when the append began ([`crate::config::wall_ms`]): the records' time
+    /// under the default clock, and the follower probe's.
+    pub(crate) wall_ms: i64,
 }
 
 /// What an append did.
@@ -219,28 +222,33 @@ impl Writer {
         &mut self,
         shared: &Shared,
         records: &[Record<'_>],
-        now: i64,
         options: AppendOptions,
     ) -> Result<Appended> {
-        let AppendOptions { stamp, codec } = options;
+        let AppendOptions {
+            stamp,
+            codec,
+            wall_ms,
+        } = options;
         if self.closed {
             return Err(Error::Closed);
         }
         self.check_poison()?;
+        let codec = self.config.compression_type().codec_for(codec);
+        check_payload(&self.config, records, codec)?;
+        let now = self.now(records, stamp, wall_ms);
         self.prepare(shared)?;
-        let config = Arc::clone(&self.config);
         let base_offset = self.appender.next_offset();
         let mut params = BatchParams {
             base_offset,
             partition_leader_epoch: PARTITION_LEADER_EPOCH,
-            timestamp_type: config.message_timestamp_type(),
+            timestamp_type: self.config.message_timestamp_type(),
             ..BatchParams::default()
         };
         let mut last_seq = None;
         if let Some(stamp) = stamp {
             self.producers.expire_if_due(Expiry {
                 now_ms: now,
-                expiration_ms: config.producer_id_expiration_ms(),
+                expiration_ms: self.config.producer_id_expiration_ms(),
             });
             match self.producers.check(stamp, records.len()) {
                 Ok(Check::Duplicate(info, seq)) => return Ok(Appended::Duplicate(info, seq)),
@@ -253,8 +261,8 @@ impl Writer {
         }
         let encoded = self
             .appender
-            .encode(&config, &params, records, now, codec)?;
-        if self.appender.should_roll(&config, &encoded) {
+            .encode(&self.config, &params, records, now, codec)?;
+        if self.appender.should_roll(&self.config, &encoded) {
             if self.ledger.has_pending() {
                 // The old segment's batches must be published before it reads as sealed.
                 self.appender.discard(&encoded);
@@ -266,10 +274,10 @@ impl Writer {
         }
         if !self.durable {
             // With followers in other processes, lazily flushed batches go to the file at once.
-            let limit = if shared.followers_present().0 {
+            let limit = if shared.followers_present_at(wall_ms) {
                 0
             } else {
-                config.write_buffer_bytes()
+                self.config.write_buffer_bytes()
             };
             self.appender.write_if_full(&encoded, limit)?;
         }
@@ -295,18 +303,38 @@ impl Writer {
         }
         if self.durable {
             // Only durable appends wait for a commit round.
-            let seq = self.ledger.push_pending(batch);
+            let seq = self.ledger.push_pending(self.appender.active(), batch);
             return Ok(Appended::Commit(info, seq));
         }
-        batch.publish(shared);
+        batch.publish(self.appender.active(), shared);
         shared.fire_watchers();
-        self.flush_if_due(shared, &config, records.len() as i64)?;
+        self.flush_if_due(shared, records.len() as i64)?;
         Ok(Appended::Done(info))
+    }
+
+    /// The time an append stamps its records with: the wall-clock reading it took under the
+    /// default clock; a configured clock is asked only when a record, the timestamp type or a
+    /// producer's expiry needs the time.
+    #[inline]
+    fn now(&self, records: &[Record<'_>], stamp: Option<ProducerStamp>, wall_ms: i64) -> i64 {
+        let config = &self.config;
+        if config.has_system_clock() {
+            return wall_ms;
+        }
+        let needs_clock = stamp.is_some()
+            || config.message_timestamp_type() == TimestampType::LogAppendTime
+            || records.iter().any(|r| r.timestamp.is_none());
+        if needs_clock {
+            config.clock().now_ms()
+        } else {
+            0
+        }
     }
 
     /// Interval flushing (`flush.messages` above 1, `flush.ms`): fsyncs once enough records
     /// are unflushed or the oldest is old enough. A failure poisons the partition.
-    fn flush_if_due(&mut self, shared: &Shared, config: &LogConfig, records: i64) -> Result<()> {
+    fn flush_if_due(&mut self, shared: &Shared, records: i64) -> Result<()> {
+        let config = &self.config;
         let unflushed = &mut self.unflushed;
         if unflushed.records == 0 && config.flush_ms() != i64::MAX {
             unflushed.since_ms = config.clock().now_ms();
@@ -598,6 +626,41 @@ impl Writer {
         self.closed = true;
         Ok(())
     }
+}
+
+/// Refuses a batch whose records alone pass the limit, before encoding a huge value: the
+/// batch's `max.message.bytes`, or for a compressed batch (which may hold far more than that
+/// of records, the limit being on the compressed batch) what it may decompress to.
+#[inline]
+fn check_payload(config: &LogConfig, records: &[Record<'_>], codec: Compression) -> Result<()> {
+    let (max, setting) = match codec {
+        Compression::None => (
+            usize::try_from(config.max_message_bytes()).unwrap_or(0),
+            "max.message.bytes",
+        ),
+        _ => (
+            config.max_decompressed_batch_bytes(),
+            "max_decompressed_batch_bytes",
+        ),
+    };
+    let payload = records.iter().fold(0usize, |sum, r| {
+        let headers = r
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len));
+        sum.saturating_add(r.key.map_or(0, <[u8]>::len))
+            .saturating_add(r.value.map_or(0, <[u8]>::len))
+            .saturating_add(headers.fold(0, usize::saturating_add))
+    });
+    if payload > max {
+        return Err(Error::RecordTooLarge {
+            size: payload,
+            at_least: true,
+            limit: max,
+            setting,
+        });
+    }
+    Ok(())
 }
 
 /// The error for a refused idempotent append. A partition knows producers by id only, so a
