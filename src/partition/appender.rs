@@ -4,6 +4,9 @@
 //! It knows nothing of durability (the [`ledger`](super::ledger) decides what is fsynced) nor
 //! of who may read what (the writer publishes batches): its state is the active segment's end,
 //! as appended, and what of it is still in memory.
+//!
+//! Under the durable policy it also keeps the `.log` file preallocated ahead of the data with
+//! fsynced zeros, and trims them when the segment is finished (see [`PREALLOCATE_BYTES`]).
 
 use std::sync::Arc;
 
@@ -137,6 +140,11 @@ pub(crate) struct Appender {
     index_files: Option<IndexFiles>,
     /// The index files have room to grow (preallocated since the last trim).
     indexes_grown: bool,
+    /// Under the durable policy, how far the `.log` file may be preallocated ahead of the
+    /// data (`segment.bytes`; see [`PREALLOCATE_BYTES`]); `None`: not preallocated.
+    preallocate_to: Option<u64>,
+    /// The `.log` file's length: the data's end plus any zero-filled, fsynced tail.
+    allocated: u64,
 }
 
 impl Appender {
@@ -158,13 +166,17 @@ impl Appender {
             limits: PerIndex::limits(config),
             index_files: None,
             indexes_grown: false,
+            preallocate_to: preallocate_to(config),
+            // A writable open cut the file to its last whole batch.
+            allocated: active.file_size(),
             active,
         }
     }
 
-    /// Takes up a changed `segment.index.bytes`.
+    /// Takes up a changed `segment.index.bytes` and flush policy.
     pub(crate) fn apply_config(&mut self, config: &LogConfig) {
         self.limits = PerIndex::limits(config);
+        self.preallocate_to = preallocate_to(config);
     }
 
     pub(crate) fn active(&self) -> &Arc<Segment> {
@@ -362,9 +374,16 @@ impl Appender {
         // append that failed leaves nothing a later append could land behind.
         self.write_index_entries(IndexTail::Keep)?;
         if !self.tail.is_empty() {
+            let pos = self.active.file_size();
+            let log = self.active.log()?;
+            let end = pos + self.tail.len() as u64;
+            if let Some(limit) = self.preallocate_to
+                && end > self.allocated
+            {
+                self.allocated = preallocate(&log, self.allocated.max(pos), end, limit)?;
+            }
             let segment = &self.active;
-            let pos = segment.file_size();
-            segment.log()?.write_all_at(&self.tail, pos)?;
+            log.write_all_at(&self.tail, pos)?;
             segment.set_file_size(pos + self.tail.len() as u64);
             self.tail.clear();
         }
@@ -427,7 +446,19 @@ impl Appender {
                 times: ix.times.len(),
             }
         })?;
-        self.write_index_entries(IndexTail::Trim)
+        self.write_index_entries(IndexTail::Trim)?;
+        self.trim_log()
+    }
+
+    /// Cuts the preallocated zeros off the `.log` file, so it ends at its last batch (on roll,
+    /// close, and when the partition is dropped).
+    pub(crate) fn trim_log(&mut self) -> Result<()> {
+        let data = self.active.file_size();
+        if self.allocated > data {
+            self.active.log()?.set_len(data)?;
+        }
+        self.allocated = data;
+        Ok(())
     }
 
     /// Fsyncs the index files (after [`finish`](Self::finish), for a clean close).
@@ -449,6 +480,50 @@ impl Appender {
         self.written = PerIndex::default();
         self.index_files = None;
         self.indexes_grown = false;
+        self.allocated = 0;
         old
     }
+}
+
+/// The most the active segment's `.log` grows by at a time under the durable policy, as
+/// Kafka's `log.preallocate` grows a segment ahead of its data: zeros written and fsynced once
+/// per chunk, so the fsync of each group commit writes data blocks into a file whose size and
+/// blocks are already durable (an `fdatasync` with no metadata to commit). Chunks start at
+/// [`FIRST_PREALLOCATION_BYTES`] and double up to this, never past `segment.bytes` (a batch
+/// that does not fit gets exactly its room), so small partitions stay small. Written zeros,
+/// not `fallocate`: an allocated but unwritten extent still costs a metadata commit at its
+/// first write. The zeros are trimmed at roll, at close and when the partition is dropped;
+/// after a crash, recovery cuts them as it cuts any torn tail (a zero-filled tail is space
+/// never written). Readers never reach them: in this process they stop at the published size,
+/// in other processes at the last whole batch (and the published durable end).
+pub(crate) const PREALLOCATE_BYTES: u64 = 4 << 20;
+
+/// The first chunk preallocated in a segment.
+const FIRST_PREALLOCATION_BYTES: u64 = 64 << 10;
+
+/// Zeros written in one call while preallocating.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+/// How far `config` lets the active segment be preallocated (`None` unless durable).
+fn preallocate_to(config: &LogConfig) -> Option<u64> {
+    config
+        .is_durable()
+        .then(|| u64::try_from(config.segment_bytes()).unwrap_or(0))
+}
+
+/// Extends `log` from `allocated` with fsynced zeros to cover `end`: by the next chunk (twice
+/// what is allocated, between [`FIRST_PREALLOCATION_BYTES`] and [`PREALLOCATE_BYTES`]), but no
+/// further than `limit` unless `end` is past it. Returns the new length.
+fn preallocate(log: &File, allocated: u64, end: u64, limit: u64) -> Result<u64> {
+    let chunk = allocated.clamp(FIRST_PREALLOCATION_BYTES, PREALLOCATE_BYTES);
+    let target = (allocated + chunk).min(limit).max(end);
+    let mut pos = allocated;
+    while pos < target {
+        let n = (target - pos).min(ZEROS.len() as u64);
+        // n <= ZEROS.len(), so the slice is in bounds.
+        log.write_all_at(ZEROS.get(..n as usize).unwrap_or(&ZEROS[..]), pos)?;
+        pos += n;
+    }
+    log.sync_data()?;
+    Ok(target)
 }

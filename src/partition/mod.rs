@@ -1039,8 +1039,9 @@ impl Partition {
 }
 
 impl Drop for Partition {
-    /// Without [`close`](Partition::close), buffered appends are still written to the OS (no
-    /// fsync, no marker): the next open recovers the active segment by scanning it.
+    /// Without [`close`](Partition::close), buffered appends are still written to the OS and
+    /// the active segment's preallocated zeros cut (no fsync, no marker): the next open
+    /// recovers the active segment by scanning it.
     fn drop(&mut self) {
         if self.read_only {
             return;
@@ -1048,6 +1049,8 @@ impl Drop for Partition {
         let mut writer = self.shared.writer.lock();
         if !writer.is_closed() {
             let _ = writer.write_buffer();
+            // Best effort: a file left with its zeros is cut by the next open's recovery.
+            let _ = writer.trim_log();
         }
     }
 }

@@ -438,6 +438,11 @@ impl Writer {
         self.appender.write_buffer()
     }
 
+    /// Cuts the active segment's preallocated zeros (see [`super::appender::PREALLOCATE_BYTES`]).
+    pub(crate) fn trim_log(&mut self) -> Result<()> {
+        self.appender.trim_log()
+    }
+
     /// Writes the buffer out and fsyncs what the ledger's sync set holds (see
     /// [`super::ledger`]): when it returns, every append before it is durable.
     pub(crate) fn flush(&mut self, shared: &Shared) -> Result<()> {
