@@ -613,6 +613,11 @@ impl Reader {
     fn release_behind(&mut self, to: u64) {
         if let Some(chunk) = &self.chunk {
             chunk.release(self.released..to);
+            // And the stretch ahead in one go: the scan would fault it in a few pages at a time.
+            let ahead = (to + RELEASE_EVERY)
+                .min(self.segment.file_size())
+                .min(chunk.end());
+            chunk.prefetch(to..ahead);
         }
         self.released = to;
     }
