@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::error::{Corruption, Error, Result};
 use crate::record::DebugBytes;
@@ -312,10 +313,17 @@ impl Reader {
                     }
                     Some(inflated) => (inflated.bytes(), inflated.bytes()),
                 };
+                let before = cur.cursor;
                 match cur.meta.step(records, &mut cur.cursor) {
                     Some(Ok(view)) => {
                         if view.offset() < self.min_offset {
                             continue;
+                        }
+                        // A follower in another process stops at what its writer published as
+                        // durable, and goes on from this record once more is published.
+                        if view.offset() >= self.shared.visible_end.load(Ordering::Acquire) {
+                            cur.cursor = before;
+                            return Ok(None);
                         }
                         self.min_offset = view.offset() + 1;
                         let (headers, header_count) = view.headers().raw();
@@ -755,16 +763,6 @@ impl Iterator for Reader {
             Ok(raw) => raw,
             Err(e) => return Some(Err(e)),
         };
-        // A follower in another process stops at what its writer published as durable.
-        if raw.offset
-            >= self
-                .shared
-                .visible_end
-                .load(std::sync::atomic::Ordering::Acquire)
-        {
-            self.done = true;
-            return None;
-        }
         Some(Ok(LogRecord {
             chunk: Arc::clone(self.record_chunk()?),
             raw,
