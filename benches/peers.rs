@@ -256,6 +256,19 @@ impl Which {
     }
 }
 
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Sizes of one run.
 struct Settings {
     records: u64,
@@ -371,6 +384,8 @@ struct ReadLog {
     dirs: Vec<PathBuf>,
     keyed: bool,
     records: u64,
+    /// Records per batch (1 for a log written one record per call).
+    batch_records: u64,
     value_len: usize,
     floor: floor::Floor,
 }
@@ -422,6 +437,10 @@ fn write_read_log(
         dirs,
         keyed: pool.shape().keyed,
         records,
+        batch_records: match layout {
+            Layout::OnePerCall => 1,
+            Layout::Batches(n) => n as u64,
+        },
         value_len: pool.shape().value_len,
     };
     // Warm the page cache and check every reader and the floor agree.
@@ -446,17 +465,48 @@ fn read_seq<P: Peer>(log: &ReadLog, which: Which) -> f64 {
     log.records as f64 / secs
 }
 
-/// Nanoseconds per random single-record read, from a freshly opened reader.
-fn read_random<P: Peer>(log: &ReadLog, which: Which, offsets: &[u64]) -> f64 {
-    let mut reader = P::open_reader(log.dir(which), log.keyed, true);
-    let start = Instant::now();
-    let mut value_bytes = 0;
-    for &offset in offsets {
-        value_bytes += P::read_one(&mut reader, offset);
+/// The random reads of one repetition on one log: offsets drawn uniformly over the whole log,
+/// read in rounds, each round from a freshly opened reader. A round reads at most half as
+/// many records as the log has batches, so most reads are the first touch of their batch (a
+/// reader that caches what it validated gains little); at most 8 rounds.
+#[derive(Debug, Clone, Copy)]
+struct RandomPlan {
+    seed: u64,
+    round: u64,
+    reads: u64,
+}
+
+impl RandomPlan {
+    fn new(log: &ReadLog, seed: u64, reads: u64) -> RandomPlan {
+        let round = reads.min((log.records / log.batch_records / 2).max(1));
+        let rounds = (reads / round).clamp(1, 8);
+        RandomPlan {
+            seed,
+            round,
+            reads: round * rounds,
+        }
     }
-    let nanos = start.elapsed().as_nanos() as f64;
+
+    fn offsets(&self, log: &ReadLog) -> Vec<u64> {
+        random_offsets(self.seed, self.reads, log.records)
+    }
+}
+
+/// Nanoseconds per random single-record read.
+fn read_random<P: Peer>(log: &ReadLog, which: Which, plan: RandomPlan) -> f64 {
+    let offsets = plan.offsets(log);
+    let mut timed = Duration::ZERO;
+    let mut value_bytes = 0;
+    for round in offsets.chunks(plan.round as usize) {
+        let mut reader = P::open_reader(log.dir(which), log.keyed, true);
+        let start = Instant::now();
+        for &offset in round {
+            value_bytes += P::read_one(&mut reader, offset);
+        }
+        timed += start.elapsed();
+    }
     assert_eq!(value_bytes, offsets.len() * log.value_len);
-    nanos / offsets.len() as f64
+    timed.as_nanos() as f64 / offsets.len() as f64
 }
 
 fn floor_seq(log: &ReadLog) -> f64 {
@@ -467,7 +517,8 @@ fn floor_seq(log: &ReadLog) -> f64 {
     log.records as f64 / secs
 }
 
-fn floor_random(log: &ReadLog, offsets: &[u64]) -> f64 {
+fn floor_random(log: &ReadLog, plan: RandomPlan) -> f64 {
+    let offsets = plan.offsets(log);
     let start = Instant::now();
     let value_bytes: usize = offsets.iter().map(|&o| log.floor.read_one(o)).sum();
     let nanos = start.elapsed().as_nanos() as f64;
@@ -494,18 +545,19 @@ fn consume_seq(log: &ReadLog) -> (f64, f64) {
     (log.records as f64 / secs, out[3].parse().expect("bytes"))
 }
 
-/// A topiclog consumer process reads single records at random offsets: ns per read.
-fn consume_random(log: &ReadLog, seed: u64, reads: u64) -> f64 {
+/// A topiclog consumer process reads single records at random offsets (a fresh consumer per
+/// round of the plan): ns per read.
+fn consume_random(log: &ReadLog, plan: RandomPlan) -> f64 {
     let out = child::output(
         "consume-random",
         log.dir(Which::Topiclog),
-        &child::random_vars(seed, reads, log.records),
+        &child::random_vars(plan.seed, plan.reads, plan.round, log.records),
     );
     assert_eq!(
         out[1].parse::<u64>().expect("bytes"),
-        reads * log.value_len as u64
+        plan.reads * log.value_len as u64
     );
-    out[2].parse::<f64>().expect("seconds") * 1e9 / reads as f64
+    out[2].parse::<f64>().expect("seconds") * 1e9 / plan.reads as f64
 }
 
 /// How the follower rows append.
@@ -588,9 +640,12 @@ fn main() {
     println!();
     println!("Machine: {}.", report::machine(parent));
     println!(
-        "Sizes: {n} records per log ({kib_n} for 1 KiB values), {} durable appends, {} random \
-         reads per repetition; medians of {} interleaved repetitions, (min–max).",
-        settings.durable, settings.random, settings.reps
+        "Sizes: {} records per log ({} for 1 KiB values), {} durable appends; medians of {} \
+         interleaved repetitions (min–max).",
+        thousands(n),
+        thousands(kib_n),
+        thousands(settings.durable),
+        settings.reps
     );
 
     let plain = Pool::new(Shape::PLAIN, 8000, 1);
@@ -801,7 +856,9 @@ fn main() {
     );
 
     for rep in 0..settings.reps {
-        let offsets = random_offsets(42 + rep as u64, settings.random, n);
+        let seed = 42 + rep as u64;
+        let plan_one = RandomPlan::new(&one_log, seed, settings.random);
+        let plan_batch = RandomPlan::new(&batch_log, seed, settings.random);
         for which in Which::order(rep) {
             let col = which.col();
             with_peer!(which, P => {
@@ -842,16 +899,20 @@ fn main() {
                 t.add(r_seq_batch, col, read_seq::<P>(&batch_log, which));
                 t.add(r_keyed_seq, col, read_seq::<P>(&keyed_log, which));
                 t.add(r_kib_seq, col, read_seq::<P>(&kib_log, which));
-                t.add(r_rand_one, col, read_random::<P>(&one_log, which, &offsets));
-                t.add(r_rand_batch, col, read_random::<P>(&batch_log, which, &offsets));
+                t.add(r_rand_one, col, read_random::<P>(&one_log, which, plan_one));
+                t.add(r_rand_batch, col, read_random::<P>(&batch_log, which, plan_batch));
             });
         }
         t.add(r_seq_one, Col::Floor, floor_seq(&one_log));
         t.add(r_seq_batch, Col::Floor, floor_seq(&batch_log));
         t.add(r_keyed_seq, Col::Floor, floor_seq(&keyed_log));
         t.add(r_kib_seq, Col::Floor, floor_seq(&kib_log));
-        t.add(r_rand_one, Col::Floor, floor_random(&one_log, &offsets));
-        t.add(r_rand_batch, Col::Floor, floor_random(&batch_log, &offsets));
+        t.add(r_rand_one, Col::Floor, floor_random(&one_log, plan_one));
+        t.add(
+            r_rand_batch,
+            Col::Floor,
+            floor_random(&batch_log, plan_batch),
+        );
         for which in Which::order(rep) {
             t.add(r_rss_one, which.col(), rss_scan(&one_log, which));
             t.add(r_rss_batch, which.col(), rss_scan(&batch_log, which));
@@ -861,16 +922,15 @@ fn main() {
         t.add(r_c_seq_one, Col::Topiclog, rate);
         t.add(r_c_rss, Col::Topiclog, rss);
         t.add(r_c_seq_batch, Col::Topiclog, consume_seq(&batch_log).0);
-        let seed = 42 + rep as u64;
         t.add(
             r_c_rand_one,
             Col::Topiclog,
-            consume_random(&one_log, seed, settings.random),
+            consume_random(&one_log, plan_one),
         );
         t.add(
             r_c_rand_batch,
             Col::Topiclog,
-            consume_random(&batch_log, seed, settings.random),
+            consume_random(&batch_log, plan_batch),
         );
         for (store_row, follow_row, how, count) in [
             (r_s_one, r_f_one, FollowedAppend::OnePerCall, n),
@@ -916,6 +976,16 @@ fn main() {
         prepared.as_secs_f64(),
         sizes.join("; ")
     );
+    for (name, log) in [("one-per-call", &one_log), ("batch-1000", &batch_log)] {
+        let plan = RandomPlan::new(log, 0, settings.random);
+        println!(
+            "Random reads of the {name} log, per repetition: {} in {} round(s) of {}, each \
+             from a freshly opened reader.",
+            thousands(plan.reads),
+            plan.reads / plan.round,
+            thousands(plan.round)
+        );
+    }
     println!();
     print!("{}", t.markdown());
     println!();
@@ -953,11 +1023,15 @@ Notes:
 * topiclog: \"no fsync\" = `flush.messages` i64::MAX, timed until the bare partition is dropped
   (which writes its buffered tail, no fsync); durable = the default config. Sequential reads
   iterate `Partition::read(0)` from a partition opened before timing; random reads are
-  `read(offset)` + the first record, from a partition opened for each repetition (the first
-  touch of every batch is inside the timing). 4 threads share one partition (the peers: a
+  `read(offset)` + the first record. 4 threads share one partition (the peers: a
   mutex around the raw writer and around commitlog; okaywal: one open entry behind a mutex).
 * Keyed rows: the byte-oriented peers store key and headers in a length-prefixed payload
   (174 B instead of 100 B per record); topiclog stores them as Kafka record fields.
+* Random reads (every column): uniform offsets, in rounds from a freshly opened reader
+  (opening not timed); a round reads at most half as many records as the log has batches, so
+  most reads are the first touch of their batch. The floor's random read checks the CRC of the
+  whole batch holding the record and walks to it: what a reader that keeps nothing between
+  reads pays.
 * Latency: `Instant` read before and after each append (the pair costs tens of ns, in every
   column).
 * Item 6 rows are topiclog only: a consumer process opens the store read-only

@@ -8,7 +8,8 @@
 //! * `consume`: a topiclog consumer (`Store::open_read_only`, `assign`, `poll`) reads the
 //!   store's topic from the start; prints as `scan`.
 //! * `consume-random`: the same consumer with `max.poll.records` 1 reads single records at
-//!   the seeded random offsets (`seek`, `poll`); prints `<reads> <value bytes> <seconds>`.
+//!   the seeded random offsets (`seek`, `poll`), a fresh store and consumer per round; prints
+//!   `<reads> <value bytes> <seconds>`.
 //! * `follow`: a consumer follows the topic while the parent appends: prints `ready` once
 //!   it polled once, then `<records> <value bytes>` once it read the expected count.
 
@@ -30,6 +31,7 @@ const KEYED: &str = "TOPICLOG_PEERS_CHILD_KEYED";
 const RECORDS: &str = "TOPICLOG_PEERS_CHILD_RECORDS";
 const READS: &str = "TOPICLOG_PEERS_CHILD_READS";
 const SEED: &str = "TOPICLOG_PEERS_CHILD_SEED";
+const ROUND: &str = "TOPICLOG_PEERS_CHILD_ROUND";
 
 /// The process's peak resident set (`VmHWM`), mapped file pages included, in bytes.
 pub fn peak_rss() -> u64 {
@@ -179,10 +181,11 @@ pub fn records_var(records: u64) -> (&'static str, String) {
     (RECORDS, records.to_string())
 }
 
-pub fn random_vars(seed: u64, reads: u64, records: u64) -> Vec<(&'static str, String)> {
+pub fn random_vars(seed: u64, reads: u64, round: u64, records: u64) -> Vec<(&'static str, String)> {
     vec![
         (SEED, seed.to_string()),
         (READS, reads.to_string()),
+        (ROUND, round.to_string()),
         (RECORDS, records.to_string()),
     ]
 }
