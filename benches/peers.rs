@@ -639,6 +639,7 @@ fn main() {
     );
     println!();
     println!("Machine: {}.", report::machine(parent));
+    let load_before = report::load_average();
     println!(
         "Sizes: {} records per log ({} for 1 KiB values), {} durable appends; medians of {} \
          interleaved repetitions (min–max).",
@@ -999,7 +1000,11 @@ fn main() {
     }
     println!("{}", NOTES.trim());
     println!();
-    println!("Whole run: {:.0} s.", started.elapsed().as_secs_f64());
+    println!(
+        "Whole run: {:.0} s; 1-minute load average {load_before} before it, {} after.",
+        started.elapsed().as_secs_f64(),
+        report::load_average()
+    );
 }
 
 const NOTES: &str = "

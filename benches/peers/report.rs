@@ -294,6 +294,14 @@ pub fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64
 }
 
+/// The 1-minute load average (`/proc/loadavg`): how busy the machine was beside the bench.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 /// The machine, from `/proc` and `/sys`: cores, CPU model, memory, kernel, and the filesystem
 /// holding `dir`.
 pub fn machine(dir: &std::path::Path) -> String {
