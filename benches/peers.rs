@@ -95,6 +95,11 @@ pub trait Append {
     fn append_batch(&mut self, recs: &[Rec<'_>]);
     /// Hands every appended record to the OS, without an fsync; the end of a timed region.
     fn hand_off(&mut self);
+    /// Bytes of log data written so far, for a peer whose file lengths do not say (okaywal
+    /// preallocates); `None` to measure the files instead.
+    fn written(&self) -> Option<u64> {
+        None
+    }
     /// Finishes the writer after timing.
     fn finish(self)
     where
@@ -116,21 +121,21 @@ pub trait Peer {
     /// Creates a log in the empty directory `dir`.
     fn create(dir: &Path, policy: Policy) -> Self::Log;
     fn writer(log: &mut Self::Log) -> Self::Writer<'_>;
-    /// Bytes of log data in `dir` (segment files; not indexes).
+    /// Bytes of log data in `dir` (segment files; not indexes), for a writer whose
+    /// [`written`](Append::written) is `None`.
     fn data_bytes(dir: &Path) -> u64;
 
-    /// Writes a log of `records` records for the read rows (no fsync).
-    fn write_log(dir: &Path, pool: &Pool, layout: Layout, records: u64) {
+    /// Writes a log of `records` records for the read rows (no fsync); returns its bytes of
+    /// log data.
+    fn write_log(dir: &Path, pool: &Pool, layout: Layout, records: u64) -> u64 {
         let mut log = Self::create(dir, Policy::NoFsync);
         let mut writer = Self::writer(&mut log);
         append_layout(&mut writer, pool, layout, records);
         writer.hand_off();
+        let counted = writer.written();
         writer.finish();
-    }
-
-    /// Bytes of a log written by [`write_log`](Peer::write_log).
-    fn log_bytes(dir: &Path) -> u64 {
-        Self::data_bytes(dir)
+        drop(log);
+        counted.unwrap_or_else(|| Self::data_bytes(dir))
     }
 
     /// Opens a log written by [`write_log`](Peer::write_log); `random` readers can
@@ -321,13 +326,10 @@ fn append_one<P: Peer>(parent: &Path, pool: &Pool, n: u64, policy: Policy) -> (f
     }
     writer.hand_off();
     let secs = start.elapsed().as_secs_f64();
+    let counted = writer.written();
     writer.finish();
     drop(log);
-    let bytes = if P::NAME == wal::Wal::NAME {
-        wal::written(1, n, pool.shape().payload_len())
-    } else {
-        P::data_bytes(dir.path())
-    };
+    let bytes = counted.unwrap_or_else(|| P::data_bytes(dir.path()));
     (n as f64 / secs, bytes as f64 / secs)
 }
 
@@ -417,16 +419,7 @@ fn write_read_log(
         let dir = parent.join(format!("{name}-{}", which.name()));
         std::fs::create_dir(&dir).expect("mkdir");
         with_peer!(which, P => {
-            P::write_log(&dir, pool, layout, records);
-            let bytes = if which == Which::Okaywal {
-                let entries = match layout {
-                    Layout::OnePerCall => 1,
-                    Layout::Batches(n) => records / n as u64,
-                };
-                wal::written(entries, records, pool.shape().payload_len())
-            } else {
-                P::log_bytes(&dir)
-            };
+            let bytes = P::write_log(&dir, pool, layout, records);
             line += &format!(" {} {:.0} B/record;", P::NAME, bytes as f64 / records as f64);
         });
         dirs.push(dir);
@@ -960,8 +953,7 @@ fn main() {
     if let Some(gib) = settings.rss_gib {
         let dir = scratch(parent);
         let records = (gib << 30) / 110 / 1000 * 1000;
-        tlog::Tlog::write_log(dir.path(), &plain, Layout::Batches(1000), records);
-        let log_bytes = tlog::Tlog::log_bytes(dir.path());
+        let log_bytes = tlog::Tlog::write_log(dir.path(), &plain, Layout::Batches(1000), records);
         let out = child::output(
             "scan",
             dir.path(),

@@ -117,14 +117,11 @@ impl Peer for Tlog {
         super::log_file_bytes(dir)
     }
 
-    fn write_log(dir: &Path, pool: &Pool, layout: Layout, records: u64) {
+    fn write_log(dir: &Path, pool: &Pool, layout: Layout, records: u64) -> u64 {
         let (store, partition) = open_store(dir, Policy::NoFsync);
         let mut log = TlogLog::new(partition);
         super::append_layout(&mut Tlog::writer(&mut log), pool, layout, records);
         store.close().expect("close the store");
-    }
-
-    fn log_bytes(dir: &Path) -> u64 {
         super::log_file_bytes(&partition_dir(dir))
     }
 

@@ -24,10 +24,11 @@ use super::records::{Pool, Rec, value_of};
 use super::{Append, Peer, Policy, Tally};
 
 /// okaywal's file header (magic, version, empty version info), entry header (kind, id), entry
-/// end, chunk header (kind, length) and chunk trailer (CRC).
+/// end, chunk header (kind, length) plus chunk trailer (CRC).
 const FILE_HEADER: u64 = 5;
-const ENTRY_BYTES: u64 = 9 + 1;
-const CHUNK_BYTES: u64 = 5 + 4;
+const ENTRY_HEADER: u64 = 9;
+const ENTRY_END: u64 = 1;
+const CHUNK_FRAME: u64 = 5 + 4;
 
 fn configuration(dir: &Path) -> Configuration {
     Configuration::default_for(dir).checkpoint_after_bytes(u64::MAX)
@@ -98,21 +99,28 @@ pub struct WalWriter<'a> {
     /// The entry left open by "no fsync" appends.
     open: Option<EntryWriter<'a>>,
     scratch: Vec<u8>,
+    /// Bytes of log data written, counted from okaywal's format (its files are preallocated,
+    /// so their lengths do not say).
+    written: u64,
 }
 
 impl Append for WalWriter<'_> {
     fn append(&mut self, rec: &Rec<'_>) {
         let payload = rec.payload(&mut self.scratch);
+        self.written += CHUNK_FRAME + payload.len() as u64;
         if self.durable {
             let mut entry = self.wal.begin_entry().expect("begin_entry");
             entry.write_chunk(payload).expect("write_chunk");
             entry.commit().expect("commit");
+            self.written += ENTRY_HEADER + ENTRY_END;
         } else {
             let entry = match &mut self.open {
                 Some(entry) => entry,
-                None => self
-                    .open
-                    .insert(self.wal.begin_entry().expect("begin_entry")),
+                None => {
+                    self.written += ENTRY_HEADER;
+                    self.open
+                        .insert(self.wal.begin_entry().expect("begin_entry"))
+                }
             };
             entry.write_chunk(payload).expect("write_chunk");
         }
@@ -121,15 +129,20 @@ impl Append for WalWriter<'_> {
     fn append_batch(&mut self, recs: &[Rec<'_>]) {
         let mut entry = self.wal.begin_entry().expect("begin_entry");
         for rec in recs {
-            entry
-                .write_chunk(rec.payload(&mut self.scratch))
-                .expect("write_chunk");
+            let payload = rec.payload(&mut self.scratch);
+            self.written += CHUNK_FRAME + payload.len() as u64;
+            entry.write_chunk(payload).expect("write_chunk");
         }
         entry.commit().expect("commit");
+        self.written += ENTRY_HEADER + ENTRY_END;
     }
 
     fn hand_off(&mut self) {
         // Nothing short of a commit (an fdatasync) ends the open entry.
+    }
+
+    fn written(&self) -> Option<u64> {
+        Some(self.written)
     }
 
     fn finish(self) {
@@ -182,11 +195,12 @@ impl Peer for Wal {
             durable: log.durable,
             open: None,
             scratch: Vec::new(),
+            written: FILE_HEADER,
         }
     }
 
     fn data_bytes(_dir: &Path) -> u64 {
-        unreachable!("okaywal's files are preallocated: see `written`")
+        unreachable!("okaywal's writer counts its bytes (`Append::written`)")
     }
 
     fn open_reader(dir: &Path, keyed: bool, random: bool) -> WalReader {
@@ -244,10 +258,4 @@ impl Peer for Wal {
         entry.into_inner().expect("lock").commit().expect("commit");
         elapsed
     }
-}
-
-/// Bytes okaywal wrote for `entries` entries holding `chunks` chunks of `payload_len` bytes
-/// (its file is preallocated in 1 MiB steps, so its length says nothing).
-pub fn written(entries: u64, chunks: u64, payload_len: usize) -> u64 {
-    FILE_HEADER + entries * ENTRY_BYTES + chunks * (CHUNK_BYTES + payload_len as u64)
 }
