@@ -631,10 +631,10 @@ fn main() {
         }
     );
     println!();
-    println!("Machine: {}.", report::machine(parent));
+    println!("* Machine: {}.", report::machine(parent));
     let load_before = report::load_average();
     println!(
-        "Sizes: {} records per log ({} for 1 KiB values), {} durable appends; medians of {} \
+        "* Sizes: {} records per log ({} for 1 KiB values), {} durable appends; medians of {} \
          interleaved repetitions (min–max).",
         thousands(n),
         thousands(kib_n),
@@ -965,14 +965,14 @@ fn main() {
     }
 
     println!(
-        "Logs for the read rows (written in {:.1} s): {}.",
+        "* Bytes per record of the logs the read rows use (written in {:.1} s): {}.",
         prepared.as_secs_f64(),
         sizes.join("; ")
     );
     for (name, log) in [("one-per-call", &one_log), ("batch-1000", &batch_log)] {
         let plan = RandomPlan::new(log, 0, settings.random);
         println!(
-            "Random reads of the {name} log, per repetition: {} in {} round(s) of {}, each \
+            "* Random reads of the {name} log, per repetition: {} in {} round(s) of {}, each \
              from a freshly opened reader.",
             thousands(plan.reads),
             plan.reads / plan.round,
