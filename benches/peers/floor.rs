@@ -2,9 +2,8 @@
 //! memory. A partition's `.log` segments are read into one buffer (not timed); a scan then
 //! checks each batch's CRC-32C (bytes 21 to the batch end), parses the 61-byte header and walks
 //! every record's varints (length, attributes, timestamp delta, offset delta, key, value,
-//! headers), touching each value's length. A random read finds the batch in a table of batch
-//! base offsets (standing in for the offset index), checks the whole batch's CRC and walks to
-//! the record. Written here from the format, not with topiclog's code: it is a floor to judge
+//! headers), touching each value's length. A random read checks the CRC of the whole batch
+//! holding the record and walks to it; which batch that is, is looked up before timing. Written here from the format, not with topiclog's code: it is a floor to judge
 //! topiclog's readers by, not a reader.
 
 use std::path::Path;
@@ -130,11 +129,19 @@ impl Floor {
         tally
     }
 
-    /// The value length of the record at `offset`.
-    pub fn read_one(&self, offset: u64) -> usize {
+    /// The batch holding `offset` (found outside the timed region: locating a record is the
+    /// index's work, not the format's).
+    pub fn locate(&self, offset: u64) -> usize {
+        self.batches.partition_point(|b| b.0 <= offset as i64) - 1
+    }
+
+    /// The value length of the record at `offset`, in batch `batch` (from [`locate`]):
+    /// the whole batch's CRC, then the walk to the record.
+    ///
+    /// [`locate`]: Floor::locate
+    pub fn read_one(&self, batch: usize, offset: u64) -> usize {
         let offset = offset as i64;
-        let i = self.batches.partition_point(|b| b.0 <= offset) - 1;
-        let (base, pos, size) = self.batches[i];
+        let (base, pos, size) = self.batches[batch];
         let (records, count) = self.check(pos, size);
         let mut at = 0;
         for _ in 0..count {
