@@ -6,8 +6,8 @@
 //! floor (`peers/floor.rs`: the CRC check and the header and record walk of topiclog's bytes
 //! already in memory), so every read row can be judged against what Kafka's format itself
 //! costs. Repetitions are interleaved (each repetition runs every workload on every peer, in
-//! an order rotated per repetition); the table shows the median and, in parentheses, the
-//! range, with topiclog's ratios to each column and issue 14's targets.
+//! a seeded random order per workload and repetition); the table shows the median and, in
+//! parentheses, the range, with topiclog's ratios to each column and issue 14's targets.
 //!
 //! Records are 100-byte values with no key and no headers unless a row says otherwise (the
 //! byte-oriented peers store a key and headers as a small length-prefixed payload). "No
@@ -255,9 +255,16 @@ impl Which {
         })
     }
 
-    /// The peers in the order of repetition `rep` (rotated, so no peer always runs first).
-    fn order(rep: usize) -> impl Iterator<Item = Which> {
-        (0..4).map(move |i| Which::ALL[(i + rep) % 4])
+    /// The peers in a seeded random order for workload `workload` of repetition `rep`, so
+    /// that no peer always runs first, or always right after the same one (what one leaves
+    /// behind, such as dirty pages or a busy journal, lands on the next).
+    fn order(rep: usize, workload: u64) -> [Which; 4] {
+        let mut order = Which::ALL;
+        let mut rng = common::SplitMix64::new((rep as u64) << 32 | workload);
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        order
     }
 }
 
@@ -857,7 +864,7 @@ fn main() {
         let seed = 42 + rep as u64;
         let plan_one = RandomPlan::new(&one_log, seed, settings.random);
         let plan_batch = RandomPlan::new(&batch_log, seed, settings.random);
-        for which in Which::order(rep) {
+        for which in Which::order(rep, 1) {
             let col = which.col();
             with_peer!(which, P => {
                 let (rate, bytes) = append_one::<P>(parent, &plain, n, Policy::NoFsync);
@@ -865,22 +872,22 @@ fn main() {
                 t.add(r_one_bytes, col, bytes);
             });
         }
-        for which in Which::order(rep) {
+        for which in Which::order(rep, 2) {
             with_peer!(which, P => t.add(r_batch, which.col(), append_batches::<P>(parent, &plain, n, 1000)));
         }
-        for which in Which::order(rep) {
+        for which in Which::order(rep, 3) {
             with_peer!(which, P => {
                 let (rate, _) = append_one::<P>(parent, &plain, settings.durable, Policy::Durable);
                 t.add(r_durable, which.col(), rate);
             });
         }
-        for which in Which::order(rep) {
+        for which in Which::order(rep, 4) {
             with_peer!(which, P => t.add_many(r_latency, which.col(), append_latency::<P>(parent, &plain, n)));
         }
-        for which in Which::order(rep) {
+        for which in Which::order(rep, 5) {
             with_peer!(which, P => t.add(r_threads, which.col(), append_threads::<P>(parent, &plain, n)));
         }
-        for which in Which::order(rep) {
+        for which in Which::order(rep, 6) {
             with_peer!(which, P => {
                 let col = which.col();
                 t.add(r_keyed_one, col, append_one::<P>(parent, &keyed, n, Policy::NoFsync).0);
@@ -890,7 +897,7 @@ fn main() {
             });
         }
         // Reads, the floor taking its turn after the peers.
-        for which in Which::order(rep) {
+        for which in Which::order(rep, 7) {
             with_peer!(which, P => {
                 let col = which.col();
                 t.add(r_seq_one, col, read_seq::<P>(&one_log, which));
@@ -911,7 +918,7 @@ fn main() {
             Col::Floor,
             floor_random(&batch_log, plan_batch),
         );
-        for which in Which::order(rep) {
+        for which in Which::order(rep, 8) {
             t.add(r_rss_one, which.col(), rss_scan(&one_log, which));
             t.add(r_rss_batch, which.col(), rss_scan(&batch_log, which));
         }
