@@ -9,13 +9,19 @@
 //! Records carry no key and no timestamp, so each call stamps them with the log's clock.
 //! Throughput is records/s and value bytes/s (every bench in a criterion group must report the
 //! same kind of throughput, hence `ElementsAndBytes` throughout).
+//!
+//! After the criterion groups (unless a filter that does not match `latency` is given), the
+//! latency of single appends: 1,000,000 one-record appends of 100 bytes, no fsync, each timed
+//! with `Instant` (which adds its own ~2 clock reads to every sample), in fresh directories of
+//! 200,000 appends each (opening and dropping the partition not timed); printed as p50, p99,
+//! p99.9, p99.99 and the maximum.
 
 mod common;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use topiclog::Partition;
 use topiclog::record::Record;
 
@@ -106,5 +112,47 @@ fn append(c: &mut Criterion) {
     group.finish();
 }
 
+/// Appends timed one by one for the latency percentiles.
+const LATENCY_SAMPLES: usize = 1_000_000;
+
+/// Prints percentiles of the time single appends take (see the module docs).
+fn latency() {
+    let values = common::values(4096, 100, 4);
+    let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+    while samples.len() < LATENCY_SAMPLES {
+        let dir = common::fresh_dir();
+        let log = common::open(dir.path());
+        for i in 0..200_000usize.min(LATENCY_SAMPLES - samples.len()) {
+            let record = Record::new(&values[i % values.len()]);
+            let start = Instant::now();
+            black_box(log.append(black_box(record)).expect("append"));
+            samples.push(start.elapsed());
+        }
+        drop(log);
+        drop(dir);
+    }
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    println!(
+        "append/flush=none/one_per_call/100B latency over {} appends: p50 {:?}, p99 {:?}, \
+         p99.9 {:?}, p99.99 {:?}, max {:?}",
+        samples.len(),
+        at(0.50),
+        at(0.99),
+        at(0.999),
+        at(0.9999),
+        samples[samples.len() - 1]
+    );
+}
+
 criterion_group!(benches, append);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    // The first argument that is not a flag is criterion's filter.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.is_none_or(|f| "append/latency".contains(f.as_str())) {
+        latency();
+    }
+    Criterion::default().configure_from_args().final_summary();
+}

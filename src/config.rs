@@ -101,11 +101,25 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-            // A clock set before 1970: report it as negative milliseconds.
-            Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
-        }
+        wall_ms()
+    }
+}
+
+/// Milliseconds since the Unix epoch from the system's wall clock (`CLOCK_REALTIME`), read
+/// afresh: never a cached or coarse reading, because it stamps Kafka `CreateTime`s. (Linux's
+/// coarse clocks tick every jiffy, 4 ms at the common `HZ=250`: too stale for a timestamp.)
+/// An append reads it once and uses the one reading for its records and for the follower
+/// probe.
+#[inline]
+pub(crate) fn wall_ms() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        // Seconds and milliseconds apart: cheaper than `as_millis`, a 128-bit product.
+        Ok(d) => i64::try_from(d.as_secs())
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000)
+            .saturating_add(i64::from(d.subsec_millis())),
+        // A clock set before 1970: report it as negative milliseconds.
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
     }
 }
 
@@ -464,6 +478,12 @@ impl LogConfig {
     /// The clock used for timestamps and time-based rolls.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// Whether the clock is the default system clock, whose reading [`wall_ms`] gives without
+    /// a call through the trait object.
+    pub(crate) fn has_system_clock(&self) -> bool {
+        Arc::ptr_eq(&self.clock, &SYSTEM_CLOCK)
     }
 }
 

@@ -21,8 +21,8 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -132,8 +132,10 @@ impl Following {
 #[derive(Debug)]
 pub(crate) struct FollowerProbe {
     file: Option<File>,
-    /// When the last probe ran.
-    checked: Mutex<Option<Instant>>,
+    /// When the last probe ran, in wall-clock milliseconds ([`crate::config::wall_ms`]): the
+    /// append path passes the reading it took for its records, so an append reads the clock
+    /// once. `i64::MIN`: never.
+    checked_ms: AtomicI64,
     present: AtomicBool,
 }
 
@@ -149,7 +151,7 @@ impl FollowerProbe {
         };
         FollowerProbe {
             file: open_lock_file(&domain.followers_file()).ok(),
-            checked: Mutex::new(None),
+            checked_ms: AtomicI64::new(i64::MIN),
             present: AtomicBool::new(false),
         }
     }
@@ -158,13 +160,24 @@ impl FollowerProbe {
     /// [`PROBE_EVERY`] ago. Returns `(present, newly)`: `newly` when they appeared since the
     /// previous probe (the writer then catches up on what it had not made visible).
     pub(crate) fn present(&self) -> (bool, bool) {
-        let now = Instant::now();
+        self.present_at(crate::config::wall_ms())
+    }
+
+    /// [`present`](Self::present) at `now_ms`, a wall-clock reading the caller already took.
+    /// A clock that moved back probes at once rather than wait for it to catch up.
+    #[inline]
+    pub(crate) fn present_at(&self, now_ms: i64) -> (bool, bool) {
+        let every = PROBE_EVERY.as_millis() as i64;
+        let checked = self.checked_ms.load(Ordering::Relaxed);
+        let fresh = checked != i64::MIN && now_ms >= checked && now_ms - checked < every;
+        // One caller probes; the others take the last answer.
+        if fresh
+            || self
+                .checked_ms
+                .compare_exchange(checked, now_ms, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
         {
-            let mut checked = self.checked.lock();
-            if checked.is_some_and(|at| now.duration_since(at) < PROBE_EVERY) {
-                return (self.present.load(Ordering::Relaxed), false);
-            }
-            *checked = Some(now);
+            return (self.present.load(Ordering::Relaxed), false);
         }
         let present = self.file.as_ref().is_some_and(|f| match f.try_lock() {
             Ok(()) => {

@@ -964,3 +964,26 @@ fn a_new_partition_directory_survives_a_power_loss() {
     }
     assert!(lost.is_empty(), "flushed records lost in {lost:?}");
 }
+
+#[test]
+fn flush_messages_n_fsyncs_once_every_n_records() {
+    // `flush.messages` 10: the tenth record since the last fsync fsyncs, and the count starts
+    // again (it once kept growing, so every append after the tenth fsynced).
+    let config = LogConfig::builder()
+        .flush_messages(10)
+        .build()
+        .expect("valid config");
+    let disk = Arc::new(FaultDisk::new());
+    let log = open(&disk, &config).expect("open");
+    log.append(Record::new(b"first")).expect("append");
+    let before = disk.ops(FaultOp::Sync);
+    for i in 0..100u32 {
+        log.append(Record::new(&i.to_be_bytes())).expect("append");
+    }
+    let syncs = disk.ops(FaultOp::Sync) - before;
+    // 101 records: fsync rounds at records 10, 20, ..., 100 (each a few files at most).
+    assert!(
+        (10..=30).contains(&syncs),
+        "{syncs} fsyncs for 100 appends under flush.messages 10"
+    );
+}

@@ -176,3 +176,38 @@ fn the_visible_end_never_moves_back_when_a_writer_returns() {
     assert_eq!(p.next_offset(), 10, "what was visible stays visible");
     drop(writer);
 }
+
+/// Both ways of reading stop at the published durable end, and a reader that stopped there goes
+/// on from the same record once more is published (it is not finished). A lone partition
+/// publishes only at its appends, so the test alone moves the end here.
+#[test]
+fn views_stop_at_the_published_end_too_and_a_reader_goes_on_past_it_later() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = Partition::open(dir.path(), LogConfig::default()).expect("opens");
+    // One batch of 10 and single records: the end may fall inside a batch.
+    let batch: Vec<Record<'_>> = (0..10u8).map(|_| Record::new(b"b")).collect();
+    writer.append_batch(&batch).expect("appends");
+    for i in 0..5u8 {
+        writer.append(Record::new(&[i])).expect("appends");
+    }
+    publish(dir.path(), 7);
+    let p = Partition::open_read_only(dir.path(), LogConfig::default()).expect("follows");
+    let mut reader = p.read(0).expect("reader");
+    let mut seen = Vec::new();
+    while let Some(view) = reader.next_view() {
+        seen.push(view.expect("record").offset());
+    }
+    assert_eq!(
+        seen,
+        (0..7).collect::<Vec<_>>(),
+        "views stop at the published end"
+    );
+    publish(dir.path(), 12);
+    p.refresh().expect("refreshes");
+    for record in reader.by_ref() {
+        seen.push(record.expect("record").offset());
+    }
+    assert_eq!(seen, (0..12).collect::<Vec<_>>(), "the same reader goes on");
+    drop(reader);
+    writer.close().expect("closes");
+}

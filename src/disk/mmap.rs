@@ -36,6 +36,54 @@ impl Mapping {
         Ok(Mapping(View::Mapped(map)))
     }
 
+    /// Lets the pages of `range` (whole pages inside it) leave this process's resident set:
+    /// a reader that went past them calls it, so a sequential scan keeps its memory flat
+    /// instead of growing with every page of the file it touched. The pages stay in the page
+    /// cache; reading them again faults them back in, with the same bytes. Best effort: an
+    /// error only means the pages stay resident.
+    pub(crate) fn release(&self, range: std::ops::Range<usize>) {
+        #[cfg(unix)]
+        if let View::Mapped(map) = &self.0 {
+            const PAGE: usize = 4096;
+            let start = range.start.div_ceil(PAGE) * PAGE;
+            let end = (range.end.min(map.len()) / PAGE) * PAGE;
+            if start < end {
+                // SAFETY: the mapping is a shared, read-only mapping of a file, never of
+                // anonymous memory, so MADV_DONTNEED only drops this process's page-table
+                // entries: the next access faults the page back in from the file, whose bytes
+                // below the lengths readers use never change (see the type's invariants). Any
+                // `&[u8]` borrowed from the range therefore reads the same bytes after this
+                // as before, which is all Rust's model asks of it.
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    )
+                };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = range;
+    }
+
+    /// Maps the pages of `range` into the process at once, in one system call rather than a
+    /// page fault every few pages: what a sequential reader asks for the stretch ahead of it,
+    /// once it let the stretch behind it go. Best effort (older kernels refuse it; reads then
+    /// fault as usual). `range` must lie within the file's current length.
+    pub(crate) fn prefetch(&self, range: std::ops::Range<usize>) {
+        #[cfg(target_os = "linux")]
+        if let View::Mapped(map) = &self.0 {
+            let end = range.end.min(map.len());
+            let start = range.start - range.start % 4096;
+            if start < end {
+                let _ = map.advise_range(memmap2::Advice::PopulateRead, start, end - start);
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = range;
+    }
+
     /// A view of bytes copied out of an in-memory file.
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     pub(super) fn owned(bytes: Vec<u8>) -> Mapping {

@@ -23,12 +23,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::disk;
 use crate::error::Result;
 
 use super::Shared;
 use super::poison::Poison;
-use super::writer::CommitPlan;
 
 /// The longest a leader waits for appenders to gather, whatever the fsync costs.
 const MAX_GATHER: Duration = Duration::from_millis(1);
@@ -138,41 +136,24 @@ impl Shared {
         }
     }
 
-    /// One commit round; on failure the partition is poisoned.
+    /// One commit round; on failure the partition is poisoned. The fsyncs run outside the
+    /// writer lock, on the set the ledger decided (see [`super::ledger`]).
     fn commit_round(&self) -> Result<u64> {
         let begun = self.writer.lock().begin_commit();
-        let CommitPlan {
-            synced,
-            seq: target,
-            files,
-            sealed,
-            dir_dirty,
-        } = match begun {
-            Ok(plan) => plan,
+        let set = match begun {
+            Ok(set) => set,
             Err(e) => {
                 self.writer.lock().poison(&e);
                 return Err(e);
             }
         };
-        // Sealed segments one at a time (each opens its files only for the fsync), then the
-        // active segment, then the directory.
-        let fsynced = sealed
-            .iter()
-            .try_for_each(|s| s.sync_files())
-            .and_then(|()| files.iter().try_for_each(|f| f.sync_data()))
-            .and_then(|()| {
-                if dir_dirty {
-                    disk::sync_dir(&*self.disk, &self.dir)
-                } else {
-                    Ok(())
-                }
-            });
+        let fsynced = set.run(self);
         let mut writer = self.writer.lock();
-        let finished = fsynced.and_then(|()| writer.finish_commit(self, target, synced, &sealed));
+        let finished = fsynced.and_then(|()| writer.finish_commit(self, &set));
         if let Err(e) = &finished {
             writer.poison(e);
         }
-        finished.map(|()| target)
+        finished.map(|()| set.seq)
     }
 
     /// Wakes appenders waiting for a commit after the writer was poisoned outside a round (a

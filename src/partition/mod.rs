@@ -37,8 +37,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod appender;
 mod checkpoint;
 mod commit;
+mod ledger;
 mod manifest;
 mod marker;
 mod poison;
@@ -72,7 +74,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::config::LogConfig;
 use crate::disk::{Disk, OsDisk, ReadOnlyDisk};
 use crate::error::{Error, Result};
-use crate::record::{Compression, Record, TimestampType};
+use crate::record::{Compression, Record};
 use crate::segment::{Chunk, READ_CHUNK, Segment};
 use checkpoint::RecoveryPoint;
 use writer::{AppendOptions, Appended, Resume, Writer};
@@ -193,6 +195,15 @@ impl Shared {
         self.followers
             .get()
             .map_or((false, false), |probe| probe.present())
+    }
+
+    /// [`followers_present`](Self::followers_present) at `now_ms`, the wall-clock reading the
+    /// caller already took.
+    #[inline]
+    fn followers_present_at(&self, now_ms: i64) -> bool {
+        self.followers
+            .get()
+            .is_some_and(|probe| probe.present_at(now_ms).0)
     }
 
     /// For a read-only partition: bounds reads by the writer's published durable end while a
@@ -625,57 +636,23 @@ impl Partition {
         if records.is_empty() {
             return Err(Error::EmptyBatch);
         }
-        let config = self.shared.config();
-        let codec = config.compression_type().codec_for(requested);
-        // Compressed batches may hold far more than `max.message.bytes` of records (the limit
-        // is on the compressed batch); what they decompress to is bounded instead.
-        let (max, setting) = match codec {
-            Compression::None => (
-                usize::try_from(config.max_message_bytes()).unwrap_or(0),
-                "max.message.bytes",
-            ),
-            _ => (
-                config.max_decompressed_batch_bytes(),
-                "max_decompressed_batch_bytes",
-            ),
-        };
-        // Cheap lower bound first, so a huge value is refused before it is encoded.
-        let payload = records.iter().fold(0usize, |sum, r| {
-            let headers = r
-                .headers
-                .iter()
-                .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len));
-            sum.saturating_add(r.key.map_or(0, <[u8]>::len))
-                .saturating_add(r.value.map_or(0, <[u8]>::len))
-                .saturating_add(headers.fold(0, usize::saturating_add))
-        });
-        if payload > max {
-            return Err(Error::RecordTooLarge {
-                size: payload,
-                at_least: true,
-                limit: max,
-                setting,
-            });
-        }
         if self.read_only {
             return Err(Error::ReadOnly);
         }
-        // Idempotent appends need the time for producer expiry.
-        let needs_clock = stamp.is_some()
-            || config.message_timestamp_type() == TimestampType::LogAppendTime
-            || records.iter().any(|r| r.timestamp.is_none());
-        let now = if needs_clock {
-            config.clock().now_ms()
-        } else {
-            0
-        };
+        // The one clock reading of this append, outside the writer lock: the records' time
+        // (with the default clock) and the follower probe's (see `config::wall_ms`).
+        let wall_ms = crate::config::wall_ms();
         let shared = &*self.shared;
         loop {
-            let appended =
-                shared
-                    .writer
-                    .lock()
-                    .append(shared, records, now, AppendOptions { stamp, codec });
+            let appended = shared.writer.lock().append(
+                shared,
+                records,
+                AppendOptions {
+                    stamp,
+                    codec: requested,
+                    wall_ms,
+                },
+            );
             match appended? {
                 Appended::Done(info) => return Ok((info, false)),
                 Appended::Commit(info, seq) => {
@@ -855,8 +832,10 @@ impl Partition {
     }
 
     /// Writes buffered appends to the files and fsyncs every file written since the last flush
-    /// (segment data, indexes) and the directory entries of new segments. When it returns,
-    /// every append that returned before it survives a crash or power loss.
+    /// (segment data, sealed segments' indexes, producer snapshots) and the directory entries
+    /// of new segments. When it returns, every append that returned before it survives a crash
+    /// or power loss. (The active segment's indexes are caches that an unclean open rebuilds
+    /// from its data; [`close`](Partition::close) fsyncs them.)
     pub fn flush(&self) -> Result<()> {
         if self.read_only {
             return Ok(());

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::error::{Corruption, Error, Result};
 use crate::record::DebugBytes;
@@ -15,6 +16,7 @@ use crate::record::{
     RecordCursor, RecordView, RecordsMeta, peek_frame,
 };
 use crate::segment::file_name::FileKind;
+use crate::segment::verified::{self, BatchTable};
 use crate::segment::{Chunk, OffsetBounds, Segment, offsets_problem, warm};
 
 use super::Shared;
@@ -209,7 +211,15 @@ pub struct Reader {
     held: Option<crate::disk::File>,
     /// The offset the next batch of the segment must start at or above.
     at_least: i64,
+    /// Segment position below which this reader let its mapped pages go (see
+    /// [`RELEASE_EVERY`]).
+    released: u64,
 }
+
+/// How far a reader goes before it lets the mapped pages it passed leave the process's
+/// resident set: a sequential scan of any log then keeps about this much of it resident
+/// (Kafka reads with `read`/`sendfile` and so has no such growth; a mapping does, unless told).
+const RELEASE_EVERY: u64 = 1 << 20;
 
 impl fmt::Debug for Reader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -268,6 +278,7 @@ impl Reader {
             done: false,
             held: None,
             at_least,
+            released: pos,
         })
     }
 
@@ -302,10 +313,17 @@ impl Reader {
                     }
                     Some(inflated) => (inflated.bytes(), inflated.bytes()),
                 };
+                let before = cur.cursor;
                 match cur.meta.step(records, &mut cur.cursor) {
                     Some(Ok(view)) => {
                         if view.offset() < self.min_offset {
                             continue;
+                        }
+                        // A follower in another process stops at what its writer published as
+                        // durable, and goes on from this record once more is published.
+                        if view.offset() >= self.shared.visible_end.load(Ordering::Acquire) {
+                            cur.cursor = before;
+                            return Ok(None);
                         }
                         self.min_offset = view.offset() + 1;
                         let (headers, header_count) = view.headers().raw();
@@ -393,6 +411,9 @@ impl Reader {
             if self.budget == Some(0) && self.started {
                 return Ok(false);
             }
+            if self.pos >= self.released + RELEASE_EVERY {
+                self.release_behind(self.pos);
+            }
             if self.pos >= self.segment.size() {
                 if !self.segment.is_sealed() {
                     return Ok(false);
@@ -414,8 +435,10 @@ impl Reader {
                         log_end: self.shared.next_offset(),
                     });
                 }
+                self.release_behind(self.pos);
                 self.segment = next;
                 (self.pos, self.chunk, self.index_hint, self.held) = (0, None, false, None);
+                self.released = 0;
                 self.at_least = self.segment.base_offset();
                 continue;
             }
@@ -426,12 +449,11 @@ impl Reader {
                 // all of it: the rest is often not needed).
                 let rel = usize::try_from(self.pos - chunk.start()).unwrap_or(usize::MAX);
                 let span = self.shared.config().index_interval_bytes().max(0) as usize / 2 + 512;
-                warm(
-                    chunk
-                        .bytes()
-                        .get(rel..)
-                        .map_or(&[], |b| b.get(..span).unwrap_or(b)),
-                );
+                let bytes = chunk.bytes().get(rel..).unwrap_or(&[]);
+                // A batch larger than that is one header to read, not a walk to speed up.
+                if peek_frame(bytes).is_some_and(|f| f.size < span) {
+                    warm(bytes.get(..span).unwrap_or(bytes));
+                }
             }
             // Batches wholly before the target are passed over by their framing alone: their
             // records are not returned, so their CRCs need not be computed. The first batch after
@@ -494,11 +516,28 @@ impl Reader {
                         self.pos += batch.size() as u64;
                         continue;
                     }
-                    batch.verify_crc().map(|()| (batch, skip))
+                    // A batch that vouches for an index seek, or one a read starts inside: a
+                    // large one's table, if it was checked whole before, vouches for its CRC
+                    // and records (and is kept now, if not).
+                    let tabled = (skip || self.min_offset > h.base_offset)
+                        && h.records_count >= verified::MIN_RECORDS
+                        && h.compression_id() == Compression::None.id();
+                    let table = if tabled {
+                        self.segment.batch_table(self.pos)
+                    } else {
+                        None
+                    };
+                    match table {
+                        Some(table) => Ok((batch, skip, Tabled::Kept(table))),
+                        None => batch.verify_crc().map(|()| {
+                            let tabled = if tabled { Tabled::Build } else { Tabled::No };
+                            (batch, skip, tabled)
+                        }),
+                    }
                 }
                 Err(e) => Err(e),
             };
-            let (batch, skip) = match checked {
+            let (batch, skip, tabled) = match checked {
                 Ok(checked) => checked,
                 Err(_) if self.index_hint => {
                     self.distrust_index()?;
@@ -513,6 +552,10 @@ impl Reader {
             self.pos += size as u64;
             self.index_hint = false;
             if skip {
+                if matches!(tabled, Tabled::Build) {
+                    let start = (position - chunk.start()) as usize;
+                    self.table_of(&chunk, start, size, &RecordsMeta::of(&header), position);
+                }
                 continue;
             }
             if let Some(kind) = self.next_batch_problem(&chunk, self.pos, header.next_offset())? {
@@ -552,16 +595,55 @@ impl Reader {
                 Some(Arc::new(Chunk::owned(buf, position)))
             };
             let start = (position - chunk.start()) as usize;
+            let meta = RecordsMeta::of(&header);
+            let table = match tabled {
+                Tabled::No => None,
+                Tabled::Kept(table) => Some(table),
+                Tabled::Build => self.table_of(&chunk, start, size, &meta, position),
+            };
+            let cursor = table
+                .and_then(|t| t.cursor_for(&meta, self.min_offset))
+                .unwrap_or(RecordCursor::START);
             self.current = Some(Current {
                 start,
                 size,
-                meta: RecordsMeta::of(&header),
-                cursor: RecordCursor::START,
+                meta,
+                cursor,
                 position,
                 inflated,
             });
             return Ok(true);
         }
+    }
+
+    /// Lets the mapped pages between the last release and `to` go (records already returned
+    /// from them still read the same bytes: they fault back in).
+    fn release_behind(&mut self, to: u64) {
+        if let Some(chunk) = &self.chunk {
+            chunk.release(self.released..to);
+            // And the stretch ahead in one go: the scan would fault it in a few pages at a time.
+            let ahead = (to + RELEASE_EVERY)
+                .min(self.segment.file_size())
+                .min(chunk.end());
+            chunk.prefetch(to..ahead);
+        }
+        self.released = to;
+    }
+
+    /// Walks the CRC-checked batch at `start..start + size` of `chunk` into a table, and keeps
+    /// it. A batch whose records do not all decode gets none: reading it meets the damage.
+    fn table_of(
+        &self,
+        chunk: &Chunk,
+        start: usize,
+        size: usize,
+        meta: &RecordsMeta,
+        position: u64,
+    ) -> Option<Arc<BatchTable>> {
+        let records = chunk.bytes().get(start + BATCH_HEADER_LEN..start + size)?;
+        let table = Arc::new(BatchTable::build(meta, records)?);
+        self.segment.keep_batch_table(position, Arc::clone(&table));
+        Some(table)
     }
 
     /// Rebuilds the segment's indexes from its log and seeks again: the batch an index seek
@@ -681,21 +763,21 @@ impl Iterator for Reader {
             Ok(raw) => raw,
             Err(e) => return Some(Err(e)),
         };
-        // A follower in another process stops at what its writer published as durable.
-        if raw.offset
-            >= self
-                .shared
-                .visible_end
-                .load(std::sync::atomic::Ordering::Acquire)
-        {
-            self.done = true;
-            return None;
-        }
         Some(Ok(LogRecord {
             chunk: Arc::clone(self.record_chunk()?),
             raw,
         }))
     }
+}
+
+/// What a batch about to be read has to do with [`verified`] tables.
+enum Tabled {
+    /// Nothing: read from its first record.
+    No,
+    /// Checked whole before: start at the record sought.
+    Kept(Arc<BatchTable>),
+    /// Its CRC was just checked: walk it once into a table, and start at the record sought.
+    Build,
 }
 
 /// A record's fields as positions in its chunk.

@@ -36,10 +36,10 @@ use crate::segment::{
     find_batches, scan, scan_marked,
 };
 
+use super::appender::ActiveInit;
 use super::checkpoint::{self, DurablePrefix, LOG_START_FILE, RECOVERY_POINT_FILE, RecoveryPoint};
 use super::manifest::SegmentRecord;
 use super::marker::{self, MARKER_FILE};
-use super::writer::ActiveInit;
 
 /// The most valid-looking batches after cuts a [`RecoveryReport`] lists one by one.
 pub const MAX_REPORTED_BATCHES_AFTER_CUT: usize = 1024;

@@ -186,14 +186,13 @@ const STAMP: ProducerStamp = ProducerStamp {
 /// sequence number.
 fn append_uncommitted(log: &Partition, records: &[Record<'_>]) -> (AppendInfo, u64) {
     let shared = &*log.shared;
-    let now = shared.config().clock().now_ms();
     let appended = shared.writer.lock().append(
         shared,
         records,
-        now,
         AppendOptions {
             stamp: Some(STAMP),
             codec: crate::record::Compression::None,
+            wall_ms: crate::config::wall_ms(),
         },
     );
     match appended.expect("append") {

@@ -515,6 +515,22 @@ impl RecordCursor {
         prev_delta: -1,
         done: false,
     };
+
+    /// Before the record that starts at `pos` of the records section, the `read`th, whose
+    /// predecessor had offset delta `prev_delta` (-1 for the first).
+    pub(crate) fn at(pos: usize, read: i32, prev_delta: i64) -> RecordCursor {
+        RecordCursor {
+            pos,
+            read,
+            prev_delta,
+            done: false,
+        }
+    }
+
+    /// Where the next record starts in the records section.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
 }
 
 impl RecordsMeta {
@@ -527,6 +543,16 @@ impl RecordsMeta {
             records_count: header.records_count,
             last_offset_delta: header.last_offset_delta,
         }
+    }
+
+    /// The batch's base offset.
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// The records the header declares.
+    pub(crate) fn records_count(&self) -> i32 {
+        self.records_count
     }
 
     /// The next record of the records area `buf` (the batch's bytes after its header),

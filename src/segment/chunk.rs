@@ -64,6 +64,29 @@ impl Chunk {
         all.get(self.skip..self.skip + self.len).unwrap_or(&[])
     }
 
+    /// Lets the mapped pages of segment positions `range` leave the process's resident set
+    /// (see [`Mapping::release`]); nothing for bytes read into memory.
+    pub(crate) fn release(&self, range: std::ops::Range<u64>) {
+        if let Backing::Mapped(map) = &self.backing {
+            let (Ok(start), Ok(end)) = (usize::try_from(range.start), usize::try_from(range.end))
+            else {
+                return;
+            };
+            map.release(start..end);
+        }
+    }
+
+    /// Maps the pages of segment positions `range` in at once (see [`Mapping::prefetch`]).
+    pub(crate) fn prefetch(&self, range: std::ops::Range<u64>) {
+        if let Backing::Mapped(map) = &self.backing {
+            let (Ok(start), Ok(end)) = (usize::try_from(range.start), usize::try_from(range.end))
+            else {
+                return;
+            };
+            map.prefetch(start..end);
+        }
+    }
+
     /// Segment position of the first byte.
     pub(crate) fn start(&self) -> u64 {
         self.start

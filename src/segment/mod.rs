@@ -14,6 +14,7 @@ mod index_fault;
 pub(crate) mod offset_index;
 mod scan;
 pub(crate) mod time_index;
+pub(crate) mod verified;
 pub(crate) mod walk;
 
 pub(crate) use chunk::{Chunk, warm};
@@ -123,6 +124,10 @@ pub(crate) struct Segment {
     /// `None` until first used (sealed segments load lazily).
     indexes: RwLock<Option<Indexes>>,
     index_interval_bytes: i32,
+    /// Process-unique: keys this segment's verified batch tables (see [`verified`]).
+    id: u64,
+    /// Whether a verified batch table was kept for it, to forget at drop.
+    tabled: AtomicBool,
 }
 
 impl Segment {
@@ -244,7 +249,23 @@ impl Segment {
             deleted: AtomicBool::new(false),
             indexes: RwLock::new(indexes),
             index_interval_bytes,
+            id: verified::next_segment_id(),
+            tabled: AtomicBool::new(false),
         }
+    }
+
+    /// The verified table of the batch at `position`, if one was kept.
+    pub(crate) fn batch_table(&self, position: u64) -> Option<Arc<verified::BatchTable>> {
+        if !self.tabled.load(Ordering::Relaxed) {
+            return None;
+        }
+        verified::get(self.id, position)
+    }
+
+    /// Keeps the table of the batch at `position`, checked whole.
+    pub(crate) fn keep_batch_table(&self, position: u64, table: Arc<verified::BatchTable>) {
+        self.tabled.store(true, Ordering::Relaxed);
+        verified::insert(self.id, position, table);
     }
 
     /// The segment's base offset.
@@ -606,6 +627,9 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
+        if self.tabled.load(Ordering::Relaxed) {
+            verified::forget_segment(self.id);
+        }
         if self.deleted.load(Ordering::Acquire) {
             for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
                 // Best effort: a file left behind is removed by the next open's sweep.
