@@ -45,8 +45,10 @@ impl Mapping {
         #[cfg(unix)]
         if let View::Mapped(map) = &self.0 {
             const PAGE: usize = 4096;
-            let start = range.start.div_ceil(PAGE) * PAGE;
-            let end = (range.end.min(map.len()) / PAGE) * PAGE;
+            // Whole pages: from the one holding `start` (a caller's last `end` rounded down,
+            // so no page is ever skipped between calls) to the one holding `end`, exclusive.
+            let start = range.start / PAGE * PAGE;
+            let end = range.end.min(map.len()) / PAGE * PAGE;
             if start < end {
                 // SAFETY: the mapping is a shared, read-only mapping of a file, never of
                 // anonymous memory, so MADV_DONTNEED only drops this process's page-table
