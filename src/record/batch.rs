@@ -923,12 +923,185 @@ pub fn encode_batch(
     records: &[Record<'_>],
     now_ms: i64,
 ) -> Result<EncodedBatch, EncodeError> {
+    if let [record] = records {
+        // The common case, one record a call; nothing is written before every check passed.
+        return encode_single(out, params, record, now_ms);
+    }
     let start = out.len();
     let result = encode_into(out, params, records, now_ms, None);
     if result.is_err() {
         out.truncate(start);
     }
     result
+}
+
+/// Room for what [`encode_single`] stages at most between two copies out: the header, the
+/// record's length, its three one-byte fields and its key length, then its value length.
+const STAGED_LEN: usize = BATCH_HEADER_LEN + 3 + 3 * super::varint::MAX_VARINT_LEN;
+
+/// Small fields assembled on the stack and copied into the output at once: cheaper than
+/// pushing them byte by byte onto the `Vec`, each push checking its capacity.
+struct Staged {
+    bytes: [u8; STAGED_LEN],
+    len: usize,
+}
+
+impl Default for Staged {
+    fn default() -> Self {
+        Staged {
+            bytes: [0; STAGED_LEN],
+            len: 0,
+        }
+    }
+}
+
+impl Staged {
+    /// Stages `bytes`. Callers stay within [`STAGED_LEN`]; past it, the bytes would be left
+    /// out (never a panic), which `encode_single`'s size check would catch in tests.
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        if let Some(to) = self.bytes.get_mut(self.len..self.len + bytes.len()) {
+            to.copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+
+    #[inline]
+    fn byte(&mut self, byte: u8) {
+        if let Some(to) = self.bytes.get_mut(self.len) {
+            *to = byte;
+            self.len += 1;
+        }
+    }
+
+    /// Stages `n` as a zig-zag varint, as [`put_varint`] writes it.
+    #[inline]
+    fn varint(&mut self, n: i32) {
+        let mut u = ((n << 1) ^ (n >> 31)) as u32;
+        while u >= 0x80 {
+            self.byte((u as u8) | 0x80);
+            u >>= 7;
+        }
+        self.byte(u as u8);
+    }
+
+    /// Appends what is staged to `out` and empties the stage.
+    #[inline]
+    fn drain_into(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.bytes.get(..self.len).unwrap_or_default());
+        self.len = 0;
+    }
+}
+
+/// [`encode_batch`] of exactly one record, uncompressed: the same bytes, written with one
+/// reservation and a few copies, and the CRC computed once over the finished batch. A lone
+/// record's timestamp and offset deltas are both 0, so its size is known before a byte is
+/// written, and the header goes out complete but for the CRC.
+fn encode_single(
+    out: &mut Vec<u8>,
+    params: &BatchParams,
+    record: &Record<'_>,
+    now_ms: i64,
+) -> Result<EncodedBatch, EncodeError> {
+    if params.base_offset < 0 {
+        return Err(EncodeError::OffsetOutOfRange);
+    }
+    let key = record.key.unwrap_or_default();
+    let value = record.value.unwrap_or_default();
+    let key_len = record.key.map_or(Ok(-1), |k| len_i32(k.len()))?;
+    let value_len = record.value.map_or(Ok(-1), |v| len_i32(v.len()))?;
+    let header_count = len_i32(record.headers.len())?;
+    let mut headers_len = 0usize;
+    for header in record.headers {
+        let k = len_i32(header.key.len())?;
+        let v = header.value.map_or(Ok(-1), |v| len_i32(v.len()))?;
+        headers_len += varint_len(k) + header.key.len() + varint_len(v);
+        headers_len += header.value.map_or(0, <[u8]>::len);
+    }
+    // Attributes, timestamp delta 0, offset delta 0: one byte each.
+    let body = 3
+        + varint_len(key_len)
+        + key.len()
+        + varint_len(value_len)
+        + value.len()
+        + varint_len(header_count)
+        + headers_len;
+    let body_len = len_i32(body)?;
+    let size = BATCH_HEADER_LEN + varint_len(body_len) + body;
+    let batch_length = len_i32(size - LOG_OVERHEAD)?;
+    let timestamp = record.timestamp.unwrap_or(now_ms);
+    let mut attributes = 0i16;
+    let mut max_timestamp = timestamp;
+    if params.timestamp_type == TimestampType::LogAppendTime {
+        attributes |= TIMESTAMP_TYPE_BIT;
+        max_timestamp = now_ms;
+    }
+    if params.transactional {
+        attributes |= TRANSACTIONAL_BIT;
+    }
+    if params.control {
+        attributes |= CONTROL_BIT;
+    }
+    let header = BatchHeader {
+        base_offset: params.base_offset,
+        batch_length,
+        partition_leader_epoch: params.partition_leader_epoch,
+        magic: MAGIC,
+        crc: 0,
+        attributes,
+        last_offset_delta: 0,
+        base_timestamp: timestamp,
+        max_timestamp,
+        producer_id: params.producer_id,
+        producer_epoch: params.producer_epoch,
+        base_sequence: params.base_sequence,
+        records_count: 1,
+    };
+    let start = out.len();
+    out.reserve(size);
+    let mut staged = Staged::default();
+    staged.put(&header.to_bytes());
+    staged.varint(body_len);
+    // Attributes, timestamp delta, offset delta.
+    staged.put(&[0, 0, 0]);
+    staged.varint(key_len);
+    if !key.is_empty() {
+        staged.drain_into(out);
+        out.extend_from_slice(key);
+    }
+    staged.varint(value_len);
+    staged.drain_into(out);
+    out.extend_from_slice(value);
+    if record.headers.is_empty() {
+        out.push(0); // the header count, 0
+    } else {
+        put_varint(out, header_count);
+        for header in record.headers {
+            put_varint(out, header.key.len() as i32); // checked in the size pass
+            out.extend_from_slice(header.key);
+            match header.value {
+                Some(v) => {
+                    put_varint(out, v.len() as i32);
+                    out.extend_from_slice(v);
+                }
+                None => put_varint(out, -1),
+            }
+        }
+    }
+    debug_assert_eq!(out.len() - start, size);
+    // Cannot panic: `out[start..]` holds the whole batch just written.
+    #[allow(clippy::indexing_slicing)]
+    {
+        let batch = &mut out[start..];
+        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        batch[CRC_POS..CRC_START].copy_from_slice(&crc.to_be_bytes());
+    }
+    Ok(EncodedBatch {
+        size,
+        last_offset: params.base_offset,
+        max_timestamp,
+        first_timestamp: timestamp,
+    })
 }
 
 /// Appends one v2 batch holding `records`, its records section compressed with `codec` in
@@ -1126,3 +1299,6 @@ fn be_i32(b: &[u8], at: usize) -> Option<i32> {
 fn be_i16(b: &[u8], at: usize) -> Option<i16> {
     bytes_at(b, at).map(i16::from_be_bytes)
 }
+
+#[cfg(test)]
+mod encode_single_tests;
