@@ -202,6 +202,12 @@ impl Appender {
         self.tail.clear();
     }
 
+    /// Whether the index files have room to grow (see [`grow_indexes`](Self::grow_indexes)).
+    #[inline]
+    pub(crate) fn indexes_grown(&self) -> bool {
+        self.indexes_grown
+    }
+
     /// Gives the index files room to grow again after open or a trim. Bytes past the written
     /// entries are stale until overwritten; they are never read (the active segment's indexes
     /// live in memory, and a crash rebuilds them) and are trimmed away on roll and close.
@@ -237,6 +243,7 @@ impl Appender {
     /// Encodes `records` as one batch at the end of the write buffer and checks it against
     /// `max.message.bytes` and `segment.bytes`. Nothing is appended yet: the caller either
     /// [`accept`](Self::accept)s the batch or [`discard`](Self::discard)s it.
+    #[inline]
     pub(crate) fn encode(
         &mut self,
         config: &LogConfig,
@@ -267,23 +274,32 @@ impl Appender {
                 setting: "the format's 32-bit batch length",
             },
         })?;
+        let size = encoded.size as u64;
+        let limit = |bytes: i32| u64::try_from(bytes).unwrap_or(0);
+        if size > limit(config.max_message_bytes()) || size > limit(config.segment_bytes()) {
+            return Err(self.refuse_too_large(config, &encoded));
+        }
+        Ok(encoded)
+    }
+
+    /// Discards `encoded`, larger than a limit allows, and says which limit.
+    #[cold]
+    fn refuse_too_large(&mut self, config: &LogConfig, encoded: &EncodedBatch) -> Error {
+        self.discard(encoded);
         let size = encoded.size;
-        let too_large = [
+        let (limit, setting) = [
             (config.max_message_bytes(), "max.message.bytes"),
             (config.segment_bytes(), "segment.bytes"),
         ]
         .into_iter()
-        .find(|(limit, _)| size > usize::try_from(*limit).unwrap_or(0));
-        if let Some((limit, setting)) = too_large {
-            self.discard(&encoded);
-            return Err(Error::RecordTooLarge {
-                size,
-                at_least: false,
-                limit: limit as usize,
-                setting,
-            });
+        .find(|(limit, _)| size > usize::try_from(*limit).unwrap_or(0))
+        .unwrap_or((config.segment_bytes(), "segment.bytes"));
+        Error::RecordTooLarge {
+            size,
+            at_least: false,
+            limit: limit as usize,
+            setting,
         }
-        Ok(encoded)
     }
 
     /// Removes the batch just encoded from the write buffer.
@@ -294,6 +310,7 @@ impl Appender {
 
     /// Kafka's `LogSegment.shouldRoll` for appending `batch`: size, time, a full index, or
     /// offsets the segment cannot express. An empty segment never rolls.
+    #[inline]
     pub(crate) fn should_roll(&self, config: &LogConfig, batch: &EncodedBatch) -> bool {
         let (size, max_timestamp, last_offset) =
             (batch.size as u64, batch.max_timestamp, batch.last_offset);
@@ -316,6 +333,7 @@ impl Appender {
     /// Writes the buffer to the file, keeping the batch just encoded buffered when the write
     /// fails (earlier batches are published; that one never was). With `limit`, only once the
     /// buffer holds that many bytes.
+    #[inline]
     pub(crate) fn write_if_full(&mut self, batch: &EncodedBatch, limit: usize) -> Result<()> {
         if self.tail.len() < limit {
             return Ok(());
@@ -324,6 +342,7 @@ impl Appender {
     }
 
     /// Appends the batch just encoded: its index entries, the new end. Returns where it ends.
+    #[inline]
     pub(crate) fn accept(&mut self, batch: &EncodedBatch) -> Result<BatchEnd> {
         let segment = &self.active;
         let indexed = IndexedBatch {

@@ -190,7 +190,17 @@ impl Writer {
 
     /// Before a write: once after open, remove the clean-shutdown marker (so a crash from here
     /// on is seen as unclean); and give the active indexes room to grow (again after a trim).
+    /// Nothing to do on almost every append: two flags say so.
+    #[inline]
     fn prepare(&mut self, shared: &Shared) -> Result<()> {
+        if self.prepared && self.appender.indexes_grown() {
+            return Ok(());
+        }
+        self.prepare_slow(shared)
+    }
+
+    #[cold]
+    fn prepare_slow(&mut self, shared: &Shared) -> Result<()> {
         if !self.prepared {
             if self.snapshot_after_open {
                 // The state open rebuilt, so the next open need not replay the same batches.
@@ -333,6 +343,7 @@ impl Writer {
 
     /// Interval flushing (`flush.messages` above 1, `flush.ms`): fsyncs once enough records
     /// are unflushed or the oldest is old enough. A failure poisons the partition.
+    #[inline]
     fn flush_if_due(&mut self, shared: &Shared, records: i64) -> Result<()> {
         let config = &self.config;
         let unflushed = &mut self.unflushed;
