@@ -338,6 +338,11 @@ impl Appender {
         if self.tail.len() < limit {
             return Ok(());
         }
+        self.write_full(batch)
+    }
+
+    #[cold]
+    fn write_full(&mut self, batch: &EncodedBatch) -> Result<()> {
         self.write_buffer().inspect_err(|_| self.discard(batch))
     }
 

@@ -345,6 +345,17 @@ impl Writer {
     /// are unflushed or the oldest is old enough. A failure poisons the partition.
     #[inline]
     fn flush_if_due(&mut self, shared: &Shared, records: i64) -> Result<()> {
+        // Without `flush.ms`, only the count makes a flush due: no clock to read.
+        let counted = self.unflushed.records.saturating_add(records);
+        if self.config.flush_ms() == i64::MAX && counted < self.config.flush_messages() {
+            self.unflushed.records = counted;
+            return Ok(());
+        }
+        self.flush_if_due_slow(shared, records)
+    }
+
+    #[cold]
+    fn flush_if_due_slow(&mut self, shared: &Shared, records: i64) -> Result<()> {
         let config = &self.config;
         let unflushed = &mut self.unflushed;
         if unflushed.records == 0 && config.flush_ms() != i64::MAX {

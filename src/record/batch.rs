@@ -939,6 +939,17 @@ pub fn encode_batch(
 /// record's length, its three one-byte fields and its key length, then its value length.
 const STAGED_LEN: usize = BATCH_HEADER_LEN + 3 + 3 * super::varint::MAX_VARINT_LEN;
 
+/// [`varint_len`], answered without bit arithmetic for the one-byte values (-64..64) most
+/// length fields of a small record hold (a null key's -1, no headers' 0).
+#[inline(always)]
+fn small_varint_len(n: i32) -> usize {
+    if (-64..64).contains(&n) {
+        1
+    } else {
+        varint_len(n)
+    }
+}
+
 /// Small fields assembled on the stack and copied into the output at once: cheaper than
 /// pushing them byte by byte onto the `Vec`, each push checking its capacity.
 struct Staged {
@@ -958,7 +969,7 @@ impl Default for Staged {
 impl Staged {
     /// Stages `bytes`. Callers stay within [`STAGED_LEN`]; past it, the bytes would be left
     /// out (never a panic), which `encode_single`'s size check would catch in tests.
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
         if let Some(to) = self.bytes.get_mut(self.len..self.len + bytes.len()) {
             to.copy_from_slice(bytes);
@@ -966,7 +977,7 @@ impl Staged {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn byte(&mut self, byte: u8) {
         if let Some(to) = self.bytes.get_mut(self.len) {
             *to = byte;
@@ -975,7 +986,7 @@ impl Staged {
     }
 
     /// Stages `n` as a zig-zag varint, as [`put_varint`] writes it.
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self, n: i32) {
         let mut u = ((n << 1) ^ (n >> 31)) as u32;
         while u >= 0x80 {
@@ -986,7 +997,7 @@ impl Staged {
     }
 
     /// Appends what is staged to `out` and empties the stage.
-    #[inline]
+    #[inline(always)]
     fn drain_into(&mut self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.bytes.get(..self.len).unwrap_or_default());
         self.len = 0;
@@ -1020,14 +1031,14 @@ fn encode_single(
     }
     // Attributes, timestamp delta 0, offset delta 0: one byte each.
     let body = 3
-        + varint_len(key_len)
+        + small_varint_len(key_len)
         + key.len()
-        + varint_len(value_len)
+        + small_varint_len(value_len)
         + value.len()
-        + varint_len(header_count)
+        + small_varint_len(header_count)
         + headers_len;
     let body_len = len_i32(body)?;
-    let size = BATCH_HEADER_LEN + varint_len(body_len) + body;
+    let size = BATCH_HEADER_LEN + small_varint_len(body_len) + body;
     let batch_length = len_i32(size - LOG_OVERHEAD)?;
     let timestamp = record.timestamp.unwrap_or(now_ms);
     let mut attributes = 0i16;
