@@ -293,6 +293,7 @@ impl Appender {
         ]
         .into_iter()
         .find(|(limit, _)| size > usize::try_from(*limit).unwrap_or(0))
+        // Not taken: the caller found one of the two limits exceeded.
         .unwrap_or((config.segment_bytes(), "segment.bytes"));
         Error::RecordTooLarge {
             size,

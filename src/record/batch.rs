@@ -936,7 +936,8 @@ pub fn encode_batch(
 }
 
 /// Room for what [`encode_single`] stages at most between two copies out: the header, the
-/// record's length, its three one-byte fields and its key length, then its value length.
+/// record's length, its three one-byte fields and its key length, then (with no key bytes to
+/// copy in between) its value length; each length a varint of at most 5 bytes.
 const STAGED_LEN: usize = BATCH_HEADER_LEN + 3 + 3 * super::varint::MAX_VARINT_LEN;
 
 /// [`varint_len`], answered without bit arithmetic for the one-byte values (-64..64) most
