@@ -13,7 +13,7 @@ use crate::error::{Corruption, Error, Result};
 use crate::record::DebugBytes;
 use crate::record::{
     BATCH_HEADER_LEN, Batch, Compression, DecodeError, DecodeErrorKind, FRAME_LEN, Headers,
-    RecordCursor, RecordView, RecordsMeta, peek_frame,
+    RecordCursor, RecordFields, RecordView, RecordsMeta, peek_frame,
 };
 use crate::segment::file_name::FileKind;
 use crate::segment::verified::{self, BatchTable};
@@ -49,6 +49,16 @@ impl Span {
     fn of(whole: &[u8], part: &[u8]) -> Span {
         let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
         match (u32::try_from(start), u32::try_from(part.len())) {
+            (Ok(start), Ok(len)) if len != u32::MAX => Span { start, len },
+            // Unreachable for chunks of at most u32::MAX bytes.
+            _ => Span::NULL,
+        }
+    }
+
+    /// `len` bytes at `start` of a chunk.
+    #[inline(always)]
+    fn at(start: usize, len: usize) -> Span {
+        match (u32::try_from(start), u32::try_from(len)) {
             (Ok(start), Ok(len)) if len != u32::MAX => Span { start, len },
             // Unreachable for chunks of at most u32::MAX bytes.
             _ => Span::NULL,
@@ -317,7 +327,7 @@ impl Reader {
     /// not to be skipped, its offsets in bounds, its CRC right, and the next batch's base
     /// offset (in the chunk) follows on. `false`, with nothing changed, for anything else:
     /// [`next_batch`](Self::next_batch) then does it in full, and reports what is wrong.
-    #[inline]
+    #[inline(never)]
     fn next_batch_fast(&mut self) -> bool {
         let Some(cur) = &self.current else {
             return false;
@@ -407,22 +417,25 @@ impl Reader {
     /// moving to the next batch). A sequential read spends most of its records here.
     #[inline]
     fn next_in_batch(&mut self) -> Option<Raw> {
-        let cur = self.current.as_mut()?;
+        let cur = self
+            .current
+            .as_mut()
+            .filter(|c| c.meta.has_more(&c.cursor))?;
         let bytes = match &cur.inflated {
             None => self.chunk.as_ref()?.bytes(),
             Some(inflated) => inflated.bytes(),
         };
         let records = bytes.get(cur.records_start..cur.records_end)?;
         let mut cursor = cur.cursor;
-        let view = cur.meta.next_valid(records, &mut cursor)?;
-        if view.offset() < self.min_offset
-            || view.offset() >= self.shared.visible_end.load(Ordering::Acquire)
+        let fields = cur.meta.next_fields(records, &mut cursor)?;
+        if fields.offset < self.min_offset
+            || fields.offset >= self.shared.visible_end.load(Ordering::Acquire)
         {
             return None;
         }
         cur.cursor = cursor;
-        self.min_offset = view.offset() + 1;
-        Some(Raw::of(bytes, &view))
+        self.min_offset = fields.offset + 1;
+        Some(Raw::at(cur.records_start, &fields))
     }
 
     /// The next record as positions in the current chunk.
@@ -955,6 +968,20 @@ impl Raw {
             value: Span::of_option(bytes, view.value()),
             headers: Span::of(bytes, headers),
             header_count,
+        }
+    }
+
+    /// The fields a decoder found in a records area that starts at `records_start`.
+    #[inline(always)]
+    fn at(records_start: usize, f: &RecordFields) -> Raw {
+        let span = |(start, len): (usize, usize)| Span::at(records_start + start, len);
+        Raw {
+            offset: f.offset,
+            timestamp: f.timestamp,
+            key: f.key.map_or(Span::NULL, span),
+            value: f.value.map_or(Span::NULL, span),
+            headers: span(f.headers),
+            header_count: f.header_count,
         }
     }
 
