@@ -387,14 +387,15 @@ impl Reader {
             return false;
         }
         let meta = RecordsMeta::of(h);
-        self.current = Some(Current {
-            records_start: rel + BATCH_HEADER_LEN,
-            records_end: rel + size,
-            meta,
-            cursor: RecordCursor::START,
-            position: self.pos,
-            inflated: None,
-        });
+        // The finished batch's state becomes the new one's, in place.
+        let Some(cur) = &mut self.current else {
+            return false; // unreachable: checked above
+        };
+        cur.records_start = rel + BATCH_HEADER_LEN;
+        cur.records_end = rel + size;
+        cur.meta = meta;
+        cur.cursor = RecordCursor::START;
+        cur.position = self.pos;
         self.at_least = next_offset;
         self.pos = end;
         self.started = true;

@@ -285,6 +285,7 @@ pub struct Batch<'a> {
 impl<'a> Batch<'a> {
     /// The first batch in `buf`. Errors: [`DecodeErrorKind::Truncated`] when `buf` ends before
     /// the batch does, and the header errors of [`BatchHeader::parse`].
+    #[inline]
     pub fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
         let header = BatchHeader::parse(buf)?;
         let size = header.size();
@@ -301,6 +302,7 @@ impl<'a> Batch<'a> {
     }
 
     /// The decoded header.
+    #[inline]
     pub fn header(&self) -> &BatchHeader {
         &self.header
     }
@@ -311,11 +313,13 @@ impl<'a> Batch<'a> {
     }
 
     /// The batch's size in bytes.
+    #[inline]
     pub fn size(&self) -> usize {
         self.bytes.len()
     }
 
     /// CRC-32C of bytes 21..end, as it should be stored.
+    #[inline]
     pub fn compute_crc(&self) -> u32 {
         // `parse` made the batch at least a header long: the fallback is never taken.
         crc32c::crc32c(self.bytes.get(CRC_START..).unwrap_or_default())
@@ -327,6 +331,7 @@ impl<'a> Batch<'a> {
     }
 
     /// Checks the stored CRC against the bytes.
+    #[inline]
     pub fn verify_crc(&self) -> Result<(), DecodeError> {
         let computed = self.compute_crc();
         if computed == self.header.crc {
