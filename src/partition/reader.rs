@@ -332,7 +332,8 @@ impl Reader {
         let Some(cur) = &self.current else {
             return false;
         };
-        if cur.inflated.is_some()
+        if self.done
+            || cur.inflated.is_some()
             || !cur
                 .meta
                 .finished(cur.records_end - cur.records_start, &cur.cursor)

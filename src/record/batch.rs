@@ -678,7 +678,7 @@ impl RecordsMeta {
         })
     }
 
-    #[inline(always)]
+    #[inline]
     fn decode<'a>(
         &self,
         buf: &'a [u8],
