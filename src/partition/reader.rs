@@ -417,7 +417,7 @@ impl Reader {
     /// decodes well, is wanted and is visible. Otherwise `None`, with nothing moved, and
     /// [`next_raw`](Self::next_raw) takes the same record the long way (reporting faults,
     /// moving to the next batch). A sequential read spends most of its records here.
-    #[inline]
+    #[inline(always)]
     fn next_in_batch(&mut self) -> Option<Raw> {
         let cur = self
             .current

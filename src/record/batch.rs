@@ -90,7 +90,7 @@ impl BatchHeader {
     /// the magic byte, `batchLength >= 49`, non-negative counts, and a last offset
     /// (`baseOffset + lastOffsetDelta`) of at most `i64::MAX`. It does not check that the
     /// whole batch is present, nor its CRC (see [`Batch::parse`] and [`Batch::verify_crc`]).
-    #[inline]
+    #[inline(always)]
     pub fn parse(buf: &[u8]) -> Result<Self, DecodeError> {
         // Magic first: a header of another version has another layout.
         if let Some(&magic) = buf.get(MAGIC_POS)
@@ -148,7 +148,7 @@ impl BatchHeader {
 
     /// The header's fields, unchecked; `None` if `h` is shorter than a header. Given exactly
     /// 61 bytes, as [`parse`](Self::parse) does, the length checks fold away.
-    #[inline]
+    #[inline(always)]
     fn fields(h: &[u8]) -> Option<Self> {
         Some(BatchHeader {
             base_offset: be_i64(h, 0)?,
@@ -285,7 +285,7 @@ pub struct Batch<'a> {
 impl<'a> Batch<'a> {
     /// The first batch in `buf`. Errors: [`DecodeErrorKind::Truncated`] when `buf` ends before
     /// the batch does, and the header errors of [`BatchHeader::parse`].
-    #[inline]
+    #[inline(always)]
     pub fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
         let header = BatchHeader::parse(buf)?;
         let size = header.size();
@@ -319,7 +319,7 @@ impl<'a> Batch<'a> {
     }
 
     /// CRC-32C of bytes 21..end, as it should be stored.
-    #[inline]
+    #[inline(always)]
     pub fn compute_crc(&self) -> u32 {
         // `parse` made the batch at least a header long: the fallback is never taken.
         crc32c::crc32c(self.bytes.get(CRC_START..).unwrap_or_default())
@@ -331,7 +331,7 @@ impl<'a> Batch<'a> {
     }
 
     /// Checks the stored CRC against the bytes.
-    #[inline]
+    #[inline(always)]
     pub fn verify_crc(&self) -> Result<(), DecodeError> {
         let computed = self.compute_crc();
         if computed == self.header.crc {
