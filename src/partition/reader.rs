@@ -428,14 +428,14 @@ impl Reader {
             Some(inflated) => inflated.bytes(),
         };
         let records = bytes.get(cur.records_start..cur.records_end)?;
-        let mut cursor = cur.cursor;
-        let fields = cur.meta.next_fields(records, &mut cursor)?;
+        let before = cur.cursor;
+        let fields = cur.meta.next_fields(records, &mut cur.cursor)?;
         if fields.offset < self.min_offset
             || fields.offset >= self.shared.visible_end.load(Ordering::Acquire)
         {
+            cur.cursor = before;
             return None;
         }
-        cur.cursor = cursor;
         self.min_offset = fields.offset + 1;
         Some(Raw::at(cur.records_start, &fields))
     }
