@@ -96,6 +96,7 @@ impl Mapping {
 impl Deref for Mapping {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         match &self.0 {
             View::Mapped(map) => map,

@@ -13,7 +13,7 @@ use crate::error::{Corruption, Error, Result};
 use crate::record::DebugBytes;
 use crate::record::{
     BATCH_HEADER_LEN, Batch, Compression, DecodeError, DecodeErrorKind, FRAME_LEN, Headers,
-    RecordCursor, RecordView, RecordsMeta, peek_frame,
+    RecordCursor, RecordFields, RecordView, RecordsMeta, peek_frame,
 };
 use crate::segment::file_name::FileKind;
 use crate::segment::verified::{self, BatchTable};
@@ -45,6 +45,7 @@ impl Span {
     };
 
     /// Where `part` lies inside `whole` (`part` is a subslice of it).
+    #[inline]
     fn of(whole: &[u8], part: &[u8]) -> Span {
         let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
         match (u32::try_from(start), u32::try_from(part.len())) {
@@ -54,10 +55,22 @@ impl Span {
         }
     }
 
+    /// `len` bytes at `start` of a chunk.
+    #[inline(always)]
+    fn at(start: usize, len: usize) -> Span {
+        match (u32::try_from(start), u32::try_from(len)) {
+            (Ok(start), Ok(len)) if len != u32::MAX => Span { start, len },
+            // Unreachable for chunks of at most u32::MAX bytes.
+            _ => Span::NULL,
+        }
+    }
+
+    #[inline]
     fn of_option(whole: &[u8], part: Option<&[u8]>) -> Span {
         part.map_or(Span::NULL, |p| Span::of(whole, p))
     }
 
+    #[inline]
     fn get<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
         if *self == Span::NULL {
             return None;
@@ -69,26 +82,31 @@ impl Span {
 
 impl LogRecord {
     /// The record's offset.
+    #[inline]
     pub fn offset(&self) -> i64 {
         self.raw.offset
     }
 
     /// The effective timestamp (the batch's append time for LogAppendTime).
+    #[inline]
     pub fn timestamp(&self) -> i64 {
         self.raw.timestamp
     }
 
     /// The key, or `None` for null.
+    #[inline]
     pub fn key(&self) -> Option<&[u8]> {
         self.raw.key.get(self.chunk.bytes())
     }
 
     /// The value, or `None` for null (a tombstone).
+    #[inline]
     pub fn value(&self) -> Option<&[u8]> {
         self.raw.value.get(self.chunk.bytes())
     }
 
     /// The headers in stored order, repeated keys included.
+    #[inline]
     pub fn headers(&self) -> Headers<'_> {
         self.raw.headers(self.chunk.bytes())
     }
@@ -168,11 +186,13 @@ impl fmt::Debug for OwnedHeader {
     }
 }
 
-/// The batch being walked: where it sits in the chunk, and how far into it we are.
+/// The batch being walked: where its records lie, and how far into them we are.
 #[derive(Debug, Clone)]
 struct Current {
-    start: usize,
-    size: usize,
+    /// Where the records section lies in the bytes records borrow from: the chunk's, or
+    /// `inflated`'s (all of it).
+    records_start: usize,
+    records_end: usize,
     meta: RecordsMeta,
     cursor: RecordCursor,
     /// Segment position of the batch.
@@ -288,31 +308,153 @@ impl Reader {
     }
 
     /// The next record, unless the reader is finished: what both ways of reading share.
+    #[inline]
     fn advance(&mut self) -> Option<Result<Raw>> {
+        if let Some(raw) = self.next_in_batch() {
+            return Some(Ok(raw));
+        }
+        if self.next_batch_fast()
+            && let Some(raw) = self.next_in_batch()
+        {
+            return Some(Ok(raw));
+        }
+        self.advance_slow()
+    }
+
+    /// Makes the batch at `pos` the current one when it is the plain next batch of a
+    /// sequential read: the current batch ended cleanly; no index seek, byte budget or page
+    /// release is due; the batch lies whole in the chunk, uncompressed, not a control batch,
+    /// not to be skipped, its offsets in bounds, its CRC right, and the next batch's base
+    /// offset (in the chunk) follows on. `false`, with nothing changed, for anything else:
+    /// [`next_batch`](Self::next_batch) then does it in full, and reports what is wrong.
+    #[inline(never)]
+    fn next_batch_fast(&mut self) -> bool {
+        let Some(cur) = &self.current else {
+            return false;
+        };
+        if self.done
+            || cur.inflated.is_some()
+            || !cur
+                .meta
+                .finished(cur.records_end - cur.records_start, &cur.cursor)
+            || self.index_hint
+            || self.budget.is_some()
+            || self.pos >= self.released + RELEASE_EVERY
+        {
+            return false;
+        }
+        let Some(chunk) = &self.chunk else {
+            return false;
+        };
+        let Some(rel) = self
+            .pos
+            .checked_sub(chunk.start())
+            .and_then(|rel| usize::try_from(rel).ok())
+        else {
+            return false;
+        };
+        let bytes = chunk.bytes();
+        let Ok(batch) = Batch::parse(bytes.get(rel..).unwrap_or_default()) else {
+            return false;
+        };
+        let h = batch.header();
+        let (size, published) = (batch.size(), self.segment.size());
+        let end = self.pos + size as u64;
+        let bounds = OffsetBounds {
+            segment_base: self.segment.base_offset(),
+            at_least: self.at_least,
+            end: Some(self.segment.next_offset()),
+        };
+        // Not skipped (`next_offset <= min_offset` or `min_offset` inside it would be), nor
+        // a start inside a batch (the `verified` tables' case).
+        let plain = end <= published
+            && h.compression_id() == Compression::None.id()
+            && !h.is_control()
+            && h.max_timestamp >= self.min_timestamp
+            && self.min_offset <= h.base_offset
+            && offsets_problem(bounds, h).is_none();
+        if !plain || batch.verify_crc().is_err() {
+            return false;
+        }
+        // `next_batch_problem`'s check, where the chunk holds the next framing.
+        let next_offset = h.next_offset();
+        let follows = end >= published
+            || bytes
+                .get(rel + size..)
+                .filter(|b| b.len() >= FRAME_LEN)
+                .and_then(|b| b.first_chunk())
+                .is_some_and(|b| i64::from_be_bytes(*b) >= next_offset);
+        if !follows {
+            return false;
+        }
+        let meta = RecordsMeta::of(h);
+        // The finished batch's state becomes the new one's, in place.
+        let Some(cur) = &mut self.current else {
+            return false; // unreachable: checked above
+        };
+        cur.records_start = rel + BATCH_HEADER_LEN;
+        cur.records_end = rel + size;
+        cur.meta = meta;
+        cur.cursor = RecordCursor::START;
+        cur.position = self.pos;
+        self.at_least = next_offset;
+        self.pos = end;
+        self.started = true;
+        true
+    }
+
+    /// [`advance`](Self::advance) where the fast path cannot go on: at a batch's end, at the
+    /// first batch, the visible end, or a fault. It starts again from where that stopped.
+    #[inline(never)]
+    fn advance_slow(&mut self) -> Option<Result<Raw>> {
         if self.done {
             return None;
         }
         self.next_raw().transpose()
     }
 
+    /// The next record of the current, CRC-checked batch when nothing stands in the way: it
+    /// decodes well, is wanted and is visible. Otherwise `None`, with nothing moved, and
+    /// [`next_raw`](Self::next_raw) takes the same record the long way (reporting faults,
+    /// moving to the next batch). A sequential read spends most of its records here.
+    #[inline(always)]
+    fn next_in_batch(&mut self) -> Option<Raw> {
+        let cur = self
+            .current
+            .as_mut()
+            .filter(|c| c.meta.has_more(&c.cursor))?;
+        let bytes = match &cur.inflated {
+            None => self.chunk.as_ref()?.bytes(),
+            Some(inflated) => inflated.bytes(),
+        };
+        let records = bytes.get(cur.records_start..cur.records_end)?;
+        let before = cur.cursor;
+        let fields = cur.meta.next_fields(records, &mut cur.cursor)?;
+        if fields.offset < self.min_offset
+            || fields.offset >= self.shared.visible_end.load(Ordering::Acquire)
+        {
+            cur.cursor = before;
+            return None;
+        }
+        self.min_offset = fields.offset + 1;
+        Some(Raw::at(cur.records_start, &fields))
+    }
+
     /// The next record as positions in the current chunk.
     fn next_raw(&mut self) -> Result<Option<Raw>> {
         loop {
             if let Some(cur) = self.current.as_mut() {
-                let Some(chunk) = self.chunk.as_ref() else {
-                    self.current = None;
-                    continue;
+                let bytes = match &cur.inflated {
+                    None => match self.chunk.as_ref() {
+                        Some(chunk) => chunk.bytes(),
+                        None => {
+                            self.current = None;
+                            continue;
+                        }
+                    },
+                    Some(inflated) => inflated.bytes(),
                 };
-                let (bytes, records) = match &cur.inflated {
-                    None => {
-                        let bytes = chunk.bytes();
-                        let records = bytes
-                            .get(cur.start + BATCH_HEADER_LEN..cur.start + cur.size)
-                            .unwrap_or(&[]);
-                        (bytes, records)
-                    }
-                    Some(inflated) => (inflated.bytes(), inflated.bytes()),
-                };
+                let records = bytes.get(cur.records_start..cur.records_end).unwrap_or(&[]);
                 let before = cur.cursor;
                 match cur.meta.step(records, &mut cur.cursor) {
                     Some(Ok(view)) => {
@@ -326,15 +468,7 @@ impl Reader {
                             return Ok(None);
                         }
                         self.min_offset = view.offset() + 1;
-                        let (headers, header_count) = view.headers().raw();
-                        return Ok(Some(Raw {
-                            offset: view.offset(),
-                            timestamp: view.timestamp(),
-                            key: Span::of_option(bytes, view.key()),
-                            value: Span::of_option(bytes, view.value()),
-                            headers: Span::of(bytes, headers),
-                            header_count,
-                        }));
+                        return Ok(Some(Raw::of(bytes, &view)));
                     }
                     Some(Err(mut e)) => {
                         let position = cur.position;
@@ -371,6 +505,7 @@ impl Reader {
     /// assert_eq!(bytes, 3);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn next_view(&mut self) -> Option<Result<RecordView<'_>>> {
         let raw = match self.advance()? {
             Ok(raw) => raw,
@@ -442,7 +577,11 @@ impl Reader {
                 self.at_least = self.segment.base_offset();
                 continue;
             }
-            let mut chunk = self.chunk_at(BATCH_HEADER_LEN)?;
+            // The chunk is borrowed, not cloned, for the batch: no reference count per batch.
+            self.chunk_at(BATCH_HEADER_LEN)?;
+            let Some(mut chunk) = self.chunk.as_ref() else {
+                return Ok(false); // unreachable: `chunk_at` leaves a chunk or fails
+            };
             if self.index_hint {
                 // The batch sought lies within about one index interval of here. Load the first
                 // half of it at once rather than one header at a time (half measured faster than
@@ -458,7 +597,9 @@ impl Reader {
             // Batches wholly before the target are passed over by their framing alone: their
             // records are not returned, so their CRCs need not be computed. The first batch after
             // an index seek is always checked whole, as it vouches for the index.
-            if !self.index_hint {
+            // (A batch starts at `at_least` or above and holds a record, so none can lie wholly
+            // below `min_offset` unless that is above `at_least`: a sequential read never looks.)
+            if !self.index_hint && self.min_offset > self.at_least {
                 let rel = usize::try_from(self.pos - chunk.start()).unwrap_or(usize::MAX);
                 if let Some(frame) = peek_frame(chunk.bytes().get(rel..).unwrap_or(&[])) {
                     let end = self.pos + frame.size as u64;
@@ -472,7 +613,7 @@ impl Reader {
                     }
                 }
             }
-            let mut parsed = parse_at(&chunk, self.pos);
+            let mut parsed = parse_at(chunk, self.pos);
             if let Err(DecodeError {
                 kind: DecodeErrorKind::Truncated { needed, .. },
                 ..
@@ -483,8 +624,12 @@ impl Reader {
                     // The batch is published whole but this chunk stops short: widen it once,
                     // to the next batch's framing too (see `next_batch_problem`).
                     self.chunk = None;
-                    chunk = self.chunk_at(needed + FRAME_LEN)?;
-                    parsed = parse_at(&chunk, self.pos);
+                    self.chunk_at(needed + FRAME_LEN)?;
+                    let Some(wider) = self.chunk.as_ref() else {
+                        return Ok(false); // unreachable, as above
+                    };
+                    chunk = wider;
+                    parsed = parse_at(chunk, self.pos);
                 }
             }
             let checked = match parsed {
@@ -554,11 +699,11 @@ impl Reader {
             if skip {
                 if matches!(tabled, Tabled::Build) {
                     let start = (position - chunk.start()) as usize;
-                    self.table_of(&chunk, start, size, &RecordsMeta::of(&header), position);
+                    self.table_of(chunk, start, size, &RecordsMeta::of(&header), position);
                 }
                 continue;
             }
-            if let Some(kind) = self.next_batch_problem(&chunk, self.pos, header.next_offset())? {
+            if let Some(kind) = self.next_batch_problem(chunk, self.pos, header.next_offset())? {
                 self.done = true;
                 return Err(Error::corrupt(
                     self.segment.path(FileKind::Log),
@@ -599,14 +744,18 @@ impl Reader {
             let table = match tabled {
                 Tabled::No => None,
                 Tabled::Kept(table) => Some(table),
-                Tabled::Build => self.table_of(&chunk, start, size, &meta, position),
+                Tabled::Build => self.table_of(chunk, start, size, &meta, position),
             };
             let cursor = table
                 .and_then(|t| t.cursor_for(&meta, self.min_offset))
                 .unwrap_or(RecordCursor::START);
+            let (records_start, records_end) = match &inflated {
+                None => (start + BATCH_HEADER_LEN, start + size),
+                Some(inflated) => (0, inflated.bytes().len()),
+            };
             self.current = Some(Current {
-                start,
-                size,
+                records_start,
+                records_end,
                 meta,
                 cursor,
                 position,
@@ -665,8 +814,9 @@ impl Reader {
     /// The overlap shows at the next batch, so look at its framing before serving any record:
     /// the error is the one reading on would meet there, only sooner. The last batch of a
     /// segment is bounded by the segment's end instead.
+    #[inline]
     fn next_batch_problem(
-        &mut self,
+        &self,
         chunk: &Chunk,
         next_pos: u64,
         expected_at_least: i64,
@@ -676,6 +826,14 @@ impl Reader {
         }
         let rel = usize::try_from(next_pos.saturating_sub(chunk.start())).unwrap_or(usize::MAX);
         let frame = match chunk.bytes().get(rel..).filter(|b| b.len() >= FRAME_LEN) {
+            // Offsets in order, the common case, show in the base offset alone.
+            Some(bytes)
+                if bytes
+                    .first_chunk()
+                    .is_some_and(|b| i64::from_be_bytes(*b) >= expected_at_least) =>
+            {
+                return Ok(None);
+            }
             Some(bytes) => peek_frame(bytes),
             // Rare: the chunk ends inside that framing (a widened chunk holds it).
             None => {
@@ -695,8 +853,10 @@ impl Reader {
             }))
     }
 
-    /// A chunk holding the bytes at `pos`, at least `min_len` of them where published.
-    fn chunk_at(&mut self, min_len: usize) -> Result<Arc<Chunk>> {
+    /// Makes `self.chunk` a chunk holding the bytes at `pos`, at least `min_len` of them
+    /// where published.
+    #[inline]
+    fn chunk_at(&mut self, min_len: usize) -> Result<()> {
         if let Some(chunk) = &self.chunk {
             let covered = self.pos >= chunk.start() && self.pos + min_len as u64 <= chunk.end();
             if covered
@@ -704,9 +864,15 @@ impl Reader {
                     && chunk.end() >= self.segment.size()
                     && self.pos < chunk.end())
             {
-                return Ok(Arc::clone(chunk));
+                return Ok(());
             }
         }
+        self.fetch_chunk(min_len)
+    }
+
+    /// [`chunk_at`](Self::chunk_at) when the chunk held does not do: a new one.
+    #[inline(never)]
+    fn fetch_chunk(&mut self, min_len: usize) -> Result<()> {
         if self.held.is_none() && !self.segment.is_writable() {
             match self.segment.log() {
                 Ok(log) => self.held = Some(log),
@@ -722,8 +888,8 @@ impl Reader {
             Err(e) if is_not_found(&e) => return Err(self.deleted_under_reader()),
             Err(e) => return Err(e),
         };
-        self.chunk = Some(Arc::clone(&chunk));
-        Ok(chunk)
+        self.chunk = Some(chunk);
+        Ok(())
     }
 }
 
@@ -758,6 +924,7 @@ fn parse_at(chunk: &Chunk, pos: u64) -> std::result::Result<Batch<'_>, DecodeErr
 impl Iterator for Reader {
     type Item = Result<LogRecord>;
 
+    #[inline]
     fn next(&mut self) -> Option<Result<LogRecord>> {
         let raw = match self.advance()? {
             Ok(raw) => raw,
@@ -792,6 +959,34 @@ struct Raw {
 }
 
 impl Raw {
+    /// The fields of `view`, a record inside `bytes`, as positions there.
+    #[inline]
+    fn of(bytes: &[u8], view: &RecordView<'_>) -> Raw {
+        let (headers, header_count) = view.headers().raw();
+        Raw {
+            offset: view.offset(),
+            timestamp: view.timestamp(),
+            key: Span::of_option(bytes, view.key()),
+            value: Span::of_option(bytes, view.value()),
+            headers: Span::of(bytes, headers),
+            header_count,
+        }
+    }
+
+    /// The fields a decoder found in a records area that starts at `records_start`.
+    #[inline(always)]
+    fn at(records_start: usize, f: &RecordFields) -> Raw {
+        let span = |(start, len): (usize, usize)| Span::at(records_start + start, len);
+        Raw {
+            offset: f.offset,
+            timestamp: f.timestamp,
+            key: f.key.map_or(Span::NULL, span),
+            value: f.value.map_or(Span::NULL, span),
+            headers: span(f.headers),
+            header_count: f.header_count,
+        }
+    }
+
     fn headers<'a>(&self, chunk: &'a [u8]) -> Headers<'a> {
         Headers::from_raw(
             self.headers.get(chunk).unwrap_or_default(),

@@ -90,7 +90,7 @@ impl BatchHeader {
     /// the magic byte, `batchLength >= 49`, non-negative counts, and a last offset
     /// (`baseOffset + lastOffsetDelta`) of at most `i64::MAX`. It does not check that the
     /// whole batch is present, nor its CRC (see [`Batch::parse`] and [`Batch::verify_crc`]).
-    #[inline]
+    #[inline(always)]
     pub fn parse(buf: &[u8]) -> Result<Self, DecodeError> {
         // Magic first: a header of another version has another layout.
         if let Some(&magic) = buf.get(MAGIC_POS)
@@ -148,7 +148,7 @@ impl BatchHeader {
 
     /// The header's fields, unchecked; `None` if `h` is shorter than a header. Given exactly
     /// 61 bytes, as [`parse`](Self::parse) does, the length checks fold away.
-    #[inline]
+    #[inline(always)]
     fn fields(h: &[u8]) -> Option<Self> {
         Some(BatchHeader {
             base_offset: be_i64(h, 0)?,
@@ -285,6 +285,7 @@ pub struct Batch<'a> {
 impl<'a> Batch<'a> {
     /// The first batch in `buf`. Errors: [`DecodeErrorKind::Truncated`] when `buf` ends before
     /// the batch does, and the header errors of [`BatchHeader::parse`].
+    #[inline(always)]
     pub fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
         let header = BatchHeader::parse(buf)?;
         let size = header.size();
@@ -301,6 +302,7 @@ impl<'a> Batch<'a> {
     }
 
     /// The decoded header.
+    #[inline]
     pub fn header(&self) -> &BatchHeader {
         &self.header
     }
@@ -311,11 +313,13 @@ impl<'a> Batch<'a> {
     }
 
     /// The batch's size in bytes.
+    #[inline]
     pub fn size(&self) -> usize {
         self.bytes.len()
     }
 
     /// CRC-32C of bytes 21..end, as it should be stored.
+    #[inline(always)]
     pub fn compute_crc(&self) -> u32 {
         // `parse` made the batch at least a header long: the fallback is never taken.
         crc32c::crc32c(self.bytes.get(CRC_START..).unwrap_or_default())
@@ -327,6 +331,7 @@ impl<'a> Batch<'a> {
     }
 
     /// Checks the stored CRC against the bytes.
+    #[inline(always)]
     pub fn verify_crc(&self) -> Result<(), DecodeError> {
         let computed = self.compute_crc();
         if computed == self.header.crc {
@@ -594,6 +599,85 @@ impl RecordsMeta {
         }
     }
 
+    /// Whether `cursor` stands after the last record of a records area `len` bytes long with
+    /// nothing after it: where [`step`](Self::step) would end without an error.
+    #[inline]
+    pub(crate) fn finished(&self, len: usize, cursor: &RecordCursor) -> bool {
+        !cursor.done && cursor.read == self.records_count && cursor.pos == len
+    }
+
+    /// Whether records are left to read after `cursor` (they may still fail to decode).
+    #[inline]
+    pub(crate) fn has_more(&self, cursor: &RecordCursor) -> bool {
+        !cursor.done && cursor.read != self.records_count
+    }
+
+    /// The next record of `buf` if there is one and it decodes, as positions in `buf`;
+    /// otherwise `None`, and `cursor` has not moved ([`step`](Self::step) then says why).
+    ///
+    /// The readers' fast path: it accepts exactly the records [`decode`](Self::decode) does,
+    /// with the same fields, but builds no error, so it stays small enough to inline. A test
+    /// holds the two to agreement on damaged bytes.
+    #[inline(always)]
+    pub(crate) fn next_fields(
+        &self,
+        buf: &[u8],
+        cursor: &mut RecordCursor,
+    ) -> Option<RecordFields> {
+        if !self.has_more(cursor) {
+            return None;
+        }
+        let mut p = cursor.pos;
+        let len = read_varint(buf, &mut p).ok()?;
+        let body_end = p.checked_add(usize::try_from(len).ok()?)?;
+        let body = buf.get(..body_end)?;
+        // attributes: one byte, unused.
+        if body.len() <= p {
+            return None;
+        }
+        p += 1;
+        let ts_delta = read_varlong(body, &mut p).ok()?;
+        let offset_delta = read_varint(body, &mut p).ok()?;
+        if offset_delta < 0
+            || offset_delta > self.last_offset_delta
+            || i64::from(offset_delta) <= cursor.prev_delta
+        {
+            return None;
+        }
+        let key = field_at(body, &mut p)?;
+        let value = field_at(body, &mut p)?;
+        let count = read_varint(body, &mut p).ok()?;
+        let headers_start = p;
+        // Each header takes at least two bytes (as `decode` checks).
+        if usize::try_from(count).ok()? > (body_end - p) / 2 {
+            return None;
+        }
+        for _ in 0..count {
+            // A header key may not be null.
+            field_at(body, &mut p)??;
+            field_at(body, &mut p)?;
+        }
+        if p != body_end {
+            return None;
+        }
+        cursor.pos = p;
+        cursor.prev_delta = i64::from(offset_delta);
+        cursor.read += 1;
+        Some(RecordFields {
+            // Cannot wrap, as in `decode`.
+            offset: self.base_offset.wrapping_add(i64::from(offset_delta)),
+            timestamp: if self.log_append_time {
+                self.max_timestamp
+            } else {
+                self.base_timestamp.wrapping_add(ts_delta)
+            },
+            key,
+            value,
+            headers: (headers_start, body_end - headers_start),
+            header_count: count as u32,
+        })
+    }
+
     #[inline]
     fn decode<'a>(
         &self,
@@ -693,6 +777,37 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
+/// A record's fields as `(start, len)` positions in its records area: what
+/// [`RecordsMeta::next_fields`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordFields {
+    pub(crate) offset: i64,
+    pub(crate) timestamp: i64,
+    /// `None` for null.
+    pub(crate) key: Option<(usize, usize)>,
+    /// `None` for null.
+    pub(crate) value: Option<(usize, usize)>,
+    pub(crate) headers: (usize, usize),
+    pub(crate) header_count: u32,
+}
+
+/// A length-prefixed byte field at `*p` of `body` as a position, `Some(None)` for null
+/// (-1); `None` where [`read_bytes`] reports an error.
+#[inline(always)]
+fn field_at(body: &[u8], p: &mut usize) -> Option<Option<(usize, usize)>> {
+    let len = read_varint(body, p).ok()?;
+    if len == -1 {
+        return Some(None);
+    }
+    let n = usize::try_from(len).ok()?;
+    let start = *p;
+    if n > body.len() - start {
+        return None;
+    }
+    *p += n;
+    Some(Some((start, n)))
+}
+
 /// Whether a byte field may be null (length -1): an enum, so call sites say which rather than
 /// pass a bare bool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -704,7 +819,7 @@ enum Null {
 }
 
 /// Reads a length-prefixed byte field; -1 is null where `null` allows it.
-#[inline]
+#[inline(always)]
 fn read_bytes<'a>(
     body: &'a [u8],
     p: &mut usize,
@@ -749,27 +864,32 @@ impl fmt::Debug for RecordView<'_> {
 
 impl<'a> RecordView<'a> {
     /// The record's offset.
+    #[inline]
     pub fn offset(&self) -> i64 {
         self.offset
     }
 
     /// The effective timestamp: the record's own (CreateTime) or the batch's append time
     /// (LogAppendTime).
+    #[inline]
     pub fn timestamp(&self) -> i64 {
         self.timestamp
     }
 
     /// The key, or `None` for null.
+    #[inline]
     pub fn key(&self) -> Option<&'a [u8]> {
         self.key
     }
 
     /// The value, or `None` for null (a tombstone).
+    #[inline]
     pub fn value(&self) -> Option<&'a [u8]> {
         self.value
     }
 
     /// The headers, in order.
+    #[inline]
     pub fn headers(&self) -> Headers<'a> {
         self.headers
     }
@@ -1314,3 +1434,69 @@ fn be_i16(b: &[u8], at: usize) -> Option<i16> {
 
 #[cfg(test)]
 mod encode_single_tests;
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use crate::record::Header;
+
+    /// Every record `step` and `next_fields` take from `records`, in turn, must agree: the same
+    /// fields where `step` returns a record, and `None` (the cursor unmoved) where it does not.
+    fn agree(meta: &RecordsMeta, records: &[u8]) {
+        let mut slow = RecordCursor::START;
+        loop {
+            let mut fast = slow;
+            let before = slow;
+            let got = meta.next_fields(records, &mut fast);
+            match meta.step(records, &mut slow) {
+                Some(Ok(view)) => {
+                    let span = |s: Option<&[u8]>| {
+                        s.map(|s| (s.as_ptr() as usize - records.as_ptr() as usize, s.len()))
+                    };
+                    let (headers, count) = view.headers().raw();
+                    let want = RecordFields {
+                        offset: view.offset(),
+                        timestamp: view.timestamp(),
+                        key: span(view.key()),
+                        value: span(view.value()),
+                        headers: span(Some(headers)).unwrap(),
+                        header_count: count,
+                    };
+                    assert_eq!(got, Some(want));
+                    assert_eq!(fast, slow);
+                }
+                _ => {
+                    assert_eq!(got, None, "fast path took what decode refuses");
+                    assert_eq!(fast, before, "fast path moved on a refusal");
+                    return;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn next_fields_agrees_with_decode_on_every_single_byte_change() {
+        let headers = [Header::new(b"trace", Some(b"42")), Header::new(b"k", None)];
+        let big = vec![7u8; 300];
+        let records = [
+            Record::keyed(b"key", b"value").with_headers(&headers),
+            Record::new(&big).with_timestamp(1_000_000),
+            Record::tombstone(b"gone"),
+            Record::new(b""),
+        ];
+        let mut bytes = Vec::new();
+        encode_batch(&mut bytes, &BatchParams::default(), &records, 5).unwrap();
+        let header = Batch::parse(&bytes).unwrap().header;
+        let meta = RecordsMeta::of(&header);
+        let section = bytes[BATCH_HEADER_LEN..].to_vec();
+        agree(&meta, &section);
+        for at in 0..section.len() {
+            for value in [0x00, 0x01, 0x02, 0x7f, 0x80, 0xfe, 0xff, section[at] ^ 0x01] {
+                let mut damaged = section.clone();
+                damaged[at] = value;
+                agree(&meta, &damaged);
+            }
+            agree(&meta, &section[..at]);
+        }
+    }
+}

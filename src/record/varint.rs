@@ -71,31 +71,54 @@ fn put_unsigned(out: &mut Vec<u8>, mut u: u64) {
 }
 
 /// Reads a zig-zag varint at `*pos`, advancing `*pos` past it.
-#[inline]
+#[inline(always)]
 pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i32, VarintError> {
     let u = read_unsigned(buf, pos, MAX_VARINT_LEN)? as u32;
     Ok(((u >> 1) as i32) ^ -((u & 1) as i32))
 }
 
 /// Reads a zig-zag varlong at `*pos`, advancing `*pos` past it.
-#[inline]
+#[inline(always)]
 pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, VarintError> {
     let u = read_unsigned(buf, pos, MAX_VARLONG_LEN)?;
     Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
 }
 
-#[inline]
+#[inline(always)]
 fn read_unsigned(buf: &[u8], pos: &mut usize, max_len: usize) -> Result<u64, VarintError> {
+    // A record's fields (deltas, lengths, header counts) mostly take one or two bytes: those
+    // inline, longer ones (and every fault) in the loop, out of line. `max_len` is at least 5.
+    if let Some(&b0) = buf.get(*pos) {
+        if b0 & 0x80 == 0 {
+            *pos += 1;
+            return Ok(u64::from(b0));
+        }
+        if let Some(&b1) = buf.get(*pos + 1)
+            && b1 & 0x80 == 0
+        {
+            *pos += 2;
+            return Ok(u64::from(b0 & 0x7f) | u64::from(b1) << 7);
+        }
+    }
+    // The new position comes back by value: a `&mut` into an out-of-line call would keep the
+    // caller's position in memory rather than in a register.
+    let (value, len) = read_unsigned_long(buf, *pos, max_len)?;
+    *pos += len;
+    Ok(value)
+}
+
+/// The varint at `pos` and its length in bytes.
+#[inline(never)]
+fn read_unsigned_long(buf: &[u8], pos: usize, max_len: usize) -> Result<(u64, usize), VarintError> {
     let mut result: u64 = 0;
     for i in 0..max_len {
-        let Some(&b) = buf.get(*pos + i) else {
+        let Some(&b) = buf.get(pos + i) else {
             return Err(VarintError::Truncated);
         };
         // Bits beyond the target width are dropped, as Java's shifts drop them.
         result |= u64::from(b & 0x7f).wrapping_shl(7 * i as u32);
         if b & 0x80 == 0 {
-            *pos += i + 1;
-            return Ok(result);
+            return Ok((result, i + 1));
         }
     }
     Err(VarintError::TooLong)

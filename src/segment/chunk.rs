@@ -56,6 +56,7 @@ impl Chunk {
     }
 
     /// The bytes.
+    #[inline(always)]
     pub(crate) fn bytes(&self) -> &[u8] {
         let all: &[u8] = match &self.backing {
             Backing::Mapped(m) => m,

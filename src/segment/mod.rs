@@ -269,6 +269,7 @@ impl Segment {
     }
 
     /// The segment's base offset.
+    #[inline]
     pub(crate) fn base_offset(&self) -> i64 {
         self.base_offset
     }
@@ -325,11 +326,13 @@ impl Segment {
     }
 
     /// Published bytes.
+    #[inline]
     pub(crate) fn size(&self) -> u64 {
         self.size.load(Ordering::Acquire)
     }
 
     /// Bytes that have reached the file.
+    #[inline]
     pub(crate) fn file_size(&self) -> u64 {
         self.file_size.load(Ordering::Acquire)
     }
@@ -339,6 +342,7 @@ impl Segment {
     }
 
     /// The offset after the last published batch.
+    #[inline]
     pub(crate) fn next_offset(&self) -> i64 {
         self.next_offset.load(Ordering::Acquire)
     }
@@ -373,6 +377,7 @@ impl Segment {
         self.size.store(state.size, Ordering::Release);
     }
 
+    #[inline]
     pub(crate) fn is_sealed(&self) -> bool {
         self.sealed.load(Ordering::Acquire)
     }
