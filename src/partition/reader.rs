@@ -225,6 +225,9 @@ pub struct Reader {
     include_control: bool,
     /// `pos` came from an index lookup: a bad batch there points at the index first.
     index_hint: bool,
+    /// The batch an index lookup landed on lay wholly before the target and was passed by its
+    /// framing: until a batch after it passes its CRC, a bad batch still points at the index.
+    vouching: bool,
     done: bool,
     /// A read-only reader's handle on its segment's `.log`, opened on first read: a writer in
     /// another process may delete the file (retention), and the open handle reads it to its end.
@@ -295,6 +298,7 @@ impl Reader {
             started: false,
             include_control,
             index_hint: pos > 0,
+            vouching: false,
             done: false,
             held: None,
             at_least,
@@ -573,6 +577,7 @@ impl Reader {
                 self.release_behind(self.pos);
                 self.segment = next;
                 (self.pos, self.chunk, self.index_hint, self.held) = (0, None, false, None);
+                self.vouching = false;
                 self.released = 0;
                 self.at_least = self.segment.base_offset();
                 continue;
@@ -595,8 +600,9 @@ impl Reader {
                 }
             }
             // Batches wholly before the target are passed over by their framing alone: their
-            // records are not returned, so their CRCs need not be computed. The first batch after
-            // an index seek is always checked whole, as it vouches for the index.
+            // records are not returned, so their CRCs need not be computed. That includes the
+            // batch an index seek lands on; the index is trusted once the first batch served
+            // after it passes its CRC (`vouching`).
             // (A batch starts at `at_least` or above and holds a record, so none can lie wholly
             // below `min_offset` unless that is above `at_least`: a sequential read never looks.)
             if !self.index_hint && self.min_offset > self.at_least {
@@ -641,7 +647,7 @@ impl Reader {
                         end: Some(self.segment.next_offset()),
                     };
                     if let Some(kind) = offsets_problem(bounds, h) {
-                        if self.index_hint {
+                        if self.index_hint || self.vouching {
                             // The index's bound, or the batch's offsets: the index first.
                             self.distrust_index()?;
                             continue;
@@ -656,15 +662,17 @@ impl Reader {
                     let skip = h.next_offset() <= self.min_offset
                         || (h.is_control() && !self.include_control)
                         || h.max_timestamp < self.min_timestamp;
-                    if skip && !self.index_hint {
+                    if skip {
+                        // Framing alone: its offsets fit, and the next batch must follow on.
+                        self.vouching |= self.index_hint;
+                        self.index_hint = false;
                         self.at_least = h.next_offset();
                         self.pos += batch.size() as u64;
                         continue;
                     }
-                    // A batch that vouches for an index seek, or one a read starts inside: a
-                    // large one's table, if it was checked whole before, vouches for its CRC
-                    // and records (and is kept now, if not).
-                    let tabled = (skip || self.min_offset > h.base_offset)
+                    // A batch a read starts inside: a large one's table, if it was checked
+                    // whole before, vouches for its CRC and records (and is kept now, if not).
+                    let tabled = self.min_offset > h.base_offset
                         && h.records_count >= verified::MIN_RECORDS
                         && h.compression_id() == Compression::None.id();
                     let table = if tabled {
@@ -673,18 +681,18 @@ impl Reader {
                         None
                     };
                     match table {
-                        Some(table) => Ok((batch, skip, Tabled::Kept(table))),
+                        Some(table) => Ok((batch, Tabled::Kept(table))),
                         None => batch.verify_crc().map(|()| {
                             let tabled = if tabled { Tabled::Build } else { Tabled::No };
-                            (batch, skip, tabled)
+                            (batch, tabled)
                         }),
                     }
                 }
                 Err(e) => Err(e),
             };
-            let (batch, skip, tabled) = match checked {
+            let (batch, tabled) = match checked {
                 Ok(checked) => checked,
-                Err(_) if self.index_hint => {
+                Err(_) if self.index_hint || self.vouching => {
                     self.distrust_index()?;
                     continue;
                 }
@@ -695,14 +703,7 @@ impl Reader {
             let position = self.pos;
             self.at_least = header.next_offset();
             self.pos += size as u64;
-            self.index_hint = false;
-            if skip {
-                if matches!(tabled, Tabled::Build) {
-                    let start = (position - chunk.start()) as usize;
-                    self.table_of(chunk, start, size, &RecordsMeta::of(&header), position);
-                }
-                continue;
-            }
+            (self.index_hint, self.vouching) = (false, false);
             if let Some(kind) = self.next_batch_problem(chunk, self.pos, header.next_offset())? {
                 self.done = true;
                 return Err(Error::corrupt(
@@ -801,7 +802,7 @@ impl Reader {
     fn distrust_index(&mut self) -> Result<()> {
         self.segment.rebuild_indexes()?;
         (self.pos, self.at_least) = self.segment.seek_for(self.min_offset)?;
-        (self.chunk, self.index_hint) = (None, false);
+        (self.chunk, self.index_hint, self.vouching) = (None, false, false);
         Ok(())
     }
 
