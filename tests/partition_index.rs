@@ -175,3 +175,91 @@ fn timestamp_lookup_finds_a_record_earlier_in_the_indexed_batch() {
         );
     }
 }
+
+/// A random read passes the batch its index seek lands on by framing alone when that batch lies
+/// wholly before the target. Framing can be forged by a bad index entry pointing into record
+/// bytes: until a batch after the seek passes its CRC, a bad batch must still send the read
+/// back to a rebuilt index, not end it with `Corrupt`.
+#[test]
+fn an_index_entry_pointing_at_forged_framing_is_distrusted_until_a_batch_passes_its_crc() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        LogConfig::builder()
+            .segment_bytes(1 << 20)
+            .index_interval_bytes(4096)
+            .build()
+            .unwrap()
+    };
+    {
+        let log = Partition::open(dir.path(), config()).unwrap();
+        for b in 0..12 {
+            append_batch_range(&log, b * 100, (b + 1) * 100);
+        }
+        log.close().unwrap();
+    }
+    let log_path = segment_path(dir.path(), 0, "log");
+    let index_path = segment_path(dir.path(), 0, "index");
+    let spans = batch_spans(&log_path);
+    let mut index = std::fs::read(&index_path).unwrap();
+    let entry_at = |i: usize| {
+        let e = &index[i * 8..i * 8 + 8];
+        let rel = u32::from_be_bytes(e[..4].try_into().unwrap()) as i64;
+        let pos = u32::from_be_bytes(e[4..].try_into().unwrap()) as u64;
+        (rel, pos)
+    };
+    let count = index.len() / 8;
+    // An entry (not the first) at batch `j`, with a later batch after it to read.
+    let (i, j) = (1..count - 1)
+        .find_map(|i| {
+            let (rel, pos) = entry_at(i);
+            let j = spans.iter().position(|s| s.start == pos)?;
+            (j + 2 < spans.len() && spans[j].last_offset == rel).then_some((i, j))
+        })
+        .expect("an entry at a batch in the middle");
+    let landing = spans[j];
+    let target = spans[j + 1].base_offset;
+    let at_least = entry_at(i - 1).0 + 1;
+
+    // Forge a one-record batch header inside the landing batch's records, ending in the
+    // middle of them, and point the entry at it.
+    let fake = landing.start + 100;
+    let mut header = Vec::new();
+    header.extend_from_slice(&at_least.to_be_bytes()); // base offset
+    header.extend_from_slice(&100i32.to_be_bytes()); // batch length
+    header.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+    header.push(2); // magic
+    header.extend_from_slice(&0u32.to_be_bytes()); // crc (never checked: passed by framing)
+    header.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    header.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    header.extend_from_slice(&0i64.to_be_bytes()); // base timestamp
+    header.extend_from_slice(&0i64.to_be_bytes()); // max timestamp
+    header.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    header.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    header.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    header.extend_from_slice(&1i32.to_be_bytes()); // records count
+    assert_eq!(header.len(), 61);
+    assert!(
+        fake + 112 + 61 < landing.end,
+        "the forged batch and what follows lie inside"
+    );
+    let mut log_bytes = std::fs::read(&log_path).unwrap();
+    log_bytes[fake as usize..fake as usize + 61].copy_from_slice(&header);
+    std::fs::write(&log_path, &log_bytes).unwrap();
+    index[i * 8 + 4..i * 8 + 8].copy_from_slice(&(fake as u32).to_be_bytes());
+    std::fs::write(&index_path, &index).unwrap();
+
+    let log = Partition::open(dir.path(), config()).unwrap();
+    let record = log
+        .read(target)
+        .unwrap()
+        .next()
+        .expect("a record")
+        .expect("the index is rebuilt and the read goes on");
+    assert_eq!(record.offset(), target);
+    assert_eq!(record.value(), Some(value(target).as_slice()));
+    // The landing batch's records were damaged by the forgery: reading them says so.
+    assert!(matches!(
+        log.read(landing.base_offset).unwrap().next(),
+        Some(Err(topiclog::Error::Corrupt { .. }))
+    ));
+}
