@@ -1000,6 +1000,53 @@ impl Default for BatchParams {
     }
 }
 
+/// What a batch's header takes from its records: the header fields [`BatchParams`] leaves out.
+struct RecordsSummary {
+    batch_length: i32,
+    /// The codec's id, or 0.
+    codec: i16,
+    last_offset_delta: i32,
+    base_timestamp: i64,
+    /// The records' largest CreateTime (replaced by `now_ms` under LogAppendTime).
+    max_timestamp: i64,
+    now_ms: i64,
+}
+
+impl BatchParams {
+    /// The header of a batch of these params over records summed up by `records`, CRC 0
+    /// (written once the batch is complete).
+    #[inline]
+    fn header(&self, records: RecordsSummary) -> BatchHeader {
+        let mut attributes = records.codec;
+        let mut max_timestamp = records.max_timestamp;
+        if self.timestamp_type == TimestampType::LogAppendTime {
+            attributes |= TIMESTAMP_TYPE_BIT;
+            max_timestamp = records.now_ms;
+        }
+        if self.transactional {
+            attributes |= TRANSACTIONAL_BIT;
+        }
+        if self.control {
+            attributes |= CONTROL_BIT;
+        }
+        BatchHeader {
+            base_offset: self.base_offset,
+            batch_length: records.batch_length,
+            partition_leader_epoch: self.partition_leader_epoch,
+            magic: MAGIC,
+            crc: 0,
+            attributes,
+            last_offset_delta: records.last_offset_delta,
+            base_timestamp: records.base_timestamp,
+            max_timestamp,
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.base_sequence,
+            records_count: records.last_offset_delta + 1,
+        }
+    }
+}
+
 /// What [`encode_batch`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncodedBatch {
@@ -1162,33 +1209,14 @@ fn encode_single(
     let size = BATCH_HEADER_LEN + small_varint_len(body_len) + body;
     let batch_length = len_i32(size - LOG_OVERHEAD)?;
     let timestamp = record.timestamp.unwrap_or(now_ms);
-    let mut attributes = 0i16;
-    let mut max_timestamp = timestamp;
-    if params.timestamp_type == TimestampType::LogAppendTime {
-        attributes |= TIMESTAMP_TYPE_BIT;
-        max_timestamp = now_ms;
-    }
-    if params.transactional {
-        attributes |= TRANSACTIONAL_BIT;
-    }
-    if params.control {
-        attributes |= CONTROL_BIT;
-    }
-    let header = BatchHeader {
-        base_offset: params.base_offset,
+    let header = params.header(RecordsSummary {
         batch_length,
-        partition_leader_epoch: params.partition_leader_epoch,
-        magic: MAGIC,
-        crc: 0,
-        attributes,
+        codec: 0,
         last_offset_delta: 0,
         base_timestamp: timestamp,
-        max_timestamp,
-        producer_id: params.producer_id,
-        producer_epoch: params.producer_epoch,
-        base_sequence: params.base_sequence,
-        records_count: 1,
-    };
+        max_timestamp: timestamp,
+        now_ms,
+    });
     let start = out.len();
     out.reserve(size);
     let mut staged = Staged::default();
@@ -1231,7 +1259,7 @@ fn encode_single(
     Ok(EncodedBatch {
         size,
         last_offset: params.base_offset,
-        max_timestamp,
+        max_timestamp: header.max_timestamp,
         first_timestamp: timestamp,
     })
 }
@@ -1359,40 +1387,23 @@ fn encode_into(
     }
     // Kafka's i32 length bounds the clear batch too.
     let mut batch_length = len_i32(out.len() - start - LOG_OVERHEAD)?;
-    let mut attributes = 0i16;
+    let mut codec_id = 0i16;
     if let Some((codec, levels)) = compression
         && codec != Compression::None
     {
         compress_records(out, start + BATCH_HEADER_LEN, codec, levels)?;
         batch_length = len_i32(out.len() - start - LOG_OVERHEAD)?;
-        attributes = i16::from(codec.id());
+        codec_id = i16::from(codec.id());
     }
     let size = out.len() - start;
-    if params.timestamp_type == TimestampType::LogAppendTime {
-        attributes |= TIMESTAMP_TYPE_BIT;
-        max_timestamp = now_ms;
-    }
-    if params.transactional {
-        attributes |= TRANSACTIONAL_BIT;
-    }
-    if params.control {
-        attributes |= CONTROL_BIT;
-    }
-    let header = BatchHeader {
-        base_offset: params.base_offset,
+    let header = params.header(RecordsSummary {
         batch_length,
-        partition_leader_epoch: params.partition_leader_epoch,
-        magic: MAGIC,
-        crc: 0,
-        attributes,
+        codec: codec_id,
         last_offset_delta,
         base_timestamp,
         max_timestamp,
-        producer_id: params.producer_id,
-        producer_epoch: params.producer_epoch,
-        base_sequence: params.base_sequence,
-        records_count: last_offset_delta + 1,
-    };
+        now_ms,
+    });
     // Cannot panic: `out[start..]` holds the 61 header bytes pushed above, then the records.
     #[allow(clippy::indexing_slicing)]
     {
@@ -1406,7 +1417,7 @@ fn encode_into(
         last_offset: params
             .base_offset
             .wrapping_add(i64::from(last_offset_delta)),
-        max_timestamp,
+        max_timestamp: header.max_timestamp,
         first_timestamp: base_timestamp,
     })
 }
