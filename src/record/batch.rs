@@ -1172,6 +1172,22 @@ impl Staged {
     }
 }
 
+/// A record's headers after their count; their lengths were checked in the size pass.
+#[inline]
+fn put_headers(out: &mut Vec<u8>, headers: &[Header<'_>]) {
+    for header in headers {
+        put_varint(out, header.key.len() as i32);
+        out.extend_from_slice(header.key);
+        match header.value {
+            Some(v) => {
+                put_varint(out, v.len() as i32);
+                out.extend_from_slice(v);
+            }
+            None => put_varint(out, -1),
+        }
+    }
+}
+
 /// [`encode_batch`] of exactly one record, uncompressed: the same bytes, written with one
 /// reservation and a few copies, and the CRC computed once over the finished batch. A lone
 /// record's timestamp and offset deltas are both 0, so its size is known before a byte is
@@ -1236,17 +1252,7 @@ fn encode_single(
         out.push(0); // the header count, 0
     } else {
         put_varint(out, header_count);
-        for header in record.headers {
-            put_varint(out, header.key.len() as i32); // checked in the size pass
-            out.extend_from_slice(header.key);
-            match header.value {
-                Some(v) => {
-                    put_varint(out, v.len() as i32);
-                    out.extend_from_slice(v);
-                }
-                None => put_varint(out, -1),
-            }
-        }
+        put_headers(out, record.headers);
     }
     debug_assert_eq!(out.len() - start, size);
     // Cannot panic: `out[start..]` holds the whole batch just written.
@@ -1373,17 +1379,7 @@ fn encode_into(
             out.extend_from_slice(value);
         }
         put_varint(out, header_count);
-        for header in record.headers {
-            put_varint(out, header.key.len() as i32); // checked in the size pass
-            out.extend_from_slice(header.key);
-            match header.value {
-                Some(v) => {
-                    put_varint(out, v.len() as i32);
-                    out.extend_from_slice(v);
-                }
-                None => put_varint(out, -1),
-            }
-        }
+        put_headers(out, record.headers);
     }
     // Kafka's i32 length bounds the clear batch too.
     let mut batch_length = len_i32(out.len() - start - LOG_OVERHEAD)?;
