@@ -275,28 +275,28 @@ impl Appender {
             },
         })?;
         let size = encoded.size as u64;
-        let limit = |bytes: i32| u64::try_from(bytes).unwrap_or(0);
-        if size > limit(config.max_message_bytes()) || size > limit(config.segment_bytes()) {
-            return Err(self.refuse_too_large(config, &encoded));
+        for (limit, setting) in [
+            (config.max_message_bytes(), "max.message.bytes"),
+            (config.segment_bytes(), "segment.bytes"),
+        ] {
+            if size > u64::try_from(limit).unwrap_or(0) {
+                return Err(self.refuse_too_large(&encoded, limit, setting));
+            }
         }
         Ok(encoded)
     }
 
-    /// Discards `encoded`, larger than a limit allows, and says which limit.
+    /// Discards `encoded`, larger than `limit` of `setting` allows.
     #[cold]
-    fn refuse_too_large(&mut self, config: &LogConfig, encoded: &EncodedBatch) -> Error {
+    fn refuse_too_large(
+        &mut self,
+        encoded: &EncodedBatch,
+        limit: i32,
+        setting: &'static str,
+    ) -> Error {
         self.discard(encoded);
-        let size = encoded.size;
-        let (limit, setting) = [
-            (config.max_message_bytes(), "max.message.bytes"),
-            (config.segment_bytes(), "segment.bytes"),
-        ]
-        .into_iter()
-        .find(|(limit, _)| size > usize::try_from(*limit).unwrap_or(0))
-        // Not taken: the caller found one of the two limits exceeded.
-        .unwrap_or((config.segment_bytes(), "segment.bytes"));
         Error::RecordTooLarge {
-            size,
+            size: encoded.size,
             at_least: false,
             limit: limit as usize,
             setting,

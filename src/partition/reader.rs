@@ -48,11 +48,7 @@ impl Span {
     #[inline]
     fn of(whole: &[u8], part: &[u8]) -> Span {
         let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
-        match (u32::try_from(start), u32::try_from(part.len())) {
-            (Ok(start), Ok(len)) if len != u32::MAX => Span { start, len },
-            // Unreachable for chunks of at most u32::MAX bytes.
-            _ => Span::NULL,
-        }
+        Span::at(start, part.len())
     }
 
     /// `len` bytes at `start` of a chunk.
