@@ -443,6 +443,9 @@ impl Reader {
     /// The next record as positions in the current chunk.
     fn next_raw(&mut self) -> Result<Option<Raw>> {
         loop {
+            if let Some(raw) = self.next_in_batch() {
+                return Ok(Some(raw));
+            }
             if let Some(cur) = self.current.as_mut() {
                 let bytes = match &cur.inflated {
                     None => match self.chunk.as_ref() {
@@ -580,6 +583,15 @@ impl Reader {
             }
             // The chunk is borrowed, not cloned, for the batch: no reference count per batch.
             self.chunk_at(BATCH_HEADER_LEN)?;
+            // Batches wholly before the target are passed over by their framing alone: their
+            // records are not returned, so their CRCs need not be computed. That includes the
+            // batch an index seek lands on; the index is trusted once the first batch served
+            // after it passes its CRC (`vouching`).
+            // (A batch starts at `at_least` or above and holds a record, so none can lie wholly
+            // below `min_offset` unless that is above `at_least`: a sequential read never looks.)
+            if !self.index_hint && self.min_offset > self.at_least && self.pass_by_framing() {
+                continue;
+            }
             let Some(mut chunk) = self.chunk.as_ref() else {
                 return Ok(false); // unreachable: `chunk_at` leaves a chunk or fails
             };
@@ -593,26 +605,6 @@ impl Reader {
                 // A batch larger than that is one header to read, not a walk to speed up.
                 if peek_frame(bytes).is_some_and(|f| f.size < span) {
                     warm(bytes.get(..span).unwrap_or(bytes));
-                }
-            }
-            // Batches wholly before the target are passed over by their framing alone: their
-            // records are not returned, so their CRCs need not be computed. That includes the
-            // batch an index seek lands on; the index is trusted once the first batch served
-            // after it passes its CRC (`vouching`).
-            // (A batch starts at `at_least` or above and holds a record, so none can lie wholly
-            // below `min_offset` unless that is above `at_least`: a sequential read never looks.)
-            if !self.index_hint && self.min_offset > self.at_least {
-                let rel = usize::try_from(self.pos - chunk.start()).unwrap_or(usize::MAX);
-                if let Some(frame) = peek_frame(chunk.bytes().get(rel..).unwrap_or(&[])) {
-                    let end = self.pos + frame.size as u64;
-                    if frame.next_offset <= self.min_offset
-                        && end <= self.segment.size()
-                        && frame.base_offset >= self.at_least
-                    {
-                        self.at_least = frame.next_offset;
-                        self.pos = end;
-                        continue;
-                    }
                 }
             }
             let mut parsed = parse_at(chunk, self.pos);
@@ -760,6 +752,38 @@ impl Reader {
             });
             return Ok(true);
         }
+    }
+
+    /// Passes over the batches from `pos` in the chunk held that lie wholly below `min_offset`,
+    /// by their framing alone (their records are not returned, so their CRCs need not be
+    /// computed): each must start at `at_least` or above and end within what is published.
+    /// Whether it passed any. Anything else is left to [`next_batch`](Self::next_batch).
+    #[inline(never)]
+    fn pass_by_framing(&mut self) -> bool {
+        let Some(chunk) = &self.chunk else {
+            return false;
+        };
+        let (bytes, published) = (chunk.bytes(), self.segment.size());
+        let Some(mut rel) = self
+            .pos
+            .checked_sub(chunk.start())
+            .and_then(|rel| usize::try_from(rel).ok())
+        else {
+            return false;
+        };
+        let (mut pos, mut at_least) = (self.pos, self.at_least);
+        while let Some(frame) = peek_frame(bytes.get(rel..).unwrap_or_default()) {
+            let end = pos + frame.size as u64;
+            if frame.next_offset > self.min_offset || end > published || frame.base_offset < at_least
+            {
+                break;
+            }
+            (pos, at_least) = (end, frame.next_offset);
+            rel += frame.size;
+        }
+        let passed = pos != self.pos;
+        (self.pos, self.at_least) = (pos, at_least);
+        passed
     }
 
     /// Lets the mapped pages between the last release and `to` go (records already returned

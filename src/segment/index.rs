@@ -119,12 +119,14 @@ impl<E: Entry> Index<E> {
 
     /// The number of [`floor`](Self::floor)'s entry.
     pub(crate) fn floor_index(&self, target: i64) -> Option<usize> {
-        let n = self.len();
+        let bytes = self.as_bytes();
+        // `i < len`, so `i * SIZE` stays within `bytes.len()`.
+        let entry = |i: usize| bytes.get(i * E::SIZE..).and_then(E::decode);
         // Number of entries with key <= target, for keys that increase.
-        let (mut lo, mut hi) = (0usize, n);
+        let (mut lo, mut hi) = (0usize, bytes.len() / E::SIZE);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.get(mid) {
+            match entry(mid) {
                 Some(e) if e.key() <= target => lo = mid + 1,
                 _ => hi = mid,
             }
