@@ -132,6 +132,7 @@ pub mod config;
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 mod config_serde;
 pub mod consumer;
+mod crc;
 mod disk;
 pub mod error;
 mod follow;

@@ -41,7 +41,7 @@ pub(crate) fn seal(mut text: String) -> String {
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    let crc = crc32c::crc32c(text.as_bytes());
+    let crc = crate::crc::crc32c(text.as_bytes());
     text.push_str(&format!("{TAG}{crc:08x}\n"));
     text
 }
@@ -67,7 +67,7 @@ pub(crate) fn open<'a>(bytes: &'a [u8], path: &Path, required: Required) -> Resu
             )),
         };
     };
-    if hex != format!("{:08x}", crc32c::crc32c(body)) {
+    if hex != format!("{:08x}", crate::crc::crc32c(body)) {
         return Err(Error::corrupt(
             path,
             body_end as u64,
@@ -111,7 +111,7 @@ mod tests {
         assert!(open(b"0\n0\n", path, Required::Yes).is_err());
         assert_eq!(
             seal(String::new()),
-            format!("{TAG}{:08x}\n", crc32c::crc32c(b""))
+            format!("{TAG}{:08x}\n", crate::crc::crc32c(b""))
         );
         Ok(())
     }

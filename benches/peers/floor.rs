@@ -89,7 +89,7 @@ impl Floor {
         let batch = &self.bytes[pos..pos + size];
         assert_eq!(batch[16], 2, "magic");
         let crc = u32::from_be_bytes(batch[17..21].try_into().expect("4 bytes"));
-        assert_eq!(crc32c::crc32c(&batch[CRC_FROM..]), crc, "batch CRC");
+        assert_eq!(super::crc32c(&batch[CRC_FROM..]), crc, "batch CRC");
         assert_eq!(be_i32(batch, 21) & 0x07, 0, "uncompressed");
         (&batch[HEADER..], be_i32(batch, 57))
     }

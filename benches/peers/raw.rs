@@ -23,7 +23,7 @@ fn path(dir: &Path) -> PathBuf {
 fn frame_header(payload: &[u8]) -> [u8; FRAME_HEADER] {
     let mut header = [0; FRAME_HEADER];
     header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    header[4..].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    header[4..].copy_from_slice(&super::crc32c(payload).to_le_bytes());
     header
 }
 
@@ -136,7 +136,7 @@ impl Peer for Raw {
             .expect("pread");
         let (header, payload) = reader.buf.split_at(FRAME_HEADER);
         let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
-        assert_eq!(crc32c::crc32c(payload), crc, "raw frame CRC at {start}");
+        assert_eq!(super::crc32c(payload), crc, "raw frame CRC at {start}");
         value_of(payload, reader.keyed).expect("payload").len()
     }
 
@@ -193,7 +193,7 @@ impl RawReader {
                 }
                 let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
                 let payload = &rest[FRAME_HEADER..FRAME_HEADER + len];
-                assert_eq!(crc32c::crc32c(payload), crc, "raw frame CRC");
+                assert_eq!(super::crc32c(payload), crc, "raw frame CRC");
                 each(base + consumed as u64, payload);
                 consumed += FRAME_HEADER + len;
             }

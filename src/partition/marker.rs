@@ -36,7 +36,7 @@ pub(crate) fn encode(segments: &[SegmentRecord]) -> String {
         text.push_str(&s.to_line());
         text.push('\n');
     }
-    let crc = crc32c::crc32c(text.as_bytes());
+    let crc = crate::crc::crc32c(text.as_bytes());
     let _ = writeln!(text, "crc32c {crc:08x}");
     text
 }
@@ -50,7 +50,7 @@ pub(crate) fn decode(text: &str) -> std::result::Result<Vec<SegmentRecord>, &'st
         .strip_prefix("crc32c ")
         .and_then(|h| u32::from_str_radix(h, 16).ok())
         .ok_or("malformed checksum line")?;
-    if stored != crc32c::crc32c(body.as_bytes()) {
+    if stored != crate::crc::crc32c(body.as_bytes()) {
         return Err("checksum mismatch");
     }
     let mut lines = body.lines();

@@ -495,7 +495,7 @@ impl ProducerStateMap {
             body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             body.extend_from_slice(&e.current_txn_first_offset.to_be_bytes());
         }
-        let crc = crc32c::crc32c(&body);
+        let crc = crate::crc::crc32c(&body);
         [
             &SNAPSHOT_VERSION.to_be_bytes()[..],
             &crc.to_be_bytes(),
@@ -514,7 +514,7 @@ impl ProducerStateMap {
             return Err(format!("unknown version {version}"));
         }
         let stored = u32::from_be_bytes([header[2], header[3], header[4], header[5]]);
-        let computed = crc32c::crc32c_append(crc32c::crc32c(&header[SNAPSHOT_CRC_START..]), body);
+        let computed = crate::crc::crc32c_of(&[&header[SNAPSHOT_CRC_START..], body]);
         if stored != computed {
             return Err(format!(
                 "CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"
@@ -975,7 +975,7 @@ mod tests {
         // A count that disagrees with the length, under a valid CRC.
         let mut short = good[..SNAPSHOT_HEADER_LEN].to_vec();
         short[9] = 1;
-        let crc = crc32c::crc32c(&short[SNAPSHOT_CRC_START..]);
+        let crc = crate::crc::crc32c(&short[SNAPSHOT_CRC_START..]);
         short[2..6].copy_from_slice(&crc.to_be_bytes());
         let err = ProducerStateMap::decode_snapshot(&short).expect_err("count");
         assert!(err.contains("entries"), "{err}");

@@ -30,7 +30,7 @@ fn encode(next_offset: i64) -> [u8; LEN] {
     let (magic, offset) = head.split_at_mut(4);
     magic.copy_from_slice(MAGIC);
     offset.copy_from_slice(&next_offset.to_be_bytes());
-    crc.copy_from_slice(&crc32c::crc32c(head).to_be_bytes());
+    crc.copy_from_slice(&crate::crc::crc32c(head).to_be_bytes());
     bytes
 }
 
@@ -38,7 +38,7 @@ fn decode(bytes: &[u8; LEN]) -> Option<i64> {
     let (head, crc) = bytes.split_first_chunk::<12>()?;
     let (magic, offset) = head.split_first_chunk::<4>()?;
     let crc: [u8; 4] = crc.try_into().ok()?;
-    if magic != MAGIC || u32::from_be_bytes(crc) != crc32c::crc32c(head) {
+    if magic != MAGIC || u32::from_be_bytes(crc) != crate::crc::crc32c(head) {
         return None;
     }
     let offset: [u8; 8] = offset.try_into().ok()?;

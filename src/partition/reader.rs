@@ -774,7 +774,9 @@ impl Reader {
         let (mut pos, mut at_least) = (self.pos, self.at_least);
         while let Some(frame) = peek_frame(bytes.get(rel..).unwrap_or_default()) {
             let end = pos + frame.size as u64;
-            if frame.next_offset > self.min_offset || end > published || frame.base_offset < at_least
+            if frame.next_offset > self.min_offset
+                || end > published
+                || frame.base_offset < at_least
             {
                 break;
             }

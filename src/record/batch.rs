@@ -322,7 +322,7 @@ impl<'a> Batch<'a> {
     #[inline(always)]
     pub fn compute_crc(&self) -> u32 {
         // `parse` made the batch at least a header long: the fallback is never taken.
-        crc32c::crc32c(self.bytes.get(CRC_START..).unwrap_or_default())
+        crate::crc::crc32c(self.bytes.get(CRC_START..).unwrap_or_default())
     }
 
     /// The records section: the bytes after the header.
@@ -1259,7 +1259,7 @@ fn encode_single(
     #[allow(clippy::indexing_slicing)]
     {
         let batch = &mut out[start..];
-        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        let crc = crate::crc::crc32c(&batch[CRC_START..]);
         batch[CRC_POS..CRC_START].copy_from_slice(&crc.to_be_bytes());
     }
     Ok(EncodedBatch {
@@ -1405,7 +1405,7 @@ fn encode_into(
     {
         let batch = &mut out[start..];
         batch[..BATCH_HEADER_LEN].copy_from_slice(&header.to_bytes());
-        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        let crc = crate::crc::crc32c(&batch[CRC_START..]);
         batch[CRC_POS..CRC_START].copy_from_slice(&crc.to_be_bytes());
     }
     Ok(EncodedBatch {
