@@ -1036,8 +1036,10 @@ Notes:
   written are counted from its format (its files are preallocated).
 * topiclog: \"no fsync\" = `flush.messages` i64::MAX, timed until the bare partition is dropped
   (which writes its buffered tail, no fsync); durable = the default config. Sequential reads
-  iterate `Partition::read(0)` from a partition opened before timing; random reads are
-  `read(offset)` + the first record. 4 threads share one partition (the peers: a
+  take borrowed records (`Reader::next_view`) from `Partition::read(0)`, the partition opened
+  before timing, as commitlog's `MessageBuf` and the raw loop hand out borrowed bytes (the
+  `read` bench times the owning iterator too); random reads are `read(offset)` + the first
+  record. 4 threads share one partition (the peers: a
   mutex around the raw writer and around commitlog; okaywal: one open entry behind a mutex).
 * Keyed rows: the byte-oriented peers store key and headers in a length-prefixed payload
   (174 B instead of 100 B per record); topiclog stores them as Kafka record fields.

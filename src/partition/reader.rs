@@ -1010,6 +1010,7 @@ impl Raw {
         }
     }
 
+    #[inline]
     fn headers<'a>(&self, chunk: &'a [u8]) -> Headers<'a> {
         Headers::from_raw(
             self.headers.get(chunk).unwrap_or_default(),

@@ -909,6 +909,7 @@ impl<'a> Headers<'a> {
         remaining: 0,
     };
 
+    #[inline]
     pub(crate) fn from_raw(buf: &'a [u8], count: u32) -> Self {
         Headers {
             buf,
