@@ -4,8 +4,8 @@
 //! of CRC-framed records behind a `BufWriter`), commitlog 0.2, okaywal 0.3 and topiclog, each
 //! driven as its module says (`peers/raw.rs`, `clog.rs`, `wal.rs`, `tlog.rs`), plus the format
 //! floor (`peers/floor.rs`: the CRC check and the header and record walk of topiclog's bytes
-//! already in memory), so every read row can be judged against what Kafka's format itself
-//! costs. Repetitions are interleaved (each repetition runs every workload on every peer, in
+//! already in memory, and the least that writing one-record batches costs), so every read row
+//! and the one-record append row can be judged against what Kafka's format itself costs. Repetitions are interleaved (each repetition runs every workload on every peer, in
 //! a seeded random order per workload and repetition); the table shows the median and, in
 //! parentheses, the range, with topiclog's ratios to each column and issue 14's targets.
 //!
@@ -878,6 +878,13 @@ fn main() {
                 t.add(r_one_bytes, col, bytes);
             });
         }
+        {
+            // The append floor, after the peers.
+            let dir = scratch(parent);
+            let (rate, bytes) = floor::append_one(dir.path(), &plain, n);
+            t.add(r_one, Col::Floor, rate);
+            t.add(r_one_bytes, Col::Floor, bytes);
+        }
         for which in Which::order(rep, 2) {
             with_peer!(which, P => t.add(r_batch, which.col(), append_batches::<P>(parent, &plain, n, 1000)));
         }
@@ -1021,7 +1028,11 @@ Notes:
 * Cells: median (min–max) over the repetitions; ratios are topiclog's median ÷ the column's
   (↑ rows: above 1 is faster; ↓ rows: below 1 is faster or smaller). ″ repeats the row the
   variant belongs to. The format floor: CRC-32C of every batch plus the header and record walk
-  of topiclog's own bytes, already in memory.
+  of topiclog's own bytes, already in memory; for one-record appends, one-record batches
+  behind a 256 KiB `BufWriter` as the raw loop writes, each a clock read (for its
+  timestamps), the value copied into otherwise fixed bytes, its offset, timestamps and CRC
+  set: the format's own cost, with no lock, index or state. The raw loop and the floor use
+  topiclog's CRC-32C implementation (crc-fast).
 * raw: `[u32 length][u32 CRC-32C][payload]` frames behind a 256 KiB `BufWriter`; durable =
   flush + fdatasync per append; reads check each CRC; random reads `pread` one frame at a
   position kept in memory (the file has no index).

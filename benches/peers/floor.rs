@@ -1,12 +1,17 @@
 //! The format floor: what reading Kafka's RecordBatch v2 costs when the bytes are already in
-//! memory. A partition's `.log` segments are read into one buffer (not timed); a scan then
+//! memory, and ([`append_one`]) what writing one-record batches costs at the least. A partition's `.log` segments are read into one buffer (not timed); a scan then
 //! checks each batch's CRC-32C (bytes 21 to the batch end), parses the 61-byte header and walks
 //! every record's varints (length, attributes, timestamp delta, offset delta, key, value,
 //! headers), touching each value's length. A random read checks the CRC of the whole batch
 //! holding the record and walks to it; which batch that is, is looked up before timing. Written here from the format, not with topiclog's code: it is a floor to judge
 //! topiclog's readers by, not a reader.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::records::Pool;
 
 use super::Tally;
 
@@ -152,4 +157,66 @@ impl Floor {
         }
         panic!("offset {offset} not in its batch");
     }
+}
+
+/// The one-record append floor: `n` one-record batches of `pool`'s plain records (no key, no
+/// headers) written behind a 256 KiB `BufWriter`, as the raw loop writes its frames. Per
+/// record: a clock read (the batch's timestamps; the records carry none), the value copied into
+/// a batch whose other bytes are fixed, its base offset and timestamps set, its CRC-32C, and
+/// the copy into the buffer. No lock, no index, no state: what the format alone costs.
+/// Returns (records/s, bytes/s) up to the last byte handed to the OS.
+pub fn append_one(dir: &Path, pool: &Pool, n: u64) -> (f64, f64) {
+    let value_len = pool.get(0).value.len();
+    assert!(pool.get(0).key.is_none(), "the plain shape");
+    let varint = |out: &mut Vec<u8>, v: i64| {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push(z as u8 | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    };
+    // The record: attributes, timestamp delta 0, offset delta 0, key -1, value, no headers.
+    let mut body = vec![0, 0, 0];
+    varint(&mut body, -1);
+    varint(&mut body, value_len as i64);
+    let value_in_body = body.len();
+    body.extend_from_slice(&vec![0; value_len]);
+    varint(&mut body, 0);
+    let mut batch = vec![0u8; HEADER];
+    varint(&mut batch, body.len() as i64);
+    let value_at = batch.len() + value_in_body;
+    batch.extend_from_slice(&body);
+    let size = batch.len();
+    batch[8..12].copy_from_slice(&((size - 12) as i32).to_be_bytes());
+    batch[16] = 2; // magic; leader epoch, attributes and last offset delta stay 0
+    batch[43..51].copy_from_slice(&(-1i64).to_be_bytes()); // producer id
+    batch[51..53].copy_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    batch[53..57].copy_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    batch[57..61].copy_from_slice(&1i32.to_be_bytes()); // one record
+
+    let file = File::create(dir.join("floor.log")).expect("create");
+    let mut out = BufWriter::with_capacity(256 << 10, file);
+    let start = Instant::now();
+    for i in 0..n {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as i64;
+        batch[..8].copy_from_slice(&(i as i64).to_be_bytes());
+        batch[27..35].copy_from_slice(&now.to_be_bytes());
+        batch[35..43].copy_from_slice(&now.to_be_bytes());
+        batch[value_at..value_at + value_len].copy_from_slice(pool.get(i).value);
+        let crc = super::crc32c(&batch[CRC_FROM..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        out.write_all(&batch).expect("write");
+    }
+    out.flush().expect("flush");
+    let secs = start.elapsed().as_secs_f64();
+    drop(out);
+    // What it wrote is what topiclog writes for the same records: Kafka's bytes.
+    let loaded = Floor::load(dir);
+    assert_eq!(loaded.batches.len() as u64, n, "one batch per record");
+    assert_eq!(loaded.scan().records, n, "every batch checks and walks");
+    (n as f64 / secs, (n * size as u64) as f64 / secs)
 }
