@@ -419,6 +419,14 @@ impl Reader {
     /// moving to the next batch). A sequential read spends most of its records here.
     #[inline(always)]
     fn next_in_batch(&mut self) -> Option<Raw> {
+        let (records_start, fields) = self.fields_in_batch()?;
+        Some(Raw::at(records_start, &fields))
+    }
+
+    /// [`next_in_batch`](Self::next_in_batch)'s record as the decoder found it: where the
+    /// records section starts in the chunk, and the fields' positions inside it.
+    #[inline(always)]
+    fn fields_in_batch(&mut self) -> Option<(usize, RecordFields)> {
         let cur = self
             .current
             .as_mut()
@@ -437,7 +445,7 @@ impl Reader {
             return None;
         }
         self.min_offset = fields.offset + 1;
-        Some(Raw::at(cur.records_start, &fields))
+        Some((cur.records_start, fields))
     }
 
     /// The next record as positions in the current chunk.
@@ -510,7 +518,16 @@ impl Reader {
     /// ```
     #[inline]
     pub fn next_view(&mut self) -> Option<Result<RecordView<'_>>> {
-        let raw = match self.advance()? {
+        // `advance`'s fast paths, the record sliced straight from its fields' positions.
+        let fast = match self.fields_in_batch() {
+            None if self.next_batch_fast() => self.fields_in_batch(),
+            found => found,
+        };
+        if let Some((records_start, fields)) = fast {
+            let records = self.record_chunk()?.bytes().get(records_start..)?;
+            return Some(Ok(view_at(records, &fields)));
+        }
+        let raw = match self.advance_slow()? {
             Ok(raw) => raw,
             Err(e) => return Some(Err(e)),
         };
@@ -935,6 +952,23 @@ impl Reader {
             log_start,
             log_end: self.shared.next_offset().max(log_start),
         }
+    }
+}
+
+/// The record `fields` describes, inside `records` (the records section its positions are
+/// relative to; `next_fields` checked them against it).
+#[inline(always)]
+fn view_at<'a>(records: &'a [u8], fields: &RecordFields) -> RecordView<'a> {
+    let field = |(start, len): (usize, usize)| records.get(start..start + len);
+    RecordView {
+        offset: fields.offset,
+        timestamp: fields.timestamp,
+        key: fields.key.and_then(field),
+        value: fields.value.and_then(field),
+        headers: Headers::from_raw(
+            field(fields.headers).unwrap_or_default(),
+            fields.header_count,
+        ),
     }
 }
 

@@ -1,0 +1,178 @@
+//! Borrowed reads (`Reader::next_view`) return exactly what the owning iterator returns: the
+//! same records with the same fields, from every start offset, across one-record batches,
+//! large batches, compressed batches, keys, headers, null values and segment rolls, before and
+//! after a reopen; and where a batch is damaged, the same records before it and the same error.
+
+mod common;
+
+use topiclog::config::LogConfig;
+use topiclog::record::{Compression, Header, Record};
+use topiclog::{Error, OwnedHeader, OwnedRecord, Partition};
+
+fn config() -> LogConfig {
+    LogConfig::builder()
+        .segment_bytes(16 * 1024)
+        .index_interval_bytes(512)
+        .build()
+        .expect("config")
+}
+
+/// Everything `next_view` yields from `from`, owned, then the error that ended it (if any).
+fn by_views(log: &Partition, from: i64) -> (Vec<OwnedRecord>, Option<Error>) {
+    let mut reader = log.read(from).expect("reader");
+    let mut out = Vec::new();
+    while let Some(view) = reader.next_view() {
+        match view {
+            Ok(v) => out.push(OwnedRecord {
+                offset: v.offset(),
+                timestamp: v.timestamp(),
+                key: v.key().map(<[u8]>::to_vec),
+                value: v.value().map(<[u8]>::to_vec),
+                headers: v
+                    .headers()
+                    .map(|h| OwnedHeader {
+                        key: h.key.to_vec(),
+                        value: h.value.map(<[u8]>::to_vec),
+                    })
+                    .collect(),
+            }),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    (out, None)
+}
+
+/// Everything the iterator yields from `from`, then the error that ended it (if any).
+fn by_iterator(log: &Partition, from: i64) -> (Vec<OwnedRecord>, Option<Error>) {
+    let mut out = Vec::new();
+    for record in log.read(from).expect("reader") {
+        match record {
+            Ok(r) => out.push(r.to_owned_record()),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    (out, None)
+}
+
+/// A log of every shape of batch; returns its next offset.
+fn fill(log: &Partition) -> i64 {
+    let headers = [
+        Header::new(b"trace", Some(b"42")),
+        Header::new(b"empty", None),
+        Header::new(b"trace", Some(b"")),
+    ];
+    let big = vec![0xa5u8; 3000];
+    for round in 0..6i64 {
+        // One record per call: plain, keyed with headers, a tombstone, an empty value.
+        log.append(Record::new(format!("one {round}").as_bytes()))
+            .expect("append");
+        log.append(Record::keyed(b"k", b"v").with_headers(&headers))
+            .expect("append");
+        log.append(Record::tombstone(b"gone")).expect("append");
+        log.append(Record::new(b"")).expect("append");
+        // A large value, and batches of many small records.
+        log.append(Record::new(&big).with_timestamp(1_000 + round))
+            .expect("append");
+        let values: Vec<Vec<u8>> = (0..150)
+            .map(|i| format!("{round}/{i}").into_bytes())
+            .collect();
+        let records: Vec<Record<'_>> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match i % 3 {
+                0 => Record::new(v),
+                1 => Record::keyed(b"key", v).with_headers(&headers[..1]),
+                _ => Record::tombstone(v),
+            })
+            .collect();
+        log.append_batch(&records).expect("batch");
+        if cfg!(feature = "gzip") {
+            log.append_batch_compressed(&records[..40], Compression::Gzip)
+                .expect("compressed batch");
+        }
+        log.append_batch(&records[..2]).expect("small batch");
+    }
+    log.next_offset()
+}
+
+/// Starts at batch boundaries and inside batches, and at the end.
+fn starts(end: i64) -> Vec<i64> {
+    let mut starts: Vec<i64> = (0..end).step_by(7).collect();
+    starts.extend([0, 1, end - 1, end]);
+    starts
+}
+
+fn assert_agree(log: &Partition, end: i64) {
+    for from in starts(end) {
+        let (views, view_err) = by_views(log, from);
+        let (iterated, iter_err) = by_iterator(log, from);
+        assert!(view_err.is_none() && iter_err.is_none(), "from {from}");
+        assert_eq!(views, iterated, "from {from}");
+        let expected = (end - from.min(end)) as usize;
+        assert_eq!(views.len(), expected, "from {from}");
+        if let Some(first) = views.first() {
+            assert_eq!(first.offset, from, "from {from}");
+        }
+    }
+}
+
+#[test]
+fn views_return_what_the_iterator_returns_from_every_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = Partition::open(dir.path(), config()).expect("open");
+    let end = fill(&log);
+    assert!(log.segment_base_offsets().len() > 3, "several segments");
+    assert_agree(&log, end);
+    log.close().expect("close");
+    drop(log);
+
+    let log = Partition::open(dir.path(), config()).expect("reopen");
+    assert_agree(&log, end);
+}
+
+#[test]
+fn views_meet_a_damaged_batch_where_the_iterator_does() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = Partition::open(dir.path(), config()).expect("open");
+    for b in 0..20i64 {
+        let values: Vec<Vec<u8>> = (0..10).map(|i| format!("{b}:{i}").into_bytes()).collect();
+        let records: Vec<Record<'_>> = values.iter().map(|v| Record::new(v)).collect();
+        log.append_batch(&records).expect("batch");
+    }
+    log.close().expect("close");
+    drop(log);
+
+    // A value byte inside the 8th batch of the first segment: its CRC no longer holds.
+    let path = common::segment_path(dir.path(), 0, "log");
+    let spans = common::batch_spans(&path);
+    let damaged = &spans[7];
+    let mut bytes = std::fs::read(&path).expect("read");
+    let at = (damaged.end - 3) as usize;
+    bytes[at] ^= 0x40;
+    std::fs::write(&path, &bytes).expect("write");
+
+    let log = Partition::open_read_only(dir.path(), config()).expect("reopen");
+    for from in [0, 35, 69, 70, 75] {
+        let (views, view_err) = by_views(&log, from);
+        let (iterated, iter_err) = by_iterator(&log, from);
+        assert_eq!(views, iterated, "from {from}");
+        assert_eq!(views.len() as i64, (70 - from).max(0), "from {from}");
+        match (view_err, iter_err) {
+            (
+                Some(Error::Corrupt { path, position, .. }),
+                Some(Error::Corrupt {
+                    path: p2,
+                    position: q,
+                    ..
+                }),
+            ) => {
+                assert_eq!((path, position), (p2, q), "from {from}");
+                assert!(
+                    (damaged.start..damaged.end).contains(&position),
+                    "from {from}"
+                );
+            }
+            other => panic!("from {from}: {other:?}"),
+        }
+    }
+}
