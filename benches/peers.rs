@@ -57,7 +57,7 @@ use report::{Col, Table, Target, Unit};
 /// CRC-32C with the implementation topiclog uses (crc-fast), for the raw loop and the format
 /// floor: a floor checked with a slower CRC than topiclog's would not be a floor.
 fn crc32c(bytes: &[u8]) -> u32 {
-    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
+    crc_fast::crc32_iscsi(bytes)
 }
 
 /// Whether an append is on disk when it returns.

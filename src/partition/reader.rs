@@ -13,11 +13,11 @@ use crate::error::{Corruption, Error, Result};
 use crate::record::DebugBytes;
 use crate::record::{
     BATCH_HEADER_LEN, Batch, Compression, DecodeError, DecodeErrorKind, FRAME_LEN, Headers,
-    RecordCursor, RecordFields, RecordView, RecordsMeta, peek_frame,
+    RecordCursor, RecordFields, RecordView, RecordsMeta, peek_frame, plain_batch,
 };
 use crate::segment::file_name::FileKind;
 use crate::segment::verified::{self, BatchTable};
-use crate::segment::{Chunk, OffsetBounds, Segment, offsets_problem, warm};
+use crate::segment::{Chunk, OffsetBounds, Segment, offsets_problem, offsets_problem_of, warm};
 
 use super::Shared;
 
@@ -354,12 +354,12 @@ impl Reader {
             return false;
         };
         let bytes = chunk.bytes();
-        let Ok(batch) = Batch::parse(bytes.get(rel..).unwrap_or_default()) else {
+        let Some(batch) = bytes.get(rel..).and_then(plain_batch) else {
             return false;
         };
-        let h = batch.header();
-        let (size, published) = (batch.size(), self.segment.size());
+        let (size, published) = (batch.size, self.segment.size());
         let end = self.pos + size as u64;
+        let next_offset = batch.next_offset();
         let bounds = OffsetBounds {
             segment_base: self.segment.base_offset(),
             at_least: self.at_least,
@@ -368,16 +368,17 @@ impl Reader {
         // Not skipped (`next_offset <= min_offset` or `min_offset` inside it would be), nor
         // a start inside a batch (the `verified` tables' case).
         let plain = end <= published
-            && h.compression_id() == Compression::None.id()
-            && !h.is_control()
-            && h.max_timestamp >= self.min_timestamp
-            && self.min_offset <= h.base_offset
-            && offsets_problem(bounds, h).is_none();
-        if !plain || batch.verify_crc().is_err() {
+            && batch.max_timestamp() >= self.min_timestamp
+            && self.min_offset <= batch.meta.base_offset()
+            && offsets_problem_of(bounds, batch.meta.base_offset(), next_offset - 1).is_none();
+        if !plain
+            || !bytes
+                .get(rel..rel + size)
+                .is_some_and(|b| batch.crc_matches(b))
+        {
             return false;
         }
         // `next_batch_problem`'s check, where the chunk holds the next framing.
-        let next_offset = h.next_offset();
         let follows = end >= published
             || bytes
                 .get(rel + size..)
@@ -387,7 +388,7 @@ impl Reader {
         if !follows {
             return false;
         }
-        let meta = RecordsMeta::of(h);
+        let meta = batch.meta;
         // The finished batch's state becomes the new one's, in place.
         let Some(cur) = &mut self.current else {
             return false; // unreachable: checked above

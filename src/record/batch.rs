@@ -272,6 +272,82 @@ pub(crate) fn peek_frame(buf: &[u8]) -> Option<Frame> {
     })
 }
 
+/// An uncompressed data batch found by [`plain_batch`]: what reading its records needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PlainBatch {
+    /// What decoding its records needs.
+    pub(crate) meta: RecordsMeta,
+    /// The batch's size in bytes.
+    pub(crate) size: usize,
+    /// The stored CRC-32C of bytes 21 to the batch's end (not checked yet).
+    pub(crate) crc: u32,
+}
+
+impl PlainBatch {
+    /// The offset after the batch (`plain_batch` refused a last offset past `i64::MAX`).
+    #[inline(always)]
+    pub(crate) fn next_offset(&self) -> i64 {
+        self.meta.base_offset + i64::from(self.meta.last_offset_delta) + 1
+    }
+
+    /// The largest record timestamp the header declares.
+    #[inline(always)]
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.meta.max_timestamp
+    }
+
+    /// Whether the CRC-32C of `batch` (the batch's bytes, exactly `size` of them) is the
+    /// stored one.
+    #[inline(always)]
+    pub(crate) fn crc_matches(&self, batch: &[u8]) -> bool {
+        batch
+            .get(CRC_START..)
+            .is_some_and(|covered| crate::crc::crc32c(covered) == self.crc)
+    }
+}
+
+/// The batch at the start of `buf` when it lies whole in `buf`, has a header
+/// [`Batch::parse`] accepts and is an uncompressed data batch (not a control batch); `None`
+/// for anything else, when the caller takes the long way and learns what is wrong. The CRC
+/// is not checked ([`PlainBatch::crc_matches`]). A sequential read's per-batch path: it
+/// decodes only the fields reading needs, so it stays small enough to inline. A test holds
+/// it to agreement with [`Batch::parse`].
+#[inline(always)]
+pub(crate) fn plain_batch(buf: &[u8]) -> Option<PlainBatch> {
+    let h: &[u8; BATCH_HEADER_LEN] = buf.first_chunk()?;
+    let base_offset = i64::from_be_bytes(*h[0..].first_chunk()?);
+    let batch_length = i32::from_be_bytes(*h[8..].first_chunk()?);
+    let attributes = i16::from_be_bytes(*h[21..].first_chunk()?);
+    let last_offset_delta = i32::from_be_bytes(*h[23..].first_chunk()?);
+    let records_count = i32::from_be_bytes(*h[57..].first_chunk()?);
+    if h[MAGIC_POS] as i8 != MAGIC
+        || batch_length < MIN_BATCH_LENGTH
+        || last_offset_delta < 0
+        || records_count < 0
+        || attributes & (COMPRESSION_MASK | CONTROL_BIT) != 0
+    {
+        return None;
+    }
+    base_offset.checked_add(i64::from(last_offset_delta))?;
+    // `batch_length` is at least 49 here, so the cast keeps it.
+    let size = batch_length as usize + LOG_OVERHEAD;
+    if size > buf.len() {
+        return None;
+    }
+    Some(PlainBatch {
+        meta: RecordsMeta {
+            base_offset,
+            base_timestamp: i64::from_be_bytes(*h[27..].first_chunk()?),
+            max_timestamp: i64::from_be_bytes(*h[35..].first_chunk()?),
+            log_append_time: attributes & TIMESTAMP_TYPE_BIT != 0,
+            records_count,
+            last_offset_delta,
+        },
+        size,
+        crc: u32::from_be_bytes(*h[CRC_POS..].first_chunk()?),
+    })
+}
+
 /// One complete v2 batch inside a byte slice, its header decoded.
 ///
 /// Parsing checks the framing; the CRC is checked separately by [`Batch::verify_crc`], so a

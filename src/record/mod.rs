@@ -36,7 +36,9 @@ pub use batch::{
     LOG_OVERHEAD, MAGIC, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
     NO_TIMESTAMP, RecordView, Records, encode_batch, encode_compressed_batch,
 };
-pub(crate) use batch::{FRAME_LEN, RecordCursor, RecordFields, RecordsMeta, peek_frame};
+pub(crate) use batch::{
+    FRAME_LEN, RecordCursor, RecordFields, RecordsMeta, peek_frame, plain_batch,
+};
 pub use codec::{CompressionLevels, DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, is_supported};
 pub use error::{DecodeError, DecodeErrorKind};
 

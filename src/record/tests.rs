@@ -1165,6 +1165,29 @@ fn exercise(bytes: &[u8]) {
     if let Ok(batch) = Batch::parse(bytes) {
         walk(&batch);
     }
+    plain_batch_agrees(bytes);
+}
+
+/// `plain_batch` takes exactly the uncompressed data batches `Batch::parse` takes, with the
+/// same fields, size, CRC verdict and next offset.
+fn plain_batch_agrees(bytes: &[u8]) {
+    let parsed = Batch::parse(bytes)
+        .ok()
+        .filter(|b| b.header().compression_id() == 0 && !b.header().is_control());
+    let plain = batch::plain_batch(bytes);
+    assert_eq!(plain.is_some(), parsed.is_some(), "{bytes:?}");
+    let (Some(plain), Some(parsed)) = (plain, parsed) else {
+        return;
+    };
+    let h = parsed.header();
+    assert_eq!(plain.meta, RecordsMeta::of(h));
+    assert_eq!((plain.size, plain.crc), (parsed.size(), h.crc));
+    assert_eq!(plain.next_offset(), h.next_offset());
+    assert_eq!(plain.max_timestamp(), h.max_timestamp);
+    assert_eq!(
+        plain.crc_matches(parsed.bytes()),
+        parsed.verify_crc().is_ok()
+    );
 }
 
 fn walk(batch: &Batch<'_>) {

@@ -23,7 +23,7 @@ pub use index_fault::IndexFault;
 pub(crate) use offset_index::OffsetEntry;
 pub(crate) use scan::{
     FoundBatch, IndexBuilder, IndexedBatch, OffsetBounds, ScanOutcome, find_batches,
-    offsets_problem, scan, scan_marked,
+    offsets_problem, offsets_problem_of, scan, scan_marked,
 };
 pub(crate) use time_index::TimeEntry;
 pub(crate) use time_index::should_append as should_append_time;

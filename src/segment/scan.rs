@@ -199,12 +199,21 @@ pub(crate) struct OffsetBounds {
 /// changed one. Every reader of a segment (recovery's scan, a partition's readers) applies
 /// them.
 pub(crate) fn offsets_problem(bounds: OffsetBounds, header: &BatchHeader) -> Option<Corruption> {
+    offsets_problem_of(bounds, header.base_offset, header.last_offset())
+}
+
+/// [`offsets_problem`] for a batch of offsets `base_offset..=last_offset`.
+#[inline(always)]
+pub(crate) fn offsets_problem_of(
+    bounds: OffsetBounds,
+    base_offset: i64,
+    last_offset: i64,
+) -> Option<Corruption> {
     let OffsetBounds {
         segment_base,
         at_least,
         end,
     } = bounds;
-    let (base_offset, last_offset) = (header.base_offset, header.last_offset());
     if base_offset < at_least {
         return Some(Corruption::OffsetOutOfOrder {
             base_offset,
