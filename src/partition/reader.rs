@@ -233,6 +233,74 @@ pub struct Reader {
     /// Segment position below which this reader let its mapped pages go (see
     /// [`RELEASE_EVERY`]).
     released: u64,
+    /// A run of batches ahead already checked as the fast path checks them (see
+    /// [`verify_run`]).
+    run: Run,
+}
+
+/// Batches a sequential read checked ahead of reading them, in one pass: from segment
+/// position `next`, the next batch to read, to `to`, all whole and published, uncompressed
+/// data batches, their offsets in order and in the segment's bounds, their CRCs right.
+/// Only a read that goes on at `next` uses it; any other move leaves `next` behind.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    next: u64,
+    to: u64,
+}
+
+impl Run {
+    const NONE: Run = Run {
+        next: u64::MAX,
+        to: 0,
+    };
+}
+
+/// How far [`verify_run`] checks ahead at most: a one-record batch's CRC is a chain of
+/// dependent instructions, and checking many in one loop lets the processor overlap them;
+/// the bytes are then still in the cache when their records are read.
+const RUN_BYTES: u64 = 64 << 10;
+
+/// The bounds of the segment a run is checked in.
+#[derive(Debug, Clone, Copy)]
+struct RunBounds {
+    /// Its published size.
+    published: u64,
+    segment_base: i64,
+    /// Its next offset.
+    next_offset: i64,
+}
+
+/// Checks the batches of `bytes` from `rel` (segment position `pos`, the first to start at
+/// or above offset `at_least`) as the fast path takes a batch: whole in `bytes` and
+/// published, uncompressed data batches (`plain_batch`), offsets in order and in the
+/// segment's bounds, CRC right. Stops at the first that is not, or past [`RUN_BYTES`].
+/// Returns where the last batch that passed ends (`pos` if none did).
+#[inline(never)]
+fn verify_run(bytes: &[u8], mut rel: usize, mut pos: u64, mut at_least: i64, b: RunBounds) -> u64 {
+    let stop = pos.saturating_add(RUN_BYTES);
+    while pos < stop {
+        let Some(batch) = bytes.get(rel..).and_then(plain_batch) else {
+            break;
+        };
+        let end = pos + batch.size as u64;
+        let next_offset = batch.next_offset();
+        let bounds = OffsetBounds {
+            segment_base: b.segment_base,
+            at_least,
+            end: Some(b.next_offset),
+        };
+        let fits = end <= b.published
+            && offsets_problem_of(bounds, batch.meta.base_offset(), next_offset - 1).is_none();
+        if !fits
+            || !bytes
+                .get(rel..rel + batch.size)
+                .is_some_and(|bytes| batch.crc_matches(bytes))
+        {
+            break;
+        }
+        (rel, pos, at_least) = (rel + batch.size, end, next_offset);
+    }
+    pos
 }
 
 /// How far a reader goes before it lets the mapped pages it passed leave the process's
@@ -299,6 +367,7 @@ impl Reader {
             held: None,
             at_least,
             released: pos,
+            run: Run::NONE,
         })
     }
 
@@ -313,10 +382,8 @@ impl Reader {
         if let Some(raw) = self.next_in_batch() {
             return Some(Ok(raw));
         }
-        if self.next_batch_fast()
-            && let Some(raw) = self.next_in_batch()
-        {
-            return Some(Ok(raw));
+        if let Some((records_start, fields)) = self.next_batch_fast() {
+            return Some(Ok(Raw::at(records_start, &fields)));
         }
         self.advance_slow()
     }
@@ -324,14 +391,16 @@ impl Reader {
     /// Makes the batch at `pos` the current one when it is the plain next batch of a
     /// sequential read: the current batch ended cleanly; no index seek, byte budget or page
     /// release is due; the batch lies whole in the chunk, uncompressed, not a control batch,
-    /// not to be skipped, its offsets in bounds, its CRC right, and the next batch's base
-    /// offset (in the chunk) follows on. `false`, with nothing changed, for anything else:
-    /// [`next_batch`](Self::next_batch) then does it in full, and reports what is wrong.
-    #[inline(never)]
-    fn next_batch_fast(&mut self) -> bool {
-        let Some(cur) = &self.current else {
-            return false;
-        };
+    /// not to be skipped, its offsets in bounds, its CRC right (checked in a [`Run`] with the
+    /// batches after it), and the next batch's base offset (in the chunk) follows on.
+    /// Returns its first record as
+    /// [`fields_in_batch`](Self::fields_in_batch) does, decoded from the bytes at hand.
+    /// `None` for anything else, and [`next_batch`](Self::next_batch) then does it in full
+    /// and reports what is wrong; nothing changed unless the batch was taken up and its first
+    /// record does not decode or is not visible yet (the long way then meets it again).
+    #[inline]
+    fn next_batch_fast(&mut self) -> Option<(usize, RecordFields)> {
+        let cur = self.current.as_ref()?;
         if self.done
             || cur.inflated.is_some()
             || !cur
@@ -341,67 +410,64 @@ impl Reader {
             || self.budget.is_some()
             || self.pos >= self.released + RELEASE_EVERY
         {
-            return false;
+            return None;
         }
-        let Some(chunk) = &self.chunk else {
-            return false;
-        };
-        let Some(rel) = self
-            .pos
-            .checked_sub(chunk.start())
-            .and_then(|rel| usize::try_from(rel).ok())
-        else {
-            return false;
-        };
+        let chunk = self.chunk.as_ref()?;
+        let rel = usize::try_from(self.pos.checked_sub(chunk.start())?).ok()?;
         let bytes = chunk.bytes();
-        let Some(batch) = bytes.get(rel..).and_then(plain_batch) else {
-            return false;
-        };
-        let (size, published) = (batch.size, self.segment.size());
+        let batch = plain_batch(bytes.get(rel..)?)?;
+        let size = batch.size;
         let end = self.pos + size as u64;
         let next_offset = batch.next_offset();
-        let bounds = OffsetBounds {
-            segment_base: self.segment.base_offset(),
-            at_least: self.at_least,
-            end: Some(self.segment.next_offset()),
-        };
+        // Framing, offsets and CRC: checked with the batches after it, unless they were.
+        if self.pos != self.run.next || end > self.run.to {
+            let bounds = RunBounds {
+                published: self.segment.size(),
+                segment_base: self.segment.base_offset(),
+                next_offset: self.segment.next_offset(),
+            };
+            let to = verify_run(bytes, rel, self.pos, self.at_least, bounds);
+            if to < end {
+                return None;
+            }
+            self.run.to = to;
+        }
         // Not skipped (`next_offset <= min_offset` or `min_offset` inside it would be), nor
         // a start inside a batch (the `verified` tables' case).
-        let plain = end <= published
-            && batch.max_timestamp() >= self.min_timestamp
-            && self.min_offset <= batch.meta.base_offset()
-            && offsets_problem_of(bounds, batch.meta.base_offset(), next_offset - 1).is_none();
-        if !plain
-            || !bytes
-                .get(rel..rel + size)
-                .is_some_and(|b| batch.crc_matches(b))
+        if batch.max_timestamp() < self.min_timestamp || self.min_offset > batch.meta.base_offset()
         {
-            return false;
+            return None;
         }
         // `next_batch_problem`'s check, where the chunk holds the next framing.
-        let follows = end >= published
+        let follows = end >= self.segment.size()
             || bytes
                 .get(rel + size..)
                 .filter(|b| b.len() >= FRAME_LEN)
                 .and_then(|b| b.first_chunk())
                 .is_some_and(|b| i64::from_be_bytes(*b) >= next_offset);
         if !follows {
-            return false;
+            return None;
         }
-        let meta = batch.meta;
         // The finished batch's state becomes the new one's, in place.
-        let Some(cur) = &mut self.current else {
-            return false; // unreachable: checked above
-        };
+        let cur = self.current.as_mut()?;
         cur.records_start = rel + BATCH_HEADER_LEN;
         cur.records_end = rel + size;
-        cur.meta = meta;
+        cur.meta = batch.meta;
         cur.cursor = RecordCursor::START;
         cur.position = self.pos;
         self.at_least = next_offset;
         self.pos = end;
+        self.run.next = end;
         self.started = true;
-        true
+        // Its first record (it starts at or above `min_offset`, checked above).
+        let records = bytes.get(cur.records_start..cur.records_end)?;
+        let fields = cur.meta.next_fields(records, &mut cur.cursor)?;
+        if fields.offset >= self.shared.visible_end.load(Ordering::Acquire) {
+            cur.cursor = RecordCursor::START;
+            return None;
+        }
+        self.min_offset = fields.offset + 1;
+        Some((cur.records_start, fields))
     }
 
     /// [`advance`](Self::advance) where the fast path cannot go on: at a batch's end, at the
@@ -521,7 +587,7 @@ impl Reader {
     pub fn next_view(&mut self) -> Option<Result<RecordView<'_>>> {
         // `advance`'s fast paths, the record sliced straight from its fields' positions.
         let fast = match self.fields_in_batch() {
-            None if self.next_batch_fast() => self.fields_in_batch(),
+            None => self.next_batch_fast(),
             found => found,
         };
         if let Some((records_start, fields)) = fast {
@@ -596,6 +662,7 @@ impl Reader {
                 (self.pos, self.chunk, self.index_hint, self.held) = (0, None, false, None);
                 self.vouching = false;
                 self.released = 0;
+                self.run = Run::NONE;
                 self.at_least = self.segment.base_offset();
                 continue;
             }
@@ -842,6 +909,7 @@ impl Reader {
     fn distrust_index(&mut self) -> Result<()> {
         self.segment.rebuild_indexes()?;
         (self.pos, self.at_least) = self.segment.seek_for(self.min_offset)?;
+        self.run = Run::NONE;
         (self.chunk, self.index_hint, self.vouching) = (None, false, false);
         Ok(())
     }
