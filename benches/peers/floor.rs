@@ -21,6 +21,8 @@ const CRC_FROM: usize = 21;
 
 /// Every batch of a partition, in memory.
 pub struct Floor {
+    /// The partition's `.log` segments, in base-offset order.
+    segments: Vec<std::path::PathBuf>,
     bytes: Vec<u8>,
     /// `(base offset, position, size)` per batch.
     batches: Vec<(i64, usize, usize)>,
@@ -74,7 +76,7 @@ impl Floor {
             .collect();
         segments.sort();
         let mut bytes = Vec::new();
-        for segment in segments {
+        for segment in &segments {
             bytes.extend_from_slice(&std::fs::read(segment).expect("read"));
         }
         let mut batches = Vec::new();
@@ -85,13 +87,22 @@ impl Floor {
             pos += size;
         }
         assert_eq!(pos, bytes.len(), "segments end inside a batch");
-        Floor { bytes, batches }
+        Floor {
+            segments,
+            bytes,
+            batches,
+        }
     }
 
     /// Checks one batch's magic and CRC; returns its records section and record count.
     #[inline]
     fn check(&self, pos: usize, size: usize) -> (&[u8], i32) {
-        let batch = &self.bytes[pos..pos + size];
+        Self::check_batch(&self.bytes[pos..pos + size])
+    }
+
+    /// [`check`](Self::check) of the batch `batch`.
+    #[inline]
+    fn check_batch(batch: &[u8]) -> (&[u8], i32) {
         assert_eq!(batch[16], 2, "magic");
         let crc = u32::from_be_bytes(batch[17..21].try_into().expect("4 bytes"));
         assert_eq!(super::crc32c(&batch[CRC_FROM..]), crc, "batch CRC");
@@ -123,13 +134,58 @@ impl Floor {
     pub fn scan(&self) -> Tally {
         let mut tally = Tally::default();
         for &(_, pos, size) in &self.batches {
-            let (records, count) = self.check(pos, size);
-            let mut at = 0;
-            for _ in 0..count {
-                let (_, value) = Self::record(records, &mut at);
-                tally.add(value.expect("a value"));
+            Self::walk(self.check(pos, size), &mut tally);
+        }
+        tally
+    }
+
+    /// Every record of a checked batch.
+    #[inline]
+    fn walk((records, count): (&[u8], i32), tally: &mut Tally) {
+        let mut at = 0;
+        for _ in 0..count {
+            let (_, value) = Self::record(records, &mut at);
+            tally.add(value.expect("a value"));
+        }
+        assert_eq!(at, records.len(), "records fill the batch");
+    }
+
+    /// [`scan`](Self::scan) of the segment files through read-only mappings instead of
+    /// memory, with the resident set kept flat as topiclog's reader keeps it: each MiB is
+    /// populated in one call (`MADV_POPULATE_READ`) and let go once passed (`MADV_DONTNEED`).
+    /// The mapping and the walk are timed: what bringing the pages into the address space adds
+    /// to the format's own cost.
+    pub fn scan_mapped(&self) -> Tally {
+        const STEP: usize = 1 << 20;
+        let mut tally = Tally::default();
+        for path in &self.segments {
+            let file = File::open(path).expect("open");
+            // SAFETY: the benchmark's own closed log, which nothing writes while it is read.
+            let map = unsafe { memmap2::Mmap::map(&file) }.expect("map");
+            let mut released = 0;
+            let mut pos = 0;
+            while pos + HEADER <= map.len() {
+                if pos >= released + STEP {
+                    // SAFETY: a read-only file mapping: the pages fault back in from the file if
+                    // touched again, with the same bytes.
+                    unsafe {
+                        map.unchecked_advise_range(
+                            memmap2::UncheckedAdvice::DontNeed,
+                            released,
+                            pos / 4096 * 4096 - released,
+                        )
+                    }
+                    .expect("let go");
+                    released = pos / 4096 * 4096;
+                    let ahead = (released + STEP).min(map.len()) - released;
+                    map.advise_range(memmap2::Advice::PopulateRead, released, ahead)
+                        .expect("populate");
+                }
+                let size = 12 + be_i32(&map, pos + 8) as usize;
+                Self::walk(Self::check_batch(&map[pos..pos + size]), &mut tally);
+                pos += size;
             }
-            assert_eq!(at, records.len(), "records fill the batch");
+            assert_eq!(pos, map.len(), "the segment ends inside a batch");
         }
         tally
     }

@@ -278,6 +278,19 @@ impl Table {
     }
 }
 
+/// Records per second as the table prints a cell: the median in M rec/s, the range after it.
+pub fn rate_summary(samples: &[f64]) -> String {
+    let (lo, hi) = samples
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    format!(
+        "{} ({}–{}) M rec/s",
+        sig(median(samples.to_vec()) / 1e6),
+        sig(lo / 1e6),
+        sig(hi / 1e6)
+    )
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
