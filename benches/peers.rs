@@ -515,21 +515,18 @@ fn read_random<P: Peer>(log: &ReadLog, which: Which, plan: RandomPlan) -> f64 {
     timed.as_nanos() as f64 / offsets.len() as f64
 }
 
-fn floor_seq(log: &ReadLog) -> f64 {
+/// Records per second of the floor's sequential `scan` of `log` ([`floor::Floor::scan`], or
+/// [`floor::Floor::scan_mapped`] through a mapping of the files).
+fn floor_seq_by(log: &ReadLog, scan: fn(&floor::Floor) -> Tally) -> f64 {
     let start = Instant::now();
-    let tally = log.floor.scan();
+    let tally = scan(&log.floor);
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(tally, log.expected());
     log.records as f64 / secs
 }
 
-/// [`floor_seq`] through a mapping of the files ([`floor::Floor::scan_mapped`]).
-fn floor_seq_mapped(log: &ReadLog) -> f64 {
-    let start = Instant::now();
-    let tally = log.floor.scan_mapped();
-    let secs = start.elapsed().as_secs_f64();
-    assert_eq!(tally, log.expected());
-    log.records as f64 / secs
+fn floor_seq(log: &ReadLog) -> f64 {
+    floor_seq_by(log, floor::Floor::scan)
 }
 
 fn floor_random(log: &ReadLog, plan: RandomPlan) -> f64 {
@@ -934,8 +931,8 @@ fn main() {
         }
         t.add(r_seq_one, Col::Floor, floor_seq(&one_log));
         t.add(r_seq_batch, Col::Floor, floor_seq(&batch_log));
-        mapped_floor[0].push(floor_seq_mapped(&one_log));
-        mapped_floor[1].push(floor_seq_mapped(&batch_log));
+        mapped_floor[0].push(floor_seq_by(&one_log, floor::Floor::scan_mapped));
+        mapped_floor[1].push(floor_seq_by(&batch_log, floor::Floor::scan_mapped));
         t.add(r_keyed_seq, Col::Floor, floor_seq(&keyed_log));
         t.add(r_kib_seq, Col::Floor, floor_seq(&kib_log));
         t.add(r_rand_one, Col::Floor, floor_random(&one_log, plan_one));
