@@ -1,10 +1,13 @@
 //! A sequential read checks runs of small batches ahead of reading them (framing, offsets,
 //! CRC in one pass). Damage anywhere in such a run is met at the damaged batch: every record
 //! before it is returned, then `Error::Corrupt` inside that batch, by both ways of reading,
-//! from the start of the log and from starts inside the run.
+//! from the start of the log and from starts inside the run. A property test holds the
+//! sequential fast path to the long way (a reader with a byte budget never takes the fast
+//! path) on random logs with a random bit flipped.
 
 mod common;
 
+use proptest::prelude::*;
 use topiclog::config::LogConfig;
 use topiclog::record::Record;
 use topiclog::{Error, Partition};
@@ -169,5 +172,84 @@ fn a_run_checked_ahead_still_ends_at_the_published_end() {
             next += 1;
         }
         assert_eq!(next, appended, "round {round}");
+    }
+}
+
+/// What a read returned: offsets and values, then how it ended (`None`: at the end).
+type Outcome = (Vec<(i64, Vec<u8>)>, Option<String>);
+
+/// Everything `reader` returns through `next_view`, and its error as text.
+fn drain(mut reader: topiclog::partition::Reader) -> Outcome {
+    let mut out = Vec::new();
+    while let Some(view) = reader.next_view() {
+        match view {
+            Ok(v) => out.push((v.offset(), v.value().unwrap_or_default().to_vec())),
+            Err(e) => return (out, Some(format!("{e:?}"))),
+        }
+    }
+    (out, None)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_fast_path_reads_what_the_long_way_reads(
+        batches in prop::collection::vec((1usize..4, 0usize..300), 1..160),
+        segment_bytes in prop::sample::select(vec![2048i32, 16 * 1024, 1 << 20]),
+        index_interval in prop::sample::select(vec![128i32, 4096]),
+        flip in prop::option::of((any::<prop::sample::Index>(), 0u8..8)),
+        start in any::<prop::sample::Index>(),
+    ) {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = LogConfig::builder()
+            .segment_bytes(segment_bytes)
+            .index_interval_bytes(index_interval)
+            .flush_messages(i64::MAX)
+            .build()
+            .expect("config");
+        let log = Partition::open(dir.path(), config.clone()).expect("open");
+        let mut next = 0i64;
+        for &(count, len) in &batches {
+            let values: Vec<Vec<u8>> = (0..count)
+                .map(|i| vec![b'a' + ((next as usize + i) % 26) as u8; len])
+                .collect();
+            let records: Vec<Record<'_>> = values.iter().map(|v| Record::new(v)).collect();
+            log.append_batch(&records).expect("append");
+            next += count as i64;
+        }
+        log.close().expect("close");
+        drop(log);
+        if let Some((at, bit)) = flip {
+            let mut logs: Vec<_> = std::fs::read_dir(dir.path())
+                .expect("list")
+                .map(|e| e.expect("entry").path())
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect();
+            logs.sort();
+            let all: u64 = logs.iter().map(|p| std::fs::metadata(p).expect("len").len()).sum();
+            let mut at = at.index(all as usize);
+            for path in logs {
+                let mut bytes = std::fs::read(&path).expect("read");
+                if at < bytes.len() {
+                    bytes[at] ^= 1 << bit;
+                    std::fs::write(&path, &bytes).expect("write");
+                    break;
+                }
+                at -= bytes.len();
+            }
+        }
+        let Ok(log) = Partition::open_read_only(dir.path(), config) else {
+            return Ok(()); // a refused open is the damage matrix's concern
+        };
+        let end = log.next_offset();
+        for from in [0, start.index(end as usize + 1) as i64] {
+            let (Ok(fast), Ok(long)) = (log.read(from), log.read_bounded(from, usize::MAX)) else {
+                continue;
+            };
+            let (fast, long) = (drain(fast), drain(long));
+            prop_assert_eq!(&fast.0, &long.0, "records from {}", from);
+            prop_assert_eq!(&fast.1, &long.1, "how the read from {} ended", from);
+        }
     }
 }
