@@ -4,7 +4,7 @@
 //! open, as the page cache holds them) reopens with every acknowledged record and the zeros
 //! cut; a read-only follower beside the writer reads whole batches only, never an error.
 
-use std::path::Path;
+mod common;
 
 use topiclog::Partition;
 use topiclog::config::LogConfig;
@@ -28,17 +28,6 @@ fn append(log: &Partition, from: u32, batches: u32) {
         let records: Vec<Record<'_>> = values.iter().map(|v| Record::new(v)).collect();
         log.append_batch(&records).expect("append");
     }
-}
-
-/// The `.log` files of `dir`, by name.
-fn logs(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut logs: Vec<_> = std::fs::read_dir(dir)
-        .expect("list")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    logs.sort();
-    logs
 }
 
 /// Where the batches of `bytes` end: each batch is its 12-byte offset and length prefix plus
@@ -71,7 +60,7 @@ fn rolled_and_closed_segments_end_at_their_last_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = Partition::open(dir.path(), durable()).expect("open");
     append(&log, 0, 60); // 600 records of 270 bytes: a few 64 KiB segments
-    let files = logs(dir.path());
+    let files = common::segment_logs(dir.path());
     assert!(files.len() >= 3, "rolled: {files:?}");
     let (active, sealed) = files.split_last().expect("segments");
     for path in sealed {
@@ -85,7 +74,7 @@ fn rolled_and_closed_segments_end_at_their_last_batch() {
     assert!(bytes[end..].iter().all(|&b| b == 0), "a zero tail");
     check_records(&log, 600);
     log.close().expect("close");
-    for path in logs(dir.path()) {
+    for path in common::segment_logs(dir.path()) {
         let bytes = std::fs::read(&path).expect("read");
         assert_eq!(end_of_batches(&bytes), bytes.len(), "{}", path.display());
     }
@@ -108,7 +97,7 @@ fn a_killed_writer_leaves_zeros_that_recovery_cuts() {
             std::fs::copy(&path, copy.path().join(path.file_name().expect("name"))).expect("copy");
         }
     }
-    let active = logs(copy.path()).pop().expect("a segment");
+    let active = common::segment_logs(copy.path()).pop().expect("a segment");
     let len = std::fs::metadata(&active).expect("stat").len();
     assert!(len >= 64 << 10, "the copy holds the zeros: {len}");
     drop(log);

@@ -100,10 +100,7 @@ fn damage_inside_a_run_is_met_at_the_damaged_batch() {
                 Damage::Attributes => bytes[start + 22] |= 0x01,
             }
             let dir = tempfile::tempdir().expect("dir");
-            for entry in std::fs::read_dir(written.path()).expect("list") {
-                let entry = entry.expect("entry");
-                std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
-            }
+            common::copy_dir(written.path(), dir.path());
             std::fs::write(common::segment_path(dir.path(), 0, "log"), &bytes).expect("damage");
 
             let log = Partition::open_read_only(dir.path(), LogConfig::default()).expect("open");
@@ -221,12 +218,7 @@ proptest! {
         log.close().expect("close");
         drop(log);
         if let Some((at, bit)) = flip {
-            let mut logs: Vec<_> = std::fs::read_dir(dir.path())
-                .expect("list")
-                .map(|e| e.expect("entry").path())
-                .filter(|p| p.extension().is_some_and(|e| e == "log"))
-                .collect();
-            logs.sort();
+            let logs = common::segment_logs(dir.path());
             let all: u64 = logs.iter().map(|p| std::fs::metadata(p).expect("len").len()).sum();
             let mut at = at.index(all as usize);
             for path in logs {

@@ -3,6 +3,8 @@
 //! checked) to exactly the records the example wrote, in offset order, and the index files are
 //! trimmed to whole entries.
 
+mod common;
+
 #[path = "../examples/quickstart.rs"]
 #[allow(dead_code)]
 mod quickstart;
@@ -16,12 +18,7 @@ fn quickstart_segments_decode_with_kafka_protocol() {
     assert_eq!(summary.records_read as i64, quickstart::RECORDS);
     assert!(summary.segments > 1, "the example rolls segments");
 
-    let mut logs: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("list")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    logs.sort();
+    let logs = common::segment_logs(dir.path());
     assert_eq!(logs.len(), summary.segments);
     let mut next = 0i64;
     for log in &logs {

@@ -396,8 +396,9 @@ impl Reader {
     /// Returns its first record as
     /// [`fields_in_batch`](Self::fields_in_batch) does, decoded from the bytes at hand.
     /// `None` for anything else, and [`next_batch`](Self::next_batch) then does it in full
-    /// and reports what is wrong; nothing changed unless the batch was taken up and its first
-    /// record does not decode or is not visible yet (the long way then meets it again).
+    /// and reports what is wrong. Nothing the long way reads is changed (a run checked ahead
+    /// is kept), unless the batch was taken up and its first record does not decode or is not
+    /// visible yet: the long way then meets that record again.
     #[inline]
     fn next_batch_fast(&mut self) -> Option<(usize, RecordFields)> {
         let cur = self.current.as_ref()?;

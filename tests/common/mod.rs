@@ -129,6 +129,17 @@ pub fn segment_path(dir: &Path, base_offset: i64, ext: &str) -> std::path::PathB
     dir.join(format!("{base_offset:020}.{ext}"))
 }
 
+/// The `.log` segment files of the partition directory `dir`, in base-offset order.
+pub fn segment_logs(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs
+}
+
 /// Copies every file of the (flat) directory `from` into `to`, creating `to`: a fresh copy of a
 /// partition directory to damage.
 pub fn copy_dir(from: &Path, to: &Path) {
