@@ -493,14 +493,15 @@ impl Killed {
     /// The child died of the kill, having reported no error (an `@ERROR` line, or anything on
     /// stderr but recovery's warning that it cut a torn tail).
     fn check(&self, who: &str) -> Result<(), String> {
+        // An error the child reported comes first: it says why the child ended by itself.
+        if let Some(error) = self.lines.iter().find(|l| l.text.starts_with("@ERROR ")) {
+            return Err(format!("{who} failed ({}): {}", self.status, error.text));
+        }
         if self.status.signal() != Some(9) {
             return Err(format!(
                 "{who} was not killed but ended with {}; stderr:\n{}",
                 self.status, self.stderr
             ));
-        }
-        if let Some(error) = self.lines.iter().find(|l| l.text.starts_with("@ERROR ")) {
-            return Err(format!("{who} failed: {}", error.text));
         }
         // Recovery's report of a torn tail it cut (a kill can stop a write part way) is a
         // warning the tool prints by default, not a failure; anything else is.
