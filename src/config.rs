@@ -41,6 +41,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use crate::cleaner::{CleanerConfig, DEFAULT_CLEANER_BACKOFF_MS, DEFAULT_DEDUPE_BUFFER_SIZE};
 pub use crate::consumer::config::{
     ConsumerConfig, ConsumerConfigBuilder, DEFAULT_AUTO_COMMIT_INTERVAL_MS,
     DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_RECORDS,
@@ -81,6 +82,16 @@ pub const DEFAULT_FLUSH_MS: i64 = i64::MAX;
 /// `producer.id.expiration.ms` default: 1 day (Kafka's 86400000). An idempotent producer idle
 /// this long is forgotten by a partition, so producer state stays bounded.
 pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
+/// `min.cleanable.dirty.ratio` default: 0.5. A compacted log is cleaned once more than this
+/// share of it is dirty (written since the last cleaning).
+pub const DEFAULT_MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
+/// `min.compaction.lag.ms` default: 0, records may be compacted as soon as they are sealed.
+pub const DEFAULT_MIN_COMPACTION_LAG_MS: i64 = 0;
+/// `max.compaction.lag.ms` default: `i64::MAX`, no deadline.
+pub const DEFAULT_MAX_COMPACTION_LAG_MS: i64 = i64::MAX;
+/// `delete.retention.ms` default: 1 day. A tombstone survives this long after the cleaning that
+/// first kept it as the latest value of its key.
+pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 /// Default size of a partition's user-space write buffer: 256 KiB.
 pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
@@ -150,6 +161,11 @@ pub struct LogConfig {
     max_decompressed_batch_bytes: usize,
     compression_type: CompressionType,
     compression_levels: CompressionLevels,
+    cleanup_policy: CleanupPolicy,
+    min_cleanable_dirty_ratio: f64,
+    min_compaction_lag_ms: i64,
+    max_compaction_lag_ms: i64,
+    delete_retention_ms: i64,
     clock: Arc<dyn Clock>,
 }
 
@@ -170,25 +186,20 @@ impl PartialEq for LogConfig {
 impl Eq for LogConfig {}
 
 /// Topic settings of a Kafka broker that mean nothing to an embedded log (replication,
-/// tiered storage, message-format conversion, preallocation, jitter, deletion delays) or that
-/// belong to log compaction, which is not built yet. They are accepted and ignored, with a log
-/// line, as a broker ignores client settings.
+/// tiered storage, message-format conversion, preallocation, jitter, deletion delays). They are
+/// accepted and ignored, with a log line, as a broker ignores client settings.
 pub const IGNORED_TOPIC_KEYS: &[&str] = &[
     "confluent.placement.constraints",
-    "delete.retention.ms",
     "file.delete.delay.ms",
     "follower.replication.throttled.replicas",
     "leader.replication.throttled.replicas",
     "local.retention.bytes",
     "local.retention.ms",
-    "max.compaction.lag.ms",
     "message.downconversion.enable",
     "message.format.version",
     "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms",
     "message.timestamp.difference.max.ms",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
     "min.insync.replicas",
     "preallocate",
     "remote.log.copy.disable",
@@ -197,6 +208,83 @@ pub const IGNORED_TOPIC_KEYS: &[&str] = &[
     "segment.jitter.ms",
     "unclean.leader.election.enable",
 ];
+
+/// `cleanup.policy`: what keeps a topic's partitions bounded, with Kafka's names.
+///
+/// ```
+/// use topiclog::config::{CleanupPolicy, LogConfig};
+/// let config = LogConfig::from_pairs([("cleanup.policy", "compact")])?;
+/// assert_eq!(config.cleanup_policy(), CleanupPolicy::Compact);
+/// assert!(config.cleanup_policy().compacts() && !config.cleanup_policy().deletes());
+/// # Ok::<(), topiclog::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CleanupPolicy {
+    /// `delete` (Kafka's default): retention deletes whole segments by age and size.
+    #[default]
+    Delete,
+    /// `compact`: the cleaner keeps the latest record of every key and drops the rest;
+    /// retention by age and size does not apply. Keyless appends are refused.
+    Compact,
+    /// `compact,delete`: both; retention then also deletes old segments of the compacted log.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Kafka's name of the value.
+    pub fn name(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
+
+    /// Whether retention by age and size applies.
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+
+    /// Whether the log is compacted.
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+}
+
+impl fmt::Display for CleanupPolicy {
+    /// Kafka's name (see [`CleanupPolicy::name`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for CleanupPolicy {
+    type Err = Error;
+
+    /// A comma-separated list, as Kafka takes it: `delete`, `compact`, or both in either order.
+    fn from_str(value: &str) -> Result<CleanupPolicy> {
+        let (mut compact, mut delete) = (false, false);
+        for part in value.split(',').map(str::trim) {
+            match part {
+                "compact" => compact = true,
+                "delete" => delete = true,
+                _ => {
+                    return Err(Error::InvalidConfig {
+                        key: "cleanup.policy",
+                        value: value.to_owned(),
+                        reason: "must be delete, compact, or compact,delete".into(),
+                    });
+                }
+            }
+        }
+        Ok(match (compact, delete) {
+            (true, true) => CleanupPolicy::CompactDelete,
+            (true, false) => CleanupPolicy::Compact,
+            _ => CleanupPolicy::Delete,
+        })
+    }
+}
 
 /// `compression.type`: how a topic's batches are compressed, with Kafka's names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -292,6 +380,11 @@ impl Default for LogConfig {
             max_decompressed_batch_bytes: DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES,
             compression_type: CompressionType::default(),
             compression_levels: CompressionLevels::default(),
+            cleanup_policy: CleanupPolicy::Delete,
+            min_cleanable_dirty_ratio: DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
+            min_compaction_lag_ms: DEFAULT_MIN_COMPACTION_LAG_MS,
+            max_compaction_lag_ms: DEFAULT_MAX_COMPACTION_LAG_MS,
+            delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
             clock: Arc::clone(&SYSTEM_CLOCK),
         }
     }
@@ -370,6 +463,20 @@ impl LogConfig {
                 self.producer_id_expiration_ms.to_string(),
             ),
             ("compression.type", self.compression_type.name().to_owned()),
+            ("cleanup.policy", self.cleanup_policy.name().to_owned()),
+            (
+                "min.cleanable.dirty.ratio",
+                self.min_cleanable_dirty_ratio.to_string(),
+            ),
+            (
+                "min.compaction.lag.ms",
+                self.min_compaction_lag_ms.to_string(),
+            ),
+            (
+                "max.compaction.lag.ms",
+                self.max_compaction_lag_ms.to_string(),
+            ),
+            ("delete.retention.ms", self.delete_retention_ms.to_string()),
         ];
         let levels = &self.compression_levels;
         if let Some(level) = levels.gzip {
@@ -446,6 +553,36 @@ impl LogConfig {
     /// recognized), as in Kafka.
     pub fn producer_id_expiration_ms(&self) -> i64 {
         self.producer_id_expiration_ms
+    }
+
+    /// `cleanup.policy`: `delete` (default), `compact` or `compact,delete`.
+    pub fn cleanup_policy(&self) -> CleanupPolicy {
+        self.cleanup_policy
+    }
+
+    /// `min.cleanable.dirty.ratio`: the cleaner takes a compacted partition once the dirty part
+    /// of its sealed segments is more than this share of them. Default 0.5.
+    pub fn min_cleanable_dirty_ratio(&self) -> f64 {
+        self.min_cleanable_dirty_ratio
+    }
+
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this long after its
+    /// timestamp (the cleaner stops at the first segment holding a younger one). Default 0.
+    pub fn min_compaction_lag_ms(&self) -> i64 {
+        self.min_compaction_lag_ms
+    }
+
+    /// `max.compaction.lag.ms`: a partition whose oldest dirty segment began this long ago is
+    /// cleaned whatever its dirty ratio. Default `i64::MAX` (never).
+    pub fn max_compaction_lag_ms(&self) -> i64 {
+        self.max_compaction_lag_ms
+    }
+
+    /// `delete.retention.ms`: how long a tombstone (a keyed record with a null value) survives
+    /// after the cleaning that first kept it, so that a consumer reading from the start sees it
+    /// if it finishes within this time. Default 1 day.
+    pub fn delete_retention_ms(&self) -> i64 {
+        self.delete_retention_ms
     }
 
     /// Whether every append is durable when it returns (`flush.messages` 1).
@@ -605,6 +742,36 @@ impl LogConfigBuilder {
         self
     }
 
+    /// `cleanup.policy`. Default [`CleanupPolicy::Delete`].
+    pub fn cleanup_policy(mut self, policy: CleanupPolicy) -> Self {
+        self.config.cleanup_policy = policy;
+        self
+    }
+
+    /// `min.cleanable.dirty.ratio`, 0 to 1. Default [`DEFAULT_MIN_CLEANABLE_DIRTY_RATIO`] (0.5).
+    pub fn min_cleanable_dirty_ratio(mut self, ratio: f64) -> Self {
+        self.config.min_cleanable_dirty_ratio = ratio;
+        self
+    }
+
+    /// `min.compaction.lag.ms`, at least 0. Default [`DEFAULT_MIN_COMPACTION_LAG_MS`] (0).
+    pub fn min_compaction_lag_ms(mut self, ms: i64) -> Self {
+        self.config.min_compaction_lag_ms = ms;
+        self
+    }
+
+    /// `max.compaction.lag.ms`, at least 1. Default [`DEFAULT_MAX_COMPACTION_LAG_MS`] (never).
+    pub fn max_compaction_lag_ms(mut self, ms: i64) -> Self {
+        self.config.max_compaction_lag_ms = ms;
+        self
+    }
+
+    /// `delete.retention.ms`, at least 0. Default [`DEFAULT_DELETE_RETENTION_MS`] (1 day).
+    pub fn delete_retention_ms(mut self, ms: i64) -> Self {
+        self.config.delete_retention_ms = ms;
+        self
+    }
+
     /// The clock for record timestamps and time-based rolls. Default [`SystemClock`].
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.config.clock = clock;
@@ -618,9 +785,9 @@ impl LogConfigBuilder {
     /// `producer.id.expiration.ms`, `compression.type`, `compression.gzip.level`,
     /// `compression.lz4.level`, `compression.zstd.level`.
     ///
-    /// `cleanup.policy` `delete` (Kafka's default, and what topiclog does) is accepted;
-    /// `compact` is refused until log compaction is built. The keys in
-    /// [`IGNORED_TOPIC_KEYS`] are accepted and ignored with a log line.
+    /// `cleanup.policy` (`delete`, `compact`, `compact,delete`), `min.cleanable.dirty.ratio`,
+    /// `min.compaction.lag.ms`, `max.compaction.lag.ms` and `delete.retention.ms` set log
+    /// compaction. The keys in [`IGNORED_TOPIC_KEYS`] are accepted and ignored with a log line.
     ///
     /// # Errors
     /// [`Error::UnknownConfig`] for an unknown key, [`Error::InvalidConfig`] for a value that
@@ -669,23 +836,23 @@ impl LogConfigBuilder {
                     });
                 }
             }),
-            "cleanup.policy" => match value.trim() {
-                "delete" => self,
-                "compact" | "compact,delete" | "delete,compact" => {
-                    return Err(Error::InvalidConfig {
-                        key: "cleanup.policy",
+            "cleanup.policy" => self.cleanup_policy(value.parse()?),
+            "min.cleanable.dirty.ratio" => {
+                self.min_cleanable_dirty_ratio(value.trim().parse::<f64>().map_err(|_| {
+                    Error::InvalidConfig {
+                        key: "min.cleanable.dirty.ratio",
                         value: value.to_owned(),
-                        reason: "log compaction is not supported yet; only delete is".into(),
-                    });
-                }
-                _ => {
-                    return Err(Error::InvalidConfig {
-                        key: "cleanup.policy",
-                        value: value.to_owned(),
-                        reason: "must be delete (compact is not supported yet)".into(),
-                    });
-                }
-            },
+                        reason: "not a number".into(),
+                    }
+                })?)
+            }
+            "min.compaction.lag.ms" => {
+                self.min_compaction_lag_ms(num("min.compaction.lag.ms", value)?)
+            }
+            "max.compaction.lag.ms" => {
+                self.max_compaction_lag_ms(num("max.compaction.lag.ms", value)?)
+            }
+            "delete.retention.ms" => self.delete_retention_ms(num("delete.retention.ms", value)?),
             _ if IGNORED_TOPIC_KEYS.contains(&key) => {
                 log::info!("ignoring topic setting {key}={value}: no effect in topiclog");
                 self
@@ -775,6 +942,30 @@ impl LogConfigBuilder {
             c.producer_id_expiration_ms,
             c.producer_id_expiration_ms >= 1,
             "must be at least 1",
+        )?;
+        check(
+            "min.cleanable.dirty.ratio",
+            c.min_cleanable_dirty_ratio,
+            (0.0..=1.0).contains(&c.min_cleanable_dirty_ratio),
+            "must be 0 to 1",
+        )?;
+        check(
+            "min.compaction.lag.ms",
+            c.min_compaction_lag_ms,
+            c.min_compaction_lag_ms >= 0,
+            "must not be negative",
+        )?;
+        check(
+            "max.compaction.lag.ms",
+            c.max_compaction_lag_ms,
+            c.max_compaction_lag_ms >= 1,
+            "must be at least 1",
+        )?;
+        check(
+            "delete.retention.ms",
+            c.delete_retention_ms,
+            c.delete_retention_ms >= 0,
+            "must not be negative",
         )?;
         let levels = &c.compression_levels;
         if let Some(level) = levels.gzip {

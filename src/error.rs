@@ -317,6 +317,20 @@ pub enum Error {
         /// The sequence number the append carried.
         received: i32,
     },
+    /// An append to a compacted topic (`cleanup.policy` `compact` or `compact,delete`) holds a
+    /// record without a key, which compaction could never replace or delete: Kafka refuses it
+    /// the same way (`InvalidRecordException`). Nothing of the append was written.
+    #[error(
+        "compacted topic {topic}-{partition} cannot accept a record without a key (record {index} of the append)"
+    )]
+    KeyRequired {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The position of the first keyless record in the append, from 0.
+        index: usize,
+    },
 }
 
 impl Error {

@@ -127,6 +127,7 @@ pub mod testing {
     pub use crate::disk::fault::{CrashMode, Fault, FaultDisk, FaultKind, FaultOp, MAX_FILE_BYTES};
 }
 
+mod cleaner;
 pub mod config;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]

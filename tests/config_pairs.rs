@@ -95,27 +95,61 @@ fn values_out_of_range_name_the_key_the_value_and_the_range() {
 }
 
 #[test]
-fn cleanup_policy_delete_is_kafkas_default_and_compact_waits_for_compaction() {
+fn cleanup_policy_and_the_compaction_settings_take_kafkas_names_and_defaults() {
+    use topiclog::config::CleanupPolicy;
     let config = LogConfig::from_pairs([("cleanup.policy", "delete")]).expect("delete");
     assert_eq!(config, LogConfig::default());
-    for policy in ["compact", "compact,delete"] {
-        let err = LogConfig::from_pairs([("cleanup.policy", policy)]).expect_err("compact");
-        assert!(
-            matches!(
-                err,
-                Error::InvalidConfig {
-                    key: "cleanup.policy",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert!(
-            err.to_string().contains("compaction is not supported yet"),
-            "{err}"
-        );
+    let d = LogConfig::default();
+    assert_eq!(d.cleanup_policy(), CleanupPolicy::Delete);
+    assert_eq!(d.min_cleanable_dirty_ratio(), 0.5);
+    assert_eq!(d.min_compaction_lag_ms(), 0);
+    assert_eq!(d.max_compaction_lag_ms(), i64::MAX);
+    assert_eq!(d.delete_retention_ms(), 86_400_000);
+    for (text, policy) in [
+        ("compact", CleanupPolicy::Compact),
+        ("compact,delete", CleanupPolicy::CompactDelete),
+        ("delete,compact", CleanupPolicy::CompactDelete),
+        (" compact , delete ", CleanupPolicy::CompactDelete),
+    ] {
+        let config = LogConfig::from_pairs([("cleanup.policy", text)]).expect(text);
+        assert_eq!(config.cleanup_policy(), policy, "{text}");
+        // What `to_pairs` writes reads back the same.
+        assert_eq!(LogConfig::from_pairs(config.to_pairs()).unwrap(), config);
     }
-    assert!(LogConfig::from_pairs([("cleanup.policy", "shred")]).is_err());
+    let config = LogConfig::from_pairs([
+        ("min.cleanable.dirty.ratio", "0.25"),
+        ("min.compaction.lag.ms", "1000"),
+        ("max.compaction.lag.ms", "60000"),
+        ("delete.retention.ms", "0"),
+    ])
+    .unwrap();
+    assert_eq!(config.min_cleanable_dirty_ratio(), 0.25);
+    assert_eq!(
+        (
+            config.min_compaction_lag_ms(),
+            config.max_compaction_lag_ms(),
+            config.delete_retention_ms()
+        ),
+        (1000, 60_000, 0)
+    );
+    assert_eq!(LogConfig::from_pairs(config.to_pairs()).unwrap(), config);
+    for (key, value) in [
+        ("cleanup.policy", "shred"),
+        ("cleanup.policy", ""),
+        ("cleanup.policy", "compact,shred"),
+        ("min.cleanable.dirty.ratio", "1.5"),
+        ("min.cleanable.dirty.ratio", "-0.1"),
+        ("min.cleanable.dirty.ratio", "NaN"),
+        ("min.cleanable.dirty.ratio", "half"),
+        ("min.compaction.lag.ms", "-1"),
+        ("max.compaction.lag.ms", "0"),
+        ("delete.retention.ms", "-1"),
+    ] {
+        match LogConfig::from_pairs([(key, value)]) {
+            Err(Error::InvalidConfig { key: k, .. }) => assert_eq!(k, key, "{value}"),
+            other => panic!("{key}={value}: expected InvalidConfig, got {other:?}"),
+        }
+    }
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Files topiclog did not write, or left behind mid-operation, never break an open. A partition
 //! with several segments is written and closed (or dropped without close: a crash), then its
 //! directory is salted with: files nobody knows (`.DS_Store`, `notes.txt`, names that look like
-//! segment files but are not, a `.swap` file, a subdirectory); files Kafka keeps beside the
+//! segment files but are not, a subdirectory); files Kafka keeps beside the
 //! segments (`leader-epoch-checkpoint`, `partition.metadata`, a producer `.snapshot`); leftovers
-//! of interrupted work (`*.deleted`, `*.cleaned`, `*.tmp`); and orphan `.index`/`.timeindex`
+//! of interrupted work (`*.deleted`, `*.cleaned`, `*.tmp`, a `.swap` index without its
+//! `.log.swap`); and orphan `.index`/`.timeindex`
 //! files without a `.log`. The reopen must succeed with every record intact; delete exactly the
 //! leftovers and orphans and list them in `removed_files`; leave the unknown files untouched and
 //! list exactly them in `ignored_files`; leave Kafka's files untouched and unlisted; not rescan
@@ -48,7 +49,6 @@ fn salt(dir: &Path, segments: &[i64]) -> Strays {
         put(&format!("{:020}.log.bak", segments[0])),
         put(&format!("{:020}.txt", segments[1])),
         put(&format!("{:019}.log", 12)),
-        put(&format!("{:020}.log.swap", 999_999)),
         subdir,
     ];
     let kafka = vec![
@@ -63,6 +63,8 @@ fn salt(dir: &Path, segments: &[i64]) -> Strays {
         put(&format!("{:020}.timeindex.deleted", 12_345)),
         put(&format!("{:020}.log.cleaned", segments[0])),
         put(&format!("{:020}.index.cleaned", segments[2])),
+        // A swap's index without its `.log.swap`: an undone swap.
+        put(&format!("{:020}.index.swap", segments[2])),
         put(&format!("{:020}.index.tmp", segments[1])),
         put(".topiclog_cleanshutdown.tmp"),
         put(".topiclog_recovery_point.tmp"),

@@ -88,6 +88,17 @@ pub(crate) fn write(disk: &dyn Disk, path: &Path, entries: &[String]) -> Result<
     disk::write_atomic(disk, path, crate::sealed::seal(text).as_bytes())
 }
 
+/// [`write`] in Kafka's own version 0, with no checksum line: for the files a Kafka broker
+/// reads too (`cleaner-offset-checkpoint`).
+pub(crate) fn write_kafka(disk: &dyn Disk, path: &Path, entries: &[String]) -> Result<()> {
+    let mut text = format!("{VERSION_UNSEALED}\n{}\n", entries.len());
+    for entry in entries {
+        text.push_str(entry);
+        text.push('\n');
+    }
+    disk::write_atomic(disk, path, text.as_bytes())
+}
+
 /// Reads a checkpoint's entries, each split into fields. `Ok(None)` if the file does not exist;
 /// an empty file has no entries. A wrong version or count is [`Error::Corrupt`].
 pub(crate) fn read(disk: &dyn Disk, path: &Path) -> Result<Option<Vec<Vec<String>>>> {

@@ -347,6 +347,22 @@ impl Ledger {
         Ok(())
     }
 
+    /// A segment compaction wrote (fsynced before it was swapped in) joined the log: recorded
+    /// as flushed, so an unclean open trusts it unread.
+    pub(crate) fn added(
+        &mut self,
+        shared: &Shared,
+        appender: &Appender,
+        record: SegmentRecord,
+    ) -> Result<()> {
+        let mut flushed = self.flushed.clone();
+        flushed.push(record);
+        flushed.sort_by_key(|r| r.base_offset);
+        self.save_checkpoint(shared, appender, flushed.clone())?;
+        self.flushed = flushed;
+        Ok(())
+    }
+
     /// The log-start checkpoint now exists: from now on the recovery checkpoint records it, so
     /// an open that finds it missing fails instead of bringing back deleted records.
     pub(crate) fn log_start_checkpointed(

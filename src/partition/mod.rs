@@ -38,8 +38,9 @@
 //! ```
 
 mod appender;
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod commit;
+mod compaction;
 mod ledger;
 mod manifest;
 mod marker;
@@ -54,6 +55,7 @@ mod tests;
 pub(crate) mod watch;
 mod writer;
 
+pub use crate::cleaner::{CompactionReport, Dirt};
 pub(crate) use producer_state::increment_sequence;
 pub use producer_state::{ProducerStamp, ProducerState, ProducerStateRecovery};
 pub(crate) use published::{PUBLISHED_FILE, check as check_published};
@@ -161,6 +163,10 @@ pub(crate) struct Shared {
     followers: std::sync::OnceLock<Arc<crate::follow::FollowerProbe>>,
     /// A read-only partition's registration as a follower, to ask whether a writer is alive.
     following: std::sync::OnceLock<Arc<crate::follow::Following>>,
+    /// Held by a cleaning pass: one at a time (on demand or in the store's background).
+    cleaning: Mutex<()>,
+    /// The store's `cleaner-offset-checkpoint`, when the partition belongs to a store.
+    cleaner_checkpoint: std::sync::OnceLock<PathBuf>,
 }
 
 impl Shared {
@@ -478,6 +484,8 @@ impl Partition {
             exposed: AtomicI64::new(-1),
             followers: std::sync::OnceLock::new(),
             following: std::sync::OnceLock::new(),
+            cleaning: Mutex::new(()),
+            cleaner_checkpoint: std::sync::OnceLock::new(),
             log_start_offset: AtomicI64::new(log_start),
             checkpoint: Mutex::new((0, opened.recovery_point)),
             watchers: watch::Watchers::default(),

@@ -644,7 +644,18 @@ impl Reader {
                 if self.pos < self.segment.size() {
                     continue; // it grew before it was sealed
                 }
-                let Some(next) = self.shared.segment_after(self.segment.base_offset()) else {
+                // A segment compaction replaced holds records that now lie in the segment
+                // that took its place: go on from there (at the next offset wanted).
+                let replaced = self.segment.is_deleted();
+                let next = match replaced {
+                    true => self
+                        .shared
+                        .segment_for(self.min_offset)
+                        .filter(|s| !Arc::ptr_eq(s, &self.segment))
+                        .or_else(|| self.shared.segment_after(self.segment.base_offset())),
+                    false => self.shared.segment_after(self.segment.base_offset()),
+                };
+                let Some(next) = next else {
                     return Ok(false);
                 };
                 // Records were deleted under this reader: it read its segment to the end, but
@@ -661,10 +672,14 @@ impl Reader {
                 self.release_behind(self.pos);
                 self.segment = next;
                 (self.pos, self.chunk, self.index_hint, self.held) = (0, None, false, None);
-                self.vouching = false;
-                self.released = 0;
-                self.run = Run::NONE;
                 self.at_least = self.segment.base_offset();
+                if replaced && self.min_offset > self.at_least {
+                    (self.pos, self.at_least) = self.segment.seek_for(self.min_offset)?;
+                    self.index_hint = self.pos > 0;
+                }
+                self.vouching = false;
+                self.released = self.pos;
+                self.run = Run::NONE;
                 continue;
             }
             // The chunk is borrowed, not cloned, for the batch: no reference count per batch.

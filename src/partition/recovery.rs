@@ -152,6 +152,9 @@ pub struct RecoveryReport {
     pub ignored_files: Vec<PathBuf>,
     /// How the idempotent producers' state was rebuilt (not loaded by read-only opens).
     pub producer_state: super::ProducerStateRecovery,
+    /// Base offsets of cleaned segments a crash left in the middle of their swap, which the
+    /// open finished: the old segments they replace were removed and they took their names.
+    pub swaps_completed: Vec<i64>,
 }
 
 impl RecoveryReport {
@@ -386,6 +389,7 @@ fn open_once(
     if writes {
         create_dir_durably(&**disk, dir)?;
         cut_after_failed_fsync(&**disk, dir, &mut report)?;
+        finish_swaps(&**disk, dir, config, &mut report)?;
     } else {
         unsynced = checkpoint::read_poison(&**disk, dir)?;
     }
@@ -765,6 +769,90 @@ pub(crate) fn grow_read_only(segment: &Segment, interval: i32) -> Result<bool> {
     Ok(true)
 }
 
+/// Finishes or undoes compaction swaps a crash interrupted (see the cleaner's swap protocol):
+/// a `.log.swap` means every file of its segment was renamed to `.swap` and the swap was
+/// decided, so the old segments it covers (every segment based within its offsets) go and it
+/// takes its final names, the `.log` last; `.swap` files without their `.log.swap` are undone.
+/// `.cleaned` and `.deleted` files are left to the sweep, which removes them.
+fn finish_swaps(
+    disk: &dyn Disk,
+    dir: &Path,
+    config: &LogConfig,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let mut swaps: BTreeMap<i64, Vec<FileKind>> = BTreeMap::new();
+    let mut plain: BTreeMap<i64, Vec<FileKind>> = BTreeMap::new();
+    for entry in disk::list_dir(disk, dir)? {
+        let Some(parsed) = entry.name.to_str().and_then(file_name::parse) else {
+            continue;
+        };
+        match parsed.suffix {
+            Some(TempSuffix::Swap) => swaps
+                .entry(parsed.base_offset)
+                .or_default()
+                .push(parsed.kind),
+            None => plain
+                .entry(parsed.base_offset)
+                .or_default()
+                .push(parsed.kind),
+            _ => {}
+        }
+    }
+    if swaps.is_empty() {
+        return Ok(());
+    }
+    for (&base, kinds) in &swaps {
+        let swap = |kind| file_name::temp_path(dir, base, kind, TempSuffix::Swap);
+        if !kinds.contains(&FileKind::Log) {
+            for &kind in kinds {
+                disk::remove_file(disk, &swap(kind))?;
+                report.removed_files.push(swap(kind));
+            }
+            continue;
+        }
+        // The new segment was fsynced before its rename: damage in it is damage to durable data.
+        let log_path = swap(FileKind::Log);
+        let log = File::open(disk, log_path.clone(), OpenMode::Read)?;
+        let len = log.len()?;
+        let outcome = scan(&log, None, base, 0..len, config.index_interval_bytes())?;
+        // A real swap's segment is never empty (the cleaner keeps a header-only batch).
+        if let Some(stop) = outcome.stop {
+            return Err(Error::corrupt(log_path, stop.position, stop.kind));
+        }
+        if outcome.next_offset == base {
+            return Err(Error::corrupt(
+                log_path,
+                0,
+                Corruption::Metadata("an empty .log.swap: not a swap topiclog or Kafka wrote"),
+            ));
+        }
+        drop(log);
+        for (&old, old_kinds) in plain.range(base..outcome.next_offset.max(base + 1)) {
+            for &kind in old_kinds {
+                if old == base && kinds.contains(&kind) {
+                    continue; // replaced by the rename below
+                }
+                let path = file_name::file_path(dir, old, kind);
+                disk::remove_file(disk, &path)?;
+                report.removed_files.push(path);
+            }
+        }
+        disk::sync_dir(disk, dir)?;
+        for kind in [FileKind::Index, FileKind::TimeIndex, FileKind::Log] {
+            if kinds.contains(&kind) {
+                disk::rename(disk, &swap(kind), &file_name::file_path(dir, base, kind))?;
+            }
+        }
+        disk::sync_dir(disk, dir)?;
+        log::warn!(
+            "{}: finished the compaction swap of segment {base} a crash interrupted",
+            dir.display()
+        );
+        report.swaps_completed.push(base);
+    }
+    disk::sync_dir(disk, dir)
+}
+
 /// Base offsets of the `.log` files in `dir`, ascending, as [`sweep`] lists them, changing
 /// nothing.
 pub(crate) fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<i64>> {
@@ -861,6 +949,7 @@ fn sweep(
                 crate::layout::PARTITION_WRITER_FILE,
                 super::published::PUBLISHED_FILE,
                 "leader-epoch-checkpoint",
+                crate::cleaner::checkpoint::CLEANER_CHECKPOINT_FILE,
                 "partition.metadata",
             ];
             if !known.contains(&name) {
@@ -870,8 +959,9 @@ fn sweep(
         };
         match (parsed.suffix, parsed.kind) {
             (Some(TempSuffix::Deleted | TempSuffix::Cleaned), _) => remove(path, report)?,
-            // Swaps come from compaction, which this version does not run: leave them.
-            (Some(TempSuffix::Swap), _) => report.ignored_files.push(path),
+            // A writable open finished or undid every swap before the sweep; a read-only one
+            // leaves a live writer's swap alone.
+            (Some(TempSuffix::Swap), _) => {}
             (None, FileKind::Log) => segments.entry(parsed.base_offset).or_default().log = true,
             (None, FileKind::Index | FileKind::TimeIndex) => {
                 segments.entry(parsed.base_offset).or_default();

@@ -27,6 +27,9 @@ use super::producer_state::{Accepted, Check, Expiry, ProducerStamp, ProducerStat
 use super::retention::{self, Limits, SegmentInfo};
 use super::{AppendInfo, RetentionReport, Shared, checkpoint};
 
+mod swap;
+pub(crate) use swap::Swapped;
+
 /// Leader epoch stamped on every batch, so a Kafka broker adopting the files builds a
 /// leader-epoch cache from them.
 const PARTITION_LEADER_EPOCH: i32 = 0;
@@ -245,6 +248,9 @@ impl Writer {
         self.check_poison()?;
         let codec = self.config.compression_type().codec_for(codec);
         check_payload(&self.config, records, codec)?;
+        if self.config.cleanup_policy().compacts() {
+            check_keys(shared, records)?;
+        }
         let now = self.now(records, stamp, wall_ms);
         self.prepare(shared)?;
         let base_offset = self.appender.next_offset();
@@ -544,10 +550,16 @@ impl Writer {
                 largest_timestamp,
             });
         }
+        // Under `cleanup.policy=compact` alone, only the log start deletes segments.
+        let deletes = config.cleanup_policy().deletes();
         let limits = Limits {
             log_start_offset: shared.log_start_offset(),
-            retention_bytes: config.retention_bytes(),
-            retention_ms: config.retention_ms(),
+            retention_bytes: if deletes {
+                config.retention_bytes()
+            } else {
+                -1
+            },
+            retention_ms: if deletes { config.retention_ms() } else { -1 },
             now_ms: config.clock().now_ms(),
         };
         let count = retention::deletable(&infos, limits);
@@ -690,6 +702,37 @@ fn check_payload(config: &LogConfig, records: &[Record<'_>], codec: Compression)
     Ok(())
 }
 
+/// Refuses an append to a compacted log holding a record without a key, as Kafka does:
+/// compaction could never replace or delete it.
+#[cold]
+fn check_keys(shared: &Shared, records: &[Record<'_>]) -> Result<()> {
+    match records.iter().position(|r| r.key.is_none()) {
+        None => Ok(()),
+        Some(index) => {
+            let (topic, partition) = topic_partition(shared);
+            Err(Error::KeyRequired {
+                topic,
+                partition,
+                index,
+            })
+        }
+    }
+}
+
+/// The topic and partition an error names: from the directory's name (`<topic>-<partition>`),
+/// or the directory's name and 0 for a partition outside a store.
+pub(crate) fn topic_partition(shared: &Shared) -> (String, u32) {
+    let name = shared
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match crate::layout::parse_partition_dir(&name) {
+        Some((topic, partition)) => (topic.to_owned(), partition),
+        None => (name, 0),
+    }
+}
+
 /// The error for a refused idempotent append. A partition knows producers by id only, so a
 /// fencing error carries no name; the topic and partition come from the directory's name
 /// (`<topic>-<partition>`), or are the directory's name and 0 for a partition outside a store.
@@ -701,15 +744,7 @@ fn rejected(shared: &Shared, stamp: ProducerStamp, rejection: Rejection) -> Erro
             epoch: stamp.epoch,
         },
         Rejection::OutOfOrder { expected } => {
-            let name = shared
-                .dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let (topic, partition) = match crate::layout::parse_partition_dir(&name) {
-                Some((topic, partition)) => (topic.to_owned(), partition),
-                None => (name, 0),
-            };
+            let (topic, partition) = topic_partition(shared);
             Error::OutOfOrderSequence {
                 topic,
                 partition,

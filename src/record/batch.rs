@@ -1516,6 +1516,9 @@ fn be_i16(b: &[u8], at: usize) -> Option<i16> {
     bytes_at(b, at).map(i16::from_be_bytes)
 }
 
+mod cleaned;
+pub(crate) use cleaned::encode_cleaned;
+
 #[cfg(test)]
 mod encode_single_tests;
 

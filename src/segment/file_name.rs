@@ -62,6 +62,29 @@ pub(crate) fn file_path(dir: &Path, base_offset: i64, kind: FileKind) -> PathBuf
     dir.join(file_name(base_offset, kind))
 }
 
+impl TempSuffix {
+    /// The suffix as it ends a file name, dot included.
+    pub(crate) fn extension(self) -> &'static str {
+        match self {
+            TempSuffix::Deleted => ".deleted",
+            TempSuffix::Cleaned => ".cleaned",
+            TempSuffix::Swap => ".swap",
+        }
+    }
+}
+
+/// The path of a segment file in transit: [`file_path`] with `suffix` appended.
+pub(crate) fn temp_path(
+    dir: &Path,
+    base_offset: i64,
+    kind: FileKind,
+    suffix: TempSuffix,
+) -> PathBuf {
+    let mut name = file_path(dir, base_offset, kind).into_os_string();
+    name.push(suffix.extension());
+    PathBuf::from(name)
+}
+
 /// Parses a segment file name; `None` for anything else (such files are left alone).
 pub(crate) fn parse(name: &str) -> Option<SegmentFileName> {
     let (digits, rest) = name.split_once('.')?;

@@ -307,6 +307,11 @@ impl Segment {
         Ok(())
     }
 
+    /// Whether the segment was taken out of the log (retention, or replaced by compaction).
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
     /// A handle on the `.log` file: the held one while the segment is active, a new one
     /// otherwise (dropped by the caller when done).
     pub(crate) fn log(&self) -> Result<File> {

@@ -1,0 +1,200 @@
+//! The cleaner's map from key to the latest offset seen for it (Kafka's `SkimpyOffsetMap`):
+//! open addressing over fixed-size slots, keys never stored, only a 128-bit hash of each.
+//!
+//! Kafka keys its slots by the key's MD5. Here it is XXH3-128 with a seed drawn afresh for
+//! every map: as good at telling keys apart, much cheaper, and a key crafted to collide with
+//! another cannot be prepared in advance. Two keys with the same hash would merge (the older
+//! one's records would be dropped); with 128 bits that takes about 2^64 keys.
+//!
+//! Memory is bounded: the map grows by doubling up to `max_bytes` (Kafka's
+//! `log.cleaner.dedupe.buffer.size`), and reports itself full once its slots are 90% used at that
+//! size (Kafka's `log.cleaner.io.buffer.load.factor`); the cleaner then cleans what it mapped
+//! and leaves the rest for another pass.
+
+use std::hash::{BuildHasher, Hasher};
+
+/// Bytes one slot takes: a 16-byte hash and an 8-byte offset, as Kafka's.
+pub(crate) const SLOT_BYTES: usize = 24;
+
+/// Share of the slots that may be used (Kafka's `log.cleaner.io.buffer.load.factor`).
+const LOAD_FACTOR: f64 = 0.9;
+
+/// Slots of a new map, before it grows.
+const INITIAL_SLOTS: usize = 1 << 10;
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u128,
+    /// -1 for an empty slot (offsets are never negative).
+    offset: i64,
+}
+
+const EMPTY: Slot = Slot {
+    hash: 0,
+    offset: -1,
+};
+
+/// Key hash → latest offset, bounded in memory.
+#[derive(Debug)]
+pub(crate) struct OffsetMap {
+    slots: Vec<Slot>,
+    used: usize,
+    max_slots: usize,
+    seed: u64,
+    /// The largest offset put.
+    latest: i64,
+}
+
+impl OffsetMap {
+    /// An empty map that may grow to `max_bytes` (at least room for a few slots).
+    pub(crate) fn new(max_bytes: usize) -> OffsetMap {
+        let max_slots = (max_bytes / SLOT_BYTES).max(16).next_power_of_two();
+        // `next_power_of_two` may round above the budget: stay within it.
+        let max_slots = if max_slots * SLOT_BYTES > max_bytes.max(16 * SLOT_BYTES) {
+            max_slots / 2
+        } else {
+            max_slots
+        };
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        OffsetMap {
+            slots: vec![EMPTY; INITIAL_SLOTS.min(max_slots)],
+            used: 0,
+            max_slots,
+            seed,
+            latest: -1,
+        }
+    }
+
+    /// Keys the map can hold at its largest.
+    pub(crate) fn capacity(&self) -> usize {
+        (self.max_slots as f64 * LOAD_FACTOR) as usize
+    }
+
+    /// Keys in the map.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.used
+    }
+
+    /// Whether `more` more keys might not fit.
+    pub(crate) fn lacks_room_for(&self, more: usize) -> bool {
+        self.used.saturating_add(more) > self.capacity()
+    }
+
+    /// The largest offset put, or -1.
+    #[cfg(test)]
+    pub(crate) fn latest_offset(&self) -> i64 {
+        self.latest
+    }
+
+    /// Bytes the map's slots take now.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.slots.len() * SLOT_BYTES
+    }
+
+    fn hash(&self, key: &[u8]) -> u128 {
+        xxhash_rust::xxh3::xxh3_128_with_seed(key, self.seed)
+    }
+
+    /// Where `hash` is, or the empty slot where it would go. The table is never full (growth
+    /// and `lacks_room_for` keep it at most 90% used), so the probe ends.
+    fn find(slots: &[Slot], hash: u128) -> usize {
+        let mask = slots.len() - 1;
+        let mut i = (hash as usize) & mask;
+        loop {
+            match slots.get(i) {
+                Some(s) if s.offset >= 0 && s.hash != hash => i = (i + 1) & mask,
+                _ => return i,
+            }
+        }
+    }
+
+    /// Records `offset` as the latest of `key`. Returns `false`, changing nothing, if the map
+    /// is full (the caller should have asked [`lacks_room_for`](Self::lacks_room_for)).
+    pub(crate) fn put(&mut self, key: &[u8], offset: i64) -> bool {
+        let hash = self.hash(key);
+        let mut i = Self::find(&self.slots, hash);
+        if self.slots.get(i).is_some_and(|s| s.offset < 0) {
+            if self.used + 1 > (self.slots.len() as f64 * LOAD_FACTOR) as usize {
+                if self.slots.len() >= self.max_slots {
+                    return false;
+                }
+                self.grow();
+                i = Self::find(&self.slots, hash);
+            }
+            self.used += 1;
+        }
+        if let Some(slot) = self.slots.get_mut(i) {
+            *slot = Slot { hash, offset };
+        }
+        self.latest = self.latest.max(offset);
+        true
+    }
+
+    /// The latest offset recorded for `key`, or -1.
+    pub(crate) fn get(&self, key: &[u8]) -> i64 {
+        let hash = self.hash(key);
+        self.slots
+            .get(Self::find(&self.slots, hash))
+            .map_or(-1, |s| s.offset)
+    }
+
+    fn grow(&mut self) {
+        let bigger = (self.slots.len() * 2).min(self.max_slots);
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY; bigger]);
+        for slot in old.into_iter().filter(|s| s.offset >= 0) {
+            let i = Self::find(&self.slots, slot.hash);
+            if let Some(s) = self.slots.get_mut(i) {
+                *s = slot;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_offset_per_key_wins_and_misses_are_minus_one() {
+        let mut map = OffsetMap::new(1 << 20);
+        assert_eq!(map.get(b"a"), -1);
+        assert!(map.put(b"a", 1));
+        assert!(map.put(b"b", 2));
+        assert!(map.put(b"a", 3));
+        assert_eq!((map.get(b"a"), map.get(b"b"), map.get(b"c")), (3, 2, -1));
+        assert_eq!((map.len(), map.latest_offset()), (2, 3));
+        assert!(map.put(b"", 4), "an empty key is a key");
+        assert_eq!(map.get(b""), 4);
+    }
+
+    #[test]
+    fn grows_to_its_budget_then_reports_full() {
+        let budget = 64 * 1024;
+        let mut map = OffsetMap::new(budget);
+        let capacity = map.capacity();
+        assert!(capacity > 1000 && capacity * SLOT_BYTES <= budget);
+        for i in 0..capacity {
+            assert!(!map.lacks_room_for(1));
+            assert!(map.put(format!("k{i}").as_bytes(), i as i64), "{i}");
+        }
+        assert!(map.lacks_room_for(1));
+        assert!(!map.put(b"one more", 1), "full");
+        assert!(map.put(b"k7", 99_999), "an existing key still updates");
+        assert!(map.bytes() <= budget);
+        for i in 0..capacity {
+            let want = if i == 7 { 99_999 } else { i as i64 };
+            assert_eq!(map.get(format!("k{i}").as_bytes()), want);
+        }
+    }
+
+    #[test]
+    fn a_tiny_budget_still_holds_a_few_keys() {
+        let mut map = OffsetMap::new(0);
+        assert!(map.capacity() >= 8);
+        assert!(map.put(b"x", 0));
+    }
+}

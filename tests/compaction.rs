@@ -1,0 +1,254 @@
+//! Log compaction through the public API: what a compacted partition returns, across
+//! reopens, with readers running, for tombstones, idempotent producers and keyless records.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use topiclog::config::{CleanerConfig, CleanupPolicy, Clock, LogConfig};
+use topiclog::{Error, Partition, Record};
+
+#[derive(Debug)]
+struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Compacted, small segments; appends fsynced in batches (fast), flushed before each check.
+fn compacted(segment_bytes: i32) -> LogConfig {
+    LogConfig::builder()
+        .cleanup_policy(CleanupPolicy::Compact)
+        .flush_messages(i64::MAX)
+        .segment_bytes(segment_bytes)
+        .retention_ms(-1)
+        .build()
+        .unwrap()
+}
+
+/// A record as the tests compare it: offset, key, value.
+type Kept = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Every record as (offset, key, value).
+fn contents(log: &Partition) -> Vec<Kept> {
+    log.read(log.log_start_offset())
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            (
+                r.offset(),
+                r.key().map(<[u8]>::to_vec),
+                r.value().map(<[u8]>::to_vec),
+            )
+        })
+        .collect()
+}
+
+/// The latest value per key a log returns.
+fn latest(log: &Partition) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+    contents(log)
+        .into_iter()
+        .filter_map(|(_, k, v)| k.map(|k| (k, v)))
+        .collect()
+}
+
+#[test]
+fn keeps_the_latest_record_per_key_and_every_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Partition::open(dir.path(), compacted(1024)).unwrap();
+    let mut model = BTreeMap::new();
+    for i in 0..300u32 {
+        let key = format!("key-{}", i % 17);
+        let value = format!("value-{i}");
+        log.append(Record::keyed(key.as_bytes(), value.as_bytes()))
+            .unwrap();
+        model.insert(key.into_bytes(), Some(value.into_bytes()));
+    }
+    let before = contents(&log);
+    let active_base = *log.segment_base_offsets().last().unwrap();
+    let report = log.compact().unwrap();
+    assert_eq!(report.skipped, None);
+    assert!(report.passes >= 1);
+    assert!(report.records_after < report.records_before, "{report:?}");
+    assert!(report.bytes_after < report.bytes_before);
+    assert_eq!(report.first_dirty_offset, active_base);
+    let after = contents(&log);
+    // Offsets never change; a record survives as it was.
+    for record in &after {
+        assert!(before.contains(record), "{record:?} was not in the log");
+    }
+    assert_eq!(latest(&log), model);
+    // Below the active segment, each key appears once.
+    let mut seen = std::collections::HashSet::new();
+    for (offset, key, _) in after.iter().filter(|(o, ..)| *o < active_base) {
+        assert!(seen.insert(key.clone()), "{key:?} twice (at {offset})");
+    }
+    assert_eq!(log.next_offset(), 300);
+    // Reads from an offset compacted away start at the next one present.
+    let gone = (0..active_base)
+        .find(|o| !after.iter().any(|(a, ..)| a == o))
+        .unwrap();
+    let first = log.read(gone).unwrap().next().unwrap().unwrap().offset();
+    assert!(first > gone);
+    assert_eq!(
+        Some(first),
+        after.iter().map(|(o, ..)| *o).find(|&o| o > gone)
+    );
+    // A second compaction with nothing new dirty changes nothing.
+    let again = log.compact().unwrap();
+    assert_eq!(again.passes, 0);
+    assert_eq!(contents(&log), after);
+    log.close().unwrap();
+    let log = Partition::open(dir.path(), compacted(1024)).unwrap();
+    assert!(log.recovery().clean_shutdown);
+    assert_eq!(contents(&log), after);
+    drop(log);
+    // An unclean open scans the cleaned segments and finds them whole.
+    std::fs::remove_file(dir.path().join(".topiclog_cleanshutdown")).unwrap();
+    let log = Partition::open(dir.path(), compacted(1024)).unwrap();
+    assert!(!log.recovery().clean_shutdown);
+    assert_eq!(contents(&log), after);
+    assert!(log.recovery().truncations.is_empty());
+}
+
+#[test]
+fn keyless_appends_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Partition::open(dir.path(), compacted(1 << 20)).unwrap();
+    match log.append(Record::new(b"no key")) {
+        Err(Error::KeyRequired { index, .. }) => assert_eq!(index, 0),
+        other => panic!("expected KeyRequired, got {other:?}"),
+    }
+    match log.append_batch(&[Record::keyed(b"k", b"v"), Record::new(b"no key")]) {
+        Err(Error::KeyRequired { index, .. }) => assert_eq!(index, 1),
+        other => panic!("expected KeyRequired, got {other:?}"),
+    }
+    assert_eq!(log.next_offset(), 0);
+    log.append(Record::tombstone(b"k")).unwrap();
+}
+
+#[test]
+fn a_delete_policy_is_not_compacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Partition::open(dir.path(), LogConfig::default()).unwrap();
+    log.append(Record::new(b"v")).unwrap();
+    let report = log.compact().unwrap();
+    assert!(report.skipped.unwrap().contains("delete"));
+}
+
+#[test]
+fn tombstones_survive_delete_retention_ms_after_their_first_cleaning() {
+    let clock = Arc::new(ManualClock(1_000_000.into()));
+    let config = LogConfig::builder()
+        .cleanup_policy(CleanupPolicy::Compact)
+        .segment_bytes(300)
+        .delete_retention_ms(10_000)
+        .retention_ms(-1)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = Partition::open(dir.path(), config).unwrap();
+    for i in 0..10u32 {
+        log.append(Record::keyed(b"a", &i.to_be_bytes())).unwrap();
+        log.append(Record::keyed(b"b", &i.to_be_bytes())).unwrap();
+    }
+    log.append(Record::tombstone(b"a")).unwrap();
+    for i in 0..20u32 {
+        log.append(Record::keyed(b"c", &i.to_be_bytes())).unwrap();
+    }
+    log.compact().unwrap();
+    let map = latest(&log);
+    assert_eq!(map.get(b"a".as_slice()), Some(&None), "tombstone kept");
+    assert!(
+        !contents(&log)
+            .iter()
+            .any(|(_, k, v)| k.as_deref() == Some(b"a") && v.is_some()),
+        "older values of a are gone"
+    );
+    // Before the horizon, cleaning again keeps it.
+    clock
+        .0
+        .store(1_009_999, std::sync::atomic::Ordering::SeqCst);
+    for i in 0..20u32 {
+        log.append(Record::keyed(b"c", &i.to_be_bytes())).unwrap();
+    }
+    log.compact().unwrap();
+    assert_eq!(latest(&log).get(b"a".as_slice()), Some(&None));
+    // At the horizon, the next cleaning drops it.
+    clock
+        .0
+        .store(1_010_000, std::sync::atomic::Ordering::SeqCst);
+    for i in 0..20u32 {
+        log.append(Record::keyed(b"c", &i.to_be_bytes())).unwrap();
+    }
+    log.compact().unwrap();
+    assert_eq!(
+        latest(&log).get(b"a".as_slice()),
+        None,
+        "{:?}",
+        contents(&log)
+    );
+    assert!(latest(&log).contains_key(b"b".as_slice()));
+}
+
+#[test]
+fn a_small_key_map_cleans_in_several_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Partition::open(dir.path(), compacted(4096)).unwrap();
+    let mut model = BTreeMap::new();
+    for i in 0..3000u32 {
+        let key = format!("k{}", (i * 7919) % 1000);
+        log.append(Record::keyed(key.as_bytes(), &i.to_be_bytes()))
+            .unwrap();
+        model.insert(key.into_bytes(), Some(i.to_be_bytes().to_vec()));
+    }
+    // Room for about 170 keys: far fewer than the 1000 distinct ones.
+    let cleaner = CleanerConfig::default().dedupe_buffer_size(4096);
+    let report = log.compact_with(&cleaner).unwrap();
+    assert!(report.passes > 1, "{report:?}");
+    assert_eq!(latest(&log), model);
+    let full = log.compact().unwrap();
+    assert_eq!(latest(&log), model);
+    assert_eq!(full.passes, 0, "already clean up to the active segment");
+}
+
+#[test]
+fn readers_inside_replaced_segments_read_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Partition::open(dir.path(), compacted(512)).unwrap();
+    for i in 0..400u32 {
+        let key = format!("k{}", i % 5);
+        log.append(Record::keyed(key.as_bytes(), &i.to_be_bytes()))
+            .unwrap();
+    }
+    let before = contents(&log);
+    for start in [0usize, 3, 50, 120] {
+        let mut reader = log.read(before[start].0).unwrap();
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            got.push(reader.next().unwrap().unwrap().offset());
+        }
+        log.compact().unwrap();
+        for r in reader {
+            got.push(r.unwrap().offset());
+        }
+        // What it read is in order and never repeats; every record present now from where
+        // it stood is among what it read.
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+        let now: Vec<i64> = contents(&log)
+            .iter()
+            .map(|(o, ..)| *o)
+            .filter(|&o| o > got[4])
+            .collect();
+        for o in now {
+            assert!(got.contains(&o), "{o} missed by the reader from {start}");
+        }
+        for i in 0..40u32 {
+            let key = format!("k{}", i % 5);
+            log.append(Record::keyed(key.as_bytes(), &i.to_be_bytes()))
+                .unwrap();
+        }
+    }
+}
