@@ -252,3 +252,144 @@ fn readers_inside_replaced_segments_read_on() {
         }
     }
 }
+
+mod store {
+    use super::*;
+    use std::time::{Duration, Instant};
+    use topiclog::Store;
+    use topiclog::config::{StoreOptions, TopicConfig};
+
+    fn topic_config() -> TopicConfig {
+        TopicConfig::new(2).with_log(
+            LogConfig::builder()
+                .cleanup_policy(CleanupPolicy::Compact)
+                .segment_bytes(400)
+                .flush_messages(i64::MAX)
+                .retention_ms(-1)
+                .min_cleanable_dirty_ratio(0.2)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    fn fill(store: &Store, rounds: u32) {
+        let topic = store.topic("state").unwrap();
+        for i in 0..rounds {
+            for p in 0..2 {
+                let key = format!("k{}", i % 6);
+                topic
+                    .append_to(p, Record::keyed(key.as_bytes(), &i.to_be_bytes()))
+                    .unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn compact_cleans_every_partition_and_keeps_one_kafka_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions::builder().log_cleaner_enable(false).build();
+        let store = Store::open_with(dir.path(), options).unwrap();
+        store.create_topic("state", topic_config()).unwrap();
+        store.create_topic("plain", TopicConfig::new(1)).unwrap();
+        fill(&store, 100);
+        let reports = store.compact("state").unwrap();
+        assert_eq!(reports.len(), 2);
+        for (p, report) in &reports {
+            assert!(
+                report.records_after < report.records_before,
+                "{p}: {report:?}"
+            );
+            let partition = store.topic("state").unwrap().partition(*p).unwrap();
+            assert_eq!(partition.dirt().unwrap().ratio(), 0.0);
+        }
+        let text = std::fs::read_to_string(dir.path().join("cleaner-offset-checkpoint")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            &lines[..2],
+            ["0", "2"],
+            "Kafka's version 0, two entries: {text}"
+        );
+        for (p, report) in &reports {
+            let line = format!("state {p} {}", report.first_dirty_offset);
+            assert!(lines.contains(&line.as_str()), "{line} in {text}");
+        }
+        let skipped = store.compact("plain").unwrap();
+        assert!(skipped[0].1.skipped.is_some());
+        assert!(matches!(store.compact("nope"), Err(Error::UnknownTopic(_))));
+        store.close().unwrap();
+        drop(store);
+        // The checkpoint is where the next open's cleaning starts.
+        let store = Store::open(dir.path()).unwrap();
+        let partition = store.topic("state").unwrap().partition(0).unwrap();
+        assert_eq!(
+            partition.dirt().unwrap().first_dirty_offset,
+            reports[0].1.first_dirty_offset
+        );
+    }
+
+    #[test]
+    fn the_background_cleaner_cleans_partitions_dirtier_than_their_ratio() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions::from_pairs([
+            ("log.cleaner.backoff.ms", "20"),
+            ("log.cleaner.dedupe.buffer.size", "1048576"),
+        ])
+        .unwrap();
+        let store = Store::open_with(dir.path(), options).unwrap();
+        store.create_topic("state", topic_config()).unwrap();
+        fill(&store, 120);
+        let topic = store.topic("state").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let dirt: Vec<f64> = topic
+                .partitions()
+                .iter()
+                .map(|p| p.dirt().unwrap().ratio())
+                .collect();
+            if dirt.iter().all(|&r| r <= 0.2) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never cleaned: {dirt:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for partition in topic.partitions() {
+            let keys: std::collections::HashSet<Vec<u8>> = partition
+                .read(partition.log_start_offset())
+                .unwrap()
+                .map(|r| r.unwrap().key().unwrap().to_vec())
+                .collect();
+            assert_eq!(keys.len(), 6);
+        }
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn cleaner_settings_take_kafkas_broker_names() {
+        for (key, value) in [
+            ("log.cleaner.enable", "maybe"),
+            ("log.cleaner.io.max.bytes.per.second", "0"),
+            ("log.cleaner.io.max.bytes.per.second", "fast"),
+            ("log.cleaner.dedupe.buffer.size", "-1"),
+            ("log.cleaner.min.cleanable.ratio", "2"),
+        ] {
+            assert!(
+                matches!(
+                    StoreOptions::from_pairs([(key, value)]),
+                    Err(Error::InvalidConfig { .. })
+                ),
+                "{key}={value}"
+            );
+        }
+        let options = StoreOptions::from_pairs([
+            ("log.cleaner.enable", "false"),
+            ("log.cleaner.min.cleanable.ratio", "0.1"),
+            ("log.cleaner.delete.retention.ms", "5"),
+            ("log.cleanup.policy", "compact"),
+        ])
+        .unwrap();
+        let log = options.log_config();
+        assert_eq!(log.min_cleanable_dirty_ratio(), 0.1);
+        assert_eq!(log.delete_retention_ms(), 5);
+        assert_eq!(log.cleanup_policy(), CleanupPolicy::Compact);
+    }
+}

@@ -107,6 +107,12 @@ fn first_batch_timestamp(segment: &Segment) -> Result<Option<i64>> {
 }
 
 impl Partition {
+    /// Keeps the first dirty offset in `path` (a store's `cleaner-offset-checkpoint`) rather
+    /// than in the partition's directory.
+    pub(crate) fn set_cleaner_checkpoint(&self, path: PathBuf) {
+        let _ = self.shared.cleaner_checkpoint.set(path);
+    }
+
     /// Compacts the partition now (`cleanup.policy` `compact` or `compact,delete`), whatever
     /// its dirty ratio: every sealed segment is cleaned of records whose key has a later
     /// record, and of tombstones past their delete horizon, with the default

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::cleaner::{CleanerConfig, CompactionReport, DEFAULT_CLEANER_BACKOFF_MS};
 use crate::config::LogConfig;
 use crate::consumer::{Consumer, ConsumerConfig, Source, TopicPartition};
 use crate::disk::{self, Disk, OsDisk, ReadOnlyDisk};
@@ -48,6 +49,9 @@ pub struct StoreOptions {
     partitioner: Arc<dyn Partitioner>,
     lock_timeout: Duration,
     max_partitions: u32,
+    cleaner_enable: bool,
+    cleaner: CleanerConfig,
+    cleaner_backoff_ms: u64,
 }
 
 impl Default for StoreOptions {
@@ -61,6 +65,9 @@ impl Default for StoreOptions {
             partitioner: Arc::new(DefaultPartitioner::default()),
             lock_timeout: Duration::ZERO,
             max_partitions: DEFAULT_MAX_PARTITIONS,
+            cleaner_enable: true,
+            cleaner: CleanerConfig::default(),
+            cleaner_backoff_ms: DEFAULT_CLEANER_BACKOFF_MS as u64,
         }
     }
 }
@@ -115,6 +122,30 @@ const BROKER_TOPIC_DEFAULTS: &[(&str, &str, i64, u8)] = &[
     ("compression.lz4.level", "compression.lz4.level", 1, 0),
     ("compression.zstd.level", "compression.zstd.level", 1, 0),
     ("log.cleanup.policy", "cleanup.policy", 1, 0),
+    (
+        "log.cleaner.min.cleanable.ratio",
+        "min.cleanable.dirty.ratio",
+        1,
+        0,
+    ),
+    (
+        "log.cleaner.min.compaction.lag.ms",
+        "min.compaction.lag.ms",
+        1,
+        0,
+    ),
+    (
+        "log.cleaner.max.compaction.lag.ms",
+        "max.compaction.lag.ms",
+        1,
+        0,
+    ),
+    (
+        "log.cleaner.delete.retention.ms",
+        "delete.retention.ms",
+        1,
+        0,
+    ),
 ];
 
 /// Kafka broker settings that mean nothing to an embedded store (identity, listeners,
@@ -134,7 +165,6 @@ pub const IGNORED_STORE_KEYS: &[&str] = &[
     "inter.broker.listener.name",
     "listener.security.protocol.map",
     "listeners",
-    "log.cleaner.enable",
     "log.cleaner.threads",
     "log.dir",
     "log.dirs",
@@ -211,6 +241,10 @@ impl StoreOptionsBuilder {
     ///   `producer.id.expiration.ms`, `compression.type` and its levels, `log.cleanup.policy`;
     /// - `log.retention.check.interval.ms` (turns background retention on) and
     ///   `log.flush.offset.checkpoint.interval.ms`;
+    /// - the cleaner: `log.cleaner.enable`, `log.cleaner.dedupe.buffer.size`,
+    ///   `log.cleaner.io.max.bytes.per.second`, `log.cleaner.backoff.ms`, and the topic
+    ///   defaults `log.cleaner.min.cleanable.ratio`, `log.cleaner.min.compaction.lag.ms`,
+    ///   `log.cleaner.max.compaction.lag.ms`, `log.cleaner.delete.retention.ms`;
     /// - topiclog's own: `topiclog.create.if.missing` (`true`/`false`),
     ///   `topiclog.lock.timeout.ms`, `topiclog.max.partitions`.
     ///
@@ -259,6 +293,30 @@ impl StoreOptionsBuilder {
         Ok(match key {
             "log.retention.check.interval.ms" => {
                 self.retention_check_interval_ms(num("log.retention.check.interval.ms", value)?)
+            }
+            "log.cleaner.enable" => match value.trim() {
+                "true" => self.log_cleaner_enable(true),
+                "false" => self.log_cleaner_enable(false),
+                _ => {
+                    return Err(Error::InvalidConfig {
+                        key: "log.cleaner.enable",
+                        value: value.to_owned(),
+                        reason: "must be true or false".into(),
+                    });
+                }
+            },
+            "log.cleaner.dedupe.buffer.size" => {
+                let bytes: usize = num("log.cleaner.dedupe.buffer.size", value)?;
+                let cleaner = self.options.cleaner.dedupe_buffer_size(bytes);
+                self.cleaner(cleaner)?
+            }
+            "log.cleaner.io.max.bytes.per.second" => {
+                let rate: f64 = num("log.cleaner.io.max.bytes.per.second", value)?;
+                let cleaner = self.options.cleaner.io_max_bytes_per_second(rate);
+                self.cleaner(cleaner)?
+            }
+            "log.cleaner.backoff.ms" => {
+                self.cleaner_backoff_ms(num("log.cleaner.backoff.ms", value)?)
             }
             "log.flush.offset.checkpoint.interval.ms" => self.flush_offset_checkpoint_interval_ms(
                 num("log.flush.offset.checkpoint.interval.ms", value)?,
@@ -384,6 +442,33 @@ impl StoreOptionsBuilder {
         self
     }
 
+    /// `log.cleaner.enable` (default true): the store's background thread compacts the
+    /// partitions of compacted topics whose dirty ratio passes `min.cleanable.dirty.ratio`, or
+    /// whose oldest dirty segment passed `max.compaction.lag.ms`, dirtiest first, every
+    /// `log.cleaner.backoff.ms`.
+    pub fn log_cleaner_enable(mut self, on: bool) -> Self {
+        self.options.cleaner_enable = on;
+        self
+    }
+
+    /// The cleaner's memory and I/O bounds (`log.cleaner.dedupe.buffer.size`,
+    /// `log.cleaner.io.max.bytes.per.second`), for background and on-demand compaction.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an I/O rate that is not positive.
+    pub fn cleaner(mut self, cleaner: CleanerConfig) -> Result<Self> {
+        cleaner.validate()?;
+        self.options.cleaner = cleaner;
+        Ok(self)
+    }
+
+    /// `log.cleaner.backoff.ms`: how long the background cleaner sleeps between looks for
+    /// dirty partitions (default [`DEFAULT_CLEANER_BACKOFF_MS`], 15 s).
+    pub fn cleaner_backoff_ms(mut self, ms: u64) -> Self {
+        self.options.cleaner_backoff_ms = ms.max(1);
+        self
+    }
+
     /// The options.
     pub fn build(self) -> StoreOptions {
         self.options
@@ -476,6 +561,7 @@ impl Store {
         let intervals = Intervals {
             retention_ms: options.retention_check_interval_ms,
             checkpoint_ms: options.checkpoint_interval_ms,
+            cleaner_ms: options.cleaner_enable.then_some(options.cleaner_backoff_ms),
         };
         let inner = Arc::new(Store::load(dir, disk, options, Some(lock))?);
         let background = Background::start(Arc::downgrade(&inner), intervals);
@@ -1061,6 +1147,26 @@ impl Store {
         Ok(())
     }
 
+    /// Compacts every partition of `topic` now (see [`Partition::compact`]), with the store's
+    /// cleaner settings, whatever their dirty ratio. Returns each partition's report; a topic
+    /// whose `cleanup.policy` does not compact reports every partition skipped.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::ReadOnly`], and the errors of
+    /// [`Partition::compact`].
+    pub fn compact(&self, topic: &str) -> Result<Vec<(u32, CompactionReport)>> {
+        self.writable()?;
+        let topic = self.topic(topic)?;
+        let mut reports = Vec::new();
+        for (n, partition) in topic.partitions().iter().enumerate() {
+            reports.push((
+                n as u32,
+                partition.clean(&self.inner.options.cleaner, None)?,
+            ));
+        }
+        Ok(reports)
+    }
+
     /// Runs retention on every partition of every topic now. Returns what each deleted, for
     /// partitions that deleted something.
     pub fn enforce_retention(&self) -> Result<Vec<(String, u32, RetentionReport)>> {
@@ -1368,6 +1474,10 @@ impl Inner {
         if let Some(probe) = &self.followers {
             opened.set_follower_probe(Arc::clone(probe));
         }
+        opened.set_cleaner_checkpoint(
+            self.dir
+                .join(crate::cleaner::checkpoint::CLEANER_CHECKPOINT_FILE),
+        );
         Ok(Arc::new(opened))
     }
 
@@ -1390,6 +1500,37 @@ impl Inner {
             for partition in topic.partitions() {
                 partition.checkpoint_recovery_point()?;
             }
+        }
+        Ok(())
+    }
+
+    /// One round of the background cleaner (Kafka's `grabFilthiestCompactedLog`): the
+    /// partition of a compacted topic dirtier than its `min.cleanable.dirty.ratio` (or
+    /// overdue by `max.compaction.lag.ms`) with the highest ratio is cleaned, then the next,
+    /// each at most once a round.
+    fn clean_dirtiest(&self) -> Result<()> {
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        let mut candidates = Vec::new();
+        for topic in topics {
+            let config = topic.config();
+            if !config.cleanup_policy().compacts() {
+                continue;
+            }
+            for partition in topic.partitions() {
+                let dirt = partition.dirt()?;
+                if dirt.overdue || dirt.ratio() > config.min_cleanable_dirty_ratio() {
+                    let rank = if dirt.overdue {
+                        f64::INFINITY
+                    } else {
+                        dirt.ratio()
+                    };
+                    candidates.push((rank, config.min_cleanable_dirty_ratio(), partition));
+                }
+            }
+        }
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (_, threshold, partition) in candidates {
+            partition.clean(&self.options.cleaner, Some(threshold))?;
         }
         Ok(())
     }
@@ -1548,6 +1689,8 @@ struct Intervals {
     retention_ms: Option<u64>,
     /// Milliseconds between recovery-checkpoint writes.
     checkpoint_ms: u64,
+    /// Milliseconds between background cleaner rounds; `None` for none.
+    cleaner_ms: Option<u64>,
 }
 
 impl Background {
@@ -1557,6 +1700,7 @@ impl Background {
         let Intervals {
             retention_ms,
             checkpoint_ms,
+            cleaner_ms,
         } = intervals;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
@@ -1569,10 +1713,12 @@ impl Background {
                 let mut next_retention = retention_ms.map(|ms| start + every(ms));
                 let mut next_checkpoint = start + every(checkpoint_ms);
                 let mut next_probe = start;
+                let mut next_clean = cleaner_ms.map(|ms| start + every(ms));
                 loop {
                     let due = next_retention
                         .map_or(next_checkpoint, |r| r.min(next_checkpoint))
                         .min(next_probe);
+                    let due = next_clean.map_or(due, |c| c.min(due));
                     let mut guard = stopped.lock();
                     if !*guard {
                         wake.wait_until(&mut guard, due);
@@ -1599,6 +1745,14 @@ impl Background {
                     {
                         let _ = inner.enforce_retention();
                         next_retention = Some(now + every(ms));
+                    }
+                    if let (Some(at), Some(ms)) = (next_clean, cleaner_ms)
+                        && now >= at
+                    {
+                        if let Err(e) = inner.clean_dirtiest() {
+                            log::warn!("{}: background cleaning failed: {e}", inner.dir.display());
+                        }
+                        next_clean = Some(Instant::now() + every(ms));
                     }
                 }
             })

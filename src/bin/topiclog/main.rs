@@ -69,7 +69,10 @@ enum Command {
     Topics,
     /// Describe a topic's partitions (read-only)
     ///
-    /// One line per partition: `PARTITION<TAB>LOG_START<TAB>NEXT_OFFSET<TAB>SEGMENTS<TAB>LOG_BYTES`.
+    /// One line per partition:
+    /// `PARTITION<TAB>LOG_START<TAB>NEXT_OFFSET<TAB>SEGMENTS<TAB>LOG_BYTES<TAB>DIRTY_RATIO`; the
+    /// dirty ratio (what `min.cleanable.dirty.ratio` is compared with) is `-` unless the topic
+    /// is compacted.
     Describe {
         /// The topic
         topic: String,
@@ -103,6 +106,17 @@ enum Command {
     /// Change a topic's settings (opens the store for writing); prints every setting after,
     /// one `KEY=VALUE` line each
     AlterConfig(AlterConfigArgs),
+    /// Compact a topic now and print, per partition, what was rewritten (opens the store for
+    /// writing)
+    ///
+    /// Runs the log cleaner on every partition of a topic whose cleanup.policy is compact or
+    /// compact,delete, whatever its dirty ratio, up to its active segment. One line per
+    /// partition: the segments, bytes and records of what was rewritten, before and after, or
+    /// why it was skipped.
+    Compact {
+        /// The topic
+        topic: String,
+    },
     /// Apply retention now and print what was deleted (opens the store for writing)
     ///
     /// Applies each topic's retention.ms and retention.bytes to every partition, whole segments
@@ -295,6 +309,7 @@ fn run(cli: &Cli, out: &mut Out) -> Result<(), Failure> {
         Command::DeleteRecords(args) => delete_records(store_dir(cli)?, args, out),
         Command::AlterConfig(args) => alter_config(store_dir(cli)?, args, out),
         Command::EnforceRetention => enforce_retention(store_dir(cli)?, out),
+        Command::Compact { topic } => compact(store_dir(cli)?, topic, out),
         Command::Recover(args) => recover(store_dir(cli)?, args, out),
         Command::Groups => groups(store_dir(cli)?, out),
         Command::DescribeGroup { group } => describe_group(store_dir(cli)?, group, out),
@@ -357,9 +372,14 @@ fn topics(dir: &Path, out: &mut Out) -> Result<(), Failure> {
 fn describe(dir: &Path, topic: &str, out: &mut Out) -> Result<(), Failure> {
     let store = Store::open_read_only(dir)?;
     let topic = store.topic(topic)?;
+    let compacted = topic.config().cleanup_policy().compacts();
     for (n, partition) in topic.partitions().iter().enumerate() {
+        let dirty = match compacted {
+            true => format!("{:.3}", partition.dirt()?.ratio()),
+            false => "-".to_owned(),
+        };
         out.line(format_args!(
-            "{n}\t{}\t{}\t{}\t{}",
+            "{n}\t{}\t{}\t{}\t{}\t{dirty}",
             partition.log_start_offset(),
             partition.next_offset(),
             partition.segment_base_offsets().len(),
@@ -367,6 +387,32 @@ fn describe(dir: &Path, topic: &str, out: &mut Out) -> Result<(), Failure> {
         ))?;
     }
     Ok(())
+}
+
+fn compact(dir: &Path, topic: &str, out: &mut Out) -> Result<(), Failure> {
+    let store = open_for_writing(dir)?;
+    with_writable_store(store, |store| {
+        for (partition, report) in store.compact(topic)? {
+            match &report.skipped {
+                Some(why) => out.line(format_args!("{topic}-{partition}: skipped: {why}"))?,
+                None if report.passes == 0 => {
+                    out.line(format_args!("{topic}-{partition}: nothing to clean"))?;
+                }
+                None => out.line(format_args!(
+                    "{topic}-{partition}: {} -> {} segments, {} -> {} bytes, {} -> {} records; \
+                     clean up to offset {}",
+                    report.segments_before,
+                    report.segments_after,
+                    report.bytes_before,
+                    report.bytes_after,
+                    report.records_before,
+                    report.records_after,
+                    report.first_dirty_offset
+                ))?,
+            }
+        }
+        Ok(())
+    })
 }
 
 fn alter_config(dir: &Path, args: &AlterConfigArgs, out: &mut Out) -> Result<(), Failure> {

@@ -34,6 +34,10 @@ pub(crate) struct ProduceArgs {
     #[arg(long, value_name = "CODEC", num_args = 0..=1, default_missing_value = "gzip",
           value_parser = parse_codec)]
     compression_codec: Option<Compression>,
+    /// A line whose value equals STR gets a null value: a tombstone, which deletes its key
+    /// from a compacted topic (Kafka's console-producer `null.marker`)
+    #[arg(long, value_name = "STR")]
+    null_marker: Option<String>,
 }
 
 fn parse_codec(name: &str) -> Result<Compression, String> {
@@ -96,14 +100,21 @@ fn strip_line_end(line: &mut Vec<u8>) {
     }
 }
 
-/// The record a line makes.
-fn record<'a>(line: &'a [u8], separator: Option<&[u8]>) -> Record<'a> {
-    let Some(sep) = separator else {
-        return Record::new(line);
-    };
-    match line.windows(sep.len()).position(|w| w == sep) {
-        Some(at) => Record::keyed(&line[..at], &line[at + sep.len()..]),
+/// The record a line makes; a value equal to `null_marker` is null.
+fn record<'a>(line: &'a [u8], separator: Option<&[u8]>, null_marker: Option<&[u8]>) -> Record<'a> {
+    let record = match separator {
         None => Record::new(line),
+        Some(sep) => match line.windows(sep.len()).position(|w| w == sep) {
+            Some(at) => Record::keyed(&line[..at], &line[at + sep.len()..]),
+            None => Record::new(line),
+        },
+    };
+    match null_marker {
+        Some(marker) if record.value == Some(marker) => Record {
+            value: None,
+            ..record
+        },
+        _ => record,
     }
 }
 
@@ -115,7 +126,11 @@ fn append(
     out: &mut Out,
 ) -> Result<(), Failure> {
     let separator = args.key_separator.as_deref().map(str::as_bytes);
-    let records: Vec<Record<'_>> = lines.iter().map(|l| record(l, separator)).collect();
+    let null_marker = args.null_marker.as_deref().map(str::as_bytes);
+    let records: Vec<Record<'_>> = lines
+        .iter()
+        .map(|l| record(l, separator, null_marker))
+        .collect();
     let placed: Vec<(u32, i64)> = match (args.partition, args.compression_codec, &records[..]) {
         (Some(p), None, [one]) => vec![(p, topic.append_to(p, *one)?)],
         (Some(p), codec, many) => {
@@ -166,13 +181,25 @@ mod tests {
 
     #[test]
     fn the_first_separator_splits_key_and_value() {
-        let r = record(b"k::v::w", Some(b"::"));
+        let r = record(b"k::v::w", Some(b"::"), None);
         assert_eq!((r.key, r.value), (Some(&b"k"[..]), Some(&b"v::w"[..])));
-        let r = record(b"no separator", Some(b"::"));
+        let r = record(b"no separator", Some(b"::"), None);
         assert_eq!((r.key, r.value), (None, Some(&b"no separator"[..])));
-        let r = record(b":v", Some(b":"));
+        let r = record(b":v", Some(b":"), None);
         assert_eq!((r.key, r.value), (Some(&b""[..]), Some(&b"v"[..])));
-        let r = record(b"k:v", None);
+        let r = record(b"k:v", None, None);
         assert_eq!((r.key, r.value), (None, Some(&b"k:v"[..])));
+    }
+
+    #[test]
+    fn a_value_equal_to_the_null_marker_is_null() {
+        let r = record(b"k:NULL", Some(b":"), Some(b"NULL"));
+        assert_eq!((r.key, r.value), (Some(&b"k"[..]), None));
+        let r = record(b"k:NULLx", Some(b":"), Some(b"NULL"));
+        assert_eq!(r.value, Some(&b"NULLx"[..]));
+        let r = record(b"NULL", None, Some(b"NULL"));
+        assert_eq!((r.key, r.value), (None, None));
+        let r = record(b"k:", Some(b":"), Some(b""));
+        assert_eq!(r.value, None, "an empty marker makes empty values null");
     }
 }
