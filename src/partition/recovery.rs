@@ -850,6 +850,11 @@ fn finish_swaps(
         );
         report.swaps_completed.push(base);
     }
+    // The swap is over: readers in other processes may list the segments again.
+    let epoch = super::compaction::read_epoch(disk, dir);
+    if epoch % 2 == 1 {
+        super::compaction::write_epoch(disk, dir, epoch + 1)?;
+    }
     disk::sync_dir(disk, dir)
 }
 
@@ -950,6 +955,7 @@ fn sweep(
                 super::published::PUBLISHED_FILE,
                 "leader-epoch-checkpoint",
                 crate::cleaner::checkpoint::CLEANER_CHECKPOINT_FILE,
+                super::compaction::COMPACTION_EPOCH_FILE,
                 "partition.metadata",
             ];
             if !known.contains(&name) {
@@ -1167,9 +1173,10 @@ fn recover(
         drop(map);
         report.segments_scanned += 1;
         // A first batch below the segment's base offset is no torn write: the file was
-        // renamed or overwritten.
+        // renamed or overwritten. (A negative base offset is no segment's: garbage, cut as a
+        // torn write would be.)
         if let Some(stop) = outcome.stop.as_ref().filter(|s| s.position == 0)
-            && matches!(stop.kind, Corruption::OffsetOutOfOrder { .. })
+            && matches!(stop.kind, Corruption::OffsetOutOfOrder { base_offset, .. } if base_offset >= 0)
             && !options.truncate_corrupt
         {
             return Err(Error::corrupt(log_path, 0, stop.kind.clone()));
