@@ -393,3 +393,72 @@ mod store {
         assert_eq!(log.cleanup_policy(), CleanupPolicy::Compact);
     }
 }
+
+/// A read-only partition (what a consumer in another process opens) beside a writer that
+/// compacts: readers started before the compaction read on without an error, in order, never
+/// a record that was not appended, and never miss a record still present; after a refresh,
+/// new reads see exactly what the writer sees.
+#[test]
+fn read_only_partitions_follow_a_compaction_in_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = compacted(600);
+    let log = Partition::open(dir.path(), config.clone()).unwrap();
+    let mut appended = BTreeMap::new();
+    for i in 0..500u32 {
+        let key = format!("k{}", i % 9);
+        let value = format!("v{i}");
+        let o = log
+            .append(Record::keyed(key.as_bytes(), value.as_bytes()))
+            .unwrap();
+        appended.insert(o, (key.into_bytes(), value.into_bytes()));
+    }
+    log.flush().unwrap();
+    let follower = Partition::open_read_only(dir.path(), config).unwrap();
+    // Readers at several points, some not yet started.
+    let mut readers: Vec<(i64, topiclog::partition::Reader, Vec<i64>)> = [0i64, 5, 130, 333]
+        .into_iter()
+        .map(|from| (from, follower.read(from).unwrap(), Vec::new()))
+        .collect();
+    for (_, reader, got) in readers.iter_mut().skip(1) {
+        for _ in 0..3 {
+            got.push(reader.next().unwrap().unwrap().offset());
+        }
+    }
+    log.compact().unwrap();
+    let after: Vec<i64> = contents(&log).iter().map(|(o, ..)| *o).collect();
+    follower.refresh().unwrap();
+    for (from, reader, got) in &mut readers {
+        for r in reader.by_ref() {
+            let r = r.unwrap_or_else(|e| panic!("reader from {from}: {e}"));
+            let (key, value) = &appended[&r.offset()];
+            assert_eq!((r.key(), r.value()), (Some(&key[..]), Some(&value[..])));
+            got.push(r.offset());
+        }
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "{from}: {got:?}");
+        let last_before = got.get(2).copied().unwrap_or(-1);
+        for o in after.iter().filter(|&&o| o > last_before && o >= *from) {
+            assert!(got.contains(o), "reader from {from} missed {o}");
+        }
+    }
+    let fresh: Vec<i64> = follower
+        .read(0)
+        .unwrap()
+        .map(|r| r.unwrap().offset())
+        .collect();
+    assert_eq!(fresh, after);
+    // More appends and another compaction: the follower keeps up.
+    for i in 0..200u32 {
+        let key = format!("k{}", i % 9);
+        log.append(Record::keyed(key.as_bytes(), b"again")).unwrap();
+    }
+    log.flush().unwrap();
+    log.compact().unwrap();
+    follower.refresh().unwrap();
+    let fresh: Vec<i64> = follower
+        .read(0)
+        .unwrap()
+        .map(|r| r.unwrap().offset())
+        .collect();
+    let after: Vec<i64> = contents(&log).iter().map(|(o, ..)| *o).collect();
+    assert_eq!(fresh, after);
+}

@@ -3,20 +3,100 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::cleaner::checkpoint::{self as cleaner_checkpoint, CLEANER_CHECKPOINT_FILE};
 use crate::cleaner::rewrite::{self, Outcome, PassInput};
 use crate::cleaner::{CleanerConfig, CompactionReport, Dirt};
+use crate::disk::{self, Disk, File, OpenMode};
 use crate::error::{Error, Result};
 use crate::record::{BATCH_HEADER_LEN, BatchHeader};
 use crate::segment::Segment;
 
+use super::recovery::{self, RecoveryOptions};
 use super::writer::Swapped;
 use super::{Partition, Shared};
 
+/// The compaction epoch file: a counter the writer raises to an odd value before it swaps
+/// cleaned segments in and to the next even value once they are all in. A read-only partition
+/// (a consumer in another process) that sees it at a new even value lists its segments again;
+/// an odd value means a swap is under way, and the old listing stays until it ends.
+pub(crate) const COMPACTION_EPOCH_FILE: &str = ".topiclog_compaction_epoch";
+
+/// How long a read-only open waits for a swap under way to end before listing anyway.
+const SWAP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The compaction epoch, 0 if the file is missing or unreadable.
+pub(crate) fn read_epoch(disk: &dyn Disk, dir: &Path) -> u64 {
+    File::open(disk, dir.join(COMPACTION_EPOCH_FILE), OpenMode::Read)
+        .and_then(|f| f.read_all())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Writes the compaction epoch durably.
+pub(crate) fn write_epoch(disk: &dyn Disk, dir: &Path, epoch: u64) -> Result<()> {
+    disk::write_atomic(
+        disk,
+        &dir.join(COMPACTION_EPOCH_FILE),
+        format!("{epoch}\n").as_bytes(),
+    )
+}
+
+/// For a read-only open: the compaction epoch once no swap is under way (waiting up to
+/// [`SWAP_WAIT`] for one to end).
+pub(crate) fn settled_epoch(disk: &dyn Disk, dir: &Path) -> u64 {
+    let deadline = std::time::Instant::now() + SWAP_WAIT;
+    loop {
+        let epoch = read_epoch(disk, dir);
+        if epoch.is_multiple_of(2) || std::time::Instant::now() >= deadline {
+            return epoch;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 impl Shared {
+    /// For a read-only partition: if its writer compacted since the segments were listed (and
+    /// no swap is under way), lists them again as an open does. The segments replaced are
+    /// sealed and marked so, and readers inside them go on in what replaced them. Returns
+    /// whether the listing changed.
+    pub(crate) fn resync_if_compacted(&self) -> Result<bool> {
+        let epoch = read_epoch(&*self.disk, &self.dir);
+        if epoch % 2 == 1 || epoch == self.compaction_epoch.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let _serial = self.writer.lock();
+        if epoch == self.compaction_epoch.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let config = self.config();
+        let opened = recovery::open(&self.disk, &self.dir, &config, RecoveryOptions::default())?;
+        if read_epoch(&*self.disk, &self.dir) != epoch {
+            // Another compaction began meanwhile: the listing may be mid-swap.
+            return Ok(false);
+        }
+        let old = std::mem::replace(&mut *self.segments.write(), opened.segments);
+        for segment in old {
+            segment.mark_replaced();
+        }
+        self.log_start_offset
+            .fetch_max(opened.log_start_offset, Ordering::AcqRel);
+        let next = self.segments.read().last().map(|s| s.next_offset());
+        if let Some(next) = next {
+            self.next_offset.fetch_max(next, Ordering::AcqRel);
+        }
+        self.compaction_epoch.store(epoch, Ordering::Release);
+        log::debug!(
+            "{}: segments listed again after compaction (epoch {epoch})",
+            self.dir.display()
+        );
+        Ok(true)
+    }
     /// Where this partition's first dirty offset is kept: the store's
     /// `cleaner-offset-checkpoint`, or one in the partition's own directory.
     fn cleaner_checkpoint_path(&self) -> PathBuf {
@@ -235,6 +315,9 @@ impl Partition {
                 Outcome::Cleaned { groups, end_offset } => (groups, end_offset),
             };
             let mut deferred = false;
+            let epoch = read_epoch(&*shared.disk, &shared.dir);
+            let swapping = epoch + 1 + epoch % 2;
+            write_epoch(&*shared.disk, &shared.dir, swapping)?;
             let mut groups = groups.into_iter();
             for group in groups.by_ref() {
                 let stats = (
@@ -265,6 +348,7 @@ impl Partition {
             for rest in groups {
                 rewrite::remove_cleaned(Some(&shared.dir), rest.base_offset, &input);
             }
+            write_epoch(&*shared.disk, &shared.dir, swapping + 1)?;
             report.passes += 1;
             if deferred {
                 break;

@@ -167,6 +167,9 @@ pub(crate) struct Shared {
     cleaning: Mutex<()>,
     /// The store's `cleaner-offset-checkpoint`, when the partition belongs to a store.
     cleaner_checkpoint: std::sync::OnceLock<PathBuf>,
+    /// A read-only partition's compaction epoch when its segments were listed (see
+    /// [`compaction::COMPACTION_EPOCH_FILE`]).
+    compaction_epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -435,6 +438,11 @@ impl Partition {
         options: RecoveryOptions,
     ) -> Result<Partition> {
         let read_only = disk.is_read_only();
+        // Before the listing: a compaction after it raises the epoch, and a refresh lists again.
+        let epoch = match read_only {
+            true => compaction::settled_epoch(&*disk, dir),
+            false => 0,
+        };
         let opened = recovery::open(&disk, dir, &config, options).inspect_err(|e| {
             if matches!(e, Error::Corrupt { .. }) {
                 log::error!("cannot open partition {}: {e}", dir.display());
@@ -486,6 +494,7 @@ impl Partition {
             following: std::sync::OnceLock::new(),
             cleaning: Mutex::new(()),
             cleaner_checkpoint: std::sync::OnceLock::new(),
+            compaction_epoch: std::sync::atomic::AtomicU64::new(epoch),
             log_start_offset: AtomicI64::new(log_start),
             checkpoint: Mutex::new((0, opened.recovery_point)),
             watchers: watch::Watchers::default(),
@@ -934,12 +943,13 @@ impl Partition {
         if !self.read_only {
             return Ok(false);
         }
+        let resynced = self.shared.resync_if_compacted()?;
         // Refreshes exclude each other through the writer lock a read-only partition never
         // writes under.
         let _serial = self.shared.writer.lock();
         let shared = &self.shared;
         let interval = shared.config().index_interval_bytes();
-        let mut grew = false;
+        let mut grew = resynced;
         // Segments that vanished between a listing and their open: deleted by the writer's
         // retention, so listed again; a bound keeps a strange directory from looping forever.
         let mut vanished = 0;

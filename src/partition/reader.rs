@@ -478,7 +478,43 @@ impl Reader {
         if self.done {
             return None;
         }
-        self.next_raw().transpose()
+        match self.next_raw() {
+            Err(e) if self.went_on_after_compaction(&e) => self.next_raw().transpose(),
+            other => other.transpose(),
+        }
+    }
+
+    /// A read-only partition's reader whose segment a compaction in the writer's process
+    /// replaced (its file gone, or holding the new segment's bytes): after the partition lists
+    /// its segments again, it goes on from the next offset it wants in what replaced it.
+    /// Returns whether it did; otherwise `e` stands.
+    #[cold]
+    fn went_on_after_compaction(&mut self, e: &Error) -> bool {
+        if self.segment.is_writable()
+            || !matches!(
+                e,
+                Error::Corrupt { .. } | Error::OffsetOutOfRange { .. } | Error::Io { .. }
+            )
+        {
+            return false;
+        }
+        let resynced = self.shared.resync_if_compacted().unwrap_or(false);
+        if !resynced && !self.segment.is_replaced() {
+            return false;
+        }
+        let Some(segment) = self.shared.segment_for(self.min_offset) else {
+            return false;
+        };
+        let Ok((pos, at_least)) = segment.seek_for(self.min_offset) else {
+            return false;
+        };
+        self.segment = segment;
+        (self.pos, self.at_least, self.chunk, self.current, self.held) =
+            (pos, at_least, None, None, None);
+        (self.index_hint, self.vouching, self.done) = (pos > 0, false, false);
+        self.released = pos;
+        self.run = Run::NONE;
+        true
     }
 
     /// The next record of the current, CRC-checked batch when nothing stands in the way: it
@@ -646,7 +682,7 @@ impl Reader {
                 }
                 // A segment compaction replaced holds records that now lie in the segment
                 // that took its place: go on from there (at the next offset wanted).
-                let replaced = self.segment.is_deleted();
+                let replaced = self.segment.is_replaced();
                 let next = match replaced {
                     true => self
                         .shared

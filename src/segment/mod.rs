@@ -121,6 +121,9 @@ pub(crate) struct Segment {
     sealed: AtomicBool,
     /// Renamed to `*.deleted` by retention; the files go when the last holder drops it.
     deleted: AtomicBool,
+    /// A read-only partition listed its segments again after its writer compacted them: this
+    /// one was replaced (its files may now hold another segment's bytes, or be gone).
+    replaced: AtomicBool,
     /// `None` until first used (sealed segments load lazily).
     indexes: RwLock<Option<Indexes>>,
     index_interval_bytes: i32,
@@ -247,6 +250,7 @@ impl Segment {
             offset_of_max_timestamp: AtomicI64::new(state.offset_of_max_timestamp),
             sealed: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
+            replaced: AtomicBool::new(false),
             indexes: RwLock::new(indexes),
             index_interval_bytes,
             id: verified::next_segment_id(),
@@ -310,6 +314,18 @@ impl Segment {
     /// Whether the segment was taken out of the log (retention, or replaced by compaction).
     pub(crate) fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Marks a read-only partition's segment as replaced by a new listing: sealed (it grows
+    /// no more), and readers inside it go on in what replaced it.
+    pub(crate) fn mark_replaced(&self) {
+        self.replaced.store(true, Ordering::Release);
+        self.seal();
+    }
+
+    /// Whether [`mark_replaced`](Self::mark_replaced) or compaction took it out of the log.
+    pub(crate) fn is_replaced(&self) -> bool {
+        self.replaced.load(Ordering::Acquire) || self.is_deleted()
     }
 
     /// A handle on the `.log` file: the held one while the segment is active, a new one
