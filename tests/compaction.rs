@@ -462,3 +462,115 @@ fn read_only_partitions_follow_a_compaction_in_the_writer() {
     let after: Vec<i64> = contents(&log).iter().map(|(o, ..)| *o).collect();
     assert_eq!(fresh, after);
 }
+
+/// Compaction racing appends, readers and retention (`compact,delete`): two threads append,
+/// one compacts again and again, one applies retention by size, two read from the log start to
+/// the end over and over. No call fails (but a reader whose records retention deleted, which
+/// starts again), every record read is whole and in order, and in the end the log holds the
+/// latest record of every key whose latest record retention has not deleted.
+#[test]
+fn compaction_races_appends_readers_and_retention() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig::builder()
+        .cleanup_policy(CleanupPolicy::CompactDelete)
+        .segment_bytes(2048)
+        .retention_bytes(64 * 1024)
+        .retention_ms(-1)
+        .flush_messages(i64::MAX)
+        .build()
+        .unwrap();
+    let log = Arc::new(Partition::open(dir.path(), config).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let latest = Arc::new(parking_lot::Mutex::new(
+        BTreeMap::<Vec<u8>, (i64, Vec<u8>)>::new(),
+    ));
+    let mut threads = Vec::new();
+    for writer in 0..2u32 {
+        let (log, stop, latest) = (log.clone(), stop.clone(), latest.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut seq = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("k{}", seq % 23).into_bytes();
+                let value = format!("{}|w{writer}|s{seq}", String::from_utf8_lossy(&key));
+                let mut model = latest.lock();
+                let offset = log.append(Record::keyed(&key, value.as_bytes())).unwrap();
+                model.insert(key, (offset, value.into_bytes()));
+                drop(model);
+                seq += 1;
+            }
+        }));
+    }
+    {
+        let (log, stop) = (log.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                log.compact().unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }));
+    }
+    {
+        let (log, stop) = (log.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                log.enforce_retention().unwrap();
+                std::thread::sleep(Duration::from_millis(7));
+            }
+        }));
+    }
+    for _ in 0..2 {
+        let (log, stop) = (log.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut passes = 0;
+            while !stop.load(Ordering::Relaxed) || passes == 0 {
+                let mut last = -1;
+                let Ok(reader) = log.read(log.log_start_offset()) else {
+                    continue;
+                };
+                for r in reader {
+                    match r {
+                        Ok(r) => {
+                            assert!(r.offset() > last);
+                            last = r.offset();
+                            let (key, value) = (r.key().unwrap(), r.value().unwrap());
+                            assert!(value.starts_with(key) && value[key.len()] == b'|');
+                        }
+                        // Retention deleted what this reader had not read yet.
+                        Err(topiclog::Error::OffsetOutOfRange { .. }) => break,
+                        Err(e) => panic!("read: {e}"),
+                    }
+                }
+                passes += 1;
+            }
+        }));
+    }
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1500) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    log.compact().unwrap();
+    let log_start = log.log_start_offset();
+    let read = latest_with_offsets(&log);
+    let mut checked = 0;
+    for (key, (offset, value)) in latest.lock().iter() {
+        if *offset >= log_start {
+            assert_eq!(read.get(key), Some(&(*offset, value.clone())), "{key:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+}
+
+fn latest_with_offsets(log: &Partition) -> BTreeMap<Vec<u8>, (i64, Vec<u8>)> {
+    contents(log)
+        .into_iter()
+        .map(|(o, k, v)| (k.unwrap(), (o, v.unwrap())))
+        .collect()
+}
