@@ -33,8 +33,11 @@ const RECORDS: i64 = 120;
 const DELETED_BELOW: i64 = 15;
 const GROUP: &str = "g";
 
+/// A compacted topic whose keys are all distinct: compaction rewrites and merges its segments
+/// (and writes the cleaner checkpoint and the compaction epoch) but drops no record.
 fn config() -> LogConfig {
     LogConfig::builder()
+        .cleanup_policy(topiclog::config::CleanupPolicy::Compact)
         .segment_bytes(1024)
         .index_interval_bytes(128)
         .segment_index_bytes(4096)
@@ -89,15 +92,19 @@ fn build(dir: &Path, close: bool) -> Expected {
     for p in 0..PARTITIONS {
         for offset in 0..RECORDS {
             let v = value(p, offset);
+            let k = offset.to_be_bytes();
             let got = if offset % 3 == 0 {
                 producer
-                    .append(TOPIC, p, &[Record::new(&v)])
+                    .append(TOPIC, p, &[Record::keyed(&k, &v)])
                     .expect("idempotent append")
                     .base_offset
             } else {
-                topic.append_to(p, Record::new(&v)).expect("append")
+                topic.append_to(p, Record::keyed(&k, &v)).expect("append")
             };
             assert_eq!(got, offset);
+            if offset == RECORDS / 2 {
+                store.compact(TOPIC).expect("compact");
+            }
         }
         let partition = topic.partition(p).expect("partition");
         partition
@@ -168,6 +175,12 @@ const FILES: &[(&str, Find)] = &[
     ("writer file", |d| in_store(d, "topiclog-writer")),
     ("published durable end", |d| {
         in_partition(d, ".topiclog_published")
+    }),
+    ("cleaner checkpoint", |d| {
+        in_store(d, "cleaner-offset-checkpoint")
+    }),
+    ("compaction epoch", |d| {
+        in_partition(d, ".topiclog_compaction_epoch")
     }),
 ];
 

@@ -197,7 +197,18 @@ impl Partition {
     /// its dirty ratio: every sealed segment is cleaned of records whose key has a later
     /// record, and of tombstones past their delete horizon, with the default
     /// [`CleanerConfig`]. The active segment is never cleaned; roll it first
-    /// (`segment.bytes`/`segment.ms`) to clean everything. See [`crate::cleaner`] for the rules.
+    /// (`segment.bytes`/`segment.ms`) to clean everything.
+    ///
+    /// A record is kept while it has a key and no later record of its key was cleaned past it;
+    /// a tombstone (null value) is kept `delete.retention.ms` after the cleaning that first kept
+    /// it. Offsets never change (reads of an offset compacted away start at the next one).
+    /// Batches keep their offsets, producer fields and codec; a batch left empty is dropped
+    /// unless it is an active idempotent producer's last batch or the last one before the
+    /// active segment, which stay as header-only batches (Kafka's rule), so producer state and
+    /// the log end survive. Adjacent small segments merge up to `segment.bytes`. Producer
+    /// snapshots are left as they are: each still describes its offset, and the batches a
+    /// replay from it needs (each producer's last) are kept. Where the pass ended is kept in
+    /// `cleaner-offset-checkpoint`, and the next pass starts there.
     ///
     /// ```
     /// use topiclog::config::{CleanupPolicy, LogConfig};
