@@ -574,3 +574,39 @@ fn latest_with_offsets(log: &Partition) -> BTreeMap<Vec<u8>, (i64, Vec<u8>)> {
         .map(|(o, k, v)| (k.unwrap(), (o, v.unwrap())))
         .collect()
 }
+
+/// `log.cleaner.io.max.bytes.per.second` holds a cleaning's reads and writes under the rate: a
+/// cleaning of about 150 kB at 300 kB/s takes at least half a second (and the same cleaning
+/// unthrottled, far less).
+#[test]
+fn the_io_rate_bound_throttles_a_cleaning() {
+    use std::time::Instant;
+    let fill = |dir: &std::path::Path| {
+        let log = Partition::open(dir, compacted(8 * 1024)).unwrap();
+        for i in 0..1500u32 {
+            let key = format!("k{}", i % 10);
+            log.append(Record::keyed(key.as_bytes(), &[1u8; 80]))
+                .unwrap();
+        }
+        log
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (free, slow) = (fill(a.path()), fill(b.path()));
+    let dirty = slow.dirt().unwrap().cleanable_bytes;
+    assert!(dirty > 100_000, "{dirty}");
+    let start = Instant::now();
+    free.compact().unwrap();
+    let unthrottled = start.elapsed();
+    let start = Instant::now();
+    slow.compact_with(&CleanerConfig::default().io_max_bytes_per_second(300_000.0))
+        .unwrap();
+    let throttled = start.elapsed();
+    // Reads alone are `dirty` bytes: at 300 kB/s, at least dirty / 300 kB seconds.
+    let floor = std::time::Duration::from_secs_f64(dirty as f64 / 300_000.0);
+    assert!(throttled >= floor, "{throttled:?} < {floor:?}");
+    assert!(unthrottled < throttled, "{unthrottled:?} vs {throttled:?}");
+    assert!(matches!(
+        slow.compact_with(&CleanerConfig::default().io_max_bytes_per_second(0.0)),
+        Err(Error::InvalidConfig { .. })
+    ));
+}

@@ -61,6 +61,25 @@ pub(crate) fn settled_epoch(disk: &dyn Disk, dir: &Path) -> u64 {
 }
 
 impl Shared {
+    /// [`resync_if_compacted`](Self::resync_if_compacted) for a reader that met a fault: waits
+    /// (up to [`SWAP_WAIT`]) for a swap under way to end, so that a compaction explains the
+    /// fault. Returns whether the segments were listed again.
+    pub(crate) fn resync_after_fault(&self) -> Result<bool> {
+        let deadline = std::time::Instant::now() + SWAP_WAIT;
+        loop {
+            if self.resync_if_compacted()? {
+                return Ok(true);
+            }
+            let epoch = read_epoch(&*self.disk, &self.dir);
+            let settled =
+                epoch.is_multiple_of(2) && epoch == self.compaction_epoch.load(Ordering::Acquire);
+            if settled || std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
     /// For a read-only partition: if its writer compacted since the segments were listed (and
     /// no swap is under way), lists them again as an open does. The segments replaced are
     /// sealed and marked so, and readers inside them go on in what replaced them. Returns

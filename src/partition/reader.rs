@@ -498,7 +498,7 @@ impl Reader {
         {
             return false;
         }
-        let resynced = self.shared.resync_if_compacted().unwrap_or(false);
+        let resynced = self.shared.resync_after_fault().unwrap_or(false);
         if !resynced && !self.segment.is_replaced() {
             return false;
         }
