@@ -1817,55 +1817,32 @@ fn compact_rewrites_a_compacted_topic_and_reports_per_partition() {
     for i in 60..80 {
         input.push_str(&format!("k{}:v{i}\n", i % 2 * 2));
     }
-    tl_in(
-        d,
-        &[
-            "produce",
-            "state",
-            "--partition",
-            "0",
-            "--key-separator",
-            ":",
-        ],
-        input.as_bytes(),
-    )
-    .ok();
-    tl_in(
-        d,
-        &[
-            "produce",
-            "state",
-            "--partition",
-            "0",
-            "--key-separator",
-            ":",
-            "--null-marker",
-            "NULL",
-        ],
-        b"k1:NULL\n",
-    )
-    .ok();
-    let describe = tl(d, &["describe", "state"]).ok();
-    let ratio: f64 = describe
-        .trim_end()
-        .rsplit('\t')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(ratio > 0.9, "nothing cleaned yet: {describe}");
+    let produce = [
+        "produce",
+        "state",
+        "--partition",
+        "0",
+        "--key-separator",
+        ":",
+    ];
+    tl_in(d, &produce, input.as_bytes()).ok();
+    let tombstone = [&produce[..], &["--null-marker", "NULL"]].concat();
+    tl_in(d, &tombstone, b"k1:NULL\n").ok();
+    let ratio = || -> f64 {
+        let describe = tl(d, &["describe", "state"]).ok();
+        describe
+            .trim_end()
+            .rsplit('\t')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(ratio() > 0.9, "nothing cleaned yet");
     let report = tl(d, &["compact", "state"]).ok();
     assert!(report.starts_with("state-0: "), "{report}");
     assert!(report.contains(" records; clean up to offset "), "{report}");
-    let describe = tl(d, &["describe", "state"]).ok();
-    let ratio: f64 = describe
-        .trim_end()
-        .rsplit('\t')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(ratio, 0.0, "{describe}");
+    assert_eq!(ratio(), 0.0, "everything below the active segment is clean");
     let json = tl(d, &["consume", "state", "--json"]).lines();
     let mut latest = std::collections::BTreeMap::new();
     let mut offsets = Vec::new();

@@ -25,15 +25,19 @@ const LOAD_FACTOR: f64 = 0.9;
 /// Slots of a new map, before it grows.
 const INITIAL_SLOTS: usize = 1 << 10;
 
+/// A key's hash (as two `u64`s: a `u128` would align the slot to 16 bytes and pad it to 32)
+/// and its latest offset.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    hash: u128,
+    hash: [u64; 2],
     /// -1 for an empty slot (offsets are never negative).
     offset: i64,
 }
 
+const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_BYTES);
+
 const EMPTY: Slot = Slot {
-    hash: 0,
+    hash: [0; 2],
     offset: -1,
 };
 
@@ -103,16 +107,17 @@ impl OffsetMap {
         self.slots.len() * SLOT_BYTES
     }
 
-    fn hash(&self, key: &[u8]) -> u128 {
-        xxhash_rust::xxh3::xxh3_128_with_seed(key, self.seed)
+    fn hash(&self, key: &[u8]) -> [u64; 2] {
+        let h = xxhash_rust::xxh3::xxh3_128_with_seed(key, self.seed);
+        [h as u64, (h >> 64) as u64]
     }
 
     /// Where `hash` is, or the empty slot where it would go. The table is never full (growth
     /// and `lacks_room_for` keep it at most 90% used), so the probe ends.
-    fn find(slots: &[Slot], hash: u128) -> usize {
+    fn find(slots: &[Slot], hash: [u64; 2]) -> usize {
         let len = slots.len();
         // The high half of a 64x64-bit product maps the hash onto any table length evenly.
-        let mut i = ((u128::from(hash as u64) * len as u128) >> 64) as usize;
+        let mut i = ((u128::from(hash[0]) * len as u128) >> 64) as usize;
         loop {
             match slots.get(i) {
                 Some(s) if s.offset >= 0 && s.hash != hash => {

@@ -1477,14 +1477,7 @@ fn encode_into(
         max_timestamp,
         now_ms,
     });
-    // Cannot panic: `out[start..]` holds the 61 header bytes pushed above, then the records.
-    #[allow(clippy::indexing_slicing)]
-    {
-        let batch = &mut out[start..];
-        batch[..BATCH_HEADER_LEN].copy_from_slice(&header.to_bytes());
-        let crc = crate::crc::crc32c(&batch[CRC_START..]);
-        batch[CRC_POS..CRC_START].copy_from_slice(&crc.to_be_bytes());
-    }
+    seal_batch(out, start, &header);
     Ok(EncodedBatch {
         size,
         last_offset: params
@@ -1493,6 +1486,22 @@ fn encode_into(
         max_timestamp: header.max_timestamp,
         first_timestamp: base_timestamp,
     })
+}
+
+/// Writes `header` over the 61 bytes reserved at `out[start..]`, then the CRC of the batch
+/// from there to the end of `out`. The caller pushed the header's room, then the records.
+#[inline]
+fn seal_batch(out: &mut [u8], start: usize, header: &BatchHeader) {
+    let Some(batch) = out.get_mut(start..).filter(|b| b.len() >= BATCH_HEADER_LEN) else {
+        return;
+    };
+    // Cannot panic: `batch` holds at least the 61 header bytes (checked above).
+    #[allow(clippy::indexing_slicing)]
+    {
+        batch[..BATCH_HEADER_LEN].copy_from_slice(&header.to_bytes());
+        let crc = crate::crc::crc32c(&batch[CRC_START..]);
+        batch[CRC_POS..CRC_START].copy_from_slice(&crc.to_be_bytes());
+    }
 }
 
 /// The `N` bytes at `at` in `b`, if it holds them.

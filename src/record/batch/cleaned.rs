@@ -136,14 +136,7 @@ fn encode_into_cleaned(
         records_count,
     };
     let size = out.len() - start;
-    // Cannot panic: `out[start..]` holds the 61 header bytes pushed above, then the records.
-    #[allow(clippy::indexing_slicing)]
-    {
-        let batch = &mut out[start..];
-        batch[..BATCH_HEADER_LEN].copy_from_slice(&header.to_bytes());
-        let crc = crate::crc::crc32c(&batch[CRC_START..]);
-        batch[CRC_POS..CRC_START].copy_from_slice(&crc.to_be_bytes());
-    }
+    seal_batch(out, start, &header);
     Ok(EncodedBatch {
         size,
         last_offset,
