@@ -84,7 +84,7 @@ use crate::record::{
     DecodeErrorKind, NO_TIMESTAMP, Records,
 };
 pub use crate::segment::IndexFault;
-use crate::segment::file_name::{self, FileKind};
+use crate::segment::file_name::{self, FileKind, TempSuffix};
 use crate::segment::walk::{Frame, Walker, Window};
 use crate::segment::{Entry, OffsetEntry, TimeEntry, offset_index, time_index};
 use crate::{OwnedHeader, OwnedRecord};
@@ -940,6 +940,10 @@ pub struct VerifyReport {
     /// A torn tail at the end of the last segment's `.log`: what a crash or a running writer
     /// leaves, cut by recovery. Not a problem.
     pub torn_tail: Option<Problem>,
+    /// Compaction swaps under way, or interrupted by a crash (`<base>.log.swap` files), which
+    /// a writable open finishes: each was checked in place of the segments it replaces, as the
+    /// open will leave them. Not a problem.
+    pub swaps: Vec<PathBuf>,
 }
 
 impl VerifyReport {
@@ -963,14 +967,17 @@ impl VerifyReport {
 ///
 /// [`Error::Io`] if the directory cannot be listed or a file cannot be read.
 pub fn verify_partition(dir: impl AsRef<Path>) -> Result<VerifyReport> {
-    let segments = list_segments(dir)?;
+    let dir = dir.as_ref();
+    let mut segments = list_segments(dir)?;
     let mut report = VerifyReport {
         segments: 0,
         batches: 0,
         records: 0,
         problems: Vec::new(),
         torn_tail: None,
+        swaps: Vec::new(),
     };
+    apply_swaps(dir, &mut segments, &mut report.swaps)?;
     let mut previous_next_offset: Option<i64> = None;
     let count = segments.len();
     for (i, files) in segments.iter().enumerate() {
@@ -1004,6 +1011,41 @@ pub fn verify_partition(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         }
     }
     Ok(report)
+}
+
+/// Puts each decided compaction swap (a `<base>.log.swap`, see the cleaner's swap protocol)
+/// in place of the segments it replaces (those based within its offsets), as a writable open
+/// finishes it, and lists it in `swaps`. A swap file that does not scan whole is left to the
+/// segment check, which reports it.
+fn apply_swaps(
+    dir: &Path,
+    segments: &mut Vec<SegmentFiles>,
+    swaps: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let entries = crate::disk::list_dir(&crate::disk::ReadOnlyDisk, dir)?;
+    let mut bases: Vec<i64> = entries
+        .iter()
+        .filter_map(|e| e.name.to_str().and_then(file_name::parse))
+        .filter(|p| p.suffix == Some(TempSuffix::Swap) && p.kind == FileKind::Log)
+        .map(|p| p.base_offset)
+        .collect();
+    bases.sort_unstable();
+    for base in bases {
+        let swap = |kind| file_name::temp_path(dir, base, kind, TempSuffix::Swap);
+        let files = SegmentFiles {
+            base_offset: base,
+            log: swap(FileKind::Log),
+            index: Some(swap(FileKind::Index)).filter(|p| p.is_file()),
+            time_index: Some(swap(FileKind::TimeIndex)).filter(|p| p.is_file()),
+        };
+        let end = check_segment(&files, SegmentRole::Sealed)?
+            .map_or(base + 1, |s| s.next_offset.max(base + 1));
+        segments.retain(|s| !(base..end).contains(&s.base_offset));
+        let at = segments.partition_point(|s| s.base_offset < base);
+        swaps.push(files.log.clone());
+        segments.insert(at, files);
+    }
+    Ok(())
 }
 
 /// What [`verify_store`] found.
