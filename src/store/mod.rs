@@ -1508,7 +1508,7 @@ impl Inner {
     /// partition of a compacted topic dirtier than its `min.cleanable.dirty.ratio` (or
     /// overdue by `max.compaction.lag.ms`) with the highest ratio is cleaned, then the next,
     /// each at most once a round.
-    fn clean_dirtiest(&self) -> Result<()> {
+    fn clean_dirtiest(&self) {
         let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
         let mut candidates = Vec::new();
         for topic in topics {
@@ -1517,7 +1517,13 @@ impl Inner {
                 continue;
             }
             for partition in topic.partitions() {
-                let dirt = partition.dirt()?;
+                let dirt = match partition.dirt() {
+                    Ok(dirt) => dirt,
+                    Err(e) => {
+                        log::warn!("{}: dirt unknown: {e}", partition.dir().display());
+                        continue;
+                    }
+                };
                 if dirt.overdue || dirt.ratio() > config.min_cleanable_dirty_ratio() {
                     let rank = if dirt.overdue {
                         f64::INFINITY
@@ -1529,10 +1535,16 @@ impl Inner {
             }
         }
         candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // One partition's failure (a damaged batch, a full disk) does not keep the others
+        // from being cleaned; the next round meets it again.
         for (_, threshold, partition) in candidates {
-            partition.clean(&self.options.cleaner, Some(threshold))?;
+            if let Err(e) = partition.clean(&self.options.cleaner, Some(threshold)) {
+                log::warn!(
+                    "{}: background cleaning failed: {e}",
+                    partition.dir().display()
+                );
+            }
         }
-        Ok(())
     }
 
     fn enforce_retention(&self) -> Result<Vec<(String, u32, RetentionReport)>> {
@@ -1749,9 +1761,7 @@ impl Background {
                     if let (Some(at), Some(ms)) = (next_clean, cleaner_ms)
                         && now >= at
                     {
-                        if let Err(e) = inner.clean_dirtiest() {
-                            log::warn!("{}: background cleaning failed: {e}", inner.dir.display());
-                        }
+                        inner.clean_dirtiest();
                         next_clean = Some(Instant::now() + every(ms));
                     }
                 }
