@@ -482,6 +482,8 @@ pub enum IoOp {
     Directory,
     /// Mapping a file into memory.
     Map,
+    /// Setting a file's modification time.
+    SetTimes,
 }
 
 impl fmt::Display for IoOp {
@@ -496,6 +498,7 @@ impl fmt::Display for IoOp {
             IoOp::Remove => "remove",
             IoOp::Directory => "directory",
             IoOp::Map => "map",
+            IoOp::SetTimes => "set the modification time of",
         })
     }
 }

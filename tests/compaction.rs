@@ -701,3 +701,62 @@ fn verify_and_open_finish_a_directory_left_mid_swap() {
         "{verified:?}"
     );
 }
+
+#[test]
+fn a_merged_segment_keeps_its_last_sources_modification_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Partition::open(dir.path(), compacted(1024)).unwrap();
+    let append = |from: u32| {
+        for i in from..from + 300 {
+            let (key, value) = (format!("key-{}", i % 17), format!("v{i}"));
+            log.append(Record::keyed(key.as_bytes(), value.as_bytes()))
+                .unwrap();
+        }
+        log.flush().unwrap();
+    };
+    let segment_path = |base: i64| dir.path().join(format!("{base:020}.log"));
+    let modified = |base: i64| {
+        std::fs::metadata(segment_path(base))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    // Distinct, old mtimes: what time retention reads for segments without timestamps.
+    let age_all = |bases: &[i64]| {
+        for &base in bases {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(segment_path(base))
+                .unwrap();
+            let time = 1_500_000_000_000 + 1_000 * base as u64;
+            file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_millis(time))
+                .unwrap();
+        }
+    };
+    append(0);
+    // Kafka groups by the sizes before cleaning, so the first pass rewrites one by one and the
+    // second merges what the first shrank.
+    for round in 0..2 {
+        if round == 1 {
+            append(300);
+        }
+        let bases = log.segment_base_offsets();
+        age_all(&bases);
+        let before: BTreeMap<i64, _> = bases.iter().map(|&b| (b, modified(b))).collect();
+        log.compact().unwrap();
+        let after = log.segment_base_offsets();
+        assert_eq!(after.last(), bases.last(), "the active segment stays");
+        if round == 1 {
+            assert!(after.len() < bases.len(), "no merge");
+        }
+        for pair in after.windows(2) {
+            let last_source = *bases.iter().filter(|&&b| b < pair[1]).max().unwrap();
+            assert_eq!(
+                modified(pair[0]),
+                before[&last_source],
+                "segment {}",
+                pair[0]
+            );
+        }
+    }
+}

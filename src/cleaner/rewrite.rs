@@ -427,6 +427,15 @@ impl GroupCleaner<'_, '_> {
             out.push(&rebuilt, &header, header.max_timestamp)?;
         }
         out.drain()?;
+        // As Kafka: the merged segment keeps its last source's mtime, which time retention
+        // reads for a segment without timestamps.
+        if let Some(last) = group.last() {
+            let last_path = last.path(FileKind::Log);
+            let modified = disk
+                .modified_ms(&last_path)
+                .map_err(|e| Error::io(crate::error::IoOp::Read, last_path, e))?;
+            out.file.set_modified_ms(modified)?;
+        }
         out.file.sync_data()?;
         out.builder.finish(&mut out.indexes, base_offset);
         for (kind, bytes) in [

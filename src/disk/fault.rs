@@ -65,6 +65,8 @@ pub enum FaultOp {
     SyncDir,
     /// Opening or creating a file.
     Open,
+    /// Setting a file's modification time (`futimens`).
+    SetTimes,
     /// Any of the operations above.
     Any,
 }
@@ -79,7 +81,8 @@ impl FaultOp {
             FaultOp::Remove => 4,
             FaultOp::SyncDir => 5,
             FaultOp::Open => 6,
-            FaultOp::Any => 7,
+            FaultOp::SetTimes => 7,
+            FaultOp::Any => 8,
         }
     }
 
@@ -99,6 +102,7 @@ impl fmt::Display for FaultOp {
             FaultOp::Remove => "unlink",
             FaultOp::SyncDir => "directory fsync",
             FaultOp::Open => "open",
+            FaultOp::SetTimes => "futimens",
             FaultOp::Any => "any",
         })
     }
@@ -477,7 +481,7 @@ struct State {
     /// Incremented by each crash and kill: handles of an earlier life are dead.
     life: u64,
     clock_ms: i64,
-    counts: [u64; 8],
+    counts: [u64; 9],
     faults: Vec<Fault>,
     budget: Option<ByteBudget>,
     halted: bool,
@@ -732,7 +736,7 @@ impl State {
             next_inode: 1,
             life: 0,
             clock_ms: 0,
-            counts: [0; 8],
+            counts: [0; 9],
             faults: Vec::new(),
             budget: None,
             halted: false,
@@ -1186,6 +1190,14 @@ impl DiskFile for FaultFile {
         }
         let now = state.tick();
         state.inode_mut(self.id)?.set_len(len, now);
+        Ok(())
+    }
+
+    fn set_modified_ms(&self, ms: i64) -> io::Result<()> {
+        let mut state = self.state()?;
+        state.check(FaultOp::SetTimes, &[&self.path])?;
+        self.check_writable()?;
+        state.inode_mut(self.id)?.modified_ms = ms;
         Ok(())
     }
 

@@ -78,6 +78,8 @@ pub(crate) trait DiskFile: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes the file's data, and the metadata needed to read it, durable.
     fn sync_data(&self) -> io::Result<()>;
+    /// Sets the file's modification time, in milliseconds since the Unix epoch (`futimens`).
+    fn set_modified_ms(&self, ms: i64) -> io::Result<()>;
     /// A read-only view of bytes `[0, len)`, or `None` where mapping is not offered. `len` may
     /// exceed the file's length only where [`DiskFile::can_map_past_end`] says so; the caller
     /// then reads only bytes the file holds.
@@ -148,6 +150,12 @@ impl File {
 
     pub(crate) fn sync_data(&self) -> Result<()> {
         self.inner.sync_data().map_err(|e| self.err(IoOp::Sync, e))
+    }
+
+    pub(crate) fn set_modified_ms(&self, ms: i64) -> Result<()> {
+        self.inner
+            .set_modified_ms(ms)
+            .map_err(|e| self.err(IoOp::SetTimes, e))
     }
 
     /// A view of `[0, len)`; `None` where mapping is not offered or `len` is 0.

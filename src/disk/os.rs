@@ -111,6 +111,17 @@ impl DiskFile for OsFile {
         self.0.sync_data()
     }
 
+    fn set_modified_ms(&self, ms: i64) -> io::Result<()> {
+        let since_epoch = std::time::Duration::from_millis(ms.unsigned_abs());
+        let time = if ms >= 0 {
+            std::time::UNIX_EPOCH.checked_add(since_epoch)
+        } else {
+            std::time::UNIX_EPOCH.checked_sub(since_epoch)
+        }
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "time out of range"))?;
+        self.0.set_modified(time)
+    }
+
     fn map(&self, len: usize) -> io::Result<Option<Mapping>> {
         if !self.can_map_past_end() && (len as u64) > self.len()? {
             return Ok(None);
@@ -183,6 +194,9 @@ impl DiskFile for ReadOnlyFile {
     fn set_len(&self, _len: u64) -> io::Result<()> {
         Err(refused())
     }
+    fn set_modified_ms(&self, _ms: i64) -> io::Result<()> {
+        Err(refused())
+    }
     fn sync_data(&self) -> io::Result<()> {
         Ok(())
     }
@@ -247,6 +261,9 @@ impl DiskFile for NoMapFile {
     }
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
+    }
+    fn set_modified_ms(&self, ms: i64) -> io::Result<()> {
+        self.0.set_modified_ms(ms)
     }
     fn map(&self, _len: usize) -> io::Result<Option<Mapping>> {
         Ok(None)
