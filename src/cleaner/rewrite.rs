@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::LogConfig;
 use crate::disk::{self, File, OpenMode};
-use crate::error::{Corruption, Error, Result};
+use crate::error::{Corruption, Error, IoOp, Result};
 use crate::record::{Batch, BatchHeader, RecordView, encode_cleaned};
 use crate::segment::file_name::{self, FileKind, TempSuffix};
 use crate::segment::walk::{Step, Walker, Window};
@@ -147,7 +147,7 @@ fn refusal(header: &BatchHeader) -> Option<String> {
 }
 
 /// Runs one pass's file work: maps the dirty section and writes the cleaned segments.
-pub(crate) fn run(input: &PassInput<'_>) -> Result<Outcome> {
+pub(crate) fn run(input: &PassInput<'_>, map: &mut OffsetMap) -> Result<Outcome> {
     let mut throttle = Throttle::new(input.cleaner.io_rate());
     let Dirt {
         first_dirty_offset: first_dirty,
@@ -155,7 +155,6 @@ pub(crate) fn run(input: &PassInput<'_>) -> Result<Outcome> {
         ..
     } = input.dirt;
     // 1. The map of the dirty section.
-    let mut map = OffsetMap::new(input.cleaner.dedupe_buffer());
     let mut end_offset = uncleanable;
     let mut buf = Vec::new();
     'segments: for segment in &input.sealed {
@@ -186,7 +185,8 @@ pub(crate) fn run(input: &PassInput<'_>) -> Result<Outcome> {
                 if let Some(key) = record.key()
                     && record.offset() >= first_dirty
                 {
-                    map.put(key, record.offset());
+                    map.put(key, record.offset())
+                        .map_err(|e| Error::io(IoOp::Map, segment.dir(), e))?;
                 }
             }
             Ok(ControlFlow::Continue(()))
@@ -224,7 +224,7 @@ pub(crate) fn run(input: &PassInput<'_>) -> Result<Outcome> {
         rest = after;
         let cleaner = GroupCleaner {
             input,
-            map: &map,
+            map,
             end_offset,
         };
         match cleaner.clean(group, &mut throttle)? {
@@ -433,7 +433,7 @@ impl GroupCleaner<'_, '_> {
             let last_path = last.path(FileKind::Log);
             let modified = disk
                 .modified_ms(&last_path)
-                .map_err(|e| Error::io(crate::error::IoOp::Read, last_path, e))?;
+                .map_err(|e| Error::io(IoOp::Read, last_path, e))?;
             out.file.set_modified_ms(modified)?;
         }
         out.file.sync_data()?;

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::cleaner::checkpoint::{self as cleaner_checkpoint, CLEANER_CHECKPOINT_FILE};
+use crate::cleaner::offset_map::OffsetMap;
 use crate::cleaner::rewrite::{self, Outcome, PassInput};
 use crate::cleaner::{CleanerConfig, CompactionReport, Dirt};
 use crate::disk::{self, Disk, File, OpenMode};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoOp, Result};
 use crate::record::{BATCH_HEADER_LEN, BatchHeader};
 use crate::segment::Segment;
 
@@ -298,6 +299,9 @@ impl Partition {
             ));
             return Ok(report);
         }
+        // One map for all passes, as Kafka's cleaner thread keeps one: a pass after one that
+        // filled it starts at the whole budget.
+        let mut map: Option<OffsetMap> = None;
         loop {
             let now_ms = config.clock().now_ms();
             let (sealed, producers) = {
@@ -336,7 +340,18 @@ impl Partition {
                 now_ms,
                 producer_last_offsets: producers,
             };
-            let (groups, end_offset) = match rewrite::run(&input)? {
+            let map = match &mut map {
+                Some(map) => {
+                    map.clear()
+                        .map_err(|e| Error::io(IoOp::Map, &shared.dir, e))?;
+                    map
+                }
+                None => map.insert(
+                    OffsetMap::new(cleaner.dedupe_buffer())
+                        .map_err(|e| Error::io(IoOp::Map, &shared.dir, e))?,
+                ),
+            };
+            let (groups, end_offset) = match rewrite::run(&input, map)? {
                 Outcome::Skipped(reason) => {
                     log::info!("{}: not compacted: {reason}", shared.dir.display());
                     report.skipped = Some(reason);
