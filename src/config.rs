@@ -45,7 +45,7 @@ pub use crate::cleaner::{CleanerConfig, DEFAULT_CLEANER_BACKOFF_MS, DEFAULT_DEDU
 pub use crate::consumer::config::{
     ConsumerConfig, ConsumerConfigBuilder, DEFAULT_AUTO_COMMIT_INTERVAL_MS,
     DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_POLL_INTERVAL_MS, DEFAULT_MAX_POLL_RECORDS,
-    DEFAULT_SESSION_TIMEOUT_MS, IGNORED_CONSUMER_KEYS, OffsetReset,
+    DEFAULT_SESSION_TIMEOUT_MS, IGNORED_CONSUMER_KEYS, IsolationLevel, OffsetReset,
 };
 pub use crate::group::Assignor;
 pub use crate::partition::recovery::RecoveryOptions;

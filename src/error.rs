@@ -331,6 +331,38 @@ pub enum Error {
         /// The position of the first keyless record in the append, from 0.
         index: usize,
     },
+    /// A producer appended outside its transaction while one is open in the partition, or a
+    /// transaction operation came in the wrong state (Kafka's `InvalidTxnStateException`).
+    #[error(
+        "invalid transaction state for producer {producer_id} on {topic}-{partition}: {reason}"
+    )]
+    InvalidTxnState {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The producer id.
+        producer_id: i64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A transaction marker came from a coordinator older than one whose marker the partition
+    /// already holds (Kafka's `TransactionCoordinatorFencedException`).
+    #[error(
+        "transaction marker for producer {producer_id} on {topic}-{partition} has coordinator epoch {coordinator_epoch}, below {known}"
+    )]
+    CoordinatorFenced {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The producer id.
+        producer_id: i64,
+        /// The marker's coordinator epoch.
+        coordinator_epoch: i32,
+        /// The highest coordinator epoch the partition has seen for this producer.
+        known: i32,
+    },
 }
 
 impl Error {

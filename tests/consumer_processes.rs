@@ -404,6 +404,9 @@ fn a_worker_paused_past_its_session_cannot_commit_what_it_lost() {
     }
     // Inside its 400 ms of work: stop it for 2.5 s, past its 1 s session.
     signal(&slow.child, "-STOP");
+    // Its last lines (a commit just before the stop, say) may still sit in the pipe: let the
+    // reader thread take them in before reading what it got and committed.
+    thread::sleep(Duration::from_millis(300));
     let got_before = slow.got();
     let committed_before = slow.seen.lock().expect("lock").committed.clone();
     let mut other = Worker::start(&f.path(), "other");

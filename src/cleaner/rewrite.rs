@@ -283,7 +283,7 @@ pub(crate) fn remove_cleaned(dir: Option<&std::path::Path>, base: i64, input: &P
     let (Some(dir), Some(segment)) = (dir, input.sealed.first()) else {
         return;
     };
-    for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
+    for kind in file_name::SEGMENT_FILES {
         let path = file_name::temp_path(dir, base, kind, TempSuffix::Cleaned);
         // Best effort: the next open's sweep removes what is left.
         let _ = disk::remove_file(segment.disk(), &path);

@@ -103,6 +103,50 @@ impl FromStr for OffsetReset {
     }
 }
 
+/// `isolation.level`: which records of transactions a reader returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IsolationLevel {
+    /// Every record, whatever became of its transaction (Kafka's default).
+    #[default]
+    ReadUncommitted,
+    /// Only records below the last stable offset, and none of an aborted transaction.
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    /// Kafka's name: `read_uncommitted` or `read_committed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IsolationLevel::ReadUncommitted => "read_uncommitted",
+            IsolationLevel::ReadCommitted => "read_committed",
+        }
+    }
+}
+
+impl fmt::Display for IsolationLevel {
+    /// Kafka's name (see [`IsolationLevel::name`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for IsolationLevel {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<IsolationLevel> {
+        match s {
+            "read_uncommitted" => Ok(IsolationLevel::ReadUncommitted),
+            "read_committed" => Ok(IsolationLevel::ReadCommitted),
+            _ => Err(Error::InvalidConfig {
+                key: "isolation.level",
+                value: s.to_owned(),
+                reason: "must be read_uncommitted or read_committed".into(),
+            }),
+        }
+    }
+}
+
 /// How a [`Consumer`](super::Consumer) reads. Build with [`ConsumerConfig::builder`].
 ///
 /// ```

@@ -52,15 +52,17 @@ pub(crate) mod recovery;
 mod retention;
 #[cfg(test)]
 mod tests;
+mod txn;
 pub(crate) mod watch;
 mod writer;
 
 pub use crate::cleaner::{CompactionReport, Dirt};
+pub use crate::consumer::config::IsolationLevel;
 pub(crate) use producer_state::increment_sequence;
 pub use producer_state::{ProducerStamp, ProducerState, ProducerStateRecovery};
 pub(crate) use published::{PUBLISHED_FILE, check as check_published};
 use reader::ReadPlan;
-pub use reader::{LogRecord, OwnedHeader, OwnedRecord, Reader};
+pub use reader::{LogRecord, OwnedHeader, OwnedRecord, ReadOptions, Reader};
 pub(crate) use recovery::RecoveryOptions;
 pub use recovery::{
     BatchAfterCut, LogStartRebuild, MAX_REPORTED_BATCHES_AFTER_CUT, RecoveryReport, RemovedSegment,
@@ -76,10 +78,11 @@ use parking_lot::{Mutex, RwLock};
 use crate::config::LogConfig;
 use crate::disk::{Disk, OsDisk, ReadOnlyDisk};
 use crate::error::{Error, Result};
-use crate::record::{Compression, Record};
+use crate::record::{Compression, EndTxnMarker, Record};
+pub use crate::segment::txn_index::AbortedTxn;
 use crate::segment::{Chunk, READ_CHUNK, Segment};
 use checkpoint::RecoveryPoint;
-use writer::{AppendOptions, Appended, Resume, Writer};
+use writer::{AppendOptions, Appended, Resume, TxnMarker, Writer};
 
 /// Base offsets of the segments in `dir`, ascending, as every open lists them.
 pub(crate) fn list_segment_bases(disk: &dyn Disk, dir: &Path) -> Result<Vec<i64>> {
@@ -170,9 +173,28 @@ pub(crate) struct Shared {
     /// A read-only partition's compaction epoch when its segments were listed (see
     /// [`compaction::COMPACTION_EPOCH_FILE`]).
     compaction_epoch: std::sync::atomic::AtomicU64,
+    /// The aborted transactions, for `read_committed` reads. An entry goes in before the
+    /// last stable offset moves past its transaction.
+    aborted: RwLock<txn::AbortedTxns>,
+    /// The first offset of the oldest open transaction (`i64::MAX`: none): `read_committed`
+    /// reads stop there.
+    first_unstable: AtomicI64,
 }
 
 impl Shared {
+    /// Sets the first offset of the oldest open transaction (the writer's, under its lock).
+    fn publish_first_unstable(&self, first: Option<i64>) {
+        self.first_unstable
+            .store(first.unwrap_or(i64::MAX), Ordering::Release);
+    }
+
+    /// The last stable offset: `read_committed` reads return records below it only.
+    fn last_stable_offset(&self) -> i64 {
+        self.first_unstable
+            .load(Ordering::Acquire)
+            .min(self.next_offset())
+    }
+
     /// The settings in force.
     fn config(&self) -> Arc<LogConfig> {
         Arc::clone(&self.config.read())
@@ -289,6 +311,18 @@ impl Shared {
         };
         Ok(Chunk::owned(bytes, pos))
     }
+}
+
+/// Refuses a negative producer id, epoch or sequence.
+fn check_stamp(stamp: ProducerStamp) -> Result<()> {
+    if stamp.producer_id < 0 || stamp.epoch < 0 || stamp.base_sequence < 0 {
+        return Err(Error::InvalidProducerStamp {
+            producer_id: stamp.producer_id,
+            epoch: stamp.epoch,
+            base_sequence: stamp.base_sequence,
+        });
+    }
+    Ok(())
 }
 
 /// One partition log in a directory: Kafka's segment files, appended to and read from.
@@ -467,6 +501,9 @@ impl Partition {
         let config = Arc::new(config);
         let mut writer = Writer::new(&config, active, opened.active, resume, poison.clone());
         let mut report = opened.report;
+        let mut first_unstable = None;
+        let mut replay = None;
+        let mut aborted = txn::load_files(&*disk, dir, &opened.segments)?;
         if !read_only {
             // After the writer mapped the active segment, so replaying it reads only headers.
             // Nothing is appended through a read-only partition: it loads no producer state.
@@ -476,10 +513,18 @@ impl Partition {
                 clean: report.clean_shutdown,
                 expiry: producer_state::Expiry::now(&config),
             };
-            let (map, loaded) = producer_state::load(&*disk, dir, &opened.segments, bounds)?;
-            report.producer_state = loaded;
-            writer.set_producers(map);
+            let loaded = producer_state::load(&*disk, dir, &opened.segments, bounds)?;
+            report.producer_state = loaded.report;
+            first_unstable = loaded.map.first_unstable_offset();
+            replay = report
+                .producer_state
+                .replayed_from
+                .map(|from| (from, loaded.aborted));
+            writer.set_producers(loaded.map);
         }
+        report.txn_indexes_damaged = aborted.damaged.clone();
+        report.txn_indexes_rewritten =
+            txn::reconcile(&*disk, &opened.segments, &mut aborted, replay)?;
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             config: RwLock::new(config),
@@ -495,6 +540,8 @@ impl Partition {
             cleaning: Mutex::new(()),
             cleaner_checkpoint: std::sync::OnceLock::new(),
             compaction_epoch: std::sync::atomic::AtomicU64::new(epoch),
+            aborted: RwLock::new(aborted.aborted),
+            first_unstable: AtomicI64::new(first_unstable.unwrap_or(i64::MAX)),
             log_start_offset: AtomicI64::new(log_start),
             checkpoint: Mutex::new((0, opened.recovery_point)),
             watchers: watch::Watchers::default(),
@@ -620,13 +667,7 @@ impl Partition {
         records: &[Record<'_>],
         codec: Compression,
     ) -> Result<(AppendInfo, bool)> {
-        if stamp.producer_id < 0 || stamp.epoch < 0 || stamp.base_sequence < 0 {
-            return Err(Error::InvalidProducerStamp {
-                producer_id: stamp.producer_id,
-                epoch: stamp.epoch,
-                base_sequence: stamp.base_sequence,
-            });
-        }
+        check_stamp(stamp)?;
         self.append_with(records, Some(stamp), codec)
     }
 
@@ -653,6 +694,27 @@ impl Partition {
         if records.is_empty() {
             return Err(Error::EmptyBatch);
         }
+        self.append_op(|writer, shared, wall_ms| {
+            writer.append(
+                shared,
+                records,
+                AppendOptions {
+                    stamp,
+                    codec: requested,
+                    wall_ms,
+                    transactional: false,
+                },
+            )
+        })
+    }
+
+    /// Runs one append `op` on the writer and sees it through its group commit; says whether
+    /// it was a duplicate of an idempotent batch already appended (nothing written).
+    #[inline]
+    fn append_op(
+        &self,
+        op: impl Fn(&mut Writer, &Shared, i64) -> Result<Appended>,
+    ) -> Result<(AppendInfo, bool)> {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
@@ -661,15 +723,7 @@ impl Partition {
         let wall_ms = crate::config::wall_ms();
         let shared = &*self.shared;
         loop {
-            let appended = shared.writer.lock().append(
-                shared,
-                records,
-                AppendOptions {
-                    stamp,
-                    codec: requested,
-                    wall_ms,
-                },
-            );
+            let appended = op(&mut shared.writer.lock(), shared, wall_ms);
             match appended? {
                 Appended::Done(info) => return Ok((info, false)),
                 Appended::Commit(info, seq) => {
@@ -684,6 +738,124 @@ impl Partition {
                 }
             }
         }
+    }
+
+    /// Appends a transactional producer's batch: as
+    /// [`append_idempotent`](Partition::append_idempotent), with Kafka's transactional bit
+    /// set. The producer's first transactional batch opens its transaction in this partition,
+    /// which holds the [last stable offset](Partition::last_stable_offset) at its first offset
+    /// until [`write_txn_marker`](Partition::write_txn_marker) closes it; `read_committed`
+    /// readers see none of it before the COMMIT, and nothing of it after an ABORT.
+    ///
+    /// This is the partition's half of a transaction (what a Kafka broker does for a
+    /// transactional produce request); a store's transactional producer drives it across
+    /// partitions, with a coordinator that makes commits atomic and survives crashes.
+    ///
+    /// ```
+    /// use topiclog::{Partition, Record};
+    /// use topiclog::partition::ProducerStamp;
+    /// use topiclog::config::LogConfig;
+    /// use topiclog::partition::{IsolationLevel, ReadOptions};
+    /// use topiclog::record::{EndTxnMarker, TxnResult};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Partition::open(dir.path(), LogConfig::default())?;
+    /// let stamp = ProducerStamp { producer_id: 7, epoch: 0, base_sequence: 0 };
+    /// log.append_transactional(stamp, &[Record::new(b"a"), Record::new(b"b")])?;
+    /// assert_eq!(log.last_stable_offset(), 0); // open: nothing is stable yet
+    /// let abort = EndTxnMarker { result: TxnResult::Abort, coordinator_epoch: 0 };
+    /// log.write_txn_marker(7, 0, abort)?;
+    /// assert_eq!(log.last_stable_offset(), 3);
+    /// let committed = ReadOptions::new().isolation_level(IsolationLevel::ReadCommitted);
+    /// assert_eq!(log.read_with(0, committed)?.count(), 0); // aborted
+    /// assert_eq!(log.read(0)?.count(), 2); // read_uncommitted sees them
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`append_idempotent`](Partition::append_idempotent).
+    pub fn append_transactional(
+        &self,
+        stamp: ProducerStamp,
+        records: &[Record<'_>],
+    ) -> Result<AppendInfo> {
+        self.append_transactional_with(stamp, records, Compression::None)
+            .map(|(info, _)| info)
+    }
+
+    /// [`append_transactional`](Partition::append_transactional) compressed with `codec`,
+    /// also saying whether the batch was a duplicate (nothing written).
+    pub(crate) fn append_transactional_with(
+        &self,
+        stamp: ProducerStamp,
+        records: &[Record<'_>],
+        codec: Compression,
+    ) -> Result<(AppendInfo, bool)> {
+        check_stamp(stamp)?;
+        if records.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        self.append_op(|writer, shared, wall_ms| {
+            writer.append(
+                shared,
+                records,
+                AppendOptions {
+                    stamp: Some(stamp),
+                    codec,
+                    wall_ms,
+                    transactional: true,
+                },
+            )
+        })
+    }
+
+    /// Writes a COMMIT or ABORT marker closing `producer_id`'s transaction in this partition
+    /// (Kafka's `WriteTxnMarkers`), and returns its offset. A marker at an epoch above the
+    /// producer's raises it (a fencing abort); one at a lower epoch is refused with
+    /// [`Error::ProducerFenced`], and one from a coordinator epoch below the last seen with
+    /// [`Error::CoordinatorFenced`]. A marker for a producer with no open transaction here is
+    /// written all the same, as Kafka does (an empty transaction).
+    ///
+    /// # Errors
+    /// Those above, [`Error::InvalidProducerStamp`] for a negative id or epoch, and as
+    /// [`append_batch`](Partition::append_batch).
+    pub fn write_txn_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        marker: EndTxnMarker,
+    ) -> Result<i64> {
+        check_stamp(ProducerStamp {
+            producer_id,
+            epoch,
+            base_sequence: 0,
+        })?;
+        let marker = TxnMarker {
+            producer_id,
+            epoch,
+            marker,
+        };
+        self.append_op(|writer, shared, wall_ms| writer.append_marker(shared, marker, wall_ms))
+            .map(|(info, _)| info.base_offset)
+    }
+
+    /// The last stable offset (Kafka's LSO): the first offset of the oldest transaction still
+    /// open in this partition, or the log end when none is. `read_committed` reads return
+    /// records below it only.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.shared.last_stable_offset()
+    }
+
+    /// The transactions open in this partition, as (producer id, first offset), oldest first.
+    /// Empty for a read-only partition, which loads no producer state.
+    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.shared.writer.lock().producers().open_transactions()
+    }
+
+    /// The aborted transactions whose ABORT markers lie in `markers` (the `.txnindex`
+    /// entries), in marker order.
+    pub fn aborted_transactions(&self, markers: std::ops::Range<i64>) -> Vec<AbortedTxn> {
+        self.shared.aborted.read().in_range(markers)
     }
 
     /// Makes every append accepted so far durable (a group commit; a no-op when nothing waits).
@@ -720,17 +892,26 @@ impl Partition {
     /// # Errors
     /// [`Error::OffsetOutOfRange`] outside that range; the reader's items report damaged data.
     pub fn read(&self, from: i64) -> Result<Reader> {
-        self.reader(from, None)
+        self.read_with(from, ReadOptions::new())
     }
 
     /// Like [`read`](Partition::read), but stops before the batch that would take the bytes
     /// read past `max_bytes`. The first batch is always returned whole, however large, so a
     /// reader always makes progress (Kafka's fetch rule).
     pub fn read_bounded(&self, from: i64, max_bytes: usize) -> Result<Reader> {
-        self.reader(from, Some(max_bytes as u64))
+        self.read_with(from, ReadOptions::new().max_bytes(max_bytes))
     }
 
-    fn reader(&self, from: i64, max_bytes: Option<u64>) -> Result<Reader> {
+    /// Like [`read`](Partition::read), as `options` say: a byte bound (see
+    /// [`read_bounded`](Partition::read_bounded)) and the isolation level. Under
+    /// [`IsolationLevel::ReadCommitted`] the reader returns records below the
+    /// [last stable offset](Partition::last_stable_offset) only (it waits there, as at the log
+    /// end, while a transaction is open) and none of an aborted transaction.
+    ///
+    /// # Errors
+    /// As [`read`](Partition::read).
+    pub fn read_with(&self, from: i64, options: ReadOptions) -> Result<Reader> {
+        let max_bytes = options.max_bytes_bound().map(|n| n as u64);
         let (log_start, log_end) = (self.log_start_offset(), self.next_offset());
         if from < log_start || from > log_end {
             return Err(Error::OffsetOutOfRange {
@@ -754,6 +935,7 @@ impl Partition {
             budget: max_bytes,
             min_timestamp: i64::MIN,
             include_control: false,
+            committed: options.isolation_level_of() == IsolationLevel::ReadCommitted,
         };
         match Reader::new(Arc::clone(&self.shared), segment, plan) {
             // A writer in another process deleted the segment (retention) since it was listed.
@@ -793,6 +975,7 @@ impl Partition {
             budget: None,
             min_timestamp: timestamp,
             include_control: true,
+            committed: false,
         };
         let reader = Reader::new(Arc::clone(&self.shared), segment, plan)?;
         for record in reader {
@@ -1022,7 +1205,7 @@ impl Partition {
             clean: self.recovery.clean_shutdown,
             expiry: producer_state::Expiry::now(&shared.config()),
         };
-        producer_state::load(&*shared.disk, &shared.dir, &segments, bounds).map(|(_, r)| r)
+        producer_state::load(&*shared.disk, &shared.dir, &segments, bounds).map(|l| l.report)
     }
 
     /// Whether the partition was opened with [`open_read_only`](Partition::open_read_only).

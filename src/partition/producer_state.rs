@@ -1,4 +1,4 @@
-//! Idempotent producers on one partition: Kafka's `ProducerStateManager`, without transactions.
+//! Idempotent and transactional producers on one partition: Kafka's `ProducerStateManager`.
 //!
 //! Each producer id maps to its epoch and the metadata of its last
 //! [`BATCHES_TO_RETAIN`] batches (first and last sequence, first and last offset, max
@@ -13,6 +13,13 @@
 //!    0. Otherwise `OutOfOrderSequence`.
 //!
 //! The state changes only when a batch is accepted.
+//!
+//! **Transactions.** A producer's first transactional batch opens its transaction in the
+//! partition (its offset is the transaction's first offset); a non-transactional batch from a
+//! producer with an open transaction is refused (Kafka's `InvalidTxnState`). A COMMIT or ABORT
+//! marker closes it; a marker is refused for an epoch below the producer's (fenced) or a
+//! coordinator epoch below the last one seen. The partition's last stable offset is the first
+//! offset of its oldest open transaction (or the log end when none is open).
 //!
 //! **Snapshots** (`<offset:020>.snapshot`, Kafka's `ProducerSnapshot` version 1, big-endian):
 //!
@@ -52,15 +59,18 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::LogConfig;
 use crate::disk::{self, Disk, File, OpenMode};
 use crate::error::{Corruption, Error, Result};
-use crate::record::{BATCH_HEADER_LEN, BatchHeader, NO_PRODUCER_EPOCH, NO_SEQUENCE};
+use crate::record::{
+    BATCH_HEADER_LEN, Batch, BatchHeader, EndTxnMarker, NO_PRODUCER_EPOCH, NO_SEQUENCE, TxnResult,
+};
 use crate::segment::file_name::{self, FileKind};
+use crate::segment::txn_index::AbortedTxn;
 use crate::segment::{Chunk, Segment};
 
 use super::AppendInfo;
@@ -186,9 +196,9 @@ struct ProducerEntry {
     /// Oldest first, at most [`BATCHES_TO_RETAIN`].
     batches: VecDeque<BatchMetadata>,
     last_timestamp: i64,
-    /// Kept from Kafka's snapshots and markers; topiclog writes no transactions.
+    /// The coordinator epoch of the last marker, or -1.
     coordinator_epoch: i32,
-    /// First offset of an open transaction (Kafka-made data), or -1.
+    /// First offset of its open transaction, or -1.
     current_txn_first_offset: i64,
 }
 
@@ -245,6 +255,32 @@ pub(crate) enum Rejection {
         /// The sequence expected.
         expected: i32,
     },
+    /// A non-transactional batch from a producer whose transaction is open.
+    InvalidTxnState,
+}
+
+/// Why a transaction marker is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MarkerRejection {
+    /// The marker's producer epoch is below the known one.
+    Fenced,
+    /// The marker's coordinator epoch is below the last one seen (Kafka's
+    /// `TransactionCoordinatorFenced`).
+    CoordinatorFenced {
+        /// The last coordinator epoch seen.
+        known: i32,
+    },
+}
+
+/// A transaction a marker closed (Kafka's `CompletedTxn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompletedTxn {
+    pub(crate) producer_id: i64,
+    /// Its first batch's offset; the marker's own when it had no batch in this partition.
+    pub(crate) first_offset: i64,
+    /// The marker's offset.
+    pub(crate) last_offset: i64,
+    pub(crate) result: TxnResult,
 }
 
 /// What the check of an idempotent append decided.
@@ -267,12 +303,16 @@ pub(crate) struct Accepted {
     /// The clock's time at the append.
     pub(crate) now_ms: i64,
     pub(crate) commit_seq: u64,
+    /// A transactional batch: it opens the producer's transaction if none is open.
+    pub(crate) transactional: bool,
 }
 
 /// The producer state of one partition, with the snapshot files it knows of.
 #[derive(Debug, Default)]
 pub(crate) struct ProducerStateMap {
     producers: BTreeMap<i64, ProducerEntry>,
+    /// The open transactions, as (first offset, producer id): the first is the oldest.
+    ongoing: BTreeSet<(i64, i64)>,
     /// Offsets of the snapshot files in the directory.
     snapshots: BTreeSet<i64>,
     /// When appends last looked for expired producers.
@@ -280,8 +320,14 @@ pub(crate) struct ProducerStateMap {
 }
 
 impl ProducerStateMap {
-    /// Checks an idempotent append of `count` records (at least 1) against the state.
-    pub(crate) fn check(&self, stamp: ProducerStamp, count: usize) -> Result<Check, Rejection> {
+    /// Checks an idempotent append of `count` records (at least 1), transactional or not,
+    /// against the state.
+    pub(crate) fn check(
+        &self,
+        stamp: ProducerStamp,
+        count: usize,
+        transactional: bool,
+    ) -> Result<Check, Rejection> {
         let delta = i32::try_from(count.saturating_sub(1)).unwrap_or(i32::MAX);
         let first_seq = stamp.base_sequence;
         let last_seq = increment_sequence(first_seq, delta);
@@ -303,6 +349,9 @@ impl ProducerStateMap {
         }
         if stamp.epoch < entry.epoch {
             return Err(Rejection::Fenced);
+        }
+        if !transactional && entry.current_txn_first_offset >= 0 {
+            return Err(Rejection::InvalidTxnState);
         }
         if stamp.epoch != entry.epoch {
             if first_seq != 0 && entry.epoch != NO_PRODUCER_EPOCH {
@@ -340,25 +389,124 @@ impl ProducerStateMap {
             },
             batch.max_timestamp.max(batch.now_ms),
         );
+        if batch.transactional && entry.current_txn_first_offset < 0 {
+            entry.current_txn_first_offset = batch.info.base_offset;
+            self.ongoing
+                .insert((batch.info.base_offset, batch.stamp.producer_id));
+        }
     }
 
-    /// Replays a batch read back from the log (Kafka's replication origin: no checks). Batches
-    /// without a producer id are ignored.
-    pub(crate) fn replay(&mut self, h: &BatchHeader) {
+    /// Checks a COMMIT or ABORT marker of `producer_id` at `epoch` from a coordinator at
+    /// `coordinator_epoch` (Kafka's `checkProducerEpoch` and coordinator-epoch check).
+    pub(crate) fn check_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), MarkerRejection> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if epoch < entry.epoch {
+            return Err(MarkerRejection::Fenced);
+        }
+        if coordinator_epoch < entry.coordinator_epoch {
+            return Err(MarkerRejection::CoordinatorFenced {
+                known: entry.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a marker at `offset` (checked with [`check_marker`](Self::check_marker)):
+    /// closes the producer's transaction, if open, and raises its epoch to the marker's.
+    pub(crate) fn complete_txn(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        marker: EndTxnMarker,
+        offset: i64,
+        timestamp: i64,
+    ) -> CompletedTxn {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(ProducerEntry::new);
+        entry.update_epoch(epoch);
+        entry.coordinator_epoch = entry.coordinator_epoch.max(marker.coordinator_epoch);
+        entry.last_timestamp = entry.last_timestamp.max(timestamp);
+        let first_offset = match entry.current_txn_first_offset {
+            first if first >= 0 => {
+                self.ongoing.remove(&(first, producer_id));
+                first
+            }
+            _ => offset,
+        };
+        entry.current_txn_first_offset = -1;
+        CompletedTxn {
+            producer_id,
+            first_offset,
+            last_offset: offset,
+            result: marker.result,
+        }
+    }
+
+    /// The first offset of the oldest open transaction, if any: the last stable offset.
+    pub(crate) fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.first().map(|&(first, _)| first)
+    }
+
+    /// The `.txnindex` entry of an aborted transaction just completed: the last stable offset
+    /// it records is the oldest other open transaction's first offset, or the offset after its
+    /// marker (Kafka's `lastStableOffset(completedTxn)`).
+    pub(crate) fn aborted_entry(&self, txn: &CompletedTxn) -> AbortedTxn {
+        AbortedTxn {
+            producer_id: txn.producer_id,
+            first_offset: txn.first_offset,
+            last_offset: txn.last_offset,
+            last_stable_offset: self
+                .ongoing
+                .iter()
+                .find(|&&(_, pid)| pid != txn.producer_id)
+                .map_or(txn.last_offset + 1, |&(first, _)| first),
+        }
+    }
+
+    /// The open transactions, as (producer id, first offset), oldest first.
+    pub(crate) fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.ongoing
+            .iter()
+            .map(|&(first, pid)| (pid, first))
+            .collect()
+    }
+
+    /// Replays a batch read back from the log (Kafka's replication origin: no checks); `marker`
+    /// is a control batch's COMMIT or ABORT. Batches without a producer id are ignored.
+    /// Returns the transaction a marker completed.
+    pub(crate) fn replay(
+        &mut self,
+        h: &BatchHeader,
+        marker: Option<EndTxnMarker>,
+    ) -> Option<CompletedTxn> {
         if h.producer_id < 0 {
-            return;
+            return None;
+        }
+        if h.is_control() {
+            // A transaction marker: ends the transaction, may bump the epoch. Another control
+            // record (not a marker) changes nothing.
+            let marker = marker?;
+            return Some(self.complete_txn(
+                h.producer_id,
+                h.producer_epoch,
+                marker,
+                h.base_offset,
+                h.max_timestamp,
+            ));
         }
         let entry = self
             .producers
             .entry(h.producer_id)
             .or_insert_with(ProducerEntry::new);
-        if h.is_control() {
-            // A transaction marker: ends the transaction, may bump the epoch.
-            entry.update_epoch(h.producer_epoch);
-            entry.current_txn_first_offset = -1;
-            entry.last_timestamp = h.max_timestamp;
-            return;
-        }
         entry.add_batch(
             h.producer_epoch,
             BatchMetadata {
@@ -372,7 +520,9 @@ impl ProducerStateMap {
         );
         if h.is_transactional() && entry.current_txn_first_offset < 0 {
             entry.current_txn_first_offset = h.base_offset;
+            self.ongoing.insert((h.base_offset, h.producer_id));
         }
+        None
     }
 
     /// Drops producers idle for `expiry.expiration_ms`; returns how many.
@@ -558,6 +708,10 @@ impl ProducerStateMap {
                     commit_seq: 0,
                 });
             }
+            if entry.current_txn_first_offset >= 0 {
+                map.ongoing
+                    .insert((entry.current_txn_first_offset, producer_id));
+            }
             map.producers.insert(producer_id, entry);
         }
         Ok(map)
@@ -672,7 +826,7 @@ pub(crate) fn load(
     dir: &Path,
     segments: &[Arc<Segment>],
     bounds: LogBounds,
-) -> Result<(ProducerStateMap, ProducerStateRecovery)> {
+) -> Result<Loaded> {
     let mut report = ProducerStateRecovery::default();
     let listed = list_snapshots(disk, dir)?;
     let mut kept = BTreeSet::new();
@@ -719,19 +873,36 @@ pub(crate) fn load(
     }
     map.snapshots = kept;
     let upgrade = bounds.clean && listed.is_empty();
+    let mut aborted = Vec::new();
     if !upgrade && from < bounds.log_end {
         report.replayed_from = Some(from);
-        report.batches_replayed = replay(&mut map, segments, from..bounds.log_end)?;
+        report.batches_replayed = replay(&mut map, segments, from..bounds.log_end, &mut aborted)?;
     }
     report.expired_producers = map.expire(bounds.expiry);
-    Ok((map, report))
+    Ok(Loaded {
+        map,
+        report,
+        aborted,
+    })
 }
 
-/// Replays the headers of the batches in `offsets`; returns how many had a producer id.
+/// What [`load`] rebuilt.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) map: ProducerStateMap,
+    pub(crate) report: ProducerStateRecovery,
+    /// The transactions aborted by the markers replayed (from `report.replayed_from`), as
+    /// their `.txnindex` entries: what the segments' files must hold from there on.
+    pub(crate) aborted: Vec<AbortedTxn>,
+}
+
+/// Replays the headers of the batches in `offsets` (and the markers of control batches),
+/// collecting the aborted transactions' entries; returns how many had a producer id.
 fn replay(
     map: &mut ProducerStateMap,
     segments: &[Arc<Segment>],
     offsets: Range<i64>,
+    aborted: &mut Vec<AbortedTxn>,
 ) -> Result<u64> {
     let (from, end) = (offsets.start, offsets.end);
     let first = segments
@@ -742,7 +913,7 @@ fn replay(
         if segment.base_offset() >= end {
             break;
         }
-        replayed += replay_segment(map, segment, offsets.clone())?;
+        replayed += replay_segment(map, segment, offsets.clone(), aborted)?;
     }
     Ok(replayed)
 }
@@ -753,40 +924,90 @@ fn replay_segment(
     map: &mut ProducerStateMap,
     segment: &Segment,
     offsets: Range<i64>,
+    aborted: &mut Vec<AbortedTxn>,
 ) -> Result<u64> {
     let Range { start: from, end } = offsets;
-    let size = segment.size();
-    let mut pos = if from > segment.base_offset() {
+    let pos = if from > segment.base_offset() {
         segment.position_for(from)?
     } else {
         0
     };
-    let mut chunk: Option<Chunk> = None;
     let mut replayed = 0;
-    while pos < size {
-        let header_end = pos + BATCH_HEADER_LEN as u64;
-        let covers = |c: &Chunk| c.start() <= pos && header_end <= c.end();
-        if !chunk.as_ref().is_some_and(covers) {
-            chunk = Some(segment.read_file(pos..size, BATCH_HEADER_LEN)?);
-        }
-        let bytes = chunk
-            .as_ref()
-            .and_then(|c| c.bytes().get(usize::try_from(pos - c.start()).ok()?..))
-            .unwrap_or(&[]);
-        let header = BatchHeader::parse(bytes)
-            .map_err(|e| Error::corrupt(segment.path(FileKind::Log), pos, Corruption::Batch(e)))?;
+    walk_headers(segment, pos, |_, header, marker| {
         if header.base_offset >= end {
-            break;
+            return ControlFlow::Break(());
         }
         if header.last_offset() >= from {
             if header.producer_id >= 0 {
                 replayed += 1;
             }
-            map.replay(&header);
+            if let Some(done) = map.replay(header, marker)
+                && done.result == TxnResult::Abort
+            {
+                aborted.push(map.aborted_entry(&done));
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(replayed)
+}
+
+/// A segment's bytes a chunk at a time (the mapping's slice when mapped).
+struct ChunkReader<'s> {
+    segment: &'s Segment,
+    size: u64,
+    chunk: Option<Chunk>,
+}
+
+impl ChunkReader<'_> {
+    /// The bytes from `pos`: at least `len` of them if the segment has them.
+    fn bytes(&mut self, pos: u64, len: usize) -> Result<&[u8]> {
+        let end = pos + len as u64;
+        if !self
+            .chunk
+            .as_ref()
+            .is_some_and(|c| c.start() <= pos && end <= c.end())
+        {
+            self.chunk = Some(self.segment.read_file(pos..self.size, len)?);
+        }
+        Ok(self
+            .chunk
+            .as_ref()
+            .and_then(|c| c.bytes().get(usize::try_from(pos - c.start()).ok()?..))
+            .unwrap_or(&[]))
+    }
+}
+
+/// Calls `f` with the position and header of each batch of `segment` from position `pos`,
+/// and for a control batch with a producer id its COMMIT or ABORT marker (the batch read
+/// whole and its CRC checked; `None` for another control record), until `f` breaks. Reads
+/// only what holds the headers otherwise (a mapping, or a chunk at a time).
+pub(crate) fn walk_headers(
+    segment: &Segment,
+    mut pos: u64,
+    mut f: impl FnMut(u64, &BatchHeader, Option<EndTxnMarker>) -> ControlFlow<()>,
+) -> Result<()> {
+    let mut reader = ChunkReader {
+        segment,
+        size: segment.size(),
+        chunk: None,
+    };
+    while pos < reader.size {
+        let corrupt = |e| Error::corrupt(segment.path(FileKind::Log), pos, Corruption::Batch(e));
+        let header = BatchHeader::parse(reader.bytes(pos, BATCH_HEADER_LEN)?).map_err(corrupt)?;
+        let marker = if header.is_control() && header.producer_id >= 0 {
+            let batch = Batch::parse(reader.bytes(pos, header.size())?).map_err(corrupt)?;
+            batch.verify_crc().map_err(corrupt)?;
+            EndTxnMarker::of_batch(&batch)
+        } else {
+            None
+        };
+        if f(pos, &header, marker).is_break() {
+            break;
         }
         pos += header.size() as u64;
     }
-    Ok(replayed)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -808,7 +1029,7 @@ mod tests {
         count: usize,
         offset: i64,
     ) -> Result<Check, Rejection> {
-        let check = map.check(s, count)?;
+        let check = map.check(s, count, false)?;
         if let Check::Append { last_seq } = check {
             map.accept(Accepted {
                 stamp: s,
@@ -820,6 +1041,7 @@ mod tests {
                 max_timestamp: offset * 10,
                 now_ms: 0,
                 commit_seq: 0,
+                transactional: false,
             });
         }
         Ok(check)
@@ -898,7 +1120,7 @@ mod tests {
         let mut map = ProducerStateMap::default();
         append(&mut map, stamp(1, 0, i32::MAX), 3, 0).expect("accepted");
         assert_eq!(
-            map.check(stamp(1, 0, i32::MAX), 3),
+            map.check(stamp(1, 0, i32::MAX), 3, false),
             Ok(Check::Duplicate(
                 AppendInfo {
                     base_offset: 0,
@@ -908,7 +1130,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            map.check(stamp(1, 0, 2), 1),
+            map.check(stamp(1, 0, 2), 1, false),
             Ok(Check::Append { last_seq: 2 })
         );
     }
@@ -929,6 +1151,7 @@ mod tests {
             max_timestamp: 0,
             now_ms: 0,
             commit_seq: 3,
+            transactional: false,
         });
         let bytes = map.encode_snapshot();
         let expected = "00017994c2cd00000001\
@@ -939,7 +1162,7 @@ mod tests {
         let back = ProducerStateMap::decode_snapshot(&bytes).expect("decodes");
         assert_eq!(back.producers(), map.producers());
         assert_eq!(
-            back.check(stamp(1000, 0, 0), 5),
+            back.check(stamp(1000, 0, 0), 5, false),
             Ok(Check::Duplicate(
                 AppendInfo {
                     base_offset: 0,

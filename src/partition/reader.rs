@@ -5,6 +5,8 @@
 // It decodes bytes read from files: no indexing that could panic.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
+use crate::consumer::config::IsolationLevel;
+use crate::record::BatchHeader;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -219,6 +221,8 @@ pub struct Reader {
     budget: Option<u64>,
     started: bool,
     include_control: bool,
+    /// `read_committed`: stop at the last stable offset, skip aborted transactions.
+    committed: bool,
     /// `pos` came from an index lookup: a bad batch there points at the index first.
     index_hint: bool,
     /// The batch an index lookup landed on lay wholly before the target and was passed by its
@@ -318,6 +322,93 @@ impl fmt::Debug for Reader {
     }
 }
 
+/// Whether a `read_committed` reader skips the batch `h`: a data batch of a transaction its
+/// producer aborted. (A batch of an open transaction is not: it lies at or past the last
+/// stable offset, where the reader stops.)
+///
+/// Retention forgets the aborted transactions below the log start. A reader still inside a
+/// segment retention deleted cannot tell for a transactional batch there, so it stops with
+/// [`Error::OffsetOutOfRange`] (where it would stop at that segment's end anyway).
+fn aborted_batch(shared: &Shared, h: &BatchHeader) -> Result<bool> {
+    if !h.is_transactional() || h.is_control() {
+        return Ok(false);
+    }
+    if shared.aborted.read().covers(h.producer_id, h.base_offset) {
+        return Ok(true);
+    }
+    // Read after the lookup: retention raises the log start before it forgets.
+    let log_start = shared.log_start_offset();
+    if h.base_offset < log_start {
+        return Err(Error::OffsetOutOfRange {
+            requested: h.base_offset,
+            log_start,
+            log_end: shared.next_offset(),
+        });
+    }
+    Ok(false)
+}
+
+/// The offset records must lie below to be returned now: what a read-only partition's writer
+/// published, and under `read_committed` the last stable offset.
+#[inline(always)]
+fn end_of(shared: &Shared, committed: bool) -> i64 {
+    let visible = shared.visible_end.load(Ordering::Acquire);
+    if committed {
+        visible.min(shared.first_unstable.load(Ordering::Acquire))
+    } else {
+        visible
+    }
+}
+
+/// How [`Partition::read_with`](super::Partition::read_with) reads: a fetch's settings for
+/// one partition.
+///
+/// ```
+/// use topiclog::partition::{IsolationLevel, ReadOptions};
+/// let options = ReadOptions::new()
+///     .isolation_level(IsolationLevel::ReadCommitted)
+///     .max_bytes(1 << 20);
+/// assert_eq!(options.max_bytes_bound(), Some(1 << 20));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    isolation_level: IsolationLevel,
+    max_bytes: Option<usize>,
+}
+
+impl ReadOptions {
+    /// `read_uncommitted`, no byte bound: what [`Partition::read`](super::Partition::read)
+    /// does.
+    pub fn new() -> ReadOptions {
+        ReadOptions::default()
+    }
+
+    /// Reads at `level` (Kafka's `isolation.level`).
+    #[must_use]
+    pub fn isolation_level(mut self, level: IsolationLevel) -> ReadOptions {
+        self.isolation_level = level;
+        self
+    }
+
+    /// Stops before the batch that would take the bytes read past `max_bytes` (the first
+    /// batch is returned whole).
+    #[must_use]
+    pub fn max_bytes(mut self, max_bytes: usize) -> ReadOptions {
+        self.max_bytes = Some(max_bytes);
+        self
+    }
+
+    /// The isolation level.
+    pub fn isolation_level_of(&self) -> IsolationLevel {
+        self.isolation_level
+    }
+
+    /// The byte bound, if any.
+    pub fn max_bytes_bound(&self) -> Option<usize> {
+        self.max_bytes
+    }
+}
+
 /// Where a [`Reader`] starts and what it skips: named, because three of these are `i64`
 /// offsets or timestamps that positional arguments would let a caller swap.
 #[derive(Debug, Clone, Copy)]
@@ -332,6 +423,9 @@ pub(super) struct ReadPlan {
     pub(super) min_timestamp: i64,
     /// Whether control batches (transaction markers) are returned.
     pub(super) include_control: bool,
+    /// `read_committed`: records below the last stable offset only, none of an aborted
+    /// transaction.
+    pub(super) committed: bool,
 }
 
 impl Reader {
@@ -348,6 +442,7 @@ impl Reader {
             budget,
             min_timestamp,
             include_control,
+            committed,
         } = plan;
         let (pos, at_least) = segment.seek_for(seek)?;
         Ok(Reader {
@@ -361,6 +456,7 @@ impl Reader {
             budget,
             started: false,
             include_control,
+            committed,
             index_hint: pos > 0,
             vouching: false,
             done: false,
@@ -417,6 +513,10 @@ impl Reader {
         let rel = usize::try_from(self.pos.checked_sub(chunk.start())?).ok()?;
         let bytes = chunk.bytes();
         let batch = plain_batch(bytes.get(rel..)?)?;
+        // A transactional batch may belong to an aborted transaction: the long way asks.
+        if self.committed && batch.transactional {
+            return None;
+        }
         let size = batch.size;
         let end = self.pos + size as u64;
         let next_offset = batch.next_offset();
@@ -463,7 +563,7 @@ impl Reader {
         // Its first record (it starts at or above `min_offset`, checked above).
         let records = bytes.get(cur.records_start..cur.records_end)?;
         let fields = cur.meta.next_fields(records, &mut cur.cursor)?;
-        if fields.offset >= self.shared.visible_end.load(Ordering::Acquire) {
+        if fields.offset >= end_of(&self.shared, self.committed) {
             cur.cursor = RecordCursor::START;
             return None;
         }
@@ -542,8 +642,7 @@ impl Reader {
         let records = bytes.get(cur.records_start..cur.records_end)?;
         let before = cur.cursor;
         let fields = cur.meta.next_fields(records, &mut cur.cursor)?;
-        if fields.offset < self.min_offset
-            || fields.offset >= self.shared.visible_end.load(Ordering::Acquire)
+        if fields.offset < self.min_offset || fields.offset >= end_of(&self.shared, self.committed)
         {
             cur.cursor = before;
             return None;
@@ -578,7 +677,7 @@ impl Reader {
                         }
                         // A follower in another process stops at what its writer published as
                         // durable, and goes on from this record once more is published.
-                        if view.offset() >= self.shared.visible_end.load(Ordering::Acquire) {
+                        if view.offset() >= end_of(&self.shared, self.committed) {
                             cur.cursor = before;
                             return Ok(None);
                         }
@@ -784,9 +883,14 @@ impl Reader {
                             kind,
                         ));
                     }
+                    let aborted = match self.committed {
+                        true => aborted_batch(&self.shared, h).inspect_err(|_| self.done = true)?,
+                        false => false,
+                    };
                     let skip = h.next_offset() <= self.min_offset
                         || (h.is_control() && !self.include_control)
-                        || h.max_timestamp < self.min_timestamp;
+                        || h.max_timestamp < self.min_timestamp
+                        || aborted;
                     if skip {
                         // Framing alone: its offsets fit, and the next batch must follow on.
                         self.vouching |= self.index_hint;

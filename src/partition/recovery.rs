@@ -155,6 +155,12 @@ pub struct RecoveryReport {
     /// Base offsets of cleaned segments a crash left in the middle of their swap, which the
     /// open finished: the old segments they replace were removed and they took their names.
     pub swaps_completed: Vec<i64>,
+    /// `.txnindex` files that did not decode, with why: their entries were rebuilt from the
+    /// log (and the files rewritten, unless read-only).
+    pub txn_indexes_damaged: Vec<(PathBuf, String)>,
+    /// `.txnindex` files written again because the log they describe changed (a recovery
+    /// scan or cut, or a crash between a marker and its entry) or they were damaged.
+    pub txn_indexes_rewritten: Vec<PathBuf>,
 }
 
 impl RecoveryReport {
@@ -838,7 +844,7 @@ fn finish_swaps(
             }
         }
         disk::sync_dir(disk, dir)?;
-        for kind in [FileKind::Index, FileKind::TimeIndex, FileKind::Log] {
+        for kind in file_name::SEGMENT_FILES {
             if kinds.contains(&kind) {
                 disk::rename(disk, &swap(kind), &file_name::file_path(dir, base, kind))?;
             }
@@ -969,11 +975,11 @@ fn sweep(
             // leaves a live writer's swap alone.
             (Some(TempSuffix::Swap), _) => {}
             (None, FileKind::Log) => segments.entry(parsed.base_offset).or_default().log = true,
-            (None, FileKind::Index | FileKind::TimeIndex) => {
+            (None, FileKind::Index | FileKind::TimeIndex | FileKind::TxnIndex) => {
                 segments.entry(parsed.base_offset).or_default();
                 orphans.push(path);
             }
-            (None, FileKind::TxnIndex | FileKind::Snapshot) => {}
+            (None, FileKind::Snapshot) => {}
         }
     }
     for path in orphans {
@@ -1129,7 +1135,7 @@ fn recover(
                 note_batches_after_cut(&mut report, &log, &log_path, 0..log_len, max_batch)?;
             }
             if writes {
-                for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
+                for kind in file_name::SEGMENT_FILES {
                     disk::remove_file(&**disk, &file_name::file_path(dir, base, kind))?;
                 }
             }

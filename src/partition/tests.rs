@@ -193,6 +193,7 @@ fn append_uncommitted(log: &Partition, records: &[Record<'_>]) -> (AppendInfo, u
             stamp: Some(STAMP),
             codec: crate::record::Compression::None,
             wall_ms: crate::config::wall_ms(),
+            transactional: false,
         },
     );
     match appended.expect("append") {

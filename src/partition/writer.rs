@@ -12,20 +12,24 @@ use std::sync::atomic::Ordering;
 use crate::config::LogConfig;
 use crate::disk;
 use crate::error::{Error, Result};
-use crate::record::{BatchParams, Compression, Record, TimestampType};
+use crate::record::{
+    BatchParams, Compression, EncodedBatch, EndTxnMarker, Record, TimestampType, TxnResult,
+};
 use crate::segment::file_name::FileKind;
 use crate::segment::{IndexSizing, Segment};
 
 pub(crate) use super::appender::ActiveInit;
-use super::appender::Appender;
+use super::appender::{Appender, BatchEnd};
 pub(crate) use super::ledger::Resume;
 use super::ledger::{Ledger, SyncSet};
 use super::manifest::SegmentRecord;
 use super::marker;
 use super::poison::Poison;
-use super::producer_state::{Accepted, Check, Expiry, ProducerStamp, ProducerStateMap, Rejection};
+use super::producer_state::{
+    Accepted, Check, Expiry, MarkerRejection, ProducerStamp, ProducerStateMap, Rejection,
+};
 use super::retention::{self, Limits, SegmentInfo};
-use super::{AppendInfo, RetentionReport, Shared, checkpoint};
+use super::{AppendInfo, RetentionReport, Shared, checkpoint, txn};
 
 mod swap;
 pub(crate) use swap::Swapped;
@@ -45,6 +49,17 @@ pub(crate) struct AppendOptions {
     /// The wall clock when the append began ([`crate::config::wall_ms`]): the records' time
     /// under the default clock, and the follower probe's.
     pub(crate) wall_ms: i64,
+    /// A transactional producer's batch (with a stamp): it opens the producer's transaction.
+    pub(crate) transactional: bool,
+}
+
+/// A COMMIT or ABORT marker to append, and whose transaction it closes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TxnMarker {
+    pub(crate) producer_id: i64,
+    /// The producer's epoch (the marker may raise it, as after a fencing abort).
+    pub(crate) epoch: i16,
+    pub(crate) marker: EndTxnMarker,
 }
 
 /// What an append did.
@@ -241,6 +256,7 @@ impl Writer {
             stamp,
             codec,
             wall_ms,
+            transactional,
         } = options;
         if self.closed {
             return Err(Error::Closed);
@@ -266,7 +282,7 @@ impl Writer {
                 now_ms: now,
                 expiration_ms: self.config.producer_id_expiration_ms(),
             });
-            match self.producers.check(stamp, records.len()) {
+            match self.producers.check(stamp, records.len(), transactional) {
                 Ok(Check::Duplicate(info, seq)) => return Ok(Appended::Duplicate(info, seq)),
                 Ok(Check::Append { last_seq: last }) => last_seq = Some(last),
                 Err(rejection) => return Err(rejected(shared, stamp, rejection)),
@@ -274,30 +290,15 @@ impl Writer {
             params.producer_id = stamp.producer_id;
             params.producer_epoch = stamp.epoch;
             params.base_sequence = stamp.base_sequence;
+            params.transactional = transactional;
         }
         let encoded = self
             .appender
             .encode(&self.config, &params, records, now, codec)?;
-        if self.appender.should_roll(&self.config, &encoded) {
-            if self.ledger.has_pending() {
-                // The old segment's batches must be published before it reads as sealed.
-                self.appender.discard(&encoded);
-                return Ok(Appended::CommitFirst(self.ledger.appended_seq()));
-            }
-            let batch = self.appender.take_encoded(&encoded);
-            self.roll(shared)?;
-            self.appender.restore_encoded(&batch);
-        }
-        if !self.durable {
-            // With followers in other processes, lazily flushed batches go to the file at once.
-            let limit = if shared.followers_present_at(wall_ms) {
-                0
-            } else {
-                self.config.write_buffer_bytes()
-            };
-            self.appender.write_if_full(&encoded, limit)?;
-        }
-        let batch = self.appender.accept(&encoded)?;
+        let batch = match self.place(shared, &encoded, wall_ms)? {
+            Ok(batch) => batch,
+            Err(commit_first) => return Ok(commit_first),
+        };
         let info = AppendInfo {
             base_offset,
             last_offset: encoded.last_offset,
@@ -315,8 +316,57 @@ impl Writer {
                 } else {
                     self.ledger.appended_seq()
                 },
+                transactional,
             });
+            if transactional {
+                shared.publish_first_unstable(self.producers.first_unstable_offset());
+            }
         }
+        self.finish(shared, batch, info, records.len())
+    }
+
+    /// Puts an encoded batch in the log: rolls first if it must, and writes the buffer out if
+    /// full. `Err(Appended::CommitFirst)` when batches waiting for a commit must reach the old
+    /// segment before the roll (nothing appended then).
+    #[inline]
+    fn place(
+        &mut self,
+        shared: &Shared,
+        encoded: &EncodedBatch,
+        wall_ms: i64,
+    ) -> Result<std::result::Result<BatchEnd, Appended>> {
+        if self.appender.should_roll(&self.config, encoded) {
+            if self.ledger.has_pending() {
+                // The old segment's batches must be published before it reads as sealed.
+                self.appender.discard(encoded);
+                return Ok(Err(Appended::CommitFirst(self.ledger.appended_seq())));
+            }
+            let batch = self.appender.take_encoded(encoded);
+            self.roll(shared)?;
+            self.appender.restore_encoded(&batch);
+        }
+        if !self.durable {
+            // With followers in other processes, lazily flushed batches go to the file at once.
+            let limit = if shared.followers_present_at(wall_ms) {
+                0
+            } else {
+                self.config.write_buffer_bytes()
+            };
+            self.appender.write_if_full(encoded, limit)?;
+        }
+        self.appender.accept(encoded).map(Ok)
+    }
+
+    /// Publishes a placed batch of `records` records, or queues it for the next commit round
+    /// when appends are durable.
+    #[inline]
+    fn finish(
+        &mut self,
+        shared: &Shared,
+        batch: BatchEnd,
+        info: AppendInfo,
+        records: usize,
+    ) -> Result<Appended> {
         if self.durable {
             // Only durable appends wait for a commit round.
             let seq = self.ledger.push_pending(self.appender.active(), batch);
@@ -324,8 +374,99 @@ impl Writer {
         }
         batch.publish(self.appender.active(), shared);
         shared.fire_watchers();
-        self.flush_if_due(shared, records.len() as i64)?;
+        self.flush_if_due(shared, records as i64)?;
         Ok(Appended::Done(info))
+    }
+
+    /// Appends a COMMIT or ABORT marker closing `producer_id`'s transaction (Kafka's
+    /// `appendEndTxnMarker`): a control batch at the producer's (possibly raised) epoch, never
+    /// compressed. An ABORT also goes into the aborted-transaction index (the segment's
+    /// `.txnindex`, fsynced with durable appends) before the last stable offset moves past it.
+    pub(crate) fn append_marker(
+        &mut self,
+        shared: &Shared,
+        marker: TxnMarker,
+        wall_ms: i64,
+    ) -> Result<Appended> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.check_poison()?;
+        let TxnMarker {
+            producer_id,
+            epoch,
+            marker,
+        } = marker;
+        if let Err(rejection) =
+            self.producers
+                .check_marker(producer_id, epoch, marker.coordinator_epoch)
+        {
+            let (topic, partition) = topic_partition(shared);
+            return Err(match rejection {
+                MarkerRejection::Fenced => Error::ProducerFenced {
+                    producer: String::new(),
+                    producer_id,
+                    epoch,
+                },
+                MarkerRejection::CoordinatorFenced { known } => Error::CoordinatorFenced {
+                    topic,
+                    partition,
+                    producer_id,
+                    coordinator_epoch: marker.coordinator_epoch,
+                    known,
+                },
+            });
+        }
+        let now = match self.config.has_system_clock() {
+            true => wall_ms,
+            false => self.config.clock().now_ms(),
+        };
+        self.prepare(shared)?;
+        let base_offset = self.appender.next_offset();
+        let params = BatchParams {
+            base_offset,
+            partition_leader_epoch: PARTITION_LEADER_EPOCH,
+            timestamp_type: self.config.message_timestamp_type(),
+            producer_id,
+            producer_epoch: epoch,
+            transactional: true,
+            control: true,
+            ..BatchParams::default()
+        };
+        let (key, value) = (marker.key(), marker.value());
+        let record = Record::keyed(&key, &value).with_timestamp(now);
+        let encoded =
+            self.appender
+                .encode(&self.config, &params, &[record], now, Compression::None)?;
+        let batch = match self.place(shared, &encoded, wall_ms)? {
+            Ok(batch) => batch,
+            Err(commit_first) => return Ok(commit_first),
+        };
+        let info = AppendInfo {
+            base_offset,
+            last_offset: encoded.last_offset,
+        };
+        let done = self.producers.complete_txn(
+            producer_id,
+            epoch,
+            marker,
+            base_offset,
+            encoded.max_timestamp,
+        );
+        if done.result == TxnResult::Abort {
+            let entry = self.producers.aborted_entry(&done);
+            shared.aborted.write().insert(entry);
+            if let Err(e) =
+                txn::append_entry(&*shared.disk, self.appender.active(), &entry, self.durable)
+            {
+                // The marker is in the log but its index entry may not be: only a reopen
+                // (which rebuilds the entry) makes the two agree again.
+                self.poison(&e);
+                return Err(e);
+            }
+        }
+        shared.publish_first_unstable(self.producers.first_unstable_offset());
+        self.finish(shared, batch, info, 1)
     }
 
     /// The time an append stamps its records with: the wall-clock reading it took under the
@@ -594,6 +735,8 @@ impl Writer {
         if offset > shared.log_start_offset() {
             checkpoint::write_log_start(&*shared.disk, &shared.dir, offset)?;
             shared.log_start_offset.store(offset, Ordering::Release);
+            // After the log start moved: a reader checks it after a lookup that found nothing.
+            shared.aborted.write().remove_range(i64::MIN..offset);
             self.producers
                 .delete_snapshots_below(&*shared.disk, &shared.dir, offset)?;
             self.ledger.log_start_checkpointed(shared, &self.appender)?;
@@ -743,6 +886,15 @@ fn rejected(shared: &Shared, stamp: ProducerStamp, rejection: Rejection) -> Erro
             producer_id: stamp.producer_id,
             epoch: stamp.epoch,
         },
+        Rejection::InvalidTxnState => {
+            let (topic, partition) = topic_partition(shared);
+            Error::InvalidTxnState {
+                topic,
+                partition,
+                producer_id: stamp.producer_id,
+                reason: "a non-transactional append while its transaction is open".into(),
+            }
+        }
         Rejection::OutOfOrder { expected } => {
             let (topic, partition) = topic_partition(shared);
             Error::OutOfOrderSequence {

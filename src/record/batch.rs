@@ -281,6 +281,8 @@ pub(crate) struct PlainBatch {
     pub(crate) size: usize,
     /// The stored CRC-32C of bytes 21 to the batch's end (not checked yet).
     pub(crate) crc: u32,
+    /// The transactional bit.
+    pub(crate) transactional: bool,
 }
 
 impl PlainBatch {
@@ -345,6 +347,7 @@ pub(crate) fn plain_batch(buf: &[u8]) -> Option<PlainBatch> {
         },
         size,
         crc: u32::from_be_bytes(*h[CRC_POS..].first_chunk()?),
+        transactional: attributes & TRANSACTIONAL_BIT != 0,
     })
 }
 

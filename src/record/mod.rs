@@ -26,6 +26,7 @@
 
 mod batch;
 mod codec;
+mod control;
 mod error;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,7 @@ pub(crate) use batch::{
     FRAME_LEN, RecordCursor, RecordFields, RecordsMeta, encode_cleaned, peek_frame, plain_batch,
 };
 pub use codec::{CompressionLevels, DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, is_supported};
+pub use control::{ControlType, EndTxnMarker, TxnResult};
 pub use error::{DecodeError, DecodeErrorKind};
 
 use std::fmt;

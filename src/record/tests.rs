@@ -1182,6 +1182,7 @@ fn plain_batch_agrees(bytes: &[u8]) {
     let h = parsed.header();
     assert_eq!(plain.meta, RecordsMeta::of(h));
     assert_eq!((plain.size, plain.crc), (parsed.size(), h.crc));
+    assert_eq!(plain.transactional, h.is_transactional());
     assert_eq!(plain.next_offset(), h.next_offset());
     assert_eq!(plain.max_timestamp(), h.max_timestamp);
     assert_eq!(

@@ -21,6 +21,15 @@ pub(crate) enum FileKind {
     Snapshot,
 }
 
+/// The files of a segment, in the order they are renamed into place: the indexes first and
+/// the `.log` last, so that a `.log` under a name means its indexes are there too.
+pub(crate) const SEGMENT_FILES: [FileKind; 4] = [
+    FileKind::Index,
+    FileKind::TimeIndex,
+    FileKind::TxnIndex,
+    FileKind::Log,
+];
+
 impl FileKind {
     fn extension(self) -> &'static str {
         match self {

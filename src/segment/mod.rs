@@ -14,6 +14,7 @@ mod index_fault;
 pub(crate) mod offset_index;
 mod scan;
 pub(crate) mod time_index;
+pub(crate) mod txn_index;
 pub(crate) mod verified;
 pub(crate) mod walk;
 
@@ -299,7 +300,7 @@ impl Segment {
         if self.deleted.load(Ordering::Acquire) {
             return Ok(());
         }
-        for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
+        for kind in file_name::SEGMENT_FILES {
             let from = file_name::file_path(&self.dir, self.base_offset, kind);
             let mut to = from.clone().into_os_string();
             to.push(".deleted");
@@ -407,7 +408,7 @@ impl Segment {
     /// fsync (a partition may have thousands of sealed segments to sync).
     pub(crate) fn sync_files(&self) -> Result<()> {
         self.log()?.sync_data()?;
-        for kind in [FileKind::Index, FileKind::TimeIndex] {
+        for kind in [FileKind::Index, FileKind::TimeIndex, FileKind::TxnIndex] {
             if let Some(path) = Some(self.path(kind))
                 .filter(|p| disk::file_len(&*self.disk, p).ok().flatten().is_some())
             {
@@ -657,7 +658,7 @@ impl Drop for Segment {
             verified::forget_segment(self.id);
         }
         if self.deleted.load(Ordering::Acquire) {
-            for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
+            for kind in file_name::SEGMENT_FILES {
                 // Best effort: a file left behind is removed by the next open's sweep.
                 let _ = disk::remove_file(&*self.disk, &self.path(kind));
             }

@@ -24,9 +24,6 @@ use super::super::Shared;
 use super::super::manifest::SegmentRecord;
 use super::Writer;
 
-/// The files of a segment, in the order the swap renames them: the `.log` last.
-const RENAME_ORDER: [FileKind; 3] = [FileKind::Index, FileKind::TimeIndex, FileKind::Log];
-
 /// How a swap ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Swapped {
@@ -69,7 +66,7 @@ impl Writer {
         )?
         .is_some();
         let (Some(start), true, false) = (start, in_place, deleted_held) else {
-            for kind in RENAME_ORDER {
+            for kind in file_name::SEGMENT_FILES {
                 let path = file_name::temp_path(dir, base, kind, TempSuffix::Cleaned);
                 disk::remove_file(disk, &path)?;
             }
@@ -80,7 +77,19 @@ impl Writer {
         self.flush(shared)?;
         let bases: Vec<i64> = cleaned.sources.iter().map(|s| s.base_offset()).collect();
         self.ledger.removed(shared, &self.appender, &bases)?;
-        for kind in RENAME_ORDER {
+        // A segment without aborted transactions has no `.txnindex`.
+        let kinds: Vec<FileKind> = file_name::SEGMENT_FILES
+            .into_iter()
+            .filter(|&kind| {
+                kind != FileKind::TxnIndex
+                    || disk::file_len(
+                        disk,
+                        &file_name::temp_path(dir, base, kind, TempSuffix::Cleaned),
+                    )
+                    .is_ok_and(|len| len.is_some())
+            })
+            .collect();
+        for &kind in &kinds {
             let from = file_name::temp_path(dir, base, kind, TempSuffix::Cleaned);
             let to = file_name::temp_path(dir, base, kind, TempSuffix::Swap);
             disk::rename(disk, &from, &to)?;
@@ -90,7 +99,7 @@ impl Writer {
             source.mark_deleted()?;
         }
         disk::sync_dir(disk, dir)?;
-        for kind in RENAME_ORDER {
+        for &kind in &kinds {
             let from = file_name::temp_path(dir, base, kind, TempSuffix::Swap);
             disk::rename(disk, &from, &file_name::file_path(dir, base, kind))?;
         }
