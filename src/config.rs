@@ -51,7 +51,8 @@ pub use crate::group::Assignor;
 pub use crate::partition::recovery::RecoveryOptions;
 pub use crate::store::{
     DEFAULT_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS, DEFAULT_MAX_PARTITIONS,
-    DEFAULT_RETENTION_CHECK_INTERVAL_MS, IGNORED_STORE_KEYS, StoreOptions, StoreOptionsBuilder,
+    DEFAULT_RETENTION_CHECK_INTERVAL_MS, DEFAULT_TRANSACTION_TIMEOUT_MS, IGNORED_STORE_KEYS,
+    StoreOptions, StoreOptionsBuilder,
 };
 pub use crate::topic::TopicConfig;
 

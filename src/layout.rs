@@ -10,11 +10,13 @@
 //!   .lock                          LOCK_FILE: held by the one writing process
 //!   topiclog-topics                TOPICS_FILE: topics, partition counts, settings
 //!   topiclog-producers             PRODUCERS_FILE: producer names, ids and epochs
+//!   topiclog-transactions          TRANSACTIONS_FILE: the transaction coordinator's state
 //!   topiclog-group-<hex>.offsets   committed offsets of a consumer group (hex of its name)
 //!   orders-0/                      a partition: Kafka's <topic>-<partition>
 //!     00000000000000000000.log     segments, named by base offset (RecordBatch v2)
 //!     00000000000000000000.index   offset index
 //!     00000000000000000000.timeindex
+//!     00000000000000000000.txnindex  aborted transactions (Kafka's format), if any
 //!     00000000000000000042.snapshot  producer state (Kafka's format)
 //!     .topiclog_recovery_point     checkpoints Kafka ignores
 //! ```
@@ -44,6 +46,10 @@ pub const TOPICS_FILE: &str = "topiclog-topics";
 
 /// File name of the producer registry in a store directory (producer names, ids and epochs).
 pub const PRODUCERS_FILE: &str = "topiclog-producers";
+
+/// File name of the transaction coordinator's state in a store directory (transactional ids,
+/// their producer ids and epochs, and each one's transaction under way).
+pub const TRANSACTIONS_FILE: &str = "topiclog-transactions";
 
 /// The store's groups lock: every process that changes a consumer group's files holds it for
 /// that one step.

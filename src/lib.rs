@@ -148,7 +148,7 @@ mod segment;
 mod store;
 mod topic;
 
-pub use consumer::{Consumer, ConsumerRecord};
+pub use consumer::{Consumer, ConsumerGroupMetadata, ConsumerRecord};
 
 /// The README's code, compiled with the doctests so that the tour stays true.
 #[cfg(doctest)]
@@ -157,5 +157,5 @@ pub struct ReadmeDoctests;
 pub use error::{Error, Result};
 pub use partition::{LogRecord, OwnedHeader, OwnedRecord, Partition};
 pub use record::{Header, Record};
-pub use store::{Producer, Store};
+pub use store::{OpenTransaction, Producer, Store, TransactionalProducer, TxnState};
 pub use topic::Topic;

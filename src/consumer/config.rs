@@ -163,6 +163,7 @@ pub struct ConsumerConfig {
     pub(crate) group_id: Option<String>,
     pub(crate) member_id: Option<String>,
     pub(crate) auto_offset_reset: OffsetReset,
+    pub(crate) isolation_level: IsolationLevel,
     pub(crate) enable_auto_commit: bool,
     pub(crate) auto_commit_interval_ms: i64,
     pub(crate) max_poll_records: usize,
@@ -179,6 +180,7 @@ impl Default for ConsumerConfig {
             group_id: None,
             member_id: None,
             auto_offset_reset: OffsetReset::default(),
+            isolation_level: IsolationLevel::default(),
             enable_auto_commit: true,
             auto_commit_interval_ms: DEFAULT_AUTO_COMMIT_INTERVAL_MS,
             max_poll_records: DEFAULT_MAX_POLL_RECORDS,
@@ -250,6 +252,7 @@ impl ConsumerConfig {
                 "auto.offset.reset",
                 self.auto_offset_reset.name().to_owned(),
             ),
+            ("isolation.level", self.isolation_level.name().to_owned()),
             ("enable.auto.commit", self.enable_auto_commit.to_string()),
             (
                 "auto.commit.interval.ms",
@@ -289,6 +292,11 @@ impl ConsumerConfig {
     /// `auto.offset.reset`.
     pub fn auto_offset_reset(&self) -> OffsetReset {
         self.auto_offset_reset
+    }
+
+    /// `isolation.level`.
+    pub fn isolation_level(&self) -> IsolationLevel {
+        self.isolation_level
     }
 
     /// `enable.auto.commit`.
@@ -358,6 +366,14 @@ impl ConsumerConfigBuilder {
     /// `auto.offset.reset` (default latest).
     pub fn auto_offset_reset(mut self, reset: OffsetReset) -> Self {
         self.config.auto_offset_reset = reset;
+        self
+    }
+
+    /// `isolation.level` (default `read_uncommitted`): under `read_committed` the consumer
+    /// returns records below each partition's last stable offset only, and none of an
+    /// aborted transaction.
+    pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
+        self.config.isolation_level = level;
         self
     }
 
@@ -443,6 +459,7 @@ impl ConsumerConfigBuilder {
             "group.id" => self.group_id(value),
             "group.instance.id" => self.member_id(value),
             "auto.offset.reset" => self.auto_offset_reset(value.parse()?),
+            "isolation.level" => self.isolation_level(value.parse()?),
             "enable.auto.commit" => self.enable_auto_commit(bool_value("enable.auto.commit")?),
             "auto.commit.interval.ms" => {
                 self.auto_commit_interval_ms(int("auto.commit.interval.ms")?)

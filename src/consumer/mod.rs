@@ -43,7 +43,7 @@
 pub(crate) mod config;
 mod files;
 
-pub(crate) use config::{ConsumerConfig, OffsetReset};
+pub(crate) use config::{ConsumerConfig, IsolationLevel, OffsetReset};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -56,7 +56,7 @@ use crate::group::Coordinator;
 pub use crate::group::GroupMember;
 use crate::group::coordinator::JoinRequest;
 use crate::partition::watch::Signal;
-use crate::partition::{LogRecord, Partition};
+use crate::partition::{LogRecord, Partition, ReadOptions};
 
 /// How often a consumer of a read-only store re-reads the files while it waits, where no
 /// file-change notification wakes it (the writer is another process).
@@ -142,8 +142,36 @@ struct Membership {
     coordinator: Arc<Coordinator>,
     group: String,
     member: String,
+    /// The group's generation at the member's last sync.
+    generation: u64,
     topics: Vec<String>,
     events: Vec<RebalanceEvent>,
+}
+
+/// A consumer's place in its group (Kafka's `ConsumerGroupMetadata`), from
+/// [`Consumer::group_metadata`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConsumerGroupMetadata {
+    group_id: String,
+    generation_id: u64,
+    member_id: String,
+}
+
+impl ConsumerGroupMetadata {
+    /// The group id.
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    /// The group's generation at the member's last sync.
+    pub fn generation_id(&self) -> u64 {
+        self.generation_id
+    }
+
+    /// The member id.
+    pub fn member_id(&self) -> &str {
+        &self.member_id
+    }
 }
 
 /// A record a consumer returned, with where it came from.
@@ -350,6 +378,7 @@ impl Consumer {
             coordinator,
             group,
             member,
+            generation: 0,
             topics,
             events: Vec::new(),
         });
@@ -377,6 +406,18 @@ impl Consumer {
     /// The member id, while subscribed.
     pub fn member_id(&self) -> Option<&str> {
         self.membership.as_ref().map(|m| m.member.as_str())
+    }
+
+    /// The consumer's group, generation and member id, while subscribed (Kafka's
+    /// `groupMetadata()`): what a transactional producer's
+    /// [`send_offsets_to_transaction`](crate::TransactionalProducer::send_offsets_to_transaction)
+    /// checks, so that a member that lost a partition cannot commit for it.
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        self.membership.as_ref().map(|m| ConsumerGroupMetadata {
+            group_id: m.group.clone(),
+            generation_id: m.generation,
+            member_id: m.member.clone(),
+        })
     }
 
     /// The rebalance events since the last call (oldest first). A `poll` that meets a
@@ -588,6 +629,7 @@ impl Consumer {
         }
         let any_revoked = !revoked.is_empty();
         if let Some(m) = &mut self.membership {
+            m.generation = sync.generation;
             if any_revoked {
                 m.events.push(RebalanceEvent::Revoked(revoked));
             }
@@ -815,19 +857,15 @@ impl Consumer {
         if position == a.partition.next_offset() {
             return Ok(Vec::new());
         }
-        let reader = match a.partition.read(position) {
+        let options = ReadOptions::new().isolation_level(self.config.isolation_level);
+        let reader = match a.partition.read_with(position, options) {
             Ok(reader) => reader,
             Err(Error::OffsetOutOfRange { log_start, .. }) => {
                 // Retention deleted the records at the position: start again per the policy.
-                let reset = reset_position(
-                    &a.topic,
-                    a.number,
-                    &a.partition,
-                    self.config.auto_offset_reset,
-                )?
-                .max(log_start.min(a.partition.next_offset()));
+                let reset = reset_position(&a.topic, a.number, &a.partition, &self.config)?
+                    .max(log_start.min(a.partition.next_offset()));
                 a.position = Some(reset);
-                a.partition.read(reset)?
+                a.partition.read_with(reset, options)?
             }
             Err(e) => return Err(e),
         };
@@ -838,12 +876,7 @@ impl Consumer {
                 // Deleted under the reader (a writer's retention, in another process): the
                 // next poll starts again per the policy.
                 Err(Error::OffsetOutOfRange { log_start, .. }) if records.is_empty() => {
-                    let reset = reset_position(
-                        &a.topic,
-                        a.number,
-                        &a.partition,
-                        self.config.auto_offset_reset,
-                    )?;
+                    let reset = reset_position(&a.topic, a.number, &a.partition, &self.config)?;
                     a.position = Some(reset.max(log_start));
                     return Ok(records);
                 }
@@ -869,12 +902,7 @@ impl Consumer {
         if let Some(position) = a.position {
             return Ok(position);
         }
-        let position = reset_position(
-            &a.topic,
-            a.number,
-            &a.partition,
-            self.config.auto_offset_reset,
-        )?;
+        let position = reset_position(&a.topic, a.number, &a.partition, &self.config)?;
         a.position = Some(position);
         Ok(position)
     }
@@ -1024,7 +1052,8 @@ impl Consumer {
     /// # Errors
     /// As [`beginning_offsets`](Consumer::beginning_offsets).
     pub fn end_offsets(&self, partitions: &[(&str, u32)]) -> Result<BTreeMap<TopicPartition, i64>> {
-        self.offsets_of(partitions, |p| p.next_offset())
+        let level = self.config.isolation_level;
+        self.offsets_of(partitions, |p| end_offset(p, level))
     }
 
     fn offsets_of(
@@ -1051,8 +1080,8 @@ impl Consumer {
     /// [`Error::PartitionNotAssigned`].
     pub fn current_lag(&self, topic: &str, partition: u32) -> Result<Option<i64>> {
         let a = &self.assigned[self.index(topic, partition)?];
-        Ok(a.position
-            .map(|position| (a.partition.next_offset() - position).max(0)))
+        let end = end_offset(&a.partition, self.config.isolation_level);
+        Ok(a.position.map(|position| (end - position).max(0)))
     }
 
     /// The consumed positions of every partition that has one.
@@ -1109,15 +1138,25 @@ fn join(
 }
 
 /// Where `policy` puts a partition's position.
+/// The end of a partition as a consumer at `level` sees it: the log end, or under
+/// `read_committed` the last stable offset (Kafka's `endOffsets`).
+fn end_offset(partition: &Partition, level: IsolationLevel) -> i64 {
+    match level {
+        IsolationLevel::ReadCommitted => partition.last_stable_offset(),
+        _ => partition.next_offset(),
+    }
+}
+
+/// Where `auto.offset.reset` puts a consumer with `config` in a partition.
 fn reset_position(
     topic: &str,
     number: u32,
     partition: &Partition,
-    policy: OffsetReset,
+    config: &ConsumerConfig,
 ) -> Result<i64> {
-    match policy {
+    match config.auto_offset_reset {
         OffsetReset::Earliest => Ok(partition.log_start_offset()),
-        OffsetReset::Latest => Ok(partition.next_offset()),
+        OffsetReset::Latest => Ok(end_offset(partition, config.isolation_level)),
         OffsetReset::None => Err(Error::NoOffsetForPartition {
             topic: topic.to_owned(),
             partition: number,

@@ -388,18 +388,77 @@ impl Coordinator {
         offsets: &[(TopicPartition, i64)],
     ) -> Result<()> {
         let s = &self.shared;
-        let (result, wakes) = s.step(group, None, |g, _| match g.members.get(member) {
-            None => Err(unknown_member(group, member)),
-            Some(m) => match offsets.iter().find(|(tp, _)| !m.owned.contains(tp)) {
-                Some(((topic, partition), _)) => Err(Error::CommitRejected {
-                    group: group.to_owned(),
-                    member: member.to_owned(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                }),
+        let (result, wakes) = s.step(group, None, |g, _| {
+            match not_owner(g, group, member, offsets) {
+                Some(e) => Err(e),
                 None => s.write_offsets(group, offsets),
-            },
+            }
         })?;
+        call(wakes);
+        result
+    }
+
+    /// Checks that `member` of `group` exists and owns every partition of `offsets` (what a
+    /// commit checks), changing nothing: a transactional producer's
+    /// `send_offsets_to_transaction` (KIP-447: a member that lost a partition cannot commit
+    /// for it).
+    ///
+    /// # Errors
+    /// As [`commit`](Self::commit).
+    pub(crate) fn check_owner(
+        &self,
+        group: &str,
+        member: &str,
+        offsets: &[(TopicPartition, i64)],
+    ) -> Result<()> {
+        let (result, wakes) = self.shared.step(group, None, |g, _| {
+            match not_owner(g, group, member, offsets) {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        })?;
+        call(wakes);
+        result
+    }
+
+    /// A transaction's commit of `offsets` for `member` of `group`, in one step under the
+    /// groups lock: checks the member owns every partition (as [`commit`](Self::commit)),
+    /// runs `decide` (which makes the transaction's commit durable), then writes the offsets.
+    /// Nothing is written if the check or `decide` fails. No rebalance can slip between the
+    /// check and the offsets: a new owner reads them once it gets the partition.
+    ///
+    /// # Errors
+    /// As [`commit`](Self::commit), and `decide`'s.
+    pub(crate) fn commit_transactional(
+        &self,
+        group: &str,
+        member: &str,
+        offsets: &[(TopicPartition, i64)],
+        decide: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        let s = &self.shared;
+        let (result, wakes) = s.step(group, None, |g, _| {
+            match not_owner(g, group, member, offsets) {
+                Some(e) => Err(e),
+                None => decide().and_then(|()| s.write_offsets(group, offsets)),
+            }
+        })?;
+        call(wakes);
+        result
+    }
+
+    /// Writes `offsets` for `group` with no member check: a transaction that decided to
+    /// commit before a crash, completed by the next open.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub(crate) fn commit_recovered(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, i64)],
+    ) -> Result<()> {
+        let s = &self.shared;
+        let (result, wakes) = s.step(group, None, |_, _| s.write_offsets(group, offsets))?;
         call(wakes);
         result
     }
@@ -876,6 +935,26 @@ fn heartbeat_loop(shared: &Weak<Shared>) {
 }
 
 /// The group's members as `describe-group` shows them.
+/// Why `member` may not commit `offsets` now: it is gone ([`Error::UnknownMember`]) or does
+/// not own one of the partitions ([`Error::CommitRejected`]).
+fn not_owner(
+    g: &GroupState,
+    group: &str,
+    member: &str,
+    offsets: &[(TopicPartition, i64)],
+) -> Option<Error> {
+    let Some(m) = g.members.get(member) else {
+        return Some(unknown_member(group, member));
+    };
+    let ((topic, partition), _) = offsets.iter().find(|(tp, _)| !m.owned.contains(tp))?;
+    Some(Error::CommitRejected {
+        group: group.to_owned(),
+        member: member.to_owned(),
+        topic: topic.clone(),
+        partition: *partition,
+    })
+}
+
 pub(crate) fn describe(g: &GroupState) -> Vec<GroupMember> {
     g.members
         .iter()

@@ -852,6 +852,25 @@ impl Partition {
         self.shared.writer.lock().producers().open_transactions()
     }
 
+    /// Whether `producer_id` has a transaction open in this partition.
+    pub fn has_open_transaction(&self, producer_id: i64) -> bool {
+        self.shared
+            .writer
+            .lock()
+            .producers()
+            .open_transactions()
+            .iter()
+            .any(|&(pid, _)| pid == producer_id)
+    }
+
+    /// What this partition knows of `producer_id` (`None` if nothing, or for a read-only
+    /// partition).
+    pub fn producer(&self, producer_id: i64) -> Option<ProducerState> {
+        self.active_producers()
+            .into_iter()
+            .find(|p| p.producer_id == producer_id)
+    }
+
     /// The aborted transactions whose ABORT markers lie in `markers` (the `.txnindex`
     /// entries), in marker order.
     pub fn aborted_transactions(&self, markers: std::ops::Range<i64>) -> Vec<AbortedTxn> {

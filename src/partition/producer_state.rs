@@ -141,6 +141,10 @@ pub struct ProducerState {
     /// When it last wrote: its last batch's max timestamp, or the time of that append if later
     /// (replayed batches have only the former). `producer.id.expiration.ms` counts from it.
     pub last_timestamp: i64,
+    /// The coordinator epoch of its last transaction marker, or -1.
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction here, if one is open.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 /// How opening rebuilt the producer state (part of the
@@ -555,6 +559,9 @@ impl ProducerStateMap {
                 last_sequence: e.last_seq(),
                 last_offset: e.batches.back().map_or(-1, |b| b.last_offset),
                 last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_first_offset: (e.current_txn_first_offset >= 0)
+                    .then_some(e.current_txn_first_offset),
             })
             .collect()
     }

@@ -4,6 +4,8 @@
 mod producer;
 mod producers_file;
 mod topics_file;
+mod transactions;
+mod transactions_file;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,8 @@ use topics_file::TopicEntry;
 use crate::layout::{LOCK_FILE, PRODUCERS_FILE, TOPICS_FILE};
 pub(crate) use crate::lock::DirLock;
 pub use producer::Producer;
+pub use transactions::{DEFAULT_TRANSACTION_TIMEOUT_MS, OpenTransaction, TransactionalProducer};
+pub use transactions_file::TxnState;
 
 /// `log.retention.check.interval.ms` default: 5 minutes.
 pub const DEFAULT_RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
@@ -526,6 +530,8 @@ pub(crate) struct Inner {
         producers_file::Registry,
         BTreeMap<String, Arc<ProducerSlot>>,
     )>,
+    /// The transaction coordinator (a writable store's only).
+    transactions: std::sync::OnceLock<transactions::TxnCoordinator>,
 }
 
 #[derive(Debug)]
@@ -787,6 +793,7 @@ impl Store {
             coordinator: None,
             registry_stamp: Mutex::new(stamp),
             producers: Mutex::new((producers, BTreeMap::new())),
+            transactions: std::sync::OnceLock::new(),
         };
         if !read_only {
             let clock = inner.options.log.clock().clone();
@@ -813,6 +820,12 @@ impl Store {
             topics.insert(name.clone(), Arc::new(topic));
         }
         *inner.topics.write() = topics;
+        if inner.lock.lock().is_some() {
+            // With the partitions open: what a crash left of a transaction is completed now.
+            let coordinator = transactions::TxnCoordinator::open(&inner)?;
+            coordinator.abort_timed_out(&inner)?;
+            let _ = inner.transactions.set(coordinator);
+        }
         Ok(inner)
     }
 
@@ -1015,6 +1028,46 @@ impl Store {
             current,
             Arc::clone(slot),
         ))
+    }
+
+    /// A transactional producer for `transactional_id` (Kafka's producer with
+    /// `transactional.id`): call [`init_transactions`](TransactionalProducer::init_transactions)
+    /// before its first transaction, which fences every older handle of the same id (in this
+    /// process, or from before a restart).
+    ///
+    /// # Errors
+    /// [`Error::EmptyProducerName`] for an empty id, [`Error::ReadOnly`].
+    pub fn transactional_producer(&self, transactional_id: &str) -> Result<TransactionalProducer> {
+        self.writable()?;
+        if transactional_id.is_empty() {
+            return Err(Error::EmptyProducerName);
+        }
+        Ok(TransactionalProducer::new(
+            Arc::downgrade(&self.inner),
+            transactional_id.to_owned(),
+        ))
+    }
+
+    /// The open transactions (Kafka's `kafka-transactions.sh list`): the coordinator's, with
+    /// their transactional ids, then those found open in partition logs that the coordinator
+    /// does not know (written by Kafka, or their record lost), which hold the last stable
+    /// offset until they time out or are aborted.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`]; [`Error::Io`].
+    pub fn transactions(&self) -> Result<Vec<OpenTransaction>> {
+        self.inner.txn_coordinator()?.list_open(&self.inner)
+    }
+
+    /// Aborts an open transaction now (Kafka's `kafka-transactions.sh abort`): `id` is a
+    /// transactional id (its producer is fenced), or the producer id of a transaction found
+    /// only in logs. A transaction that had decided to commit is committed instead. Returns
+    /// whether there was one.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`]; [`Error::Io`].
+    pub fn abort_transaction(&self, id: &str) -> Result<bool> {
+        self.inner.txn_coordinator()?.abort_now(&self.inner, id)
     }
 
     /// The names of all topics, sorted.
@@ -1246,6 +1299,12 @@ impl Source for Inner {
 }
 
 impl Inner {
+    /// The transaction coordinator; [`Error::ReadOnly`] for a store without one.
+    pub(crate) fn txn_coordinator(&self) -> Result<&transactions::TxnCoordinator> {
+        self.writable()?;
+        self.transactions.get().ok_or(Error::ReadOnly)
+    }
+
     /// [`Error::ReadOnly`] for a read-only store, [`Error::Closed`] once closed.
     pub(crate) fn writable(&self) -> Result<()> {
         if self.read_only {
@@ -1666,6 +1725,7 @@ impl StoreListing {
             }
             if entry.is_file {
                 listing.has_store_files |= name == PRODUCERS_FILE
+                    || name == crate::layout::TRANSACTIONS_FILE
                     || name == crate::group::offsets::GROUPS_FILE
                     || name.starts_with(crate::group::offsets::FILE_PREFIX);
                 listing.has_lock_file |= name == LOCK_FILE;
@@ -1745,6 +1805,15 @@ impl Background {
                         // Followers that appeared while nothing was appended see what was.
                         inner.serve_new_followers();
                         next_probe = now + crate::follow::PROBE_EVERY;
+                        if let Some(coordinator) = inner.transactions.get() {
+                            // Failures are logged by the next open, which aborts them too.
+                            if let Err(e) = coordinator.abort_timed_out(&inner) {
+                                log::warn!(
+                                    "{}: aborting timed-out transactions: {e}",
+                                    inner.dir.display()
+                                );
+                            }
+                        }
                     }
                     // Errors are met again by the next run, or by a direct call (a flush, a
                     // close, `Store::enforce_retention`), which returns them.

@@ -42,7 +42,7 @@ impl ProducerSlot {
     }
 
     /// The id and epoch of the newest handle.
-    fn get(&self) -> IdEpoch {
+    pub(crate) fn get(&self) -> IdEpoch {
         *self.current.lock()
     }
 }
