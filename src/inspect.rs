@@ -108,6 +108,8 @@ pub struct SegmentFiles {
     pub index: Option<PathBuf>,
     /// The `<base>.timeindex` file, if present.
     pub time_index: Option<PathBuf>,
+    /// The `<base>.txnindex` file (aborted transactions), if present.
+    pub txn_index: Option<PathBuf>,
 }
 
 /// The segments of a partition directory, ascending by base offset: one for each
@@ -135,8 +137,53 @@ pub fn list_segments(dir: impl AsRef<Path>) -> Result<Vec<SegmentFiles>> {
             log: file_name::file_path(dir, base, FileKind::Log),
             index: present(base, FileKind::Index),
             time_index: present(base, FileKind::TimeIndex),
+            txn_index: present(base, FileKind::TxnIndex),
         })
         .collect())
+}
+
+/// The entries of a `.txnindex` file (Kafka's transaction index: one per aborted
+/// transaction whose ABORT marker is in the segment), as far as they decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TxnIndexFile {
+    /// The entries before the first that is refused.
+    pub entries: Vec<crate::partition::AbortedTxn>,
+    /// What is wrong with the file, if anything (a partial entry, an unknown version, markers
+    /// out of order or below the base offset), with the byte position.
+    pub problem: Option<String>,
+}
+
+/// Reads a `.txnindex` file; `base_offset` defaults to the one in its name. Entries are
+/// checked against the base offset only (the segment's end is not known here).
+///
+/// # Errors
+/// [`Error::NotASegmentFile`] without a base offset, [`Error::Io`].
+pub fn txn_index_entries(path: impl AsRef<Path>, base_offset: Option<i64>) -> Result<TxnIndexFile> {
+    let path = path.as_ref();
+    let base = base_or_name(path, base_offset)?;
+    let bytes = read_whole(path)?;
+    Ok(
+        match crate::segment::txn_index::decode(&bytes, base, i64::MAX) {
+            Ok(entries) => TxnIndexFile {
+                entries,
+                problem: None,
+            },
+            Err(fault) => {
+                let whole = usize::try_from(fault.position).unwrap_or(0);
+                let entries = crate::segment::txn_index::decode(
+                    bytes.get(..whole).unwrap_or_default(),
+                    base,
+                    i64::MAX,
+                )
+                .unwrap_or_default();
+                TxnIndexFile {
+                    entries,
+                    problem: Some(fault.to_string()),
+                }
+            }
+        },
+    )
 }
 
 /// The base offset in a segment file's name.
@@ -1037,6 +1084,7 @@ fn apply_swaps(
             log: swap(FileKind::Log),
             index: Some(swap(FileKind::Index)).filter(|p| p.is_file()),
             time_index: Some(swap(FileKind::TimeIndex)).filter(|p| p.is_file()),
+            txn_index: Some(swap(FileKind::TxnIndex)).filter(|p| p.is_file()),
         };
         let end = check_segment(&files, SegmentRole::Sealed)?
             .map_or(base + 1, |s| s.next_offset.max(base + 1));
@@ -1267,6 +1315,8 @@ pub fn verify_segment(log_path: impl AsRef<Path>, role: SegmentRole) -> Result<S
         log: log_path.to_path_buf(),
         index: Some(index),
         time_index: Some(time_index),
+        txn_index: Some(file_name::file_path(dir, base, FileKind::TxnIndex))
+            .filter(|p| p.is_file()),
     };
     match check_segment(&files, role)? {
         Some(report) => Ok(report),

@@ -370,3 +370,48 @@ fn the_kafka_made_transactions_fixture_matches_a_model_of_markers() {
     let (_tmp, got) = read_committed_offsets("transactions-0");
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_read_only_partition_follows_its_writers_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Partition::open(dir.path(), lazy()).unwrap();
+    let mut p = TxnProducer::new(3);
+    let first = p.send(&log, 2);
+    log.flush().unwrap();
+    let follower = Partition::open_read_only(dir.path(), lazy()).unwrap();
+    assert_eq!(follower.last_stable_offset(), first[0], "open at open");
+    assert_eq!(offsets(&follower, committed()), [] as [i64; 0]);
+    p.end(&log, TxnResult::Commit);
+    let aborted = p.send(&log, 3);
+    p.end(&log, TxnResult::Abort);
+    let open = p.send(&log, 1);
+    log.flush().unwrap();
+    follower.refresh().unwrap();
+    assert_eq!(follower.last_stable_offset(), open[0]);
+    assert_eq!(offsets(&follower, committed()), first);
+    assert_eq!(
+        follower.aborted_transactions(0..i64::MAX).len(),
+        1,
+        "{aborted:?} aborted"
+    );
+    p.end(&log, TxnResult::Commit);
+    log.flush().unwrap();
+    follower.refresh().unwrap();
+    assert_eq!(follower.last_stable_offset(), follower.next_offset());
+    let mut want = first.clone();
+    want.extend(&open);
+    assert_eq!(offsets(&follower, committed()), want);
+    // A reader that waited at the LSO goes on after a refresh.
+    let mut reader = follower
+        .read_with(follower.next_offset(), committed())
+        .unwrap();
+    let more = p.send(&log, 2);
+    log.flush().unwrap();
+    follower.refresh().unwrap();
+    assert!(reader.next().is_none(), "open: held");
+    p.end(&log, TxnResult::Commit);
+    log.flush().unwrap();
+    follower.refresh().unwrap();
+    let got: Vec<i64> = reader.map(|r| r.unwrap().offset()).collect();
+    assert_eq!(got, more);
+}

@@ -501,27 +501,24 @@ impl Partition {
         let config = Arc::new(config);
         let mut writer = Writer::new(&config, active, opened.active, resume, poison.clone());
         let mut report = opened.report;
-        let mut first_unstable = None;
-        let mut replay = None;
+        // A read-only partition loads it too (writing nothing): it follows its writer's
+        // transactions, for `read_committed` reads in other processes.
+        let bounds = producer_state::LogBounds {
+            log_start,
+            log_end: next_offset,
+            clean: report.clean_shutdown,
+            expiry: producer_state::Expiry::now(&config),
+        };
+        // After the writer mapped the active segment, so replaying it reads only headers.
+        let loaded = producer_state::load(&*disk, dir, &opened.segments, bounds)?;
+        report.producer_state = loaded.report;
+        let first_unstable = loaded.map.first_unstable_offset();
         let mut aborted = txn::load_files(&*disk, dir, &opened.segments)?;
-        if !read_only {
-            // After the writer mapped the active segment, so replaying it reads only headers.
-            // Nothing is appended through a read-only partition: it loads no producer state.
-            let bounds = producer_state::LogBounds {
-                log_start,
-                log_end: next_offset,
-                clean: report.clean_shutdown,
-                expiry: producer_state::Expiry::now(&config),
-            };
-            let loaded = producer_state::load(&*disk, dir, &opened.segments, bounds)?;
-            report.producer_state = loaded.report;
-            first_unstable = loaded.map.first_unstable_offset();
-            replay = report
-                .producer_state
-                .replayed_from
-                .map(|from| (from, loaded.aborted));
-            writer.set_producers(loaded.map);
-        }
+        let replay = report
+            .producer_state
+            .replayed_from
+            .map(|from| (from, loaded.aborted));
+        writer.set_producers(loaded.map, next_offset);
         report.txn_indexes_damaged = aborted.damaged.clone();
         report.txn_indexes_rewritten =
             txn::reconcile(&*disk, &opened.segments, &mut aborted, replay)?;
@@ -672,7 +669,7 @@ impl Partition {
     }
 
     /// The idempotent producers this partition knows, by id (Kafka's `DescribeProducers`).
-    /// Empty for a read-only partition, which does not load them.
+    /// A read-only partition knows them as of its last refresh.
     pub fn active_producers(&self) -> Vec<ProducerState> {
         self.shared.writer.lock().producers().producers()
     }
@@ -847,7 +844,7 @@ impl Partition {
     }
 
     /// The transactions open in this partition, as (producer id, first offset), oldest first.
-    /// Empty for a read-only partition, which loads no producer state.
+    /// A read-only partition knows them as of its last refresh.
     pub fn open_transactions(&self) -> Vec<(i64, i64)> {
         self.shared.writer.lock().producers().open_transactions()
     }
@@ -863,8 +860,7 @@ impl Partition {
             .any(|&(pid, _)| pid == producer_id)
     }
 
-    /// What this partition knows of `producer_id` (`None` if nothing, or for a read-only
-    /// partition).
+    /// What this partition knows of `producer_id` (`None` if nothing).
     pub fn producer(&self, producer_id: i64) -> Option<ProducerState> {
         self.active_producers()
             .into_iter()
@@ -1148,7 +1144,7 @@ impl Partition {
         let resynced = self.shared.resync_if_compacted()?;
         // Refreshes exclude each other through the writer lock a read-only partition never
         // writes under.
-        let _serial = self.shared.writer.lock();
+        let mut serial = self.shared.writer.lock();
         let shared = &self.shared;
         let interval = shared.config().index_interval_bytes();
         let mut grew = resynced;
@@ -1208,7 +1204,10 @@ impl Partition {
                 .take_while(|s| s.next_offset() <= start)
                 .count();
             segments.drain(..gone);
+            drop(segments);
+            shared.aborted.write().remove_range(i64::MIN..start);
         }
+        serial.follow_producers(shared, next_offset)?;
         shared.update_visible_end();
         Ok(grew)
     }

@@ -905,7 +905,7 @@ pub(crate) struct Loaded {
 
 /// Replays the headers of the batches in `offsets` (and the markers of control batches),
 /// collecting the aborted transactions' entries; returns how many had a producer id.
-fn replay(
+pub(crate) fn replay(
     map: &mut ProducerStateMap,
     segments: &[Arc<Segment>],
     offsets: Range<i64>,

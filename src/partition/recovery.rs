@@ -150,7 +150,7 @@ pub struct RecoveryReport {
     pub removed_files: Vec<PathBuf>,
     /// Files in the directory that topiclog does not know and left alone.
     pub ignored_files: Vec<PathBuf>,
-    /// How the idempotent producers' state was rebuilt (not loaded by read-only opens).
+    /// How the producers' state was rebuilt (a read-only open writes nothing of it).
     pub producer_state: super::ProducerStateRecovery,
     /// Base offsets of cleaned segments a crash left in the middle of their swap, which the
     /// open finished: the old segments they replace were removed and they took their names.

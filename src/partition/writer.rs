@@ -106,6 +106,9 @@ pub(crate) struct Writer {
     producers: ProducerStateMap,
     /// The state open rebuilt is still to be snapshotted (at the first write).
     snapshot_after_open: bool,
+    /// A read-only partition's: the offset up to which `producers` reflects the log (see
+    /// [`follow_producers`](Self::follow_producers)).
+    followed_end: i64,
 }
 
 impl Writer {
@@ -129,6 +132,7 @@ impl Writer {
             closed: false,
             producers: ProducerStateMap::default(),
             snapshot_after_open: true,
+            followed_end: 0,
         }
     }
 
@@ -160,8 +164,42 @@ impl Writer {
     }
 
     /// Starts from the producer state open rebuilt (as of the log end).
-    pub(crate) fn set_producers(&mut self, producers: ProducerStateMap) {
+    /// Sets the producer state open rebuilt, which reflects the log up to `end`.
+    pub(crate) fn set_producers(&mut self, producers: ProducerStateMap, end: i64) {
         self.producers = producers;
+        self.followed_end = end;
+    }
+
+    /// A read-only partition's catch-up with its writer: replays the batches from where the
+    /// producer state stopped to `end` (what a refresh found), so that its transactions, last
+    /// stable offset and aborted transactions follow the writer's.
+    pub(crate) fn follow_producers(&mut self, shared: &Shared, end: i64) -> Result<()> {
+        let from = self.followed_end.max(shared.log_start_offset());
+        if end <= from {
+            return Ok(());
+        }
+        let segments = shared.segments();
+        let mut aborted = Vec::new();
+        let replayed =
+            super::producer_state::replay(&mut self.producers, &segments, from..end, &mut aborted);
+        match replayed {
+            Ok(_) => {}
+            // The writer's retention deleted a segment since the listing: what it held lies
+            // below the new log start, which the next refresh reads.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        {
+            let mut index = shared.aborted.write();
+            for entry in aborted {
+                index.insert(entry);
+            }
+        }
+        shared.publish_first_unstable(self.producers.first_unstable_offset());
+        self.followed_end = end;
+        Ok(())
     }
 
     /// The idempotent producers the partition knows.

@@ -1053,10 +1053,19 @@ impl Store {
     /// does not know (written by Kafka, or their record lost), which hold the last stable
     /// offset until they time out or are aborted.
     ///
+    /// A read-only store reads the coordinator's file as the writer last wrote it, and the
+    /// partitions as of their last refresh.
+    ///
     /// # Errors
-    /// [`Error::ReadOnly`]; [`Error::Io`].
+    /// [`Error::Corrupt`] for a damaged coordinator file; [`Error::Io`].
     pub fn transactions(&self) -> Result<Vec<OpenTransaction>> {
-        self.inner.txn_coordinator()?.list_open(&self.inner)
+        match self.inner.transactions.get() {
+            Some(coordinator) => coordinator.list_open(&self.inner),
+            None => {
+                let registry = transactions_file::read(&*self.inner.disk, &self.inner.dir)?;
+                transactions::list_open(&registry, &self.inner)
+            }
+        }
     }
 
     /// Aborts an open transaction now (Kafka's `kafka-transactions.sh abort`): `id` is a

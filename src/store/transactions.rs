@@ -399,6 +399,12 @@ impl TxnCoordinator {
             let log = inner.topic(&topic)?.partition(partition)?;
             let started = first_timestamp(&log, first)?;
             if now.saturating_sub(started) >= DEFAULT_TRANSACTION_TIMEOUT_MS {
+                log::warn!(
+                    "{}: aborting the transaction of producer {}, unknown to the coordinator \
+                     and open for more than {DEFAULT_TRANSACTION_TIMEOUT_MS} ms",
+                    log.dir().display(),
+                    found.producer_id
+                );
                 self.abort_in_log(&log, found.producer_id)?;
                 aborted += 1;
             }
@@ -416,10 +422,6 @@ impl TxnCoordinator {
             result: TxnResult::Abort,
             coordinator_epoch: self.epoch().max(state.coordinator_epoch.saturating_add(1)),
         };
-        log::warn!(
-            "{}: aborting the open transaction of producer {producer_id}, unknown to the coordinator",
-            log.dir().display()
-        );
         log.write_txn_marker(producer_id, state.epoch, marker)?;
         Ok(())
     }
@@ -427,56 +429,14 @@ impl TxnCoordinator {
     /// Open transactions in the partitions' logs whose producers have no open transaction in
     /// the coordinator.
     fn unknown_open(&self, inner: &Inner) -> Result<Vec<OpenTransaction>> {
-        let known: Vec<i64> = self
-            .registry
-            .lock()
-            .txns
-            .values()
-            .filter(|e| e.state.is_open())
-            .map(|e| e.producer_id)
-            .collect();
-        let mut found = Vec::new();
-        let topics: Vec<_> = inner.topics.read().values().cloned().collect();
-        for topic in topics {
-            for (number, log) in (0u32..).zip(topic.partitions()) {
-                for (producer_id, first) in log.open_transactions() {
-                    if known.contains(&producer_id) {
-                        continue;
-                    }
-                    let epoch = log.producer(producer_id).map_or(-1, |p| p.epoch);
-                    found.push(OpenTransaction {
-                        transactional_id: None,
-                        producer_id,
-                        epoch,
-                        state: TxnState::Ongoing,
-                        partitions: vec![((topic.name().to_owned(), number), Some(first))],
-                        started_ms: first_timestamp(&log, first).ok(),
-                    });
-                }
-            }
-        }
-        Ok(found)
+        let registry = self.registry.lock().clone();
+        unknown_open(&registry, inner)
     }
 
     /// Every open transaction: the coordinator's, then those found only in logs.
     pub(crate) fn list_open(&self, inner: &Inner) -> Result<Vec<OpenTransaction>> {
-        let mut open: Vec<OpenTransaction> = self
-            .registry
-            .lock()
-            .txns
-            .iter()
-            .filter(|(_, e)| e.state.is_open())
-            .map(|(id, e)| OpenTransaction {
-                transactional_id: Some(id.clone()),
-                producer_id: e.producer_id,
-                epoch: e.epoch,
-                state: e.state,
-                partitions: e.partitions.iter().map(|tp| (tp.clone(), None)).collect(),
-                started_ms: Some(e.started_ms),
-            })
-            .collect();
-        open.extend(self.unknown_open(inner)?);
-        Ok(open)
+        let registry = self.registry.lock().clone();
+        list_open(&registry, inner)
     }
 
     /// Aborts an open transaction now (`topiclog transactions abort`): the coordinator's for
@@ -512,6 +472,57 @@ impl TxnCoordinator {
         }
         Ok(any)
     }
+}
+
+/// Open transactions in the partitions' logs whose producers have no open transaction in
+/// `registry`.
+fn unknown_open(registry: &TxnRegistry, inner: &Inner) -> Result<Vec<OpenTransaction>> {
+    let known: Vec<i64> = registry
+        .txns
+        .values()
+        .filter(|e| e.state.is_open())
+        .map(|e| e.producer_id)
+        .collect();
+    let mut found = Vec::new();
+    let topics: Vec<_> = inner.topics.read().values().cloned().collect();
+    for topic in topics {
+        for (number, log) in (0u32..).zip(topic.partitions()) {
+            for (producer_id, first) in log.open_transactions() {
+                if known.contains(&producer_id) {
+                    continue;
+                }
+                let epoch = log.producer(producer_id).map_or(-1, |p| p.epoch);
+                found.push(OpenTransaction {
+                    transactional_id: None,
+                    producer_id,
+                    epoch,
+                    state: TxnState::Ongoing,
+                    partitions: vec![((topic.name().to_owned(), number), Some(first))],
+                    started_ms: first_timestamp(&log, first).ok(),
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Every open transaction: `registry`'s, then those found only in the logs of `inner`.
+pub(crate) fn list_open(registry: &TxnRegistry, inner: &Inner) -> Result<Vec<OpenTransaction>> {
+    let mut open: Vec<OpenTransaction> = registry
+        .txns
+        .iter()
+        .filter(|(_, e)| e.state.is_open())
+        .map(|(id, e)| OpenTransaction {
+            transactional_id: Some(id.clone()),
+            producer_id: e.producer_id,
+            epoch: e.epoch,
+            state: e.state,
+            partitions: e.partitions.iter().map(|tp| (tp.clone(), None)).collect(),
+            started_ms: Some(e.started_ms),
+        })
+        .collect();
+    open.extend(unknown_open(registry, inner)?);
+    Ok(open)
 }
 
 /// The timestamp of the record at (or after) `offset` in `log`: when a transaction found in

@@ -10,9 +10,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Args;
 use std::collections::BTreeMap;
 
-use topiclog::config::{ConsumerConfig, OffsetReset};
+use topiclog::config::{ConsumerConfig, IsolationLevel, OffsetReset};
 use topiclog::consumer::{TopicPartition, Waker};
-use topiclog::partition::Reader;
+use topiclog::partition::{ReadOptions, Reader};
 use topiclog::{Consumer, Error, LogRecord, Partition, Store};
 
 use crate::output::{Failure, Out, stdout_failure};
@@ -56,6 +56,10 @@ pub(crate) struct ConsumeArgs {
     /// member, and at exit, including on SIGINT or SIGTERM (then exit 0)
     #[arg(long, value_name = "G")]
     group: Option<String>,
+    /// read_uncommitted (every record) or read_committed (records below each partition's last
+    /// stable offset only, none of an aborted transaction), as Kafka's isolation.level
+    #[arg(long, value_name = "LEVEL", default_value = "read_uncommitted")]
+    isolation_level: IsolationLevel,
 }
 
 /// `--from`.
@@ -81,6 +85,11 @@ impl FromStr for StartAt {
             },
         }
     }
+}
+
+/// How the first pass reads each partition.
+fn read_options(args: &ConsumeArgs) -> ReadOptions {
+    ReadOptions::new().isolation_level(args.isolation_level)
 }
 
 /// One partition being read.
@@ -112,7 +121,7 @@ pub(crate) fn run(dir: &Path, args: &ConsumeArgs, out: &mut Out) -> Result<(), F
     for (number, partition) in partitions {
         let from = start_offset(&partition, args)?;
         let next = from.min(partition.next_offset());
-        let reader = partition.read(next)?;
+        let reader = partition.read_with(next, read_options(args))?;
         sources.push(Source {
             from,
             next,
@@ -135,7 +144,9 @@ pub(crate) fn run(dir: &Path, args: &ConsumeArgs, out: &mut Out) -> Result<(), F
                         say_skipped(&args.topic, source.number, source.next, to);
                     }
                     source.next = to;
-                    source.reader = topic.partition(source.number)?.read(to)?;
+                    source.reader = topic
+                        .partition(source.number)?
+                        .read_with(to, read_options(args))?;
                     continue;
                 }
                 record => record?,
@@ -171,6 +182,7 @@ fn follow(
     // `none`: a position retention deleted comes back as an error, so the skip can be said.
     let config = ConsumerConfig::builder()
         .auto_offset_reset(OffsetReset::None)
+        .isolation_level(args.isolation_level)
         .build()?;
     let mut consumer = store.consumer(config)?;
     let assignment: Vec<(&str, u32)> = sources
@@ -281,6 +293,7 @@ fn run_group(store: &Store, group: &str, args: &ConsumeArgs, out: &mut Out) -> R
         .client_id("topiclog-cli")
         .enable_auto_commit(false)
         .auto_offset_reset(reset)
+        .isolation_level(args.isolation_level)
         .build()?;
     let mut consumer = store.consumer(config)?;
     match args.partition {

@@ -8,14 +8,17 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Args;
 use topiclog::OwnedRecord;
 use topiclog::inspect::{self, BatchInfo, BatchRecords, LogFileReader};
-use topiclog::record::{Compression, NO_SEQUENCE, TimestampType};
+use topiclog::record::{
+    Compression, ControlType, EndTxnMarker, NO_SEQUENCE, TimestampType, TxnResult,
+};
 
 use crate::output::{Failure, Out, stdout_failure};
 
 /// `dump`.
 #[derive(Debug, Args)]
 pub(crate) struct DumpArgs {
-    /// A segment `.log` file, an `.index` or `.timeindex` file, or a partition directory
+    /// A segment `.log` file, an `.index`, `.timeindex` or `.txnindex` file, or a partition
+    /// directory
     /// (relative to --dir if that is given)
     path: PathBuf,
     /// Print keys, values and header values as base64 instead of (escaped, lossy) UTF-8
@@ -46,6 +49,9 @@ pub(crate) fn run(dir: Option<&Path>, args: &DumpArgs, out: &mut Out) -> Result<
             if let Some(time_index) = &segment.time_index {
                 dump_time_index(time_index, out)?;
             }
+            if let Some(txn_index) = &segment.txn_index {
+                clean &= dump_txn_index(txn_index, out)?;
+            }
         }
         return if clean {
             Ok(())
@@ -60,8 +66,12 @@ pub(crate) fn run(dir: Option<&Path>, args: &DumpArgs, out: &mut Out) -> Result<
         },
         Some("index") => dump_offset_index(&path, out),
         Some("timeindex") => dump_time_index(&path, out),
+        Some("txnindex") => match dump_txn_index(&path, out)? {
+            true => Ok(()),
+            false => Err(Failure::ProblemsFound),
+        },
         _ => Err(Failure::Usage(format!(
-            "{}: not a .log, .index or .timeindex file, nor a directory",
+            "{}: not a .log, .index, .timeindex or .txnindex file, nor a directory",
             path.display()
         ))),
     }
@@ -188,6 +198,28 @@ fn record_line(
         shown(header.value.as_deref(), base64, out)?;
         out.bytes(b"]")?;
     }
+    if h.is_control() {
+        // Kafka's kafka-dump-log names a marker and its coordinator epoch.
+        match EndTxnMarker::parse(record.key.as_deref(), record.value.as_deref()) {
+            Some(marker) => out.text(format_args!(
+                "] endTxnMarker: {} coordinatorEpoch: {}",
+                match marker.result {
+                    TxnResult::Commit => "COMMIT",
+                    TxnResult::Abort => "ABORT",
+                },
+                marker.coordinator_epoch
+            ))?,
+            None => {
+                let kind = record
+                    .key
+                    .as_deref()
+                    .and_then(ControlType::of_key)
+                    .map_or("unknown".to_owned(), |t| format!("type {}", t.id()));
+                out.text(format_args!("] controlType: {kind}"))?;
+            }
+        }
+        return out.bytes(b"\n");
+    }
     out.bytes(b"] key: ")?;
     shown(record.key.as_deref(), base64, out)?;
     out.bytes(b" payload: ")?;
@@ -221,6 +253,22 @@ fn base_offset_of(path: &Path) -> Option<i64> {
     (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
         .then(|| stem.parse().ok())
         .flatten()
+}
+
+/// Dumps a `.txnindex` as Kafka's `kafka-dump-log` does; `false` if part of it is refused.
+fn dump_txn_index(path: &Path, out: &mut Out) -> Result<bool, Failure> {
+    let index = inspect::txn_index_entries(path, None)?;
+    out.line(format_args!("Dumping {}", path.display()))?;
+    for e in &index.entries {
+        out.line(format_args!(
+            "version: 0 producerId: {} firstOffset: {} lastOffset: {} lastStableOffset: {}",
+            e.producer_id, e.first_offset, e.last_offset, e.last_stable_offset
+        ))?;
+    }
+    if let Some(problem) = &index.problem {
+        out.line(format_args!("({problem})"))?;
+    }
+    Ok(index.problem.is_none())
 }
 
 fn dump_offset_index(path: &Path, out: &mut Out) -> Result<(), Failure> {

@@ -70,9 +70,10 @@ enum Command {
     /// Describe a topic's partitions (read-only)
     ///
     /// One line per partition:
-    /// `PARTITION<TAB>LOG_START<TAB>NEXT_OFFSET<TAB>SEGMENTS<TAB>LOG_BYTES<TAB>DIRTY_RATIO`; the
-    /// dirty ratio (what `min.cleanable.dirty.ratio` is compared with) is `-` unless the topic
-    /// is compacted.
+    /// `PARTITION<TAB>LOG_START<TAB>NEXT_OFFSET<TAB>SEGMENTS<TAB>LOG_BYTES<TAB>DIRTY_RATIO<TAB>LAST_STABLE_OFFSET`;
+    /// the dirty ratio (what `min.cleanable.dirty.ratio` is compared with) is `-` unless the
+    /// topic is compacted; the last stable offset is where `read_committed` reads stop (the
+    /// first offset of the oldest open transaction, or the next offset).
     Describe {
         /// The topic
         topic: String,
@@ -147,6 +148,29 @@ enum Command {
     /// (clamped to the partition's range). Refused while the group has live members, in any
     /// process, as Kafka's tool refuses an active group.
     ResetOffsets(ResetOffsetsArgs),
+    /// List open transactions, or abort one (`abort` opens the store for writing), as Kafka's
+    /// kafka-transactions.sh
+    ///
+    /// Without a subcommand (read-only, beside a live writer): one line per open transaction,
+    /// `TRANSACTIONAL_ID<TAB>PRODUCER_ID<TAB>EPOCH<TAB>STATE<TAB>PARTITIONS<TAB>AGE_MS`, with `-` for
+    /// the id of a transaction found open in a partition's log that the coordinator does not
+    /// know (written by Kafka, or its record lost) and PARTITIONS as `topic-partition[@first
+    /// offset]` joined by commas. AGE_MS is `-` where the start is unknown.
+    Transactions {
+        #[command(subcommand)]
+        action: Option<TransactionsAction>,
+    },
+}
+
+/// `transactions` subcommands.
+#[derive(Debug, clap::Subcommand)]
+enum TransactionsAction {
+    /// Abort an open transaction now: ID is a transactional id (its producer is fenced), or
+    /// the producer id of a transaction found only in logs
+    Abort {
+        /// Transactional id or producer id
+        id: String,
+    },
 }
 
 /// `reset-offsets`.
@@ -314,6 +338,7 @@ fn run(cli: &Cli, out: &mut Out) -> Result<(), Failure> {
         Command::Groups => groups(store_dir(cli)?, out),
         Command::DescribeGroup { group } => describe_group(store_dir(cli)?, group, out),
         Command::ResetOffsets(args) => reset_offsets(store_dir(cli)?, args, out),
+        Command::Transactions { action } => transactions(store_dir(cli)?, action.as_ref(), out),
     }
 }
 
@@ -379,14 +404,63 @@ fn describe(dir: &Path, topic: &str, out: &mut Out) -> Result<(), Failure> {
             false => "-".to_owned(),
         };
         out.line(format_args!(
-            "{n}\t{}\t{}\t{}\t{}\t{dirty}",
+            "{n}\t{}\t{}\t{}\t{}\t{dirty}\t{}",
             partition.log_start_offset(),
             partition.next_offset(),
             partition.segment_base_offsets().len(),
-            partition.size_bytes()
+            partition.size_bytes(),
+            partition.last_stable_offset()
         ))?;
     }
     Ok(())
+}
+
+fn transactions(
+    dir: &Path,
+    action: Option<&TransactionsAction>,
+    out: &mut Out,
+) -> Result<(), Failure> {
+    if let Some(TransactionsAction::Abort { id }) = action {
+        let store = open_for_writing(dir)?;
+        return with_writable_store(store, |store| {
+            if !store.abort_transaction(id)? {
+                return Err(Failure::Usage(format!("no open transaction {id:?}")));
+            }
+            out.line(format_args!("aborted {id}"))?;
+            Ok(())
+        });
+    }
+    let store = Store::open_read_only(dir)?;
+    {
+        {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            for t in store.transactions()? {
+                let partitions: Vec<String> = t
+                    .partitions
+                    .iter()
+                    .map(|((topic, p), first)| match first {
+                        Some(first) => format!("{topic}-{p}@{first}"),
+                        None => format!("{topic}-{p}"),
+                    })
+                    .collect();
+                let age = t
+                    .started_ms
+                    .filter(|&s| s >= 0 && s <= now)
+                    .map_or("-".to_owned(), |s| (now - s).to_string());
+                out.line(format_args!(
+                    "{}\t{}\t{}\t{}\t{}\t{age}",
+                    t.transactional_id.as_deref().unwrap_or("-"),
+                    t.producer_id,
+                    t.epoch,
+                    t.state,
+                    partitions.join(",")
+                ))?;
+            }
+            Ok(())
+        }
+    }
 }
 
 fn compact(dir: &Path, topic: &str, out: &mut Out) -> Result<(), Failure> {
