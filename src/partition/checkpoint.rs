@@ -340,6 +340,7 @@ mod tests {
                 max_timestamp: 5,
                 offset_of_max_timestamp: base,
             },
+            txn_index: None,
         };
         let records = vec![record(0, 10), record(10, 25)];
         let mut point = RecoveryPoint {

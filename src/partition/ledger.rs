@@ -170,6 +170,31 @@ impl Ledger {
         self.checkpoint_stale
     }
 
+    /// The `.txnindex` files of the segments based at `bases` were rewritten (an open
+    /// rebuilt them): their records take the files as they are now, and the checkpoint is
+    /// written again before the first write.
+    pub(crate) fn txn_indexes_rewritten(
+        &mut self,
+        disk: &dyn crate::disk::Disk,
+        dir: &std::path::Path,
+        bases: &[i64],
+    ) -> crate::error::Result<()> {
+        for record in self
+            .flushed
+            .iter_mut()
+            .filter(|r| bases.contains(&r.base_offset))
+        {
+            let path = crate::segment::file_name::file_path(
+                dir,
+                record.base_offset,
+                crate::segment::file_name::FileKind::TxnIndex,
+            );
+            record.txn_index = Some(super::manifest::TxnIndexStamp::of_file(disk, &path)?);
+            self.checkpoint_stale = true;
+        }
+        Ok(())
+    }
+
     /// Notes a producer snapshot written without fsync: the next pass syncs it before the
     /// directory.
     pub(crate) fn snapshot_unsynced(&mut self, offset: i64) {

@@ -119,6 +119,7 @@ mod tests {
                 max_timestamp: 1_700_000_000_000,
                 offset_of_max_timestamp: base + 9,
             },
+            txn_index: None,
         }
     }
 

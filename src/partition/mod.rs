@@ -79,6 +79,7 @@ use crate::config::LogConfig;
 use crate::disk::{Disk, OsDisk, ReadOnlyDisk};
 use crate::error::{Error, Result};
 use crate::record::{Compression, EndTxnMarker, Record};
+use crate::segment::file_name;
 pub use crate::segment::txn_index::AbortedTxn;
 use crate::segment::{Chunk, READ_CHUNK, Segment};
 use checkpoint::RecoveryPoint;
@@ -513,7 +514,8 @@ impl Partition {
         let loaded = producer_state::load(&*disk, dir, &opened.segments, bounds)?;
         report.producer_state = loaded.report;
         let first_unstable = loaded.map.first_unstable_offset();
-        let mut aborted = txn::load_files(&*disk, dir, &opened.segments)?;
+        let mut aborted =
+            txn::load_files(&*disk, dir, &opened.segments, &opened.txn_index_recorded)?;
         let replay = report
             .producer_state
             .replayed_from
@@ -522,6 +524,15 @@ impl Partition {
         report.txn_indexes_damaged = aborted.damaged.clone();
         report.txn_indexes_rewritten =
             txn::reconcile(&*disk, &opened.segments, &mut aborted, replay)?;
+        if !read_only {
+            let bases: Vec<i64> = report
+                .txn_indexes_rewritten
+                .iter()
+                .filter_map(|p| p.file_name()?.to_str().and_then(file_name::parse))
+                .map(|p| p.base_offset)
+                .collect();
+            writer.txn_indexes_rewritten(&*disk, dir, &bases)?;
+        }
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             config: RwLock::new(config),

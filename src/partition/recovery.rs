@@ -38,7 +38,7 @@ use crate::segment::{
 
 use super::appender::ActiveInit;
 use super::checkpoint::{self, DurablePrefix, LOG_START_FILE, RECOVERY_POINT_FILE, RecoveryPoint};
-use super::manifest::SegmentRecord;
+use super::manifest::{SegmentRecord, TxnIndexStamp};
 use super::marker::{self, MARKER_FILE};
 
 /// The most valid-looking batches after cuts a [`RecoveryReport`] lists one by one.
@@ -244,6 +244,9 @@ pub(crate) struct Opened {
     pub(crate) durable_active: Option<(u64, i64)>,
     /// The recovery checkpoint as read (`None` if unusable).
     pub(crate) recovery_point: Option<RecoveryPoint>,
+    /// The `.txnindex` of each segment as the record the open trusted says it was (the
+    /// clean-shutdown marker's, or the recovery checkpoint's for flushed segments).
+    pub(crate) txn_index_recorded: BTreeMap<i64, TxnIndexStamp>,
 }
 
 /// Which files each segment has.
@@ -437,6 +440,14 @@ fn open_once(
     // Read after the listing: a writer's retention persists a new log start before it
     // deletes a file, so every segment missing from the listing lies below this start.
     let recorded_start = recorded_log_start(&**disk, dir, &known, options, &mut report)?;
+    let trusted = match &clean {
+        Ok(records) => records.as_slice(),
+        Err(_) => known.flushed.as_slice(),
+    };
+    let txn_index_recorded: BTreeMap<i64, TxnIndexStamp> = trusted
+        .iter()
+        .filter_map(|r| Some((r.base_offset, r.txn_index?)))
+        .collect();
     let mut recovered = match clean {
         Ok(records) => {
             report.clean_shutdown = true;
@@ -504,6 +515,7 @@ fn open_once(
     opened.log_start_checkpointed =
         recorded_start.is_some() || opened.report.log_start_rebuilt.is_some();
     opened.durable_active = durable_active;
+    opened.txn_index_recorded = txn_index_recorded;
     let now = RecoveryPoint {
         flushed: opened.flushed.clone(),
         active: durable_prefix(&opened.segments, durable_active),
@@ -1408,6 +1420,7 @@ fn finish(
         log_start_checkpointed: false,
         durable_active: None,
         recovery_point: None,
+        txn_index_recorded: BTreeMap::new(),
     })
 }
 

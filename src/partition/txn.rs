@@ -20,6 +20,7 @@ use crate::segment::Segment;
 use crate::segment::file_name::{self, FileKind};
 use crate::segment::txn_index::{self, AbortedTxn};
 
+use super::manifest::TxnIndexStamp;
 use super::producer_state::{ProducerStateMap, walk_headers};
 
 /// The aborted transactions of a partition, by marker and by producer.
@@ -104,11 +105,14 @@ pub(crate) struct LoadedIndexes {
     pub(crate) damaged: Vec<(std::path::PathBuf, String)>,
 }
 
-/// Reads the `.txnindex` file of every segment that has one.
+/// Reads the `.txnindex` file of every segment that has one. A file that does not decode,
+/// or differs from what the segment's record says it held (`recorded`: its length and CRC,
+/// an absent file being empty), is listed as damaged.
 pub(crate) fn load_files(
     disk: &dyn Disk,
     dir: &Path,
     segments: &[Arc<Segment>],
+    recorded: &BTreeMap<i64, TxnIndexStamp>,
 ) -> Result<LoadedIndexes> {
     let mut with_file = std::collections::BTreeSet::new();
     for entry in disk::list_dir(disk, dir)? {
@@ -123,11 +127,28 @@ pub(crate) fn load_files(
     }
     let mut loaded = LoadedIndexes::default();
     for segment in segments {
-        if !with_file.contains(&segment.base_offset()) {
+        let base = segment.base_offset();
+        let path = segment.path(FileKind::TxnIndex);
+        let bytes = match with_file.contains(&base) {
+            true => File::open(disk, path.clone(), OpenMode::Read)?.read_all()?,
+            false => Vec::new(),
+        };
+        if let Some(want) = recorded.get(&base)
+            && TxnIndexStamp::of(&bytes) != *want
+        {
+            let why = format!(
+                "holds {} bytes (CRC-32C {:#010x}), not the {} bytes (CRC-32C {:#010x}) recorded",
+                bytes.len(),
+                crate::crc::crc32c(&bytes),
+                want.len,
+                want.crc
+            );
+            loaded.damaged.push((path, why));
             continue;
         }
-        let path = segment.path(FileKind::TxnIndex);
-        let bytes = File::open(disk, path.clone(), OpenMode::Read)?.read_all()?;
+        if bytes.is_empty() {
+            continue;
+        }
         match txn_index::decode(&bytes, segment.base_offset(), segment.next_offset()) {
             Ok(entries) => entries.into_iter().for_each(|e| loaded.aborted.insert(e)),
             Err(fault) => loaded.damaged.push((path, fault.to_string())),

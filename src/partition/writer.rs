@@ -164,6 +164,16 @@ impl Writer {
     }
 
     /// Starts from the producer state open rebuilt (as of the log end).
+    /// `.txnindex` files an open rewrote: see [`Ledger::txn_indexes_rewritten`].
+    pub(crate) fn txn_indexes_rewritten(
+        &mut self,
+        disk: &dyn crate::disk::Disk,
+        dir: &std::path::Path,
+        bases: &[i64],
+    ) -> Result<()> {
+        self.ledger.txn_indexes_rewritten(disk, dir, bases)
+    }
+
     /// Sets the producer state open rebuilt, which reflects the log up to `end`.
     pub(crate) fn set_producers(&mut self, producers: ProducerStateMap, end: i64) {
         self.producers = producers;
@@ -830,16 +840,15 @@ impl Writer {
         // first write after the next open, the checkpoint stays.
         self.ledger.checkpoint(shared, &self.appender)?;
         let disk = &*shared.disk;
+        // The active segment's aborted-transaction entries are durable before the marker
+        // says everything is.
+        let txn_index = self.appender.active().path(FileKind::TxnIndex);
+        if disk::file_len(disk, &txn_index)?.is_some() {
+            disk::File::open(disk, txn_index, disk::OpenMode::Write)?.sync_data()?;
+        }
         let mut records = Vec::new();
         for segment in shared.segments.read().iter() {
-            let len =
-                |kind| disk::file_len(disk, &segment.path(kind)).map(Option::unwrap_or_default);
-            records.push(SegmentRecord {
-                base_offset: segment.base_offset(),
-                index_bytes: len(FileKind::Index)?,
-                time_index_bytes: len(FileKind::TimeIndex)?,
-                state: segment.state(),
-            });
+            records.push(SegmentRecord::of(disk, segment)?);
         }
         marker::write(disk, &shared.dir, &records)?;
         self.marker_present = true;
