@@ -991,6 +991,10 @@ pub struct VerifyReport {
     /// a writable open finishes: each was checked in place of the segments it replaces, as the
     /// open will leave them. Not a problem.
     pub swaps: Vec<PathBuf>,
+    /// Damage an open repairs by itself ([`ProblemKind::Repairable`]): `.txnindex` files that
+    /// do not decode or no longer match what their segment's record says (an open rebuilds
+    /// them from the log). Not a problem. Filled by [`check_partition`].
+    pub repairable: Vec<Problem>,
 }
 
 impl VerifyReport {
@@ -1023,6 +1027,7 @@ pub fn verify_partition(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         problems: Vec::new(),
         torn_tail: None,
         swaps: Vec::new(),
+        repairable: Vec::new(),
     };
     apply_swaps(dir, &mut segments, &mut report.swaps)?;
     let mut previous_next_offset: Option<i64> = None;
@@ -1211,6 +1216,7 @@ pub fn verify_store(dir: impl AsRef<Path>, topic: Option<&str>) -> Result<StoreV
             });
         }
         let checked = check_partition(&partition_dir)?;
+        report.repairable.extend(checked.repairable.iter().cloned());
         report.partitions.push((partition_dir, checked));
     }
     for (path, problem) in crate::group::state::check_all(&disk, dir)? {
@@ -1238,7 +1244,18 @@ pub fn check_partition(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let dir = dir.as_ref();
     let mut checked = verify_partition(dir)?;
     let problem = match crate::Partition::open_read_only(dir, crate::config::LogConfig::default()) {
-        Ok(partition) => partition.check_producer_state().err(),
+        Ok(partition) => {
+            for (path, why) in &partition.recovery().txn_indexes_damaged {
+                checked.repairable.push(Problem {
+                    path: path.clone(),
+                    position: 0,
+                    kind: ProblemKind::Repairable {
+                        repair: format!("{why}; rebuilt from the log by the next open"),
+                    },
+                });
+            }
+            partition.check_producer_state().err()
+        }
         Err(e) => Some(e),
     };
     match problem {

@@ -24,6 +24,7 @@ use std::time::Duration;
 use topiclog::config::{LogConfig, RecoveryOptions, StoreOptions, TopicConfig};
 use topiclog::consumer::TopicPartition;
 use topiclog::inspect;
+use topiclog::partition::{IsolationLevel, ReadOptions};
 use topiclog::record::Record;
 use topiclog::{Error, Store};
 
@@ -32,6 +33,8 @@ const PARTITIONS: u32 = 2;
 const RECORDS: i64 = 120;
 const DELETED_BELOW: i64 = 15;
 const GROUP: &str = "g";
+/// A topic written by a transactional producer: commits and aborts over several segments.
+const TXN_TOPIC: &str = "x";
 
 /// A compacted topic whose keys are all distinct: compaction rewrites and merges its segments
 /// (and writes the cleaner checkpoint and the compaction epoch) but drops no record.
@@ -59,6 +62,12 @@ struct Expected {
     log_start: BTreeMap<u32, i64>,
     end: BTreeMap<u32, i64>,
     committed: BTreeMap<TopicPartition, i64>,
+    /// The offsets of `x`'s committed records: what `read_committed` returns.
+    txn_committed: Vec<i64>,
+}
+
+fn txn_value(offset: i64) -> Vec<u8> {
+    format!("x-o{offset:05}").into_bytes()
 }
 
 /// A store with several segments per partition, an idempotent producer (snapshots and a
@@ -88,7 +97,43 @@ fn build(dir: &Path, close: bool) -> Expected {
         log_start: BTreeMap::new(),
         end: BTreeMap::new(),
         committed: BTreeMap::new(),
+        txn_committed: Vec::new(),
     };
+    // Transactions, some aborted, over several segments (each with its `.txnindex`), and
+    // the coordinator's file.
+    let txn_config = LogConfig::builder()
+        .segment_bytes(600)
+        .build()
+        .expect("config");
+    let txn_topic = store
+        .create_topic(TXN_TOPIC, TopicConfig::new(1).with_log(txn_config))
+        .expect("txn topic");
+    let txn_log = txn_topic.partition(0).expect("partition");
+    let transactional = store.transactional_producer("matrix").expect("producer");
+    transactional.init_transactions().expect("init");
+    for round in 0..16 {
+        transactional.begin_transaction().expect("begin");
+        let mut offsets = Vec::new();
+        for _ in 0..1 + round % 3 {
+            let next = txn_log.next_offset();
+            let info = transactional
+                .append(TXN_TOPIC, 0, &[Record::new(&txn_value(next))])
+                .expect("append");
+            assert_eq!(info.base_offset, next);
+            offsets.push(next);
+        }
+        if round % 3 == 1 {
+            transactional.abort_transaction().expect("abort");
+        } else {
+            transactional.commit_transaction().expect("commit");
+            expected.txn_committed.extend(offsets);
+        }
+    }
+    assert!(
+        txn_log.segment_base_offsets().len() >= 4,
+        "several segments"
+    );
+    drop((txn_log, txn_topic, transactional));
     for p in 0..PARTITIONS {
         for offset in 0..RECORDS {
             let v = value(p, offset);
@@ -182,7 +227,29 @@ const FILES: &[(&str, Find)] = &[
     ("compaction epoch", |d| {
         in_partition(d, ".topiclog_compaction_epoch")
     }),
+    ("sealed .txnindex", |d| txn_files(d, Some(false))),
+    ("last .txnindex", |d| txn_files(d, Some(true))),
+    ("transaction coordinator state", |d| {
+        in_store(d, "topiclog-transactions")
+    }),
 ];
+
+/// The `.txnindex` files of the transactional topic, ascending; `Some(true)` the last,
+/// `Some(false)` a middle one.
+fn txn_files(store: &Path, last: Option<bool>) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(store.join(format!("{TXN_TOPIC}-0")))
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "txnindex"))
+        .collect();
+    files.sort();
+    match last {
+        None => files,
+        Some(true) => files.pop().into_iter().collect(),
+        Some(false) if files.len() >= 3 => vec![files[files.len() / 2].clone()],
+        Some(false) => files.into_iter().take(1).collect(),
+    }
+}
 
 fn partition_dir(store: &Path) -> PathBuf {
     store.join(format!("{TOPIC}-1"))
@@ -311,6 +378,35 @@ fn check_served(store: &Store, dir: &Path, expected: &Expected) -> Result<(), St
             return Err(format!("partition {p}: ends at {at}, silently"));
         }
     }
+    // The transactional topic under read_committed: exactly the committed records.
+    let log = store
+        .topic(TXN_TOPIC)
+        .and_then(|t| t.partition(0))
+        .map_err(|e| format!("txn topic: {e}"))?;
+    let options = ReadOptions::new().isolation_level(IsolationLevel::ReadCommitted);
+    let mut want = expected.txn_committed.iter();
+    for record in log
+        .read_with(0, options)
+        .map_err(|e| format!("read x: {e}"))?
+    {
+        match record {
+            Ok(record) => {
+                if want.next() != Some(&record.offset()) {
+                    return Err(format!("x: read_committed returned {}", record.offset()));
+                }
+                if record.value() != Some(&txn_value(record.offset())[..]) {
+                    return Err(format!("x: offset {} has another value", record.offset()));
+                }
+            }
+            Err(Error::Corrupt { path, .. }) if path.starts_with(dir) => return Ok(()),
+            Err(e) => return Err(format!("x: {e}")),
+        }
+    }
+    if let Some(missing) = want.next() {
+        return Err(format!(
+            "x: committed offset {missing} not returned, silently"
+        ));
+    }
     Ok(())
 }
 
@@ -366,8 +462,10 @@ fn run_case(
             if verified.is_ok() {
                 return Err(format!("verify passed, but the writable open says {e}"));
             }
-            // A read-only store reads producer and group files only when asked for them.
+            // A read-only store reads producer, group and transaction coordinator files only
+            // when asked for them.
             let reads_it = !target.to_string_lossy().contains("topiclog-producers")
+                && !target.to_string_lossy().contains("topiclog-transactions")
                 && !target.to_string_lossy().contains("topiclog-group")
                 && !target.to_string_lossy().ends_with(".offsets")
                 && !target.to_string_lossy().ends_with(".snapshot");

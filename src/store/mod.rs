@@ -1635,6 +1635,7 @@ impl Inner {
 pub(crate) fn check_store_files(disk: &dyn Disk, dir: &Path) -> Result<()> {
     topics_file::read(disk, dir, &LogConfig::default())?;
     producers_file::read(disk, dir)?;
+    transactions_file::read(disk, dir)?;
     crate::group::offsets::load_all(disk, dir)?;
     Ok(())
 }
