@@ -760,3 +760,163 @@ fn a_merged_segment_keeps_its_last_sources_modification_time() {
         }
     }
 }
+
+/// Control batches (transaction markers) in the partition's `.log` files.
+fn markers_on_disk(dir: &std::path::Path) -> usize {
+    let mut count = 0;
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    for path in logs {
+        let bytes = std::fs::read(&path).unwrap();
+        let mut pos = 0;
+        while pos + 61 <= bytes.len() {
+            let Ok(batch) = topiclog::record::Batch::parse(&bytes[pos..]) else {
+                break;
+            };
+            count += usize::from(batch.header().is_control());
+            pos += batch.size();
+        }
+    }
+    count
+}
+
+#[test]
+fn transactions_are_compacted_as_kafkas_cleaner_does() {
+    use topiclog::partition::{IsolationLevel, ProducerStamp, ReadOptions};
+    use topiclog::record::{EndTxnMarker, TxnResult};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(1_000_000)));
+    let config = LogConfig::builder()
+        .cleanup_policy(CleanupPolicy::Compact)
+        .flush_messages(i64::MAX)
+        .segment_bytes(700)
+        .retention_ms(-1)
+        .delete_retention_ms(1_000)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let log = Partition::open(dir.path(), config.clone()).unwrap();
+    let committed = ReadOptions::new().isolation_level(IsolationLevel::ReadCommitted);
+    let read = |log: &Partition, options: ReadOptions| -> Vec<Kept> {
+        log.read_with(log.log_start_offset(), options)
+            .unwrap()
+            .map(|r| {
+                let r = r.unwrap();
+                (
+                    r.offset(),
+                    r.key().map(<[u8]>::to_vec),
+                    r.value().map(<[u8]>::to_vec),
+                )
+            })
+            .collect()
+    };
+    let mut sequences = [0i32; 3];
+    let mut send = |log: &Partition, producer: usize, round: u32| {
+        let records: Vec<(String, String)> = (0..3)
+            .map(|i| {
+                (
+                    format!("key-{}", (round + i) % 5),
+                    format!("p{producer}-r{round}-{i}"),
+                )
+            })
+            .collect();
+        let batch: Vec<Record<'_>> = records
+            .iter()
+            .map(|(k, v)| Record::keyed(k.as_bytes(), v.as_bytes()))
+            .collect();
+        let stamp = ProducerStamp {
+            producer_id: producer as i64 + 10,
+            epoch: 0,
+            base_sequence: sequences[producer],
+        };
+        sequences[producer] += 3;
+        log.append_transactional(stamp, &batch).unwrap();
+    };
+    let end = |log: &Partition, producer: usize, result: TxnResult| {
+        let marker = EndTxnMarker {
+            result,
+            coordinator_epoch: 0,
+        };
+        log.write_txn_marker(producer as i64 + 10, 0, marker)
+            .unwrap();
+    };
+    for round in 0..12 {
+        send(&log, 0, round);
+        send(&log, 1, round);
+        end(&log, 0, TxnResult::Commit);
+        // Producer 1 aborts every other transaction.
+        let result = if round % 2 == 0 {
+            TxnResult::Abort
+        } else {
+            TxnResult::Commit
+        };
+        end(&log, 1, result);
+        log.append(Record::keyed(b"plain", format!("{round}").as_bytes()))
+            .unwrap();
+    }
+    // Something after, so the last markers lie below the active segment.
+    for i in 0..20u32 {
+        log.append(Record::keyed(b"filler", &i.to_be_bytes()))
+            .unwrap();
+    }
+    let before = read(&log, committed);
+    let latest_before = latest_of(&before);
+    let markers_before = markers_on_disk(dir.path());
+    assert_eq!(markers_before, 24);
+    let report = log.compact().unwrap();
+    assert_eq!(report.skipped, None);
+    let after = read(&log, ReadOptions::new());
+    // No aborted record survives, and every key keeps its latest committed value.
+    for record in &after {
+        assert!(
+            before.contains(record),
+            "{record:?} was aborted or never there"
+        );
+    }
+    assert_eq!(latest_of(&after), latest_before);
+    assert_eq!(read(&log, committed), after);
+    // Markers whose transactions' batches are gone go after delete.retention.ms.
+    let kept_markers = markers_on_disk(dir.path());
+    assert!(kept_markers > 0, "markers stay until their horizon");
+    clock
+        .0
+        .store(1_000_000 + 5_000, std::sync::atomic::Ordering::SeqCst);
+    for i in 0..20u32 {
+        log.append(Record::keyed(b"filler", &(i + 100).to_be_bytes()))
+            .unwrap();
+    }
+    log.compact().unwrap();
+    log.compact().unwrap();
+    let fewer = markers_on_disk(dir.path());
+    assert!(
+        fewer < kept_markers,
+        "{fewer} markers of {kept_markers} remain"
+    );
+    assert_eq!(
+        latest_of(&read(&log, committed)),
+        latest_of(&read(&log, ReadOptions::new()))
+    );
+    assert_eq!(
+        latest_of(&read(&log, committed)).get(&b"key-0"[..]),
+        latest_before.get(&b"key-0"[..])
+    );
+    log.close().unwrap();
+    // Reopened, as written.
+    let log = Partition::open(dir.path(), config).unwrap();
+    let reopened = read(&log, committed);
+    assert_eq!(latest_of(&reopened).len(), latest_before.len());
+    assert!(log.recovery().txn_indexes_damaged.is_empty());
+}
+
+/// The latest value per key of records read.
+fn latest_of(records: &[Kept]) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+    records
+        .iter()
+        .filter_map(|(_, k, v)| Some((k.clone()?, v.clone())))
+        .filter(|(k, _)| k != b"filler")
+        .collect()
+}

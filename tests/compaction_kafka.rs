@@ -1,7 +1,8 @@
 //! Compacted logs in Kafka's format: every segment the cleaner writes decodes with the
 //! independent `kafka-protocol` crate to exactly what topiclog reads (header-only batches
 //! included), `verify` passes on them, indexes and timestamp lookups handle the gaps, a
-//! Kafka-made partition with transactions is left alone (skipped, with the reason), and keyless
+//! Kafka-made partition with transactions loses its aborted records and keeps the latest
+//! committed value of every key, and keyless
 //! records already in a log are discarded, as Kafka's cleaner does.
 
 mod common;
@@ -11,7 +12,7 @@ use std::path::Path;
 
 use kafka_protocol::records::RecordBatchDecoder;
 use topiclog::config::{CleanupPolicy, LogConfig};
-use topiclog::partition::ProducerStamp;
+use topiclog::partition::{IsolationLevel, ProducerStamp, ReadOptions};
 use topiclog::{Partition, Record};
 
 fn compact_config(segment_bytes: i32) -> LogConfig {
@@ -192,30 +193,90 @@ fn timestamp_lookups_and_index_seeks_land_on_records_present() {
 }
 
 #[test]
-fn a_kafka_made_partition_with_transactions_is_skipped_untouched() {
+fn a_kafka_made_partition_with_transactions_loses_aborted_records_and_keeps_committed_latest() {
     let dir = tempfile::tempdir().unwrap();
     common::copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kafka-made/transactions-0"),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kafka-made/aborts-0"),
         dir.path(),
     );
-    let before = std::fs::read(dir.path().join(format!("{:020}.log", 0))).unwrap();
     // Small segments: the next append rolls, and the fixture's segment becomes one the
-    // cleaner would take.
-    let tiny = LogConfig::builder()
+    // cleaner takes.
+    let log = Partition::open(dir.path(), tiny_config()).unwrap();
+    log.append(Record::keyed(b"k", b"w")).unwrap();
+    assert!(log.segment_base_offsets().len() >= 2, "rolled");
+    let committed = ReadOptions::new().isolation_level(IsolationLevel::ReadCommitted);
+    let read = |options: ReadOptions| -> Vec<Kv> {
+        log.read_with(0, options)
+            .unwrap()
+            .map(|r| {
+                let r = r.unwrap();
+                (
+                    r.offset(),
+                    r.key().map(<[u8]>::to_vec),
+                    r.value().map(<[u8]>::to_vec),
+                )
+            })
+            .collect()
+    };
+    let before = read(committed);
+    let every_before = read(ReadOptions::new());
+    assert!(
+        before.len() < every_before.len(),
+        "the fixture aborts some records"
+    );
+    let latest = |records: &[Kv]| {
+        let mut latest = BTreeMap::new();
+        for (offset, key, value) in records {
+            if let Some(key) = key {
+                latest.insert(key.clone(), (*offset, value.clone()));
+            }
+        }
+        latest
+    };
+    let report = log.compact().unwrap();
+    assert_eq!(report.skipped, None);
+    assert!(report.passes >= 1);
+    // No aborted record survives: what is left, read uncommitted, was committed.
+    let after = read(ReadOptions::new());
+    for record in &after {
+        assert!(before.contains(record), "{record:?} was not committed");
+    }
+    assert_eq!(read(committed), after);
+    // Every key keeps its latest committed value.
+    assert_eq!(latest(&after), latest(&before));
+    assert_eq!(log.last_stable_offset(), log.next_offset());
+    // Every segment, markers included, decodes with kafka-protocol; and a reopen reads the
+    // same (the aborted transactions' entries that survive are in the cleaned .txnindex).
+    log.close().unwrap();
+    drop(log);
+    let (decoded, _) = read_kafka(dir.path());
+    assert!(decoded.len() >= after.len());
+    let log = Partition::open(dir.path(), tiny_config()).unwrap();
+    let again: Vec<_> = log
+        .read_with(0, committed)
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            (
+                r.offset(),
+                r.key().map(<[u8]>::to_vec),
+                r.value().map(<[u8]>::to_vec),
+            )
+        })
+        .collect();
+    assert_eq!(again, after);
+}
+
+/// A record as offset, key and value.
+type Kv = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn tiny_config() -> LogConfig {
+    LogConfig::builder()
         .cleanup_policy(CleanupPolicy::Compact)
         .segment_bytes(100)
         .retention_ms(-1)
         .build()
-        .unwrap();
-    let log = Partition::open(dir.path(), tiny).unwrap();
-    log.append(Record::keyed(b"k", b"w")).unwrap();
-    assert!(log.segment_base_offsets().len() >= 2, "rolled");
-    let report = log.compact().unwrap();
-    let why = report.skipped.expect("skipped");
-    assert!(why.contains("transactional"), "{why}");
-    assert_eq!(report.passes, 0);
-    let after = std::fs::read(dir.path().join(format!("{:020}.log", 0))).unwrap();
-    assert_eq!(after, before, "nothing rewritten");
+        .unwrap()
 }
 
 #[test]

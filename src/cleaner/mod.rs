@@ -23,8 +23,10 @@
 //!    directory fsync after each step, so a crash or power loss at any point leaves either the
 //!    old segments or the new ones, and recovery finishes or undoes the swap.
 //!
-//! A partition holding any transactional batch is not cleaned (the pass reports why): an
-//! aborted record must never pass for a key's latest value.
+//! Transactions, as Kafka's cleaner: nothing at or past the last stable offset's segment is
+//! cleaned (an open transaction may still abort); the records of aborted transactions go and
+//! never enter the key map; markers go once their transactions' batches are gone, after
+//! `delete.retention.ms`.
 
 pub(crate) mod checkpoint;
 pub(crate) mod offset_map;
@@ -104,9 +106,8 @@ impl CleanerConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CompactionReport {
-    /// Why nothing was cleaned, when nothing could be: the policy does not compact, or the
-    /// partition holds transactional batches. `None` when the cleaner ran (even if it found
-    /// nothing dirty).
+    /// Why nothing was cleaned, when nothing could be: the policy does not compact. `None` when
+    /// the cleaner ran (even if it found nothing dirty).
     pub skipped: Option<String>,
     /// Passes run (more than one when the key map filled).
     pub passes: u32,

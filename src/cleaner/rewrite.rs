@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use crate::config::LogConfig;
 use crate::disk::{self, File, OpenMode};
 use crate::error::{Corruption, Error, IoOp, Result};
-use crate::record::{Batch, BatchHeader, RecordView, encode_cleaned};
+use crate::record::{Batch, BatchHeader, EndTxnMarker, RecordView, TxnResult, encode_cleaned};
 use crate::segment::file_name::{self, FileKind, TempSuffix};
+use crate::segment::txn_index::{self, AbortedTxn};
 use crate::segment::walk::{Step, Walker, Window};
 use crate::segment::{Index, IndexBuilder, IndexedBatch, Indexes, Segment, SegmentState};
 
@@ -35,6 +36,92 @@ pub(crate) struct PassInput<'a> {
     pub(crate) now_ms: i64,
     /// Each active idempotent producer's last offset: its last batch is never dropped.
     pub(crate) producer_last_offsets: HashMap<i64, i64>,
+    /// The partition's aborted transactions (its `.txnindex` entries), by marker offset.
+    pub(crate) aborted: Vec<AbortedTxn>,
+}
+
+/// What a walk knows of transactions (Kafka's `CleanedTransactionMetadata`): the aborted ones
+/// whose first offset it has passed, and the committed ones under way. A batch of an aborted
+/// transaction is discarded; a marker may go once no batch of its transaction is left (a
+/// COMMIT whose batches this walk did not meet, an ABORT whose batches are all gone), after
+/// `delete.retention.ms` like a tombstone; an ABORT marker still covering batches keeps its
+/// `.txnindex` entry, written into the new segment's.
+#[derive(Debug, Default)]
+struct TxnTracker {
+    /// Aborted transactions not reached yet, by first offset (the next last).
+    upcoming: Vec<AbortedTxn>,
+    /// Aborted transactions under way: the entry, and whether a batch of it was met.
+    aborted: HashMap<i64, (AbortedTxn, bool)>,
+    /// Producers with a committed (or not aborted) transaction under way whose batch was met.
+    committed: std::collections::HashSet<i64>,
+    /// Entries for the new segment's `.txnindex`.
+    index: Vec<AbortedTxn>,
+}
+
+impl TxnTracker {
+    /// A tracker for a walk of `[start, end)`: the aborted transactions whose markers lie at or
+    /// after `start` and that began before `end`.
+    fn new(all: &[AbortedTxn], start: i64, end: i64) -> TxnTracker {
+        let mut upcoming: Vec<AbortedTxn> = all
+            .iter()
+            .filter(|t| t.last_offset >= start && t.first_offset < end)
+            .copied()
+            .collect();
+        upcoming.sort_by_key(|t| std::cmp::Reverse(t.first_offset));
+        TxnTracker {
+            upcoming,
+            ..TxnTracker::default()
+        }
+    }
+
+    fn reach(&mut self, offset: i64) {
+        while self
+            .upcoming
+            .last()
+            .is_some_and(|t| t.first_offset <= offset)
+        {
+            if let Some(t) = self.upcoming.pop() {
+                self.aborted.insert(t.producer_id, (t, false));
+            }
+        }
+    }
+
+    /// A data batch: whether it belongs to an aborted transaction (discard its records).
+    fn on_data(&mut self, h: &BatchHeader) -> bool {
+        self.reach(h.last_offset());
+        if !h.is_transactional() {
+            return false;
+        }
+        match self.aborted.get_mut(&h.producer_id) {
+            Some((_, met)) => {
+                *met = true;
+                true
+            }
+            None => {
+                self.committed.insert(h.producer_id);
+                false
+            }
+        }
+    }
+
+    /// A control batch with its marker: whether the marker may go (no batch of its
+    /// transaction is left).
+    fn on_control(&mut self, h: &BatchHeader, marker: Option<EndTxnMarker>) -> bool {
+        self.reach(h.last_offset());
+        match marker.map(|m| m.result) {
+            Some(TxnResult::Abort) => match self.aborted.remove(&h.producer_id) {
+                // Kept until a pass meets none of its batches.
+                Some((entry, true)) => {
+                    self.index.push(entry);
+                    false
+                }
+                _ => true,
+            },
+            Some(TxnResult::Commit) => !self.committed.remove(&h.producer_id),
+            // Another control record: never data, never removed.
+            None => false,
+        }
+    }
 }
 
 /// One group of old segments and the new segment written to replace them.
@@ -49,16 +136,12 @@ pub(crate) struct Cleaned {
     pub(crate) records_after: u64,
 }
 
-/// What a pass produced.
+/// What a pass produced: new segments, ascending, in `.cleaned` files; everything below
+/// `end_offset` is clean once they are swapped in.
 #[derive(Debug)]
-pub(crate) enum Outcome {
-    /// New segments, ascending, in `.cleaned` files; everything below `end_offset` is clean.
-    Cleaned {
-        groups: Vec<Cleaned>,
-        end_offset: i64,
-    },
-    /// Nothing was written, for this reason.
-    Skipped(String),
+pub(crate) struct Outcome {
+    pub(crate) groups: Vec<Cleaned>,
+    pub(crate) end_offset: i64,
 }
 
 /// Keeps the cleaner's I/O under `log.cleaner.io.max.bytes.per.second`.
@@ -136,16 +219,6 @@ fn records_of<'b>(
         .collect()
 }
 
-/// Why a pass must not clean this batch's partition.
-fn refusal(header: &BatchHeader) -> Option<String> {
-    (header.is_transactional() || header.is_control()).then(|| {
-        format!(
-            "it holds transactional batches (offset {}); compaction of transactions is not supported yet",
-            header.base_offset
-        )
-    })
-}
-
 /// Runs one pass's file work: maps the dirty section and writes the cleaned segments.
 pub(crate) fn run(input: &PassInput<'_>, map: &mut OffsetMap) -> Result<Outcome> {
     let mut throttle = Throttle::new(input.cleaner.io_rate());
@@ -154,9 +227,15 @@ pub(crate) fn run(input: &PassInput<'_>, map: &mut OffsetMap) -> Result<Outcome>
         first_uncleanable_offset: uncleanable,
         ..
     } = input.dirt;
-    // 1. The map of the dirty section.
+    // 1. The map of the dirty section, without the records of aborted transactions.
     let mut end_offset = uncleanable;
     let mut buf = Vec::new();
+    let walk_start = input
+        .sealed
+        .iter()
+        .find(|s| s.next_offset() > first_dirty)
+        .map_or(first_dirty, |s| s.base_offset());
+    let mut txns = TxnTracker::new(&input.aborted, walk_start, uncleanable);
     'segments: for segment in &input.sealed {
         if segment.next_offset() <= first_dirty {
             continue;
@@ -166,14 +245,13 @@ pub(crate) fn run(input: &PassInput<'_>, map: &mut OffsetMap) -> Result<Outcome>
         }
         let path = segment.path(FileKind::Log);
         let mut full = None;
-        let mut refused = None;
         walk_segment(segment, &mut throttle, |position, batch| {
             let header = batch.header();
-            if let Some(reason) = refusal(header) {
-                refused = Some(reason);
-                return Ok(ControlFlow::Break(()));
+            if header.is_control() {
+                txns.on_control(header, EndTxnMarker::of_batch(batch));
+                return Ok(ControlFlow::Continue(()));
             }
-            if header.last_offset() < first_dirty {
+            if txns.on_data(header) || header.last_offset() < first_dirty {
                 return Ok(ControlFlow::Continue(()));
             }
             let count = usize::try_from(header.records_count).unwrap_or(usize::MAX);
@@ -191,9 +269,6 @@ pub(crate) fn run(input: &PassInput<'_>, map: &mut OffsetMap) -> Result<Outcome>
             }
             Ok(ControlFlow::Continue(()))
         })?;
-        if let Some(reason) = refused {
-            return Ok(Outcome::Skipped(reason));
-        }
         if let Some(at) = full {
             end_offset = at.max(first_dirty);
             break 'segments;
@@ -227,17 +302,17 @@ pub(crate) fn run(input: &PassInput<'_>, map: &mut OffsetMap) -> Result<Outcome>
             map,
             end_offset,
         };
-        match cleaner.clean(group, &mut throttle)? {
+        match cleaner.clean(group, &mut throttle) {
             Ok(cleaned) => groups.push(cleaned),
-            Err(reason) => {
+            Err(e) => {
                 for g in &groups {
                     remove_cleaned(g.sources.first().map(|s| s.dir()), g.base_offset, input);
                 }
-                return Ok(Outcome::Skipped(reason));
+                return Err(e);
             }
         }
     }
-    Ok(Outcome::Cleaned { groups, end_offset })
+    Ok(Outcome { groups, end_offset })
 }
 
 /// How many of `segments` go into one new segment (Kafka's `groupSegmentsBySize`): at least
@@ -339,13 +414,8 @@ impl Output {
 }
 
 impl GroupCleaner<'_, '_> {
-    /// Writes the group's new segment as `.cleaned` files, fsynced. `Ok(Err(reason))` if the
-    /// group holds what must not be cleaned (nothing is left behind then).
-    fn clean(
-        &self,
-        group: &[&Arc<Segment>],
-        throttle: &mut Throttle,
-    ) -> Result<std::result::Result<Cleaned, String>> {
+    /// Writes the group's new segment as `.cleaned` files, fsynced.
+    fn clean(&self, group: &[&Arc<Segment>], throttle: &mut Throttle) -> Result<Cleaned> {
         let Some(first) = group.first() else {
             return Err(Error::Internal("an empty group of segments to clean"));
         };
@@ -369,23 +439,58 @@ impl GroupCleaner<'_, '_> {
             },
         };
         let (mut bytes_before, mut records_before, mut records_after) = (0, 0, 0);
-        let mut refused = None;
         let mut buf = Vec::new();
         let mut rebuilt = Vec::new();
         let mut last: Option<BatchHeader> = None;
+        let group_end = group.last().map_or(base_offset, |s| s.next_offset());
+        let mut txns = TxnTracker::new(&self.input.aborted, base_offset, group_end);
         for segment in group {
             bytes_before += segment.size();
             let seg_path = segment.path(FileKind::Log);
             walk_segment(segment, throttle, |position, batch| {
                 let header = batch.header();
                 last = Some(*header);
-                if let Some(reason) = refusal(header) {
-                    refused = Some(reason);
-                    return Ok(ControlFlow::Break(()));
+                if header.is_control() {
+                    let marker = EndTxnMarker::of_batch(batch);
+                    let discardable = txns.on_control(header, marker) && marker.is_some();
+                    records_before += 1;
+                    let existing = self.existing_horizon(header);
+                    let expired = existing.is_some_and(|h| self.input.now_ms >= h);
+                    if discardable && expired && !self.keeps_empty(header) {
+                        return Ok(ControlFlow::Continue(())); // its transaction is gone
+                    }
+                    records_after += 1;
+                    if discardable && existing.is_none() {
+                        // Goes `delete.retention.ms` after this cleaning, as a tombstone.
+                        let records =
+                            records_of(batch, &mut buf, self.input.config, &seg_path, position)?;
+                        let horizon = self
+                            .input
+                            .now_ms
+                            .saturating_add(self.input.config.delete_retention_ms());
+                        rebuilt.clear();
+                        let encoded = encode_cleaned(
+                            &mut rebuilt,
+                            header,
+                            &records,
+                            Some(horizon),
+                            self.input.config.compression_levels(),
+                        )
+                        .map_err(|e| rebuild_error(&seg_path, position, e))?;
+                        out.push(&rebuilt, header, encoded.max_timestamp)?;
+                    } else {
+                        out.push(batch.bytes(), header, header.max_timestamp)?;
+                    }
+                    return Ok(ControlFlow::Continue(()));
                 }
+                let aborted = txns.on_data(header);
                 let records = records_of(batch, &mut buf, self.input.config, &seg_path, position)?;
                 records_before += records.len() as u64;
-                let (kept, horizon) = self.kept(header, &records);
+                let (kept, horizon) = match aborted {
+                    // An aborted transaction's records go, whatever their keys.
+                    true => (Vec::new(), None),
+                    false => self.kept(header, &records),
+                };
                 records_after += kept.len() as u64;
                 if kept.len() == records.len() && horizon == self.existing_horizon(header) {
                     out.push(batch.bytes(), header, header.max_timestamp)?;
@@ -403,14 +508,6 @@ impl GroupCleaner<'_, '_> {
                 }
                 Ok(ControlFlow::Continue(()))
             })?;
-            if refused.is_some() {
-                break;
-            }
-        }
-        if let Some(reason) = refused {
-            drop(out);
-            remove_cleaned(Some(&dir), base_offset, self.input);
-            return Ok(Err(reason));
         }
         if let (0, Some(header)) = (out.written + out.pending.len() as u64, last) {
             // Never an empty segment: a swap's `.log` then always says which offsets it
@@ -438,10 +535,16 @@ impl GroupCleaner<'_, '_> {
         }
         out.file.sync_data()?;
         out.builder.finish(&mut out.indexes, base_offset);
+        // The aborted transactions whose batches the new segment still holds.
+        let txn_index = txn_index::encode_all(&txns.index);
         for (kind, bytes) in [
             (FileKind::Index, out.indexes.offsets.as_bytes()),
             (FileKind::TimeIndex, out.indexes.times.as_bytes()),
+            (FileKind::TxnIndex, &txn_index[..]),
         ] {
+            if kind == FileKind::TxnIndex && bytes.is_empty() {
+                continue;
+            }
             let path = file_name::temp_path(&dir, base_offset, kind, TempSuffix::Cleaned);
             let file = File::open(disk, path, OpenMode::Create)?;
             file.set_len(0)?;
@@ -461,7 +564,7 @@ impl GroupCleaner<'_, '_> {
             out.path.display(),
             out.written
         );
-        Ok(Ok(Cleaned {
+        Ok(Cleaned {
             sources: group.iter().map(|s| Arc::clone(s)).collect(),
             base_offset,
             state,
@@ -469,7 +572,7 @@ impl GroupCleaner<'_, '_> {
             bytes_before,
             records_before,
             records_after,
-        }))
+        })
     }
 
     /// The batch's delete horizon as it stands.

@@ -165,6 +165,16 @@ impl Shared {
                 uncleanable = young.base_offset();
             }
         }
+        // Nothing from the segment holding the last stable offset on: an open transaction may
+        // still abort, and its records must not pass for the latest values (Kafka's rule).
+        let lso = self.last_stable_offset();
+        if let Some(unstable) = sealed
+            .iter()
+            .find(|s| s.next_offset() > lso)
+            .map(|s| s.base_offset())
+        {
+            uncleanable = uncleanable.min(unstable);
+        }
         let uncleanable = uncleanable.max(first_dirty);
         let mut dirt = Dirt {
             first_dirty_offset: first_dirty,
@@ -249,9 +259,8 @@ impl Partition {
     ///
     /// # Errors
     /// [`Error::ReadOnly`], [`Error::Closed`], [`Error::Corrupt`] for a damaged batch met while
-    /// cleaning (nothing is swapped in), [`Error::Io`]. A policy that does not compact, or a
-    /// partition holding transactional batches, is not an error: the report says it was
-    /// skipped, and why.
+    /// cleaning (nothing is swapped in), [`Error::Io`]. A policy that does not compact is not
+    /// an error: the report says it was skipped, and why.
     pub fn compact(&self) -> Result<CompactionReport> {
         self.compact_with(&CleanerConfig::default())
     }
@@ -339,6 +348,7 @@ impl Partition {
                 cleaner,
                 now_ms,
                 producer_last_offsets: producers,
+                aborted: shared.aborted.read().in_range(i64::MIN..i64::MAX),
             };
             let map = match &mut map {
                 Some(map) => {
@@ -351,14 +361,7 @@ impl Partition {
                         .map_err(|e| Error::io(IoOp::Map, &shared.dir, e))?,
                 ),
             };
-            let (groups, end_offset) = match rewrite::run(&input, map)? {
-                Outcome::Skipped(reason) => {
-                    log::info!("{}: not compacted: {reason}", shared.dir.display());
-                    report.skipped = Some(reason);
-                    return Ok(report);
-                }
-                Outcome::Cleaned { groups, end_offset } => (groups, end_offset),
-            };
+            let Outcome { groups, end_offset } = rewrite::run(&input, map)?;
             let mut deferred = false;
             let epoch = read_epoch(&*shared.disk, &shared.dir);
             let swapping = epoch + 1 + epoch % 2;
