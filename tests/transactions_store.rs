@@ -279,3 +279,30 @@ fn an_open_transaction_the_coordinator_does_not_know_holds_the_lso_until_aborted
     assert!(lso_at_end(&store, "a"));
     assert!(store.transactions().unwrap().is_empty());
 }
+
+#[test]
+fn an_epoch_that_would_overflow_moves_to_a_new_producer_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = setup(dir.path());
+    let p = store.transactional_producer("old-timer").unwrap();
+    p.init_transactions().unwrap();
+    let (id, _) = p.producer_id_and_epoch().unwrap();
+    store.close().unwrap();
+    // The coordinator's file as after 32,766 restarts of this id: sealed by its checksum line.
+    let text = format!(
+        "topiclog-transactions 1\ncoordinator-epoch 3\ntxn old-timer {id} {} Empty 60000 -1\n",
+        i16::MAX - 1
+    );
+    let sealed = format!("{text}crc32c {:08x}\n", crc32c::crc32c(text.as_bytes()));
+    std::fs::write(dir.path().join("topiclog-transactions"), sealed).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let p = store.transactional_producer("old-timer").unwrap();
+    p.init_transactions().unwrap();
+    let (new_id, epoch) = p.producer_id_and_epoch().unwrap();
+    assert_ne!(new_id, id);
+    assert_eq!(epoch, 0);
+    p.begin_transaction().unwrap();
+    p.append("a", 0, &[Record::new(b"x")]).unwrap();
+    p.commit_transaction().unwrap();
+    assert_eq!(committed_values(&store, "a").len(), 1);
+}
