@@ -534,6 +534,11 @@ pub(crate) struct Inner {
     transactions: std::sync::OnceLock<transactions::TxnCoordinator>,
 }
 
+/// How often the background thread looks for transactions open past their timeout (Kafka's
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms` is 10 s; a shorter interval
+/// keeps a short `transaction.timeout.ms` close to what it says).
+const TXN_TIMEOUT_CHECK_EVERY: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 struct Background {
     stop: Arc<(Mutex<bool>, Condvar)>,
@@ -1795,11 +1800,13 @@ impl Background {
                 let mut next_retention = retention_ms.map(|ms| start + every(ms));
                 let mut next_checkpoint = start + every(checkpoint_ms);
                 let mut next_probe = start;
+                let mut next_txn_check = start + TXN_TIMEOUT_CHECK_EVERY;
                 let mut next_clean = cleaner_ms.map(|ms| start + every(ms));
                 loop {
                     let due = next_retention
                         .map_or(next_checkpoint, |r| r.min(next_checkpoint))
-                        .min(next_probe);
+                        .min(next_probe)
+                        .min(next_txn_check);
                     let due = next_clean.map_or(due, |c| c.min(due));
                     let mut guard = stopped.lock();
                     if !*guard {
@@ -1815,15 +1822,18 @@ impl Background {
                         // Followers that appeared while nothing was appended see what was.
                         inner.serve_new_followers();
                         next_probe = now + crate::follow::PROBE_EVERY;
-                        if let Some(coordinator) = inner.transactions.get() {
-                            // Failures are logged by the next open, which aborts them too.
-                            if let Err(e) = coordinator.abort_timed_out(&inner) {
-                                log::warn!(
-                                    "{}: aborting timed-out transactions: {e}",
-                                    inner.dir.display()
-                                );
-                            }
+                    }
+                    if now >= next_txn_check {
+                        if let Some(coordinator) = inner.transactions.get()
+                            && let Err(e) = coordinator.abort_timed_out(&inner)
+                        {
+                            // The next round, or the next open, tries again.
+                            log::warn!(
+                                "{}: aborting timed-out transactions: {e}",
+                                inner.dir.display()
+                            );
                         }
+                        next_txn_check = now + TXN_TIMEOUT_CHECK_EVERY;
                     }
                     // Errors are met again by the next run, or by a direct call (a flush, a
                     // close, `Store::enforce_retention`), which returns them.
