@@ -584,7 +584,7 @@ impl Partition {
     /// [`Error::Io`].
     #[inline]
     pub fn append_batch(&self, records: &[Record<'_>]) -> Result<AppendInfo> {
-        self.append_with(records, None, Compression::None)
+        self.append_with(records, None, Compression::None, false)
             .map(|(info, _)| info)
     }
 
@@ -615,7 +615,8 @@ impl Partition {
         records: &[Record<'_>],
         codec: Compression,
     ) -> Result<AppendInfo> {
-        self.append_with(records, None, codec).map(|(info, _)| info)
+        self.append_with(records, None, codec, false)
+            .map(|(info, _)| info)
     }
 
     /// Appends records as one batch of an idempotent producer (Kafka's `enable.idempotence`),
@@ -676,7 +677,7 @@ impl Partition {
         codec: Compression,
     ) -> Result<(AppendInfo, bool)> {
         check_stamp(stamp)?;
-        self.append_with(records, Some(stamp), codec)
+        self.append_with(records, Some(stamp), codec, false)
     }
 
     /// The idempotent producers this partition knows, by id (Kafka's `DescribeProducers`).
@@ -690,14 +691,16 @@ impl Partition {
         self.shared.writer.lock().producers().max_producer_id()
     }
 
-    /// Appends `records` as one batch, stamped if `stamp` is given; says whether it was a
-    /// duplicate of an idempotent batch already appended (nothing written).
+    /// Appends `records` as one batch, stamped if `stamp` is given (and a transaction's if
+    /// `transactional`); says whether it was a duplicate of an idempotent batch already
+    /// appended (nothing written).
     #[inline]
     fn append_with(
         &self,
         records: &[Record<'_>],
         stamp: Option<ProducerStamp>,
         requested: Compression,
+        transactional: bool,
     ) -> Result<(AppendInfo, bool)> {
         if records.is_empty() {
             return Err(Error::EmptyBatch);
@@ -710,7 +713,7 @@ impl Partition {
                     stamp,
                     codec: requested,
                     wall_ms,
-                    transactional: false,
+                    transactional,
                 },
             )
         })
@@ -800,21 +803,7 @@ impl Partition {
         codec: Compression,
     ) -> Result<(AppendInfo, bool)> {
         check_stamp(stamp)?;
-        if records.is_empty() {
-            return Err(Error::EmptyBatch);
-        }
-        self.append_op(|writer, shared, wall_ms| {
-            writer.append(
-                shared,
-                records,
-                AppendOptions {
-                    stamp: Some(stamp),
-                    codec,
-                    wall_ms,
-                    transactional: true,
-                },
-            )
-        })
+        self.append_with(records, Some(stamp), codec, true)
     }
 
     /// Writes a COMMIT or ABORT marker closing `producer_id`'s transaction in this partition

@@ -801,18 +801,7 @@ pub(crate) fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
 
 /// Offsets of the snapshot files in `dir`.
 fn list_snapshots(disk: &dyn Disk, dir: &Path) -> Result<BTreeSet<i64>> {
-    let mut offsets = BTreeSet::new();
-    for entry in disk::list_dir(disk, dir)? {
-        let parsed = entry
-            .name
-            .to_str()
-            .filter(|_| entry.is_file)
-            .and_then(file_name::parse);
-        if let Some(p) = parsed.filter(|p| p.kind == FileKind::Snapshot && p.suffix.is_none()) {
-            offsets.insert(p.base_offset);
-        }
-    }
-    Ok(offsets)
+    file_name::bases_of(disk, dir, FileKind::Snapshot)
 }
 
 /// What [`load`] needs to know of the log.

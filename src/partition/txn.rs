@@ -114,17 +114,7 @@ pub(crate) fn load_files(
     segments: &[Arc<Segment>],
     recorded: &BTreeMap<i64, TxnIndexStamp>,
 ) -> Result<LoadedIndexes> {
-    let mut with_file = std::collections::BTreeSet::new();
-    for entry in disk::list_dir(disk, dir)? {
-        let parsed = entry
-            .name
-            .to_str()
-            .filter(|_| entry.is_file)
-            .and_then(file_name::parse);
-        if let Some(p) = parsed.filter(|p| p.kind == FileKind::TxnIndex && p.suffix.is_none()) {
-            with_file.insert(p.base_offset);
-        }
-    }
+    let with_file = file_name::bases_of(disk, dir, FileKind::TxnIndex)?;
     let mut loaded = LoadedIndexes::default();
     for segment in segments {
         let base = segment.base_offset();

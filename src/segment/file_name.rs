@@ -123,6 +123,26 @@ pub(crate) fn parse(name: &str) -> Option<SegmentFileName> {
     })
 }
 
+/// The base offsets of the files of `kind` (without a temporary suffix) in `dir`.
+pub(crate) fn bases_of(
+    disk: &dyn crate::disk::Disk,
+    dir: &Path,
+    kind: FileKind,
+) -> crate::error::Result<std::collections::BTreeSet<i64>> {
+    let mut bases = std::collections::BTreeSet::new();
+    for entry in crate::disk::list_dir(disk, dir)? {
+        let parsed = entry
+            .name
+            .to_str()
+            .filter(|_| entry.is_file)
+            .and_then(parse);
+        if let Some(p) = parsed.filter(|p| p.kind == kind && p.suffix.is_none()) {
+            bases.insert(p.base_offset);
+        }
+    }
+    Ok(bases)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
