@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,15 @@ const PARTITIONS: u32 = 6;
 
 /// A worker process (or, named `writer`, the soak's writer); runs only when started by a test
 /// below.
+/// One multi-process test at a time: their worker processes time sessions and pauses, which a
+/// machine busy with the others' processes would stretch.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn worker_child() {
     let (Ok(dir), Ok(name)) = (std::env::var(DIR_ENV), std::env::var(NAME_ENV)) else {
@@ -311,6 +320,7 @@ fn duplicates(all: &[(u32, i64)]) -> BTreeSet<(u32, i64)> {
 
 #[test]
 fn three_worker_processes_share_a_topic_and_process_each_job_once() {
+    let _serial = serial();
     let mut f = Fixture::new();
     f.append(120, Duration::ZERO);
     let mut workers: Vec<Worker> = (0..3)
@@ -347,6 +357,7 @@ fn three_worker_processes_share_a_topic_and_process_each_job_once() {
 
 #[test]
 fn a_killed_worker_loses_nothing_and_only_its_uncommitted_records_come_again() {
+    let _serial = serial();
     let mut f = Fixture::new();
     f.append(300, Duration::ZERO);
     let mut workers: Vec<Worker> = (0..3)
@@ -394,6 +405,7 @@ fn a_killed_worker_loses_nothing_and_only_its_uncommitted_records_come_again() {
 /// lost: the other worker delivers it.
 #[test]
 fn a_worker_paused_past_its_session_cannot_commit_what_it_lost() {
+    let _serial = serial();
     let mut f = Fixture::new();
     f.append(60, Duration::ZERO);
     let mut slow = Worker::start_working(&f.path(), "slow", 400);
@@ -462,6 +474,7 @@ fn signal(child: &Child, signal: &str) {
 
 #[test]
 fn workers_wait_through_a_writer_restart() {
+    let _serial = serial();
     let mut f = Fixture::new();
     let mut workers: Vec<Worker> = (0..2)
         .map(|i| Worker::start(&f.path(), &format!("w{i}")))
@@ -485,6 +498,7 @@ fn workers_wait_through_a_writer_restart() {
 
 #[test]
 fn members_joining_and_leaving_while_commits_flow_keep_each_job_once() {
+    let _serial = serial();
     let mut f = Fixture::new();
     let mut first: Vec<Worker> = (0..2)
         .map(|i| Worker::start(&f.path(), &format!("a{i}")))
