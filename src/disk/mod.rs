@@ -199,6 +199,32 @@ pub(crate) fn create_dir_all(disk: &dyn Disk, dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(IoOp::Directory, dir, e))
 }
 
+/// Creates `dir` and any missing parents, making each new directory's entry durable (a
+/// store or partition directory lost to a power loss would take its flushed files with it).
+pub(crate) fn create_dir_durably(disk: &dyn Disk, dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at.filter(|p| !p.as_os_str().is_empty()) {
+        if file_len(disk, path)?.is_some() {
+            break;
+        }
+        missing.push(path);
+        at = path.parent();
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    create_dir_all(disk, dir)?;
+    for created in missing.iter().rev() {
+        let parent = created
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sync_dir(disk, parent)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn sync_dir(disk: &dyn Disk, dir: &Path) -> Result<()> {
     disk.sync_dir(dir)
         .map_err(|e| Error::io(IoOp::Sync, dir, e))

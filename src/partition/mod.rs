@@ -384,7 +384,7 @@ impl Partition {
     ) -> Result<Partition> {
         let dir = dir.as_ref();
         let disk: Arc<dyn Disk> = Arc::new(OsDisk);
-        recovery::create_dir_durably(&*disk, dir)?;
+        crate::disk::create_dir_durably(&*disk, dir)?;
         let lock = crate::lock::DirLock::for_partition(dir, options.lock_wait())?;
         let partition = Partition::open_on(disk, dir, config, options)?;
         *partition.lock.lock() = Some(lock);

@@ -396,7 +396,7 @@ fn open_once(
     // durable: a writable open cuts them, a read-only one serves only what lies before.
     let mut unsynced = None;
     if writes {
-        create_dir_durably(&**disk, dir)?;
+        disk::create_dir_durably(&**disk, dir)?;
         cut_after_failed_fsync(&**disk, dir, &mut report)?;
         finish_swaps(&**disk, dir, config, &mut report)?;
     } else {
@@ -903,32 +903,6 @@ fn cut_after_failed_fsync(disk: &dyn Disk, dir: &Path, report: &mut RecoveryRepo
     }
     disk::remove_file(disk, &dir.join(checkpoint::POISON_FILE))?;
     disk::sync_dir(disk, dir)
-}
-
-/// Creates `dir` and any missing parents, making each new directory's entry durable (a
-/// partition directory lost to a power loss would take its flushed records with it).
-pub(crate) fn create_dir_durably(disk: &dyn Disk, dir: &Path) -> Result<()> {
-    let mut missing = Vec::new();
-    let mut at = Some(dir);
-    while let Some(path) = at.filter(|p| !p.as_os_str().is_empty()) {
-        if disk::file_len(disk, path)?.is_some() {
-            break;
-        }
-        missing.push(path);
-        at = path.parent();
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    disk::create_dir_all(disk, dir)?;
-    for created in missing.iter().rev() {
-        let parent = created
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        disk::sync_dir(disk, parent)?;
-    }
-    Ok(())
 }
 
 /// Pass 1: lists the directory, the one way a partition's files are told apart. Returns the

@@ -559,14 +559,61 @@ impl Store {
     /// [`Error::Locked`] if another store holds the directory; [`Error::Corrupt`] for a
     /// malformed registry; partition recovery errors.
     pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
-        let dir = dir.as_ref().to_path_buf();
-        let disk: Arc<dyn Disk> = Arc::new(OsDisk);
+        Store::open_on(dir.as_ref().to_path_buf(), Arc::new(OsDisk), options, true)
+    }
+
+    /// Opens a store whose files live on a [`FaultDisk`](crate::testing::FaultDisk), for
+    /// durability tests of what spans the store's files: transactions across partitions and
+    /// their consumer offsets (feature `fault-injection`).
+    ///
+    /// `dir` is a real directory, which holds only the store's lock files (file locks are the
+    /// operating system's); every other file is on the fault disk under the same path. No
+    /// background thread runs, so nothing writes between the test's calls: retention,
+    /// checkpoints and cleaning run when called, and transaction timeouts are checked at open.
+    /// Topic deletion is not supported on it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use topiclog::config::{StoreOptions, TopicConfig};
+    /// use topiclog::testing::FaultDisk;
+    /// use topiclog::{Record, Store};
+    ///
+    /// let locks = tempfile::tempdir()?;
+    /// let disk = Arc::new(FaultDisk::new());
+    /// let store = Store::open_on_fault_disk(Arc::clone(&disk), locks.path(), StoreOptions::default())?;
+    /// store.create_topic("t", TopicConfig::new(1))?.append_to(0, Record::new(b"kept"))?;
+    /// disk.crash(1); // a power loss: appends are durable by default
+    /// drop(store);
+    /// let store = Store::open_on_fault_disk(disk, locks.path(), StoreOptions::default())?;
+    /// assert_eq!(store.topic("t")?.partition(0)?.next_offset(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`open_with`](Store::open_with); the disk's injected failures are [`Error::Io`].
+    #[cfg(feature = "fault-injection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fault-injection")))]
+    pub fn open_on_fault_disk(
+        disk: Arc<crate::disk::fault::FaultDisk>,
+        dir: impl AsRef<Path>,
+        options: StoreOptions,
+    ) -> Result<Store> {
+        Store::open_on(dir.as_ref().to_path_buf(), disk, options, false)
+    }
+
+    /// Opens the store in `dir` on `disk` for writing, with the background thread or not.
+    fn open_on(
+        dir: PathBuf,
+        disk: Arc<dyn Disk>,
+        options: StoreOptions,
+        background: bool,
+    ) -> Result<Store> {
         if disk::file_len(&*disk, &dir)?.is_none() {
             if !options.create_if_missing {
                 let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such store");
                 return Err(Error::io(IoOp::Directory, &dir, missing));
             }
-            disk::create_dir_all(&*disk, &dir)?;
+            disk::create_dir_durably(&*disk, &dir)?;
         }
         let lock = DirLock::acquire(&dir, options.lock_timeout)?;
         let intervals = Intervals {
@@ -575,11 +622,8 @@ impl Store {
             cleaner_ms: options.cleaner_enable.then_some(options.cleaner_backoff_ms),
         };
         let inner = Arc::new(Store::load(dir, disk, options, Some(lock))?);
-        let background = Background::start(Arc::downgrade(&inner), intervals);
-        Ok(Store {
-            inner,
-            background: Some(background),
-        })
+        let background = background.then(|| Background::start(Arc::downgrade(&inner), intervals));
+        Ok(Store { inner, background })
     }
 
     /// Opens the store in `dir` for reading only, beside a process that may hold it for
@@ -958,7 +1002,10 @@ impl Store {
     /// # Errors
     /// As [`groups`](Store::groups).
     pub fn committed_offsets(&self, group: &str) -> Result<BTreeMap<TopicPartition, i64>> {
-        Ok(crate::group::offsets::read(&ReadOnlyDisk, &self.inner.dir, group)?.unwrap_or_default())
+        Ok(
+            crate::group::offsets::read(&*self.inner.disk, &self.inner.dir, group)?
+                .unwrap_or_default(),
+        )
     }
 
     /// Sets a group's committed offsets while it has no live members (Kafka's
@@ -1308,7 +1355,7 @@ impl Source for Inner {
     }
 
     fn committed_offsets(&self, group: &str) -> Result<crate::group::offsets::Offsets> {
-        Ok(crate::group::offsets::read(&ReadOnlyDisk, &self.dir, group)?.unwrap_or_default())
+        Ok(crate::group::offsets::read(&*self.disk, &self.dir, group)?.unwrap_or_default())
     }
 }
 
@@ -1542,7 +1589,7 @@ impl Inner {
         let opened = if self.read_only {
             Partition::open_following(&dir, config, self.following.clone())?
         } else {
-            Partition::open_on(Arc::new(OsDisk), &dir, config, self.options.recovery)?
+            Partition::open_on(Arc::clone(&self.disk), &dir, config, self.options.recovery)?
         };
         if let Some(probe) = &self.followers {
             opened.set_follower_probe(Arc::clone(probe));

@@ -328,6 +328,11 @@ impl TxnCoordinator {
             };
             if log.has_open_transaction(entry.producer_id) {
                 log.write_txn_marker(entry.producer_id, epoch, marker)?;
+                // Durable before the completion is recorded: a marker lost to a crash after a
+                // later write of the registry made the completion durable would leave the
+                // transaction open in the log and unknown to the coordinator, and then
+                // aborted by its timeout, a commit undone. (A no-op when appends sync.)
+                log.flush()?;
             }
         }
         if let (TxnResult::Commit, Some((group, offsets))) = (result, &entry.offsets)
