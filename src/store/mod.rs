@@ -1131,6 +1131,18 @@ impl Store {
         self.inner.txn_coordinator()?.abort_now(&self.inner, id)
     }
 
+    /// Aborts now what the store's background thread aborts once a second: transactions open
+    /// longer than their `transaction.timeout.ms` (their producers are fenced), and
+    /// transactions found only in logs whose first batch is older than the default timeout.
+    /// For a store without that thread ([`open_on_fault_disk`](Store::open_on_fault_disk)), or
+    /// to not wait for it. Returns how many it aborted.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`]; [`Error::Io`].
+    pub fn abort_timed_out_transactions(&self) -> Result<usize> {
+        self.inner.txn_coordinator()?.abort_timed_out(&self.inner)
+    }
+
     /// The names of all topics, sorted.
     pub fn topics(&self) -> Vec<String> {
         self.inner.topics.read().keys().cloned().collect()
