@@ -691,6 +691,15 @@ impl Partition {
         self.shared.writer.lock().producers().max_producer_id()
     }
 
+    /// The highest coordinator epoch of the markers its producers last wrote (-1 if none).
+    pub(crate) fn max_coordinator_epoch(&self) -> i32 {
+        self.shared
+            .writer
+            .lock()
+            .producers()
+            .max_coordinator_epoch()
+    }
+
     /// Appends `records` as one batch, stamped if `stamp` is given (and a transaction's if
     /// `transactional`); says whether it was a duplicate of an idempotent batch already
     /// appended (nothing written).

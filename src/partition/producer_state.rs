@@ -571,6 +571,15 @@ impl ProducerStateMap {
         self.producers.keys().next_back().copied()
     }
 
+    /// The highest coordinator epoch of any producer's last marker (-1 if none).
+    pub(crate) fn max_coordinator_epoch(&self) -> i32 {
+        self.producers
+            .values()
+            .map(|e| e.coordinator_epoch)
+            .max()
+            .unwrap_or(-1)
+    }
+
     /// Whether the snapshot file at `offset` is still kept.
     pub(crate) fn has_snapshot(&self, offset: i64) -> bool {
         self.snapshots.contains(&offset)

@@ -1512,6 +1512,17 @@ impl Inner {
             .ok_or_else(|| Error::UnknownTopic(name.to_owned()))
     }
 
+    /// The highest coordinator epoch of any marker the partitions' producers last wrote.
+    fn max_coordinator_epoch(&self) -> i32 {
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        topics
+            .iter()
+            .flat_map(|t| t.partitions())
+            .map(|p| p.max_coordinator_epoch())
+            .max()
+            .unwrap_or(-1)
+    }
+
     /// The highest producer id any partition knows.
     fn max_producer_id(&self) -> Option<i64> {
         let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();

@@ -75,7 +75,11 @@ impl TxnCoordinator {
     /// transaction.
     pub(crate) fn open(inner: &Inner) -> Result<TxnCoordinator> {
         let mut registry = transactions_file::read(&*inner.disk, &inner.dir)?;
-        registry.coordinator_epoch = registry.coordinator_epoch.saturating_add(1);
+        // Above every marker in the partitions too (written by Kafka, or by this store before
+        // its file was lost): the markers this coordinator writes are never taken for an
+        // older coordinator's.
+        let seen = inner.max_coordinator_epoch();
+        registry.coordinator_epoch = registry.coordinator_epoch.max(seen).saturating_add(1);
         transactions_file::write(&*inner.disk, &inner.dir, &registry, true)?;
         let coordinator = TxnCoordinator {
             registry: Mutex::new(registry),
