@@ -2,7 +2,7 @@
 //! durable settings (`flush.messages` 1: every append and marker is fsynced before it
 //! returns). Transactions of 1, 10 and 100 records over 1 and 4 partitions: each writes one
 //! batch per partition (a 1-record transaction over 4 partitions writes to one), then commits (the coordinator's decision and the COMMIT markers are
-//! fsynced too). The idempotent rows append the same batches with no transaction.
+//! fsynced too; a one-partition transaction's COMMIT marker is its decision). The idempotent rows append the same batches with no transaction.
 //!
 //! `cargo bench --bench transactions` (about a minute). Reported per case: median records/s
 //! and transactions (or batch groups)/s over 3 runs, with the runs in brackets.

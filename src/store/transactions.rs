@@ -7,21 +7,27 @@
 //! 1. `init_transactions` raises the id's epoch (a new producer id once the epoch is spent),
 //!    completing the previous handle's transaction first (committing it if it had decided to,
 //!    aborting it otherwise), which fences that handle;
-//! 2. the first append to a partition in a transaction records the partition, durably, before
-//!    the batch is written (`AddPartitionsToTxn`): whatever a crash leaves, the coordinator
-//!    knows every partition that may hold the transaction's records;
-//! 3. `commit_transaction` flushes those partitions, then decides: `PrepareCommit` is written
-//!    durably, in the same step (under the groups lock) as the consumer offsets sent with
-//!    the transaction, once the consumer is checked to still own their partitions. Then the
-//!    COMMIT markers go to every partition, and `CompleteCommit` is recorded;
+//! 2. the first append to a partition in a transaction records the partition before the
+//!    batch is written (`AddPartitionsToTxn`), for other processes to list, but not durably
+//!    (after a crash, the partitions themselves say which hold an open transaction of the
+//!    id's producer id), except when the file on disk may still show an earlier commit's
+//!    decision, which the next open would otherwise complete over the new transaction;
+//! 3. `commit_transaction` flushes those partitions, then decides: `PrepareCommit`, with every
+//!    partition of the transaction, is written durably, in the same step (under the groups
+//!    lock) as the consumer offsets sent with the transaction, once the consumer is checked
+//!    to still own their partitions. Then the COMMIT markers go to every partition, and
+//!    `CompleteCommit` is recorded. A transaction of one partition without offsets needs no
+//!    separate decision: its one COMMIT marker is all or nothing by itself;
 //! 4. `abort_transaction`, a timeout (`transaction.timeout.ms`, checked by the store's
 //!    background thread and at open) or a fencing `init_transactions` writes ABORT markers.
 //!
 //! At open, a transaction recorded as `PrepareCommit` is completed (markers, offsets), and any
-//! other open one is aborted: after a crash or power loss at any step, every partition and the
-//! group's offsets show the whole transaction committed or none of it.
+//! other open one, recorded or found in a partition under a producer id the coordinator gave
+//! out, is aborted: after a crash or power loss at any step, every partition and the group's
+//! offsets show the whole transaction committed or none of it.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -47,6 +53,11 @@ pub const DEFAULT_TRANSACTION_TIMEOUT_MS: i64 = 60_000;
 pub(crate) struct TxnCoordinator {
     registry: Mutex<TxnRegistry>,
     slots: Mutex<BTreeMap<String, Arc<ProducerSlot>>>,
+    /// The file on disk may still show as `PrepareCommit` a transaction the registry has
+    /// completed (completions are not synced). Until a durable write, no new transaction may
+    /// put records in a partition: a crash would have the next open complete that commit
+    /// again, and its COMMIT marker would commit the new transaction of the same producer.
+    decision_on_disk: std::sync::atomic::AtomicBool,
 }
 
 /// An open transaction the coordinator does not know: found in a partition's log (written by
@@ -84,6 +95,7 @@ impl TxnCoordinator {
         let coordinator = TxnCoordinator {
             registry: Mutex::new(registry),
             slots: Mutex::new(BTreeMap::new()),
+            decision_on_disk: Default::default(),
         };
         let open: Vec<String> = coordinator
             .registry
@@ -109,6 +121,29 @@ impl TxnCoordinator {
                 entry.state
             );
             coordinator.complete(inner, &mut registry, &id, &entry, entry.epoch, result)?;
+        }
+        // Partitions whose records went in after the last durable record of the registry:
+        // open under one of its producer ids, these never reached a decision.
+        let ours: Vec<i64> = coordinator
+            .registry
+            .lock()
+            .txns
+            .values()
+            .map(|e| e.producer_id)
+            .collect();
+        for found in coordinator.unknown_open(inner)? {
+            if !ours.contains(&found.producer_id) {
+                continue;
+            }
+            for ((topic, partition), _) in &found.partitions {
+                let log = inner.topic(topic)?.partition(*partition)?;
+                log::warn!(
+                    "{}: aborting the transaction of producer {} a crash left open",
+                    log.dir().display(),
+                    found.producer_id
+                );
+                coordinator.abort_in_log(&log, found.producer_id)?;
+            }
         }
         Ok(coordinator)
     }
@@ -162,7 +197,7 @@ impl TxnCoordinator {
             id.to_owned(),
             TxnEntry::new(current.id, current.epoch, timeout_ms),
         );
-        transactions_file::write(&*inner.disk, &inner.dir, &updated, true)?;
+        self.write(inner, &updated, true)?;
         *registry = updated;
         let mut slots = self.slots.lock();
         let slot = slots
@@ -181,7 +216,8 @@ impl TxnCoordinator {
         }
     }
 
-    /// Records `tp` in `id`'s transaction (beginning it), durably, unless it is there.
+    /// Records `tp` in `id`'s transaction (beginning it) unless it is there; durably only while
+    /// a completed decision may be on disk (see the module docs).
     fn add_partition(
         &self,
         inner: &Inner,
@@ -201,8 +237,18 @@ impl TxnCoordinator {
         entry.partitions.insert(tp.clone());
         let mut updated = registry.clone();
         updated.txns.insert(id.to_owned(), entry);
-        transactions_file::write(&*inner.disk, &inner.dir, &updated, true)?;
+        let durable = self.decision_on_disk.load(Ordering::Acquire);
+        self.write(inner, &updated, durable)?;
         *registry = updated;
+        Ok(())
+    }
+
+    /// Writes the registry's file (see [`transactions_file::write`]).
+    fn write(&self, inner: &Inner, registry: &TxnRegistry, durable: bool) -> Result<()> {
+        transactions_file::write(&*inner.disk, &inner.dir, registry, durable)?;
+        if durable {
+            self.decision_on_disk.store(false, Ordering::Release);
+        }
         Ok(())
     }
 
@@ -227,6 +273,17 @@ impl TxnCoordinator {
                 TxnResult::Commit,
             );
         }
+        if offsets.is_none() && entry.partitions.len() <= 1 {
+            // One marker decides and completes at once.
+            return self.complete(
+                inner,
+                &mut registry,
+                id,
+                &entry,
+                entry.epoch,
+                TxnResult::Commit,
+            );
+        }
         // What the transaction wrote is durable before the decision that exposes it.
         for (topic, partition) in &entry.partitions {
             inner.topic(topic)?.partition(*partition)?.flush()?;
@@ -240,7 +297,7 @@ impl TxnCoordinator {
         updated.txns.insert(id.to_owned(), prepared.clone());
         let decided = std::cell::Cell::new(false);
         let decide = || {
-            transactions_file::write(&*inner.disk, &inner.dir, &updated, true)?;
+            self.write(inner, &updated, true)?;
             decided.set(true);
             Ok(())
         };
@@ -355,7 +412,10 @@ impl TxnCoordinator {
         let mut updated = registry.clone();
         updated.txns.insert(id.to_owned(), done);
         let durable = epoch != entry.epoch;
-        transactions_file::write(&*inner.disk, &inner.dir, &updated, durable)?;
+        self.write(inner, &updated, durable)?;
+        if !durable && entry.state == TxnState::PrepareCommit {
+            self.decision_on_disk.store(true, Ordering::Release);
+        }
         *registry = updated;
         if epoch != entry.epoch
             && let Some(slot) = self.slots.lock().get(id)
