@@ -363,6 +363,67 @@ pub enum Error {
         /// The highest coordinator epoch the partition has seen for this producer.
         known: i32,
     },
+    /// A Kafka cluster call failed (feature `kafka`): after the retries Kafka's clients make
+    /// for timeouts and unreachable brokers.
+    #[error("Kafka cluster: {op}: {kind}: {message}")]
+    Cluster {
+        /// What was being done.
+        op: &'static str,
+        /// What kind of failure.
+        kind: ClusterErrorKind,
+        /// The client's message.
+        message: String,
+    },
+    /// A topic has another partition count in the cluster than in the store: a mirror would
+    /// not keep records in their partitions.
+    #[error("topic {topic:?} has {local} partitions in the store but {cluster} in the cluster")]
+    PartitionCountMismatch {
+        /// The topic.
+        topic: String,
+        /// Its partitions in the store.
+        local: u32,
+        /// Its partitions in the cluster.
+        cluster: u32,
+    },
+    /// A cluster partition does not continue what the mirror sent to it: another writer, a
+    /// re-created topic, another source store, or records lost.
+    #[error("mirror of {topic}-{partition}: {reason}")]
+    MirrorDiverged {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// What does not match.
+        reason: String,
+    },
+}
+
+/// The kinds of [`Error::Cluster`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClusterErrorKind {
+    /// No answer in time.
+    Timeout,
+    /// No broker could be reached.
+    Connection,
+    /// The cluster does not know the topic or partition.
+    UnknownTopic,
+    /// The broker answered with this Kafka error code.
+    Broker(i32),
+    /// The client refused (a bad property, a local failure).
+    Client,
+}
+
+impl fmt::Display for ClusterErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClusterErrorKind::Timeout => f.write_str("timed out"),
+            ClusterErrorKind::Connection => f.write_str("no broker reachable"),
+            ClusterErrorKind::UnknownTopic => f.write_str("unknown topic or partition"),
+            ClusterErrorKind::Broker(code) => write!(f, "broker error {code}"),
+            ClusterErrorKind::Client => f.write_str("client error"),
+        }
+    }
 }
 
 impl Error {

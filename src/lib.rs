@@ -140,6 +140,9 @@ mod follow;
 mod group;
 pub mod layout;
 mod lock;
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub mod mirror;
 pub mod partition;
 mod percent;
 mod properties;

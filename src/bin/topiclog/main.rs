@@ -12,6 +12,8 @@
 mod consume;
 mod dump;
 mod logger;
+#[cfg(feature = "kafka")]
+mod mirror;
 mod output;
 mod produce;
 mod verify;
@@ -73,7 +75,11 @@ enum Command {
     /// `PARTITION<TAB>LOG_START<TAB>NEXT_OFFSET<TAB>SEGMENTS<TAB>LOG_BYTES<TAB>DIRTY_RATIO<TAB>LAST_STABLE_OFFSET`;
     /// the dirty ratio (what `min.cleanable.dirty.ratio` is compared with) is `-` unless the
     /// topic is compacted; the last stable offset is where `read_committed` reads stop (the
-    /// first offset of the oldest open transaction, or the next offset).
+    /// first offset of the oldest open transaction, or the next offset). A topic mirrored to a
+    /// Kafka cluster (`mirror`, feature `kafka`) adds one line per partition:
+    /// `mirror<TAB>PARTITION<TAB>SOURCE_POSITION<TAB>CLUSTER_POSITION<TAB>LAG`, the next source
+    /// offset to send, the cluster offset it will get, and the offsets not yet sent below the
+    /// last stable offset.
     Describe {
         /// The topic
         topic: String,
@@ -160,6 +166,16 @@ enum Command {
         #[command(subcommand)]
         action: Option<TransactionsAction>,
     },
+    /// Send topics to a Kafka cluster, and move consumer groups there (feature `kafka`; runs
+    /// beside a live writer)
+    ///
+    /// Every record of the chosen topics goes to the cluster topic of the same name: same
+    /// partition, order, key, value, headers and timestamp (read_committed: aborted records
+    /// never go out). A missing cluster topic is created like the source; one with another
+    /// partition count is refused. Killed and run again, each record is in the cluster once.
+    /// Prints a summary line; a progress line on a terminal.
+    #[cfg(feature = "kafka")]
+    Mirror(mirror::MirrorArgs),
 }
 
 /// `transactions` subcommands.
@@ -339,6 +355,8 @@ fn run(cli: &Cli, out: &mut Out) -> Result<(), Failure> {
         Command::DescribeGroup { group } => describe_group(store_dir(cli)?, group, out),
         Command::ResetOffsets(args) => reset_offsets(store_dir(cli)?, args, out),
         Command::Transactions { action } => transactions(store_dir(cli)?, action.as_ref(), out),
+        #[cfg(feature = "kafka")]
+        Command::Mirror(args) => mirror::run(store_dir(cli)?, args, out),
     }
 }
 
@@ -410,6 +428,16 @@ fn describe(dir: &Path, topic: &str, out: &mut Out) -> Result<(), Failure> {
             partition.segment_base_offsets().len(),
             partition.size_bytes(),
             partition.last_stable_offset()
+        ))?;
+    }
+    #[cfg(feature = "kafka")]
+    for (n, at) in topiclog::mirror::position::load(&store, topic.name())? {
+        let lag = topic
+            .partition(n)
+            .map_or(0, |p| (p.last_stable_offset() - at.source).max(0));
+        out.line(format_args!(
+            "mirror\t{n}\t{}\t{}\t{lag}",
+            at.source, at.cluster
         ))?;
     }
     Ok(())
