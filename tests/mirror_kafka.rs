@@ -598,3 +598,48 @@ fn signal(pid: u32, name: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn a_following_mirror_wakes_for_a_writer_in_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("wake");
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.create_topic(&name, TopicConfig::new(1)).unwrap();
+        store.close().unwrap();
+    }
+    // The mirror's store is opened for consuming, as `topiclog mirror` opens it; the writer
+    // is `topiclog produce` in another process.
+    let store = Store::open_consumer(dir.path()).unwrap();
+    let mut mirror = Mirror::new(&store, options().topic(&name)).unwrap();
+    assert_eq!(mirror.run_once(&mut |_| {}).unwrap(), 0);
+    let producer_dir = dir.path().to_path_buf();
+    let topic = name.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_topiclog"))
+            .arg("--dir")
+            .arg(&producer_dir)
+            .args(["produce", &topic, "--lock-timeout", "5000"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"woken\n").unwrap();
+        assert!(child.wait().unwrap().success());
+    });
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent == 0 && started.elapsed() < Duration::from_secs(20) {
+        mirror.wait(Duration::from_secs(10)).unwrap();
+        sent += mirror.run_once(&mut |_| {}).unwrap();
+    }
+    writer.join().unwrap();
+    assert_eq!(sent, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "woken late: {:?}",
+        started.elapsed()
+    );
+    assert_mirrored(&store, &name);
+}

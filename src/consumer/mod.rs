@@ -41,7 +41,7 @@
 //! ```
 
 pub(crate) mod config;
-mod files;
+pub(crate) mod files;
 
 pub(crate) use config::{ConsumerConfig, IsolationLevel, OffsetReset};
 

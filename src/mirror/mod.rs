@@ -36,11 +36,13 @@ pub mod position;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::Store;
 use crate::config::{CompressionType, IsolationLevel, LogConfig};
+use crate::consumer::files::FileWatch;
 use crate::error::{Error, Result};
+use crate::partition::watch::Signal;
 use crate::partition::{OwnedRecord, Partition, ReadOptions};
 
 use cluster::Cluster;
@@ -123,6 +125,10 @@ pub struct Mirror<'a> {
     /// Per topic: its producer (with the topic's compression) and each partition's position.
     topics: BTreeMap<String, MirroredTopic>,
     progress: Progress,
+    /// Fired by appends to the mirrored partitions (this process) and, through `files`, by
+    /// changes of their files (a writer in another process): what [`Mirror::wait`] sleeps on.
+    signal: Arc<Signal>,
+    files: Option<FileWatch>,
 }
 
 impl std::fmt::Debug for Mirror<'_> {
@@ -158,7 +164,10 @@ impl<'a> Mirror<'a> {
             options,
             topics: BTreeMap::new(),
             progress: Progress::default(),
+            signal: Signal::new(),
+            files: None,
         };
+        mirror.files = FileWatch::new(&mirror.signal);
         mirror.pick_up_topics()?;
         Ok(mirror)
     }
@@ -350,8 +359,21 @@ impl<'a> Mirror<'a> {
         let Some(t) = self.topics.get(topic) else {
             return Ok(0);
         };
+        // Taken before reading: nothing a read_committed reader can see lies below it unread.
+        let stable = log.last_stable_offset();
         let records = read_committed(log, at.source, ROUND_RECORDS)?;
         if records.is_empty() {
+            if stable > at.source {
+                // Only aborted records and markers: step over them.
+                let next = Position {
+                    source: stable,
+                    cluster: at.cluster,
+                };
+                position::store(self.store, topic, number, next)?;
+                if let Some(t) = self.topics.get_mut(topic) {
+                    t.positions.insert(number, next);
+                }
+            }
             return Ok(0);
         }
         let mut bytes = 0u64;
@@ -412,6 +434,44 @@ impl<'a> Mirror<'a> {
             }
         }
         Ok(lag)
+    }
+
+    /// Waits up to `timeout` for something to mirror: returns at once if a mirrored partition
+    /// holds records not sent yet, else when one is appended to (in this process, or by a
+    /// writer in another, through the OS's file-change notification, as consumers of another
+    /// process's store wait) or the store's topics change. Call
+    /// [`run_once`](Mirror::run_once) after.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Corrupt`] re-reading the store's files.
+    pub fn wait(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        // Armed before looking: an append from here on ends the wait at once.
+        self.signal.arm();
+        let mut dirs = vec![self.store.dir().to_path_buf()];
+        let mut pending = false;
+        for (name, t) in &self.topics {
+            let topic = self.store.topic(name)?;
+            for (number, log) in (0u32..).zip(topic.partitions()) {
+                log.watch(&self.signal);
+                dirs.push(log.dir().to_path_buf());
+                let _ = log.refresh();
+                let at = t.positions.get(&number).map_or(0, |p| p.source);
+                pending |= log.last_stable_offset() > at;
+            }
+        }
+        if pending {
+            return Ok(());
+        }
+        let notified = self.files.as_mut().is_some_and(|f| f.set(dirs));
+        // Without notifications, the files are looked at again on a short timer.
+        let step = if notified {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(50)
+        };
+        self.signal.wait_until(deadline.min(Instant::now() + step));
+        Ok(())
     }
 
     /// The positions of every mirrored partition.

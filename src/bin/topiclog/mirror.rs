@@ -86,7 +86,7 @@ pub(crate) fn run(dir: &Path, args: &MirrorArgs, out: &mut Out) -> Result<(), Fa
         }
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             if mirror.run_once(&mut show)? == 0 {
-                std::thread::sleep(Duration::from_millis(100));
+                mirror.wait(Duration::from_millis(500))?;
             }
         }
     }
