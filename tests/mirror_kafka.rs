@@ -643,3 +643,41 @@ fn a_following_mirror_wakes_for_a_writer_in_another_process() {
     );
     assert_mirrored(&store, &name);
 }
+
+#[test]
+fn topics_and_partitions_added_to_the_store_are_picked_up_by_the_next_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let first = unique("grows");
+    store.create_topic(&first, TopicConfig::new(1)).unwrap();
+    fill(&store, &first, 10);
+    // Every topic of the store (no topic chosen).
+    let mut mirror = Mirror::new(&store, options()).unwrap();
+    assert_eq!(mirror.run_once(&mut |_| {}).unwrap(), 10);
+    // A topic created since: mirrored by the next round.
+    let second = unique("new");
+    store.create_topic(&second, TopicConfig::new(2)).unwrap();
+    fill(&store, &second, 20);
+    assert_eq!(mirror.run_once(&mut |_| {}).unwrap(), 20);
+    assert_mirrored(&store, &second);
+    // Partitions added: the cluster topic gets them (CreatePartitions). The test broker does
+    // not implement that request: the round must then fail with a typed error, having sent
+    // nothing, and a broker that has it mirrors them.
+    store.add_partitions(&first, 3).unwrap();
+    fill(&store, &first, 30);
+    match mirror.run_once(&mut |_| {}) {
+        Ok(sent) => {
+            assert_eq!(sent, 30);
+            assert_mirrored(&store, &first);
+        }
+        Err(Error::Cluster { op, .. }) => {
+            assert_eq!(op, "adding partitions");
+            assert_eq!(
+                cluster_records(&first, 1)[&0].len(),
+                10,
+                "nothing more sent"
+            );
+        }
+        Err(e) => panic!("{e:?}"),
+    }
+}
