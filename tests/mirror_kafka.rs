@@ -681,3 +681,57 @@ fn topics_and_partitions_added_to_the_store_are_picked_up_by_the_next_round() {
         Err(e) => panic!("{e:?}"),
     }
 }
+
+#[test]
+fn a_created_cluster_topic_takes_the_source_topics_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let name = unique("settings");
+    let config = TopicConfig::from_pairs(
+        2,
+        [
+            ("cleanup.policy", "compact"),
+            ("retention.ms", "3600000"),
+            ("retention.bytes", "1048576"),
+            ("message.timestamp.type", "CreateTime"),
+            ("max.message.bytes", "500000"),
+            ("compression.type", "zstd"),
+        ],
+    )
+    .unwrap();
+    store.create_topic(&name, config).unwrap();
+    store
+        .topic(&name)
+        .unwrap()
+        .append_to(0, Record::keyed(b"k", b"v"))
+        .unwrap();
+    Mirror::new(&store, options().topic(&name))
+        .unwrap()
+        .run_once(&mut |_| {})
+        .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka/topic_configs.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(broker())
+        .arg(&name)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cluster: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (key, value) in [
+        ("cleanup.policy", "compact"),
+        ("retention.ms", "3600000"),
+        ("retention.bytes", "1048576"),
+        ("message.timestamp.type", "CreateTime"),
+        ("max.message.bytes", "500000"),
+        ("compression.type", "zstd"),
+    ] {
+        assert_eq!(cluster[key], value, "{key}: {cluster}");
+    }
+    let partitions = cluster_records(&name, 2);
+    assert_eq!(partitions.values().map(Vec::len).sum::<usize>(), 1);
+}
