@@ -292,6 +292,94 @@ fn every_codec_keys_null_values_and_headers_arrive_record_for_record() {
     assert_eq!(again.progress().skipped, 0);
 }
 
+/// The codec ids (attribute bits 0-2) of the cluster partition's batches, from a raw Fetch
+/// (v4, encoded with `kafka-protocol`): what the broker stores, which a consumer does not show.
+fn cluster_codecs(topic: &str, partition: i32) -> Vec<i16> {
+    use std::io::{Read, Write};
+
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{
+        ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+
+    let version = 4;
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(100)
+        .with_min_bytes(1)
+        .with_max_bytes(64 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(64 << 20),
+                ]),
+        ]);
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Fetch as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("topiclog-test")));
+    let mut body = Vec::new();
+    header
+        .encode(&mut body, FetchRequest::header_version(version))
+        .unwrap();
+    request.encode(&mut body, version).unwrap();
+    let mut stream = TcpStream::connect(broker()).unwrap();
+    stream
+        .write_all(&(body.len() as i32).to_be_bytes())
+        .unwrap();
+    stream.write_all(&body).unwrap();
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).unwrap();
+    let mut response = vec![0u8; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut response).unwrap();
+    let mut buf = response.as_slice();
+    ResponseHeader::decode(&mut buf, FetchResponse::header_version(version)).unwrap();
+    let fetched = FetchResponse::decode(&mut buf, version).unwrap();
+    let records = fetched.responses[0].partitions[0]
+        .records
+        .clone()
+        .unwrap_or_default();
+    let mut codecs = Vec::new();
+    let mut at = 0;
+    while at + 61 <= records.len() {
+        let length = i32::from_be_bytes(records[at + 8..at + 12].try_into().unwrap());
+        let attributes = i16::from_be_bytes(records[at + 21..at + 23].try_into().unwrap());
+        codecs.push(attributes & 7);
+        at += 12 + length as usize;
+    }
+    codecs
+}
+
+#[test]
+fn every_codec_reaches_the_cluster_as_the_topics_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for (codec, id) in [
+        (CompressionType::Uncompressed, 0),
+        (CompressionType::Gzip, 1),
+        (CompressionType::Snappy, 2),
+        (CompressionType::Lz4, 3),
+        (CompressionType::Zstd, 4),
+    ] {
+        let name = unique("stored-codec");
+        store.create_topic(&name, topic_with(1, codec)).unwrap();
+        fill(&store, &name, 50);
+        Mirror::new(&store, options().topic(&name))
+            .unwrap()
+            .run_once(&mut |_| {})
+            .unwrap();
+        let codecs = cluster_codecs(&name, 0);
+        assert!(!codecs.is_empty(), "{codec:?}: batches fetched");
+        assert!(codecs.iter().all(|&c| c == id), "{codec:?}: {codecs:?}");
+    }
+}
+
 #[test]
 fn aborted_transactions_never_go_out() {
     let dir = tempfile::tempdir().unwrap();
