@@ -25,8 +25,10 @@
 //! translated to the cluster offsets of the same records, so a consumer that switches to the
 //! cluster with the same group id continues where it stopped. The translation counts the
 //! records (under `read_committed`) between the group's offset and the mirror's position, so
-//! gaps from compaction and transactions are accounted for; it assumes no compaction removed
-//! records of that range since they were mirrored (move groups right after mirroring).
+//! gaps from compaction and transactions are accounted for, then checks the cluster's record
+//! at the counted offset is the one the group reads next; records compacted away in the
+//! source since they were mirrored make the count fall short, and the record is then found
+//! further back in the cluster.
 //!
 //! Only plaintext `bootstrap.servers` is tested; SASL and TLS settings pass through as
 //! librdkafka properties ([`MirrorOptions::property`]).
@@ -505,17 +507,60 @@ impl<'a> Mirror<'a> {
                 continue;
             };
             let log = self.store.topic(&topic)?.partition(number)?;
-            let cluster = translate(&log, at, offset).map_err(|reason| Error::MirrorDiverged {
+            let diverged = |reason: String| Error::MirrorDiverged {
                 topic: topic.clone(),
                 partition: number,
                 reason: format!("group {group:?}: {reason}"),
-            })?;
+            };
+            let counted = translate(&log, at, offset).map_err(diverged)?;
+            let cluster = self
+                .confirm(&topic, number, &log, offset, counted, at)?
+                .ok_or_else(|| {
+                    diverged(format!(
+                        "the record at source offset {offset} is not found in the cluster at or \
+                         below offset {counted}"
+                    ))
+                })?;
             translated.push((topic, number, cluster));
         }
         if !translated.is_empty() {
             self.cluster.commit_group(group, &translated)?;
         }
         Ok(translated.len())
+    }
+
+    /// Checks a translation against the cluster: the record a consumer at source `offset`
+    /// reads next must be the cluster's record at `counted`. Records compacted away in the
+    /// source since they were mirrored make the count fall short: the record is then found
+    /// further back in the cluster (by key, value, headers and timestamp). `None` if it is
+    /// not there.
+    fn confirm(
+        &self,
+        topic: &str,
+        number: u32,
+        log: &Partition,
+        offset: i64,
+        counted: i64,
+        at: Position,
+    ) -> Result<Option<i64>> {
+        let Some(next) = read_committed(log, offset, 1)?.into_iter().next() else {
+            return Ok(Some(counted));
+        };
+        if next.offset >= at.source {
+            // Not mirrored yet: the consumer continues at the cluster's end of the mirror.
+            return Ok(Some(counted));
+        }
+        let (low, _) = self.cluster.watermarks(topic, number)?;
+        let mut to = counted + 1;
+        while to > low {
+            let from = (to - 1000).max(low);
+            let chunk = self.cluster.read(topic, number, from, to)?;
+            if let Some(found) = chunk.iter().rev().find(|r| same_record(&next, r)) {
+                return Ok(Some(found.offset));
+            }
+            to = from;
+        }
+        Ok(None)
     }
 
     /// The run's progress so far.
