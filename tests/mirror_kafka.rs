@@ -872,3 +872,32 @@ fn a_group_moves_exactly_even_after_the_source_was_compacted_since_mirroring() {
     assert_eq!(at, next.offset, "the group continues at the same record");
     assert_eq!(theirs[&0][0].value, next.value);
 }
+
+#[test]
+fn a_damaged_position_file_is_an_error_naming_it_not_a_fresh_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let name = unique("damaged");
+    store.create_topic(&name, TopicConfig::new(1)).unwrap();
+    fill(&store, &name, 5);
+    Mirror::new(&store, options().topic(&name))
+        .unwrap()
+        .run_once(&mut |_| {})
+        .unwrap();
+    drop(store);
+    // The mirror's positions are its reserved group's offsets file: the only one here.
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".offsets"))
+        .expect("the positions file");
+    std::fs::write(&file, b"0\nnot a group\nx\n").unwrap();
+    // The store's open reads every group file: it refuses, naming the file, before any
+    // mirror could start over from a lost position.
+    let result = Store::open(dir.path())
+        .and_then(|store| Mirror::new(&store, options().topic(&name)).map(|_| ()));
+    match result {
+        Err(Error::Corrupt { path, .. }) => assert_eq!(path, file),
+        other => panic!("expected Corrupt naming {}, got {other:?}", file.display()),
+    }
+}
