@@ -223,6 +223,17 @@ fn assert_mirrored_at(address: &str, store: &Store, topic: &str) {
     }
 }
 
+/// A new store with one topic of `partitions` (a name unique to this run).
+fn store_with_topic(name: &str, partitions: u32) -> (tempfile::TempDir, Store, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let name = unique(name);
+    store
+        .create_topic(&name, TopicConfig::new(partitions))
+        .unwrap();
+    (dir, store, name)
+}
+
 fn options() -> MirrorOptions {
     MirrorOptions::new(broker()).timeout(Duration::from_secs(20))
 }
@@ -382,10 +393,7 @@ fn every_codec_reaches_the_cluster_as_the_topics_codec() {
 
 #[test]
 fn aborted_transactions_never_go_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let name = unique("txn");
-    store.create_topic(&name, TopicConfig::new(2)).unwrap();
+    let (_dir, store, name) = store_with_topic("txn", 2);
     let p = store.transactional_producer("t").unwrap();
     p.init_transactions().unwrap();
     for round in 0..6 {
@@ -421,10 +429,7 @@ fn aborted_transactions_never_go_out() {
 
 #[test]
 fn a_lost_position_is_recovered_from_the_cluster_without_duplicates() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let name = unique("resume");
-    store.create_topic(&name, TopicConfig::new(2)).unwrap();
+    let (_dir, store, name) = store_with_topic("resume", 2);
     fill(&store, &name, 100);
     let mut mirror = Mirror::new(&store, options().topic(&name)).unwrap();
     mirror.run_once(&mut |_| {}).unwrap();
@@ -484,10 +489,7 @@ fn a_cluster_topic_that_does_not_continue_the_source_is_refused() {
 
 #[test]
 fn a_group_moves_to_the_cluster_and_continues_where_it_stopped() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let name = unique("groups");
-    store.create_topic(&name, TopicConfig::new(2)).unwrap();
+    let (_dir, store, name) = store_with_topic("groups", 2);
     fill(&store, &name, 40);
     // An aborted transaction leaves a gap in partition 0's offsets.
     let p = store.transactional_producer("gap").unwrap();
@@ -548,10 +550,7 @@ fn an_unreachable_cluster_is_a_typed_error() {
 
 #[test]
 fn a_mirror_killed_at_random_moments_delivers_each_record_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let name = unique("killed");
-    store.create_topic(&name, TopicConfig::new(2)).unwrap();
+    let (dir, store, name) = store_with_topic("killed", 2);
     fill(&store, &name, 2000);
     let done = std::sync::atomic::AtomicBool::new(false);
     let writer = std::thread::scope(|scope| {
@@ -875,10 +874,7 @@ fn a_group_moves_exactly_even_after_the_source_was_compacted_since_mirroring() {
 
 #[test]
 fn a_damaged_position_file_is_an_error_naming_it_not_a_fresh_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let name = unique("damaged");
-    store.create_topic(&name, TopicConfig::new(1)).unwrap();
+    let (dir, store, name) = store_with_topic("damaged", 1);
     fill(&store, &name, 5);
     Mirror::new(&store, options().topic(&name))
         .unwrap()

@@ -262,19 +262,11 @@ impl TxnCoordinator {
     ) -> Result<()> {
         let mut registry = self.registry.lock();
         let entry = Self::entry_of(&registry, id, mine)?;
-        if entry.state == TxnState::PrepareCommit {
-            // A commit that failed after its decision: finish it.
-            return self.complete(
-                inner,
-                &mut registry,
-                id,
-                &entry,
-                entry.epoch,
-                TxnResult::Commit,
-            );
-        }
-        if offsets.is_none() && entry.partitions.len() <= 1 {
-            // One marker decides and completes at once.
+        // A commit that failed after its decision is finished; a transaction of one partition
+        // without offsets needs no decision of its own: its one marker is all or nothing.
+        if entry.state == TxnState::PrepareCommit
+            || (offsets.is_none() && entry.partitions.len() <= 1)
+        {
             return self.complete(
                 inner,
                 &mut registry,
