@@ -132,17 +132,13 @@ impl TxnCoordinator {
             .map(|e| e.producer_id)
             .collect();
         for found in coordinator.unknown_open(inner)? {
-            if !ours.contains(&found.producer_id) {
-                continue;
-            }
-            for ((topic, partition), _) in &found.partitions {
-                let log = inner.topic(topic)?.partition(*partition)?;
+            if ours.contains(&found.producer_id) {
                 log::warn!(
                     "{}: aborting the transaction of producer {} a crash left open",
-                    log.dir().display(),
+                    inner.dir.display(),
                     found.producer_id
                 );
-                coordinator.abort_in_log(&log, found.producer_id)?;
+                coordinator.abort_found(inner, &found)?;
             }
         }
         Ok(coordinator)
@@ -522,16 +518,22 @@ impl TxnCoordinator {
         };
         let mut any = false;
         for found in self.unknown_open(inner)? {
-            if found.producer_id != producer_id {
-                continue;
-            }
-            for ((topic, partition), _) in &found.partitions {
-                let log = inner.topic(topic)?.partition(*partition)?;
-                self.abort_in_log(&log, producer_id)?;
+            if found.producer_id == producer_id {
+                self.abort_found(inner, &found)?;
                 any = true;
             }
         }
         Ok(any)
+    }
+
+    /// Writes ABORT markers for a transaction found open only in logs, in each of its
+    /// partitions.
+    fn abort_found(&self, inner: &Inner, found: &OpenTransaction) -> Result<()> {
+        for ((topic, partition), _) in &found.partitions {
+            let log = inner.topic(topic)?.partition(*partition)?;
+            self.abort_in_log(&log, found.producer_id)?;
+        }
+        Ok(())
     }
 }
 
