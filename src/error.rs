@@ -217,6 +217,44 @@ pub enum Error {
     /// The partition or store was opened read-only.
     #[error("opened read-only")]
     ReadOnly,
+    /// The partition is a replica of a cluster topic (it holds a replica marker): only its
+    /// replicator writes it. Appends, producers, record deletion, retention, compaction,
+    /// transaction aborts and added partitions are refused; reads and group commits work.
+    #[error("{} is a replica of cluster topic {cluster_topic:?}: only its replicator writes it", dir.display())]
+    Replica {
+        /// The partition directory.
+        dir: PathBuf,
+        /// The cluster topic it replicates.
+        cluster_topic: String,
+    },
+    /// A replicated write (see `Partition::append_replicated`) to a partition that is not a
+    /// replica.
+    #[error("{} is not a replica: it takes no replicated writes", dir.display())]
+    NotAReplica {
+        /// The partition directory.
+        dir: PathBuf,
+    },
+    /// A partition that holds or held records cannot become a replica: a replica's offsets
+    /// are the cluster's.
+    #[error("{} cannot become a replica: its log end offset is {log_end}, not 0", dir.display())]
+    ReplicaTargetNotEmpty {
+        /// The partition directory.
+        dir: PathBuf,
+        /// Its log end offset.
+        log_end: i64,
+    },
+    /// A batch handed to a replica's replicated append breaks Kafka's rules for replicated
+    /// data (framing, CRC-32C, offsets that do not follow the log); nothing of the append was
+    /// written.
+    #[error("replicated data for {} at byte {position} of the append: {kind}", dir.display())]
+    InvalidReplicatedBatch {
+        /// The partition directory.
+        dir: PathBuf,
+        /// Byte position of the batch in the bytes handed to the append.
+        position: usize,
+        /// What is wrong.
+        kind: Corruption,
+    },
     /// Another store handle, in this process or another, holds the directory's lock.
     #[error("store directory {} is locked by another open store", path.display())]
     Locked {

@@ -1183,7 +1183,9 @@ pub fn verify_store(dir: impl AsRef<Path>, topic: Option<&str>) -> Result<StoreV
             report.topics = names.len();
             let mut dirs = Vec::new();
             for name in names {
-                for partition in store.topic(&name)?.partitions() {
+                let partitions = store.topic(&name)?.partitions();
+                report.repairable.extend(replica_disagreement(&partitions));
+                for partition in partitions {
                     dirs.push((name.clone(), partition.dir().to_path_buf()));
                 }
             }
@@ -1229,6 +1231,31 @@ pub fn verify_store(dir: impl AsRef<Path>, topic: Option<&str>) -> Result<StoreV
         });
     }
     Ok(report)
+}
+
+/// The partitions of a replica topic without the replica marker the others hold (a marker
+/// removed by hand, or a crash while the topic was made or grown): such a partition takes
+/// writes its cluster never made.
+fn replica_disagreement(partitions: &[std::sync::Arc<crate::Partition>]) -> Vec<Problem> {
+    let Some(of) = partitions.iter().find_map(|p| p.replica_of()) else {
+        return Vec::new();
+    };
+    partitions
+        .iter()
+        .filter(|p| p.replica_of() != Some(of))
+        .map(|p| Problem {
+            path: p.dir().join(crate::partition::REPLICA_FILE),
+            position: 0,
+            kind: ProblemKind::Repairable {
+                repair: format!(
+                    "missing or different while the topic's other partitions replicate cluster \
+                     topic {:?}; replicating again marks the partition if it is empty, otherwise \
+                     delete the topic and replicate it again",
+                    of.cluster_topic
+                ),
+            },
+        })
+        .collect()
 }
 
 /// [`verify_partition`], and what opening the partition for writing checks, run read-only with

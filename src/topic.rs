@@ -137,6 +137,13 @@ impl Topic {
         self.partitions.read().clone()
     }
 
+    /// The cluster topic this topic replicates, when it is a replica (see
+    /// [`Store::create_replica_topic`](crate::Store::create_replica_topic)): only its
+    /// replicator writes it.
+    pub fn replica_of(&self) -> Option<crate::partition::ReplicaOf> {
+        self.partitions.read().first()?.replica_of().cloned()
+    }
+
     /// Appends a record where a Kafka producer would put it: a keyed record by murmur2 of its
     /// key, a keyless one to the current sticky partition (or wherever the store's
     /// [`Partitioner`] says). Returns `(partition, offset)`.

@@ -14,7 +14,7 @@ use crate::config::LogConfig;
 use crate::disk::{File, OpenMode};
 use crate::error::{Error, Result};
 use crate::record::{
-    BatchParams, Compression, EncodeError, EncodedBatch, Record, encode_batch,
+    BatchHeader, BatchParams, Compression, EncodeError, EncodedBatch, Record, encode_batch,
     encode_compressed_batch,
 };
 use crate::segment::file_name::FileKind;
@@ -284,6 +284,24 @@ impl Appender {
             }
         }
         Ok(encoded)
+    }
+
+    /// Puts a batch fetched from a Kafka leader at the end of the write buffer, byte for byte
+    /// (`header` is its own, decoded). As after [`encode`](Self::encode), the caller then
+    /// accepts or discards it.
+    pub(crate) fn push_verbatim(&mut self, bytes: &[u8], header: &BatchHeader) -> EncodedBatch {
+        self.tail.extend_from_slice(bytes);
+        EncodedBatch {
+            size: bytes.len(),
+            last_offset: header.last_offset(),
+            max_timestamp: header.max_timestamp,
+            first_timestamp: header.base_timestamp,
+        }
+    }
+
+    /// Whether the active segment holds no batch (appended or buffered).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.end == 0
     }
 
     /// Discards `encoded`, larger than `limit` of `setting` allows.

@@ -258,8 +258,8 @@ impl Partition {
     /// ```
     ///
     /// # Errors
-    /// [`Error::ReadOnly`], [`Error::Closed`], [`Error::Corrupt`] for a damaged batch met while
-    /// cleaning (nothing is swapped in), [`Error::Io`]. A policy that does not compact is not
+    /// [`Error::ReadOnly`], [`Error::Replica`], [`Error::Closed`], [`Error::Corrupt`] for a
+    /// damaged batch met while cleaning (nothing is swapped in), [`Error::Io`]. A policy that does not compact is not
     /// an error: the report says it was skipped, and why.
     pub fn compact(&self) -> Result<CompactionReport> {
         self.compact_with(&CleanerConfig::default())
@@ -291,9 +291,7 @@ impl Partition {
         threshold: Option<f64>,
     ) -> Result<CompactionReport> {
         cleaner.validate()?;
-        if self.read_only {
-            return Err(Error::ReadOnly);
-        }
+        self.check_owner_write()?;
         let shared = &*self.shared;
         let _one_cleaner = shared.cleaning.lock();
         let mut report = CompactionReport {

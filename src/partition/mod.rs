@@ -49,6 +49,7 @@ mod producer_state;
 mod published;
 mod reader;
 pub(crate) mod recovery;
+mod replica;
 mod retention;
 #[cfg(test)]
 mod tests;
@@ -68,6 +69,8 @@ pub use recovery::{
     BatchAfterCut, LogStartRebuild, MAX_REPORTED_BATCHES_AFTER_CUT, RecoveryReport, RemovedSegment,
     Truncation,
 };
+pub(crate) use replica::REPLICA_FILE;
+pub use replica::ReplicaOf;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -97,6 +100,7 @@ pub(crate) fn has_topiclog_files(dir: &Path) -> bool {
         marker::MARKER_FILE,
         checkpoint::RECOVERY_POINT_FILE,
         checkpoint::LOG_START_FILE,
+        replica::REPLICA_FILE,
     ]
     .iter()
     .any(|name| dir.join(name).exists())
@@ -180,6 +184,9 @@ pub(crate) struct Shared {
     /// The first offset of the oldest open transaction (`i64::MAX`: none): `read_committed`
     /// reads stop there.
     first_unstable: AtomicI64,
+    /// Set when the partition is a replica of a cluster topic (its marker, read at open or
+    /// written by [`Partition::make_replica`]): only replicated appends write it.
+    replica: std::sync::OnceLock<ReplicaOf>,
 }
 
 impl Shared {
@@ -478,6 +485,8 @@ impl Partition {
             true => compaction::settled_epoch(&*disk, dir),
             false => 0,
         };
+        // Before anything is repaired: a replica's files are the cluster's.
+        let replica_of = replica::read(&*disk, dir)?;
         let opened = recovery::open(&disk, dir, &config, options).inspect_err(|e| {
             if matches!(e, Error::Corrupt { .. }) {
                 log::error!("cannot open partition {}: {e}", dir.display());
@@ -553,7 +562,11 @@ impl Partition {
             log_start_offset: AtomicI64::new(log_start),
             checkpoint: Mutex::new((0, opened.recovery_point)),
             watchers: watch::Watchers::default(),
+            replica: std::sync::OnceLock::new(),
         });
+        if let Some(of) = replica_of {
+            let _ = shared.replica.set(of);
+        }
         recovery::log_opened(dir, &report, read_only, log_start..next_offset);
         Ok(Partition {
             shared,
@@ -735,9 +748,7 @@ impl Partition {
         &self,
         op: impl Fn(&mut Writer, &Shared, i64) -> Result<Appended>,
     ) -> Result<(AppendInfo, bool)> {
-        if self.read_only {
-            return Err(Error::ReadOnly);
-        }
+        self.check_owner_write()?;
         // The one clock reading of this append, outside the writer lock: the records' time
         // (with the default clock) and the follower probe's (see `config::wall_ms`).
         let wall_ms = crate::config::wall_ms();
@@ -1025,9 +1036,7 @@ impl Partition {
     /// # Errors
     /// [`Error::OffsetOutOfRange`] when `before` is negative or past the log end offset.
     pub fn delete_records(&self, before: i64) -> Result<i64> {
-        if self.read_only {
-            return Err(Error::ReadOnly);
-        }
+        self.check_owner_write()?;
         self.shared
             .writer
             .lock()
@@ -1039,9 +1048,7 @@ impl Partition {
     /// active one is rolled first, so the log is empty but keeps its next offset. Readers inside
     /// a deleted segment read it to its end; its files go when the last of them lets go.
     pub fn enforce_retention(&self) -> Result<RetentionReport> {
-        if self.read_only {
-            return Err(Error::ReadOnly);
-        }
+        self.check_owner_write()?;
         self.with_committed_writer(|w, shared| w.enforce_retention(shared))
     }
 
@@ -1233,6 +1240,33 @@ impl Partition {
             expiry: producer_state::Expiry::now(&shared.config()),
         };
         producer_state::load(&*shared.disk, &shared.dir, &segments, bounds).map(|l| l.report)
+    }
+
+    /// Refuses a write that is not the replicator's: [`Error::ReadOnly`] on a read-only
+    /// partition, [`Error::Replica`] on a replica.
+    #[inline]
+    pub(crate) fn check_owner_write(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        match self.shared.replica.get() {
+            None => Ok(()),
+            Some(of) => Err(self.replica_error(of)),
+        }
+    }
+
+    #[cold]
+    fn replica_error(&self, of: &ReplicaOf) -> Error {
+        Error::Replica {
+            dir: self.shared.dir.clone(),
+            cluster_topic: of.cluster_topic.clone(),
+        }
+    }
+
+    /// The cluster topic this partition replicates, when it is a replica (see
+    /// [`make_replica`](Partition::make_replica)).
+    pub fn replica_of(&self) -> Option<&ReplicaOf> {
+        self.shared.replica.get()
     }
 
     /// Whether the partition was opened with [`open_read_only`](Partition::open_read_only).

@@ -945,6 +945,7 @@ fn sweep(
                 crate::layout::PARTITION_FOLLOWERS_FILE,
                 crate::layout::PARTITION_WRITER_FILE,
                 super::published::PUBLISHED_FILE,
+                super::replica::REPLICA_FILE,
                 "leader-epoch-checkpoint",
                 crate::cleaner::checkpoint::CLEANER_CHECKPOINT_FILE,
                 super::compaction::COMPACTION_EPOCH_FILE,

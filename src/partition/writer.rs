@@ -31,6 +31,7 @@ use super::producer_state::{
 use super::retention::{self, Limits, SegmentInfo};
 use super::{AppendInfo, RetentionReport, Shared, checkpoint, txn};
 
+mod replicated;
 mod swap;
 pub(crate) use swap::Swapped;
 
@@ -629,9 +630,15 @@ impl Writer {
 
     /// Seals the active segment and starts a new one at the log end offset.
     fn roll(&mut self, shared: &Shared) -> Result<()> {
+        let base = self.appender.next_offset();
+        self.roll_at(shared, base)
+    }
+
+    /// [`roll`](Self::roll) to a segment based at `base`, at or after the log end offset (a
+    /// replicated batch after a gap starts its own segment, as on a Kafka follower).
+    fn roll_at(&mut self, shared: &Shared, base: i64) -> Result<()> {
         self.appender.finish()?;
         let config = Arc::clone(&self.config);
-        let base = self.appender.next_offset();
         // Kafka's snapshot at roll, named after the new base: an open replays at most the
         // batches after it.
         self.snapshot_producers(shared, base)?;

@@ -23,7 +23,7 @@ use crate::disk::{self, Disk, OsDisk, ReadOnlyDisk};
 use crate::error::{Corruption, Error, IoOp, Result};
 use crate::group::Coordinator;
 use crate::layout;
-use crate::partition::{Partition, RecoveryOptions, RetentionReport};
+use crate::partition::{Partition, RecoveryOptions, ReplicaOf, RetentionReport};
 use crate::partitioner::{DefaultPartitioner, Partitioner};
 use crate::topic::{Topic, TopicConfig};
 use producer::{IdEpoch, ProducerSlot};
@@ -851,7 +851,12 @@ impl Store {
         }
         let mut topics = BTreeMap::new();
         for (name, entry) in &registry {
-            let opened = match inner.open_partitions(name, 0..entry.partitions, &entry.config) {
+            let opened = match inner.open_partitions(
+                name,
+                0..entry.partitions,
+                &entry.config,
+                entry.replica,
+            ) {
                 // A writer deleted the topic since the listing.
                 Err(Error::Io { source, .. })
                     if read_only && source.kind() == std::io::ErrorKind::NotFound =>
@@ -912,6 +917,17 @@ impl Store {
     /// topic exists already), [`Error::InvalidConfig`] for a partition count out of range,
     /// [`Error::ReadOnly`], [`Error::Closed`], [`Error::Io`].
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Arc<Topic>> {
+        self.create_topic_with(name, config, None)
+    }
+
+    /// [`create_topic`](Store::create_topic); with `replica`, each partition made a replica of
+    /// it before the topic is recorded as created.
+    fn create_topic_with(
+        &self,
+        name: &str,
+        config: TopicConfig,
+        replica: Option<&ReplicaOf>,
+    ) -> Result<Arc<Topic>> {
         self.writable()?;
         layout::validate_topic_name(name)?;
         self.inner.check_partition_count(config.partitions())?;
@@ -928,7 +944,10 @@ impl Store {
         let mut entry = TopicEntry::new(partitions, log.clone());
         entry.partitions = 0;
         entry.creating = Some(partitions);
-        let opened = self.inner.change_topic(&mut registry, name, entry, 0)?;
+        entry.replica = replica.is_some();
+        let opened = self
+            .inner
+            .change_topic(&mut registry, name, entry, 0, replica)?;
         let topic = Arc::new(Topic::new(
             name.to_owned(),
             log,
@@ -1245,6 +1264,54 @@ impl Store {
     /// [`Error::UnknownTopic`], [`Error::InvalidConfig`] for a count that does not grow or is
     /// above the bound, [`Error::ReadOnly`], [`Error::Closed`], [`Error::Io`].
     pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<()> {
+        if let Some(first) = self.topic(name)?.partitions().first() {
+            // A replica grows with its cluster topic only, through its replicator.
+            first.check_owner_write()?;
+        }
+        self.grow_topic(name, partitions, None)
+    }
+
+    /// Creates topic `name` as a replica of the cluster topic `of`: a topic as
+    /// [`create_topic`](Store::create_topic) makes it, each partition then made a replica
+    /// ([`Partition::make_replica`]), so that only its replicator writes it.
+    ///
+    /// # Errors
+    /// As [`create_topic`](Store::create_topic) and [`Partition::make_replica`].
+    pub fn create_replica_topic(
+        &self,
+        name: &str,
+        config: TopicConfig,
+        of: &ReplicaOf,
+    ) -> Result<Arc<Topic>> {
+        self.create_topic_with(name, config, Some(of))
+    }
+
+    /// Grows replica topic `name` to `partitions` partitions, as its cluster topic grew, each
+    /// new partition a replica of `of` (the replicator's [`add_partitions`](Store::add_partitions)).
+    ///
+    /// # Errors
+    /// As [`add_partitions`](Store::add_partitions), and [`Error::NotAReplica`] for a topic
+    /// that is not a replica.
+    pub fn add_replica_partitions(
+        &self,
+        name: &str,
+        partitions: u32,
+        of: &ReplicaOf,
+    ) -> Result<()> {
+        let topic = self.topic(name)?;
+        if let Some(first) = topic.partitions().first()
+            && first.replica_of().is_none()
+        {
+            return Err(Error::NotAReplica {
+                dir: first.dir().to_path_buf(),
+            });
+        }
+        self.grow_topic(name, partitions, Some(of))
+    }
+
+    /// [`add_partitions`](Store::add_partitions) without the replica check; with `replica`,
+    /// the new partitions are made replicas of it.
+    fn grow_topic(&self, name: &str, partitions: u32, replica: Option<&ReplicaOf>) -> Result<()> {
         self.writable()?;
         let mut registry = self.inner.registry.lock();
         self.writable()?;
@@ -1266,7 +1333,7 @@ impl Store {
         entry.creating = Some(partitions);
         let added = self
             .inner
-            .change_topic(&mut registry, name, entry, current)?;
+            .change_topic(&mut registry, name, entry, current, replica)?;
         topic.push_partitions(added);
         drop(registry);
         self.inner.metadata_changed();
@@ -1423,7 +1490,12 @@ impl Inner {
                 Some(topic) => {
                     let have = topic.partition_count();
                     if have < entry.partitions {
-                        match self.open_partitions(name, have..entry.partitions, &entry.config) {
+                        match self.open_partitions(
+                            name,
+                            have..entry.partitions,
+                            &entry.config,
+                            entry.replica,
+                        ) {
                             Ok(added) => {
                                 topic.push_partitions(added);
                                 changed = true;
@@ -1437,15 +1509,19 @@ impl Inner {
                     Arc::clone(topic)
                 }
                 None => {
-                    let opened =
-                        match self.open_partitions(name, 0..entry.partitions, &entry.config) {
-                            Err(Error::Io { source, .. })
-                                if source.kind() == std::io::ErrorKind::NotFound =>
-                            {
-                                continue;
-                            }
-                            opened => opened?,
-                        };
+                    let opened = match self.open_partitions(
+                        name,
+                        0..entry.partitions,
+                        &entry.config,
+                        entry.replica,
+                    ) {
+                        Err(Error::Io { source, .. })
+                            if source.kind() == std::io::ErrorKind::NotFound =>
+                        {
+                            continue;
+                        }
+                        opened => opened?,
+                    };
                     changed = true;
                     Arc::new(Topic::new(
                         name.clone(),
@@ -1534,14 +1610,30 @@ impl Inner {
     }
 
     /// Opens partitions `range` of `name`; on a failure, none stays open.
+    /// Opens partitions `range` of topic `name`; with `replica`, each must hold a replica
+    /// marker (the registry lists the topic as a replica).
     fn open_partitions(
         &self,
         name: &str,
         range: std::ops::Range<u32>,
         config: &LogConfig,
+        replica: bool,
     ) -> Result<Vec<Arc<Partition>>> {
         range
-            .map(|p| self.open_partition(name, p, config.clone()))
+            .map(|p| {
+                let partition = self.open_partition(name, p, config.clone())?;
+                if replica && partition.replica_of().is_none() {
+                    return Err(Error::corrupt(
+                        partition.dir().join(crate::partition::REPLICA_FILE),
+                        0,
+                        Corruption::Metadata(
+                            "replica marker missing: the topic registry lists the topic as a \
+                             replica",
+                        ),
+                    ));
+                }
+                Ok(partition)
+            })
             .collect()
     }
 
@@ -1568,6 +1660,7 @@ impl Inner {
         name: &str,
         entry: TopicEntry,
         from: u32,
+        replica: Option<&ReplicaOf>,
     ) -> Result<Vec<Arc<Partition>>> {
         let Some(target) = entry.creating else {
             return Err(Error::Internal("a topic change needs a target count"));
@@ -1581,8 +1674,15 @@ impl Inner {
         finished.creating = None;
         done.insert(name.to_owned(), finished);
         let created = self
-            .open_partitions(name, from..target, &entry.config)
+            .open_partitions(name, from..target, &entry.config, false)
             .and_then(|opened| {
+                // Marked before the topic is recorded as created: a crash before leaves the
+                // intent, which the next open rolls back.
+                if let Some(of) = replica {
+                    for partition in &opened {
+                        partition.make_replica(of)?;
+                    }
+                }
                 topics_file::write(&*self.disk, &self.dir, &done)?;
                 Ok(opened)
             });
@@ -1660,6 +1760,10 @@ impl Inner {
                 continue;
             }
             for partition in topic.partitions() {
+                if partition.replica_of().is_some() {
+                    // Compacted by its cluster; the replica takes the cleaned batches' gaps.
+                    continue;
+                }
                 let dirt = match partition.dirt() {
                     Ok(dirt) => dirt,
                     Err(e) => {
@@ -1695,6 +1799,10 @@ impl Inner {
         let mut reports = Vec::new();
         for topic in topics {
             for (n, partition) in topic.partitions().iter().enumerate() {
+                if partition.replica_of().is_some() {
+                    // A replica's retention is its cluster's (see `replicated_log_start`).
+                    continue;
+                }
                 let report = partition.enforce_retention()?;
                 if !report.deleted_segments.is_empty() {
                     reports.push((topic.name().to_owned(), n as u32, report));

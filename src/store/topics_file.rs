@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! topiclog-topics 2
-//! <topic> partitions=<n> [creating=<m>] segment.bytes=<v> segment.ms=<v> segment.index.bytes=<v>
+//! <topic> partitions=<n> [creating=<m>] [replica=1] segment.bytes=<v> segment.ms=<v> segment.index.bytes=<v>
 //!     index.interval.bytes=<v> max.message.bytes=<v> message.timestamp.type=<CreateTime|LogAppendTime>
 //!     retention.ms=<v> retention.bytes=<v> flush.messages=<v> flush.ms=<v>
 //!     producer.id.expiration.ms=<v> ...
@@ -17,7 +17,9 @@
 //! (one line per topic; shown wrapped here), closed by a checksum line (see [`crate::sealed`];
 //! version 1 files, written before it, have none). Keys are Kafka's; a missing key takes its
 //! default. `creating=<m>` marks a topic change under way: partitions `n..m` are being created
-//! (`n` is 0 for a new topic), and the next open rolls it back. `adopted=1` marks a Kafka
+//! (`n` is 0 for a new topic), and the next open rolls it back. `replica=1` marks a replica of
+//! a cluster topic: each of its partitions holds a replica marker (a missing one fails the
+//! open). `adopted=1` marks a Kafka
 //! broker's topic found in the directory: it takes the store's settings, with retention off.
 //! An unknown version, an unknown key or a malformed line is [`Error::Corrupt`] naming the file
 //! and line.
@@ -47,6 +49,8 @@ pub(crate) struct TopicEntry {
     pub(crate) creating: Option<u32>,
     /// A Kafka broker's topic found in the directory: configured by the store's options.
     pub(crate) adopted: bool,
+    /// A replica of a cluster topic: each partition holds a replica marker.
+    pub(crate) replica: bool,
     pub(crate) config: LogConfig,
 }
 
@@ -57,6 +61,7 @@ impl TopicEntry {
             partitions,
             creating: None,
             adopted: false,
+            replica: false,
             config,
         }
     }
@@ -70,6 +75,9 @@ pub(crate) fn encode(topics: &BTreeMap<String, TopicEntry>) -> String {
         text.push_str(&format!(" partitions={}", entry.partitions));
         if let Some(creating) = entry.creating {
             text.push_str(&format!(" creating={creating}"));
+        }
+        if entry.replica {
+            text.push_str(" replica=1");
         }
         if entry.adopted {
             text.push_str(" adopted=1");
@@ -107,6 +115,7 @@ pub(crate) fn decode(
         let mut partitions = None;
         let mut creating = None;
         let mut adopted = false;
+        let mut replica = false;
         let mut builder = LogConfig::builder()
             .clock(base.clock().clone())
             .write_buffer_bytes(base.write_buffer_bytes());
@@ -123,6 +132,7 @@ pub(crate) fn decode(
                 "partitions" => partitions = Some(count()?),
                 "creating" => creating = Some(count()?),
                 "adopted" if value == "1" => adopted = true,
+                "replica" if value == "1" => replica = true,
                 _ => {
                     builder = builder
                         .set(key, value)
@@ -151,6 +161,7 @@ pub(crate) fn decode(
             partitions,
             creating,
             adopted,
+            replica,
             config,
         };
         if topics.insert(name.to_owned(), entry).is_some() {

@@ -221,6 +221,9 @@ impl TxnCoordinator {
         mine: IdEpoch,
         tp: &TopicPartition,
     ) -> Result<()> {
+        // A replica's transactions are its cluster's: none of ours may enter it (its markers
+        // would be refused, leaving the transaction unfinishable).
+        inner.topic(&tp.0)?.partition(tp.1)?.check_owner_write()?;
         let mut registry = self.registry.lock();
         let mut entry = Self::entry_of(&registry, id, mine)?;
         if entry.state == TxnState::Ongoing && entry.partitions.contains(tp) {
@@ -550,6 +553,10 @@ fn unknown_open(registry: &TxnRegistry, inner: &Inner) -> Result<Vec<OpenTransac
     let topics: Vec<_> = inner.topics.read().values().cloned().collect();
     for topic in topics {
         for (number, log) in (0u32..).zip(topic.partitions()) {
+            if log.replica_of().is_some() {
+                // Its open transactions are the cluster's, ended by the cluster's markers.
+                continue;
+            }
             for (producer_id, first) in log.open_transactions() {
                 if known.contains(&producer_id) {
                     continue;
