@@ -423,6 +423,18 @@ pub enum Error {
         /// Its partitions in the cluster.
         cluster: u32,
     },
+    /// The cluster no longer continues a replica (see `topiclog::replicate`): the topic was
+    /// created again, its log lost records the replica holds or no longer holds the replica's
+    /// last batch, or its log start is past the replica's end. Nothing was appended.
+    #[error("replica of {topic}{}: {reason}", partition.map(|p| format!("-{p}")).unwrap_or_default())]
+    ReplicationDiverged {
+        /// The topic.
+        topic: String,
+        /// The partition, when one partition diverged.
+        partition: Option<u32>,
+        /// What does not match.
+        reason: String,
+    },
     /// A cluster partition does not continue what the mirror sent to it: another writer, a
     /// re-created topic, another source store, or records lost.
     #[error("mirror of {topic}-{partition}: {reason}")]

@@ -146,6 +146,9 @@ pub mod mirror;
 pub mod partition;
 mod percent;
 mod properties;
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub mod replicate;
 mod sealed;
 mod segment;
 mod store;

@@ -8,8 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -18,91 +17,9 @@ use topiclog::mirror::{Mirror, MirrorOptions};
 use topiclog::partition::{IsolationLevel, OwnedRecord, ReadOptions};
 use topiclog::{Error, Header, Record, Store};
 
-/// A broker for this test binary: `.ci/run`'s, or one started here.
-struct Broker {
-    address: String,
-    _child: Option<ChildGuard>,
-}
-
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn broker() -> &'static str {
-    static BROKER: OnceLock<Broker> = OnceLock::new();
-    &BROKER.get_or_init(start_broker).address
-}
-
-fn start_broker() -> Broker {
-    if let Ok(address) = std::env::var("TOPICLOG_TEST_BROKER") {
-        return Broker {
-            address,
-            _child: None,
-        };
-    }
-    own_broker()
-}
-
-/// A broker of the caller's own, stopped when dropped.
-fn own_broker() -> Broker {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let scratch = tempfile::tempdir().unwrap().keep();
-    let child = Command::new("nisshi")
-        .args([
-            "broker",
-            "--listener-url",
-            &format!("tcp://{address}"),
-            "--advertised-listener-url",
-            &format!("tcp://{address}"),
-            "--storage-engine",
-            "memory://nisshi/",
-        ])
-        .current_dir(&scratch)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "these tests need a Kafka-protocol broker: set TOPICLOG_TEST_BROKER, or install \
-                 nisshi (see .ci/run): {e}"
-            )
-        });
-    let guard = ChildGuard(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&address).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "broker not listening on {address}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Broker {
-        address,
-        _child: Some(guard),
-    }
-}
-
-/// A topic name unique to this process and call (the broker outlives one test).
-fn unique(name: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+#[path = "kafka/broker.rs"]
+mod broker;
+use broker::{broker, own_broker, unique};
 
 /// The cluster's records of `topic`, by partition, as kafka-python reads them.
 fn cluster_records(topic: &str, partitions: u32) -> BTreeMap<u32, Vec<OwnedRecord>> {
@@ -656,7 +573,7 @@ fn a_broker_that_stops_answering_mid_run_is_a_typed_error_and_the_next_run_resum
             p.append_batch(&records).unwrap();
         }
     }
-    let pid = own._child.as_ref().expect("own broker").0.id();
+    let pid = own.pid().expect("own broker");
     let options = || MirrorOptions::new(&own.address).timeout(Duration::from_secs(3));
     let mut mirror = Mirror::new(&store, options().topic(&name)).unwrap();
     // Paused once the first round was acknowledged: mid-run, whatever the machine's speed.

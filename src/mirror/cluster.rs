@@ -300,6 +300,51 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// `group`'s committed offsets for partitions `0..partitions` of `topic`: (partition,
+    /// offset) for each partition that has one.
+    pub(crate) fn committed(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: u32,
+    ) -> Result<Vec<(u32, i64)>> {
+        let mut config = self.config.clone();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false");
+        let consumer: BaseConsumer = config
+            .create()
+            .map_err(|e| error("creating the group client", &e))?;
+        let mut list = TopicPartitionList::new();
+        for partition in 0..partitions {
+            list.add_partition(topic, partition as i32);
+        }
+        let found = self.retry(|| {
+            let committed = consumer
+                .committed_offsets(list.clone(), self.timeout)
+                .map_err(|e| error("reading group offsets", &e))?;
+            let mut offsets = Vec::new();
+            for element in committed.elements() {
+                if let Some(e) = element.error().err() {
+                    return Err(error("reading group offsets", &e));
+                }
+                if let (Offset::Offset(offset), Ok(partition)) =
+                    (element.offset(), u32::try_from(element.partition()))
+                {
+                    offsets.push((partition, offset));
+                }
+            }
+            // Dropped before the consumer: a list that outlives it keeps it from closing.
+            drop(committed);
+            Ok(offsets)
+        });
+        drop(list);
+        drop(consumer);
+        found
+    }
+}
+
 /// Delivery reports: for each record sent since the last [`Sender::flush`], its index and its
 /// cluster offset or error.
 #[derive(Default)]

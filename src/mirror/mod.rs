@@ -33,7 +33,7 @@
 //! Only plaintext `bootstrap.servers` is tested; SASL and TLS settings pass through as
 //! librdkafka properties ([`MirrorOptions::property`]).
 
-mod cluster;
+pub(crate) mod cluster;
 pub mod position;
 
 use std::collections::BTreeMap;

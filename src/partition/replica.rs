@@ -25,9 +25,10 @@ use std::path::Path;
 
 use crate::disk::{self, Disk, File, OpenMode};
 use crate::error::{Corruption, Error, Result};
-use crate::record::Batch;
+use crate::record::{Batch, BatchHeader};
 use crate::segment::{OffsetBounds, offsets_problem};
 
+use super::producer_state::walk_headers;
 use super::writer::Appended;
 use super::{AppendInfo, Partition};
 
@@ -271,6 +272,31 @@ impl Partition {
                 base_offset,
                 last_offset,
             }))
+    }
+
+    /// The header of the log's last batch (what a replicator compares with the cluster's batch
+    /// at the same offset before it resumes), `None` for a log without batches.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged header; [`Error::Io`].
+    pub fn last_batch(&self) -> Result<Option<BatchHeader>> {
+        let segments = self.shared.segments();
+        for segment in segments.iter().rev() {
+            let next = segment.next_offset();
+            if segment.size() == 0 || next <= segment.base_offset() {
+                continue;
+            }
+            let from = segment.position_for(next - 1)?;
+            let mut last = None;
+            walk_headers(segment, from, |_, header, _| {
+                last = Some(*header);
+                std::ops::ControlFlow::Continue(())
+            })?;
+            if last.is_some() {
+                return Ok(last);
+            }
+        }
+        Ok(None)
     }
 
     /// Frames and checks every batch of `bytes` before any is appended: whole batches, valid

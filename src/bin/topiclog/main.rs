@@ -16,6 +16,8 @@ mod logger;
 mod mirror;
 mod output;
 mod produce;
+#[cfg(feature = "kafka")]
+mod replicate;
 mod verify;
 
 use std::io::Write;
@@ -79,7 +81,10 @@ enum Command {
     /// Kafka cluster (`mirror`, feature `kafka`) adds one line per partition:
     /// `mirror<TAB>PARTITION<TAB>SOURCE_POSITION<TAB>CLUSTER_POSITION<TAB>LAG`, the next source
     /// offset to send, the cluster offset it will get, and the offsets not yet sent below the
-    /// last stable offset.
+    /// last stable offset. A replica of a cluster topic (`replicate`) adds
+    /// `replica-of<TAB>CLUSTER_TOPIC<TAB>TOPIC_ID<TAB>BOOTSTRAP_SERVERS` and, with feature
+    /// `kafka`, one `replica<TAB>PARTITION<TAB>LOCAL_END<TAB>CLUSTER_HIGH_WATERMARK<TAB>LAG`
+    /// line per partition (the high watermark as last fetched).
     Describe {
         /// The topic
         topic: String,
@@ -176,6 +181,16 @@ enum Command {
     /// Prints a summary line; a progress line on a terminal.
     #[cfg(feature = "kafka")]
     Mirror(mirror::MirrorArgs),
+    /// Keep a local replica of a Kafka cluster's topic (feature `kafka`; opens the store for
+    /// writing)
+    ///
+    /// The store topic of the same name becomes an exact replica: same partitions, same
+    /// offsets, the cluster's batches stored verbatim, nothing above the high watermark. Killed
+    /// and run again, it resumes from the local end; a cluster that no longer continues the
+    /// replica (topic created again, history lost) is refused. Other writes to a replica are
+    /// refused. Prints a summary line; a progress bar on a terminal.
+    #[cfg(feature = "kafka")]
+    Replicate(replicate::ReplicateArgs),
 }
 
 /// `transactions` subcommands.
@@ -357,6 +372,8 @@ fn run(cli: &Cli, out: &mut Out) -> Result<(), Failure> {
         Command::Transactions { action } => transactions(store_dir(cli)?, action.as_ref(), out),
         #[cfg(feature = "kafka")]
         Command::Mirror(args) => mirror::run(store_dir(cli)?, args, out),
+        #[cfg(feature = "kafka")]
+        Command::Replicate(args) => replicate::run(store_dir(cli)?, args, out),
     }
 }
 
@@ -429,6 +446,30 @@ fn describe(dir: &Path, topic: &str, out: &mut Out) -> Result<(), Failure> {
             partition.size_bytes(),
             partition.last_stable_offset()
         ))?;
+    }
+    if let Some(of) = topic.replica_of() {
+        out.line(format_args!(
+            "replica-of\t{}\t{}\t{}",
+            of.cluster_topic,
+            of.topic_id_hex(),
+            of.bootstrap_servers
+        ))?;
+        #[cfg(feature = "kafka")]
+        {
+            let seen = store.committed_offsets(&topiclog::replicate::status_group(topic.name()))?;
+            for (n, partition) in (0u32..).zip(topic.partitions()) {
+                let end = partition.next_offset();
+                let high_watermark = seen
+                    .get(&(topic.name().to_owned(), n))
+                    .copied()
+                    .unwrap_or(end)
+                    .max(end);
+                out.line(format_args!(
+                    "replica\t{n}\t{end}\t{high_watermark}\t{}",
+                    high_watermark - end
+                ))?;
+            }
+        }
     }
     #[cfg(feature = "kafka")]
     for (n, at) in topiclog::mirror::position::load(&store, topic.name())? {

@@ -115,7 +115,7 @@ pub(crate) fn run(dir: &Path, args: &MirrorArgs, out: &mut Out) -> Result<(), Fa
 }
 
 /// `KEY=VALUE` lines of a `--command-config` file.
-fn properties(path: &Path) -> Result<Vec<(String, String)>, Failure> {
+pub(crate) fn properties(path: &Path) -> Result<Vec<(String, String)>, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::Usage(format!("--command-config {}: {e}", path.display())))?;
     let mut out = Vec::new();

@@ -1,0 +1,638 @@
+//! A local replica of a cluster topic (issue 18), against a real Kafka-protocol broker
+//! (features `kafka` and `cli`; see `tests/kafka/broker.rs`). The cluster's topics are produced
+//! by an independent client, kafka-python (`tests/kafka/produce_cluster.py`: keys, null
+//! values, headers, every codec, idempotent producers), read back with it
+//! (`tests/kafka/read_cluster.py`), and compared offset by offset and record by record with
+//! the replica. Neither side runs retention or compaction here. Transactional replication is
+//! tested from the Kafka-made fixtures in `tests/replica_partition.rs` (the test broker's
+//! transactions are unverified).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use topiclog::config::ConsumerConfig;
+use topiclog::partition::{IsolationLevel, OwnedRecord, ReadOptions};
+use topiclog::replicate::{ReplicateOptions, Replicator};
+use topiclog::{Error, Record, Store};
+
+#[path = "kafka/broker.rs"]
+mod broker;
+use broker::{broker, own_broker, unique};
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/kafka")
+        .join(name)
+}
+
+/// Creates `topic` with `partitions` in the cluster at `address` (unless `create` is false)
+/// and produces `rounds` rounds of records with kafka-python; returns how many.
+fn produce_at(address: &str, topic: &str, partitions: u32, rounds: u32, create: bool) -> u64 {
+    let mut command = Command::new("python3");
+    command
+        .arg(script("produce_cluster.py"))
+        .arg(address)
+        .arg(topic)
+        .arg(partitions.to_string())
+        .arg(rounds.to_string());
+    if !create {
+        command.arg("--no-create");
+    }
+    let out = command.output().expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "kafka-python producer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn produce(topic: &str, partitions: u32, rounds: u32, create: bool) -> u64 {
+    produce_at(broker(), topic, partitions, rounds, create)
+}
+
+/// The cluster's records of `topic`, by partition, as kafka-python reads them.
+fn cluster_records_at(
+    address: &str,
+    topic: &str,
+    partitions: u32,
+) -> BTreeMap<u32, Vec<OwnedRecord>> {
+    let out = Command::new("python3")
+        .arg(script("read_cluster.py"))
+        .args([address, topic, &partitions.to_string()])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "kafka-python reader: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b64 = |v: &serde_json::Value| {
+        v.as_str()
+            .map(|s| base64::engine::general_purpose::STANDARD.decode(s).unwrap())
+    };
+    let mut records: BTreeMap<u32, Vec<OwnedRecord>> = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let headers = v["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| topiclog::OwnedHeader {
+                key: h[0].as_str().unwrap().as_bytes().to_vec(),
+                value: b64(&h[1]),
+            })
+            .collect();
+        let partition = v["partition"].as_u64().unwrap() as u32;
+        records.entry(partition).or_default().push(OwnedRecord {
+            offset: v["offset"].as_i64().unwrap(),
+            timestamp: v["timestamp"].as_i64().unwrap(),
+            key: b64(&v["key"]),
+            value: b64(&v["value"]),
+            headers,
+        });
+    }
+    records
+}
+
+/// The replica's records of `topic`, by partition.
+fn replica_records(store: &Store, topic: &str) -> BTreeMap<u32, Vec<OwnedRecord>> {
+    let t = store.topic(topic).unwrap();
+    let mut out = BTreeMap::new();
+    for (n, p) in (0u32..).zip(t.partitions()) {
+        let options = ReadOptions::new().isolation_level(IsolationLevel::ReadUncommitted);
+        let records: Vec<OwnedRecord> = p
+            .read_with(p.log_start_offset(), options)
+            .unwrap()
+            .map(|r| r.unwrap().to_owned_record())
+            .collect();
+        if !records.is_empty() {
+            out.insert(n, records);
+        }
+    }
+    out
+}
+
+/// The replica holds exactly the cluster's records, at the same offsets.
+fn assert_replicated_at(address: &str, store: &Store, topic: &str, partitions: u32) {
+    let cluster = cluster_records_at(address, topic, partitions);
+    let local = replica_records(store, topic);
+    assert_eq!(
+        cluster.keys().collect::<Vec<_>>(),
+        local.keys().collect::<Vec<_>>()
+    );
+    for (partition, want) in &cluster {
+        let got = &local[partition];
+        assert_eq!(got.len(), want.len(), "partition {partition}: record count");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g, w, "partition {partition}, offset {}", w.offset);
+        }
+    }
+}
+
+fn assert_replicated(store: &Store, topic: &str, partitions: u32) {
+    assert_replicated_at(broker(), store, topic, partitions);
+}
+
+fn options(topic: &str) -> ReplicateOptions {
+    ReplicateOptions::new(broker(), topic).timeout(Duration::from_secs(20))
+}
+
+fn replicate(store: &Store, topic: &str) -> u64 {
+    let mut replicator = Replicator::new(store, options(topic)).expect("replicator");
+    replicator.run_once(&mut |_| {}).expect("run")
+}
+
+/// The codec ids of the batches in `dir`'s `.log` files.
+fn local_codecs(dir: &Path) -> BTreeSet<i16> {
+    let mut codecs = BTreeSet::new();
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    for log in logs {
+        let bytes = std::fs::read(&log).unwrap();
+        let mut pos = 0;
+        while pos + 61 <= bytes.len() {
+            let len = i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize;
+            let attributes = i16::from_be_bytes(bytes[pos + 21..pos + 23].try_into().unwrap());
+            codecs.insert(attributes & 7);
+            pos += 12 + len;
+        }
+    }
+    codecs
+}
+
+#[test]
+fn every_codec_keys_null_values_and_headers_replicate_offset_for_offset() {
+    let topic = unique("replicated");
+    let sent = produce(&topic, 3, 2, true);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut replicator = Replicator::new(&store, options(&topic)).unwrap();
+    replicator.run_once(&mut |_| {}).unwrap();
+    let progress = replicator.progress().clone();
+    assert_eq!(progress.offsets, sent);
+    assert_eq!(progress.lag(), 0);
+    assert_replicated(&store, &topic, 3);
+    let local = store.topic(&topic).unwrap();
+    assert_eq!(local.partition_count(), 3);
+    let of = local.replica_of().expect("a replica");
+    assert_eq!(&of, replicator.replica_of());
+    assert_eq!(of.cluster_topic, topic);
+    for (n, p) in (0u32..).zip(local.partitions()) {
+        assert_eq!(
+            progress.partitions[n as usize].high_watermark,
+            p.next_offset()
+        );
+        // Every codec the producers used is stored as it came (the batches are the cluster's).
+        assert_eq!(
+            local_codecs(p.dir()),
+            BTreeSet::from([0, 1, 2, 3, 4]),
+            "partition {n}"
+        );
+        // Idempotent producers' state rebuilt from the batches.
+        assert!(!p.active_producers().is_empty());
+    }
+}
+
+#[test]
+fn a_second_run_resumes_from_the_local_end_and_a_reopened_store_continues() {
+    let topic = unique("resumed");
+    produce(&topic, 2, 1, true);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    replicate(&store, &topic);
+    let more = produce(&topic, 2, 1, false);
+    let mut replicator = Replicator::new(&store, options(&topic)).unwrap();
+    replicator.run_once(&mut |_| {}).unwrap();
+    assert_eq!(replicator.progress().offsets, more, "only what is new");
+    drop(replicator);
+    store.close().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    produce(&topic, 2, 1, false);
+    replicate(&store, &topic);
+    assert_replicated(&store, &topic, 2);
+    // Caught up: a run appends nothing.
+    assert_eq!(replicate(&store, &topic), 0);
+}
+
+#[test]
+fn a_recreated_cluster_topic_is_refused_before_anything_is_appended() {
+    let topic = unique("recreated");
+    produce(&topic, 1, 1, true);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    replicate(&store, &topic);
+    let end = store
+        .topic(&topic)
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .next_offset();
+    delete_cluster_topic(&topic);
+    // Created again under the same name, with more records than before.
+    produce(&topic, 1, 2, true);
+    match Replicator::new(&store, options(&topic)) {
+        Err(Error::ReplicationDiverged { reason, .. }) => {
+            assert!(reason.contains("created again"), "{reason}")
+        }
+        other => panic!("expected ReplicationDiverged, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .topic(&topic)
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .next_offset(),
+        end,
+        "nothing appended"
+    );
+}
+
+fn delete_cluster_topic(topic: &str) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, time\n\
+             from kafka.admin import KafkaAdminClient\n\
+             a = KafkaAdminClient(bootstrap_servers=sys.argv[1])\n\
+             a.delete_topics([sys.argv[2]])\n\
+             time.sleep(0.5)\n",
+        )
+        .args([broker(), topic])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_cluster_log_that_no_longer_holds_the_replicas_last_batch_is_refused() {
+    // A cluster that lost the replica's history but kept the topic's id (as an unclean leader
+    // election can): the topic is created again and the replica's marker edited to its new id,
+    // so only the last-batch check stands between the replica and a wrong history.
+    let topic = unique("rewritten");
+    produce(&topic, 1, 1, true);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        replicate(&store, &topic);
+        store.close().unwrap();
+    }
+    delete_cluster_topic(&topic);
+    produce(&topic, 1, 2, true);
+    let scratch = tempfile::tempdir().unwrap();
+    let probe = Store::open(scratch.path()).unwrap();
+    let new_id = Replicator::new(&probe, options(&topic))
+        .unwrap()
+        .replica_of()
+        .topic_id_hex();
+    let marker = dir.path().join(format!("{topic}-0/.topiclog_replica"));
+    let text = std::fs::read_to_string(&marker).unwrap();
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("crc32c "))
+        .map(|l| match l.strip_prefix("topic-id ") {
+            Some(_) => format!("topic-id {new_id}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    let crc = crc32c::crc32c(body.as_bytes());
+    std::fs::write(&marker, format!("{body}crc32c {crc:08x}\n")).unwrap();
+
+    let store = Store::open(dir.path()).unwrap();
+    let end = store
+        .topic(&topic)
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .next_offset();
+    match Replicator::new(&store, options(&topic)) {
+        Err(Error::ReplicationDiverged {
+            reason, partition, ..
+        }) => {
+            assert_eq!(partition, Some(0));
+            assert!(reason.contains("last batch"), "{reason}");
+        }
+        other => panic!("expected ReplicationDiverged, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .topic(&topic)
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .next_offset(),
+        end,
+        "nothing appended"
+    );
+}
+
+#[test]
+fn a_local_topic_that_is_not_a_replica_is_never_written() {
+    let topic = unique("mine");
+    produce(&topic, 1, 1, true);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .create_topic(&topic, topiclog::config::TopicConfig::new(1))
+        .unwrap();
+    store
+        .topic(&topic)
+        .unwrap()
+        .append(Record::new(b"local"))
+        .unwrap();
+    assert!(matches!(
+        Replicator::new(&store, options(&topic)),
+        Err(Error::NotAReplica { .. })
+    ));
+    assert!(matches!(
+        Replicator::new(&store, options(&unique("absent"))),
+        Err(Error::UnknownTopic(_))
+    ));
+}
+
+#[test]
+fn an_unreachable_cluster_is_a_typed_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let options =
+        ReplicateOptions::new(format!("127.0.0.1:{port}"), "t").timeout(Duration::from_millis(500));
+    let started = Instant::now();
+    match Replicator::new(&store, options) {
+        Err(Error::Cluster { kind, .. }) => {
+            assert_eq!(kind, topiclog::error::ClusterErrorKind::Connection)
+        }
+        other => panic!("expected Error::Cluster, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "retried within the timeout"
+    );
+    assert!(store.topics().is_empty(), "nothing created");
+}
+
+/// Commits `offsets` (partition → offset) for `group` in the cluster with kafka-python.
+fn commit_in_cluster(topic: &str, group: &str, offsets: &[(u32, i64)]) {
+    let spec: Vec<String> = offsets.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys\n\
+             from kafka import KafkaConsumer, TopicPartition\n\
+             from kafka.structs import OffsetAndMetadata\n\
+             bootstrap, topic, group = sys.argv[1:4]\n\
+             c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)\n\
+             offsets = {}\n\
+             for spec in sys.argv[4:]:\n\
+             \x20   p, o = spec.split(':')\n\
+             \x20   offsets[TopicPartition(topic, int(p))] = OffsetAndMetadata(int(o), '', -1)\n\
+             c.assign(list(offsets))\n\
+             c.commit(offsets)\n\
+             c.close()\n",
+        )
+        .args([broker(), topic, group])
+        .args(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_group_moves_from_the_cluster_to_the_replica_and_continues_where_it_stopped() {
+    let topic = unique("moved");
+    produce(&topic, 2, 1, true);
+    let group = unique("group");
+    commit_in_cluster(&topic, &group, &[(0, 9), (1, 3)]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut replicator = Replicator::new(&store, options(&topic)).unwrap();
+    replicator.run_once(&mut |_| {}).unwrap();
+    assert_eq!(replicator.copy_group(&group).unwrap(), 2);
+    let committed = store.committed_offsets(&group).unwrap();
+    assert_eq!(committed.get(&(topic.clone(), 0)), Some(&9));
+    assert_eq!(committed.get(&(topic.clone(), 1)), Some(&3));
+    // A consumer of the replica with the same group id starts exactly there.
+    let config = ConsumerConfig::builder().group_id(&group).build().unwrap();
+    let mut consumer = store.consumer(config).unwrap();
+    consumer.subscribe(&[topic.as_str()]).unwrap();
+    let cluster = cluster_records_at(broker(), &topic, 2);
+    let mut first: BTreeMap<u32, i64> = BTreeMap::new();
+    let mut seen = 0;
+    let want: usize = cluster[&0].len() - 9 + cluster[&1].len() - 3;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen < want && Instant::now() < deadline {
+        for record in consumer.poll(Duration::from_millis(200)).unwrap() {
+            first.entry(record.partition()).or_insert(record.offset());
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, want, "no duplicates, no gaps");
+    assert_eq!(first, BTreeMap::from([(0, 9), (1, 3)]));
+}
+
+/// `topiclog replicate` for `topic` of the store at `dir`, following.
+fn replicate_command(address: &str, dir: &Path, topic: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_topiclog"));
+    command
+        .arg("replicate")
+        .arg("--dir")
+        .arg(dir)
+        .args([
+            "--bootstrap-server",
+            address,
+            "--topic",
+            topic,
+            "--timeout-ms",
+            "5000",
+        ])
+        // One batch a fetch: many appends for a kill to fall between (or inside).
+        .args(["--max-partition-fetch-bytes", "1"]);
+    command
+}
+
+#[test]
+fn replication_killed_at_random_moments_resumes_exactly() {
+    let topic = unique("killed");
+    let mut total = produce(&topic, 2, 30, true);
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut cut_short = 0;
+    for round in 0..8 {
+        if round % 2 == 1 {
+            total += produce(&topic, 2, 2, false);
+        }
+        let mut child = replicate_command(broker(), dir.path(), &topic)
+            .arg("--follow")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(5 + seed % 150));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Whatever the kill left is a prefix of the cluster's partitions (checked at the
+        // end); count the kills that came before the replica caught up.
+        if let Ok(store) = Store::open_read_only(dir.path())
+            && let Ok(t) = store.topic(&topic)
+        {
+            let local: i64 = t.partitions().iter().map(|p| p.next_offset()).sum();
+            if (local as u64) < total {
+                cut_short += 1;
+            }
+        }
+    }
+    let out = replicate_command(broker(), dir.path(), &topic)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(dir.path()).unwrap();
+    assert_replicated(&store, &topic, 2);
+    assert!(cut_short > 0, "no kill fell before the replica caught up");
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_broker_that_stops_answering_mid_run_is_a_typed_error_and_the_next_run_resumes() {
+    let own = own_broker();
+    let pid = own.pid().expect("own broker");
+    let topic = unique("paused");
+    produce_at(&own.address, &topic, 1, 20, true);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Small fetches: many of them, so the pause falls between two.
+    let opts = ReplicateOptions::new(own.address.clone(), topic.clone())
+        .timeout(Duration::from_millis(1500))
+        .max_partition_fetch_bytes(2048);
+    let mut replicator = Replicator::new(&store, opts.clone()).unwrap();
+    // Paused once the first append is in: the rest of the run meets a broker that does not
+    // answer.
+    let mut paused = false;
+    let result = replicator.run_once(&mut |_| {
+        if !paused {
+            signal(pid, "STOP");
+            paused = true;
+        }
+    });
+    signal(pid, "CONT");
+    match result {
+        Err(Error::Cluster { kind, .. }) => assert!(
+            matches!(
+                kind,
+                topiclog::error::ClusterErrorKind::Timeout
+                    | topiclog::error::ClusterErrorKind::Connection
+            ),
+            "{kind:?}"
+        ),
+        other => panic!("expected Error::Cluster, got {other:?}"),
+    }
+    let partial = store
+        .topic(&topic)
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .next_offset();
+    assert!(partial > 0, "the first fetches were appended");
+    drop(replicator);
+    let mut replicator = Replicator::new(&store, opts).unwrap();
+    replicator.run_once(&mut |_| {}).unwrap();
+    assert_replicated_at(&own.address, &store, &topic, 1);
+}
+
+#[test]
+fn the_cli_replicates_describes_the_replica_and_refuses_produce() {
+    let topic = unique("cli");
+    produce(&topic, 2, 1, true);
+    let dir = tempfile::tempdir().unwrap();
+    let out = replicate_command(broker(), dir.path(), &topic)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("replicated"), "{summary}");
+
+    let describe = Command::new(env!("CARGO_BIN_EXE_topiclog"))
+        .args(["describe", "--dir"])
+        .arg(dir.path())
+        .arg(&topic)
+        .output()
+        .unwrap();
+    assert!(
+        describe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&describe.stderr)
+    );
+    let text = String::from_utf8_lossy(&describe.stdout);
+    assert!(text.contains(&format!("replica-of\t{topic}")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("replica\t0\t")),
+        "{text}"
+    );
+
+    let mut produce = Command::new(env!("CARGO_BIN_EXE_topiclog"))
+        .args(["produce", "--dir"])
+        .arg(dir.path())
+        .arg(&topic)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    produce
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"refused\n")
+        .unwrap();
+    let out = produce.wait_with_output().unwrap();
+    assert!(!out.status.success(), "produce to a replica succeeded");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("replica"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(dir.path()).unwrap();
+    assert_replicated(&store, &topic, 2);
+}
