@@ -636,3 +636,192 @@ fn the_cli_replicates_describes_the_replica_and_refuses_produce() {
     let store = Store::open(dir.path()).unwrap();
     assert_replicated(&store, &topic, 2);
 }
+
+/// Kafka's DeleteRecords on the cluster, with kafka-python: the log start of `topic`'s
+/// `partition` raised to `offset`.
+fn delete_records_in_cluster(topic: &str, partition: u32, offset: i64) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys\n\
+             from kafka import TopicPartition\n\
+             from kafka.admin import KafkaAdminClient\n\
+             a = KafkaAdminClient(bootstrap_servers=sys.argv[1])\n\
+             r = a.delete_records({TopicPartition(sys.argv[2], int(sys.argv[3])): int(sys.argv[4])})\n\
+             assert all(v['error_code'] == 0 for v in r.values()), r\n",
+        )
+        .args([broker(), topic, &partition.to_string(), &offset.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_replicas_log_start_follows_the_clusters() {
+    let topic = unique("start");
+    produce(&topic, 1, 4, true);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    replicate(&store, &topic);
+    delete_records_in_cluster(&topic, 0, 40);
+    produce(&topic, 1, 1, false);
+    replicate(&store, &topic);
+    let log = store.topic(&topic).unwrap().partition(0).unwrap();
+    assert_eq!(log.log_start_offset(), 40);
+    assert!(matches!(log.read(39), Err(Error::OffsetOutOfRange { .. })));
+    assert_replicated(&store, &topic, 1);
+
+    // A new replica starts at the cluster's log start (inside a batch: the records below it
+    // are kept with their batch but never read).
+    let fresh = tempfile::tempdir().unwrap();
+    let store = Store::open(fresh.path()).unwrap();
+    replicate(&store, &topic);
+    let log = store.topic(&topic).unwrap().partition(0).unwrap();
+    assert_eq!(log.log_start_offset(), 40);
+    assert_eq!(log.read(40).unwrap().next().unwrap().unwrap().offset(), 40);
+    assert_replicated(&store, &topic, 1);
+}
+
+#[test]
+fn a_cluster_log_start_past_the_replicas_end_is_refused() {
+    let topic = unique("deleted-ahead");
+    produce(&topic, 1, 1, true);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    replicate(&store, &topic);
+    let end = store
+        .topic(&topic)
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .next_offset();
+    produce(&topic, 1, 2, false);
+    delete_records_in_cluster(&topic, 0, end + 10);
+    match Replicator::new(&store, options(&topic)) {
+        Err(Error::ReplicationDiverged {
+            reason, partition, ..
+        }) => {
+            assert_eq!(partition, Some(0));
+            assert!(
+                reason.contains("deleted before they were replicated"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected ReplicationDiverged, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .topic(&topic)
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .next_offset(),
+        end
+    );
+}
+
+#[test]
+fn a_following_replicator_is_read_by_a_consumer_process_and_stops_cleanly() {
+    let topic = unique("followed");
+    produce(&topic, 2, 1, true);
+    let group = unique("moved-group");
+    commit_in_cluster(&topic, &group, &[(0, 5), (1, 7)]);
+    let dir = tempfile::tempdir().unwrap();
+    let child = replicate_command(broker(), dir.path(), &topic)
+        .args(["--follow", "--groups", &group])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child = scopeguard_child(child);
+    // A consumer process's view of the store (the replicator is its writer).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let store = loop {
+        if let Ok(store) = Store::open_consumer(dir.path())
+            && store.topic(&topic).is_ok()
+        {
+            break store;
+        }
+        assert!(Instant::now() < deadline, "the replica did not appear");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let config = ConsumerConfig::builder()
+        .group_id("reader")
+        .set("auto.offset.reset", "earliest")
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut consumer = store.consumer(config).unwrap();
+    consumer.subscribe(&[topic.as_str()]).unwrap();
+    // Appended to the cluster while the replicator follows.
+    let total = 70 + produce(&topic, 2, 1, false) as usize;
+    let mut seen: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
+    let mut count = 0;
+    while count < total {
+        assert!(Instant::now() < deadline, "saw {count} of {total}");
+        for record in consumer.poll(Duration::from_millis(200)).unwrap() {
+            seen.entry(record.partition())
+                .or_default()
+                .push(record.offset());
+            count += 1;
+        }
+    }
+    for offsets in seen.values() {
+        assert_eq!(*offsets, (0..offsets.len() as i64).collect::<Vec<_>>());
+    }
+    consumer.commit().unwrap();
+    drop(consumer);
+    let pid = child.0.as_ref().unwrap().id();
+    signal(pid, "TERM");
+    let out = child.into_inner().wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains(&format!("group {group}: offsets of 2 partitions")),
+        "{summary}"
+    );
+    let store = Store::open(dir.path()).unwrap();
+    let committed = store.committed_offsets(&group).unwrap();
+    assert_eq!(committed.get(&(topic.clone(), 0)), Some(&5));
+    assert_eq!(committed.get(&(topic.clone(), 1)), Some(&7));
+    // The consumer process's own group commit, beside the replicator, is there too.
+    assert_eq!(
+        store
+            .committed_offsets("reader")
+            .unwrap()
+            .values()
+            .sum::<i64>(),
+        total as i64
+    );
+    assert_replicated(&store, &topic, 2);
+}
+
+/// A child killed when dropped, unless taken back.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl KillOnDrop {
+    fn into_inner(mut self) -> std::process::Child {
+        self.0.take().unwrap()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn scopeguard_child(child: std::process::Child) -> KillOnDrop {
+    KillOnDrop(Some(child))
+}
