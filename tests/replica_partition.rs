@@ -579,3 +579,50 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A transaction the cluster has not finished yet, in a replica: the store's coordinator
+/// neither lists it, nor aborts it on request, on timeout or at the next open (its marker is
+/// the cluster's to write), and the replica's last stable offset stays at it.
+#[test]
+fn the_store_never_aborts_a_replicas_open_transaction() {
+    let scratch = TempDir::new().unwrap();
+    let batches = fixture_batches("aborts-0");
+    let marker_at = batches
+        .iter()
+        .position(|(_, b)| b[22] & 0x20 != 0) // attributes: bytes 21..23, control bit 0x20
+        .unwrap();
+    let open: Vec<u8> = batches[..marker_at]
+        .iter()
+        .flat_map(|b| b.1.clone())
+        .collect();
+    {
+        let store = Store::open(scratch.path()).unwrap();
+        let topic = store
+            .create_replica_topic("t", TopicConfig::new(1), &replica_of("t"))
+            .unwrap();
+        let log = topic.partition(0).unwrap();
+        log.append_replicated(&open).unwrap();
+        assert_eq!(log.open_transactions().len(), 1);
+        // The fixture's transaction began in 2023: long past any timeout.
+        assert_eq!(store.abort_timed_out_transactions().unwrap(), 0);
+        assert!(store.transactions().unwrap().is_empty());
+        let producer_id = log.open_transactions()[0].0;
+        assert!(matches!(
+            store.abort_transaction(&producer_id.to_string()),
+            Ok(false) | Err(Error::Replica { .. })
+        ));
+        assert_eq!(log.open_transactions().len(), 1);
+        store.close().unwrap();
+    }
+    let store = Store::open(scratch.path()).unwrap();
+    let log = store.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(
+        log.open_transactions().len(),
+        1,
+        "still open after a reopen"
+    );
+    assert_eq!(log.last_stable_offset(), batches[0].0);
+    // The cluster's marker, replicated, ends it.
+    log.append_replicated(&batches[marker_at].1).unwrap();
+    assert!(log.open_transactions().is_empty());
+}

@@ -94,6 +94,7 @@ impl ReplicateOptions {
 
 /// One replica partition's position against its cluster partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PartitionStatus {
     /// The partition.
     pub partition: u32,
@@ -114,6 +115,7 @@ impl PartitionStatus {
 
 /// What a run did so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Progress {
     /// Batches appended in this run.
     pub batches: u64,
