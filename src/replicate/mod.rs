@@ -31,6 +31,7 @@
 mod fetcher;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::Store;
@@ -56,6 +57,7 @@ pub struct ReplicateOptions {
     properties: Vec<(String, String)>,
     timeout: Duration,
     fetch_bytes: i32,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl ReplicateOptions {
@@ -68,7 +70,16 @@ impl ReplicateOptions {
             properties: Vec::new(),
             timeout: Duration::from_secs(30),
             fetch_bytes: fetcher::PARTITION_FETCH_BYTES,
+            stop: None,
         }
+    }
+
+    /// A flag that, once set (by a signal handler, say), makes [`Replicator::run_once`] and
+    /// [`Replicator::follow_once`] return after the append under way: every append is whole,
+    /// so the store closes cleanly and the next run resumes after it.
+    pub fn stop_when(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.stop = Some(flag);
+        self
     }
 
     /// Bytes each Fetch asks for (Kafka's `max.partition.fetch.bytes`, 1 MiB by default); a
@@ -158,7 +169,8 @@ impl<'a> Replicator<'a> {
     /// there replicates this cluster topic), and checks each partition can resume.
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`] when the cluster has no such topic; [`Error::NotAReplica`] for
+    /// [`Error::UnknownTopic`] when the cluster has no such topic (and the store no replica of
+    /// it: then [`Error::ReplicationDiverged`]); [`Error::NotAReplica`] for
     /// a local topic of that name that is not a replica; [`Error::ReplicationDiverged`];
     /// [`Error::Cluster`]; the store's errors.
     pub fn new(store: &'a Store, options: ReplicateOptions) -> Result<Replicator<'a>> {
@@ -168,9 +180,17 @@ impl<'a> Replicator<'a> {
             options.fetch_bytes,
         );
         let name = options.topic.clone();
-        let metadata = fetcher
-            .metadata(&name)?
-            .ok_or_else(|| Error::UnknownTopic(name.clone()))?;
+        let Some(metadata) = fetcher.metadata(&name)? else {
+            // A replica whose cluster topic is gone is not a topic to look for elsewhere.
+            return Err(match store.topic(&name).map(|t| t.replica_of()) {
+                Ok(Some(_)) => Error::ReplicationDiverged {
+                    topic: name,
+                    partition: None,
+                    reason: "the cluster topic was deleted".to_owned(),
+                },
+                _ => Error::UnknownTopic(name),
+            });
+        };
         let partitions = u32::try_from(metadata.leaders.len()).unwrap_or(0);
         let of = ReplicaOf {
             cluster_topic: name.clone(),
@@ -453,6 +473,9 @@ impl<'a> Replicator<'a> {
         let name = self.options.topic.clone();
         let log = self.topic.partition(number)?;
         loop {
+            if self.stopping() {
+                return Ok(());
+            }
             let local_end = log.next_offset();
             // A fresh replica starts where the cluster's log starts.
             let from = match self.progress.partitions.get(number as usize) {
@@ -503,6 +526,14 @@ impl<'a> Replicator<'a> {
                 return Ok(());
             }
         }
+    }
+
+    /// Whether the stop flag ([`ReplicateOptions::stop_when`]) is set.
+    fn stopping(&self) -> bool {
+        self.options
+            .stop
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
     /// Records each partition's last seen high watermark in the status group, for `describe`.

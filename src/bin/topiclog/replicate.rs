@@ -47,6 +47,16 @@ pub(crate) fn run(dir: &Path, args: &ReplicateArgs, out: &mut Out) -> Result<(),
             options = options.property(key, value);
         }
     }
+    // SIGINT/SIGTERM stop the run after the append under way: every append is whole, and
+    // the store is closed cleanly.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    #[cfg(unix)]
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, std::sync::Arc::clone(&stop)) {
+            log::warn!("cannot handle signal {signal}: {e}");
+        }
+    }
+    options = options.stop_when(std::sync::Arc::clone(&stop));
     // The replicator is the store's writer; consumers read it from other processes.
     let store = Store::open(dir)?;
     let mut replicator = Replicator::new(&store, options)?;
@@ -79,14 +89,6 @@ pub(crate) fn run(dir: &Path, args: &ReplicateArgs, out: &mut Out) -> Result<(),
     };
     replicator.run_once(&mut show)?;
     if args.follow {
-        // SIGINT/SIGTERM end the loop between fetches: every append is whole.
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        #[cfg(unix)]
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            if let Err(e) = signal_hook::flag::register(signal, std::sync::Arc::clone(&stop)) {
-                log::warn!("cannot handle signal {signal}: {e}");
-            }
-        }
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             replicator.follow_once(Duration::from_millis(500), &mut show)?;
         }
