@@ -11,15 +11,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use topiclog::config::{CompressionType, LogConfig, TopicConfig};
 use topiclog::mirror::{Mirror, MirrorOptions};
-use topiclog::partition::{IsolationLevel, OwnedRecord, ReadOptions};
+use topiclog::partition::{IsolationLevel, OwnedRecord};
 use topiclog::{Error, Header, Record, Store};
 
 #[path = "kafka/broker.rs"]
 mod broker;
-use broker::{broker, own_broker, unique};
+use broker::{broker, cluster_read_from, own_broker, signal, unique};
 
 /// The cluster's records of `topic`, by partition, as kafka-python reads them.
 fn cluster_records(topic: &str, partitions: u32) -> BTreeMap<u32, Vec<OwnedRecord>> {
@@ -35,80 +34,9 @@ fn cluster_read(
     cluster_read_from(broker(), topic, partitions, group)
 }
 
-fn cluster_read_from(
-    address: &str,
-    topic: &str,
-    partitions: u32,
-    group: Option<&str>,
-) -> (BTreeMap<u32, Vec<OwnedRecord>>, BTreeMap<u32, Option<i64>>) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka/read_cluster.py");
-    let mut command = Command::new("python3");
-    command
-        .arg(script)
-        .arg(address)
-        .arg(topic)
-        .arg(partitions.to_string());
-    if let Some(group) = group {
-        command.arg(group);
-    }
-    let out = command.output().expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "kafka-python: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let b64 = |v: &serde_json::Value| {
-        v.as_str()
-            .map(|s| base64::engine::general_purpose::STANDARD.decode(s).unwrap())
-    };
-    let mut records: BTreeMap<u32, Vec<OwnedRecord>> = BTreeMap::new();
-    let mut committed = BTreeMap::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        if let Some(c) = v.get("committed") {
-            for (p, o) in c.as_object().unwrap() {
-                committed.insert(p.parse().unwrap(), o.as_i64());
-            }
-            continue;
-        }
-        assert_eq!(v["timestamp_type"], 0, "CreateTime");
-        let headers = v["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| topiclog::OwnedHeader {
-                key: h[0].as_str().unwrap().as_bytes().to_vec(),
-                value: b64(&h[1]),
-            })
-            .collect();
-        let partition = v["partition"].as_u64().unwrap() as u32;
-        records.entry(partition).or_default().push(OwnedRecord {
-            offset: v["offset"].as_i64().unwrap(),
-            timestamp: v["timestamp"].as_i64().unwrap(),
-            key: b64(&v["key"]),
-            value: b64(&v["value"]),
-            headers,
-        });
-    }
-    (records, committed)
-}
-
 /// What a `read_committed` reader of the store returns, by partition.
 fn store_records(store: &Store, topic: &str) -> BTreeMap<u32, Vec<OwnedRecord>> {
-    let t = store.topic(topic).unwrap();
-    let mut out = BTreeMap::new();
-    for (n, p) in (0u32..).zip(t.partitions()) {
-        let options = ReadOptions::new().isolation_level(IsolationLevel::ReadCommitted);
-        let records: Vec<OwnedRecord> = p
-            .read_with(p.log_start_offset(), options)
-            .unwrap()
-            .map(|r| r.unwrap().to_owned_record())
-            .collect();
-        if !records.is_empty() {
-            out.insert(n, records);
-        }
-    }
-    out
+    broker::store_records(store, topic, IsolationLevel::ReadCommitted)
 }
 
 /// The cluster holds the store's records, in order, field for field (offsets from 0).
@@ -595,15 +523,6 @@ fn a_broker_that_stops_answering_mid_run_is_a_typed_error_and_the_next_run_resum
     mirror.run_once(&mut |_| {}).unwrap();
     assert_eq!(mirror.progress().lag, 0);
     assert_mirrored_at(&own.address, &store, &name);
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]

@@ -12,15 +12,29 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use topiclog::config::ConsumerConfig;
-use topiclog::partition::{IsolationLevel, OwnedRecord, ReadOptions};
+use topiclog::partition::{IsolationLevel, OwnedRecord};
 use topiclog::replicate::{ReplicateOptions, Replicator};
 use topiclog::{Error, Record, Store};
 
 #[path = "kafka/broker.rs"]
 mod broker;
-use broker::{broker, own_broker, unique};
+use broker::{broker, cluster_read_from, own_broker, signal, unique};
+
+/// Runs `code` with python3 (kafka-python) and `args`; its failure fails the test.
+fn python(code: &str, args: &[&str]) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -64,60 +78,12 @@ fn cluster_records_at(
     topic: &str,
     partitions: u32,
 ) -> BTreeMap<u32, Vec<OwnedRecord>> {
-    let out = Command::new("python3")
-        .arg(script("read_cluster.py"))
-        .args([address, topic, &partitions.to_string()])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "kafka-python reader: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let b64 = |v: &serde_json::Value| {
-        v.as_str()
-            .map(|s| base64::engine::general_purpose::STANDARD.decode(s).unwrap())
-    };
-    let mut records: BTreeMap<u32, Vec<OwnedRecord>> = BTreeMap::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let headers = v["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| topiclog::OwnedHeader {
-                key: h[0].as_str().unwrap().as_bytes().to_vec(),
-                value: b64(&h[1]),
-            })
-            .collect();
-        let partition = v["partition"].as_u64().unwrap() as u32;
-        records.entry(partition).or_default().push(OwnedRecord {
-            offset: v["offset"].as_i64().unwrap(),
-            timestamp: v["timestamp"].as_i64().unwrap(),
-            key: b64(&v["key"]),
-            value: b64(&v["value"]),
-            headers,
-        });
-    }
-    records
+    cluster_read_from(address, topic, partitions, None).0
 }
 
 /// The replica's records of `topic`, by partition.
 fn replica_records(store: &Store, topic: &str) -> BTreeMap<u32, Vec<OwnedRecord>> {
-    let t = store.topic(topic).unwrap();
-    let mut out = BTreeMap::new();
-    for (n, p) in (0u32..).zip(t.partitions()) {
-        let options = ReadOptions::new().isolation_level(IsolationLevel::ReadUncommitted);
-        let records: Vec<OwnedRecord> = p
-            .read_with(p.log_start_offset(), options)
-            .unwrap()
-            .map(|r| r.unwrap().to_owned_record())
-            .collect();
-        if !records.is_empty() {
-            out.insert(n, records);
-        }
-    }
-    out
+    broker::store_records(store, topic, IsolationLevel::ReadUncommitted)
 }
 
 /// The replica holds exactly the cluster's records, at the same offsets.
@@ -143,6 +109,26 @@ fn assert_replicated(store: &Store, topic: &str, partitions: u32) {
 
 fn options(topic: &str) -> ReplicateOptions {
     ReplicateOptions::new(broker(), topic).timeout(Duration::from_secs(20))
+}
+
+/// A cluster topic of `partitions` produced for `rounds` rounds, replicated into a new store.
+fn replicated(name: &str, partitions: u32, rounds: u32) -> (String, tempfile::TempDir, Store) {
+    let topic = unique(name);
+    produce(&topic, partitions, rounds, true);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    replicate(&store, &topic);
+    (topic, dir, store)
+}
+
+/// The log end offset of the replica's partition 0.
+fn end_of(store: &Store, topic: &str) -> i64 {
+    store
+        .topic(topic)
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .next_offset()
 }
 
 fn replicate(store: &Store, topic: &str) -> u64 {
@@ -207,11 +193,7 @@ fn every_codec_keys_null_values_and_headers_replicate_offset_for_offset() {
 
 #[test]
 fn a_second_run_resumes_from_the_local_end_and_a_reopened_store_continues() {
-    let topic = unique("resumed");
-    produce(&topic, 2, 1, true);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    replicate(&store, &topic);
+    let (topic, dir, store) = replicated("resumed", 2, 1);
     let more = produce(&topic, 2, 1, false);
     let mut replicator = Replicator::new(&store, options(&topic)).unwrap();
     replicator.run_once(&mut |_| {}).unwrap();
@@ -228,17 +210,8 @@ fn a_second_run_resumes_from_the_local_end_and_a_reopened_store_continues() {
 
 #[test]
 fn a_recreated_cluster_topic_is_refused_before_anything_is_appended() {
-    let topic = unique("recreated");
-    produce(&topic, 1, 1, true);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    replicate(&store, &topic);
-    let end = store
-        .topic(&topic)
-        .unwrap()
-        .partition(0)
-        .unwrap()
-        .next_offset();
+    let (topic, _dir, store) = replicated("recreated", 1, 1);
+    let end = end_of(&store, &topic);
     delete_cluster_topic(&topic);
     match Replicator::new(&store, options(&topic)) {
         Err(Error::ReplicationDiverged { reason, .. }) => {
@@ -254,35 +227,17 @@ fn a_recreated_cluster_topic_is_refused_before_anything_is_appended() {
         }
         other => panic!("expected ReplicationDiverged, got {other:?}"),
     }
-    assert_eq!(
-        store
-            .topic(&topic)
-            .unwrap()
-            .partition(0)
-            .unwrap()
-            .next_offset(),
-        end,
-        "nothing appended"
-    );
+    assert_eq!(end_of(&store, &topic), end, "nothing appended");
 }
 
 fn delete_cluster_topic(topic: &str) {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sys, time\n\
+    python(
+        "import sys, time\n\
              from kafka.admin import KafkaAdminClient\n\
              a = KafkaAdminClient(bootstrap_servers=sys.argv[1])\n\
              a.delete_topics([sys.argv[2]])\n\
              time.sleep(0.5)\n",
-        )
-        .args([broker(), topic])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &[broker(), topic],
     );
 }
 
@@ -321,12 +276,7 @@ fn a_cluster_log_that_no_longer_holds_the_replicas_last_batch_is_refused() {
     std::fs::write(&marker, format!("{body}crc32c {crc:08x}\n")).unwrap();
 
     let store = Store::open(dir.path()).unwrap();
-    let end = store
-        .topic(&topic)
-        .unwrap()
-        .partition(0)
-        .unwrap()
-        .next_offset();
+    let end = end_of(&store, &topic);
     match Replicator::new(&store, options(&topic)) {
         Err(Error::ReplicationDiverged {
             reason, partition, ..
@@ -336,16 +286,7 @@ fn a_cluster_log_that_no_longer_holds_the_replicas_last_batch_is_refused() {
         }
         other => panic!("expected ReplicationDiverged, got {other:?}"),
     }
-    assert_eq!(
-        store
-            .topic(&topic)
-            .unwrap()
-            .partition(0)
-            .unwrap()
-            .next_offset(),
-        end,
-        "nothing appended"
-    );
+    assert_eq!(end_of(&store, &topic), end, "nothing appended");
 }
 
 #[test]
@@ -400,10 +341,10 @@ fn an_unreachable_cluster_is_a_typed_error() {
 /// Commits `offsets` (partition → offset) for `group` in the cluster with kafka-python.
 fn commit_in_cluster(topic: &str, group: &str, offsets: &[(u32, i64)]) {
     let spec: Vec<String> = offsets.iter().map(|(p, o)| format!("{p}:{o}")).collect();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sys\n\
+    let mut args = vec![broker(), topic, group];
+    args.extend(spec.iter().map(String::as_str));
+    python(
+        "import sys\n\
              from kafka import KafkaConsumer, TopicPartition\n\
              from kafka.structs import OffsetAndMetadata\n\
              bootstrap, topic, group = sys.argv[1:4]\n\
@@ -415,15 +356,7 @@ fn commit_in_cluster(topic: &str, group: &str, offsets: &[(u32, i64)]) {
              c.assign(list(offsets))\n\
              c.commit(offsets)\n\
              c.close()\n",
-        )
-        .args([broker(), topic, group])
-        .args(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &args,
     );
 }
 
@@ -527,14 +460,6 @@ fn replication_killed_at_random_moments_resumes_exactly() {
     assert!(cut_short > 0, "no kill fell before the replica caught up");
 }
 
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[test]
 fn a_broker_that_stops_answering_mid_run_is_a_typed_error_and_the_next_run_resumes() {
     let own = own_broker();
@@ -569,12 +494,7 @@ fn a_broker_that_stops_answering_mid_run_is_a_typed_error_and_the_next_run_resum
         ),
         other => panic!("expected Error::Cluster, got {other:?}"),
     }
-    let partial = store
-        .topic(&topic)
-        .unwrap()
-        .partition(0)
-        .unwrap()
-        .next_offset();
+    let partial = end_of(&store, &topic);
     assert!(partial > 0, "the first fetches were appended");
     drop(replicator);
     let mut replicator = Replicator::new(&store, opts).unwrap();
@@ -646,33 +566,20 @@ fn the_cli_replicates_describes_the_replica_and_refuses_produce() {
 /// Kafka's DeleteRecords on the cluster, with kafka-python: the log start of `topic`'s
 /// `partition` raised to `offset`.
 fn delete_records_in_cluster(topic: &str, partition: u32, offset: i64) {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sys\n\
+    python(
+        "import sys\n\
              from kafka import TopicPartition\n\
              from kafka.admin import KafkaAdminClient\n\
              a = KafkaAdminClient(bootstrap_servers=sys.argv[1])\n\
              r = a.delete_records({TopicPartition(sys.argv[2], int(sys.argv[3])): int(sys.argv[4])})\n\
              assert all(v['error_code'] == 0 for v in r.values()), r\n",
-        )
-        .args([broker(), topic, &partition.to_string(), &offset.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &[broker(), topic, &partition.to_string(), &offset.to_string()],
     );
 }
 
 #[test]
 fn the_replicas_log_start_follows_the_clusters() {
-    let topic = unique("start");
-    produce(&topic, 1, 4, true);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    replicate(&store, &topic);
+    let (topic, _dir, store) = replicated("start", 1, 4);
     delete_records_in_cluster(&topic, 0, 40);
     produce(&topic, 1, 1, false);
     replicate(&store, &topic);
@@ -694,17 +601,8 @@ fn the_replicas_log_start_follows_the_clusters() {
 
 #[test]
 fn a_cluster_log_start_past_the_replicas_end_is_refused() {
-    let topic = unique("deleted-ahead");
-    produce(&topic, 1, 1, true);
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    replicate(&store, &topic);
-    let end = store
-        .topic(&topic)
-        .unwrap()
-        .partition(0)
-        .unwrap()
-        .next_offset();
+    let (topic, _dir, store) = replicated("deleted-ahead", 1, 1);
+    let end = end_of(&store, &topic);
     produce(&topic, 1, 2, false);
     delete_records_in_cluster(&topic, 0, end + 10);
     match Replicator::new(&store, options(&topic)) {
@@ -719,15 +617,7 @@ fn a_cluster_log_start_past_the_replicas_end_is_refused() {
         }
         other => panic!("expected ReplicationDiverged, got {other:?}"),
     }
-    assert_eq!(
-        store
-            .topic(&topic)
-            .unwrap()
-            .partition(0)
-            .unwrap()
-            .next_offset(),
-        end
-    );
+    assert_eq!(end_of(&store, &topic), end);
 }
 
 #[test]

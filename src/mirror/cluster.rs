@@ -280,13 +280,7 @@ impl Cluster {
     /// Commits `offsets` (topic, partition, offset) for `group` in the cluster, as an
     /// administrator does for a group without members.
     pub(crate) fn commit_group(&self, group: &str, offsets: &[(String, u32, i64)]) -> Result<()> {
-        let mut config = self.config.clone();
-        config
-            .set("group.id", group)
-            .set("enable.auto.commit", "false");
-        let consumer: BaseConsumer = config
-            .create()
-            .map_err(|e| error("creating the group client", &e))?;
+        let consumer = self.group_client(group)?;
         let mut list = TopicPartitionList::new();
         for (topic, partition, offset) in offsets {
             list.add_partition_offset(topic, *partition as i32, Offset::Offset(*offset))
@@ -301,6 +295,18 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// A client of `group` that never joins it: for reading and committing its offsets, as an
+    /// administrator does.
+    fn group_client(&self, group: &str) -> Result<BaseConsumer> {
+        let mut config = self.config.clone();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false");
+        config
+            .create()
+            .map_err(|e| error("creating the group client", &e))
+    }
+
     /// `group`'s committed offsets for partitions `0..partitions` of `topic`: (partition,
     /// offset) for each partition that has one.
     pub(crate) fn committed(
@@ -309,13 +315,7 @@ impl Cluster {
         topic: &str,
         partitions: u32,
     ) -> Result<Vec<(u32, i64)>> {
-        let mut config = self.config.clone();
-        config
-            .set("group.id", group)
-            .set("enable.auto.commit", "false");
-        let consumer: BaseConsumer = config
-            .create()
-            .map_err(|e| error("creating the group client", &e))?;
+        let consumer = self.group_client(group)?;
         let mut list = TopicPartitionList::new();
         for partition in 0..partitions {
             list.add_partition(topic, partition as i32);

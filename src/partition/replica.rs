@@ -61,32 +61,19 @@ impl ReplicaOf {
     }
 }
 
-/// Encodes the marker's contents.
+/// Encodes the marker's contents, sealed with its checksum line (see [`crate::sealed`]).
 fn encode(of: &ReplicaOf) -> String {
-    let mut text = format!(
+    crate::sealed::seal(format!(
         "{HEADER}\ntopic {}\ntopic-id {}\nbootstrap {}\n",
         of.cluster_topic,
         of.topic_id_hex(),
         of.bootstrap_servers
-    );
-    let crc = crate::crc::crc32c(text.as_bytes());
-    let _ = writeln!(text, "crc32c {crc:08x}");
-    text
+    ))
 }
 
-/// Decodes a marker; `Err` says why it cannot be trusted.
-fn decode(text: &str) -> std::result::Result<ReplicaOf, &'static str> {
-    let body_end = text.rfind("crc32c ").ok_or("no checksum line")?;
-    let (body, crc_line) = text.split_at(body_end);
-    let stored = crc_line
-        .strip_suffix('\n')
-        .and_then(|l| l.strip_prefix("crc32c "))
-        .filter(|h| h.len() == 8)
-        .and_then(|h| u32::from_str_radix(h, 16).ok())
-        .ok_or("malformed checksum line")?;
-    if stored != crate::crc::crc32c(body.as_bytes()) {
-        return Err("checksum mismatch");
-    }
+/// Decodes a marker's body (its checksum line already checked); `Err` says why it cannot be
+/// trusted.
+fn decode(body: &str) -> std::result::Result<ReplicaOf, &'static str> {
     let mut lines = body.lines();
     if lines.next() != Some(HEADER) {
         return Err("unknown marker version");
@@ -141,7 +128,8 @@ pub(crate) fn read(disk: &dyn Disk, dir: &Path) -> Result<Option<ReplicaOf>> {
         Err(e) => return Err(e),
     };
     let bytes = file.read_all()?;
-    let decoded = std::str::from_utf8(&bytes)
+    let body = crate::sealed::open(&bytes, &path, crate::sealed::Required::Yes)?;
+    let decoded = std::str::from_utf8(body)
         .map_err(|_| "not UTF-8")
         .and_then(decode);
     decoded
@@ -225,15 +213,8 @@ impl Partition {
     /// [`Error::OffsetOutOfRange`] for a first batch below the log end offset;
     /// [`Error::ReadOnly`]; [`Error::Closed`]; [`Error::Io`].
     pub fn append_replicated(&self, batches: &[u8]) -> Result<Option<AppendInfo>> {
-        if self.is_read_only() {
-            return Err(Error::ReadOnly);
-        }
+        self.check_replicator_write()?;
         let shared = &*self.shared;
-        if shared.replica.get().is_none() {
-            return Err(Error::NotAReplica {
-                dir: shared.dir.clone(),
-            });
-        }
         let parsed = self.check_replicated(batches)?;
         let wall_ms = crate::config::wall_ms();
         let (mut first, mut last, mut commit) = (None, None, None);
@@ -342,16 +323,22 @@ impl Partition {
     /// (the replicator must fetch up to it first); [`Error::ReadOnly`]; [`Error::Closed`];
     /// [`Error::Io`].
     pub fn replicated_log_start(&self, log_start: i64) -> Result<i64> {
+        self.check_replicator_write()?;
+        let shared = &*self.shared;
+        shared.writer.lock().delete_records(shared, log_start)
+    }
+
+    /// Refuses a replicator's write to a partition that is read-only or not a replica.
+    fn check_replicator_write(&self) -> Result<()> {
         if self.is_read_only() {
             return Err(Error::ReadOnly);
         }
-        let shared = &*self.shared;
-        if shared.replica.get().is_none() {
-            return Err(Error::NotAReplica {
-                dir: shared.dir.clone(),
-            });
+        match self.shared.replica.get() {
+            Some(_) => Ok(()),
+            None => Err(Error::NotAReplica {
+                dir: self.shared.dir.clone(),
+            }),
         }
-        shared.writer.lock().delete_records(shared, log_start)
     }
 }
 
@@ -367,29 +354,45 @@ mod tests {
         }
     }
 
+    /// Decodes sealed marker text as `read` does.
+    fn decode_sealed(text: &str) -> std::result::Result<ReplicaOf, String> {
+        let body = crate::sealed::open(
+            text.as_bytes(),
+            Path::new(REPLICA_FILE),
+            crate::sealed::Required::Yes,
+        )
+        .map_err(|e| e.to_string())?;
+        decode(std::str::from_utf8(body).map_err(|e| e.to_string())?).map_err(str::to_owned)
+    }
+
     #[test]
     fn round_trip() {
         let text = encode(&of());
         assert!(text.starts_with("topiclog-replica 1\ntopic orders\ntopic-id abababab"));
-        assert_eq!(decode(&text), Ok(of()));
+        assert_eq!(decode_sealed(&text), Ok(of()));
         let empty_bootstrap = ReplicaOf {
             bootstrap_servers: String::new(),
             ..of()
         };
-        assert_eq!(decode(&encode(&empty_bootstrap)), Ok(empty_bootstrap));
+        assert_eq!(
+            decode_sealed(&encode(&empty_bootstrap)),
+            Ok(empty_bootstrap)
+        );
     }
 
     #[test]
     fn damage_is_detected() {
         let text = encode(&of());
-        assert_eq!(
-            decode(&text.replacen("orders", "orderz", 1)),
-            Err("checksum mismatch")
-        );
-        for cut in 0..text.len() {
-            assert!(decode(&text[..cut]).is_err(), "cut at {cut}");
+        assert!(decode_sealed(&text.replacen("orders", "orderz", 1)).is_err());
+        // (Only the final newline gone leaves every byte the checksum covers: accepted.)
+        for cut in 0..text.len() - 1 {
+            assert!(decode_sealed(&text[..cut]).is_err(), "cut at {cut}");
         }
-        assert!(decode(&format!("{text}x")).is_err());
+        assert!(decode_sealed(&format!("{text}x")).is_err());
+        assert_eq!(
+            decode("topiclog-replica 2\n"),
+            Err("unknown marker version")
+        );
         assert_eq!(parse_hex_id(&"g".repeat(32)), None);
         assert_eq!(parse_hex_id("ab"), None);
     }

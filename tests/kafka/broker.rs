@@ -1,12 +1,18 @@
 //! A Kafka-protocol broker for the tests that need one (features `kafka` and `cli`): the one
 //! `.ci/run` starts (`TOPICLOG_TEST_BROKER=HOST:PORT`), or, when that is unset, a `nisshi`
-//! broker started here on a free loopback port and stopped when the test binary exits.
+//! broker started here on a free loopback port and stopped when the test binary exits; and
+//! the cluster read back by kafka-python, an independent client.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use base64::Engine;
+use topiclog::partition::OwnedRecord;
 
 /// A broker for this test binary: `.ci/run`'s, or one started here.
 pub struct Broker {
@@ -99,4 +105,98 @@ pub fn unique(name: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// `topic`'s partitions `0..partitions` in the cluster at `address`, as kafka-python reads
+/// them (`tests/kafka/read_cluster.py`, `read_committed`, CreateTime checked), by partition;
+/// with `group`, read from the group's committed offsets, which come back too.
+pub fn cluster_read_from(
+    address: &str,
+    topic: &str,
+    partitions: u32,
+    group: Option<&str>,
+) -> (BTreeMap<u32, Vec<OwnedRecord>>, BTreeMap<u32, Option<i64>>) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka/read_cluster.py");
+    let mut command = Command::new("python3");
+    command
+        .arg(script)
+        .arg(address)
+        .arg(topic)
+        .arg(partitions.to_string());
+    if let Some(group) = group {
+        command.arg(group);
+    }
+    let out = command.output().expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "kafka-python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b64 = |v: &serde_json::Value| {
+        v.as_str()
+            .map(|s| base64::engine::general_purpose::STANDARD.decode(s).unwrap())
+    };
+    let mut records: BTreeMap<u32, Vec<OwnedRecord>> = BTreeMap::new();
+    let mut committed = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(c) = v.get("committed") {
+            for (p, o) in c.as_object().unwrap() {
+                committed.insert(p.parse().unwrap(), o.as_i64());
+            }
+            continue;
+        }
+        assert_eq!(v["timestamp_type"], 0, "CreateTime");
+        let headers = v["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| topiclog::OwnedHeader {
+                key: h[0].as_str().unwrap().as_bytes().to_vec(),
+                value: b64(&h[1]),
+            })
+            .collect();
+        let partition = v["partition"].as_u64().unwrap() as u32;
+        records.entry(partition).or_default().push(OwnedRecord {
+            offset: v["offset"].as_i64().unwrap(),
+            timestamp: v["timestamp"].as_i64().unwrap(),
+            key: b64(&v["key"]),
+            value: b64(&v["value"]),
+            headers,
+        });
+    }
+    (records, committed)
+}
+
+/// What a reader of `store`'s `topic` at isolation `level` returns, by partition (partitions
+/// without records left out).
+pub fn store_records(
+    store: &topiclog::Store,
+    topic: &str,
+    level: topiclog::partition::IsolationLevel,
+) -> BTreeMap<u32, Vec<OwnedRecord>> {
+    let t = store.topic(topic).unwrap();
+    let mut out = BTreeMap::new();
+    for (n, p) in (0u32..).zip(t.partitions()) {
+        let options = topiclog::partition::ReadOptions::new().isolation_level(level);
+        let records: Vec<OwnedRecord> = p
+            .read_with(p.log_start_offset(), options)
+            .unwrap()
+            .map(|r| r.unwrap().to_owned_record())
+            .collect();
+        if !records.is_empty() {
+            out.insert(n, records);
+        }
+    }
+    out
+}
+
+/// Sends signal `name` (`STOP`, `CONT`, `TERM`, ...) to process `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
 }

@@ -51,15 +51,7 @@ pub(crate) fn run(dir: &Path, args: &MirrorArgs, out: &mut Out) -> Result<(), Fa
     let mut mirror = Mirror::new(&store, options)?;
     // On a terminal: a bar of records sent out of records sent plus lag, with bytes, rate
     // and lag beside it.
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} records, {msg}")
-        {
-            bar.set_style(style);
-        }
-        bar
-    });
+    let bar = terminal_bar("{bar:30} {pos}/{len} records, {msg}");
     let started = Instant::now();
     let mut show = |p: &Progress| {
         if let Some(bar) = &bar {
@@ -77,13 +69,7 @@ pub(crate) fn run(dir: &Path, args: &MirrorArgs, out: &mut Out) -> Result<(), Fa
     mirror.run_once(&mut show)?;
     if args.follow {
         // SIGINT/SIGTERM end the loop between rounds: what was acknowledged is recorded.
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        #[cfg(unix)]
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            if let Err(e) = signal_hook::flag::register(signal, std::sync::Arc::clone(&stop)) {
-                log::warn!("cannot handle signal {signal}: {e}");
-            }
-        }
+        let stop = stop_on_signals();
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             if mirror.run_once(&mut show)? == 0 {
                 mirror.wait(Duration::from_millis(500))?;
@@ -112,6 +98,30 @@ pub(crate) fn run(dir: &Path, args: &MirrorArgs, out: &mut Out) -> Result<(), Fa
         ))?;
     }
     Ok(())
+}
+
+/// On a terminal, a progress bar on stderr drawn with `template` (indicatif's); `None`
+/// otherwise (a summary line is printed at the end instead).
+pub(crate) fn terminal_bar(template: &str) -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        bar
+    })
+}
+
+/// A flag SIGINT and SIGTERM set (on Unix), for a loop to end between whole steps.
+pub(crate) fn stop_on_signals() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    #[cfg(unix)]
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, std::sync::Arc::clone(&stop)) {
+            log::warn!("cannot handle signal {signal}: {e}");
+        }
+    }
+    stop
 }
 
 /// `KEY=VALUE` lines of a `--command-config` file.

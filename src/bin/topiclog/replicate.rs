@@ -1,7 +1,6 @@
 //! `topiclog replicate`: keeps a local replica of a Kafka cluster's topic (feature `kafka`),
 //! and copies consumer groups' offsets from the cluster. See `topiclog::replicate`.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -49,28 +48,14 @@ pub(crate) fn run(dir: &Path, args: &ReplicateArgs, out: &mut Out) -> Result<(),
     }
     // SIGINT/SIGTERM stop the run after the append under way: every append is whole, and
     // the store is closed cleanly.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    #[cfg(unix)]
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(signal, std::sync::Arc::clone(&stop)) {
-            log::warn!("cannot handle signal {signal}: {e}");
-        }
-    }
+    let stop = crate::mirror::stop_on_signals();
     options = options.stop_when(std::sync::Arc::clone(&stop));
     // The replicator is the store's writer; consumers read it from other processes.
     let store = Store::open(dir)?;
     let mut replicator = Replicator::new(&store, options)?;
     // On a terminal: a bar of offsets replicated out of the cluster's high watermarks, with
     // bytes, rate and each partition's lag beside it.
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} offsets, {msg}")
-        {
-            bar.set_style(style);
-        }
-        bar
-    });
+    let bar = crate::mirror::terminal_bar("{bar:30} {pos}/{len} offsets, {msg}");
     let started = Instant::now();
     let mut show = |p: &Progress| {
         if let Some(bar) = &bar {
