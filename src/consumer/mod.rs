@@ -56,7 +56,7 @@ use crate::group::Coordinator;
 pub use crate::group::GroupMember;
 use crate::group::coordinator::JoinRequest;
 use crate::partition::watch::Signal;
-use crate::partition::{LogRecord, Partition, ReadOptions};
+use crate::partition::{LogRecord, Partition, ReadOptions, Reader};
 
 /// How often a consumer of a read-only store re-reads the files while it waits, where no
 /// file-change notification wakes it (the writer is another process).
@@ -231,6 +231,14 @@ struct Assigned {
     revoked: bool,
     /// Paused by the application: kept, but not fetched from until resumed.
     paused: bool,
+    /// A read-only store's partition: when its files were last re-read, and whether the last
+    /// read reached the end of what was known (see [`Consumer::refresh_due`]).
+    refreshed: Option<Instant>,
+    drained: bool,
+    /// The reader the last poll left off with, kept while the position follows it: a
+    /// consumer working through a partition reads on from the bytes it already holds instead
+    /// of finding and reading them again each poll.
+    reader: Option<Reader>,
 }
 
 /// Interrupts a consumer's blocking [`poll`](Consumer::poll) from another thread (or a signal
@@ -623,6 +631,9 @@ impl Consumer {
                     position: coordinator.committed(&group, tp)?,
                     revoked: false,
                     paused: false,
+                    refreshed: None,
+                    drained: true,
+                    reader: None,
                 });
                 assigned.push(tp.clone());
             }
@@ -734,6 +745,9 @@ impl Consumer {
                     position: committed(topic, number)?,
                     revoked: false,
                     paused: false,
+                    refreshed: None,
+                    drained: true,
+                    reader: None,
                 },
             };
             next.push(assigned);
@@ -788,11 +802,21 @@ impl Consumer {
             self.auto_commit();
             if self.read_only {
                 self.watch_files();
-                if let Some(source) = self.source.upgrade() {
+                let due: Vec<bool> = self.assigned.iter().map(Self::refresh_due).collect();
+                // The store's topics too (a subscription may wait for one to appear).
+                if (self.assigned.is_empty() || due.iter().any(|&d| d))
+                    && let Some(source) = self.source.upgrade()
+                {
                     source.refresh_if_changed()?;
                 }
-                for a in &self.assigned {
-                    a.partition.refresh()?;
+                for (a, due) in self.assigned.iter_mut().zip(due) {
+                    if due {
+                        a.partition.refresh()?;
+                        a.refreshed = Some(Instant::now());
+                    } else {
+                        // Records the writer deleted are out of range at once, as in Kafka.
+                        a.partition.follow_log_start()?;
+                    }
                 }
             }
             let records = self.fetch()?;
@@ -814,6 +838,18 @@ impl Consumer {
             };
             self.signal.wait_until(until);
         }
+    }
+
+    /// Whether a read-only store's partition must re-read its files before this poll reads it:
+    /// when it has nothing known left to read (caught up, or positioned past what it knew),
+    /// or once every [`READ_ONLY_REFRESH`] anyway (the writer's compaction). A consumer
+    /// working through a backlog then lists no directory per poll; it only re-reads the log
+    /// start the writer recorded.
+    fn refresh_due(a: &Assigned) -> bool {
+        a.drained
+            || a.position.is_none_or(|p| p >= a.partition.next_offset())
+            || a.refreshed
+                .is_none_or(|at| at.elapsed() >= READ_ONLY_REFRESH)
     }
 
     /// Reads what is available, each partition in turn.
@@ -838,7 +874,11 @@ impl Consumer {
                 if self.assigned[index].revoked || self.assigned[index].paused {
                     continue;
                 }
-                let read = self.read_partition(index, quota.min(max - out.len()));
+                let quota = quota.min(max - out.len());
+                let read = self.read_partition(index, quota);
+                if let Ok(records) = &read {
+                    self.assigned[index].drained = records.len() < quota;
+                }
                 match read {
                     Ok(records) => out.extend(records),
                     // Returned next time, once the records already read are delivered.
@@ -858,19 +898,34 @@ impl Consumer {
             return Ok(Vec::new());
         }
         let options = ReadOptions::new().isolation_level(self.config.isolation_level);
-        let reader = match a.partition.read_with(position, options) {
-            Ok(reader) => reader,
-            Err(Error::OffsetOutOfRange { log_start, .. }) => {
-                // Retention deleted the records at the position: start again per the policy.
-                let reset = reset_position(&a.topic, a.number, &a.partition, &self.config)?
-                    .max(log_start.min(a.partition.next_offset()));
-                a.position = Some(reset);
-                a.partition.read_with(reset, options)?
-            }
-            Err(e) => return Err(e),
+        // Kept while it follows the position and the position is still in the log (records
+        // deleted below the log start are out of range for a consumer, as in Kafka, even if
+        // the reader could still read them).
+        let kept = a
+            .reader
+            .take()
+            .filter(|r| r.position() == position && position >= a.partition.log_start_offset());
+        let mut reader = match kept {
+            Some(reader) => reader,
+            _ => match a.partition.read_with(position, options) {
+                Ok(reader) => reader,
+                Err(Error::OffsetOutOfRange { log_start, .. }) => {
+                    // Retention deleted the records at the position: start again per the
+                    // policy.
+                    let reset = reset_position(&a.topic, a.number, &a.partition, &self.config)?
+                        .max(log_start.min(a.partition.next_offset()));
+                    a.position = Some(reset);
+                    a.partition.read_with(reset, options)?
+                }
+                Err(e) => return Err(e),
+            },
         };
         let mut records = Vec::new();
-        for record in reader {
+        while records.len() < quota {
+            let Some(record) = reader.next() else {
+                // At the end of what it could see: a fresh reader sees what comes later.
+                return Ok(records);
+            };
             let record = match record {
                 Ok(record) => record,
                 // Deleted under the reader (a writer's retention, in another process): the
@@ -881,7 +936,7 @@ impl Consumer {
                     return Ok(records);
                 }
                 Err(e) if records.is_empty() => return Err(e),
-                Err(_) => break,
+                Err(_) => return Ok(records),
             };
             a.position = Some(record.offset() + 1);
             records.push(ConsumerRecord {
@@ -889,10 +944,8 @@ impl Consumer {
                 partition: a.number,
                 record,
             });
-            if records.len() >= quota {
-                break;
-            }
         }
+        a.reader = Some(reader);
         Ok(records)
     }
 

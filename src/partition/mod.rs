@@ -479,6 +479,18 @@ impl Partition {
         config: LogConfig,
         options: RecoveryOptions,
     ) -> Result<Partition> {
+        recovery::retry_read_only(&*disk, dir, || {
+            Partition::open_once(Arc::clone(&disk), dir, config.clone(), options)
+        })
+    }
+
+    /// One attempt of [`open_on`](Partition::open_on).
+    fn open_once(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        config: LogConfig,
+        options: RecoveryOptions,
+    ) -> Result<Partition> {
         let read_only = disk.is_read_only();
         // Before the listing: a compaction after it raises the epoch, and a refresh lists again.
         let epoch = match read_only {
@@ -1206,6 +1218,20 @@ impl Partition {
         }
         let next_offset = shared.segments.read().last().map_or(0, |s| s.next_offset());
         shared.next_offset.store(next_offset, Ordering::Release);
+        self.follow_log_start()?;
+        serial.follow_producers(shared, next_offset)?;
+        shared.update_visible_end();
+        Ok(grew)
+    }
+
+    /// For a read-only partition, takes up the log start its writer recorded (retention or
+    /// `delete_records` in the writer's process) without listing the directory: one small
+    /// file read. [`refresh`](Partition::refresh) does it too.
+    pub(crate) fn follow_log_start(&self) -> Result<()> {
+        let shared = &self.shared;
+        if !self.read_only {
+            return Ok(());
+        }
         if let Some(start) = checkpoint::read_log_start(&*shared.disk, &shared.dir)? {
             let start = shared
                 .log_start_offset
@@ -1223,9 +1249,7 @@ impl Partition {
             drop(segments);
             shared.aborted.write().remove_range(i64::MIN..start);
         }
-        serial.follow_producers(shared, next_offset)?;
-        shared.update_visible_end();
-        Ok(grew)
+        Ok(())
     }
 
     /// Loads the idempotent producers' state as a writable open would (snapshots, then the

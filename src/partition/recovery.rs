@@ -259,30 +259,40 @@ struct Present {
 /// docs); a read-only one (the disk refuses writes) runs the same listing and checks without
 /// changing a file, serving what the writable open would keep. A read-only open runs beside a
 /// live writer, which may change the directory between two of its reads (a roll, retention
-/// deleting a segment, a checkpoint replaced): a state that fails a check is read again a few
-/// times before the failure is reported.
+/// deleting a segment, a checkpoint replaced): its caller runs it under [`retry_read_only`].
 pub(crate) fn open(
     disk: &Arc<dyn Disk>,
     dir: &Path,
     config: &LogConfig,
     options: RecoveryOptions,
 ) -> Result<Opened> {
+    open_once(disk, dir, config, options)
+}
+
+/// Runs `open` (a read-only open of the partition in `dir`, every file it reads included:
+/// segments, indexes, producer snapshots, `.txnindex` files) again when it fails in a way a
+/// live writer's concurrent change can cause and the directory changed meanwhile: damage that
+/// stays put is reported at once. A writable open runs once.
+pub(crate) fn retry_read_only<T>(
+    disk: &dyn Disk,
+    dir: &Path,
+    mut open: impl FnMut() -> Result<T>,
+) -> Result<T> {
     if !disk.is_read_only() {
-        return open_once(disk, dir, config, options);
+        return open();
     }
     let mut attempt = 0u32;
     loop {
-        let before = disk::fingerprint(&**disk, dir);
-        match open_once(disk, dir, config, options) {
-            // Read again only if the directory changed meanwhile: damage that stays put is
-            // reported at once.
+        let before = disk::fingerprint(disk, dir);
+        match open() {
             Err(e)
                 if attempt < READ_ONLY_RETRIES
                     && may_be_transient(&e)
-                    && disk::fingerprint(&**disk, dir) != before =>
+                    && disk::fingerprint(disk, dir) != before =>
             {
                 attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(1 << attempt));
+                let wait = (1u64 << attempt).min(READ_ONLY_MAX_WAIT_MS);
+                std::thread::sleep(std::time::Duration::from_millis(wait));
             }
             result => return result,
         }
@@ -372,8 +382,11 @@ pub(crate) fn log_opened(
     }
 }
 
-/// How many times a read-only open reads the directory again after a failed check.
-const READ_ONLY_RETRIES: u32 = 4;
+/// How many times a read-only open reads the directory again after a failed check (a writer
+/// whose retention deletes a segment every few appends can change it under each attempt on a
+/// busy machine), and the most it waits between two.
+const READ_ONLY_RETRIES: u32 = 10;
+const READ_ONLY_MAX_WAIT_MS: u64 = 20;
 
 /// Errors a live writer's concurrent change can cause in a read-only open.
 fn may_be_transient(e: &Error) -> bool {
