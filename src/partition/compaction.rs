@@ -359,7 +359,18 @@ impl Partition {
                         .map_err(|e| Error::io(IoOp::Map, &shared.dir, e))?,
                 ),
             };
-            let Outcome { groups, end_offset } = rewrite::run(&input, map)?;
+            let Outcome { groups, end_offset } = match rewrite::run(&input, map) {
+                Ok(outcome) => outcome,
+                // Retention deleted a source segment's files under the pass: as after a
+                // deferred swap, the next pass tries again on what is left.
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && sources_gone(shared, &input.sealed) =>
+                {
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             let mut deferred = false;
             let epoch = read_epoch(&*shared.disk, &shared.dir);
             let swapping = epoch + 1 + epoch % 2;
@@ -421,4 +432,12 @@ impl Partition {
         }
         Ok(report)
     }
+}
+
+/// Whether any of `sources` is no longer in the partition's segment list (retention removed it).
+fn sources_gone(shared: &Shared, sources: &[Arc<Segment>]) -> bool {
+    let current = shared.segments();
+    sources
+        .iter()
+        .any(|s| !current.iter().any(|c| Arc::ptr_eq(c, s)))
 }
