@@ -9,6 +9,9 @@
 //! partition (or does not know the topic yet) drops the connection and refreshes the metadata,
 //! retried with backoff until the run's timeout. Every failure is [`Error::Cluster`].
 
+// It decodes bytes from the network: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

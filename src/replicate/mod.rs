@@ -28,6 +28,9 @@
 //! Kafka's clients retry. Only plaintext listeners are supported; group offsets are read
 //! through librdkafka, whose properties (SASL, TLS) pass through but are untested here.
 
+// It decodes bytes from the network: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 mod fetcher;
 
 use std::sync::Arc;
