@@ -344,7 +344,7 @@ impl Writer {
         let encoded = self
             .appender
             .encode(&self.config, &params, records, now, codec)?;
-        let batch = match self.place(shared, &encoded, wall_ms)? {
+        let batch = match self.place(shared, &encoded, wall_ms, None)? {
             Ok(batch) => batch,
             Err(commit_first) => return Ok(commit_first),
         };
@@ -374,8 +374,9 @@ impl Writer {
         self.finish(shared, batch, info, records.len())
     }
 
-    /// Puts an encoded batch in the log: rolls first if it must, and writes the buffer out if
-    /// full. `Err(Appended::CommitFirst)` when batches waiting for a commit must reach the old
+    /// Puts an encoded batch in the log: rolls first if it must (to `roll_to` when given, else
+    /// at the log end offset when [`Appender::should_roll`] says so), and writes the buffer out
+    /// if full. `Err(Appended::CommitFirst)` when batches waiting for a commit must reach the old
     /// segment before the roll (nothing appended then).
     #[inline]
     fn place(
@@ -383,15 +384,21 @@ impl Writer {
         shared: &Shared,
         encoded: &EncodedBatch,
         wall_ms: i64,
+        roll_to: Option<i64>,
     ) -> Result<std::result::Result<BatchEnd, Appended>> {
-        if self.appender.should_roll(&self.config, encoded) {
+        let roll_to = roll_to.or_else(|| {
+            self.appender
+                .should_roll(&self.config, encoded)
+                .then(|| self.appender.next_offset())
+        });
+        if let Some(base) = roll_to {
             if self.ledger.has_pending() {
                 // The old segment's batches must be published before it reads as sealed.
                 self.appender.discard(encoded);
                 return Ok(Err(Appended::CommitFirst(self.ledger.appended_seq())));
             }
             let batch = self.appender.take_encoded(encoded);
-            self.roll(shared)?;
+            self.roll_at(shared, base)?;
             self.appender.restore_encoded(&batch);
         }
         if !self.durable {
@@ -487,7 +494,7 @@ impl Writer {
         let encoded =
             self.appender
                 .encode(&self.config, &params, &[record], now, Compression::None)?;
-        let batch = match self.place(shared, &encoded, wall_ms)? {
+        let batch = match self.place(shared, &encoded, wall_ms, None)? {
             Ok(batch) => batch,
             Err(commit_first) => return Ok(commit_first),
         };

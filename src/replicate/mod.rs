@@ -482,7 +482,7 @@ impl<'a> Replicator<'a> {
             let local_end = log.next_offset();
             // A fresh replica starts where the cluster's log starts.
             let from = match self.progress.partitions.get(number as usize) {
-                Some(s) if log.last_batch()?.is_none() => local_end.max(s.log_start),
+                Some(s) if local_end == 0 => s.log_start.max(0),
                 _ => local_end,
             };
             let fetched = match self.fetcher.fetch(&name, number, from, wait)? {

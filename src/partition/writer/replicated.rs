@@ -40,16 +40,12 @@ impl Writer {
         let active_base = self.appender.active().base_offset();
         let must_roll = self.appender.should_roll(&self.config, &encoded)
             || (self.appender.is_empty() && active_base != header.base_offset);
-        if must_roll {
-            if self.ledger.has_pending() {
-                self.appender.discard(&encoded);
-                return Ok(Appended::CommitFirst(self.ledger.appended_seq()));
-            }
-            let bytes = self.appender.take_encoded(&encoded);
-            self.roll_at(shared, header.base_offset)?;
-            self.appender.restore_encoded(&bytes);
-        }
-        let placed = self.place(shared, &encoded, wall_ms)?;
+        let placed = self.place(
+            shared,
+            &encoded,
+            wall_ms,
+            must_roll.then_some(header.base_offset),
+        )?;
         let end = match placed {
             Ok(end) => end,
             Err(commit_first) => return Ok(commit_first),
