@@ -736,3 +736,153 @@ fn a_damaged_position_file_is_an_error_naming_it_not_a_fresh_start() {
         other => panic!("expected Corrupt naming {}, got {other:?}", file.display()),
     }
 }
+
+/// Partitions added to cluster topic `topic` on the cluster's side, from `old` to `new`, each
+/// added one holding `extra` records of the cluster's own (`tests/kafka/grow_cluster_topic.py`:
+/// the test broker has no CreatePartitions, so the topic is created again with the same
+/// records at the same offsets).
+fn grow_cluster_topic(topic: &str, old: u32, new: u32, extra: u32) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka/grow_cluster_topic.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(broker())
+        .arg(topic)
+        .args([old, new, extra].map(|n| n.to_string()))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "kafka-python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `n` keyed records with CreateTime timestamps to partition `partition` of `topic` (no null
+/// header values, which kafka-python cannot send again).
+fn fill_partition(store: &Store, topic: &str, partition: u32, n: u32) {
+    let t = store.topic(topic).unwrap();
+    let headers = [Header::new(b"h", Some(b"1"))];
+    for i in 0..n {
+        let key = format!("p{partition}-k{i}");
+        let value = format!("p{partition} value {i}");
+        let record = Record::keyed(key.as_bytes(), value.as_bytes())
+            .with_headers(&headers)
+            .with_timestamp(1_700_000_000_000 + i64::from(i));
+        t.append_to(partition, record).unwrap();
+    }
+}
+
+/// Cluster partition `partition` holds `natives` records of the cluster's own, then exactly
+/// the store partition's records.
+fn assert_after_natives(store: &Store, topic: &str, partition: u32, natives: u32) {
+    let partitions = store.topic(topic).unwrap().partition_count();
+    let theirs = cluster_records(topic, partitions)
+        .remove(&partition)
+        .unwrap_or_default();
+    let ours = store_records(store, topic)
+        .remove(&partition)
+        .unwrap_or_default();
+    assert_eq!(
+        theirs.len(),
+        natives as usize + ours.len(),
+        "{topic}-{partition}"
+    );
+    for (i, record) in theirs.iter().take(natives as usize).enumerate() {
+        assert_eq!(
+            record.value.as_deref(),
+            Some(format!("native {i}").as_bytes())
+        );
+    }
+    for (a, b) in ours.iter().zip(&theirs[natives as usize..]) {
+        assert_eq!(
+            (&a.key, &a.value, &a.headers, a.timestamp),
+            (&b.key, &b.value, &b.headers, b.timestamp),
+            "{topic}-{partition}: source offset {}",
+            a.offset
+        );
+    }
+}
+
+#[test]
+fn partitions_added_on_the_clusters_side_are_added_to_the_store() {
+    let (_dir, store, name) = store_with_topic("cluster-grows", 2);
+    fill_partition(&store, &name, 0, 6);
+    fill_partition(&store, &name, 1, 4);
+    let mut mirror = Mirror::new(&store, options().topic(&name)).unwrap();
+    assert_eq!(mirror.run_once(&mut |_| {}).unwrap(), 10);
+    drop(mirror);
+    grow_cluster_topic(&name, 2, 3, 4);
+    fill_partition(&store, &name, 1, 3);
+    // At the next start, the stored positions say the topic was mirrored: the store grows
+    // to three partitions, the new one starting after the cluster's own four records.
+    let mut mirror = Mirror::new(&store, options().topic(&name)).unwrap();
+    assert_eq!(store.topic(&name).unwrap().partition_count(), 3);
+    fill_partition(&store, &name, 2, 5);
+    assert_eq!(mirror.run_once(&mut |_| {}).unwrap(), 8);
+    assert_mirrored_after(&store, &name, &[0, 0, 4]);
+    let positions = topiclog::mirror::position::load(&store, &name).unwrap();
+    assert_eq!(
+        positions[&2],
+        topiclog::mirror::Position {
+            source: 5,
+            cluster: 9
+        }
+    );
+    // Resumes exactly after a restart.
+    drop(mirror);
+    fill_partition(&store, &name, 2, 2);
+    let mut mirror = Mirror::new(&store, options().topic(&name)).unwrap();
+    assert_eq!(mirror.run_once(&mut |_| {}).unwrap(), 2);
+    assert_mirrored_after(&store, &name, &[0, 0, 4]);
+    // Grown again while the mirror runs: its next round picks the partition up.
+    grow_cluster_topic(&name, 3, 4, 2);
+    assert_eq!(mirror.run_once(&mut |_| {}).unwrap(), 0);
+    assert_eq!(store.topic(&name).unwrap().partition_count(), 4);
+    fill_partition(&store, &name, 3, 3);
+    fill_partition(&store, &name, 0, 1);
+    assert_eq!(mirror.run_once(&mut |_| {}).unwrap(), 4);
+    assert_mirrored_after(&store, &name, &[0, 0, 4, 2]);
+}
+
+/// Every partition of `topic` is mirrored, after `natives[p]` records of the cluster's own.
+fn assert_mirrored_after(store: &Store, topic: &str, natives: &[u32]) {
+    for (p, n) in (0u32..).zip(natives) {
+        assert_after_natives(store, topic, p, *n);
+    }
+}
+
+#[test]
+fn a_store_opened_for_consuming_grows_with_its_cluster_topic_only_when_no_one_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Store::open(dir.path()).unwrap();
+    let name = unique("consumer-grows");
+    writer.create_topic(&name, TopicConfig::new(1)).unwrap();
+    fill_partition(&writer, &name, 0, 5);
+    let store = Store::open_consumer(dir.path()).unwrap();
+    let mut mirror = Mirror::new(&store, options().topic(&name)).unwrap();
+    assert_eq!(mirror.run_once(&mut |_| {}).unwrap(), 5);
+    drop(mirror);
+    grow_cluster_topic(&name, 1, 2, 3);
+    // The application holds the store for writing: the mirror cannot grow it, and says so.
+    match Mirror::new(&store, options().topic(&name)) {
+        Err(Error::PartitionCountMismatch {
+            topic,
+            local,
+            cluster,
+        }) => assert_eq!((topic.as_str(), local, cluster), (name.as_str(), 1, 2)),
+        other => panic!("expected PartitionCountMismatch, got {other:?}"),
+    }
+    assert_eq!(writer.topic(&name).unwrap().partition_count(), 1);
+    // Once it has closed, the mirror grows the store through a short writing open.
+    writer.close().unwrap();
+    drop(writer);
+    let mut mirror = Mirror::new(&store, options().topic(&name)).unwrap();
+    assert_eq!(store.topic(&name).unwrap().partition_count(), 2);
+    // The application, back, writes the new partition; the mirror follows it.
+    let writer = Store::open(dir.path()).unwrap();
+    assert_eq!(writer.topic(&name).unwrap().partition_count(), 2);
+    fill_partition(&writer, &name, 1, 4);
+    fill_partition(&writer, &name, 0, 2);
+    assert_eq!(mirror.run_once(&mut |_| {}).unwrap(), 6);
+    assert_mirrored_after(&store, &name, &[0, 3]);
+}

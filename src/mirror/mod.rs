@@ -10,8 +10,11 @@
 //! ([`Error::PartitionCountMismatch`]) before anything is sent. Transactional topics are read
 //! `read_committed`: aborted records and control batches never go out. Each
 //! [`Mirror::run_once`] picks up topics and partitions created since (in this process or by a
-//! writer in another): partitions added to a store topic are added to its cluster topic;
-//! partitions added on the cluster's side are refused ([`Error::PartitionCountMismatch`]).
+//! writer in another): partitions added to a store topic are added to its cluster topic, and
+//! partitions added on the cluster's side to the store topic (through a short writing open of
+//! the store when the mirror's store is opened for consuming; refused with
+//! [`Error::PartitionCountMismatch`] while another process holds it for writing). A topic
+//! counts as grown, rather than as another topic, once the mirror has a position for it.
 //!
 //! **Exactly once across kills.** The mirror must be the only writer of its cluster
 //! partitions. Its position (see [`position`]) is stored after the cluster acknowledged what
@@ -189,22 +192,35 @@ impl<'a> Mirror<'a> {
     /// Sets up topics and partitions not mirrored yet (new in the store, or new here).
     fn pick_up_topics(&mut self) -> Result<()> {
         for name in self.chosen()? {
-            let topic = self.store.topic(&name)?;
+            let mut topic = self.store.topic(&name)?;
             let local = topic.partition_count();
             let config = topic.config();
-            match self.cluster.partition_count(&name)? {
+            // Mirrored before (in this run, or a stored position): a count that differs now
+            // is a topic grown on one side since, not another topic.
+            let counted = self.cluster.partition_count(&name)?;
+            let mirrored = counted.is_some_and(|c| c != local)
+                && (self.topics.contains_key(&name)
+                    || !position::load(self.store, &name)?.is_empty());
+            match counted {
                 None => {
                     let settings = carried_settings(&config);
                     self.cluster.create_topic(&name, local, &settings)?;
                 }
                 Some(cluster) if cluster == local => {}
-                Some(cluster) if self.topics.contains_key(&name) && cluster < local => {
-                    // Partitions added to the store while following: the cluster gets them.
+                Some(cluster) if mirrored && cluster < local => {
+                    // Partitions added to the store: the cluster gets them.
                     self.cluster.add_partitions(&name, local)?;
+                    // Set up again below: a new producer learns the new partitions (a
+                    // running one refuses them until its metadata refresh, minutes away).
+                    self.topics.remove(&name);
+                }
+                Some(cluster) if mirrored => {
+                    // Partitions added on the cluster's side: the store topic grows to match.
+                    self.grow_store(&name, local, cluster)?;
+                    topic = self.store.topic(&name)?;
+                    self.topics.remove(&name); // as above
                 }
                 Some(cluster) => {
-                    // At start, or partitions added on the cluster's side (the store cannot
-                    // follow from here: it is opened for consuming only).
                     return Err(Error::PartitionCountMismatch {
                         topic: name,
                         local,
@@ -237,6 +253,60 @@ impl<'a> Mirror<'a> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Grows store topic `name` from `local` to `cluster` partitions, as its cluster topic
+    /// grew. Each new partition's position starts at its cluster partition's end (records
+    /// produced there directly stay before the mirrored ones), stored before the store grows
+    /// so that a kill in between never reads them as records the mirror sent. A store opened
+    /// for writing grows through itself; one opened for consuming (the CLI's) through a short
+    /// writing open of its directory, which only succeeds while no other process holds it for
+    /// writing: otherwise [`Error::PartitionCountMismatch`], and the writer must add the
+    /// partitions ([`Store::add_partitions`]).
+    fn grow_store(&mut self, name: &str, local: u32, cluster: u32) -> Result<()> {
+        for number in local..cluster {
+            let (_, high) = self.cluster.watermarks(name, number)?;
+            let start = Position {
+                source: 0,
+                cluster: high,
+            };
+            position::store(self.store, name, number, start)?;
+        }
+        let mismatch = || Error::PartitionCountMismatch {
+            topic: name.to_owned(),
+            local,
+            cluster,
+        };
+        if !self.store.is_read_only() {
+            self.store.add_partitions(name, cluster)?;
+        } else {
+            let options = crate::config::StoreOptions::builder()
+                .create_if_missing(false)
+                .build();
+            let writer = match Store::open_with(self.store.dir(), options) {
+                Ok(writer) => writer,
+                Err(Error::Locked { .. }) => {
+                    log::warn!(
+                        "{name}: the cluster topic has {cluster} partitions, the store's {local}; \
+                         another process holds the store for writing: add the partitions there"
+                    );
+                    return Err(mismatch());
+                }
+                Err(e) => return Err(e),
+            };
+            // Another writer may have grown it between our look and the open.
+            if writer.topic(name)?.partition_count() < cluster {
+                writer.add_partitions(name, cluster)?;
+            }
+            writer.close()?;
+            self.store.refresh()?;
+        }
+        let grown = self.store.topic(name)?.partition_count();
+        if grown != cluster {
+            return Err(mismatch());
+        }
+        log::info!("{name}: grew from {local} to {cluster} partitions, as the cluster topic did");
         Ok(())
     }
 
