@@ -81,6 +81,22 @@ pub fn own_broker() -> Broker {
                  nisshi (see .ci/run): {e}"
             )
         });
+    // A static broker is never dropped: a watcher stops it (and removes its scratch
+    // directory) once this test process is gone, however it ended.
+    let watcher = format!(
+        "while kill -0 {test} 2>/dev/null && kill -0 {broker} 2>/dev/null; do sleep 0.5; done; \
+         kill {broker} 2>/dev/null; sleep 1; rm -rf '{scratch}'",
+        test = std::process::id(),
+        broker = child.id(),
+        scratch = scratch.display(),
+    );
+    Command::new("sh")
+        .args(["-c", &watcher])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sh runs");
     let guard = ChildGuard(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(&address).is_err() {
