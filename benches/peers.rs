@@ -902,8 +902,21 @@ fn main() {
                 t.add(r_durable, which.col(), rate);
             });
         }
+        {
+            let dir = scratch(parent);
+            let rate = floor::append_durable(dir.path(), &plain, settings.durable);
+            t.add(r_durable, Col::Floor, rate);
+        }
         for which in Which::order(rep, 4) {
             with_peer!(which, P => t.add_many(r_latency, which.col(), append_latency::<P>(parent, &plain, n)));
+        }
+        {
+            let dir = scratch(parent);
+            t.add_many(
+                r_latency,
+                Col::Floor,
+                floor::append_latency(dir.path(), &plain, n),
+            );
         }
         for which in Which::order(rep, 5) {
             with_peer!(which, P => t.add(r_threads, which.col(), append_threads::<P>(parent, &plain, n)));
@@ -1050,7 +1063,9 @@ Notes:
   of topiclog's own bytes, already in memory; for one-record appends, one-record batches
   behind a 256 KiB `BufWriter` as the raw loop writes, each a clock read (for its
   timestamps), the value copied into otherwise fixed bytes, its offset, timestamps and CRC
-  set: the format's own cost, with no lock, index or state. The raw loop and the floor use
+  set: the format's own cost, with no lock, index or state (the latency row times each of
+  these appends). Durable: the same batch, one `pwrite` into a file preallocated with synced
+  zeros before timing and one `fdatasync` per record. The raw loop and the floor use
   topiclog's CRC-32C implementation (crc-fast).
 * raw: `[u32 length][u32 CRC-32C][payload]` frames behind a 256 KiB `BufWriter`; durable =
   flush + fdatasync per append; reads check each CRC; random reads `pread` one frame at a

@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -215,64 +216,191 @@ impl Floor {
     }
 }
 
-/// The one-record append floor: `n` one-record batches of `pool`'s plain records (no key, no
-/// headers) written behind a 256 KiB `BufWriter`, as the raw loop writes its frames. Per
-/// record: a clock read (the batch's timestamps; the records carry none), the value copied into
-/// a batch whose other bytes are fixed, its base offset and timestamps set, its CRC-32C, and
-/// the copy into the buffer. No lock, no index, no state: what the format alone costs.
-/// Returns (records/s, bytes/s) up to the last byte handed to the OS.
-pub fn append_one(dir: &Path, pool: &Pool, n: u64) -> (f64, f64) {
-    let value_len = pool.get(0).value.len();
-    assert!(pool.get(0).key.is_none(), "the plain shape");
-    let varint = |out: &mut Vec<u8>, v: i64| {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.push(z as u8 | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-    };
-    // The record: attributes, timestamp delta 0, offset delta 0, key -1, value, no headers.
-    let mut body = vec![0, 0, 0];
-    varint(&mut body, -1);
-    varint(&mut body, value_len as i64);
-    let value_in_body = body.len();
-    body.extend_from_slice(&vec![0; value_len]);
-    varint(&mut body, 0);
-    let mut batch = vec![0u8; HEADER];
-    varint(&mut batch, body.len() as i64);
-    let value_at = batch.len() + value_in_body;
-    batch.extend_from_slice(&body);
-    let size = batch.len();
-    batch[8..12].copy_from_slice(&((size - 12) as i32).to_be_bytes());
-    batch[16] = 2; // magic; leader epoch, attributes and last offset delta stay 0
-    batch[43..51].copy_from_slice(&(-1i64).to_be_bytes()); // producer id
-    batch[51..53].copy_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-    batch[53..57].copy_from_slice(&(-1i32).to_be_bytes()); // base sequence
-    batch[57..61].copy_from_slice(&1i32.to_be_bytes()); // one record
+/// The one-record append floor: one-record batches of `pool`'s plain records (no key, no
+/// headers). Per record: a clock read (the batch's timestamps; the records carry none), the
+/// value copied into a batch whose other bytes are fixed, its base offset and timestamps set,
+/// its CRC-32C, and the write: into a 256 KiB `BufWriter`, as the raw loop writes its frames,
+/// or (durable) one `pwrite` into a file preallocated with synced zeros and one `fdatasync`,
+/// so no sync ever commits a size change. No lock, no index, no state: what the format alone
+/// costs.
+pub struct AppendFloor {
+    batch: Vec<u8>,
+    value_at: usize,
+    value_len: usize,
+    sink: Sink,
+    appended: u64,
+}
 
-    let file = File::create(dir.join("floor.log")).expect("create");
-    let mut out = BufWriter::with_capacity(256 << 10, file);
-    let start = Instant::now();
-    for i in 0..n {
+enum Sink {
+    Buffered(BufWriter<File>),
+    Durable { file: File, pos: u64 },
+}
+
+impl AppendFloor {
+    /// A floor writing `dir/floor.log`; `durable`: room for that many records, preallocated
+    /// with zeros and synced before anything is timed.
+    pub fn create(dir: &Path, pool: &Pool, durable: Option<u64>) -> AppendFloor {
+        let value_len = pool.get(0).value.len();
+        assert!(pool.get(0).key.is_none(), "the plain shape");
+        let varint = |out: &mut Vec<u8>, v: i64| {
+            let mut z = ((v << 1) ^ (v >> 63)) as u64;
+            while z >= 0x80 {
+                out.push(z as u8 | 0x80);
+                z >>= 7;
+            }
+            out.push(z as u8);
+        };
+        // The record: attributes, timestamp delta 0, offset delta 0, key -1, value, no headers.
+        let mut body = vec![0, 0, 0];
+        varint(&mut body, -1);
+        varint(&mut body, value_len as i64);
+        let value_in_body = body.len();
+        body.extend_from_slice(&vec![0; value_len]);
+        varint(&mut body, 0);
+        let mut batch = vec![0u8; HEADER];
+        varint(&mut batch, body.len() as i64);
+        let value_at = batch.len() + value_in_body;
+        batch.extend_from_slice(&body);
+        let size = batch.len();
+        batch[8..12].copy_from_slice(&((size - 12) as i32).to_be_bytes());
+        batch[16] = 2; // magic; leader epoch, attributes and last offset delta stay 0
+        batch[43..51].copy_from_slice(&(-1i64).to_be_bytes()); // producer id
+        batch[51..53].copy_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+        batch[53..57].copy_from_slice(&(-1i32).to_be_bytes()); // base sequence
+        batch[57..61].copy_from_slice(&1i32.to_be_bytes()); // one record
+
+        let path = dir.join("floor.log");
+        let sink = match durable {
+            None => Sink::Buffered(BufWriter::with_capacity(
+                256 << 10,
+                File::create(&path).expect("create"),
+            )),
+            Some(records) => {
+                let file = File::options()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .expect("create");
+                let zeros = vec![0u8; 1 << 20];
+                let mut left = records * size as u64;
+                let mut at = 0;
+                while left > 0 {
+                    let n = left.min(zeros.len() as u64) as usize;
+                    file.write_all_at(&zeros[..n], at).expect("preallocate");
+                    (at, left) = (at + n as u64, left - n as u64);
+                }
+                file.sync_all().expect("sync the zeros");
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .expect("sync the directory");
+                Sink::Durable { file, pos: 0 }
+            }
+        };
+        AppendFloor {
+            batch,
+            value_at,
+            value_len,
+            sink,
+            appended: 0,
+        }
+    }
+
+    /// Appends record `value` as the next one-record batch.
+    #[inline]
+    pub fn append(&mut self, value: &[u8]) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("after 1970")
             .as_millis() as i64;
-        batch[..8].copy_from_slice(&(i as i64).to_be_bytes());
+        let batch = &mut self.batch;
+        batch[..8].copy_from_slice(&(self.appended as i64).to_be_bytes());
         batch[27..35].copy_from_slice(&now.to_be_bytes());
         batch[35..43].copy_from_slice(&now.to_be_bytes());
-        batch[value_at..value_at + value_len].copy_from_slice(pool.get(i).value);
+        batch[self.value_at..self.value_at + self.value_len].copy_from_slice(value);
         let crc = super::crc32c(&batch[CRC_FROM..]);
         batch[17..21].copy_from_slice(&crc.to_be_bytes());
-        out.write_all(&batch).expect("write");
+        match &mut self.sink {
+            Sink::Buffered(out) => out.write_all(batch).expect("write"),
+            Sink::Durable { file, pos } => {
+                file.write_all_at(batch, *pos).expect("write");
+                file.sync_data().expect("fdatasync");
+                *pos += batch.len() as u64;
+            }
+        }
+        self.appended += 1;
     }
-    out.flush().expect("flush");
+
+    /// Hands what is buffered to the OS (the end of a timed run).
+    pub fn hand_off(&mut self) {
+        if let Sink::Buffered(out) = &mut self.sink {
+            out.flush().expect("flush");
+        }
+    }
+
+    /// The bytes of one batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// Checks what was written is what topiclog writes for the same records, Kafka's bytes
+    /// (the durable file is cut to its data first).
+    pub fn finish(self, dir: &Path) {
+        let n = self.appended;
+        match self.sink {
+            Sink::Buffered(out) => drop(out),
+            Sink::Durable { file, pos } => file.set_len(pos).expect("trim"),
+        }
+        let loaded = Floor::load(dir);
+        assert_eq!(loaded.batches.len() as u64, n, "one batch per record");
+        assert_eq!(loaded.scan().records, n, "every batch checks and walks");
+    }
+}
+
+/// [`AppendFloor`]'s one-record appends behind the buffer: (records/s, bytes/s) up to the last
+/// byte handed to the OS.
+pub fn append_one(dir: &Path, pool: &Pool, n: u64) -> (f64, f64) {
+    let mut floor = AppendFloor::create(dir, pool, None);
+    let start = Instant::now();
+    for i in 0..n {
+        floor.append(pool.get(i).value);
+    }
+    floor.hand_off();
     let secs = start.elapsed().as_secs_f64();
-    drop(out);
-    // What it wrote is what topiclog writes for the same records: Kafka's bytes.
-    let loaded = Floor::load(dir);
-    assert_eq!(loaded.batches.len() as u64, n, "one batch per record");
-    assert_eq!(loaded.scan().records, n, "every batch checks and walks");
-    (n as f64 / secs, (n * size as u64) as f64 / secs)
+    let size = floor.batch_size() as u64;
+    floor.finish(dir);
+    (n as f64 / secs, (n * size) as f64 / secs)
+}
+
+/// [`AppendFloor`]'s durable appends (one `pwrite` and one `fdatasync` each, the file
+/// preallocated before timing): records/s.
+pub fn append_durable(dir: &Path, pool: &Pool, n: u64) -> f64 {
+    let mut floor = AppendFloor::create(dir, pool, Some(n));
+    let start = Instant::now();
+    for i in 0..n {
+        floor.append(pool.get(i).value);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    floor.finish(dir);
+    n as f64 / secs
+}
+
+/// [`AppendFloor`]'s one-record appends behind the buffer, each timed: p99, p99.9 and p99.99
+/// in nanoseconds, timed as the peers' are.
+pub fn append_latency(dir: &Path, pool: &Pool, n: u64) -> Vec<f64> {
+    let mut floor = AppendFloor::create(dir, pool, None);
+    let mut nanos = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let value = pool.get(i).value;
+        let start = Instant::now();
+        floor.append(value);
+        nanos.push(start.elapsed().as_nanos() as u64);
+    }
+    floor.hand_off();
+    floor.finish(dir);
+    nanos.sort_unstable();
+    [0.99, 0.999, 0.9999]
+        .iter()
+        .map(|&p| super::report::percentile(&nanos, p))
+        .collect()
 }
