@@ -90,6 +90,8 @@ pub fn own_broker() -> Broker {
         broker = child.id(),
         scratch = scratch.display(),
     );
+    // Never waited for: it outlives this process by design, and init reaps it then.
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .args(["-c", &watcher])
         .stdin(Stdio::null())
