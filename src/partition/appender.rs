@@ -14,8 +14,8 @@ use crate::config::LogConfig;
 use crate::disk::{File, OpenMode};
 use crate::error::{Error, Result};
 use crate::record::{
-    BatchHeader, BatchParams, Compression, EncodeError, EncodedBatch, Record, encode_batch,
-    encode_compressed_batch,
+    BatchHeader, BatchParams, Compression, EncodeError, EncodedBatch, Record, SingleEncoder,
+    encode_batch, encode_compressed_batch,
 };
 use crate::segment::file_name::FileKind;
 use crate::segment::{
@@ -129,6 +129,8 @@ pub(crate) struct Appender {
     next_offset: i64,
     /// Appended bytes of the active segment not yet written to its file.
     tail: Vec<u8>,
+    /// Encodes one-record batches from the previous one where it can.
+    single: SingleEncoder,
     builder: IndexBuilder,
     first_batch_timestamp: Option<i64>,
     created_ms: i64,
@@ -155,6 +157,7 @@ impl Appender {
             end: active.size(),
             next_offset: active.next_offset(),
             tail: Vec::with_capacity(config.write_buffer_bytes().min(64 << 20)),
+            single: SingleEncoder::default(),
             builder: init.builder,
             first_batch_timestamp: init.first_batch_timestamp,
             created_ms: config.clock().now_ms(),
@@ -253,7 +256,10 @@ impl Appender {
         codec: Compression,
     ) -> Result<EncodedBatch> {
         let encoded = match codec {
-            Compression::None => encode_batch(&mut self.tail, params, records, now),
+            Compression::None => match records {
+                [record] => self.single.encode(&mut self.tail, params, record, now),
+                _ => encode_batch(&mut self.tail, params, records, now),
+            },
             codec => {
                 let levels = config.compression_levels();
                 encode_compressed_batch(&mut self.tail, params, records, now, codec, levels)

@@ -1182,11 +1182,6 @@ pub fn encode_batch(
     result
 }
 
-/// Room for what [`encode_single`] stages at most between two copies out: the header, the
-/// record's length, its three one-byte fields and its key length, then (with no key bytes to
-/// copy in between) its value length; each length a varint of at most 5 bytes.
-const STAGED_LEN: usize = BATCH_HEADER_LEN + 3 + 3 * super::varint::MAX_VARINT_LEN;
-
 /// [`varint_len`], answered without bit arithmetic for the one-byte values (-64..64) most
 /// length fields of a small record hold (a null key's -1, no headers' 0).
 #[inline(always)]
@@ -1198,42 +1193,29 @@ fn small_varint_len(n: i32) -> usize {
     }
 }
 
-/// Small fields assembled on the stack and copied into the output at once: cheaper than
-/// pushing them byte by byte onto the `Vec`, each push checking its capacity.
-struct Staged {
-    bytes: [u8; STAGED_LEN],
-    len: usize,
+/// A cursor writing fields into a slice sized for them in advance. Writes past the end are
+/// left out (never a panic); `encode_single` sizes the slice exactly, which its debug check of
+/// the batch size confirms in tests.
+struct Place<'a> {
+    bytes: &'a mut [u8],
+    at: usize,
 }
 
-impl Default for Staged {
-    fn default() -> Self {
-        Staged {
-            bytes: [0; STAGED_LEN],
-            len: 0,
-        }
-    }
-}
-
-impl Staged {
-    /// Stages `bytes`. Callers stay within [`STAGED_LEN`]; past it, the bytes would be left
-    /// out (never a panic), which `encode_single`'s size check would catch in tests.
+impl Place<'_> {
     #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
-        if let Some(to) = self.bytes.get_mut(self.len..self.len + bytes.len()) {
+        if let Some(to) = self.bytes.get_mut(self.at..self.at + bytes.len()) {
             to.copy_from_slice(bytes);
-            self.len += bytes.len();
         }
+        self.at += bytes.len();
     }
 
     #[inline(always)]
-    fn byte(&mut self, byte: u8) {
-        if let Some(to) = self.bytes.get_mut(self.len) {
-            *to = byte;
-            self.len += 1;
-        }
+    fn skip(&mut self, n: usize) {
+        self.at += n;
     }
 
-    /// Stages `n` as a zig-zag varint, as [`put_varint`] writes it.
+    /// `n` as a zig-zag varint, as [`put_varint`] writes it.
     #[inline(always)]
     fn varint(&mut self, n: i32) {
         let mut u = ((n << 1) ^ (n >> 31)) as u32;
@@ -1244,11 +1226,12 @@ impl Staged {
         self.byte(u as u8);
     }
 
-    /// Appends what is staged to `out` and empties the stage.
     #[inline(always)]
-    fn drain_into(&mut self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.bytes.get(..self.len).unwrap_or_default());
-        self.len = 0;
+    fn byte(&mut self, byte: u8) {
+        if let Some(to) = self.bytes.get_mut(self.at) {
+            *to = byte;
+        }
+        self.at += 1;
     }
 }
 
@@ -1314,23 +1297,25 @@ fn encode_single(
         now_ms,
     });
     let start = out.len();
-    out.reserve(size);
-    let mut staged = Staged::default();
-    staged.put(&header.to_bytes());
-    staged.varint(body_len);
-    // Attributes, timestamp delta, offset delta.
-    staged.put(&[0, 0, 0]);
-    staged.varint(key_len);
-    if !key.is_empty() {
-        staged.drain_into(out);
-        out.extend_from_slice(key);
-    }
-    staged.varint(value_len);
-    staged.drain_into(out);
-    out.extend_from_slice(value);
-    if record.headers.is_empty() {
-        out.push(0); // the header count, 0
-    } else {
+    // Zeroed room for the whole batch, then each field written in place: the three one-byte
+    // record fields and a header-less record's count are already the zeros they must be.
+    out.resize(start + size, 0);
+    let batch = out.get_mut(start..).unwrap_or_default();
+    let mut at = Place {
+        bytes: batch,
+        at: 0,
+    };
+    at.put(&header.to_bytes());
+    at.varint(body_len);
+    at.skip(3); // attributes, timestamp delta, offset delta
+    at.varint(key_len);
+    at.put(key);
+    at.varint(value_len);
+    at.put(value);
+    if !record.headers.is_empty() {
+        // Rare on this path: written after what is placed, the sizes already counted.
+        let placed = at.at;
+        out.truncate(start + placed);
         put_varint(out, header_count);
         put_headers(out, record.headers);
     }

@@ -28,6 +28,7 @@ mod batch;
 mod codec;
 mod control;
 mod error;
+mod single;
 #[cfg(test)]
 mod tests;
 mod varint;
@@ -43,6 +44,7 @@ pub(crate) use batch::{
 pub use codec::{CompressionLevels, DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, is_supported};
 pub use control::{ControlType, EndTxnMarker, TxnResult};
 pub use error::{DecodeError, DecodeErrorKind};
+pub(crate) use single::SingleEncoder;
 
 use std::fmt;
 

@@ -1,0 +1,338 @@
+//! One-record batches, encoded from the previous one: a producer appending one record per call
+//! mostly sends records of one shape (the same key and value lengths, no headers, the same
+//! batch settings), whose batches differ only in base offset, sequence, timestamps, key and
+//! value bytes and CRC. [`SingleEncoder`] keeps the last batch it wrote and, for a record of
+//! the same shape, copies it and rewrites those fields instead of encoding every field again.
+//! The bytes are the same as [`encode_batch`]'s, which any other record goes through.
+
+// It writes at positions computed from lengths: no indexing that could panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
+use super::batch::{BatchParams, EncodeError, EncodedBatch, encode_batch};
+use super::{BATCH_HEADER_LEN, Record, TimestampType};
+
+/// Where a batch's CRC is stored, and where the bytes it covers start.
+const CRC_POS: usize = 17;
+const CRC_START: usize = 21;
+
+/// What must be equal for a batch to be the previous one with fields rewritten: every batch
+/// setting but the base offset and sequence, and the key's and value's lengths (-1: null).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    partition_leader_epoch: i32,
+    timestamp_type: TimestampType,
+    producer_id: i64,
+    producer_epoch: i16,
+    transactional: bool,
+    control: bool,
+    key_len: i32,
+    value_len: i32,
+}
+
+impl Shape {
+    /// The shape of a header-less `record` under `params`; `None` for a record with headers
+    /// or lengths past the format's (left to [`encode_batch`]).
+    #[inline]
+    fn of(params: &BatchParams, record: &Record<'_>) -> Option<Shape> {
+        if !record.headers.is_empty() {
+            return None;
+        }
+        let len = |field: Option<&[u8]>| match field {
+            None => Some(-1),
+            Some(bytes) => i32::try_from(bytes.len()).ok(),
+        };
+        Some(Shape {
+            partition_leader_epoch: params.partition_leader_epoch,
+            timestamp_type: params.timestamp_type,
+            producer_id: params.producer_id,
+            producer_epoch: params.producer_epoch,
+            transactional: params.transactional,
+            control: params.control,
+            key_len: len(record.key)?,
+            value_len: len(record.value)?,
+        })
+    }
+}
+
+/// The last one-record batch written, and where its key and value lie.
+#[derive(Debug)]
+struct Template {
+    shape: Shape,
+    bytes: Vec<u8>,
+    key_at: usize,
+    value_at: usize,
+}
+
+/// Encodes one-record batches as [`encode_batch`] does, from the previous batch when the
+/// record has its shape.
+#[derive(Debug, Default)]
+pub(crate) struct SingleEncoder {
+    template: Option<Template>,
+}
+
+impl SingleEncoder {
+    /// Appends one batch holding `record` to `out`: [`encode_batch`] of `[record]`, byte for
+    /// byte. On error `out` is left as it was.
+    #[inline]
+    pub(crate) fn encode(
+        &mut self,
+        out: &mut Vec<u8>,
+        params: &BatchParams,
+        record: &Record<'_>,
+        now_ms: i64,
+    ) -> Result<EncodedBatch, EncodeError> {
+        let shape = Shape::of(params, record);
+        match (&self.template, shape) {
+            (Some(t), Some(shape)) if t.shape == shape && params.base_offset >= 0 => {
+                Ok(t.write(out, params, record, now_ms))
+            }
+            _ => {
+                let start = out.len();
+                let encoded = encode_batch(out, params, std::slice::from_ref(record), now_ms)?;
+                self.template = shape.and_then(|shape| Template::new(shape, out.get(start..)?));
+                Ok(encoded)
+            }
+        }
+    }
+}
+
+impl Template {
+    /// The template of `batch`, a one-record batch of `shape` just encoded.
+    fn new(shape: Shape, batch: &[u8]) -> Option<Template> {
+        let value_len = usize::try_from(shape.value_len).unwrap_or(0);
+        let key_len = usize::try_from(shape.key_len).unwrap_or(0);
+        // The record ends with the value and the header count, one 0 byte.
+        let value_at = batch.len().checked_sub(value_len + 1)?;
+        // Before the value: the key, then the value's length as a varint.
+        let key_at = value_at
+            .checked_sub(varint_len(shape.value_len))?
+            .checked_sub(key_len)?;
+        if key_at <= BATCH_HEADER_LEN {
+            return None;
+        }
+        Some(Template {
+            shape,
+            bytes: batch.to_vec(),
+            key_at,
+            value_at,
+        })
+    }
+
+    /// Appends the template with `record`'s fields to `out`.
+    #[inline]
+    fn write(
+        &self,
+        out: &mut Vec<u8>,
+        params: &BatchParams,
+        record: &Record<'_>,
+        now_ms: i64,
+    ) -> EncodedBatch {
+        let timestamp = record.timestamp.unwrap_or(now_ms);
+        let max_timestamp = match params.timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => timestamp,
+        };
+        let start = out.len();
+        out.extend_from_slice(&self.bytes);
+        let batch = out.get_mut(start..).unwrap_or_default();
+        put(batch, 0, &params.base_offset.to_be_bytes());
+        put(batch, 27, &timestamp.to_be_bytes());
+        put(batch, 35, &max_timestamp.to_be_bytes());
+        put(batch, 53, &params.base_sequence.to_be_bytes());
+        put(batch, self.key_at, record.key.unwrap_or_default());
+        put(batch, self.value_at, record.value.unwrap_or_default());
+        let crc = crate::crc::crc32c(batch.get(CRC_START..).unwrap_or_default());
+        put(batch, CRC_POS, &crc.to_be_bytes());
+        EncodedBatch {
+            size: self.bytes.len(),
+            last_offset: params.base_offset,
+            max_timestamp,
+            first_timestamp: timestamp,
+        }
+    }
+}
+
+/// Writes `bytes` at `at` of `batch` (within it: the template's positions are its own).
+#[inline(always)]
+fn put(batch: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(to) = batch.get_mut(at..at + bytes.len()) {
+        to.copy_from_slice(bytes);
+    }
+}
+
+/// Bytes of `n` as a zig-zag varint.
+fn varint_len(n: i32) -> usize {
+    let mut u = ((n << 1) ^ (n >> 31)) as u32;
+    let mut len = 1;
+    while u >= 0x80 {
+        u >>= 7;
+        len += 1;
+    }
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Header;
+
+    fn params(base_offset: i64) -> BatchParams {
+        BatchParams {
+            base_offset,
+            partition_leader_epoch: 0,
+            ..BatchParams::default()
+        }
+    }
+
+    /// Encodes `records` one per batch with one encoder, checking each batch against
+    /// `encode_batch` of the same record.
+    fn same_as_encode_batch(cases: &[(BatchParams, Record<'_>, i64)]) {
+        let mut encoder = SingleEncoder::default();
+        let mut ours = b"kept".to_vec();
+        let mut theirs = b"kept".to_vec();
+        for (params, record, now) in cases {
+            let a = encoder.encode(&mut ours, params, record, *now);
+            let b = encode_batch(&mut theirs, params, std::slice::from_ref(record), *now);
+            assert_eq!(a, b, "{params:?} {record:?}");
+            assert_eq!(ours, theirs, "{params:?} {record:?}");
+        }
+    }
+
+    #[test]
+    fn every_shape_and_field_encodes_as_encode_batch_does() {
+        let long_key = vec![7u8; 200];
+        let long_value = vec![9u8; 20_000];
+        let headers = [Header::new(b"h", Some(b"v"))];
+        let mut cases = Vec::new();
+        for round in 0..3i64 {
+            let at = |n: i64| params(round * 100 + n);
+            cases.extend([
+                (at(0), Record::new(b"first"), 1_000 + round),
+                (at(1), Record::new(b"again"), 1_001),
+                (at(2), Record::new(b"other length"), 1_002),
+                (at(3), Record::new(b"other value!"), 1_003),
+                (at(4), Record::keyed(b"k", b"other value!"), 1_004),
+                (at(5), Record::keyed(b"q", b"other value?"), 1_005),
+                (at(6), Record::tombstone(b"q"), 1_006),
+                (at(7), Record::tombstone(b"z"), 1_007),
+                (at(8), Record::keyed(&long_key, &long_value), 1_008),
+                (at(9), Record::keyed(&long_key, &long_value), 1_009),
+                (at(10), Record::new(b"").with_timestamp(-5), 1_010),
+                (at(11), Record::new(b"x").with_timestamp(i64::MAX), 1_011),
+                (at(12), Record::new(b"y").with_headers(&headers), 1_012),
+                (at(13), Record::new(b"y").with_headers(&headers), 1_013),
+                (at(14), Record::new(b"y"), 1_014),
+            ]);
+            let log_append = BatchParams {
+                timestamp_type: TimestampType::LogAppendTime,
+                ..at(15)
+            };
+            cases.push((log_append, Record::new(b"y").with_timestamp(5), 1_015));
+            cases.push((
+                BatchParams {
+                    base_offset: round * 100 + 16,
+                    ..log_append
+                },
+                Record::new(b"z").with_timestamp(6),
+                1_016,
+            ));
+            let producer = BatchParams {
+                producer_id: 42,
+                producer_epoch: 3,
+                base_sequence: 10,
+                ..at(17)
+            };
+            cases.push((producer, Record::new(b"p"), 1_017));
+            cases.push((
+                BatchParams {
+                    base_offset: round * 100 + 18,
+                    base_sequence: 11,
+                    ..producer
+                },
+                Record::new(b"q"),
+                1_018,
+            ));
+            cases.push((
+                BatchParams {
+                    base_offset: round * 100 + 19,
+                    base_sequence: 12,
+                    transactional: true,
+                    ..producer
+                },
+                Record::new(b"r"),
+                1_019,
+            ));
+            cases.push((
+                BatchParams {
+                    partition_leader_epoch: 5,
+                    ..at(20)
+                },
+                Record::new(b"r"),
+                1_020,
+            ));
+        }
+        same_as_encode_batch(&cases);
+    }
+
+    proptest::proptest! {
+        /// Any run of records of few shapes (so templates are reused and replaced), with any
+        /// settings, timestamps and sequences: the same bytes as `encode_batch`.
+        #[test]
+        fn any_run_encodes_as_encode_batch_does(
+            run in proptest::collection::vec(
+                (
+                    proptest::option::of(0usize..3),
+                    proptest::option::of(proptest::sample::select(vec![0usize, 1, 63, 64, 200])),
+                    proptest::option::of(proptest::num::i64::ANY),
+                    0u8..4,
+                    proptest::num::u8::ANY,
+                ),
+                1..40,
+            ),
+        ) {
+            let bytes: Vec<u8> = (0..=255).collect();
+            let values: Vec<Vec<u8>> = (0..40).map(|i| bytes.iter().cycle().skip(i).take(200).copied().collect()).collect();
+            let mut cases = Vec::new();
+            for (i, (key_len, value_len, timestamp, settings, fill)) in run.into_iter().enumerate() {
+                let value = value_len.map(|n| &values[usize::from(fill) % 40][..n]);
+                let key = key_len.map(|n| &values[(usize::from(fill) + 1) % 40][..n]);
+                let mut record = Record { key, value, ..Record::new(b"") };
+                if let Some(t) = timestamp {
+                    record = record.with_timestamp(t);
+                }
+                let mut p = params(i as i64 * 3);
+                if settings & 1 == 1 {
+                    p.timestamp_type = TimestampType::LogAppendTime;
+                }
+                if settings & 2 == 2 {
+                    (p.producer_id, p.producer_epoch, p.base_sequence) = (9, 1, i as i32);
+                }
+                cases.push((p, record, 1_700_000_000_000 + i as i64));
+            }
+            same_as_encode_batch(&cases);
+        }
+    }
+
+    #[test]
+    fn a_refused_record_leaves_the_output_and_template_as_they_were() {
+        let mut encoder = SingleEncoder::default();
+        let mut out = Vec::new();
+        encoder
+            .encode(&mut out, &params(0), &Record::new(b"a"), 1)
+            .unwrap();
+        let before = out.clone();
+        assert_eq!(
+            encoder.encode(&mut out, &params(-1), &Record::new(b"b"), 2),
+            Err(EncodeError::OffsetOutOfRange)
+        );
+        assert_eq!(out, before);
+        same_as_encode_batch(&[(params(1), Record::new(b"c"), 3)]);
+        let next = encoder
+            .encode(&mut out, &params(1), &Record::new(b"c"), 3)
+            .unwrap();
+        let mut expected = before.clone();
+        encode_batch(&mut expected, &params(1), &[Record::new(b"c")], 3).unwrap();
+        assert_eq!(out, expected);
+        assert_eq!(next.size, expected.len() - before.len());
+    }
+}
