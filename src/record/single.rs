@@ -11,6 +11,10 @@
 use super::batch::{BatchParams, EncodeError, EncodedBatch, encode_batch};
 use super::{BATCH_HEADER_LEN, Record, TimestampType};
 
+/// The largest batch kept as a template: past a few KiB, encoding costs little beside copying
+/// the record, and a template would copy it once more at every change of shape.
+const TEMPLATE_MAX_BYTES: usize = 4096;
+
 /// Where a batch's CRC is stored, and where the bytes it covers start.
 const CRC_POS: usize = 17;
 const CRC_START: usize = 21;
@@ -68,6 +72,8 @@ struct Template {
 #[derive(Debug, Default)]
 pub(crate) struct SingleEncoder {
     template: Option<Template>,
+    /// The shape of the last record encoded without the template.
+    last_shape: Option<Shape>,
 }
 
 impl SingleEncoder {
@@ -81,24 +87,46 @@ impl SingleEncoder {
         record: &Record<'_>,
         now_ms: i64,
     ) -> Result<EncodedBatch, EncodeError> {
-        let shape = Shape::of(params, record);
-        match (&self.template, shape) {
-            (Some(t), Some(shape)) if t.shape == shape && params.base_offset >= 0 => {
-                Ok(t.write(out, params, record, now_ms))
-            }
-            _ => {
-                let start = out.len();
-                let encoded = encode_batch(out, params, std::slice::from_ref(record), now_ms)?;
-                self.template = shape.and_then(|shape| Template::new(shape, out.get(start..)?));
-                Ok(encoded)
-            }
+        if let Some(t) = &self.template
+            && t.fits(params, record)
+        {
+            // `fits` compares field by field what `Shape::of` gathers: the two agree.
+            debug_assert_eq!(Shape::of(params, record), Some(t.shape));
+            return Ok(t.write(out, params, record, now_ms));
         }
+        self.encode_anew(out, params, record, now_ms)
+    }
+
+    /// [`encode`](Self::encode) of a record the template does not fit: encoded in full, and
+    /// kept as the template once its shape comes twice in a row (records whose lengths vary
+    /// all the time would otherwise pay for a copy at every append). A template stays valid
+    /// for its shape until then.
+    #[inline(never)]
+    fn encode_anew(
+        &mut self,
+        out: &mut Vec<u8>,
+        params: &BatchParams,
+        record: &Record<'_>,
+        now_ms: i64,
+    ) -> Result<EncodedBatch, EncodeError> {
+        let start = out.len();
+        let encoded = encode_batch(out, params, std::slice::from_ref(record), now_ms)?;
+        let batch = out.get(start..).unwrap_or_default();
+        let shape = Shape::of(params, record);
+        let repeated = shape.is_some() && shape == self.last_shape;
+        self.last_shape = shape;
+        if let Some(shape) = shape.filter(|_| repeated && batch.len() <= TEMPLATE_MAX_BYTES) {
+            // The previous template's buffer, reused: no allocation per shape.
+            let buffer = self.template.take().map(|t| t.bytes).unwrap_or_default();
+            self.template = Template::new(shape, batch, buffer);
+        }
+        Ok(encoded)
     }
 }
 
 impl Template {
-    /// The template of `batch`, a one-record batch of `shape` just encoded.
-    fn new(shape: Shape, batch: &[u8]) -> Option<Template> {
+    /// The template of `batch`, a one-record batch of `shape` just encoded, kept in `buffer`.
+    fn new(shape: Shape, batch: &[u8], mut buffer: Vec<u8>) -> Option<Template> {
         let value_len = usize::try_from(shape.value_len).unwrap_or(0);
         let key_len = usize::try_from(shape.key_len).unwrap_or(0);
         // The record ends with the value and the header count, one 0 byte.
@@ -110,12 +138,32 @@ impl Template {
         if key_at <= BATCH_HEADER_LEN {
             return None;
         }
+        buffer.clear();
+        buffer.extend_from_slice(batch);
         Some(Template {
             shape,
-            bytes: batch.to_vec(),
+            bytes: buffer,
             key_at,
             value_at,
         })
+    }
+
+    /// Whether a batch of `record` under `params` is this template with fields rewritten
+    /// (the lengths first: what changes most often).
+    #[inline(always)]
+    fn fits(&self, params: &BatchParams, record: &Record<'_>) -> bool {
+        let len = |field: Option<&[u8]>| field.map_or(-1, |b| i64::try_from(b.len()).unwrap_or(-2));
+        let shape = &self.shape;
+        len(record.value) == i64::from(shape.value_len)
+            && len(record.key) == i64::from(shape.key_len)
+            && record.headers.is_empty()
+            && params.base_offset >= 0
+            && params.partition_leader_epoch == shape.partition_leader_epoch
+            && params.timestamp_type == shape.timestamp_type
+            && params.producer_id == shape.producer_id
+            && params.producer_epoch == shape.producer_epoch
+            && params.transactional == shape.transactional
+            && params.control == shape.control
     }
 
     /// Appends the template with `record`'s fields to `out`.
