@@ -18,7 +18,7 @@ use topiclog::{Error, Header, Record, Store};
 
 #[path = "kafka/broker.rs"]
 mod broker;
-use broker::{broker, cluster_read_from, own_broker, signal, unique};
+use broker::{Script, broker, cluster_read_from, kafka_python, own_broker, signal, unique};
 
 /// The cluster's records of `topic`, by partition, as kafka-python reads them.
 fn cluster_records(topic: &str, partitions: u32) -> BTreeMap<u32, Vec<OwnedRecord>> {
@@ -635,19 +635,8 @@ fn a_created_cluster_topic_takes_the_source_topics_settings() {
         .unwrap()
         .run_once(&mut |_| {})
         .unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka/topic_configs.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(broker())
-        .arg(&name)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cluster: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = kafka_python(Script("topic_configs.py"), &[broker(), &name]);
+    let cluster: serde_json::Value = serde_json::from_slice(&out).unwrap();
     for (key, value) in [
         ("cleanup.policy", "compact"),
         ("retention.ms", "3600000"),
@@ -742,18 +731,10 @@ fn a_damaged_position_file_is_an_error_naming_it_not_a_fresh_start() {
 /// the test broker has no CreatePartitions, so the topic is created again with the same
 /// records at the same offsets).
 fn grow_cluster_topic(topic: &str, old: u32, new: u32, extra: u32) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka/grow_cluster_topic.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(broker())
-        .arg(topic)
-        .args([old, new, extra].map(|n| n.to_string()))
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "kafka-python: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let [old, new, extra] = [old, new, extra].map(|n| n.to_string());
+    kafka_python(
+        Script("grow_cluster_topic.py"),
+        &[broker(), topic, &old, &new, &extra],
     );
 }
 

@@ -19,53 +19,18 @@ use topiclog::{Error, Record, Store};
 
 #[path = "kafka/broker.rs"]
 mod broker;
-use broker::{broker, cluster_read_from, own_broker, signal, unique};
-
-/// Runs `code` with python3 (kafka-python) and `args`; its failure fails the test.
-fn python(code: &str, args: &[&str]) {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(code)
-        .args(args)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/kafka")
-        .join(name)
-}
+use broker::{Code, Script, broker, cluster_read_from, kafka_python, own_broker, signal, unique};
 
 /// Creates `topic` with `partitions` in the cluster at `address` (unless `create` is false)
 /// and produces `rounds` rounds of records with kafka-python; returns how many.
 fn produce_at(address: &str, topic: &str, partitions: u32, rounds: u32, create: bool) -> u64 {
-    let mut command = Command::new("python3");
-    command
-        .arg(script("produce_cluster.py"))
-        .arg(address)
-        .arg(topic)
-        .arg(partitions.to_string())
-        .arg(rounds.to_string());
+    let (partitions, rounds) = (partitions.to_string(), rounds.to_string());
+    let mut args = vec![address, topic, partitions.as_str(), rounds.as_str()];
     if !create {
-        command.arg("--no-create");
+        args.push("--no-create");
     }
-    let out = command.output().expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "kafka-python producer: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    let out = kafka_python(Script("produce_cluster.py"), &args);
+    String::from_utf8(out).unwrap().trim().parse().unwrap()
 }
 
 fn produce(topic: &str, partitions: u32, rounds: u32, create: bool) -> u64 {
@@ -231,12 +196,14 @@ fn a_recreated_cluster_topic_is_refused_before_anything_is_appended() {
 }
 
 fn delete_cluster_topic(topic: &str) {
-    python(
-        "import sys, time\n\
+    kafka_python(
+        Code(
+            "import sys, time\n\
              from kafka.admin import KafkaAdminClient\n\
              a = KafkaAdminClient(bootstrap_servers=sys.argv[1])\n\
              a.delete_topics([sys.argv[2]])\n\
              time.sleep(0.5)\n",
+        ),
         &[broker(), topic],
     );
 }
@@ -343,8 +310,9 @@ fn commit_in_cluster(topic: &str, group: &str, offsets: &[(u32, i64)]) {
     let spec: Vec<String> = offsets.iter().map(|(p, o)| format!("{p}:{o}")).collect();
     let mut args = vec![broker(), topic, group];
     args.extend(spec.iter().map(String::as_str));
-    python(
-        "import sys\n\
+    kafka_python(
+        Code(
+            "import sys\n\
              from kafka import KafkaConsumer, TopicPartition\n\
              from kafka.structs import OffsetAndMetadata\n\
              bootstrap, topic, group = sys.argv[1:4]\n\
@@ -356,6 +324,7 @@ fn commit_in_cluster(topic: &str, group: &str, offsets: &[(u32, i64)]) {
              c.assign(list(offsets))\n\
              c.commit(offsets)\n\
              c.close()\n",
+        ),
         &args,
     );
 }
@@ -566,13 +535,15 @@ fn the_cli_replicates_describes_the_replica_and_refuses_produce() {
 /// Kafka's DeleteRecords on the cluster, with kafka-python: the log start of `topic`'s
 /// `partition` raised to `offset`.
 fn delete_records_in_cluster(topic: &str, partition: u32, offset: i64) {
-    python(
-        "import sys\n\
+    kafka_python(
+        Code(
+            "import sys\n\
              from kafka import TopicPartition\n\
              from kafka.admin import KafkaAdminClient\n\
              a = KafkaAdminClient(bootstrap_servers=sys.argv[1])\n\
              r = a.delete_records({TopicPartition(sys.argv[2], int(sys.argv[3])): int(sys.argv[4])})\n\
              assert all(v['error_code'] == 0 for v in r.values()), r\n",
+        ),
         &[broker(), topic, &partition.to_string(), &offset.to_string()],
     );
 }

@@ -125,6 +125,35 @@ pub fn unique(name: &str) -> String {
     )
 }
 
+/// What `python3` runs: a script of `tests/kafka`, or code given inline.
+#[derive(Clone, Copy)]
+pub enum Python<'a> {
+    Script(&'a str),
+    Code(&'a str),
+}
+pub use Python::{Code, Script};
+
+/// Runs `program` (kafka-python and its codecs: an independent Kafka client) with `args`;
+/// returns what it printed. Its failure fails the test, with what it said.
+pub fn kafka_python(program: Python<'_>, args: &[&str]) -> Vec<u8> {
+    let mut command = Command::new("python3");
+    match program {
+        Script(name) => command.arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/kafka")
+                .join(name),
+        ),
+        Code(code) => command.arg("-c").arg(code),
+    };
+    let out = command.args(args).output().expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "kafka-python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// `topic`'s partitions `0..partitions` in the cluster at `address`, as kafka-python reads
 /// them (`tests/kafka/read_cluster.py`, `read_committed`, CreateTime checked), by partition;
 /// with `group`, read from the group's committed offsets, which come back too.
@@ -134,29 +163,17 @@ pub fn cluster_read_from(
     partitions: u32,
     group: Option<&str>,
 ) -> (BTreeMap<u32, Vec<OwnedRecord>>, BTreeMap<u32, Option<i64>>) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka/read_cluster.py");
-    let mut command = Command::new("python3");
-    command
-        .arg(script)
-        .arg(address)
-        .arg(topic)
-        .arg(partitions.to_string());
-    if let Some(group) = group {
-        command.arg(group);
-    }
-    let out = command.output().expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "kafka-python: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let partitions = partitions.to_string();
+    let mut args = vec![address, topic, partitions.as_str()];
+    args.extend(group);
+    let out = kafka_python(Script("read_cluster.py"), &args);
     let b64 = |v: &serde_json::Value| {
         v.as_str()
             .map(|s| base64::engine::general_purpose::STANDARD.decode(s).unwrap())
     };
     let mut records: BTreeMap<u32, Vec<OwnedRecord>> = BTreeMap::new();
     let mut committed = BTreeMap::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    for line in String::from_utf8(out).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         if let Some(c) = v.get("committed") {
             for (p, o) in c.as_object().unwrap() {
