@@ -867,3 +867,21 @@ fn a_store_opened_for_consuming_grows_with_its_cluster_topic_only_when_no_one_wr
     assert_eq!(mirror.run_once(&mut |_| {}).unwrap(), 6);
     assert_mirrored_after(&store, &name, &[0, 3]);
 }
+
+#[test]
+fn partitions_added_on_both_sides_between_rounds_are_mirrored_by_the_next_round() {
+    // The store topic grows while the mirror runs, and so does the cluster topic (as an
+    // operator adds them there first): the counts agree again, but the mirror's producer has
+    // not seen the new partitions.
+    let (_dir, store, name) = store_with_topic("both-grow", 1);
+    fill_partition(&store, &name, 0, 4);
+    let mut mirror = Mirror::new(&store, options().topic(&name)).unwrap();
+    assert_eq!(mirror.run_once(&mut |_| {}).unwrap(), 4);
+    store.add_partitions(&name, 3).unwrap();
+    grow_cluster_topic(&name, 1, 3, 0);
+    fill_partition(&store, &name, 1, 3);
+    fill_partition(&store, &name, 2, 2);
+    fill_partition(&store, &name, 0, 1);
+    assert_eq!(mirror.run_once(&mut |_| {}).unwrap(), 6);
+    assert_mirrored(&store, &name);
+}

@@ -210,15 +210,11 @@ impl<'a> Mirror<'a> {
                 Some(cluster) if mirrored && cluster < local => {
                     // Partitions added to the store: the cluster gets them.
                     self.cluster.add_partitions(&name, local)?;
-                    // Set up again below: a new producer learns the new partitions (a
-                    // running one refuses them until its metadata refresh, minutes away).
-                    self.topics.remove(&name);
                 }
                 Some(cluster) if mirrored => {
                     // Partitions added on the cluster's side: the store topic grows to match.
                     self.grow_store(&name, local, cluster)?;
                     topic = self.store.topic(&name)?;
-                    self.topics.remove(&name); // as above
                 }
                 Some(cluster) => {
                     return Err(Error::PartitionCountMismatch {
@@ -227,6 +223,18 @@ impl<'a> Mirror<'a> {
                         cluster,
                     });
                 }
+            }
+            let count = usize::try_from(topic.partition_count()).unwrap_or(usize::MAX);
+            if self
+                .topics
+                .get(&name)
+                .is_some_and(|t| t.positions.len() < count)
+            {
+                // Partitions added since the topic was set up (on either side, or both), or
+                // one left to reconcile after an error: set up again with a new producer,
+                // which learns the partitions (a running one refuses partitions it has not
+                // seen until its metadata refresh, minutes away).
+                self.topics.remove(&name);
             }
             if !self.topics.contains_key(&name) {
                 let sender = self.cluster.producer(codec_name(&config, &topic))?;
