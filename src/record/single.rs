@@ -1,7 +1,7 @@
 //! One-record batches, encoded from the previous one: a producer appending one record per call
-//! mostly sends records of one shape (the same key and value lengths, no headers, the same
-//! batch settings), whose batches differ only in base offset, sequence, timestamps, key and
-//! value bytes and CRC. [`SingleEncoder`] keeps the last batch it wrote and, for a record of
+//! mostly sends records of one shape (the same key, value and header lengths, the same batch
+//! settings), whose batches differ only in base offset, sequence, timestamps, key, value and
+//! header bytes and CRC. [`SingleEncoder`] keeps the last batch it wrote and, for a record of
 //! the same shape, copies it and rewrites those fields instead of encoding every field again.
 //! The bytes are the same as [`encode_batch`]'s, which any other record goes through.
 
@@ -20,9 +20,13 @@ const CRC_POS: usize = 17;
 const CRC_START: usize = 21;
 
 /// What must be equal for a batch to be the previous one with fields rewritten: every batch
-/// setting but the base offset and sequence, and the key's and value's lengths (-1: null).
+/// setting but the base offset and sequence, and the key's and value's lengths (-1: null);
+/// headers by their count and a digest of their lengths (a template compares the lengths
+/// themselves, see [`Template::fits`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Shape {
+    header_count: usize,
+    header_lengths: u64,
     partition_leader_epoch: i32,
     timestamp_type: TimestampType,
     producer_id: i64,
@@ -34,18 +38,25 @@ struct Shape {
 }
 
 impl Shape {
-    /// The shape of a header-less `record` under `params`; `None` for a record with headers
-    /// or lengths past the format's (left to [`encode_batch`]).
+    /// The shape of `record` under `params`; `None` for lengths past the format's (left to
+    /// [`encode_batch`]).
     #[inline]
     fn of(params: &BatchParams, record: &Record<'_>) -> Option<Shape> {
-        if !record.headers.is_empty() {
-            return None;
-        }
         let len = |field: Option<&[u8]>| match field {
             None => Some(-1),
             Some(bytes) => i32::try_from(bytes.len()).ok(),
         };
+        let mut header_lengths = 0u64;
+        for header in record.headers {
+            let key = len(Some(header.key))?;
+            let value = len(header.value)?;
+            for n in [key, value] {
+                header_lengths = header_lengths.wrapping_mul(31).wrapping_add(n as u64);
+            }
+        }
         Some(Shape {
+            header_count: record.headers.len(),
+            header_lengths,
             partition_leader_epoch: params.partition_leader_epoch,
             timestamp_type: params.timestamp_type,
             producer_id: params.producer_id,
@@ -58,13 +69,23 @@ impl Shape {
     }
 }
 
-/// The last one-record batch written, and where its key and value lie.
+/// The last one-record batch written, and where its key, value and headers lie.
 #[derive(Debug)]
 struct Template {
     shape: Shape,
     bytes: Vec<u8>,
     key_at: usize,
     value_at: usize,
+    headers: Vec<HeaderAt>,
+}
+
+/// Where one header's key and value lie in a template, and their lengths (-1: a null value).
+#[derive(Debug, Clone, Copy)]
+struct HeaderAt {
+    key_at: usize,
+    key_len: usize,
+    value_at: usize,
+    value_len: i64,
 }
 
 /// Encodes one-record batches as [`encode_batch`] does, from the previous batch when the
@@ -116,35 +137,70 @@ impl SingleEncoder {
         let repeated = shape.is_some() && shape == self.last_shape;
         self.last_shape = shape;
         if let Some(shape) = shape.filter(|_| repeated && batch.len() <= TEMPLATE_MAX_BYTES) {
-            // The previous template's buffer, reused: no allocation per shape.
-            let buffer = self.template.take().map(|t| t.bytes).unwrap_or_default();
-            self.template = Template::new(shape, batch, buffer);
+            // The previous template's buffers, reused: no allocation per shape.
+            let buffers = self
+                .template
+                .take()
+                .map(|t| (t.bytes, t.headers))
+                .unwrap_or_default();
+            self.template = Template::new(shape, record, batch, buffers);
         }
         Ok(encoded)
     }
 }
 
 impl Template {
-    /// The template of `batch`, a one-record batch of `shape` just encoded, kept in `buffer`.
-    fn new(shape: Shape, batch: &[u8], mut buffer: Vec<u8>) -> Option<Template> {
-        let value_len = usize::try_from(shape.value_len).unwrap_or(0);
-        let key_len = usize::try_from(shape.key_len).unwrap_or(0);
-        // The record ends with the value and the header count, one 0 byte.
-        let value_at = batch.len().checked_sub(value_len + 1)?;
-        // Before the value: the key, then the value's length as a varint.
-        let key_at = value_at
-            .checked_sub(varint_len(shape.value_len))?
-            .checked_sub(key_len)?;
-        if key_at <= BATCH_HEADER_LEN {
+    /// The template of `batch`, the one-record batch of `record` (of `shape`) just encoded,
+    /// kept in `buffers`. Its fields are located from the lengths, and must end where the
+    /// batch does.
+    fn new(
+        shape: Shape,
+        record: &Record<'_>,
+        batch: &[u8],
+        (mut bytes, mut headers): (Vec<u8>, Vec<HeaderAt>),
+    ) -> Option<Template> {
+        let len = |n: i32| usize::try_from(n).unwrap_or(0);
+        // The record's length, a varint: its last byte is the first below 0x80.
+        let body_len = batch
+            .get(BATCH_HEADER_LEN..)?
+            .iter()
+            .position(|b| b & 0x80 == 0)?
+            + 1;
+        // Attributes, timestamp delta and offset delta: one byte each.
+        let mut at = BATCH_HEADER_LEN + body_len + 3 + varint_len(shape.key_len);
+        let key_at = at;
+        at += len(shape.key_len) + varint_len(shape.value_len);
+        let value_at = at;
+        at += len(shape.value_len) + varint_len(i32::try_from(shape.header_count).ok()?);
+        headers.clear();
+        for header in record.headers {
+            let key_len = header.key.len();
+            at += varint_len(i32::try_from(key_len).ok()?);
+            let key_at = at;
+            at += key_len;
+            let value_len = header
+                .value
+                .map_or(Some(-1), |v| i64::try_from(v.len()).ok())?;
+            at += varint_len(i32::try_from(value_len).ok()?);
+            headers.push(HeaderAt {
+                key_at,
+                key_len,
+                value_at: at,
+                value_len,
+            });
+            at += usize::try_from(value_len).unwrap_or(0);
+        }
+        if at != batch.len() {
             return None;
         }
-        buffer.clear();
-        buffer.extend_from_slice(batch);
+        bytes.clear();
+        bytes.extend_from_slice(batch);
         Some(Template {
             shape,
-            bytes: buffer,
+            bytes,
             key_at,
             value_at,
+            headers,
         })
     }
 
@@ -156,7 +212,12 @@ impl Template {
         let shape = &self.shape;
         len(record.value) == i64::from(shape.value_len)
             && len(record.key) == i64::from(shape.key_len)
-            && record.headers.is_empty()
+            && record.headers.len() == self.headers.len()
+            && record
+                .headers
+                .iter()
+                .zip(&self.headers)
+                .all(|(h, at)| h.key.len() == at.key_len && len(h.value) == at.value_len)
             && params.base_offset >= 0
             && params.partition_leader_epoch == shape.partition_leader_epoch
             && params.timestamp_type == shape.timestamp_type
@@ -189,6 +250,10 @@ impl Template {
         put(batch, 53, &params.base_sequence.to_be_bytes());
         put(batch, self.key_at, record.key.unwrap_or_default());
         put(batch, self.value_at, record.value.unwrap_or_default());
+        for (header, at) in record.headers.iter().zip(&self.headers) {
+            put(batch, at.key_at, header.key);
+            put(batch, at.value_at, header.value.unwrap_or_default());
+        }
         let crc = crate::crc::crc32c(batch.get(CRC_START..).unwrap_or_default());
         put(batch, CRC_POS, &crc.to_be_bytes());
         EncodedBatch {
@@ -251,6 +316,16 @@ mod tests {
         let long_key = vec![7u8; 200];
         let long_value = vec![9u8; 20_000];
         let headers = [Header::new(b"h", Some(b"v"))];
+        let same_lengths = [Header::new(b"g", Some(b"w"))];
+        let null_value = [Header::new(b"g", None)];
+        let two = [
+            Header::new(b"", Some(b"")),
+            Header::new(&long_key, Some(&long_key)),
+        ];
+        let two_again = [
+            Header::new(b"", Some(b"")),
+            Header::new(&long_value[..200], Some(&long_value[..200])),
+        ];
         let mut cases = Vec::new();
         for round in 0..3i64 {
             let at = |n: i64| params(round * 100 + n);
@@ -270,6 +345,22 @@ mod tests {
                 (at(12), Record::new(b"y").with_headers(&headers), 1_012),
                 (at(13), Record::new(b"y").with_headers(&headers), 1_013),
                 (at(14), Record::new(b"y"), 1_014),
+                (at(21), Record::new(b"y").with_headers(&same_lengths), 1_021),
+                (at(22), Record::new(b"z").with_headers(&same_lengths), 1_022),
+                (at(23), Record::new(b"z").with_headers(&null_value), 1_023),
+                (at(24), Record::new(b"z").with_headers(&null_value), 1_024),
+                (at(25), Record::keyed(b"k", b"z").with_headers(&two), 1_025),
+                (at(26), Record::keyed(b"q", b"z").with_headers(&two), 1_026),
+                (
+                    at(27),
+                    Record::keyed(b"q", b"z").with_headers(&two_again),
+                    1_027,
+                ),
+                (
+                    at(28),
+                    Record::keyed(b"q", b"z").with_headers(&headers),
+                    1_028,
+                ),
             ]);
             let log_append = BatchParams {
                 timestamp_type: TimestampType::LogAppendTime,
@@ -334,6 +425,10 @@ mod tests {
                     proptest::option::of(proptest::num::i64::ANY),
                     0u8..4,
                     proptest::num::u8::ANY,
+                    proptest::collection::vec(
+                        (0usize..3, proptest::option::of(0usize..3)),
+                        0..3,
+                    ),
                 ),
                 1..40,
             ),
@@ -341,10 +436,25 @@ mod tests {
             let bytes: Vec<u8> = (0..=255).collect();
             let values: Vec<Vec<u8>> = (0..40).map(|i| bytes.iter().cycle().skip(i).take(200).copied().collect()).collect();
             let mut cases = Vec::new();
-            for (i, (key_len, value_len, timestamp, settings, fill)) in run.into_iter().enumerate() {
-                let value = value_len.map(|n| &values[usize::from(fill) % 40][..n]);
-                let key = key_len.map(|n| &values[(usize::from(fill) + 1) % 40][..n]);
-                let mut record = Record { key, value, ..Record::new(b"") };
+            let run: Vec<_> = run
+                .into_iter()
+                .map(|(key_len, value_len, timestamp, settings, fill, headers)| {
+                    let fill = usize::from(fill);
+                    let headers: Vec<Header<'_>> = headers
+                        .into_iter()
+                        .map(|(k, v)| Header {
+                            key: &values[(fill + 2) % 40][..k],
+                            value: v.map(|n| &values[(fill + 3) % 40][..n]),
+                        })
+                        .collect();
+                    (key_len, value_len, timestamp, settings, fill, headers)
+                })
+                .collect();
+            for (i, (key_len, value_len, timestamp, settings, fill, headers)) in run.iter().enumerate() {
+                let (key_len, value_len, timestamp, settings, fill) = (*key_len, *value_len, *timestamp, *settings, *fill);
+                let value = value_len.map(|n| &values[fill % 40][..n]);
+                let key = key_len.map(|n| &values[(fill + 1) % 40][..n]);
+                let mut record = Record { key, value, ..Record::new(b"") }.with_headers(headers);
                 if let Some(t) = timestamp {
                     record = record.with_timestamp(t);
                 }
