@@ -42,8 +42,8 @@ pub const NO_PARTITION_LEADER_EPOCH: i32 = -1;
 pub const NO_TIMESTAMP: i64 = -1;
 
 const MAGIC_POS: usize = 16;
-const CRC_POS: usize = 17;
-const CRC_START: usize = 21;
+pub(super) const CRC_POS: usize = 17;
+pub(super) const CRC_START: usize = 21;
 const MIN_BATCH_LENGTH: i32 = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32;
 
 const COMPRESSION_MASK: i16 = 0x07;

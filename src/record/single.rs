@@ -8,16 +8,13 @@
 // It writes at positions computed from lengths: no indexing that could panic.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
-use super::batch::{BatchParams, EncodeError, EncodedBatch, encode_batch};
+use super::batch::{BatchParams, CRC_POS, CRC_START, EncodeError, EncodedBatch, encode_batch};
+use super::varint::varint_len;
 use super::{BATCH_HEADER_LEN, Record, TimestampType};
 
 /// The largest batch kept as a template: past a few KiB, encoding costs little beside copying
 /// the record, and a template would copy it once more at every change of shape.
 const TEMPLATE_MAX_BYTES: usize = 4096;
-
-/// Where a batch's CRC is stored, and where the bytes it covers start.
-const CRC_POS: usize = 17;
-const CRC_START: usize = 21;
 
 /// What must be equal for a batch to be the previous one with fields rewritten: every batch
 /// setting but the base offset and sequence, and the key's and value's lengths (-1: null);
@@ -271,17 +268,6 @@ fn put(batch: &mut [u8], at: usize, bytes: &[u8]) {
     if let Some(to) = batch.get_mut(at..at + bytes.len()) {
         to.copy_from_slice(bytes);
     }
-}
-
-/// Bytes of `n` as a zig-zag varint.
-fn varint_len(n: i32) -> usize {
-    let mut u = ((n << 1) ^ (n >> 31)) as u32;
-    let mut len = 1;
-    while u >= 0x80 {
-        u >>= 7;
-        len += 1;
-    }
-    len
 }
 
 #[cfg(test)]
