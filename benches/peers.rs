@@ -1031,8 +1031,8 @@ fn main() {
     println!();
     println!(
         "Format floor through a mapping (the floor's sequential scan over the segment files \
-         mapped read-only, each MiB populated in one call and let go once passed, as \
-         topiclog's reader keeps its resident set flat): one-per-call log {}, batch-1000 log \
+         mapped read-only, pages faulted in as the walk reaches them and each MiB let go once \
+         passed, as topiclog's reader keeps its resident set flat): one-per-call log {}, batch-1000 log \
          {}.",
         report::rate_summary(&mapped_floor[0]),
         report::rate_summary(&mapped_floor[1])

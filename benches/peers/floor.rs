@@ -152,8 +152,8 @@ impl Floor {
     }
 
     /// [`scan`](Self::scan) of the segment files through read-only mappings instead of
-    /// memory, with the resident set kept flat as topiclog's reader keeps it: each MiB is
-    /// populated in one call (`MADV_POPULATE_READ`) and let go once passed (`MADV_DONTNEED`).
+    /// memory, with the resident set kept flat as topiclog's reader keeps it: pages fault in
+    /// as the walk reaches them, and each MiB is let go once passed (`MADV_DONTNEED`).
     /// The mapping and the walk are timed: what bringing the pages into the address space adds
     /// to the format's own cost.
     pub fn scan_mapped(&self) -> Tally {
@@ -178,9 +178,6 @@ impl Floor {
                     }
                     .expect("let go");
                     released = pos / 4096 * 4096;
-                    let ahead = (released + STEP).min(map.len()) - released;
-                    map.advise_range(memmap2::Advice::PopulateRead, released, ahead)
-                        .expect("populate");
                 }
                 let size = 12 + be_i32(&map, pos + 8) as usize;
                 Self::walk(Self::check_batch(&map[pos..pos + size]), &mut tally);

@@ -69,23 +69,6 @@ impl Mapping {
         let _ = range;
     }
 
-    /// Maps the pages of `range` into the process at once, in one system call rather than a
-    /// page fault every few pages: what a sequential reader asks for the stretch ahead of it,
-    /// once it let the stretch behind it go. Best effort (older kernels refuse it; reads then
-    /// fault as usual). `range` must lie within the file's current length.
-    pub(crate) fn prefetch(&self, range: std::ops::Range<usize>) {
-        #[cfg(target_os = "linux")]
-        if let View::Mapped(map) = &self.0 {
-            let end = range.end.min(map.len());
-            let start = range.start - range.start % 4096;
-            if start < end {
-                let _ = map.advise_range(memmap2::Advice::PopulateRead, start, end - start);
-            }
-        }
-        #[cfg(not(target_os = "linux"))]
-        let _ = range;
-    }
-
     /// A view of bytes copied out of an in-memory file.
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     pub(super) fn owned(bytes: Vec<u8>) -> Mapping {

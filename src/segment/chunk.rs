@@ -77,17 +77,6 @@ impl Chunk {
         }
     }
 
-    /// Maps the pages of segment positions `range` in at once (see [`Mapping::prefetch`]).
-    pub(crate) fn prefetch(&self, range: std::ops::Range<u64>) {
-        if let Backing::Mapped(map) = &self.backing {
-            let (Ok(start), Ok(end)) = (usize::try_from(range.start), usize::try_from(range.end))
-            else {
-                return;
-            };
-            map.prefetch(start..end);
-        }
-    }
-
     /// Segment position of the first byte.
     pub(crate) fn start(&self) -> u64 {
         self.start
