@@ -9,6 +9,7 @@
 mod common;
 
 use std::hint::black_box;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
@@ -84,6 +85,21 @@ fn scan_all(log: &Partition) -> (u64, u64) {
     (count, value_bytes)
 }
 
+/// The same through `Reader::try_for_each_view`: the reader's own loop over borrowed records.
+fn scan_all_for_each(log: &Partition) -> (u64, u64) {
+    let (mut count, mut value_bytes) = (0u64, 0u64);
+    let mut reader = log.read(0).expect("read");
+    let flow = reader
+        .try_for_each_view(|record| {
+            value_bytes += record.value().map_or(0, <[u8]>::len) as u64;
+            count += 1;
+            ControlFlow::<()>::Continue(())
+        })
+        .expect("records");
+    assert!(flow.is_continue());
+    (count, value_bytes)
+}
+
 /// The same through `Reader::next_view`: records borrowed from the reader, no reference count
 /// per record.
 fn scan_all_views(log: &Partition) -> (u64, u64) {
@@ -122,6 +138,16 @@ fn read(c: &mut Criterion) {
                 black_box(value_bytes)
             })
         });
+        group.bench_function(
+            format!("sequential_for_each_from_0/{}", layout.name()),
+            |b| {
+                b.iter(|| {
+                    let (count, value_bytes) = scan_all_for_each(&prepared.log);
+                    assert_eq!(count, LOG_RECORDS);
+                    black_box(value_bytes)
+                })
+            },
+        );
         group.bench_function(format!("sequential_views_from_0/{}", layout.name()), |b| {
             b.iter(|| {
                 let (count, value_bytes) = scan_all_views(&prepared.log);

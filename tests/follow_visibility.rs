@@ -209,5 +209,31 @@ fn views_stop_at_the_published_end_too_and_a_reader_goes_on_past_it_later() {
     }
     assert_eq!(seen, (0..12).collect::<Vec<_>>(), "the same reader goes on");
     drop(reader);
+
+    // A scan (`try_for_each_view`) stops there too, and goes on from there.
+    let mut reader = p.read(0).expect("reader");
+    let mut scanned = Vec::new();
+    let scan = |reader: &mut topiclog::partition::Reader, scanned: &mut Vec<i64>| {
+        let flow = reader
+            .try_for_each_view(|v| {
+                scanned.push(v.offset());
+                std::ops::ControlFlow::<()>::Continue(())
+            })
+            .expect("scans");
+        assert!(flow.is_continue());
+    };
+    scan(&mut reader, &mut scanned);
+    assert_eq!(scanned, (0..12).collect::<Vec<_>>(), "a scan stops at 12");
+    publish(dir.path(), 13);
+    p.refresh().expect("refreshes");
+    scan(&mut reader, &mut scanned);
+    assert_eq!(scanned, (0..13).collect::<Vec<_>>(), "the scan goes on");
+    let mut from_7 = Vec::new();
+    scan(&mut p.read(7).expect("reader"), &mut from_7);
+    assert_eq!(
+        from_7,
+        (7..13).collect::<Vec<_>>(),
+        "a scan from inside the batch"
+    );
     writer.close().expect("closes");
 }

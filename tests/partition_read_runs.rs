@@ -1,9 +1,11 @@
-//! A sequential read checks runs of small batches ahead of reading them (framing, offsets,
-//! CRC in one pass). Damage anywhere in such a run is met at the damaged batch: every record
-//! before it is returned, then `Error::Corrupt` inside that batch, by both ways of reading,
-//! from the start of the log and from starts inside the run. A property test holds the
-//! sequential fast path to the long way (a reader with a byte budget never takes the fast
-//! path) on random logs with a random bit flipped.
+//! A sequential read takes plain batches on a fast path (`Reader::next_view` one batch per
+//! call, `Reader::try_for_each_view` a stretch of them in one loop), each checked as it is
+//! taken (framing, offsets, CRC, the next batch's framing). Damage anywhere among them is met
+//! at the damaged batch: every record before it is returned, then `Error::Corrupt` inside
+//! that batch, by every way of reading, from the start of the log and from starts nearby. A
+//! property test holds the fast paths to the long way (a reader with a byte budget never
+//! takes them) on random logs with a random bit flipped, scanning whole or breaking and
+//! resuming.
 
 mod common;
 
@@ -12,7 +14,7 @@ use topiclog::config::LogConfig;
 use topiclog::record::Record;
 use topiclog::{Error, Partition};
 
-/// One-record batches: about 390 of them in a 64 KiB run.
+/// One-record batches of about 170 bytes each.
 const BATCHES: i64 = 900;
 
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +115,14 @@ fn damage_inside_a_run_is_met_at_the_damaged_batch() {
                 };
                 assert_eq!(offsets(&views), offsets(&iterated), "{case}");
                 assert!(views == iterated, "{case}: values differ");
+                let (scanned, scan_err) =
+                    common::drain_for_each(&mut log.read(from).expect("reader"), None);
+                let scanned: Vec<(i64, Vec<u8>)> = scanned
+                    .into_iter()
+                    .map(|r| (r.offset, r.value.expect("value")))
+                    .collect();
+                assert_eq!(offsets(&scanned), offsets(&views), "{case}");
+                assert!(scanned == views, "{case}: values differ");
                 // An overlapping base offset is seen from the batch before, before any of its records
                 // is served (the reader looks at the next batch's framing first).
                 let served_to = match kind {
@@ -123,7 +133,7 @@ fn damage_inside_a_run_is_met_at_the_damaged_batch() {
                     (from..served_to).map(|i| (i, value(i))).collect();
                 assert_eq!(offsets(&views), offsets(&expected), "{case}");
                 assert!(views == expected, "{case}: values differ");
-                for err in [view_err, iter_err] {
+                for err in [view_err, iter_err, scan_err] {
                     match err {
                         Some(Error::Corrupt { path, position, .. }) => {
                             assert_eq!(path.file_name(), Some("00000000000000000000.log".as_ref()));
@@ -162,11 +172,24 @@ fn a_run_checked_ahead_still_ends_at_the_published_end() {
             log.append(Record::new(&value(next + i))).expect("append");
         }
         let appended = next + round * 7;
-        while let Some(view) = reader.next_view() {
-            let view = view.expect("record");
-            assert_eq!(view.offset(), next);
-            assert_eq!(view.value(), Some(&value(next)[..]));
-            next += 1;
+        if round % 2 == 0 {
+            while let Some(view) = reader.next_view() {
+                let view = view.expect("record");
+                assert_eq!(view.offset(), next);
+                assert_eq!(view.value(), Some(&value(next)[..]));
+                next += 1;
+            }
+        } else {
+            // A scan stops at the end the same way, and the next round goes on after it.
+            let flow = reader
+                .try_for_each_view(|view| {
+                    assert_eq!(view.offset(), next);
+                    assert_eq!(view.value(), Some(&value(next)[..]));
+                    next += 1;
+                    std::ops::ControlFlow::<()>::Continue(())
+                })
+                .expect("records");
+            assert!(flow.is_continue());
         }
         assert_eq!(next, appended, "round {round}");
     }
@@ -197,6 +220,7 @@ proptest! {
         index_interval in prop::sample::select(vec![128i32, 4096]),
         flip in prop::option::of((any::<prop::sample::Index>(), 0u8..8)),
         start in any::<prop::sample::Index>(),
+        pause in prop::option::of(0usize..40),
     ) {
         let dir = tempfile::tempdir().expect("dir");
         let config = LogConfig::builder()
@@ -242,6 +266,21 @@ proptest! {
             let (fast, long) = (drain(fast), drain(long));
             prop_assert_eq!(&fast.0, &long.0, "records from {}", from);
             prop_assert_eq!(&fast.1, &long.1, "how the read from {} ended", from);
+            let Ok(mut scan) = log.read(from) else {
+                continue;
+            };
+            let (scanned, scan_err) = common::drain_for_each(&mut scan, pause);
+            let scanned: Vec<(i64, Vec<u8>)> = scanned
+                .into_iter()
+                .map(|r| (r.offset, r.value.unwrap_or_default()))
+                .collect();
+            prop_assert_eq!(&scanned, &long.0, "scanned records from {}", from);
+            prop_assert_eq!(
+                &scan_err.map(|e| format!("{e:?}")),
+                &long.1,
+                "how the scan from {} ended",
+                from
+            );
         }
     }
 }

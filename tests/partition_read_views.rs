@@ -1,4 +1,5 @@
-//! Borrowed reads (`Reader::next_view`) return exactly what the owning iterator returns: the
+//! Borrowed reads (`Reader::next_view`, and `Reader::try_for_each_view` scanning with and
+//! without breaks) return exactly what the owning iterator returns: the
 //! same records with the same fields, from every start offset, across one-record batches,
 //! large batches, compressed batches, keys, headers, null values and segment rolls, before and
 //! after a reopen; and where a batch is damaged, the same records before it and the same error.
@@ -7,7 +8,7 @@ mod common;
 
 use topiclog::config::LogConfig;
 use topiclog::record::{Compression, Header, Record};
-use topiclog::{Error, OwnedHeader, OwnedRecord, Partition};
+use topiclog::{Error, OwnedRecord, Partition};
 
 fn config() -> LogConfig {
     LogConfig::builder()
@@ -23,23 +24,21 @@ fn by_views(log: &Partition, from: i64) -> (Vec<OwnedRecord>, Option<Error>) {
     let mut out = Vec::new();
     while let Some(view) = reader.next_view() {
         match view {
-            Ok(v) => out.push(OwnedRecord {
-                offset: v.offset(),
-                timestamp: v.timestamp(),
-                key: v.key().map(<[u8]>::to_vec),
-                value: v.value().map(<[u8]>::to_vec),
-                headers: v
-                    .headers()
-                    .map(|h| OwnedHeader {
-                        key: h.key.to_vec(),
-                        value: h.value.map(<[u8]>::to_vec),
-                    })
-                    .collect(),
-            }),
+            Ok(v) => out.push(common::own_view(&v)),
             Err(e) => return (out, Some(e)),
         }
     }
     (out, None)
+}
+
+/// Everything `try_for_each_view` yields from `from`, scanning with breaks as `pause` says
+/// (see [`common::drain_for_each`]).
+fn by_for_each(
+    log: &Partition,
+    from: i64,
+    pause: Option<usize>,
+) -> (Vec<OwnedRecord>, Option<Error>) {
+    common::drain_for_each(&mut log.read(from).expect("reader"), pause)
 }
 
 /// Everything the iterator yields from `from`, then the error that ended it (if any).
@@ -108,6 +107,11 @@ fn assert_agree(log: &Partition, end: i64) {
         let (iterated, iter_err) = by_iterator(log, from);
         assert!(view_err.is_none() && iter_err.is_none(), "from {from}");
         assert_eq!(views, iterated, "from {from}");
+        for pause in [None, Some(0), Some(1), Some(149), Some(151)] {
+            let (scanned, scan_err) = by_for_each(log, from, pause);
+            assert!(scan_err.is_none(), "from {from}, pause {pause:?}");
+            assert_eq!(scanned, views, "from {from}, pause {pause:?}");
+        }
         let expected = (end - from.min(end)) as usize;
         assert_eq!(views.len(), expected, "from {from}");
         if let Some(first) = views.first() {
@@ -157,6 +161,15 @@ fn views_meet_a_damaged_batch_where_the_iterator_does() {
         let (iterated, iter_err) = by_iterator(&log, from);
         assert_eq!(views, iterated, "from {from}");
         assert_eq!(views.len() as i64, (70 - from).max(0), "from {from}");
+        for pause in [None, Some(0), Some(3)] {
+            let (scanned, scan_err) = by_for_each(&log, from, pause);
+            assert_eq!(scanned, views, "from {from}, pause {pause:?}");
+            assert_eq!(
+                format!("{scan_err:?}"),
+                format!("{view_err:?}"),
+                "from {from}, pause {pause:?}"
+            );
+        }
         match (view_err, iter_err) {
             (
                 Some(Error::Corrupt { path, position, .. }),

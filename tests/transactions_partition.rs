@@ -17,11 +17,40 @@ fn committed() -> ReadOptions {
     ReadOptions::new().isolation_level(IsolationLevel::ReadCommitted)
 }
 
+/// The offsets a read from the log start returns; `Reader::try_for_each_view` (scanning
+/// whole, and breaking every few records to take one with `next_view`) must return the same.
 fn offsets(log: &Partition, options: ReadOptions) -> Vec<i64> {
-    log.read_with(log.log_start_offset(), options)
+    let iterated: Vec<i64> = log
+        .read_with(log.log_start_offset(), options)
         .unwrap()
         .map(|r| r.unwrap().offset())
-        .collect()
+        .collect();
+    for pause in [None, Some(0), Some(2)] {
+        let mut reader = log.read_with(log.log_start_offset(), options).unwrap();
+        let mut scanned = Vec::new();
+        loop {
+            let mut taken = 0;
+            let flow = reader
+                .try_for_each_view(|v| {
+                    scanned.push(v.offset());
+                    taken += 1;
+                    match pause {
+                        Some(k) if taken > k => std::ops::ControlFlow::Break(()),
+                        _ => std::ops::ControlFlow::Continue(()),
+                    }
+                })
+                .unwrap();
+            if flow.is_continue() {
+                break;
+            }
+            match reader.next_view() {
+                Some(v) => scanned.push(v.unwrap().offset()),
+                None => break,
+            }
+        }
+        assert_eq!(scanned, iterated, "scanned with pause {pause:?}");
+    }
+    iterated
 }
 
 fn marker(result: TxnResult) -> EndTxnMarker {

@@ -8,6 +8,7 @@
 use crate::consumer::config::IsolationLevel;
 use crate::record::BatchHeader;
 use std::fmt;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -15,7 +16,7 @@ use crate::error::{Corruption, Error, Result};
 use crate::record::DebugBytes;
 use crate::record::{
     BATCH_HEADER_LEN, Batch, Compression, DecodeError, DecodeErrorKind, FRAME_LEN, Headers,
-    RecordCursor, RecordFields, RecordView, RecordsMeta, peek_frame, plain_batch,
+    PlainBatch, RecordCursor, RecordFields, RecordView, RecordsMeta, peek_frame, plain_batch,
 };
 use crate::segment::file_name::FileKind;
 use crate::segment::verified::{self, BatchTable};
@@ -237,74 +238,98 @@ pub struct Reader {
     /// Segment position below which this reader let its mapped pages go (see
     /// [`RELEASE_EVERY`]).
     released: u64,
-    /// A run of batches ahead already checked as the fast path checks them (see
-    /// [`verify_run`]).
-    run: Run,
 }
 
-/// Batches a sequential read checked ahead of reading them, in one pass: from segment
-/// position `next`, the next batch to read, to `to`, all whole and published, uncompressed
-/// data batches, their offsets in order and in the segment's bounds, their CRCs right.
-/// Only a read that goes on at `next` uses it; any other move leaves `next` behind.
+/// What the fast paths check the next batch against: the segment's bounds and the reader's
+/// settings, as they stood when the fast path started (the published size and the visible end
+/// only grow, so a stale value stops a fast path early, never late).
 #[derive(Debug, Clone, Copy)]
-struct Run {
-    next: u64,
-    to: u64,
-}
-
-impl Run {
-    const NONE: Run = Run {
-        next: u64::MAX,
-        to: 0,
-    };
-}
-
-/// How far [`verify_run`] checks ahead at most: a one-record batch's CRC is a chain of
-/// dependent instructions, and checking many in one loop lets the processor overlap them;
-/// the bytes are then still in the cache when their records are read.
-const RUN_BYTES: u64 = 64 << 10;
-
-/// The bounds of the segment a run is checked in.
-#[derive(Debug, Clone, Copy)]
-struct RunBounds {
-    /// Its published size.
+struct PlainBounds {
+    /// The segment's published size.
     published: u64,
     segment_base: i64,
-    /// Its next offset.
+    /// The segment's next offset.
     next_offset: i64,
+    /// Records at or above this offset are not visible yet.
+    visible: i64,
+    /// Batches whose max timestamp is below this are the long way's to skip.
+    min_timestamp: i64,
+    /// `read_committed`: a transactional batch may belong to an aborted transaction, which
+    /// the long way asks about.
+    committed: bool,
 }
 
-/// Checks the batches of `bytes` from `rel` (segment position `pos`, the first to start at
-/// or above offset `at_least`) as the fast path takes a batch: whole in `bytes` and
-/// published, uncompressed data batches (`plain_batch`), offsets in order and in the
-/// segment's bounds, CRC right. Stops at the first that is not, or past [`RUN_BYTES`].
-/// Returns where the last batch that passed ends (`pos` if none did).
-#[inline(never)]
-fn verify_run(bytes: &[u8], mut rel: usize, mut pos: u64, mut at_least: i64, b: RunBounds) -> u64 {
-    let stop = pos.saturating_add(RUN_BYTES);
-    while pos < stop {
-        let Some(batch) = bytes.get(rel..).and_then(plain_batch) else {
-            break;
-        };
-        let end = pos + batch.size as u64;
-        let next_offset = batch.next_offset();
-        let bounds = OffsetBounds {
-            segment_base: b.segment_base,
-            at_least,
-            end: Some(b.next_offset),
-        };
-        let fits = end <= b.published
-            && offsets_problem_of(bounds, batch.meta.base_offset(), next_offset - 1).is_none();
-        if !fits
-            || !bytes
-                .get(rel..rel + batch.size)
-                .is_some_and(|bytes| batch.crc_matches(bytes))
-        {
-            break;
-        }
-        (rel, pos, at_least) = (rel + batch.size, end, next_offset);
+/// The batch at `rel` of `bytes` (segment position `pos`, to start at or above offset
+/// `at_least`, the reader wanting offsets from `min_offset`) when a fast path may take it as
+/// it is: whole in `bytes` and published, an uncompressed data batch (`plain_batch`) the
+/// reader does not skip and does not start inside, its offsets in order and in the segment's
+/// bounds, its CRC right, the next batch's framing (where `bytes` holds it) starting at or
+/// above its next offset, and its first record decoding and visible. Returns the batch and
+/// that record with the cursor after it. `None` for anything else: the long way
+/// ([`Reader::next_batch`]) then takes the batch and says what is wrong with it, if anything.
+/// The one rule both fast paths ([`Reader::next_batch_fast`], [`Reader::scan_plain`]) follow.
+#[inline(always)]
+fn plain_step(
+    bytes: &[u8],
+    at: Step,
+    b: &PlainBounds,
+) -> Option<(PlainBatch, RecordFields, RecordCursor)> {
+    let Step {
+        rel,
+        pos,
+        at_least,
+        min_offset,
+    } = at;
+    let batch = plain_batch(bytes.get(rel..)?)?;
+    let size = batch.size;
+    let end = pos + size as u64;
+    let next_offset = batch.next_offset();
+    let bounds = OffsetBounds {
+        segment_base: b.segment_base,
+        at_least,
+        end: Some(b.next_offset),
+    };
+    if end > b.published
+        || offsets_problem_of(bounds, batch.meta.base_offset(), next_offset - 1).is_some()
+        || (b.committed && batch.transactional)
+        || batch.max_timestamp() < b.min_timestamp
+        || min_offset > batch.meta.base_offset()
+    {
+        return None;
     }
-    pos
+    let whole = bytes.get(rel..rel + size)?;
+    if !batch.crc_matches(whole) {
+        return None;
+    }
+    // `next_batch_problem`'s check, where the chunk holds the next framing.
+    let follows = end >= b.published
+        || bytes
+            .get(rel + size..)
+            .and_then(|b| b.first_chunk::<FRAME_LEN>())
+            .and_then(|b| b.first_chunk())
+            .is_some_and(|b| i64::from_be_bytes(*b) >= next_offset);
+    if !follows {
+        return None;
+    }
+    let mut cursor = RecordCursor::START;
+    let first = batch
+        .meta
+        .next_fields(whole.get(BATCH_HEADER_LEN..)?, &mut cursor)?;
+    if first.offset >= b.visible {
+        return None;
+    }
+    Some((batch, first, cursor))
+}
+
+/// Where [`plain_step`] looks: a position in the chunk's bytes and in the segment, and the
+/// offsets the batch there must start at or above (`at_least`) and may not start below
+/// (`min_offset`, else the read starts inside it).
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    rel: usize,
+    pos: u64,
+    at_least: i64,
+    min_offset: i64,
 }
 
 /// How far a reader goes before it lets the mapped pages it passed leave the process's
@@ -463,7 +488,6 @@ impl Reader {
             held: None,
             at_least,
             released: pos,
-            run: Run::NONE,
         })
     }
 
@@ -485,18 +509,29 @@ impl Reader {
     }
 
     /// Makes the batch at `pos` the current one when it is the plain next batch of a
-    /// sequential read: the current batch ended cleanly; no index seek, byte budget or page
-    /// release is due; the batch lies whole in the chunk, uncompressed, not a control batch,
-    /// not to be skipped, its offsets in bounds, its CRC right (checked in a [`Run`] with the
-    /// batches after it), and the next batch's base offset (in the chunk) follows on.
-    /// Returns its first record as
-    /// [`fields_in_batch`](Self::fields_in_batch) does, decoded from the bytes at hand.
-    /// `None` for anything else, and [`next_batch`](Self::next_batch) then does it in full
-    /// and reports what is wrong. Nothing the long way reads is changed (a run checked ahead
-    /// is kept), unless the batch was taken up and its first record does not decode or is not
-    /// visible yet: the long way then meets that record again.
+    /// sequential read: the current batch ended cleanly, no index seek, byte budget or page
+    /// release is due, and [`plain_step`] takes the batch. Returns its first record as
+    /// [`fields_in_batch`](Self::fields_in_batch) does. `None` for anything else, with nothing
+    /// moved, and [`next_batch`](Self::next_batch) then does it in full and reports what is
+    /// wrong.
     #[inline]
     fn next_batch_fast(&mut self) -> Option<(usize, RecordFields)> {
+        let (chunk, rel, bounds) = self.fast_start()?;
+        let at = Step {
+            rel,
+            pos: self.pos,
+            at_least: self.at_least,
+            min_offset: self.min_offset,
+        };
+        let (batch, first, cursor) = plain_step(chunk.bytes(), at, &bounds)?;
+        Some((self.take_up(rel, batch, &first, cursor), first))
+    }
+
+    /// Whether a fast path may start at `pos`: the current batch ended cleanly (read to its
+    /// end, not decompressed), no index seek, byte budget or page release is due. Returns the
+    /// chunk, `pos` in it, and the bounds to check batches against.
+    #[inline(always)]
+    fn fast_start(&self) -> Option<(&Arc<Chunk>, usize, PlainBounds)> {
         let cur = self.current.as_ref()?;
         if self.done
             || cur.inflated.is_some()
@@ -511,64 +546,41 @@ impl Reader {
         }
         let chunk = self.chunk.as_ref()?;
         let rel = usize::try_from(self.pos.checked_sub(chunk.start())?).ok()?;
-        let bytes = chunk.bytes();
-        let batch = plain_batch(bytes.get(rel..)?)?;
-        // A transactional batch may belong to an aborted transaction: the long way asks.
-        if self.committed && batch.transactional {
-            return None;
+        let bounds = PlainBounds {
+            published: self.segment.size(),
+            segment_base: self.segment.base_offset(),
+            next_offset: self.segment.next_offset(),
+            visible: end_of(&self.shared, self.committed),
+            min_timestamp: self.min_timestamp,
+            committed: self.committed,
+        };
+        Some((chunk, rel, bounds))
+    }
+
+    /// Makes the batch [`plain_step`] took at `rel` of the chunk the current one, its first
+    /// record (`first`) read, `cursor` after it: the finished batch's state becomes the new
+    /// one's, in place. Returns where its records start in the chunk.
+    #[inline(always)]
+    fn take_up(
+        &mut self,
+        rel: usize,
+        batch: PlainBatch,
+        first: &RecordFields,
+        cursor: RecordCursor,
+    ) -> usize {
+        let records_start = rel + BATCH_HEADER_LEN;
+        if let Some(cur) = self.current.as_mut() {
+            cur.records_start = records_start;
+            cur.records_end = rel + batch.size;
+            cur.meta = batch.meta;
+            cur.cursor = cursor;
+            cur.position = self.pos;
         }
-        let size = batch.size;
-        let end = self.pos + size as u64;
-        let next_offset = batch.next_offset();
-        // Framing, offsets and CRC: checked with the batches after it, unless they were.
-        if self.pos != self.run.next || end > self.run.to {
-            let bounds = RunBounds {
-                published: self.segment.size(),
-                segment_base: self.segment.base_offset(),
-                next_offset: self.segment.next_offset(),
-            };
-            let to = verify_run(bytes, rel, self.pos, self.at_least, bounds);
-            if to < end {
-                return None;
-            }
-            self.run.to = to;
-        }
-        // Not skipped (`next_offset <= min_offset` or `min_offset` inside it would be), nor
-        // a start inside a batch (the `verified` tables' case).
-        if batch.max_timestamp() < self.min_timestamp || self.min_offset > batch.meta.base_offset()
-        {
-            return None;
-        }
-        // `next_batch_problem`'s check, where the chunk holds the next framing.
-        let follows = end >= self.segment.size()
-            || bytes
-                .get(rel + size..)
-                .filter(|b| b.len() >= FRAME_LEN)
-                .and_then(|b| b.first_chunk())
-                .is_some_and(|b| i64::from_be_bytes(*b) >= next_offset);
-        if !follows {
-            return None;
-        }
-        // The finished batch's state becomes the new one's, in place.
-        let cur = self.current.as_mut()?;
-        cur.records_start = rel + BATCH_HEADER_LEN;
-        cur.records_end = rel + size;
-        cur.meta = batch.meta;
-        cur.cursor = RecordCursor::START;
-        cur.position = self.pos;
-        self.at_least = next_offset;
-        self.pos = end;
-        self.run.next = end;
+        self.at_least = batch.next_offset();
+        self.pos += batch.size as u64;
         self.started = true;
-        // Its first record (it starts at or above `min_offset`, checked above).
-        let records = bytes.get(cur.records_start..cur.records_end)?;
-        let fields = cur.meta.next_fields(records, &mut cur.cursor)?;
-        if fields.offset >= end_of(&self.shared, self.committed) {
-            cur.cursor = RecordCursor::START;
-            return None;
-        }
-        self.min_offset = fields.offset + 1;
-        Some((cur.records_start, fields))
+        self.min_offset = first.offset + 1;
+        records_start
     }
 
     /// [`advance`](Self::advance) where the fast path cannot go on: at a batch's end, at the
@@ -613,7 +625,6 @@ impl Reader {
             (pos, at_least, None, None, None);
         (self.index_hint, self.vouching, self.done) = (pos > 0, false, false);
         self.released = pos;
-        self.run = Run::NONE;
         true
     }
 
@@ -744,6 +755,128 @@ impl Reader {
         }))
     }
 
+    /// Calls `f` with each record from the reader's position to the end of what is readable
+    /// now, borrowed as [`next_view`](Self::next_view) lends them, until `f` returns
+    /// [`ControlFlow::Break`]. The fastest way to scan a log: the reader walks each stretch of
+    /// plain batches in one loop, checking and decoding them as it goes, instead of taking
+    /// them up one call at a time. It returns exactly the records, and the errors, that
+    /// calling `next_view` until `None` (or until `f` breaks) would; the reader then goes on
+    /// after the last record `f` was given.
+    ///
+    /// # Errors
+    /// As [`next_view`](Self::next_view): the first error ends the scan (the records before
+    /// it were given to `f`).
+    ///
+    /// ```
+    /// # use topiclog::{Partition, config::LogConfig, record::Record};
+    /// use std::ops::ControlFlow;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let log = Partition::open(dir.path(), LogConfig::default())?;
+    /// # log.append_batch(&[Record::new(b"a"), Record::new(b"bc"), Record::new(b"def")])?;
+    /// let mut reader = log.read(0)?;
+    /// let mut bytes = 0;
+    /// // Up to offset 1, then the rest.
+    /// reader.try_for_each_view(|record| {
+    ///     bytes += record.value().map_or(0, <[u8]>::len);
+    ///     if record.offset() == 1 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    /// })?;
+    /// assert_eq!((bytes, reader.position()), (3, 2));
+    /// reader.try_for_each_view(|record| {
+    ///     bytes += record.value().map_or(0, <[u8]>::len);
+    ///     ControlFlow::<()>::Continue(())
+    /// })?;
+    /// assert_eq!(bytes, 6);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_for_each_view<B>(
+        &mut self,
+        mut f: impl FnMut(RecordView<'_>) -> ControlFlow<B>,
+    ) -> Result<ControlFlow<B>> {
+        loop {
+            if let ControlFlow::Break(b) = self.scan_plain(&mut f) {
+                return Ok(ControlFlow::Break(b));
+            }
+            // Where the loop stops (a batch end it cannot pass, the visible end, a fault): one
+            // record the long way, which moves on or says what is wrong.
+            match self.next_view() {
+                None => return Ok(ControlFlow::Continue(())),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(view)) => {
+                    if let ControlFlow::Break(b) = f(view) {
+                        return Ok(ControlFlow::Break(b));
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`try_for_each_view`](Self::try_for_each_view)'s loop: the rest of the current batch,
+    /// then the batches after it in the chunk for as long as [`plain_step`] takes each (as
+    /// [`next_batch_fast`](Self::next_batch_fast) would, one call at a time) and no page
+    /// release is due. Returns `Continue` where it stops, with the reader where `next_view`
+    /// would have left it, for the long way to go on from.
+    #[inline(never)]
+    fn scan_plain<B>(
+        &mut self,
+        f: &mut impl FnMut(RecordView<'_>) -> ControlFlow<B>,
+    ) -> ControlFlow<B> {
+        // The records left in the current batch, whatever its kind.
+        while let Some((records_start, fields)) = self.fields_in_batch() {
+            let Some(records) = self
+                .record_chunk()
+                .and_then(|c| c.bytes().get(records_start..))
+            else {
+                return ControlFlow::Continue(()); // unreachable: the record came from there
+            };
+            f(view_at(records, &fields))?;
+        }
+        let Some((chunk, mut rel, bounds)) = self.fast_start() else {
+            return ControlFlow::Continue(());
+        };
+        // Held here, so the reader's state can move while records borrow the bytes.
+        let chunk = Arc::clone(chunk);
+        let bytes = chunk.bytes();
+        let release_at = self.released + RELEASE_EVERY;
+        while self.pos < release_at {
+            let at = Step {
+                rel,
+                pos: self.pos,
+                at_least: self.at_least,
+                min_offset: self.min_offset,
+            };
+            let Some((batch, first, cursor)) = plain_step(bytes, at, &bounds) else {
+                break;
+            };
+            let size = batch.size;
+            let records_start = self.take_up(rel, batch, &first, cursor);
+            let Some(records) = bytes.get(records_start..rel + size) else {
+                break; // unreachable: `plain_step` read the batch there
+            };
+            f(view_at(records, &first))?;
+            // The rest of its records, each as `fields_in_batch` takes it.
+            let Some(cur) = self.current.as_mut() else {
+                break; // unreachable: `take_up` kept it
+            };
+            loop {
+                let before = cur.cursor;
+                let Some(fields) = cur.meta.next_fields(records, &mut cur.cursor) else {
+                    break;
+                };
+                if fields.offset >= bounds.visible {
+                    cur.cursor = before;
+                    return ControlFlow::Continue(());
+                }
+                self.min_offset = fields.offset + 1;
+                f(view_at(records, &fields))?;
+            }
+            if !cur.meta.finished(records.len(), &cur.cursor) {
+                return ControlFlow::Continue(()); // a record that does not decode: the long way
+            }
+            rel += size;
+        }
+        ControlFlow::Continue(())
+    }
+
     /// The chunk the last record returned lies in: the decompressed records of a compressed
     /// batch, or else the segment chunk.
     #[inline]
@@ -814,7 +947,6 @@ impl Reader {
                 }
                 self.vouching = false;
                 self.released = self.pos;
-                self.run = Run::NONE;
                 continue;
             }
             // The chunk is borrowed, not cloned, for the batch: no reference count per batch.
@@ -1063,7 +1195,6 @@ impl Reader {
     fn distrust_index(&mut self) -> Result<()> {
         self.segment.rebuild_indexes()?;
         (self.pos, self.at_least) = self.segment.seek_for(self.min_offset)?;
-        self.run = Run::NONE;
         (self.chunk, self.index_hint, self.vouching) = (None, false, false);
         Ok(())
     }

@@ -39,7 +39,8 @@ pub use batch::{
     NO_TIMESTAMP, RecordView, Records, encode_batch, encode_compressed_batch,
 };
 pub(crate) use batch::{
-    FRAME_LEN, RecordCursor, RecordFields, RecordsMeta, encode_cleaned, peek_frame, plain_batch,
+    FRAME_LEN, PlainBatch, RecordCursor, RecordFields, RecordsMeta, encode_cleaned, peek_frame,
+    plain_batch,
 };
 pub use codec::{CompressionLevels, DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, is_supported};
 pub use control::{ControlType, EndTxnMarker, TxnResult};

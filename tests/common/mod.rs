@@ -202,3 +202,52 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         })
         .collect()
 }
+
+/// A borrowed record, owned.
+pub fn own_view(v: &topiclog::record::RecordView<'_>) -> OwnedRecord {
+    OwnedRecord {
+        offset: v.offset(),
+        timestamp: v.timestamp(),
+        key: v.key().map(<[u8]>::to_vec),
+        value: v.value().map(<[u8]>::to_vec),
+        headers: v
+            .headers()
+            .map(|h| topiclog::OwnedHeader {
+                key: h.key.to_vec(),
+                value: h.value.map(<[u8]>::to_vec),
+            })
+            .collect(),
+    }
+}
+
+/// Everything `reader` returns through `Reader::try_for_each_view`, owned, and the error that
+/// ended it. With `pause` `Some(k)`, each scan breaks after `k` records and one record is then
+/// taken with `next_view` before the next scan, so the reader's state after a break is
+/// exercised both ways; `k` of 0 alternates one record each way.
+pub fn drain_for_each(
+    reader: &mut topiclog::partition::Reader,
+    pause: Option<usize>,
+) -> (Vec<OwnedRecord>, Option<topiclog::Error>) {
+    use std::ops::ControlFlow;
+    let mut out = Vec::new();
+    loop {
+        let mut taken = 0usize;
+        let flow = reader.try_for_each_view(|v| {
+            out.push(own_view(&v));
+            taken += 1;
+            match pause {
+                Some(k) if taken > k => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        });
+        match flow {
+            Err(e) => return (out, Some(e)),
+            Ok(ControlFlow::Continue(())) => return (out, None),
+            Ok(ControlFlow::Break(())) => match reader.next_view() {
+                None => return (out, None),
+                Some(Err(e)) => return (out, Some(e)),
+                Some(Ok(v)) => out.push(own_view(&v)),
+            },
+        }
+    }
+}
