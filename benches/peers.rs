@@ -471,6 +471,16 @@ fn read_seq<P: Peer>(log: &ReadLog, which: Which) -> f64 {
     log.records as f64 / secs
 }
 
+/// [`read_seq`] of topiclog's log with `Reader::next_view`, one call per record.
+fn read_seq_views(log: &ReadLog) -> f64 {
+    let mut reader = tlog::Tlog::open_reader(log.dir(Which::Topiclog), log.keyed, false);
+    let start = Instant::now();
+    let tally = tlog::scan_views(&mut reader);
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(tally, log.expected());
+    log.records as f64 / secs
+}
+
 /// The random reads of one repetition on one log: offsets drawn uniformly over the whole log,
 /// read in rounds, each round from a freshly opened reader. A round reads at most half as
 /// many records as the log has batches, so most reads are the first touch of their batch (a
@@ -815,6 +825,17 @@ fn main() {
         Unit::MPerSec,
         None,
     );
+    // Topiclog's other way to read borrowed records.
+    let r_v_seq_one = t.variant(
+        r_seq_one,
+        "sequential read, one-per-call log: `next_view` per record",
+        None,
+    );
+    let r_v_seq_batch = t.variant(
+        r_seq_batch,
+        "sequential read, batch-1000 log: `next_view` per record",
+        None,
+    );
     // Item 6: topiclog through a consumer process, and with a follower process attached.
     let r_c_seq_one = t.variant(
         r_seq_one,
@@ -942,6 +963,8 @@ fn main() {
                 t.add(r_rand_batch, col, read_random::<P>(&batch_log, which, plan_batch));
             });
         }
+        t.add(r_v_seq_one, Col::Topiclog, read_seq_views(&one_log));
+        t.add(r_v_seq_batch, Col::Topiclog, read_seq_views(&batch_log));
         t.add(r_seq_one, Col::Floor, floor_seq(&one_log));
         t.add(r_seq_batch, Col::Floor, floor_seq(&batch_log));
         mapped_floor[0].push(floor_seq_by(&one_log, floor::Floor::scan_mapped));
@@ -1081,10 +1104,10 @@ Notes:
   written are counted from its format (its files are preallocated).
 * topiclog: \"no fsync\" = `flush.messages` i64::MAX, timed until the bare partition is dropped
   (which writes its buffered tail, no fsync); durable = the default config. Sequential reads
-  take borrowed records (`Reader::next_view`) from `Partition::read(0)`, the partition opened
-  before timing, as commitlog's `MessageBuf` and the raw loop hand out borrowed bytes (the
-  `read` bench times the owning iterator too); random reads are `read(offset)` + the first
-  record. 4 threads share one partition (the peers: a
+  take borrowed records from `Partition::read(0)` with `Reader::try_for_each_view` (the
+  `next_view` rows: one call per record), the partition opened before timing, as
+  commitlog's `MessageBuf` and the raw loop hand out borrowed bytes (the `read` bench times
+  the owning iterator too); random reads are `read(offset)` + the first record. 4 threads share one partition (the peers: a
   mutex around the raw writer and around commitlog; okaywal: one open entry behind a mutex).
 * Keyed rows: the byte-oriented peers store key and headers in a length-prefixed payload
   (174 B instead of 100 B per record); topiclog stores them as Kafka record fields.

@@ -5,6 +5,7 @@
 //! closed, so a consumer process can open them; the in-process reader opens the partition
 //! directory `t-0` with `Partition::open`.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,6 +96,16 @@ fn touch(tally: &mut Tally, value: Option<&[u8]>) {
     tally.add(value.expect("a value"));
 }
 
+/// [`Peer::scan`] with `Reader::next_view`, one call per record.
+pub fn scan_views(reader: &mut TlogReader) -> Tally {
+    let mut tally = Tally::default();
+    let mut records = reader.partition.read(0).expect("read");
+    while let Some(record) = records.next_view() {
+        touch(&mut tally, record.expect("record").value());
+    }
+    tally
+}
+
 impl Peer for Tlog {
     const NAME: &'static str = "topiclog";
     type Log = TlogLog;
@@ -133,13 +144,19 @@ impl Peer for Tlog {
     }
 
     fn scan(reader: &mut TlogReader) -> Tally {
-        // Borrowed records, as commitlog's `MessageBuf` and the raw loop hand out: the
-        // iterator's owning records add a reference count each (the `read` bench has both).
+        // Borrowed records, as commitlog's `MessageBuf` and the raw loop hand out, through the
+        // reader's own loop (`try_for_each_view`); `scan_views` takes them one call at a time.
         let mut tally = Tally::default();
-        let mut records = reader.partition.read(0).expect("read");
-        while let Some(record) = records.next_view() {
-            touch(&mut tally, record.expect("record").value());
-        }
+        let flow = reader
+            .partition
+            .read(0)
+            .expect("read")
+            .try_for_each_view(|record| {
+                touch(&mut tally, record.value());
+                ControlFlow::<()>::Continue(())
+            })
+            .expect("records");
+        assert!(flow.is_continue());
         tally
     }
 
