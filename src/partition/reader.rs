@@ -714,8 +714,9 @@ impl Reader {
         }
     }
 
-    /// The next record, borrowed from the reader: the cheapest way to read, with no reference
-    /// count per record. Use the [`Iterator`] for records that outlive the next call.
+    /// The next record, borrowed from the reader: no reference count per record, as the
+    /// [`Iterator`]'s owned records have (use those for records that outlive the next call).
+    /// To scan many records, [`try_for_each_view`](Self::try_for_each_view) is faster.
     ///
     /// ```
     /// # use topiclog::{Partition, config::LogConfig, record::Record};
