@@ -189,3 +189,29 @@ fn views_meet_a_damaged_batch_where_the_iterator_does() {
         }
     }
 }
+
+#[test]
+fn a_scan_of_a_bounded_reader_stops_where_next_view_does() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = Partition::open(dir.path(), config()).expect("open");
+    let end = fill(&log);
+    for from in [0, 3, end / 2] {
+        for max_bytes in [1, 200, 4096, 20_000] {
+            let mut viewed = Vec::new();
+            let mut reader = log.read_bounded(from, max_bytes).expect("reader");
+            while let Some(view) = reader.next_view() {
+                viewed.push(common::own_view(&view.expect("record")));
+            }
+            for pause in [None, Some(0), Some(5)] {
+                let mut reader = log.read_bounded(from, max_bytes).expect("reader");
+                let (scanned, err) = common::drain_for_each(&mut reader, pause);
+                assert!(err.is_none(), "from {from}, {max_bytes} bytes");
+                assert_eq!(
+                    scanned, viewed,
+                    "from {from}, {max_bytes} bytes, pause {pause:?}"
+                );
+            }
+            assert!(!viewed.is_empty(), "a bounded read returns its first batch");
+        }
+    }
+}
