@@ -2,6 +2,8 @@
 //! last stable offset, `read_committed` reads, the `.txnindex`, across reopens and crashes,
 //! and Kafka-made transactional directories.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -27,27 +29,9 @@ fn offsets(log: &Partition, options: ReadOptions) -> Vec<i64> {
         .collect();
     for pause in [None, Some(0), Some(2)] {
         let mut reader = log.read_with(log.log_start_offset(), options).unwrap();
-        let mut scanned = Vec::new();
-        loop {
-            let mut taken = 0;
-            let flow = reader
-                .try_for_each_view(|v| {
-                    scanned.push(v.offset());
-                    taken += 1;
-                    match pause {
-                        Some(k) if taken > k => std::ops::ControlFlow::Break(()),
-                        _ => std::ops::ControlFlow::Continue(()),
-                    }
-                })
-                .unwrap();
-            if flow.is_continue() {
-                break;
-            }
-            match reader.next_view() {
-                Some(v) => scanned.push(v.unwrap().offset()),
-                None => break,
-            }
-        }
+        let (scanned, err) = common::drain_for_each(&mut reader, pause);
+        assert!(err.is_none(), "scanned with pause {pause:?}: {err:?}");
+        let scanned: Vec<i64> = scanned.iter().map(|r| r.offset).collect();
         assert_eq!(scanned, iterated, "scanned with pause {pause:?}");
     }
     iterated
