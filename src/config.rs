@@ -112,6 +112,7 @@ pub trait Clock: Send + Sync + fmt::Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[inline]
     fn now_ms(&self) -> i64 {
         wall_ms()
     }
@@ -124,13 +125,26 @@ impl Clock for SystemClock {
 /// probe.
 #[inline]
 pub(crate) fn wall_ms() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        // Seconds and milliseconds apart: cheaper than `as_millis`, a 128-bit product.
-        Ok(d) => i64::try_from(d.as_secs())
-            .unwrap_or(i64::MAX / 1000)
+    #[cfg(unix)]
+    if let Ok(now) = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME) {
+        // Nanoseconds are in 0..1e9 also before 1970, so this is the millisecond the clock is
+        // in, without the `Duration` arithmetic of `SystemTime`: it is on the path of every
+        // append, and costs about what the clock read does. (`time_t` and `c_long` are 32
+        // bits on some targets, hence the conversions.)
+        #[allow(clippy::useless_conversion)]
+        return i64::from(now.tv_sec())
             .saturating_mul(1000)
-            .saturating_add(i64::from(d.subsec_millis())),
-        // A clock set before 1970: report it as negative milliseconds.
+            .saturating_add(i64::from(now.tv_nsec()) / 1_000_000);
+    }
+    system_time_ms()
+}
+
+/// [`wall_ms`] through `SystemTime`, where `clock_gettime` is not at hand.
+#[cold]
+fn system_time_ms() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        // A clock set before 1970: negative milliseconds.
         Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
     }
 }
@@ -1008,6 +1022,21 @@ fn check(key: &'static str, value: impl ToString, ok: bool, reason: &'static str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wall_clock_reads_as_system_time_does() {
+        // Read between two `SystemTime` readings, it falls between them.
+        for _ in 0..1000 {
+            let before = system_time_ms();
+            let now = wall_ms();
+            let after = system_time_ms();
+            assert!(
+                (before..=after).contains(&now),
+                "{before} <= {now} <= {after}"
+            );
+        }
+        assert!(wall_ms() > 1_700_000_000_000, "milliseconds since 1970");
+    }
 
     #[test]
     fn settings_by_kafka_name() {

@@ -10,7 +10,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
+
+use topiclog::config::{Clock, SystemClock};
 
 use super::records::Pool;
 
@@ -306,10 +308,8 @@ impl AppendFloor {
     /// Appends record `value` as the next one-record batch.
     #[inline]
     pub fn append(&mut self, value: &[u8]) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_millis() as i64;
+        // The clock read as topiclog reads it for its appends.
+        let now = SystemClock.now_ms();
         let batch = &mut self.batch;
         batch[..8].copy_from_slice(&(self.appended as i64).to_be_bytes());
         batch[27..35].copy_from_slice(&now.to_be_bytes());
