@@ -7,7 +7,6 @@
 //! topiclog's readers by, not a reader.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
@@ -218,7 +217,8 @@ impl Floor {
 /// The one-record append floor: one-record batches of `pool`'s plain records (no key, no
 /// headers). Per record: a clock read (the batch's timestamps; the records carry none), the
 /// value copied into a batch whose other bytes are fixed, its base offset and timestamps set,
-/// its CRC-32C, and the write: into a 256 KiB `BufWriter`, as the raw loop writes its frames,
+/// its CRC-32C, and the write: into a 256 KiB buffer, as the raw loop writes its frames (the
+/// file's blocks reserved ahead of each buffer write, as topiclog reserves its segment's),
 /// or (durable) one `pwrite` into a file preallocated with synced zeros and one `fdatasync`,
 /// so no sync ever commits a size change. No lock, no index, no state: what the format alone
 /// costs.
@@ -231,8 +231,46 @@ pub struct AppendFloor {
 }
 
 enum Sink {
-    Buffered(BufWriter<File>),
-    Durable { file: File, pos: u64 },
+    /// A 256 KiB buffer written at `pos` when full, the file's blocks reserved to `reserved`.
+    Buffered {
+        file: File,
+        buffer: Vec<u8>,
+        pos: u64,
+        reserved: u64,
+    },
+    Durable {
+        file: File,
+        pos: u64,
+    },
+}
+
+/// The floor's write buffer.
+const BUFFER: usize = 256 << 10;
+
+impl Sink {
+    /// Writes the buffer out, first reserving the file's blocks as topiclog does (a chunk
+    /// twice what is reserved, 64 KiB to 4 MiB, the file's length kept).
+    fn write_buffer(&mut self) {
+        if let Sink::Buffered {
+            file,
+            buffer,
+            pos,
+            reserved,
+        } = self
+        {
+            let end = *pos + buffer.len() as u64;
+            if end > *reserved {
+                let target = (*reserved + (*reserved).clamp(64 << 10, 4 << 20)).max(end);
+                let keep = nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+                nix::fcntl::fallocate(&*file, keep, *reserved as i64, (target - *reserved) as i64)
+                    .expect("reserve");
+                *reserved = target;
+            }
+            file.write_all_at(buffer, *pos).expect("write");
+            *pos = end;
+            buffer.clear();
+        }
+    }
 }
 
 impl AppendFloor {
@@ -270,10 +308,12 @@ impl AppendFloor {
 
         let path = dir.join("floor.log");
         let sink = match durable {
-            None => Sink::Buffered(BufWriter::with_capacity(
-                256 << 10,
-                File::create(&path).expect("create"),
-            )),
+            None => Sink::Buffered {
+                file: File::create(&path).expect("create"),
+                buffer: Vec::with_capacity(BUFFER),
+                pos: 0,
+                reserved: 0,
+            },
             Some(records) => {
                 let file = File::options()
                     .read(true)
@@ -318,7 +358,12 @@ impl AppendFloor {
         let crc = super::crc32c(&batch[CRC_FROM..]);
         batch[17..21].copy_from_slice(&crc.to_be_bytes());
         match &mut self.sink {
-            Sink::Buffered(out) => out.write_all(batch).expect("write"),
+            Sink::Buffered { buffer, .. } => {
+                buffer.extend_from_slice(batch);
+                if buffer.len() >= BUFFER {
+                    self.sink.write_buffer();
+                }
+            }
             Sink::Durable { file, pos } => {
                 file.write_all_at(batch, *pos).expect("write");
                 file.sync_data().expect("fdatasync");
@@ -330,9 +375,7 @@ impl AppendFloor {
 
     /// Hands what is buffered to the OS (the end of a timed run).
     pub fn hand_off(&mut self) {
-        if let Sink::Buffered(out) = &mut self.sink {
-            out.flush().expect("flush");
-        }
+        self.sink.write_buffer();
     }
 
     /// The bytes of one batch.
@@ -345,7 +388,7 @@ impl AppendFloor {
     pub fn finish(self, dir: &Path) {
         let n = self.appended;
         match self.sink {
-            Sink::Buffered(out) => drop(out),
+            Sink::Buffered { file, pos, .. } => file.set_len(pos).expect("release"),
             Sink::Durable { file, pos } => file.set_len(pos).expect("trim"),
         }
         let loaded = Floor::load(dir);

@@ -76,6 +76,14 @@ pub(crate) trait DiskFile: Send + Sync + fmt::Debug {
     fn len(&self) -> io::Result<u64>;
     /// Sets the file's length; new bytes read as zero.
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Reserves the blocks of `[pos, pos + len)` without changing the file's length, so that
+    /// writes there later need not allocate them (Linux's `fallocate` with
+    /// `FALLOC_FL_KEEP_SIZE`). A hint: where the platform or filesystem has no such call it
+    /// does nothing. Blocks reserved past the end are released by [`set_len`](Self::set_len).
+    fn reserve(&self, pos: u64, len: u64) -> io::Result<()> {
+        let _ = (pos, len);
+        Ok(())
+    }
     /// Makes the file's data, and the metadata needed to read it, durable.
     fn sync_data(&self) -> io::Result<()>;
     /// Sets the file's modification time, in milliseconds since the Unix epoch (`futimens`).
@@ -146,6 +154,11 @@ impl File {
         self.inner
             .set_len(len)
             .map_err(|e| self.err(IoOp::SetLen, e))
+    }
+
+    /// [`DiskFile::reserve`]: a hint, so the caller may go on without it.
+    pub(crate) fn reserve(&self, pos: u64, len: u64) -> std::io::Result<()> {
+        self.inner.reserve(pos, len)
     }
 
     pub(crate) fn sync_data(&self) -> Result<()> {

@@ -107,6 +107,23 @@ impl DiskFile for OsFile {
         self.0.set_len(len)
     }
 
+    fn reserve(&self, pos: u64, len: u64) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            use nix::fcntl::{FallocateFlags, fallocate};
+            let (Ok(pos), Ok(len)) = (i64::try_from(pos), i64::try_from(len)) else {
+                return Err(io::Error::from(io::ErrorKind::InvalidInput));
+            };
+            fallocate(&self.0, FallocateFlags::FALLOC_FL_KEEP_SIZE, pos, len)
+                .map_err(io::Error::from)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (pos, len);
+            Ok(())
+        }
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
@@ -258,6 +275,9 @@ impl DiskFile for NoMapFile {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
+    }
+    fn reserve(&self, pos: u64, len: u64) -> io::Result<()> {
+        self.0.reserve(pos, len)
     }
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
