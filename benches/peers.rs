@@ -1084,10 +1084,11 @@ Notes:
   (↑ rows: above 1 is faster; ↓ rows: below 1 is faster or smaller). ″ repeats the row the
   variant belongs to. The format floor: CRC-32C of every batch plus the header and record walk
   of topiclog's own bytes, already in memory; for one-record appends, one-record batches
-  behind a 256 KiB `BufWriter` as the raw loop writes, each a clock read (for its
-  timestamps), the value copied into otherwise fixed bytes, its offset, timestamps and CRC
-  set: the format's own cost, with no lock, index or state (the latency row times each of
-  these appends). Durable: the same batch, one `pwrite` into a file preallocated with synced
+  behind a 256 KiB buffer as the raw loop writes (the file's blocks reserved ahead of each
+  buffer write, as topiclog reserves its active segment's), each a clock read (for its
+  timestamps, read as topiclog reads it), the value copied into otherwise fixed bytes, its
+  offset, timestamps and CRC set: the format's own cost, with no lock, index or state (the
+  latency row times each of these appends). Durable: the same batch, one `pwrite` into a file preallocated with synced
   zeros before timing and one `fdatasync` per record. The raw loop and the floor use
   topiclog's CRC-32C implementation (crc-fast).
 * raw: `[u32 length][u32 CRC-32C][payload]` frames behind a 256 KiB `BufWriter`; durable =

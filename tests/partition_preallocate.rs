@@ -30,20 +30,6 @@ fn append(log: &Partition, from: u32, batches: u32) {
     }
 }
 
-/// Where the batches of `bytes` end: each batch is its 12-byte offset and length prefix plus
-/// the length; a zero length (preallocated space) ends the walk.
-fn end_of_batches(bytes: &[u8]) -> usize {
-    let mut pos = 0;
-    while let Some(len) = bytes.get(pos + 8..pos + 12) {
-        let len = i32::from_be_bytes(len.try_into().expect("4 bytes"));
-        if len <= 0 || pos + 12 + len as usize > bytes.len() {
-            break;
-        }
-        pos += 12 + len as usize;
-    }
-    pos
-}
-
 fn check_records(log: &Partition, count: u32) {
     let mut n = 0;
     for record in log.read(0).expect("reader") {
@@ -65,18 +51,28 @@ fn rolled_and_closed_segments_end_at_their_last_batch() {
     let (active, sealed) = files.split_last().expect("segments");
     for path in sealed {
         let bytes = std::fs::read(path).expect("read");
-        assert_eq!(end_of_batches(&bytes), bytes.len(), "{}", path.display());
+        assert_eq!(
+            common::end_of_batches(&bytes),
+            bytes.len(),
+            "{}",
+            path.display()
+        );
     }
     // The active segment is preallocated ahead of its data, with zeros.
     let bytes = std::fs::read(active).expect("read");
-    let end = end_of_batches(&bytes);
+    let end = common::end_of_batches(&bytes);
     assert!(bytes.len() > end, "preallocated: {} bytes", bytes.len());
     assert!(bytes[end..].iter().all(|&b| b == 0), "a zero tail");
     check_records(&log, 600);
     log.close().expect("close");
     for path in common::segment_logs(dir.path()) {
         let bytes = std::fs::read(&path).expect("read");
-        assert_eq!(end_of_batches(&bytes), bytes.len(), "{}", path.display());
+        assert_eq!(
+            common::end_of_batches(&bytes),
+            bytes.len(),
+            "{}",
+            path.display()
+        );
     }
     let log = Partition::open(dir.path(), durable()).expect("reopen");
     assert!(log.recovery().clean_shutdown);
@@ -116,7 +112,11 @@ fn a_killed_writer_leaves_zeros_that_recovery_cuts() {
         "nothing fsynced was cut"
     );
     let bytes = std::fs::read(&active).expect("read");
-    assert_eq!(end_of_batches(&bytes), bytes.len(), "cut at the last batch");
+    assert_eq!(
+        common::end_of_batches(&bytes),
+        bytes.len(),
+        "cut at the last batch"
+    );
     append(&log, 300, 5);
     check_records(&log, 350);
     log.close().expect("close");

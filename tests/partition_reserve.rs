@@ -46,20 +46,6 @@ fn check_records(log: &Partition, count: u32) {
     assert_eq!(n, count);
 }
 
-/// Where the batches of `bytes` end (each is its 12-byte offset and length prefix plus the
-/// length).
-fn end_of_batches(bytes: &[u8]) -> usize {
-    let mut pos = 0;
-    while let Some(len) = bytes.get(pos + 8..pos + 12) {
-        let len = i32::from_be_bytes(len.try_into().expect("4 bytes"));
-        if len <= 0 || pos + 12 + len as usize > bytes.len() {
-            break;
-        }
-        pos += 12 + len as usize;
-    }
-    pos
-}
-
 /// Bytes of disk the file holds.
 fn allocated(path: &Path) -> u64 {
     std::fs::metadata(path).expect("stat").blocks() * 512
@@ -80,7 +66,12 @@ fn reserves_blocks(dir: &Path) -> bool {
 fn assert_trimmed(dir: &Path) {
     for path in common::segment_logs(dir) {
         let bytes = std::fs::read(&path).expect("read");
-        assert_eq!(end_of_batches(&bytes), bytes.len(), "{}", path.display());
+        assert_eq!(
+            common::end_of_batches(&bytes),
+            bytes.len(),
+            "{}",
+            path.display()
+        );
         let len = bytes.len() as u64;
         let held = allocated(&path);
         assert!(
@@ -103,14 +94,19 @@ fn the_active_segment_reserves_blocks_but_its_length_is_its_data() {
     // Rolled segments gave their reservations back.
     for path in sealed {
         let bytes = std::fs::read(path).expect("read");
-        assert_eq!(end_of_batches(&bytes), bytes.len(), "{}", path.display());
+        assert_eq!(
+            common::end_of_batches(&bytes),
+            bytes.len(),
+            "{}",
+            path.display()
+        );
         assert!(allocated(path) <= (bytes.len() as u64).next_multiple_of(4096) + 4096);
     }
     // The active one ends at its last written batch; its blocks run ahead of it.
     let bytes = std::fs::read(active).expect("read");
     assert!(!bytes.is_empty(), "buffers were written");
     assert_eq!(
-        end_of_batches(&bytes),
+        common::end_of_batches(&bytes),
         bytes.len(),
         "no zeros past the data"
     );

@@ -129,6 +129,21 @@ pub fn segment_path(dir: &Path, base_offset: i64, ext: &str) -> std::path::PathB
     dir.join(format!("{base_offset:020}.{ext}"))
 }
 
+/// Where the whole batches at the start of a segment's `bytes` end: each batch is its 12-byte
+/// offset and length prefix plus the length; a zero length (preallocated space) or a batch
+/// running past the end stops the walk.
+pub fn end_of_batches(bytes: &[u8]) -> usize {
+    let mut pos = 0;
+    while let Some(len) = bytes.get(pos + 8..pos + 12) {
+        let len = i32::from_be_bytes(len.try_into().expect("4 bytes"));
+        if len <= 0 || pos + 12 + len as usize > bytes.len() {
+            break;
+        }
+        pos += 12 + len as usize;
+    }
+    pos
+}
+
 /// The `.log` segment files of the partition directory `dir`, in base-offset order.
 pub fn segment_logs(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut logs: Vec<_> = std::fs::read_dir(dir)
