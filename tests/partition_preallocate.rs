@@ -50,13 +50,7 @@ fn rolled_and_closed_segments_end_at_their_last_batch() {
     assert!(files.len() >= 3, "rolled: {files:?}");
     let (active, sealed) = files.split_last().expect("segments");
     for path in sealed {
-        let bytes = std::fs::read(path).expect("read");
-        assert_eq!(
-            common::end_of_batches(&bytes),
-            bytes.len(),
-            "{}",
-            path.display()
-        );
+        common::assert_ends_at_last_batch(path);
     }
     // The active segment is preallocated ahead of its data, with zeros.
     let bytes = std::fs::read(active).expect("read");
@@ -66,13 +60,7 @@ fn rolled_and_closed_segments_end_at_their_last_batch() {
     check_records(&log, 600);
     log.close().expect("close");
     for path in common::segment_logs(dir.path()) {
-        let bytes = std::fs::read(&path).expect("read");
-        assert_eq!(
-            common::end_of_batches(&bytes),
-            bytes.len(),
-            "{}",
-            path.display()
-        );
+        common::assert_ends_at_last_batch(&path);
     }
     let log = Partition::open(dir.path(), durable()).expect("reopen");
     assert!(log.recovery().clean_shutdown);

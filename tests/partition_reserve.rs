@@ -14,7 +14,6 @@ use std::path::Path;
 
 use topiclog::Partition;
 use topiclog::config::LogConfig;
-use topiclog::record::Record;
 
 fn lazy() -> LogConfig {
     LogConfig::builder()
@@ -25,25 +24,10 @@ fn lazy() -> LogConfig {
         .expect("config")
 }
 
-fn value(i: u32) -> Vec<u8> {
-    format!("{i:08}-").repeat(20).into_bytes()
-}
-
-fn append(log: &Partition, from: u32, count: u32) {
-    for i in from..from + count {
-        log.append(Record::new(&value(i))).expect("append");
-    }
-}
-
-fn check_records(log: &Partition, count: u32) {
-    let mut n = 0;
-    for record in log.read(0).expect("reader") {
-        let record = record.expect("record");
-        assert_eq!(record.offset(), i64::from(n));
-        assert_eq!(record.value(), Some(&value(n)[..]));
-        n += 1;
-    }
-    assert_eq!(n, count);
+/// Appends the generated records `from..to` and checks the log holds exactly `0..to`.
+fn append_and_check(log: &Partition, from: i64, to: i64) {
+    common::append_range(log, from, to);
+    common::assert_range(&common::read_all(log, 0), 0, to);
 }
 
 /// Bytes of disk the file holds.
@@ -61,24 +45,22 @@ fn reserves_blocks(dir: &Path) -> bool {
     reserved
 }
 
-/// Every segment file ends at its last batch and holds no blocks past it (one block of
-/// rounding).
-fn assert_trimmed(dir: &Path) {
+/// The segment file at `path` ends at its last batch and holds no blocks past it (one block
+/// of rounding).
+fn assert_trimmed(path: &Path) {
+    let len = common::assert_ends_at_last_batch(path).len() as u64;
+    let held = allocated(path);
+    assert!(
+        held <= len.next_multiple_of(4096) + 4096,
+        "{}: {held} bytes held for {len}",
+        path.display()
+    );
+}
+
+/// [`assert_trimmed`] for every segment file of `dir`.
+fn assert_all_trimmed(dir: &Path) {
     for path in common::segment_logs(dir) {
-        let bytes = std::fs::read(&path).expect("read");
-        assert_eq!(
-            common::end_of_batches(&bytes),
-            bytes.len(),
-            "{}",
-            path.display()
-        );
-        let len = bytes.len() as u64;
-        let held = allocated(&path);
-        assert!(
-            held <= len.next_multiple_of(4096) + 4096,
-            "{}: {held} bytes held for {len}",
-            path.display()
-        );
+        assert_trimmed(&path);
     }
 }
 
@@ -87,20 +69,13 @@ fn the_active_segment_reserves_blocks_but_its_length_is_its_data() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reserves = reserves_blocks(dir.path());
     let log = Partition::open(dir.path(), lazy()).expect("open");
-    append(&log, 0, 4000); // 180-byte values: several 256 KiB segments
+    append_and_check(&log, 0, 6000); // about 120 bytes a batch: several 256 KiB segments
     let files = common::segment_logs(dir.path());
     assert!(files.len() >= 3, "rolled: {files:?}");
     let (active, sealed) = files.split_last().expect("segments");
     // Rolled segments gave their reservations back.
     for path in sealed {
-        let bytes = std::fs::read(path).expect("read");
-        assert_eq!(
-            common::end_of_batches(&bytes),
-            bytes.len(),
-            "{}",
-            path.display()
-        );
-        assert!(allocated(path) <= (bytes.len() as u64).next_multiple_of(4096) + 4096);
+        assert_trimmed(path);
     }
     // The active one ends at its last written batch; its blocks run ahead of it.
     let bytes = std::fs::read(active).expect("read");
@@ -118,25 +93,22 @@ fn the_active_segment_reserves_blocks_but_its_length_is_its_data() {
             bytes.len()
         );
     }
-    check_records(&log, 4000);
     log.close().expect("close");
-    assert_trimmed(dir.path());
+    assert_all_trimmed(dir.path());
     let log = Partition::open(dir.path(), lazy()).expect("reopen");
     assert!(log.recovery().clean_shutdown);
-    check_records(&log, 4000);
+    common::assert_range(&common::read_all(&log, 0), 0, 6000);
 }
 
 #[test]
 fn dropping_the_partition_releases_what_it_reserved() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = Partition::open(dir.path(), lazy()).expect("open");
-    append(&log, 0, 300);
+    append_and_check(&log, 0, 300);
     drop(log);
-    assert_trimmed(dir.path());
+    assert_all_trimmed(dir.path());
     let log = Partition::open(dir.path(), lazy()).expect("reopen");
-    check_records(&log, 300);
-    append(&log, 300, 100);
-    check_records(&log, 400);
+    append_and_check(&log, 300, 400);
 }
 
 #[test]
@@ -144,7 +116,7 @@ fn blocks_a_crash_left_reserved_are_released_after_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reserves = reserves_blocks(dir.path());
     let log = Partition::open(dir.path(), lazy()).expect("open");
-    append(&log, 0, 100);
+    append_and_check(&log, 0, 100);
     log.close().expect("close");
     // What a crash leaves: blocks reserved past the end of the active segment.
     let active = common::segment_logs(dir.path()).pop().expect("a segment");
@@ -166,10 +138,9 @@ fn blocks_a_crash_left_reserved_are_released_after_reopening() {
     drop(file);
 
     let log = Partition::open(dir.path(), lazy()).expect("reopen");
-    check_records(&log, 100);
-    append(&log, 100, 10);
+    append_and_check(&log, 100, 110);
     log.close().expect("close");
-    assert_trimmed(dir.path());
+    assert_all_trimmed(dir.path());
     let log = Partition::open(dir.path(), lazy()).expect("reopen");
-    check_records(&log, 110);
+    common::assert_range(&common::read_all(&log, 0), 0, 110);
 }

@@ -144,6 +144,13 @@ pub fn end_of_batches(bytes: &[u8]) -> usize {
     pos
 }
 
+/// Asserts the segment file at `path` ends at its last whole batch; returns its bytes.
+pub fn assert_ends_at_last_batch(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).expect("read");
+    assert_eq!(end_of_batches(&bytes), bytes.len(), "{}", path.display());
+    bytes
+}
+
 /// The `.log` segment files of the partition directory `dir`, in base-offset order.
 pub fn segment_logs(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut logs: Vec<_> = std::fs::read_dir(dir)
