@@ -1088,9 +1088,9 @@ Notes:
   buffer write, as topiclog reserves its active segment's), each a clock read (for its
   timestamps, read as topiclog reads it), the value copied into otherwise fixed bytes, its
   offset, timestamps and CRC set: the format's own cost, with no lock, index or state (the
-  latency row times each of these appends). Durable: the same batch, one `pwrite` into a file preallocated with synced
-  zeros before timing and one `fdatasync` per record. The raw loop and the floor use
-  topiclog's CRC-32C implementation (crc-fast).
+  latency row times each of these appends). Durable: the same batch, one `pwrite` into a
+  file preallocated with synced zeros before timing and one `fdatasync` per record. The raw
+  loop and the floor use topiclog's CRC-32C implementation (crc-fast).
 * raw: `[u32 length][u32 CRC-32C][payload]` frames behind a 256 KiB `BufWriter`; durable =
   flush + fdatasync per append; reads check each CRC; random reads `pread` one frame at a
   position kept in memory (the file has no index).

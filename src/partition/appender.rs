@@ -144,14 +144,10 @@ pub(crate) struct Appender {
     index_files: Option<IndexFiles>,
     /// The index files have room to grow (preallocated since the last trim).
     indexes_grown: bool,
-    /// Under the durable policy, how far the `.log` file may be preallocated ahead of the
-    /// data (`segment.bytes`; see [`PREALLOCATE_BYTES`]); `None`: not preallocated.
-    preallocate_to: Option<u64>,
+    /// How the `.log` file grows ahead of the data, and how far it may.
+    ahead: Ahead,
     /// The `.log` file's length: the data's end plus any zero-filled, fsynced tail.
     allocated: u64,
-    /// When not durable, how far the `.log` file's blocks may be reserved ahead of the data
-    /// (`segment.bytes`; see [`reserve`](Self::reserve)); `None`: not reserved.
-    reserve_to: Option<u64>,
     /// How far the `.log` file's blocks are reserved (past its length, which stays the data's).
     reserved: u64,
     /// Blocks past the end may be reserved (by this appender, or before a crash): the next
@@ -179,10 +175,9 @@ impl Appender {
             limits: PerIndex::limits(config),
             index_files: None,
             indexes_grown: false,
-            preallocate_to: preallocate_to(config),
+            ahead: Ahead::of(config),
             // A writable open cut the file to its last whole batch.
             allocated: active.file_size(),
-            reserve_to: reserve_to(config),
             reserved: active.file_size(),
             // A crash leaves what was reserved; the first trim lets it go.
             release_reserved: true,
@@ -193,8 +188,7 @@ impl Appender {
     /// Takes up a changed `segment.index.bytes` and flush policy.
     pub(crate) fn apply_config(&mut self, config: &LogConfig) {
         self.limits = PerIndex::limits(config);
-        self.preallocate_to = preallocate_to(config);
-        self.reserve_to = reserve_to(config);
+        self.ahead = Ahead::of(config);
     }
 
     pub(crate) fn active(&self) -> &Arc<Segment> {
@@ -441,14 +435,14 @@ impl Appender {
             let pos = self.active.file_size();
             let log = self.active.log()?;
             let end = pos + self.tail.len() as u64;
-            if let Some(limit) = self.preallocate_to {
-                if end > self.allocated {
+            match self.ahead {
+                Ahead::Zeros { limit } if end > self.allocated => {
                     self.allocated = preallocate(&log, self.allocated.max(pos), end, limit)?;
                 }
-            } else if let Some(limit) = self.reserve_to
-                && end > self.reserved
-            {
-                self.reserve(&log, pos, end, limit);
+                Ahead::Reserve { limit } if end > self.reserved => {
+                    self.reserve(&log, pos, end, limit);
+                }
+                _ => {}
             }
             let segment = &self.active;
             log.write_all_at(&self.tail, pos)?;
@@ -600,17 +594,26 @@ const FIRST_PREALLOCATION_BYTES: u64 = 64 << 10;
 /// Zeros written in one call while preallocating.
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
-/// How far `config` lets the active segment be preallocated (`None` unless durable).
-fn preallocate_to(config: &LogConfig) -> Option<u64> {
-    config
-        .is_durable()
-        .then(|| u64::try_from(config.segment_bytes()).unwrap_or(0))
+/// How the active segment's `.log` grows ahead of its data, up to `limit` (`segment.bytes`).
+#[derive(Debug, Clone, Copy)]
+enum Ahead {
+    /// Durable: fsynced zeros, so a commit's fsync has no size change to commit (see
+    /// [`PREALLOCATE_BYTES`]).
+    Zeros { limit: u64 },
+    /// Not durable: blocks reserved, the length left at the data's end (see
+    /// [`Appender::reserve`]).
+    Reserve { limit: u64 },
 }
 
-/// How far `config` lets the active segment's blocks be reserved (`None` when durable: it
-/// preallocates instead).
-fn reserve_to(config: &LogConfig) -> Option<u64> {
-    (!config.is_durable()).then(|| u64::try_from(config.segment_bytes()).unwrap_or(0))
+impl Ahead {
+    fn of(config: &LogConfig) -> Ahead {
+        let limit = u64::try_from(config.segment_bytes()).unwrap_or(0);
+        if config.is_durable() {
+            Ahead::Zeros { limit }
+        } else {
+            Ahead::Reserve { limit }
+        }
+    }
 }
 
 /// Where the next chunk of room grown from `allocated` to cover `end` ends: twice what is
