@@ -255,7 +255,7 @@ impl Appender {
     /// Encodes `records` as one batch at the end of the write buffer and checks it against
     /// `max.message.bytes` and `segment.bytes`. Nothing is appended yet: the caller either
     /// [`accept`](Self::accept)s the batch or [`discard`](Self::discard)s it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn encode(
         &mut self,
         config: &LogConfig,

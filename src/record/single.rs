@@ -265,6 +265,10 @@ impl Template {
 /// Writes `bytes` at `at` of `batch` (within it: the template's positions are its own).
 #[inline(always)]
 fn put(batch: &mut [u8], at: usize, bytes: &[u8]) {
+    // An empty key or value (a null one reads as empty) has nothing to copy: no call.
+    if bytes.is_empty() {
+        return;
+    }
     if let Some(to) = batch.get_mut(at..at + bytes.len()) {
         to.copy_from_slice(bytes);
     }
