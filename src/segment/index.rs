@@ -163,6 +163,26 @@ mod tests {
     }
 
     #[test]
+    fn every_size_and_target_match_a_linear_scan() {
+        // The binary search at every small size (odd, even, powers of two) and every target
+        // around each key: below the first, on each key, between keys, above the last.
+        for n in 0..=40i32 {
+            let entries: Vec<(i32, i32)> = (0..n).map(|i| (10 + 3 * i, i * 100)).collect();
+            let idx = index(&entries);
+            for target in 0..=(10 + 3 * i64::from(n) + 2) {
+                let expected = entries.iter().rposition(|e| i64::from(e.0) <= target);
+                assert_eq!(
+                    idx.floor_index(target),
+                    expected,
+                    "{n} entries, target {target}"
+                );
+            }
+            assert_eq!(idx.floor_index(i64::MIN), None);
+            assert_eq!(idx.floor_index(i64::MAX), (n > 0).then(|| n as usize - 1));
+        }
+    }
+
+    #[test]
     fn random_lookups_match_a_linear_scan() {
         // Kafka's OffsetIndexTest.randomLookupTest, with a seeded generator.
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
