@@ -854,6 +854,11 @@ impl Reader {
                 break; // unreachable: `plain_step` read the batch there
             };
             f(view_at(records, &first))?;
+            if batch.meta.finished(records.len(), &cursor) {
+                // Its only record: nothing to read back from the state `take_up` stored.
+                rel += size;
+                continue;
+            }
             // The rest of its records, each as `fields_in_batch` takes it.
             let Some(cur) = self.current.as_mut() else {
                 break; // unreachable: `take_up` kept it
