@@ -118,21 +118,93 @@ impl<E: Entry> Index<E> {
     }
 
     /// The number of [`floor`](Self::floor)'s entry.
+    ///
+    /// A read at a random offset starts here, and a binary search over a large index is a
+    /// chain of dependent cache misses. An offset index's keys are nearly evenly spaced (an
+    /// entry every `index.interval.bytes` of log), so the search first guesses the entry from
+    /// the first and last keys, then gallops from the guess to bracket the answer and finishes
+    /// with a binary search inside the bracket: a couple of probes in one or two cache lines
+    /// when the keys are even, at most about twice the binary search's probes when they are
+    /// not. Keys that do not increase (an index not yet validated) give some entry, as the
+    /// binary search does; the reader checks the batch it finds.
     pub(crate) fn floor_index(&self, target: i64) -> Option<usize> {
         let bytes = self.as_bytes();
-        // `i < len`, so `i * SIZE` stays within `bytes.len()`.
-        let entry = |i: usize| bytes.get(i * E::SIZE..).and_then(E::decode);
-        // Number of entries with key <= target, for keys that increase.
-        let (mut lo, mut hi) = (0usize, bytes.len() / E::SIZE);
+        // `i < len`, so `i * SIZE` stays within `bytes.len()`; an entry that does not decode
+        // counts as above the target.
+        let above = |i: usize| {
+            bytes
+                .get(i * E::SIZE..)
+                .and_then(E::decode)
+                .is_none_or(|e| e.key() > target)
+        };
+        let len = bytes.len() / E::SIZE;
+        // The answer is the number of entries with key <= target, within `lo..=hi`.
+        let (mut lo, mut hi) = (0usize, len);
+        if let Some(guess) = self.interpolate(target, len) {
+            (lo, hi) = gallop(guess, len, above);
+        }
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match entry(mid) {
-                Some(e) if e.key() <= target => lo = mid + 1,
-                _ => hi = mid,
+            if above(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
             }
         }
         lo.checked_sub(1)
     }
+
+    /// Where `target` would fall among `len` entries if the keys were evenly spaced between
+    /// the first and the last: an entry number below `len`. `None` for a small index (the
+    /// binary search is as quick) or keys that do not give a span.
+    fn interpolate(&self, target: i64, len: usize) -> Option<usize> {
+        const MIN_ENTRIES: usize = 64;
+        if len < MIN_ENTRIES {
+            return None;
+        }
+        let (first, last) = (self.get(0)?.key(), self.get(len - 1)?.key());
+        if last <= first {
+            return None;
+        }
+        let (span, at) = (
+            i128::from(last) - i128::from(first),
+            (i128::from(target) - i128::from(first)).clamp(0, i128::from(last) - i128::from(first)),
+        );
+        // `at <= span`, so the quotient is at most `len - 1`.
+        usize::try_from(at * (len as i128 - 1) / span).ok()
+    }
+}
+
+/// Brackets the number of entries not [`above`](Index::floor_index) the target, starting from
+/// entry `guess` (below `len`) and doubling the step away from it: `(lo, hi)` with the answer in
+/// `lo..=hi`, for keys that increase.
+fn gallop(guess: usize, len: usize, above: impl Fn(usize) -> bool) -> (usize, usize) {
+    let (mut lo, mut hi) = (0usize, len);
+    let mut step = 1usize;
+    if above(guess) {
+        hi = guess;
+        // Down: the answer is below `hi`; find an entry at or below the target.
+        while let Some(probe) = hi.checked_sub(step).filter(|&p| p >= lo) {
+            if !above(probe) {
+                lo = probe + 1;
+                break;
+            }
+            hi = probe;
+            step = step.saturating_mul(2);
+        }
+    } else {
+        lo = guess + 1;
+        // Up: the answer is at least `lo`; find an entry above the target.
+        while let Some(probe) = lo.checked_add(step - 1).filter(|&p| p < hi) {
+            if above(probe) {
+                hi = probe;
+                break;
+            }
+            lo = probe + 1;
+            step = step.saturating_mul(2);
+        }
+    }
+    (lo, hi)
 }
 
 #[cfg(test)]
@@ -179,6 +251,64 @@ mod tests {
             }
             assert_eq!(idx.floor_index(i64::MIN), None);
             assert_eq!(idx.floor_index(i64::MAX), (n > 0).then(|| n as usize - 1));
+        }
+    }
+
+    #[test]
+    fn large_indexes_of_any_spacing_match_a_linear_scan() {
+        // Past the size where the search starts from an interpolated guess: keys evenly
+        // spaced, growing quadratically, bunched at either end, and repeated (a time index
+        // can repeat a timestamp), so the gallop runs both ways from guesses near and far.
+        type Spacing = (&'static str, fn(i64) -> i64);
+        let spacings: [Spacing; 5] = [
+            ("even", |i| 7 + 24 * i),
+            ("quadratic", |i| i * i),
+            ("bunched low", |i| if i < 150 { i } else { 1_000_000 + i }),
+            ("bunched high", |i| {
+                if i < 50 { i * 10_000 } else { 500_000 + i }
+            }),
+            ("repeated", |i| i / 7 * 3),
+        ];
+        for (name, key) in spacings {
+            for n in [63i64, 64, 65, 100, 200, 257] {
+                let keys: Vec<i64> = (0..n).map(key).collect();
+                let entries: Vec<(i32, i32)> =
+                    keys.iter().map(|&k| (k as i32, k as i32 * 2)).collect();
+                let idx = index(&entries);
+                let mut targets: Vec<i64> = keys.iter().flat_map(|&k| [k - 1, k, k + 1]).collect();
+                targets.extend([i64::MIN, -1, i64::MAX, keys[n as usize - 1] + 1_000]);
+                for target in targets {
+                    let expected = keys.iter().rposition(|&k| k <= target);
+                    assert_eq!(
+                        idx.floor_index(target),
+                        expected,
+                        "{name}, {n} entries, target {target}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keys_out_of_order_give_an_entry_without_panicking() {
+        // An index is searched only after its checks pass, but the search itself must not
+        // fail on any bytes.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for n in [64usize, 65, 300] {
+            let entries: Vec<(i32, i32)> = (0..n).map(|_| (next() as i32, 0)).collect();
+            let idx = index(&entries);
+            for target in (0..200)
+                .map(|_| next() as i32 as i64)
+                .chain([i64::MIN, i64::MAX])
+            {
+                assert!(idx.floor_index(target).is_none_or(|i| i < n));
+            }
         }
     }
 
