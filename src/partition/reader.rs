@@ -970,14 +970,18 @@ impl Reader {
                 return Ok(false); // unreachable: `chunk_at` leaves a chunk or fails
             };
             if self.index_hint {
-                // The batch sought lies within about one index interval of here. Load the first
-                // half of it at once rather than one header at a time (half measured faster than
-                // all of it: the rest is often not needed).
+                // The batch sought lies within about one index interval of here. Load what the
+                // walk to it will read at once rather than one header at a time: as far as the
+                // batches would reach were they all like the first (at most the interval).
                 let rel = usize::try_from(self.pos - chunk.start()).unwrap_or(usize::MAX);
-                let span = self.shared.config().index_interval_bytes().max(0) as usize / 2 + 512;
+                let cap = self.shared.config().index_interval_bytes().max(0) as usize + 512;
                 let bytes = chunk.bytes().get(rel..).unwrap_or(&[]);
                 // A batch larger than that is one header to read, not a walk to speed up.
-                if peek_frame(bytes).is_some_and(|f| f.size < span) {
+                if let Some(first) = peek_frame(bytes).filter(|f| f.size < cap) {
+                    let per_batch = (first.next_offset - first.base_offset).max(1);
+                    let ahead = (self.min_offset.saturating_sub(first.base_offset) / per_batch)
+                        .clamp(0, cap as i64) as usize;
+                    let span = ahead.saturating_add(1).saturating_mul(first.size).min(cap);
                     warm(bytes.get(..span).unwrap_or(bytes));
                 }
             }
