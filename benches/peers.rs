@@ -13,7 +13,8 @@
 //! byte-oriented peers store a key and headers as a small length-prefixed payload). "No
 //! fsync" appends are timed until every record was handed to the OS; durable appends are on
 //! disk when the call returns. Reads are from the page cache (every log is read once before
-//! timing). Appends write into a fresh directory each time, deleted afterwards.
+//! timing, and its files read through again before each timed read of it). Appends write
+//! into a fresh directory each time, deleted afterwards.
 //!
 //! Peak RSS is read from `VmHWM` in a child process that only opens and scans one log; item 6
 //! of the issue adds topiclog's rows through a consumer in another process (`Store::
@@ -47,7 +48,7 @@ mod tlog;
 #[path = "peers/wal.rs"]
 mod wal;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -410,11 +411,34 @@ impl ReadLog {
         &self.dirs[Which::ALL.iter().position(|&w| w == which).expect("a peer")]
     }
 
+    /// [`dir`](Self::dir), with every file in it read through first (not timed), so the read
+    /// that follows is from the page cache as the rows say: a host may page out file pages left
+    /// idle for a while (a minute, on some), which would time the disk instead.
+    fn cached_dir(&self, which: Which) -> &Path {
+        let dir = self.dir(which);
+        read_through(dir);
+        dir
+    }
+
     fn expected(&self) -> Tally {
         Tally {
             records: self.records,
             value_bytes: self.records * self.value_len as u64,
         }
+    }
+}
+
+/// Reads every file under `dir` to its end, which brings it into the page cache.
+fn read_through(dir: &Path) {
+    let mut buf = vec![0u8; 1 << 20];
+    for entry in std::fs::read_dir(dir).expect("list a log directory") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            read_through(&path);
+            continue;
+        }
+        let mut file = std::fs::File::open(&path).expect("open a log file");
+        while file.read(&mut buf).expect("read a log file") > 0 {}
     }
 }
 
@@ -463,7 +487,7 @@ fn write_read_log(
 }
 
 fn read_seq<P: Peer>(log: &ReadLog, which: Which) -> f64 {
-    let mut reader = P::open_reader(log.dir(which), log.keyed, false);
+    let mut reader = P::open_reader(log.cached_dir(which), log.keyed, false);
     let start = Instant::now();
     let tally = P::scan(&mut reader);
     let secs = start.elapsed().as_secs_f64();
@@ -473,7 +497,7 @@ fn read_seq<P: Peer>(log: &ReadLog, which: Which) -> f64 {
 
 /// [`read_seq`] of topiclog's log with `Reader::next_view`, one call per record.
 fn read_seq_views(log: &ReadLog) -> f64 {
-    let mut reader = tlog::Tlog::open_reader(log.dir(Which::Topiclog), log.keyed, false);
+    let mut reader = tlog::Tlog::open_reader(log.cached_dir(Which::Topiclog), log.keyed, false);
     let start = Instant::now();
     let tally = tlog::scan_views(&mut reader);
     let secs = start.elapsed().as_secs_f64();
@@ -513,8 +537,9 @@ fn read_random<P: Peer>(log: &ReadLog, which: Which, plan: RandomPlan) -> f64 {
     let offsets = plan.offsets(log);
     let mut timed = Duration::ZERO;
     let mut value_bytes = 0;
+    let dir = log.cached_dir(which);
     for round in offsets.chunks(plan.round as usize) {
-        let mut reader = P::open_reader(log.dir(which), log.keyed, true);
+        let mut reader = P::open_reader(dir, log.keyed, true);
         let start = Instant::now();
         for &offset in round {
             value_bytes += P::read_one(&mut reader, offset);
@@ -554,7 +579,11 @@ fn floor_random(log: &ReadLog, plan: RandomPlan) -> f64 {
 
 /// Peak RSS of a child process that opens and scans `which`'s log.
 fn rss_scan(log: &ReadLog, which: Which) -> f64 {
-    let out = child::output("scan", log.dir(which), &child::scan_vars(which, log.keyed));
+    let out = child::output(
+        "scan",
+        log.cached_dir(which),
+        &child::scan_vars(which, log.keyed),
+    );
     assert_eq!(out[0].parse::<u64>().expect("records"), log.records);
     out[3].parse().expect("bytes")
 }
@@ -563,7 +592,7 @@ fn rss_scan(log: &ReadLog, which: Which) -> f64 {
 fn consume_seq(log: &ReadLog) -> (f64, f64) {
     let out = child::output(
         "consume",
-        log.dir(Which::Topiclog),
+        log.cached_dir(Which::Topiclog),
         &[child::records_var(log.records)],
     );
     assert_eq!(out[0].parse::<u64>().expect("records"), log.records);
@@ -576,7 +605,7 @@ fn consume_seq(log: &ReadLog) -> (f64, f64) {
 fn consume_random(log: &ReadLog, plan: RandomPlan) -> f64 {
     let out = child::output(
         "consume-random",
-        log.dir(Which::Topiclog),
+        log.cached_dir(Which::Topiclog),
         &child::random_vars(plan.seed, plan.reads, plan.round, log.records),
     );
     assert_eq!(
@@ -967,7 +996,9 @@ fn main() {
         t.add(r_v_seq_batch, Col::Topiclog, read_seq_views(&batch_log));
         t.add(r_seq_one, Col::Floor, floor_seq(&one_log));
         t.add(r_seq_batch, Col::Floor, floor_seq(&batch_log));
+        one_log.cached_dir(Which::Topiclog);
         mapped_floor[0].push(floor_seq_by(&one_log, floor::Floor::scan_mapped));
+        batch_log.cached_dir(Which::Topiclog);
         mapped_floor[1].push(floor_seq_by(&batch_log, floor::Floor::scan_mapped));
         t.add(r_keyed_seq, Col::Floor, floor_seq(&keyed_log));
         t.add(r_kib_seq, Col::Floor, floor_seq(&kib_log));
