@@ -223,6 +223,16 @@ mod tests {
         idx
     }
 
+    /// A seeded xorshift generator, for reproducible random cases.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     #[test]
     fn floor_finds_largest_lower_bound() {
         let idx = index(&[(10, 100), (20, 200), (30, 300)]);
@@ -293,13 +303,7 @@ mod tests {
     fn keys_out_of_order_give_an_entry_without_panicking() {
         // An index is searched only after its checks pass, but the search itself must not
         // fail on any bytes.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for n in [64usize, 65, 300] {
             let entries: Vec<(i32, i32)> = (0..n).map(|_| (next() as i32, 0)).collect();
             let idx = index(&entries);
@@ -315,13 +319,7 @@ mod tests {
     #[test]
     fn random_lookups_match_a_linear_scan() {
         // Kafka's OffsetIndexTest.randomLookupTest, with a seeded generator.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut entries = Vec::new();
         let mut key = 0i32;
         for i in 0..500 {
