@@ -13,8 +13,9 @@
 //! byte-oriented peers store a key and headers as a small length-prefixed payload). "No
 //! fsync" appends are timed until every record was handed to the OS; durable appends are on
 //! disk when the call returns. Reads are from the page cache (every log is read once before
-//! timing, and its files read through again before each timed read of it). Appends write
-//! into a fresh directory each time, deleted afterwards.
+//! timing, and its files read through again before each timed read of it; the floor's bytes
+//! and the record pools are read through before each timed use too, as a host may take back
+//! memory left idle). Appends write into a fresh directory each time, deleted afterwards.
 //!
 //! Peak RSS is read from `VmHWM` in a child process that only opens and scans one log; item 6
 //! of the issue adds topiclog's rows through a consumer in another process (`Store::
@@ -331,6 +332,7 @@ fn scratch(parent: &Path) -> tempfile::TempDir {
 /// Times one-record appends of `n` records into a fresh log; returns (records/s, bytes of log
 /// data written per second).
 fn append_one<P: Peer>(parent: &Path, pool: &Pool, n: u64, policy: Policy) -> (f64, f64) {
+    pool.touch();
     let dir = scratch(parent);
     let mut log = P::create(dir.path(), policy);
     let mut writer = P::writer(&mut log);
@@ -349,6 +351,7 @@ fn append_one<P: Peer>(parent: &Path, pool: &Pool, n: u64, policy: Policy) -> (f
 
 /// Times `n` records appended in batches of `batch` into a fresh log; returns records/s.
 fn append_batches<P: Peer>(parent: &Path, pool: &Pool, n: u64, batch: usize) -> f64 {
+    pool.touch();
     let batches: Vec<Vec<Rec<'_>>> = (0..8)
         .map(|b| pool.batch(b * batch as u64, batch))
         .collect();
@@ -368,6 +371,7 @@ fn append_batches<P: Peer>(parent: &Path, pool: &Pool, n: u64, batch: usize) -> 
 
 /// One-record appends, each timed; returns p99, p99.9 and p99.99 in nanoseconds.
 fn append_latency<P: Peer>(parent: &Path, pool: &Pool, n: u64) -> Vec<f64> {
+    pool.touch();
     let dir = scratch(parent);
     let mut log = P::create(dir.path(), Policy::NoFsync);
     let mut writer = P::writer(&mut log);
@@ -388,6 +392,7 @@ fn append_latency<P: Peer>(parent: &Path, pool: &Pool, n: u64) -> Vec<f64> {
 }
 
 fn append_threads<P: Peer>(parent: &Path, pool: &Pool, n: u64) -> f64 {
+    pool.touch();
     let dir = scratch(parent);
     let per_thread = n / 4;
     let elapsed = P::append_threads(dir.path(), pool, 4, per_thread);
@@ -553,6 +558,7 @@ fn read_random<P: Peer>(log: &ReadLog, which: Which, plan: RandomPlan) -> f64 {
 /// Records per second of the floor's sequential `scan` of `log` ([`floor::Floor::scan`], or
 /// [`floor::Floor::scan_mapped`] through a mapping of the files).
 fn floor_seq_by(log: &ReadLog, scan: fn(&floor::Floor) -> Tally) -> f64 {
+    log.floor.touch();
     let start = Instant::now();
     let tally = scan(&log.floor);
     let secs = start.elapsed().as_secs_f64();
@@ -567,6 +573,7 @@ fn floor_seq(log: &ReadLog) -> f64 {
 fn floor_random(log: &ReadLog, plan: RandomPlan) -> f64 {
     let offsets = plan.offsets(log);
     let located: Vec<(usize, u64)> = offsets.iter().map(|&o| (log.floor.locate(o), o)).collect();
+    log.floor.touch();
     let start = Instant::now();
     let value_bytes: usize = located
         .iter()
@@ -628,6 +635,7 @@ enum FollowedAppend {
 /// the appends, timed until the last returned (with a follower, every append is written
 /// through to the file before it returns).
 fn append_store(parent: &Path, pool: &Pool, n: u64, how: FollowedAppend, follow: bool) -> f64 {
+    pool.touch();
     let dir = scratch(parent);
     let policy = if how == FollowedAppend::Durable {
         Policy::Durable
