@@ -166,10 +166,8 @@ impl<E: Entry> Index<E> {
         if last <= first {
             return None;
         }
-        let (span, at) = (
-            i128::from(last) - i128::from(first),
-            (i128::from(target) - i128::from(first)).clamp(0, i128::from(last) - i128::from(first)),
-        );
+        let span = i128::from(last) - i128::from(first);
+        let at = (i128::from(target) - i128::from(first)).clamp(0, span);
         // `at <= span`, so the quotient is at most `len - 1`.
         usize::try_from(at * (len as i128 - 1) / span).ok()
     }
