@@ -235,6 +235,9 @@ pub struct Reader {
     held: Option<crate::disk::File>,
     /// The offset the next batch of the segment must start at or above.
     at_least: i64,
+    /// While `index_hint`: the segment position up to which the walk from the index entry
+    /// probably reads (see [`warm_end`]).
+    warm_to: u64,
     /// Segment position below which this reader let its mapped pages go (see
     /// [`RELEASE_EVERY`]).
     released: u64,
@@ -330,6 +333,21 @@ struct Step {
     pos: u64,
     at_least: i64,
     min_offset: i64,
+}
+
+/// The most bytes an index seek warms ahead of the walk to the batch it looks for: twice
+/// Kafka's default `index.interval.bytes`. Entries further apart than this mean large
+/// batches, where the walk reads a few headers and the batch sought is read through anyway.
+const WARM_MAX: u64 = 8 << 10;
+
+/// Where warming ahead of the walk from `sought` ends: past the batch the index puts the
+/// target in, and the next batch's framing that the walk checks too; `sought.position` (no
+/// warming) when the entries lie more than [`WARM_MAX`] apart.
+fn warm_end(sought: &crate::segment::offset_index::Seek) -> u64 {
+    if sought.next_position - sought.position > WARM_MAX {
+        return sought.position;
+    }
+    sought.reach.saturating_add(FRAME_LEN as u64)
 }
 
 /// How far a reader goes before it lets the mapped pages it passed leave the process's
@@ -469,7 +487,8 @@ impl Reader {
             include_control,
             committed,
         } = plan;
-        let (pos, at_least) = segment.seek_for(seek)?;
+        let sought = segment.seek_for(seek)?;
+        let pos = sought.position;
         Ok(Reader {
             shared,
             segment,
@@ -486,7 +505,8 @@ impl Reader {
             vouching: false,
             done: false,
             held: None,
-            at_least,
+            at_least: sought.at_least,
+            warm_to: warm_end(&sought),
             released: pos,
         })
     }
@@ -617,12 +637,14 @@ impl Reader {
         let Some(segment) = self.shared.segment_for(self.min_offset) else {
             return false;
         };
-        let Ok((pos, at_least)) = segment.seek_for(self.min_offset) else {
+        let Ok(sought) = segment.seek_for(self.min_offset) else {
             return false;
         };
         self.segment = segment;
+        let pos = sought.position;
         (self.pos, self.at_least, self.chunk, self.current, self.held) =
-            (pos, at_least, None, None, None);
+            (pos, sought.at_least, None, None, None);
+        self.warm_to = warm_end(&sought);
         (self.index_hint, self.vouching, self.done) = (pos > 0, false, false);
         self.released = pos;
         true
@@ -948,8 +970,10 @@ impl Reader {
                 (self.pos, self.chunk, self.index_hint, self.held) = (0, None, false, None);
                 self.at_least = self.segment.base_offset();
                 if replaced && self.min_offset > self.at_least {
-                    (self.pos, self.at_least) = self.segment.seek_for(self.min_offset)?;
+                    let sought = self.segment.seek_for(self.min_offset)?;
+                    (self.pos, self.at_least) = (sought.position, sought.at_least);
                     self.index_hint = self.pos > 0;
+                    self.warm_to = warm_end(&sought);
                 }
                 self.vouching = false;
                 self.released = self.pos;
@@ -970,20 +994,12 @@ impl Reader {
                 return Ok(false); // unreachable: `chunk_at` leaves a chunk or fails
             };
             if self.index_hint {
-                // The batch sought lies within about one index interval of here. Load what the
-                // walk to it will read at once rather than one header at a time: as far as the
-                // batches would reach were they all like the first (at most the interval).
+                // The batch sought lies a few batches ahead. Load what the walk to it will
+                // read at once rather than one header at a time, as the index estimates it.
                 let rel = usize::try_from(self.pos - chunk.start()).unwrap_or(usize::MAX);
-                let cap = self.shared.config().index_interval_bytes().max(0) as usize + 512;
+                let span = usize::try_from(self.warm_to.saturating_sub(self.pos)).unwrap_or(0);
                 let bytes = chunk.bytes().get(rel..).unwrap_or(&[]);
-                // A batch larger than that is one header to read, not a walk to speed up.
-                if let Some(first) = peek_frame(bytes).filter(|f| f.size < cap) {
-                    let per_batch = (first.next_offset - first.base_offset).max(1);
-                    let ahead = (self.min_offset.saturating_sub(first.base_offset) / per_batch)
-                        .clamp(0, cap as i64) as usize;
-                    let span = ahead.saturating_add(1).saturating_mul(first.size).min(cap);
-                    warm(bytes.get(..span).unwrap_or(bytes));
-                }
+                warm(bytes.get(..span).unwrap_or(bytes));
             }
             let mut parsed = parse_at(chunk, self.pos);
             if let Err(DecodeError {
@@ -1204,7 +1220,8 @@ impl Reader {
     /// goes on without a hint, so a fault in the log itself is met again and reported.
     fn distrust_index(&mut self) -> Result<()> {
         self.segment.rebuild_indexes()?;
-        (self.pos, self.at_least) = self.segment.seek_for(self.min_offset)?;
+        let sought = self.segment.seek_for(self.min_offset)?;
+        (self.pos, self.at_least) = (sought.position, sought.at_least);
         (self.chunk, self.index_hint, self.vouching) = (None, false, false);
         Ok(())
     }

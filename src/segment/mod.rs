@@ -30,8 +30,8 @@ pub(crate) use time_index::TimeEntry;
 pub(crate) use time_index::should_append as should_append_time;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -93,13 +93,6 @@ impl Access {
     }
 }
 
-#[derive(Debug)]
-enum MapState {
-    Untried,
-    Unavailable,
-    Mapped(Arc<Mapping>),
-}
-
 /// One segment of a partition.
 #[derive(Debug)]
 pub(crate) struct Segment {
@@ -111,7 +104,10 @@ pub(crate) struct Segment {
     /// map or sync it, and a mapping needs no handle once made.
     log: Mutex<Option<File>>,
     access: Access,
-    map: Mutex<MapState>,
+    /// The mapping readers use once decided (`None`: reads use pread). Undecided until the
+    /// active segment is mapped for growth or a sealed one is first read; set once, so the
+    /// readers' hot path reads it without a lock.
+    map: OnceLock<Option<Arc<Mapping>>>,
     /// Published bytes: readers may read `[0, size)`.
     size: AtomicU64,
     /// Bytes in the file; `[file_size, size)` still sit in the partition's write buffer.
@@ -243,7 +239,7 @@ impl Segment {
             disk: Arc::clone(disk),
             log: Mutex::new(None),
             access,
-            map: Mutex::new(MapState::Untried),
+            map: OnceLock::new(),
             size: AtomicU64::new(state.size),
             file_size: AtomicU64::new(state.size),
             next_offset: AtomicI64::new(state.next_offset),
@@ -439,38 +435,33 @@ impl Segment {
         }
         let len = capacity.max(self.size());
         if let Ok(Some(map)) = log.map(len) {
-            *self.map.lock() = MapState::Mapped(Arc::new(map));
+            // Already decided (an appender made again for the same segment): the first
+            // mapping stands; reads past its length use pread.
+            let _ = self.map.set(Some(Arc::new(map)));
         }
     }
 
     /// The mapping readers use, mapping a sealed segment on first use. `None`: read with pread.
     fn mapping(&self) -> Option<Arc<Mapping>> {
-        let mut state = self.map.lock();
-        match &*state {
-            MapState::Mapped(m) => Some(Arc::clone(m)),
-            MapState::Unavailable => None,
-            MapState::Untried if !self.is_sealed() => None,
-            // A file shorter than the segment's size (cut behind our back) is never mapped:
-            // touching the missing pages would kill the process with SIGBUS. Reads of it go
-            // through pread, which reports the short file as an error instead.
-            MapState::Untried => match self.log().and_then(|log| {
-                if log.len()? < self.size() {
-                    return Ok(None);
-                }
-                log.map(self.size())
-            }) {
-                Ok(Some(m)) => {
-                    let m = Arc::new(m);
-                    *state = MapState::Mapped(Arc::clone(&m));
-                    Some(m)
-                }
-                // Mapping is an optimisation: without it, reads use pread.
-                _ => {
-                    *state = MapState::Unavailable;
-                    None
-                }
-            },
+        if let Some(decided) = self.map.get() {
+            return decided.clone();
         }
+        if !self.is_sealed() {
+            return None;
+        }
+        self.map
+            .get_or_init(|| {
+                // A file shorter than the segment's size (cut behind our back) is never
+                // mapped: touching the missing pages would kill the process with SIGBUS. Reads
+                // of it go through pread, which reports the short file as an error instead.
+                // Mapping is an optimisation: without it, reads use pread.
+                let log = self.log().ok()?;
+                if log.len().ok()? < self.size() {
+                    return None;
+                }
+                log.map(self.size()).ok().flatten().map(Arc::new)
+            })
+            .clone()
     }
 
     /// Bytes `range` from the file (ending at most at `file_size`), at least `min_len` of them
@@ -547,19 +538,25 @@ impl Segment {
 
     /// Byte position to scan from for `offset` (0 if no index entry is at or below it).
     pub(crate) fn position_for(&self, offset: i64) -> Result<u64> {
-        Ok(self.seek_for(offset)?.0)
+        Ok(self.seek_for(offset)?.position)
     }
 
-    /// [`position_for`](Self::position_for), and the least base offset the batch there can
-    /// have (see `offset_index::seek`).
-    pub(crate) fn seek_for(&self, offset: i64) -> Result<(u64, i64)> {
-        let size = self.size();
-        let (pos, at_least) =
-            self.with_indexes(|ix| offset_index::seek(&ix.offsets, self.base_offset, offset))?;
-        Ok(if pos < size {
-            (pos, at_least)
+    /// Where a read of `offset` starts (see [`offset_index::Seek`]): from the start when the
+    /// index points at or past the published end.
+    pub(crate) fn seek_for(&self, offset: i64) -> Result<offset_index::Seek> {
+        let (size, next_offset) = (self.size(), self.next_offset());
+        let seek = self.with_indexes(|ix| {
+            offset_index::seek(&ix.offsets, self.base_offset, offset, (size, next_offset))
+        })?;
+        Ok(if seek.position < size {
+            seek
         } else {
-            (0, self.base_offset)
+            offset_index::Seek {
+                position: 0,
+                at_least: self.base_offset,
+                next_position: 0,
+                reach: 0,
+            }
         })
     }
 

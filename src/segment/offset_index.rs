@@ -103,24 +103,74 @@ pub(crate) fn validate(
     Ok(())
 }
 
-/// Byte position to start scanning from for `target` (the indexed position of the largest
-/// entry `<= target`, or 0), and the least base offset the batch there can have: one more than
-/// the entry before, whose offset is the last of what was appended at its position (one batch
-/// here; in older Kafka versions, every batch of one append), all of which lies before. The
-/// segment's base offset without an entry before. A reader seeking there checks the batch
-/// against it, as it checks a batch against the one it read before: a base offset lies
-/// outside the CRC.
-pub(crate) fn seek(index: &Index<OffsetEntry>, base_offset: i64, target: i64) -> (u64, i64) {
+/// Where a read of one offset starts, from the offset index ([`seek`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seek {
+    /// Byte position to start scanning from: the indexed position of the largest entry
+    /// `<= target`, or 0.
+    pub(crate) position: u64,
+    /// The least base offset the batch there can have: one more than the entry before, whose
+    /// offset is the last of what was appended at its position (one batch here; in older
+    /// Kafka versions, every batch of one append), all of which lies before. The segment's
+    /// base offset without an entry before. A reader seeking there checks the batch against
+    /// it, as it checks a batch against the one it read before: a base offset lies outside
+    /// the CRC.
+    pub(crate) at_least: i64,
+    /// Where the next entry's batch starts (the segment's end after the last entry): the
+    /// bytes from `position` to here hold the offsets up to that entry's.
+    pub(crate) next_position: u64,
+    /// About where the batch holding `target` ends, were the bytes between the two entries
+    /// spread evenly over their offsets: how far a walk from `position` reads. An estimate
+    /// for warming the bytes ahead, never a bound; `position` without an entry.
+    pub(crate) reach: u64,
+}
+
+/// Where to read `target` from in a segment based at `base_offset` whose published log ends
+/// at byte `size` and offset `next_offset` (see [`Seek`]).
+pub(crate) fn seek(
+    index: &Index<OffsetEntry>,
+    base_offset: i64,
+    target: i64,
+    (size, next_offset): (u64, i64),
+) -> Seek {
     let relative = target.saturating_sub(base_offset);
-    let Some(i) = index.floor_index(relative) else {
-        return (0, base_offset);
+    let entry = |i: usize| {
+        index
+            .get(i)
+            .map(|e| (e.offset(base_offset), e.position.max(0) as u64))
     };
-    let position = index.get(i).map_or(0, |e| e.position.max(0) as u64);
+    let Some((i, (offset, position))) = index
+        .floor_index(relative)
+        .and_then(|i| Some((i, entry(i)?)))
+    else {
+        return Seek {
+            position: 0,
+            at_least: base_offset,
+            next_position: 0,
+            reach: 0,
+        };
+    };
     let at_least = i
         .checked_sub(1)
-        .and_then(|before| index.get(before))
-        .map_or(base_offset, |e| e.offset(base_offset).saturating_add(1));
-    (position, at_least)
+        .and_then(entry)
+        .map_or(base_offset, |(before, _)| before.saturating_add(1));
+    // The entry's batch holds offsets up to its own; the next entry's, up to the next entry's.
+    let (next_offset, next_position) = entry(i + 1).unwrap_or((next_offset, size));
+    let reach = match (
+        u64::try_from(target.saturating_sub(offset).saturating_add(1)),
+        u64::try_from(next_offset.saturating_sub(offset)),
+    ) {
+        (Ok(wanted), Ok(spread)) if spread > 0 && next_position > position => wanted
+            .checked_mul(next_position - position)
+            .map_or(position, |bytes| position.saturating_add(bytes / spread)),
+        _ => position,
+    };
+    Seek {
+        position,
+        at_least,
+        next_position: next_position.max(position),
+        reach,
+    }
 }
 
 #[cfg(test)]
@@ -145,11 +195,15 @@ mod tests {
                 0, 0, 0, 0x32, 0, 0, 0x10, 0x48, 0, 0, 0, 0x82, 0, 0, 0x20, 0xd0
             ]
         );
-        assert_eq!(seek(&idx, 100, 99), (0, 100));
-        assert_eq!(seek(&idx, 100, 150), (4168, 100));
-        assert_eq!(seek(&idx, 100, 229), (4168, 100));
+        let at = |target| {
+            let s = seek(&idx, 100, target, (9000, 231));
+            (s.position, s.at_least)
+        };
+        assert_eq!(at(99), (0, 100));
+        assert_eq!(at(150), (4168, 100));
+        assert_eq!(at(229), (4168, 100));
         // The batch at 8400 comes after the one at 4168, whose last offset is 150.
-        assert_eq!(seek(&idx, 100, 500), (8400, 151));
+        assert_eq!(at(500), (8400, 151));
         assert_eq!(validate(&idx, 100..231, 9000), Ok(()));
         assert!(
             validate(&idx, 100..230, 9000).is_err(),
@@ -175,5 +229,48 @@ mod tests {
             position: 0,
         });
         assert_eq!(validate(&base, 20..21, 10), Ok(()));
+    }
+
+    #[test]
+    fn reach_spreads_the_bytes_between_entries_over_their_offsets() {
+        // One-record batches of 100 B from offset 1000 at byte 0; entries every 40 batches.
+        let mut idx = Index::new();
+        for k in 0..3 {
+            idx.push(OffsetEntry {
+                relative_offset: 40 * k,
+                position: 4000 * k,
+            });
+        }
+        // The segment ends after batch 100 (offset 1099, byte 10,000).
+        let end = (10_000, 1100);
+        let s = seek(&idx, 1000, 1000, end);
+        assert_eq!((s.position, s.next_position, s.reach), (0, 4000, 100));
+        // Offset 1045 is the batch at 4500..4600, after the entry at 4000 (offset 1040).
+        let s = seek(&idx, 1000, 1045, end);
+        assert_eq!((s.position, s.at_least), (4000, 1001));
+        assert_eq!((s.next_position, s.reach), (8000, 4600));
+        // After the last entry the segment's end stands in for the next one.
+        let s = seek(&idx, 1000, 1099, end);
+        assert_eq!(
+            (s.position, s.next_position, s.reach),
+            (8000, 10_000, 10_000)
+        );
+        // Without an entry at or below the target: from the start, nothing to estimate.
+        let empty = Index::new();
+        let s = seek(&empty, 1000, 1050, end);
+        assert_eq!((s.position, s.at_least, s.reach), (0, 1000, 0));
+        // Entries that do not make sense (an index not yet validated) give no reach past the
+        // entry, and nothing overflows.
+        let mut odd = Index::new();
+        odd.push(OffsetEntry {
+            relative_offset: 10,
+            position: i32::MAX,
+        });
+        odd.push(OffsetEntry {
+            relative_offset: 5,
+            position: 7,
+        });
+        let s = seek(&odd, i64::MAX - 20, i64::MAX, (0, i64::MIN));
+        assert_eq!(s.reach, s.position);
     }
 }
