@@ -225,7 +225,7 @@ impl Template {
     }
 
     /// Appends the template with `record`'s fields to `out`.
-    #[inline]
+    #[inline(always)]
     fn write(
         &self,
         out: &mut Vec<u8>,
