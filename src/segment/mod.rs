@@ -551,12 +551,7 @@ impl Segment {
         Ok(if seek.position < size {
             seek
         } else {
-            offset_index::Seek {
-                position: 0,
-                at_least: self.base_offset,
-                next_position: 0,
-                reach: 0,
-            }
+            offset_index::Seek::from_start(self.base_offset)
         })
     }
 

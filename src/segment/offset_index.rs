@@ -125,6 +125,18 @@ pub(crate) struct Seek {
     pub(crate) reach: u64,
 }
 
+impl Seek {
+    /// A read from the segment's first byte, based at `base_offset`: nothing to estimate.
+    pub(crate) fn from_start(base_offset: i64) -> Seek {
+        Seek {
+            position: 0,
+            at_least: base_offset,
+            next_position: 0,
+            reach: 0,
+        }
+    }
+}
+
 /// Where to read `target` from in a segment based at `base_offset` whose published log ends
 /// at byte `size` and offset `next_offset` (see [`Seek`]).
 pub(crate) fn seek(
@@ -143,12 +155,7 @@ pub(crate) fn seek(
         .floor_index(relative)
         .and_then(|i| Some((i, entry(i)?)))
     else {
-        return Seek {
-            position: 0,
-            at_least: base_offset,
-            next_position: 0,
-            reach: 0,
-        };
+        return Seek::from_start(base_offset);
     };
     let at_least = i
         .checked_sub(1)
