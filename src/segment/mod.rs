@@ -429,14 +429,19 @@ impl Segment {
     /// Maps the active segment with room to grow to `capacity` bytes, where the disk allows a
     /// mapping past the end of a file. Reads then need no system call.
     pub(crate) fn map_for_growth(&self, capacity: u64) {
+        // Set once: an appender made again for the same segment keeps the first mapping
+        // rather than map the file again only to drop it.
+        if self.map.get().is_some() {
+            return;
+        }
         let Ok(log) = self.log() else { return };
         if !log.can_map_past_end() {
             return;
         }
         let len = capacity.max(self.size());
         if let Ok(Some(map)) = log.map(len) {
-            // Already decided (an appender made again for the same segment): the first
-            // mapping stands; reads past its length use pread.
+            // Decided meanwhile by another caller: theirs stands (reads past its length use
+            // pread), and this one is unmapped.
             let _ = self.map.set(Some(Arc::new(map)));
         }
     }
