@@ -259,22 +259,18 @@ fn resume_after_deletion(position: Option<i64>, log_start: i64) -> Option<i64> {
 /// Tells stderr that a record already read came again (a position moved back) and was not
 /// printed twice.
 fn say_again(topic: &str, partition: u32, offset: i64) {
-    use std::io::Write as _;
-    let _ = writeln!(
-        std::io::stderr(),
-        "topiclog: {topic}-{partition}: offset {offset} came again after it was read; not printed twice"
-    );
+    crate::logger::say(format_args!(
+        "{topic}-{partition}: offset {offset} came again after it was read; not printed twice"
+    ));
 }
 
 /// Tells stderr that records `from..to` of a partition were deleted (by the writer's
 /// retention) before they could be read.
 fn say_skipped(topic: &str, partition: u32, from: i64, to: i64) {
-    use std::io::Write as _;
-    let _ = writeln!(
-        std::io::stderr(),
-        "topiclog: {topic}-{partition}: skipped {} offsets ({from}..{to}), deleted by retention before they were read; continuing from the log start {to}",
+    crate::logger::say(format_args!(
+        "{topic}-{partition}: skipped {} offsets ({from}..{to}), deleted by retention before they were read; continuing from the log start {to}",
         to.saturating_sub(from)
-    );
+    ));
 }
 
 /// `consume --group`: a member of the group (or, with `--partition`, a hand-assigned

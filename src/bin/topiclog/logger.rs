@@ -30,15 +30,18 @@ impl Log for Stderr {
             Level::Debug => "debug",
             Level::Trace => "trace",
         };
-        // A closed stderr leaves nowhere to report to.
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "topiclog: {level}: {}",
-            record.args()
-        );
+        say(format_args!("{level}: {}", record.args()));
     }
 
     fn flush(&self) {}
+}
+
+/// Writes `topiclog: {line}` and a newline to stderr in one write: stderr is unbuffered, and a
+/// line formatted piece by piece goes out in several, which a kill (or another process
+/// writing to the same stream) can split. A closed stderr leaves nowhere to report to.
+pub(crate) fn say(line: std::fmt::Arguments<'_>) {
+    let line = format!("topiclog: {line}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// The level for `-v` given `verbose` times, or `-q`.

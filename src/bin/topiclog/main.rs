@@ -20,7 +20,6 @@ mod produce;
 mod replicate;
 mod verify;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -290,7 +289,7 @@ fn main() -> ExitCode {
         }
         Err(failure) => {
             let _ = out.flush();
-            let _ = writeln!(std::io::stderr(), "topiclog: {failure}");
+            logger::say(format_args!("{failure}"));
             ExitCode::from(2)
         }
     }
@@ -307,10 +306,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => "no command given".to_owned(),
         _ => one_line(&e.render().to_string()),
     };
-    let _ = writeln!(
-        std::io::stderr(),
-        "topiclog: {message} (see 'topiclog --help')"
-    );
+    logger::say(format_args!("{message} (see 'topiclog --help')"));
     ExitCode::from(2)
 }
 
